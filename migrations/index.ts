@@ -1,0 +1,10 @@
+import { InitialSchema1764000000000 } from './1764000000000-InitialSchema.js';
+
+/**
+ * Every migration, in order. Listed explicitly (not globbed) so the app, the CLI and the tests load
+ * the same classes whether they run from TypeScript or from the compiled output.
+ */
+export const MIGRATIONS = [InitialSchema1764000000000];
+
+/** The migration that `db:stamp` records by default: the schema the Python service created. */
+export const BASELINE_MIGRATION = 'InitialSchema1764000000000';

@@ -1,0 +1,55 @@
+import { Global, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { buildDataSourceOptions } from './data-source-options.js';
+import { DatabaseRuntime, initializeDataSource } from './database-runtime.js';
+
+@Global()
+@Module({
+  providers: [
+    {
+      provide: DatabaseRuntime,
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) => DatabaseRuntime.open(config),
+    },
+  ],
+  exports: [DatabaseRuntime],
+})
+class DatabaseRuntimeModule {}
+
+/**
+ * TypeORM on either database, built from the same options and initialiser as the CLI's.
+ */
+@Module({
+  imports: [
+    DatabaseRuntimeModule,
+    TypeOrmModule.forRootAsync({
+      imports: [DatabaseRuntimeModule],
+      inject: [APP_CONFIG, DatabaseRuntime],
+      useFactory: (config: AppConfig, runtime: DatabaseRuntime) => ({
+        ...buildDataSourceOptions(config, runtime.endpoint),
+        // Fail fast with the real error: a retry loop hides a wrong URL behind a long wait.
+        retryAttempts: 1,
+      }),
+      dataSourceFactory: async (options) => {
+        if (!options) throw new Error('TypeORM options missing');
+        return initializeDataSource(options);
+      },
+    }),
+  ],
+})
+export class DatabaseModule implements OnApplicationShutdown {
+  private readonly logger = new Logger(DatabaseModule.name);
+  constructor(
+    private readonly runtime: DatabaseRuntime,
+    private readonly dataSource: DataSource,
+  ) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    // The pool must close before the embedded server under it stops.
+    if (this.dataSource.isInitialized) await this.dataSource.destroy();
+    await this.runtime.close();
+    this.logger.log(`Database closed (${this.runtime.mode})`);
+  }
+}

@@ -1,0 +1,26 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { ConfigValidationError, loadAppConfig, loadDotEnv } from './config/app-config.js';
+import { createApp } from './app.factory.js';
+
+async function main(): Promise<void> {
+  loadDotEnv();
+  const config = loadAppConfig(process.env);
+  const app = await createApp(config);
+  await app.listen(config.port, config.host);
+  new Logger('Main').log(
+    `Listening on http://${config.host}:${config.port} (database: ${config.database.mode}${
+      config.database.mode === 'embedded' ? `, ${config.database.dataDir}` : ''
+    }); OpenAPI at /docs`,
+  );
+}
+
+main().catch((err: unknown) => {
+  // Expected start-up failures get one line, not a stack trace.
+  if (err instanceof ConfigValidationError) {
+    console.error(err.message);
+  } else {
+    console.error(`Start-up failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,87 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import request from 'supertest';
+import { DataSource } from 'typeorm';
+import { createApp } from '../src/app.factory.js';
+import { loadAppConfig } from '../src/config/app-config.js';
+import { startTestApp, type TestApp } from './support/test-app.js';
+import { TEST_TARGET } from './support/test-database.js';
+
+describe('the application', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(() => t.close());
+
+  it('GET /health answers 200 when the database answers', async () => {
+    const res = await request(t.server).get('/health').expect(200);
+    expect(res.body).toMatchObject({ status: 'ok', info: { database: { status: 'up' } } });
+  });
+
+  it('serves the OpenAPI document at /docs-json and Swagger UI at /docs', async () => {
+    const res = await request(t.server).get('/docs-json').expect(200);
+    expect(res.body.openapi).toMatch(/^3\./);
+    expect(Object.keys(res.body.paths)).toContain('/health');
+    await request(t.server).get('/docs').redirects(1).expect(200);
+  });
+
+  it('GET /health answers 503 once the database is gone', async () => {
+    const other = await startTestApp();
+    try {
+      await other.dataSource.destroy();
+      const res = await request(other.server).get('/health').expect(503);
+      expect(res.body.status).toBe('error');
+      expect(JSON.stringify(res.body)).not.toMatch(/postgres(ql)?:\/\//);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe('configuration errors', () => {
+  it.each([
+    [{ PORT: 'eighty' }, /PORT must/],
+    [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL must be a postgres/],
+    [{ DB_MIGRATE_ON_START: 'maybe' }, /DB_MIGRATE_ON_START must be true or false/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
+  ])('%j stops the service with a one-line message naming the variable', (env, message) => {
+    const result = spawnSync(process.execPath, ['dist/src/main.js'], {
+      env: { PATH: process.env.PATH, ...env },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(result.status).toBe(1);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^Invalid configuration: /);
+    expect(lines[0]).toMatch(message);
+  });
+});
+
+(TEST_TARGET === 'embedded' ? describe : describe.skip)('the embedded database on disk', () => {
+  it('keeps the data of one start for the next', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kb-persist-'));
+    try {
+      const config = loadAppConfig({
+        DATA_DIR: dir,
+        LOG_LEVEL: 'warn',
+        EMBEDDED_TEMPLATE: process.env.EMBEDDED_TEMPLATE,
+      });
+      const first = await createApp(config);
+      await first.get(DataSource).query(
+        `INSERT INTO documents (document_id, document_name, category, document_type, source_file, file_name)
+         VALUES ('kept', 'n', 'c', 't', 's', 'f')`,
+      );
+      await first.close();
+      const second = await createApp(config);
+      const rows = await second.get(DataSource).query<unknown[]>(`SELECT document_id FROM documents`);
+      await second.close();
+      expect(rows).toEqual([{ document_id: 'kept' }]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,31 @@
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { Server } from 'node:http';
+import { DataSource } from 'typeorm';
+import { createApp } from '../../src/app.factory.js';
+import type { AppConfig } from '../../src/config/app-config.js';
+import { createTestDatabase, type TestDatabase, testConfig } from './test-database.js';
+
+export interface TestApp {
+  readonly app: NestFastifyApplication;
+  readonly server: Server;
+  readonly dataSource: DataSource;
+  readonly config: AppConfig;
+  close(): Promise<void>;
+}
+
+/** The real application (same factory as `main`) on a fresh database of the current test target. */
+export async function startTestApp(overrides: Record<string, string> = {}): Promise<TestApp> {
+  const db: TestDatabase = await createTestDatabase();
+  const config = testConfig(db, overrides);
+  const app = await createApp(config);
+  return {
+    app,
+    server: app.getHttpServer(),
+    dataSource: app.get(DataSource),
+    config,
+    close: async () => {
+      await app.close();
+      await db.drop();
+    },
+  };
+}
