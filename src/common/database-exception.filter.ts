@@ -1,0 +1,82 @@
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
+import { QueryFailedError } from 'typeorm';
+
+/** PostgreSQL error codes a client can cause, with the status and a message that carries no SQL. */
+const CLIENT_ERRORS: Record<string, [number, string]> = {
+  '23505': [HttpStatus.CONFLICT, 'A record with the same unique key already exists'],
+  '23503': [HttpStatus.CONFLICT, 'The record refers to, or is referred to by, another record'],
+  '23502': [HttpStatus.BAD_REQUEST, 'A required value is missing'],
+  '23514': [HttpStatus.BAD_REQUEST, 'A value breaks a check constraint'],
+  '22001': [HttpStatus.BAD_REQUEST, 'A value is too long for its field'],
+  '22003': [HttpStatus.BAD_REQUEST, 'A number is out of range'],
+  '22P02': [HttpStatus.BAD_REQUEST, 'A value has the wrong format'],
+  '22023': [HttpStatus.BAD_REQUEST, 'A value is invalid'],
+  '22000': [HttpStatus.BAD_REQUEST, 'A value is invalid'], // pgvector: "different vector dimensions"
+  '54000': [HttpStatus.BAD_REQUEST, 'A value is too large'],
+  '57014': [HttpStatus.SERVICE_UNAVAILABLE, 'The query took too long and was cancelled'],
+  '53300': [HttpStatus.SERVICE_UNAVAILABLE, 'The database has no free connection'],
+  '57P01': [HttpStatus.SERVICE_UNAVAILABLE, 'The database is restarting'],
+  '57P03': [HttpStatus.SERVICE_UNAVAILABLE, 'The database is starting up'],
+};
+
+/** Errors of the driver or the pool that mean "the database is unreachable right now". */
+const UNAVAILABLE =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|timeout exceeded when trying to connect|Connection terminated|Driver not Connected|Client has encountered a connection error|not queryable/i;
+
+/**
+ * The one global exception filter: HttpExceptions pass through in Nest's standard shape; database
+ * errors become a 4xx or 503 naming the problem, never SQL; anything else is a 500 whose details
+ * go to the log only.
+ */
+@Catch()
+export class DatabaseExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Exceptions');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const reply = host.switchToHttp().getResponse<FastifyReply>();
+    const [status, body] = this.toResponse(exception);
+    void reply.status(status).send(body);
+  }
+
+  private toResponse(exception: unknown): [number, Record<string, unknown>] {
+    if (exception instanceof HttpException) {
+      const response = exception.getResponse();
+      const body =
+        typeof response === 'string'
+          ? { statusCode: exception.getStatus(), message: response, error: exception.name }
+          : (response as Record<string, unknown>);
+      return [exception.getStatus(), body];
+    }
+    if (exception instanceof QueryFailedError) {
+      const code = (exception.driverError as { code?: string } | undefined)?.code ?? '';
+      const known = CLIENT_ERRORS[code];
+      if (known) {
+        const [status, message] = known;
+        if (status >= 500) this.logger.warn(`${message} (SQLSTATE ${code})`);
+        return [status, standardBody(status, message)];
+      }
+    }
+    const message = exception instanceof Error ? exception.message : String(exception);
+    if (UNAVAILABLE.test(message)) {
+      this.logger.warn(`Database unavailable: ${message}`);
+      return [
+        HttpStatus.SERVICE_UNAVAILABLE,
+        standardBody(HttpStatus.SERVICE_UNAVAILABLE, 'The database is unavailable; retry shortly'),
+      ];
+    }
+    this.logger.error(message, exception instanceof Error ? exception.stack : undefined);
+    return [HttpStatus.INTERNAL_SERVER_ERROR, standardBody(HttpStatus.INTERNAL_SERVER_ERROR, 'Internal server error')];
+  }
+}
+
+const STATUS_NAMES: Partial<Record<number, string>> = {
+  400: 'Bad Request',
+  409: 'Conflict',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+function standardBody(statusCode: number, message: string): Record<string, unknown> {
+  return { statusCode, message, error: STATUS_NAMES[statusCode] ?? 'Error' };
+}
