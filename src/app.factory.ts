@@ -20,9 +20,13 @@ const NEST_LOG_LEVELS: Record<LogLevel, NestLogLevel[]> = {
  * the real pipes, filters and OpenAPI document rather than a copy.
  */
 export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), new FastifyAdapter(), {
-    logger: NEST_LOG_LEVELS[config.logLevel],
-  });
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.forRoot(config),
+    new FastifyAdapter({ bodyLimit: 32 * 1024 * 1024 }),
+    {
+      logger: NEST_LOG_LEVELS[config.logLevel],
+    },
+  );
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
   app.enableShutdownHooks();
   const document = SwaggerModule.createDocument(

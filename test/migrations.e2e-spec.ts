@@ -36,7 +36,7 @@ describe('InitialSchema migration', () => {
   });
 
   it('goes up, down and up again, leaving the same schema', async () => {
-    expect(await runPendingMigrations(ds)).toEqual(['InitialSchema1764000000000']);
+    expect(await runPendingMigrations(ds)).toEqual(['InitialSchema1764000000000', 'AlignLegacySchema1764000000001']);
     const first = await schemaSnapshot(ds);
     expect(first).toEqual(
       expect.arrayContaining([
@@ -60,6 +60,8 @@ describe('InitialSchema migration', () => {
     // Every column carries a comment.
     expect(first.filter((l) => l.startsWith('column ') && l.endsWith('comment='))).toEqual([]);
 
+    // AlignLegacySchema first (back to the Python service's shape), then InitialSchema.
+    await ds.undoLastMigration({ transaction: 'each' });
     await ds.undoLastMigration({ transaction: 'each' });
     const afterDown = await schemaSnapshot(ds);
     expect(afterDown.filter((l) => !l.startsWith('index ') || !l.includes('migrations'))).toEqual([]);
@@ -70,7 +72,7 @@ describe('InitialSchema migration', () => {
     >(`SELECT count(*)::int AS n FROM pg_extension WHERE extname = 'vector'`);
     expect(ext[0].n).toBe(0);
 
-    expect(await runPendingMigrations(ds)).toEqual(['InitialSchema1764000000000']);
+    expect(await runPendingMigrations(ds)).toEqual(['InitialSchema1764000000000', 'AlignLegacySchema1764000000001']);
     expect(await schemaSnapshot(ds)).toEqual(first);
   });
 

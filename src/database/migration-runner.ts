@@ -1,5 +1,6 @@
 import type { DataSource, QueryRunner } from 'typeorm';
 import { MigrationExecutor } from 'typeorm';
+import { MIGRATIONS_TABLE } from './data-source-options.js';
 
 /** Arbitrary but fixed key: every instance of this service serialises its migrations on it. */
 const MIGRATION_LOCK_KEY = 727_274_001;
@@ -33,24 +34,67 @@ export async function assertServerCompatible(runner: QueryRunner): Promise<void>
   }
 }
 
+/** The tables InitialSchema creates: if any of them exists, the database was not built by us. */
+export const BASELINE_TABLES = ['documents', 'langchain_pg_collection', 'langchain_pg_embedding'] as const;
+
+/** The baseline tables exist but no migration is recorded: running InitialSchema would fail half-way. */
+export class DatabaseNotStampedError extends DatabaseCompatibilityError {
+  constructor(tables: string[]) {
+    super(
+      `The database already has the tables ${tables.join(', ')} but no migration is recorded in "${MIGRATIONS_TABLE}": ` +
+        'it was created by another tool (the Python service). Run `npm run db:stamp` to verify and record the baseline, ' +
+        'then `npm run db:migrate` (see docs/MIGRATIONS.md). Nothing was changed.',
+    );
+    this.name = 'DatabaseNotStampedError';
+  }
+}
+
+/**
+ * Refuses to migrate a pre-existing database that was never stamped (see DatabaseNotStampedError).
+ * Returns silently when migrations are recorded or when none of the baseline tables exists.
+ */
+export async function assertStampedOrEmpty(runner: QueryRunner): Promise<void> {
+  const present = (await runner.query(
+    `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname = ANY($1::text[])
+      ORDER BY 1`,
+    [[...BASELINE_TABLES]],
+  )) as Array<{ name: string }>;
+  if (present.length === 0) return;
+  if (await runner.hasTable(MIGRATIONS_TABLE)) {
+    const [{ n }] = (await runner.query(`SELECT count(*)::int AS n FROM ${MIGRATIONS_TABLE}`)) as Array<{ n: number }>;
+    if (n > 0) return;
+  }
+  throw new DatabaseNotStampedError(present.map((r) => r.name));
+}
+
+/** Takes the migration lock on `runner`'s session, runs `fn`, and releases the lock. */
+export async function withMigrationLock<T>(runner: QueryRunner, fn: () => Promise<T>): Promise<T> {
+  await runner.query(`SELECT pg_advisory_lock($1)`, [MIGRATION_LOCK_KEY]);
+  try {
+    return await fn();
+  } finally {
+    await runner.query(`SELECT pg_advisory_unlock($1)`, [MIGRATION_LOCK_KEY]);
+  }
+}
+
 /**
  * Runs pending migrations on one dedicated connection, under a session advisory lock so that
  * several instances starting together do not race each other. Returns the names it applied.
+ * Refuses (DatabaseNotStampedError, nothing changed) on a pre-existing database that was not stamped.
  */
 export async function runPendingMigrations(dataSource: DataSource): Promise<string[]> {
   const runner = dataSource.createQueryRunner();
   try {
     await runner.connect();
     await assertServerCompatible(runner);
-    await runner.query(`SELECT pg_advisory_lock($1)`, [MIGRATION_LOCK_KEY]);
-    try {
+    return await withMigrationLock(runner, async () => {
+      await assertStampedOrEmpty(runner);
       const executor = new MigrationExecutor(dataSource, runner);
       executor.transaction = 'each';
       const applied = await executor.executePendingMigrations();
       return applied.map((m) => m.name);
-    } finally {
-      await runner.query(`SELECT pg_advisory_unlock($1)`, [MIGRATION_LOCK_KEY]);
-    }
+    });
   } finally {
     await runner.release();
   }

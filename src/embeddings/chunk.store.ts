@@ -47,6 +47,24 @@ export class ChunkStore {
     return manager.findOneOrFail(CollectionEntity, { where: { name } });
   }
 
+  /**
+   * Creates the named collection with getOrCreateCollection's metadata defaults; null when a
+   * collection of that name already exists (also when a concurrent writer created it first).
+   */
+  async createCollection(
+    manager: EntityManager,
+    name: string,
+    metadata: Record<string, unknown> = {},
+  ): Promise<CollectionEntity | null> {
+    const rows = await manager.query<Array<{ uuid: string }>>(
+      `INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES ($1, $2, $3)
+       ON CONFLICT (name) DO NOTHING RETURNING uuid`,
+      [randomUUID(), name, { embedding_model: this.provider.model, dimensions: this.provider.dimensions, ...metadata }],
+    );
+    if (rows.length === 0) return null;
+    return manager.findOneOrFail(CollectionEntity, { where: { uuid: rows[0].uuid } });
+  }
+
   /** The dimension of the vectors already stored in a collection, or null when it holds none. */
   async collectionDimension(manager: EntityManager, collectionUuid: string): Promise<number | null> {
     const rows = await manager.query<Array<{ dims: number }>>(

@@ -2,13 +2,18 @@ import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { ChunkStore } from './chunk.store.js';
+import { CollectionsController } from './collections.controller.js';
+import { CollectionsService } from './collections.service.js';
 import { CollectionEntity } from './collection.entity.js';
 import { EmbeddingEntity } from './embedding.entity.js';
+import { EmbeddingsController } from './embeddings.controller.js';
+import { EmbeddingsService } from './embeddings.service.js';
 import { EMBEDDING_PROVIDER, type EmbeddingProvider } from './providers/embedding-provider.js';
 import { LocalEmbeddingProvider } from './providers/local-embedding.provider.js';
 
 @Module({
   imports: [TypeOrmModule.forFeature([CollectionEntity, EmbeddingEntity])],
+  controllers: [CollectionsController, EmbeddingsController],
   providers: [
     {
       provide: EMBEDDING_PROVIDER,
@@ -21,6 +26,8 @@ import { LocalEmbeddingProvider } from './providers/local-embedding.provider.js'
       },
     },
     ChunkStore,
+    CollectionsService,
+    EmbeddingsService,
   ],
   exports: [EMBEDDING_PROVIDER, ChunkStore],
 })

@@ -1,0 +1,86 @@
+import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Patch, Post, Query } from '@nestjs/common';
+import {
+  ApiBadRequestResponse,
+  ApiConflictResponse,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
+import { DocumentsService } from './documents.service.js';
+import {
+  CreateDocumentDto,
+  DocumentChunkListDto,
+  DocumentDto,
+  DocumentListDto,
+  ListChunksQueryDto,
+  ListDocumentsQueryDto,
+  UpdateDocumentDto,
+} from './dto/document.dto.js';
+
+@ApiTags('documents')
+@Controller('documents')
+export class DocumentsController {
+  constructor(private readonly documents: DocumentsService) {}
+
+  @Get()
+  @ApiOperation({ summary: 'List documents with filters, case-insensitive search, sorting and pagination' })
+  @ApiOkResponse({ type: DocumentListDto })
+  @ApiBadRequestResponse({ description: 'Invalid query parameter' })
+  list(@Query() query: ListDocumentsQueryDto): Promise<DocumentListDto> {
+    return this.documents.list(query);
+  }
+
+  @Get(':documentId')
+  @ApiOperation({ summary: 'One document by its documentId' })
+  @ApiOkResponse({ type: DocumentDto })
+  @ApiNotFoundResponse({ description: 'No document with this documentId' })
+  get(@Param('documentId') documentId: string): Promise<DocumentDto> {
+    return this.documents.get(documentId);
+  }
+
+  @Get(':documentId/chunks')
+  @ApiOperation({ summary: "The document's chunks, ordered by chunk_index then id" })
+  @ApiOkResponse({ type: DocumentChunkListDto })
+  @ApiBadRequestResponse({ description: 'Invalid query parameter' })
+  @ApiNotFoundResponse({ description: 'No document with this documentId' })
+  chunks(@Param('documentId') documentId: string, @Query() query: ListChunksQueryDto): Promise<DocumentChunkListDto> {
+    return this.documents.listChunks(documentId, query);
+  }
+
+  @Post()
+  @ApiOperation({
+    summary: 'Create a document, optionally with its chunks, in one transaction',
+    description:
+      'Missing chunk ids are generated and missing vectors computed by the configured provider. Chunk metadata ' +
+      'gets document_id, chunk_id, chunk_index, total_chunks, document_type and status. All or nothing.',
+  })
+  @ApiCreatedResponse({ type: DocumentDto })
+  @ApiBadRequestResponse({ description: 'Invalid body, too many chunks, dimension mismatch or duplicate chunk ids' })
+  @ApiConflictResponse({ description: 'documentId exists, or a chunk id belongs to another document' })
+  create(@Body() dto: CreateDocumentDto): Promise<DocumentDto> {
+    return this.documents.create(dto);
+  }
+
+  @Patch(':documentId')
+  @ApiOperation({
+    summary: 'Update document fields; status, documentType and category are written into every chunk too',
+  })
+  @ApiOkResponse({ type: DocumentDto })
+  @ApiBadRequestResponse({ description: 'Invalid body' })
+  @ApiNotFoundResponse({ description: 'No document with this documentId' })
+  update(@Param('documentId') documentId: string, @Body() dto: UpdateDocumentDto): Promise<DocumentDto> {
+    return this.documents.update(documentId, dto);
+  }
+
+  @Delete(':documentId')
+  @HttpCode(HttpStatus.NO_CONTENT)
+  @ApiOperation({ summary: 'Delete a document and its chunks in one transaction' })
+  @ApiNoContentResponse({ description: 'Deleted' })
+  @ApiNotFoundResponse({ description: 'No document with this documentId' })
+  remove(@Param('documentId') documentId: string): Promise<void> {
+    return this.documents.remove(documentId);
+  }
+}

@@ -1,0 +1,261 @@
+import { BadRequestException, ConflictException, Inject, Injectable, NotFoundException } from '@nestjs/common';
+import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
+import { randomUUID } from 'node:crypto';
+import { posix } from 'node:path';
+import { DataSource, type EntityManager, QueryFailedError, Repository } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { ChunkStore } from '../embeddings/chunk.store.js';
+import { DocumentEntity } from './document.entity.js';
+import {
+  type CreateDocumentDto,
+  type DocumentChunkListDto,
+  type DocumentDto,
+  type DocumentListDto,
+  type DocumentSort,
+  type ListChunksQueryDto,
+  type ListDocumentsQueryDto,
+  type UpdateDocumentDto,
+} from './dto/document.dto.js';
+
+/** Sort keys of the API → entity properties (a fixed list: never an identifier from the request). */
+const SORT_COLUMNS: Record<DocumentSort, string> = {
+  createdAt: 'd.createdAt',
+  updatedAt: 'd.updatedAt',
+  documentName: 'd.documentName',
+  documentId: 'd.documentId',
+};
+
+/** Orders chunks by their integer chunk_index (a non-integer or missing index sorts last), then id. */
+const CHUNK_ORDER = `CASE WHEN e.cmetadata->>'chunk_index' ~ '^-?[0-9]{1,9}$'
+                          THEN (e.cmetadata->>'chunk_index')::int END NULLS LAST, e.id`;
+
+/** Writes the changed document fields (status, document_type, category) into every chunk's cmetadata. */
+const PROPAGATE_FIELDS = `UPDATE langchain_pg_embedding
+    SET cmetadata = (CASE WHEN jsonb_typeof(cmetadata) = 'object' THEN cmetadata ELSE '{}'::jsonb END) || $2::jsonb
+  WHERE cmetadata->>'document_id' = $1`;
+
+/** Same, plus the nested status keys and one more entry in the status change history. */
+const PROPAGATE_STATUS = `UPDATE langchain_pg_embedding
+    SET cmetadata = (CASE WHEN jsonb_typeof(cmetadata) = 'object' THEN cmetadata ELSE '{}'::jsonb END) || $2::jsonb
+      || jsonb_build_object(
+           'document_info',
+           (CASE WHEN jsonb_typeof(cmetadata->'document_info') = 'object'
+                 THEN cmetadata->'document_info' ELSE '{}'::jsonb END)
+             || jsonb_build_object('document_status', $3::text),
+           'processing_metadata',
+           (CASE WHEN jsonb_typeof(cmetadata->'processing_metadata') = 'object'
+                 THEN cmetadata->'processing_metadata' ELSE '{}'::jsonb END)
+             || jsonb_build_object(
+                  'processing_status', $3::text,
+                  'status_change_history',
+                  (CASE WHEN jsonb_typeof(cmetadata->'processing_metadata'->'status_change_history') = 'array'
+                        THEN cmetadata->'processing_metadata'->'status_change_history' ELSE '[]'::jsonb END)
+                    || jsonb_build_array($4::jsonb)))
+  WHERE cmetadata->>'document_id' = $1`;
+
+/** Escapes LIKE wildcards so the user's text matches literally (escape character: backslash). */
+function likeContains(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+function isDocumentIdConflict(error: unknown): boolean {
+  if (!(error instanceof QueryFailedError)) return false;
+  const driverError = (error as QueryFailedError<Error>).driverError as
+    { code?: string; constraint?: string } | undefined;
+  return (
+    driverError?.code === '23505' &&
+    (driverError.constraint ?? 'ix_documents_document_id') === 'ix_documents_document_id'
+  );
+}
+
+function toDto(e: DocumentEntity): DocumentDto {
+  return {
+    id: e.id,
+    documentId: e.documentId,
+    documentName: e.documentName,
+    documentType: e.documentType,
+    category: e.category,
+    sourceFile: e.sourceFile,
+    fileName: e.fileName,
+    totalChunks: e.totalChunks,
+    status: e.status,
+    createdAt: e.createdAt,
+    updatedAt: e.updatedAt,
+  };
+}
+
+@Injectable()
+export class DocumentsService {
+  constructor(
+    @InjectRepository(DocumentEntity) private readonly documents: Repository<DocumentEntity>,
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly chunks: ChunkStore,
+  ) {}
+
+  async list(q: ListDocumentsQueryDto): Promise<DocumentListDto> {
+    const qb = this.documents.createQueryBuilder('d');
+    if (q.documentType !== undefined) qb.andWhere('d.documentType = :documentType', { documentType: q.documentType });
+    if (q.category !== undefined) qb.andWhere('d.category = :category', { category: q.category });
+    if (q.status !== undefined) qb.andWhere('d.status = :status', { status: q.status });
+    if (q.search !== undefined && q.search !== '') {
+      qb.andWhere(`(d.documentName ILIKE :search ESCAPE '\\' OR d.documentId ILIKE :search ESCAPE '\\')`, {
+        search: likeContains(q.search),
+      });
+    }
+    const direction = q.order === 'asc' ? 'ASC' : 'DESC';
+    qb.orderBy(SORT_COLUMNS[q.sort], direction).addOrderBy('d.id', direction).skip(q.offset).take(q.limit);
+    const [rows, total] = await qb.getManyAndCount();
+    return { items: rows.map(toDto), total, limit: q.limit, offset: q.offset };
+  }
+
+  async get(documentId: string): Promise<DocumentDto> {
+    return toDto(await this.findOrFail(this.dataSource.manager, documentId));
+  }
+
+  async create(dto: CreateDocumentDto): Promise<DocumentDto> {
+    const drafts = dto.chunks ?? [];
+    const { maxBatch, defaultCollection } = this.config.embeddings;
+    if (drafts.length > maxBatch) {
+      throw new BadRequestException(`chunks must contain at most ${maxBatch} items (got ${drafts.length})`);
+    }
+    const documentId = dto.documentId ?? randomUUID();
+    const status = dto.status ?? 'active';
+    return this.dataSource
+      .transaction(async (manager) => {
+        if (await manager.exists(DocumentEntity, { where: { documentId } })) {
+          throw new ConflictException(`Document "${documentId}" already exists`);
+        }
+        await manager.insert(DocumentEntity, {
+          documentId,
+          documentName: dto.documentName,
+          documentType: dto.documentType,
+          category: dto.category,
+          sourceFile: dto.sourceFile,
+          fileName: dto.fileName ?? (posix.basename(dto.sourceFile.replace(/\\/g, '/')) || dto.sourceFile),
+          status,
+          totalChunks: 0,
+        });
+        if (drafts.length > 0) {
+          const collection = await this.chunks.getOrCreateCollection(manager, dto.collection ?? defaultCollection);
+          const rows = await this.chunks.complete(drafts);
+          rows.forEach((row, index) => {
+            row.metadata = {
+              ...row.metadata,
+              document_id: documentId,
+              chunk_id: row.id,
+              chunk_index: index,
+              total_chunks: rows.length,
+              document_type: dto.documentType,
+              status,
+            };
+          });
+          await this.chunks.assertWritable(manager, collection, rows);
+          const taken = await manager.query<Array<{ id: string }>>(
+            `SELECT id FROM langchain_pg_embedding
+            WHERE id = ANY($1) AND cmetadata->>'document_id' IS DISTINCT FROM $2 ORDER BY id LIMIT 1`,
+            [rows.map((r) => r.id), documentId],
+          );
+          if (taken.length > 0) {
+            throw new ConflictException(`Chunk id "${taken[0].id}" already belongs to another document`);
+          }
+          await this.chunks.upsert(manager, collection.uuid, rows);
+          await this.chunks.recountDocuments(manager, [documentId]);
+        }
+        return toDto(await this.findOrFail(manager, documentId));
+      })
+      .catch((error: unknown) => {
+        // A concurrent create of the same documentId committed between the pre-check and the insert.
+        if (isDocumentIdConflict(error)) {
+          throw new ConflictException(`Document "${documentId}" already exists`);
+        }
+        throw error;
+      });
+  }
+
+  async update(documentId: string, dto: UpdateDocumentDto): Promise<DocumentDto> {
+    return this.dataSource.transaction(async (manager) => {
+      await this.chunks.lockDocuments(manager, [documentId]);
+      const doc = await this.findOrFail(manager, documentId);
+      const changed: Record<string, string> = {};
+      if (dto.status !== undefined && dto.status !== doc.status) changed.status = dto.status;
+      if (dto.documentType !== undefined && dto.documentType !== doc.documentType) {
+        changed.document_type = dto.documentType;
+      }
+      if (dto.category !== undefined && dto.category !== doc.category) changed.category = dto.category;
+
+      const patch: Partial<DocumentEntity> = {};
+      if (dto.documentName !== undefined) patch.documentName = dto.documentName;
+      if (dto.documentType !== undefined) patch.documentType = dto.documentType;
+      if (dto.category !== undefined) patch.category = dto.category;
+      if (dto.sourceFile !== undefined) patch.sourceFile = dto.sourceFile;
+      if (dto.fileName !== undefined) patch.fileName = dto.fileName;
+      if (dto.status !== undefined) patch.status = dto.status;
+      if (Object.keys(patch).length > 0) await manager.update(DocumentEntity, { id: doc.id }, patch);
+
+      if (changed.status !== undefined) {
+        const entry = { from: doc.status, to: changed.status, changed_at: new Date().toISOString() };
+        await manager.query(PROPAGATE_STATUS, [
+          documentId,
+          JSON.stringify(changed),
+          changed.status,
+          JSON.stringify(entry),
+        ]);
+      } else if (Object.keys(changed).length > 0) {
+        await manager.query(PROPAGATE_FIELDS, [documentId, JSON.stringify(changed)]);
+      }
+      return toDto(await this.findOrFail(manager, documentId));
+    });
+  }
+
+  async remove(documentId: string): Promise<void> {
+    await this.dataSource.transaction(async (manager) => {
+      await this.chunks.lockDocuments(manager, [documentId]);
+      const doc = await this.findOrFail(manager, documentId);
+      await manager.query(`DELETE FROM langchain_pg_embedding WHERE cmetadata->>'document_id' = $1`, [documentId]);
+      await manager.delete(DocumentEntity, { id: doc.id });
+    });
+  }
+
+  async listChunks(documentId: string, q: ListChunksQueryDto): Promise<DocumentChunkListDto> {
+    await this.findOrFail(this.dataSource.manager, documentId);
+    const [{ total }] = await this.dataSource.query<Array<{ total: number }>>(
+      `SELECT count(*)::int AS total FROM langchain_pg_embedding WHERE cmetadata->>'document_id' = $1`,
+      [documentId],
+    );
+    const rows = await this.dataSource.query<
+      Array<{
+        id: string;
+        collection: string | null;
+        content: string | null;
+        metadata: Record<string, unknown> | null;
+        embedding?: string | null;
+      }>
+    >(
+      `SELECT e.id, c.name AS collection, e.document AS content, e.cmetadata AS metadata
+              ${q.includeEmbedding ? ', e.embedding::text AS embedding' : ''}
+         FROM langchain_pg_embedding e
+         LEFT JOIN langchain_pg_collection c ON c.uuid = e.collection_id
+        WHERE e.cmetadata->>'document_id' = $1
+        ORDER BY ${CHUNK_ORDER}
+        LIMIT $2 OFFSET $3`,
+      [documentId, q.limit, q.offset],
+    );
+    return {
+      total,
+      items: rows.map((r) => ({
+        id: r.id,
+        collection: r.collection,
+        content: r.content,
+        metadata: r.metadata,
+        ...(q.includeEmbedding ? { embedding: r.embedding ? (JSON.parse(r.embedding) as number[]) : null } : {}),
+      })),
+    };
+  }
+
+  private async findOrFail(manager: EntityManager, documentId: string): Promise<DocumentEntity> {
+    const doc = await manager.findOne(DocumentEntity, { where: { documentId } });
+    if (!doc) throw new NotFoundException(`Document "${documentId}" not found`);
+    return doc;
+  }
+}

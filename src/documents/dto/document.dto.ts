@@ -1,0 +1,345 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform, Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsNumber,
+  IsObject,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  ValidateNested,
+} from 'class-validator';
+import { DOCUMENT_STATUSES, type DocumentStatus } from '../document.entity.js';
+
+// eslint-disable-next-line no-control-regex -- NUL cannot be stored in a PostgreSQL text column
+const NO_NUL = /^[^\u0000]*$/;
+const NO_NUL_MESSAGE = '$property must not contain NUL characters';
+const COLLECTION_NAME = /^\S{1,255}$/;
+/** Upper bound of the schema; the effective limit is EMBEDDINGS_MAX_BATCH, checked by the service. */
+const ABSOLUTE_MAX_CHUNKS = 100_000;
+const MAX_CONTENT_LENGTH = 100_000;
+const MAX_EMBEDDING_DIMENSIONS = 16_000;
+const FLOAT4_MAX = 3.4e38;
+
+export const DOCUMENT_SORTS = ['createdAt', 'updatedAt', 'documentName', 'documentId'] as const;
+export type DocumentSort = (typeof DOCUMENT_SORTS)[number];
+export const SORT_ORDERS = ['asc', 'desc'] as const;
+export type SortOrder = (typeof SORT_ORDERS)[number];
+
+const toBool = ({ value }: { value: unknown }): unknown => {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  return value;
+};
+
+export class ChunkInputDto {
+  @ApiPropertyOptional({ example: 'law-1-chunk-0', description: 'Chunk id; generated (uuid4) when absent' })
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  @MaxLength(255)
+  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  id?: string;
+
+  @ApiProperty({ example: 'Điều 1. Phạm vi điều chỉnh', maxLength: MAX_CONTENT_LENGTH })
+  @IsString()
+  @MaxLength(MAX_CONTENT_LENGTH)
+  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  content: string;
+
+  @ApiPropertyOptional({
+    example: { section_title: 'Chương I', level: 1 },
+    description:
+      'Extra metadata; document_id, chunk_id, chunk_index, total_chunks, document_type and status are set by the service',
+    type: 'object',
+    additionalProperties: true,
+  })
+  @IsOptional()
+  @IsObject()
+  metadata?: Record<string, unknown>;
+
+  @ApiPropertyOptional({
+    example: [0.12, -0.03, 0.5],
+    type: [Number],
+    description: 'The vector; computed by the configured provider when absent',
+  })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(MAX_EMBEDDING_DIMENSIONS)
+  @IsNumber({ allowNaN: false, allowInfinity: false }, { each: true })
+  @Min(-FLOAT4_MAX, { each: true })
+  @Max(FLOAT4_MAX, { each: true })
+  embedding?: number[];
+}
+
+export class CreateDocumentDto {
+  @ApiPropertyOptional({ example: 'luat-dat-dai-2024', description: 'Business id; a uuid when absent' })
+  @IsOptional()
+  @IsString()
+  @Matches(/^\S{1,255}$/, { message: 'documentId must be 1-255 characters without whitespace' })
+  documentId?: string;
+
+  @ApiProperty({ example: 'Luật Đất đai 2024', maxLength: 10_000 })
+  @IsString()
+  @MinLength(1)
+  @MaxLength(10_000)
+  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  documentName: string;
+
+  @ApiProperty({ example: 'law', maxLength: 50 })
+  @IsString()
+  @MinLength(1)
+  @MaxLength(50)
+  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  documentType: string;
+
+  @ApiProperty({ example: 'dat-dai', maxLength: 100 })
+  @IsString()
+  @MinLength(1)
+  @MaxLength(100)
+  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  category: string;
+
+  @ApiProperty({ example: '/data/laws/luat-dat-dai-2024.pdf', maxLength: 4096 })
+  @IsString()
+  @MinLength(1)
+  @MaxLength(4096)
+  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  sourceFile: string;
+
+  @ApiPropertyOptional({ example: 'luat-dat-dai-2024.pdf', description: 'Basename of sourceFile when absent' })
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  @MaxLength(1024)
+  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  fileName?: string;
+
+  @ApiPropertyOptional({ example: 'active', enum: DOCUMENT_STATUSES, default: 'active' })
+  @IsOptional()
+  @IsIn(DOCUMENT_STATUSES)
+  status?: DocumentStatus;
+
+  @ApiPropertyOptional({ example: 'docs', description: 'Collection of the chunks; DEFAULT_COLLECTION when absent' })
+  @IsOptional()
+  @IsString()
+  @Matches(COLLECTION_NAME, { message: 'collection must be 1-255 characters without whitespace' })
+  collection?: string;
+
+  @ApiPropertyOptional({ type: [ChunkInputDto], description: 'At most EMBEDDINGS_MAX_BATCH (default 1000) chunks' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(ABSOLUTE_MAX_CHUNKS)
+  @ValidateNested({ each: true })
+  @Type(() => ChunkInputDto)
+  chunks?: ChunkInputDto[];
+}
+
+export class UpdateDocumentDto {
+  @ApiPropertyOptional({ example: 'Luật Đất đai 2024 (sửa đổi)', maxLength: 10_000 })
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  @MaxLength(10_000)
+  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  documentName?: string;
+
+  @ApiPropertyOptional({ example: 'decree', maxLength: 50 })
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  @MaxLength(50)
+  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  documentType?: string;
+
+  @ApiPropertyOptional({ example: 'thue', maxLength: 100 })
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  @MaxLength(100)
+  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  category?: string;
+
+  @ApiPropertyOptional({ example: '/data/laws/new.pdf', maxLength: 4096 })
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  @MaxLength(4096)
+  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  sourceFile?: string;
+
+  @ApiPropertyOptional({ example: 'new.pdf', maxLength: 1024 })
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  @MaxLength(1024)
+  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  fileName?: string;
+
+  @ApiPropertyOptional({ example: 'inactive', enum: DOCUMENT_STATUSES })
+  @IsOptional()
+  @IsIn(DOCUMENT_STATUSES)
+  status?: DocumentStatus;
+}
+
+export class ListDocumentsQueryDto {
+  @ApiPropertyOptional({ example: 'law', maxLength: 50 })
+  @IsOptional()
+  @IsString()
+  @MaxLength(50)
+  documentType?: string;
+
+  @ApiPropertyOptional({ example: 'dat-dai', maxLength: 100 })
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  category?: string;
+
+  @ApiPropertyOptional({ example: 'active', enum: DOCUMENT_STATUSES })
+  @IsOptional()
+  @IsIn(DOCUMENT_STATUSES)
+  status?: DocumentStatus;
+
+  @ApiPropertyOptional({
+    example: 'luật đất',
+    maxLength: 255,
+    description: 'Case-insensitive substring of documentName or documentId',
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(255)
+  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  search?: string;
+
+  @ApiPropertyOptional({ example: 50, minimum: 1, maximum: 500, default: 50 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(500)
+  limit: number = 50;
+
+  @ApiPropertyOptional({ example: 0, minimum: 0, default: 0 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(0)
+  @Max(2_147_483_647)
+  offset: number = 0;
+
+  @ApiPropertyOptional({ example: 'createdAt', enum: DOCUMENT_SORTS, default: 'createdAt' })
+  @IsOptional()
+  @IsIn(DOCUMENT_SORTS)
+  sort: DocumentSort = 'createdAt';
+
+  @ApiPropertyOptional({ example: 'desc', enum: SORT_ORDERS, default: 'desc' })
+  @IsOptional()
+  @IsIn(SORT_ORDERS)
+  order: SortOrder = 'desc';
+}
+
+export class ListChunksQueryDto {
+  @ApiPropertyOptional({ example: 100, minimum: 1, maximum: 1000, default: 100 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  limit: number = 100;
+
+  @ApiPropertyOptional({ example: 0, minimum: 0, default: 0 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(0)
+  @Max(2_147_483_647)
+  offset: number = 0;
+
+  @ApiPropertyOptional({ example: false, default: false, description: 'Include each chunk vector' })
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean({ message: 'includeEmbedding must be true or false' })
+  includeEmbedding: boolean = false;
+}
+
+export class DocumentDto {
+  @ApiProperty({ example: '0b7e6a1c-3f4d-4e5a-8b9c-0d1e2f3a4b5c' })
+  id: string;
+
+  @ApiProperty({ example: 'luat-dat-dai-2024' })
+  documentId: string;
+
+  @ApiProperty({ example: 'Luật Đất đai 2024' })
+  documentName: string;
+
+  @ApiProperty({ example: 'law' })
+  documentType: string;
+
+  @ApiProperty({ example: 'dat-dai' })
+  category: string;
+
+  @ApiProperty({ example: '/data/laws/luat-dat-dai-2024.pdf' })
+  sourceFile: string;
+
+  @ApiProperty({ example: 'luat-dat-dai-2024.pdf' })
+  fileName: string;
+
+  @ApiProperty({ example: 12, type: Number, nullable: true })
+  totalChunks: number | null;
+
+  @ApiProperty({ example: 'active', type: String, nullable: true })
+  status: string | null;
+
+  @ApiProperty({ example: '2026-11-24T10:00:00.000Z' })
+  createdAt: Date;
+
+  @ApiProperty({ example: '2026-11-24T10:00:00.000Z' })
+  updatedAt: Date;
+}
+
+export class DocumentListDto {
+  @ApiProperty({ type: [DocumentDto] })
+  items: DocumentDto[];
+
+  @ApiProperty({ example: 1 })
+  total: number;
+
+  @ApiProperty({ example: 50 })
+  limit: number;
+
+  @ApiProperty({ example: 0 })
+  offset: number;
+}
+
+export class DocumentChunkDto {
+  @ApiProperty({ example: 'law-1-chunk-0' })
+  id: string;
+
+  @ApiProperty({ example: 'docs', type: String, nullable: true })
+  collection: string | null;
+
+  @ApiProperty({ example: 'Điều 1. Phạm vi điều chỉnh', type: String, nullable: true })
+  content: string | null;
+
+  @ApiProperty({ example: { document_id: 'law-1', chunk_index: 0 }, type: 'object', additionalProperties: true })
+  metadata: Record<string, unknown> | null;
+
+  @ApiPropertyOptional({ example: [0.12, -0.03, 0.5], type: [Number], nullable: true })
+  embedding?: number[] | null;
+}
+
+export class DocumentChunkListDto {
+  @ApiProperty({ type: [DocumentChunkDto] })
+  items: DocumentChunkDto[];
+
+  @ApiProperty({ example: 3 })
+  total: number;
+}

@@ -1,0 +1,58 @@
+import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Post } from '@nestjs/common';
+import {
+  ApiBadRequestResponse,
+  ApiConflictResponse,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
+import { CollectionsService } from './collections.service.js';
+import { CollectionResponseDto, CreateCollectionDto } from './dto/collection.dto.js';
+
+@ApiTags('collections')
+@Controller('collections')
+export class CollectionsController {
+  constructor(private readonly collections: CollectionsService) {}
+
+  @Get()
+  @ApiOperation({ summary: 'List collections with their chunk counts and vector dimensions' })
+  @ApiOkResponse({ type: [CollectionResponseDto] })
+  list(): Promise<CollectionResponseDto[]> {
+    return this.collections.list();
+  }
+
+  @Post()
+  @ApiOperation({
+    summary: 'Create a collection',
+    description: "metadata records the configured provider's embedding_model and dimensions unless given.",
+  })
+  @ApiCreatedResponse({ type: CollectionResponseDto })
+  @ApiBadRequestResponse({ description: 'Invalid body' })
+  @ApiConflictResponse({ description: 'A collection with this name exists' })
+  create(@Body() dto: CreateCollectionDto): Promise<CollectionResponseDto> {
+    return this.collections.create(dto);
+  }
+
+  @Get(':name')
+  @ApiOperation({ summary: 'One collection by name' })
+  @ApiOkResponse({ type: CollectionResponseDto })
+  @ApiNotFoundResponse({ description: 'No collection with this name' })
+  get(@Param('name') name: string): Promise<CollectionResponseDto> {
+    return this.collections.get(name);
+  }
+
+  @Delete(':name')
+  @HttpCode(HttpStatus.NO_CONTENT)
+  @ApiOperation({
+    summary: 'Delete a collection and its chunks',
+    description: 'Chunks cascade; total_chunks of the documents that lost chunks is corrected in the same transaction.',
+  })
+  @ApiNoContentResponse({ description: 'Deleted' })
+  @ApiNotFoundResponse({ description: 'No collection with this name' })
+  remove(@Param('name') name: string): Promise<void> {
+    return this.collections.remove(name);
+  }
+}

@@ -1,0 +1,50 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsObject, IsOptional, IsString, Matches } from 'class-validator';
+
+/** Collection names: 1-255 characters without whitespace (the DEFAULT_COLLECTION rule). */
+export const COLLECTION_NAME = /^\S{1,255}$/;
+export const COLLECTION_NAME_MESSAGE = '$property must be 1-255 characters without whitespace';
+
+export class CreateCollectionDto {
+  @ApiProperty({ example: 'luat-thue', description: 'Unique collection name, 1-255 characters without whitespace' })
+  @IsString()
+  @Matches(COLLECTION_NAME, { message: COLLECTION_NAME_MESSAGE })
+  name: string;
+
+  @ApiPropertyOptional({
+    example: { embedding_model: 'local-hash-ngram-384', dimensions: 384 },
+    description: "Collection metadata; embedding_model and dimensions default to the configured provider's",
+    type: 'object',
+    additionalProperties: true,
+  })
+  @IsOptional()
+  @IsObject()
+  metadata?: Record<string, unknown>;
+}
+
+export class CollectionResponseDto {
+  @ApiProperty({ example: '9f1c1f0e-5a53-4bde-9d4c-0c3d1b8d2f10' })
+  uuid: string;
+
+  @ApiProperty({ example: 'docs' })
+  name: string;
+
+  @ApiProperty({
+    example: { embedding_model: 'local-hash-ngram-384', dimensions: 384 },
+    type: 'object',
+    additionalProperties: true,
+    nullable: true,
+  })
+  metadata: Record<string, unknown> | null;
+
+  @ApiProperty({ example: 42, description: 'Number of chunks in the collection' })
+  chunkCount: number;
+
+  @ApiProperty({
+    example: 384,
+    type: Number,
+    nullable: true,
+    description: 'Dimension of the stored vectors; null when the collection holds none',
+  })
+  dimensions: number | null;
+}

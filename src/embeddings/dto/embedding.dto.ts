@@ -1,0 +1,130 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
+  IsNumber,
+  IsObject,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  ValidateBy,
+  ValidateNested,
+} from 'class-validator';
+import { COLLECTION_NAME, COLLECTION_NAME_MESSAGE } from './collection.dto.js';
+
+export const MAX_CONTENT_LENGTH = 100_000;
+export const MAX_EMBEDDING_DIMENSIONS = 16_000;
+/** Largest magnitude a pgvector component (float4) can hold. */
+const FLOAT4_MAX = 3.4e38;
+/** Upper bound of the schema; the effective limit is EMBEDDINGS_MAX_BATCH, checked by the service. */
+const ABSOLUTE_MAX_ITEMS = 100_000;
+
+/** PostgreSQL text cannot hold U+0000: reject it as a 400 rather than let the insert fail. */
+function NoNul(): PropertyDecorator {
+  return ValidateBy({
+    name: 'noNul',
+    validator: {
+      validate: (value: unknown) => typeof value !== 'string' || !value.includes('\u0000'),
+      defaultMessage: () => '$property must not contain NUL characters',
+    },
+  });
+}
+
+export class EmbeddingItemDto {
+  @ApiPropertyOptional({
+    example: 'b7e6a1c2-3f4d-4e5a-8b9c-0d1e2f3a4b5c',
+    description: 'Chunk id; an existing id is updated (upsert). Generated (uuid4) when absent',
+  })
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  @MaxLength(255)
+  @NoNul()
+  id?: string;
+
+  @ApiProperty({ example: 'Điều 1. Phạm vi điều chỉnh', maxLength: MAX_CONTENT_LENGTH })
+  @IsString()
+  @MaxLength(MAX_CONTENT_LENGTH)
+  @NoNul()
+  content: string;
+
+  @ApiPropertyOptional({
+    example: { document_id: 'law-1', chunk_index: 0 },
+    description: 'Chunk metadata; document_id links the chunk to a document',
+    type: 'object',
+    additionalProperties: true,
+  })
+  @IsOptional()
+  @IsObject()
+  metadata?: Record<string, unknown>;
+
+  @ApiPropertyOptional({
+    example: [0.12, -0.03, 0.5],
+    type: [Number],
+    minItems: 1,
+    maxItems: MAX_EMBEDDING_DIMENSIONS,
+    description: 'The vector; computed by the configured provider when absent',
+  })
+  @IsOptional()
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(MAX_EMBEDDING_DIMENSIONS)
+  @IsNumber({ allowNaN: false, allowInfinity: false }, { each: true })
+  @Min(-FLOAT4_MAX, { each: true })
+  @Max(FLOAT4_MAX, { each: true })
+  embedding?: number[];
+}
+
+export class CreateEmbeddingsDto {
+  @ApiPropertyOptional({
+    example: 'docs',
+    description: 'Target collection (created if missing); DEFAULT_COLLECTION when absent',
+  })
+  @IsOptional()
+  @IsString()
+  @Matches(COLLECTION_NAME, { message: COLLECTION_NAME_MESSAGE })
+  collection?: string;
+
+  @ApiProperty({
+    type: [EmbeddingItemDto],
+    minItems: 1,
+    description: 'At most EMBEDDINGS_MAX_BATCH (default 1000) items',
+  })
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(ABSOLUTE_MAX_ITEMS)
+  @ValidateNested({ each: true })
+  @Type(() => EmbeddingItemDto)
+  items: EmbeddingItemDto[];
+}
+
+export class CreateEmbeddingsResponseDto {
+  @ApiProperty({ example: ['b7e6a1c2-3f4d-4e5a-8b9c-0d1e2f3a4b5c'], type: [String] })
+  ids: string[];
+
+  @ApiProperty({ example: 1 })
+  count: number;
+}
+
+export class EmbeddingResponseDto {
+  @ApiProperty({ example: 'b7e6a1c2-3f4d-4e5a-8b9c-0d1e2f3a4b5c' })
+  id: string;
+
+  @ApiProperty({ example: 'docs', type: String, nullable: true, description: 'Name of the owning collection' })
+  collection: string | null;
+
+  @ApiProperty({ example: 'Điều 1. Phạm vi điều chỉnh', type: String, nullable: true })
+  content: string | null;
+
+  @ApiProperty({ example: { document_id: 'law-1' }, type: 'object', additionalProperties: true, nullable: true })
+  metadata: Record<string, unknown> | null;
+
+  @ApiProperty({ example: [0.12, -0.03, 0.5], type: [Number], nullable: true })
+  embedding: number[] | null;
+}

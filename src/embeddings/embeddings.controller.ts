@@ -1,0 +1,49 @@
+import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Post } from '@nestjs/common';
+import {
+  ApiBadRequestResponse,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
+import { CreateEmbeddingsDto, CreateEmbeddingsResponseDto, EmbeddingResponseDto } from './dto/embedding.dto.js';
+import { EmbeddingsService } from './embeddings.service.js';
+
+@ApiTags('embeddings')
+@Controller('embeddings')
+export class EmbeddingsController {
+  constructor(private readonly embeddings: EmbeddingsService) {}
+
+  @Post()
+  @ApiOperation({
+    summary: 'Add or update chunks (upsert on id, as LangChain does)',
+    description:
+      'Missing ids are generated and missing vectors computed by the configured provider. All vectors of a ' +
+      'collection share one dimension. The whole batch is written in one transaction, or nothing is; the ' +
+      'total_chunks of the documents named in the chunk metadata is kept right.',
+  })
+  @ApiCreatedResponse({ type: CreateEmbeddingsResponseDto })
+  @ApiBadRequestResponse({ description: 'Invalid body, too many items, dimension mismatch or duplicate ids' })
+  add(@Body() dto: CreateEmbeddingsDto): Promise<CreateEmbeddingsResponseDto> {
+    return this.embeddings.add(dto);
+  }
+
+  @Get(':id')
+  @ApiOperation({ summary: 'One chunk with its vector' })
+  @ApiOkResponse({ type: EmbeddingResponseDto })
+  @ApiNotFoundResponse({ description: 'No chunk with this id' })
+  get(@Param('id') id: string): Promise<EmbeddingResponseDto> {
+    return this.embeddings.get(id);
+  }
+
+  @Delete(':id')
+  @HttpCode(HttpStatus.NO_CONTENT)
+  @ApiOperation({ summary: "Delete one chunk, keeping its document's total_chunks right" })
+  @ApiNoContentResponse({ description: 'Deleted' })
+  @ApiNotFoundResponse({ description: 'No chunk with this id' })
+  remove(@Param('id') id: string): Promise<void> {
+    return this.embeddings.remove(id);
+  }
+}

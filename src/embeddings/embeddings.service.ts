@@ -1,0 +1,113 @@
+import { BadRequestException, Inject, Injectable, NotFoundException } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { ChunkStore } from './chunk.store.js';
+import type { CreateEmbeddingsDto, CreateEmbeddingsResponseDto, EmbeddingResponseDto } from './dto/embedding.dto.js';
+
+const MAX_METADATA_CHARS = 100_000;
+
+/** The document a chunk's metadata names, as `cmetadata->>'document_id'` reads it. */
+function documentIdOf(metadata: Record<string, unknown> | undefined): string | null {
+  const id = metadata?.document_id;
+  return typeof id === 'string' || typeof id === 'number' ? String(id) : null;
+}
+
+/** True when a key or string value anywhere in the value holds U+0000, which jsonb rejects. */
+function hasNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(hasNul);
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value).some(([k, v]) => k.includes('\u0000') || hasNul(v));
+  }
+  return false;
+}
+
+@Injectable()
+export class EmbeddingsService {
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly chunks: ChunkStore,
+  ) {}
+
+  /**
+   * Upserts a batch the way LangChain does, in one transaction: vectors checked against the
+   * collection's dimension before anything is written, affected documents locked and recounted.
+   */
+  async add(dto: CreateEmbeddingsDto): Promise<CreateEmbeddingsResponseDto> {
+    const max = this.config.embeddings.maxBatch;
+    if (dto.items.length > max) {
+      throw new BadRequestException(
+        `items must contain at most ${max} items (EMBEDDINGS_MAX_BATCH); got ${dto.items.length}`,
+      );
+    }
+    dto.items.forEach((item, i) => {
+      if (!item.metadata) return;
+      if (hasNul(item.metadata)) throw new BadRequestException(`items.${i}.metadata must not contain NUL characters`);
+      if (JSON.stringify(item.metadata).length > MAX_METADATA_CHARS) {
+        throw new BadRequestException(`items.${i}.metadata must be at most ${MAX_METADATA_CHARS} characters as JSON`);
+      }
+    });
+    const collectionName = dto.collection ?? this.config.embeddings.defaultCollection;
+    // Vectors are computed before the transaction opens: a slow provider must not hold a connection.
+    const rows = await this.chunks.complete(dto.items);
+    await this.dataSource.transaction(async (manager) => {
+      const collection = await this.chunks.getOrCreateCollection(manager, collectionName);
+      await this.chunks.assertWritable(manager, collection, rows);
+      const ids = rows.map((r) => r.id);
+      const named = dto.items.map((item) => documentIdOf(item.metadata)).filter((d): d is string => d !== null);
+      const documentIds = [...named, ...(await this.chunks.documentIdsOfChunks(manager, ids))];
+      await this.chunks.lockDocuments(manager, documentIds);
+      await this.chunks.upsert(manager, collection.uuid, rows);
+      await this.chunks.recountDocuments(manager, documentIds);
+    });
+    return { ids: rows.map((r) => r.id), count: rows.length };
+  }
+
+  async get(id: string): Promise<EmbeddingResponseDto> {
+    if (id.includes('\u0000')) throw new NotFoundException('Embedding not found');
+    const [row] = await this.dataSource.query<
+      Array<{
+        id: string;
+        collection: string | null;
+        document: string | null;
+        cmetadata: Record<string, unknown> | null;
+        embedding: string | null;
+      }>
+    >(
+      `SELECT e.id, c.name AS collection, e.document, e.cmetadata, e.embedding::text AS embedding
+         FROM langchain_pg_embedding e
+         LEFT JOIN langchain_pg_collection c ON c.uuid = e.collection_id
+        WHERE e.id = $1`,
+      [id],
+    );
+    if (!row) throw new NotFoundException(`Embedding "${id}" not found`);
+    return {
+      id: row.id,
+      collection: row.collection,
+      content: row.document,
+      metadata: row.cmetadata,
+      embedding: row.embedding === null ? null : (JSON.parse(row.embedding) as number[]),
+    };
+  }
+
+  /** Deletes one chunk and recounts its document in the same transaction. */
+  async remove(id: string): Promise<void> {
+    if (id.includes('\u0000')) throw new NotFoundException('Embedding not found');
+    await this.dataSource.transaction(async (manager) => {
+      // Documents are locked before the chunk row is touched, in the order every chunk writer uses.
+      const before = await this.chunks.documentIdsOfChunks(manager, [id]);
+      await this.chunks.lockDocuments(manager, before);
+      // A CTE makes the statement return plain rows on every driver.
+      const deleted = await manager.query<Array<{ document_id: string | null }>>(
+        `WITH d AS (DELETE FROM langchain_pg_embedding WHERE id = $1 RETURNING cmetadata->>'document_id' AS document_id)
+         SELECT document_id FROM d`,
+        [id],
+      );
+      if (deleted.length === 0) throw new NotFoundException(`Embedding "${id}" not found`);
+      const after = deleted.map((r) => r.document_id).filter((d): d is string => d !== null);
+      await this.chunks.recountDocuments(manager, [...before, ...after]);
+    });
+  }
+}

@@ -1,0 +1,102 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
+import { MIGRATIONS } from '../../migrations/index.js';
+import { MIGRATIONS_TABLE } from '../database/data-source-options.js';
+import { DatabaseRuntime } from '../database/database-runtime.js';
+import type { DocumentsStatsDto, SchemaStatsDto, StatsResponseDto } from './dto/stats-response.dto.js';
+import {
+  appliedMigrationsSql,
+  CHUNKS_SQL,
+  DATABASE_SQL,
+  DOCUMENTS_SQL,
+  MIGRATIONS_TABLE_EXISTS_SQL,
+} from './stats.sql.js';
+
+/** Key under which a NULL documents.status is counted. */
+export const NULL_STATUS_KEY = '(none)';
+
+type Count = string | number;
+
+interface DocumentsRow {
+  by_type: boolean;
+  by_category: boolean;
+  by_status: boolean;
+  document_type: string | null;
+  category: string | null;
+  status: string | null;
+  n: Count;
+}
+
+interface ChunksRow {
+  total: Count;
+  collections: Array<{ name: string; n: number; dims: number | null }>;
+  chunks_without_document: Count;
+  documents_without_chunks: Count;
+  total_chunks_mismatch: Count;
+}
+
+@Injectable()
+export class StatsService {
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly runtime: DatabaseRuntime,
+  ) {}
+
+  /** Every figure from one snapshot: a single REPEATABLE READ, READ ONLY transaction. */
+  getStats(): Promise<StatsResponseDto> {
+    return this.dataSource.transaction('REPEATABLE READ', async (manager) => {
+      await manager.query(`SET TRANSACTION READ ONLY`);
+      const documents = await this.documents(manager);
+      const [chunks] = await manager.query<ChunksRow[]>(CHUNKS_SQL);
+      const schema = await this.schema(manager);
+      const [db] =
+        await manager.query<Array<{ server_version: string; pgvector_version: string | null }>>(DATABASE_SQL);
+      return {
+        documents,
+        embeddings: {
+          total: Number(chunks.total),
+          byCollection: Object.fromEntries(chunks.collections.map((c) => [c.name, Number(c.n)])),
+          dimensions: Object.fromEntries(chunks.collections.map((c) => [c.name, c.dims])),
+        },
+        collections: chunks.collections.length,
+        orphans: {
+          chunksWithoutDocument: Number(chunks.chunks_without_document),
+          documentsWithoutChunks: Number(chunks.documents_without_chunks),
+          totalChunksMismatch: Number(chunks.total_chunks_mismatch),
+        },
+        schema,
+        database: { mode: this.runtime.mode, serverVersion: db.server_version, pgvectorVersion: db.pgvector_version },
+      };
+    });
+  }
+
+  private async documents(manager: EntityManager): Promise<DocumentsStatsDto> {
+    const rows = await manager.query<DocumentsRow[]>(DOCUMENTS_SQL);
+    const result: DocumentsStatsDto = { total: 0, byType: {}, byCategory: {}, byStatus: {} };
+    for (const row of rows) {
+      const n = Number(row.n);
+      if (row.by_type) result.byType[row.document_type ?? NULL_STATUS_KEY] = n;
+      else if (row.by_category) result.byCategory[row.category ?? NULL_STATUS_KEY] = n;
+      else if (row.by_status) result.byStatus[row.status ?? NULL_STATUS_KEY] = n;
+      else result.total = n;
+    }
+    return result;
+  }
+
+  private async schema(manager: EntityManager): Promise<SchemaStatsDto> {
+    const [{ present }] = await manager.query<Array<{ present: boolean }>>(MIGRATIONS_TABLE_EXISTS_SQL, [
+      MIGRATIONS_TABLE,
+    ]);
+    const applied = present
+      ? (await manager.query<Array<{ name: string }>>(appliedMigrationsSql(MIGRATIONS_TABLE))).map((r) => r.name)
+      : [];
+    const appliedNames = new Set(applied);
+    const known = MIGRATIONS.map((M) => new M().name);
+    return {
+      appliedMigrations: applied.length,
+      pendingMigrations: known.filter((name) => !appliedNames.has(name)).length,
+      lastMigration: applied[0] ?? null,
+    };
+  }
+}

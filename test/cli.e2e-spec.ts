@@ -1,0 +1,231 @@
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { DataSource, QueryRunner } from 'typeorm';
+import { AlignLegacySchema1764000000001 } from '../migrations/1764000000001-AlignLegacySchema.js';
+import { check, create, generate, migrate, revert, stamp, status } from '../src/cli/db-commands.js';
+import { loadAppConfig } from '../src/config/app-config.js';
+import {
+  buildCommunitySchema,
+  buildLegacySchema,
+  dataFingerprint,
+  persistentTestDatabase,
+  runCli,
+  schemaSnapshot,
+} from './support/legacy-schema.js';
+import { createTestDatabase, openRawDataSource, type TestDatabase, testConfig } from './support/test-database.js';
+
+describe('db CLI on a database this service creates', () => {
+  let db: TestDatabase;
+  let ds: DataSource;
+  let close: () => Promise<void>;
+  let dir: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ({ dataSource: ds, close } = await openRawDataSource(testConfig(db)));
+    dir = mkdtempSync(join(tmpdir(), 'kb-migrations-'));
+    copyFileSync(join('migrations', 'index.ts'), join(dir, 'index.ts'));
+  });
+  afterAll(async () => {
+    await close();
+    await db.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses to stamp an empty database', async () => {
+    const result = await stamp(ds);
+    expect(result.exitCode).toBe(1);
+    expect(result.lines.join('\n')).toContain('The database is empty');
+    expect(await ds.query(`SELECT to_regclass('migrations') AS t`)).toEqual([{ t: null }]);
+  });
+
+  it('dry run on an empty database prints the CREATE statements and creates nothing', async () => {
+    const result = await migrate(ds, { dryRun: true });
+    expect(result.exitCode).toBe(0);
+    expect(result.lines.join('\n')).toMatch(/CREATE TABLE documents/);
+    expect(await ds.query(`SELECT to_regclass('documents') AS t`)).toEqual([{ t: null }]);
+  });
+
+  it('migrates an empty database to head; check is clean; the alignment changes nothing there', async () => {
+    expect((await migrate(ds)).lines).toEqual([
+      'Applied InitialSchema1764000000000',
+      'Applied AlignLegacySchema1764000000001',
+      'Head: AlignLegacySchema1764000000001',
+    ]);
+    expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
+    const before = await schemaSnapshot(ds);
+
+    // Running the alignment again on this schema issues no change except re-writing identical
+    // comments and the (identical) trigger function.
+    const runner: QueryRunner = ds.createQueryRunner();
+    const writes: string[] = [];
+    try {
+      await runner.connect();
+      const original = runner.query.bind(runner) as (q: string, p?: unknown[]) => Promise<unknown>;
+      (runner as { query: unknown }).query = (q: string, p?: unknown[]) => {
+        if (!/^\s*SELECT\b/i.test(q)) writes.push(q.trim());
+        return original(q, p);
+      };
+      await new AlignLegacySchema1764000000001().up(runner);
+    } finally {
+      await runner.release();
+    }
+    expect(
+      writes.filter((w) => !/^(COMMENT ON|CREATE OR REPLACE FUNCTION update_documents_updated_at)/.test(w)),
+    ).toEqual([]);
+    expect(await schemaSnapshot(ds)).toEqual(before);
+    // Stamping an already migrated database is a no-op too.
+    expect((await stamp(ds)).lines).toContain('Already recorded InitialSchema1764000000000');
+  });
+
+  it('check names each difference and exits 1; generate writes a migration that fixes it', async () => {
+    await ds.query(`ALTER TABLE documents ADD COLUMN language varchar(10)`);
+    await ds.query(`DROP INDEX idx_embedding_document_type`);
+    await ds.query(`DROP TRIGGER trigger_documents_updated_at ON documents`);
+    await ds.query(`COMMENT ON COLUMN langchain_pg_embedding.document IS 'changed'`);
+    const result = await check(ds);
+    expect(result.exitCode).toBe(1);
+    const text = result.lines.join('\n');
+    expect(text).toMatch(/TypeORM would run: ALTER TABLE "documents" DROP COLUMN "language"/);
+    expect(text).toContain('index idx_embedding_document_type is missing');
+    expect(text).toContain('trigger trigger_documents_updated_at (BEFORE UPDATE ON documents) is missing');
+    expect(text).toContain(`TypeORM would run: COMMENT ON COLUMN "langchain_pg_embedding"."document" IS 'Chunk text'`);
+
+    const generated = await generate(ds, 'DropLanguage', { dir, timestamp: 1764000000123 });
+    expect(generated.exitCode).toBe(0);
+    const source = readFileSync(join(dir, '1764000000123-DropLanguage.ts'), 'utf8');
+    expect(source).toContain('export class DropLanguage1764000000123 implements MigrationInterface');
+    expect(source).toContain('await queryRunner.query(`ALTER TABLE "documents" DROP COLUMN "language"`);');
+    expect(source).toMatch(/down[\s\S]*ADD "language" character varying\(10\)/);
+    const index = readFileSync(join(dir, 'index.ts'), 'utf8');
+    expect(index).toContain(`import { DropLanguage1764000000123 } from './1764000000123-DropLanguage.js';`);
+    expect(index).toMatch(/AlignLegacySchema1764000000001,\n {2}DropLanguage1764000000123,\n\];/);
+
+    await ds.query(`ALTER TABLE documents DROP COLUMN language`);
+    await ds.query(
+      `CREATE INDEX idx_embedding_document_type ON langchain_pg_embedding ((cmetadata->>'document_type'))`,
+    );
+    await ds.query(`COMMENT ON COLUMN langchain_pg_embedding.document IS 'Chunk text'`);
+    await ds.query(
+      `CREATE TRIGGER trigger_documents_updated_at BEFORE UPDATE ON documents FOR EACH ROW EXECUTE FUNCTION update_documents_updated_at()`,
+    );
+    expect((await check(ds)).exitCode).toBe(0);
+    const none = await generate(ds, 'Nothing', { dir });
+    expect(none.exitCode).toBe(1);
+    expect(none.lines[0]).toContain('No changes');
+  });
+
+  it('create writes an empty named migration and registers it; bad names are refused', () => {
+    const result = create('AddDocumentLanguage', { dir, timestamp: 1764000000456 });
+    expect(result.exitCode).toBe(0);
+    expect(readdirSync(dir)).toContain('1764000000456-AddDocumentLanguage.ts');
+    expect(readFileSync(join(dir, 'index.ts'), 'utf8')).toMatch(
+      /DropLanguage1764000000123,\n {2}AddDocumentLanguage1764000000456,\n\];/,
+    );
+    expect(create('bad name', { dir }).exitCode).toBe(1);
+    expect(create(undefined, { dir }).exitCode).toBe(1);
+  });
+
+  it('revert goes back one migration at a time', async () => {
+    expect((await revert(ds)).lines).toEqual([
+      'Reverted AlignLegacySchema1764000000001',
+      'Head: InitialSchema1764000000000',
+    ]);
+    expect((await status(ds)).lines).toEqual(
+      expect.arrayContaining([
+        '  [X] InitialSchema1764000000000',
+        '  [ ] AlignLegacySchema1764000000001',
+        'Pending: 1',
+      ]),
+    );
+    const refused = await revert(ds);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.lines[0]).toContain('DROPS the tables');
+    expect(await ds.query(`SELECT to_regclass('documents')::text AS t`)).toEqual([{ t: 'documents' }]);
+    expect((await revert(ds, { dropTables: true })).lines).toEqual([
+      'Reverted InitialSchema1764000000000',
+      'Head: (none recorded)',
+    ]);
+    expect(await ds.query(`SELECT to_regclass('documents') AS t`)).toEqual([{ t: null }]);
+    expect((await migrate(ds)).exitCode).toBe(0);
+    expect((await check(ds)).exitCode).toBe(0);
+  });
+});
+
+describe('db CLI refusals', () => {
+  it('detects the langchain_community layout and refuses to stamp or migrate it', async () => {
+    const db = await createTestDatabase();
+    const { dataSource: ds, close } = await openRawDataSource(testConfig(db));
+    try {
+      await buildCommunitySchema(ds);
+      const before = await schemaSnapshot(ds);
+      const result = await stamp(ds);
+      expect(result.exitCode).toBe(1);
+      expect(result.lines.join('\n')).toContain('older langchain_community layout');
+      expect(result.lines.join('\n')).toContain('Nothing was changed');
+      await expect(migrate(ds)).rejects.toThrow(/db:stamp/);
+      expect(await schemaSnapshot(ds)).toEqual(before);
+      expect(await ds.query(`SELECT to_regclass('migrations') AS t`)).toEqual([{ t: null }]);
+    } finally {
+      await close();
+      await db.drop();
+    }
+  });
+
+  it('refuses to stamp when a baseline column is missing or has another type', async () => {
+    const db = await createTestDatabase();
+    const { dataSource: ds, close } = await openRawDataSource(testConfig(db));
+    try {
+      await buildLegacySchema(ds, { alembicVersion: false });
+      await ds.query(`ALTER TABLE documents DROP COLUMN file_name`);
+      await ds.query(`ALTER TABLE documents ALTER COLUMN total_chunks TYPE text`);
+      const result = await stamp(ds);
+      expect(result.exitCode).toBe(1);
+      expect(result.lines).toEqual([
+        'The database does not have the baseline schema, so it cannot be stamped (nothing was changed):',
+        '  - column documents.file_name is missing',
+        '  - column documents.total_chunks is text, expected int4 or int8',
+      ]);
+    } finally {
+      await close();
+      await db.drop();
+    }
+  });
+
+  it('as a process: exit 1 with the reason on stderr, then stamp → migrate → check exit 0', async () => {
+    const db = await persistentTestDatabase();
+    try {
+      const { dataSource: ds, close } = await openRawDataSource(loadAppConfig({ LOG_LEVEL: 'warn', ...db.env }));
+      await buildLegacySchema(ds);
+      const original = await dataFingerprint(ds);
+      await close();
+
+      const refused = runCli(db.env, 'migrate');
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('Run `npm run db:stamp`');
+      const stamped = runCli(db.env, 'stamp');
+      expect(stamped.code).toBe(0);
+      expect(stamped.stdout).toContain('Stamped InitialSchema1764000000000');
+      const dry = runCli(db.env, 'migrate', '--dry-run');
+      expect(dry.code).toBe(0);
+      expect(dry.stdout).toContain('ALTER TABLE langchain_pg_embedding ALTER COLUMN document TYPE text;');
+      const migrated = runCli(db.env, 'migrate');
+      expect(migrated.code).toBe(0);
+      expect(migrated.stdout).toContain('Applied AlignLegacySchema1764000000001');
+      const unknown = runCli(db.env, 'frobnicate');
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toContain('Unknown command "frobnicate"');
+
+      const reopened = await openRawDataSource(loadAppConfig({ LOG_LEVEL: 'warn', ...db.env }));
+      try {
+        expect(await dataFingerprint(reopened.dataSource)).toEqual(original);
+        expect((await check(reopened.dataSource)).exitCode).toBe(0);
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      await db.drop();
+    }
+  });
+});

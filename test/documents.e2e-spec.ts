@@ -1,0 +1,524 @@
+import request from 'supertest';
+import { startTestApp, type TestApp } from './support/test-app.js';
+
+interface Snapshot {
+  documents: number;
+  chunks: number;
+  collections: number;
+  checksum: string;
+}
+
+/** Row counts and an md5 over every row of the three tables. */
+async function snapshot(t: TestApp): Promise<Snapshot> {
+  const [row] = await t.dataSource.query<Array<Snapshot>>(
+    `SELECT (SELECT count(*)::int FROM documents) AS documents,
+            (SELECT count(*)::int FROM langchain_pg_embedding) AS chunks,
+            (SELECT count(*)::int FROM langchain_pg_collection) AS collections,
+            md5(coalesce((SELECT string_agg(d::text, '|' ORDER BY d.id) FROM documents d), '')
+                || '#' || coalesce((SELECT string_agg(e::text, '|' ORDER BY e.id) FROM langchain_pg_embedding e), '')
+                || '#' || coalesce((SELECT string_agg(c::text, '|' ORDER BY c.uuid) FROM langchain_pg_collection c), ''))
+              AS checksum`,
+  );
+  return row;
+}
+
+interface ChunkMeta {
+  [key: string]: unknown;
+  chunk_index?: number;
+  status?: string;
+  document_info: { document_status: string; title?: string };
+  processing_metadata: { processing_status: string; status_change_history: Array<Record<string, string>> };
+}
+
+/** The fields of list items that the assertions read. */
+function items<T>(res: request.Response): T[] {
+  return (res.body as { items: T[] }).items;
+}
+
+async function chunkMetadata(t: TestApp, documentId: string): Promise<ChunkMeta[]> {
+  const rows = await t.dataSource.query<Array<{ cmetadata: ChunkMeta }>>(
+    `SELECT cmetadata FROM langchain_pg_embedding WHERE cmetadata->>'document_id' = $1 ORDER BY id`,
+    [documentId],
+  );
+  return rows.map((r) => r.cmetadata);
+}
+
+const base = { documentType: 'law', category: 'dat-dai', sourceFile: '/data/laws/file.pdf' };
+
+describe('Documents API', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    const seed = [
+      { documentId: 'luat-dat-dai', documentName: 'Luật Đất đai 2024', documentType: 'law', category: 'dat-dai' },
+      { documentId: 'nd-101', documentName: 'Nghị định 101 về thuế', documentType: 'decree', category: 'thue' },
+      { documentId: 'tt-50_pct', documentName: 'Thông tư 50% phí', documentType: 'circular', category: 'thue' },
+      {
+        documentId: 'guide-1',
+        documentName: 'Hướng dẫn',
+        documentType: 'guide',
+        category: 'dat-dai',
+        status: 'inactive',
+      },
+    ];
+    for (const doc of seed) {
+      await request(t.server)
+        .post('/documents')
+        .send({ ...doc, sourceFile: `/data/${doc.documentId}.pdf` })
+        .expect(201);
+    }
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  describe('POST /documents', () => {
+    it('creates a document with defaults (uuid id, basename fileName, active, no chunks)', async () => {
+      const res = await request(t.server)
+        .post('/documents')
+        .send({ documentName: 'Mặc định', ...base })
+        .expect(201);
+      expect(res.body).toEqual({
+        id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        documentId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        documentName: 'Mặc định',
+        documentType: 'law',
+        category: 'dat-dai',
+        sourceFile: '/data/laws/file.pdf',
+        fileName: 'file.pdf',
+        totalChunks: 0,
+        status: 'active',
+        createdAt: expect.any(String),
+        updatedAt: expect.any(String),
+      });
+      await request(t.server).get(`/documents/${res.body.documentId}`).expect(200);
+    });
+
+    it('creates a document with chunks, their metadata and total_chunks in one go', async () => {
+      const res = await request(t.server)
+        .post('/documents')
+        .send({
+          documentId: 'with-chunks',
+          documentName: 'Có chunk',
+          ...base,
+          fileName: 'given.pdf',
+          status: 'processing',
+          collection: 'laws',
+          chunks: [
+            { id: 'wc-0', content: 'Điều 1', metadata: { section_title: 'Chương I', document_id: 'ignored' } },
+            { id: 'wc-1', content: 'Điều 2', embedding: Array.from({ length: 384 }, () => 0.5) },
+            { content: 'Điều 3' },
+          ],
+        })
+        .expect(201);
+      expect(res.body).toMatchObject({
+        documentId: 'with-chunks',
+        fileName: 'given.pdf',
+        status: 'processing',
+        totalChunks: 3,
+      });
+      const [row] = await t.dataSource.query<Array<{ total_chunks: number }>>(
+        `SELECT total_chunks FROM documents WHERE document_id = 'with-chunks'`,
+      );
+      expect(row.total_chunks).toBe(3);
+      const chunks = await request(t.server).get('/documents/with-chunks/chunks').expect(200);
+      expect(chunks.body.total).toBe(3);
+      expect(items<{ content: string }>(chunks).map((c) => c.content)).toEqual(['Điều 1', 'Điều 2', 'Điều 3']);
+      expect(chunks.body.items[0]).toEqual({
+        id: 'wc-0',
+        collection: 'laws',
+        content: 'Điều 1',
+        metadata: {
+          section_title: 'Chương I',
+          document_id: 'with-chunks',
+          chunk_id: 'wc-0',
+          chunk_index: 0,
+          total_chunks: 3,
+          document_type: 'law',
+          status: 'processing',
+        },
+      });
+      expect(chunks.body.items[2].id).toMatch(/^[0-9a-f-]{36}$/);
+      expect(chunks.body.items[2].metadata.chunk_id).toBe(chunks.body.items[2].id);
+    });
+
+    it('puts chunks into the default collection when none is given', async () => {
+      await request(t.server)
+        .post('/documents')
+        .send({ documentId: 'in-default', documentName: 'x', ...base, chunks: [{ content: 'a' }] })
+        .expect(201);
+      const res = await request(t.server).get('/documents/in-default/chunks').expect(200);
+      expect(res.body.items[0].collection).toBe(t.config.embeddings.defaultCollection);
+    });
+
+    it('refuses a duplicate documentId with 409 and changes nothing', async () => {
+      const before = await snapshot(t);
+      const res = await request(t.server)
+        .post('/documents')
+        .send({ documentId: 'luat-dat-dai', documentName: 'Dup', ...base, chunks: [{ content: 'x' }] })
+        .expect(409);
+      expect(res.body).toEqual({
+        statusCode: 409,
+        message: 'Document "luat-dat-dai" already exists',
+        error: 'Conflict',
+      });
+      expect(await snapshot(t)).toEqual(before);
+    });
+
+    it.each([
+      [{ documentName: 'x', ...base, extra: 1 }, 'property extra should not exist'],
+      [{ documentType: 'law', category: 'c', sourceFile: 's' }, 'documentName'],
+      [{ documentName: 'x', category: 'c', sourceFile: 's' }, 'documentType'],
+      [{ documentName: 'x', documentType: 'law', sourceFile: 's' }, 'category'],
+      [{ documentName: 'x', documentType: 'law', category: 'c' }, 'sourceFile'],
+      [{ documentName: 'x', ...base, status: 'archived' }, 'status must be one of the following values'],
+      [{ documentName: 'x', ...base, documentType: 'x'.repeat(51) }, 'documentType must be shorter'],
+      [{ documentName: 'x', ...base, documentId: 'has space' }, 'documentId must be 1-255 characters'],
+      [{ documentName: 'x', ...base, chunks: [{ metadata: {} }] }, 'chunks.0.content must be a string'],
+      [
+        { documentName: 'x', ...base, chunks: [{ content: 'a', bogus: 1 }] },
+        'chunks.0.property bogus should not exist',
+      ],
+    ])('rejects %j with 400 naming the problem', async (body, message) => {
+      const before = await snapshot(t);
+      const res = await request(t.server).post('/documents').send(body).expect(400);
+      expect(JSON.stringify(res.body.message)).toContain(message);
+      expect(await snapshot(t)).toEqual(before);
+    });
+
+    it('rolls back everything when the last chunk has another embedding dimension', async () => {
+      const before = await snapshot(t);
+      const res = await request(t.server)
+        .post('/documents')
+        .send({
+          documentId: 'bad-dim',
+          documentName: 'x',
+          ...base,
+          collection: 'fresh-collection',
+          chunks: [{ content: 'a' }, { content: 'b' }, { content: 'c', embedding: [1, 2, 3] }],
+        })
+        .expect(400);
+      expect(res.body.message).toContain('dimension mismatch');
+      expect(await snapshot(t)).toEqual(before);
+      await request(t.server).get('/documents/bad-dim').expect(404);
+    });
+
+    it('rolls back everything when a chunk id is repeated in the request', async () => {
+      const before = await snapshot(t);
+      const res = await request(t.server)
+        .post('/documents')
+        .send({
+          documentId: 'dup-chunk',
+          documentName: 'x',
+          ...base,
+          chunks: [{ id: 'same', content: 'a' }, { content: 'b' }, { id: 'same', content: 'c' }],
+        })
+        .expect(400);
+      expect(res.body.message).toContain('"same" appears more than once');
+      expect(await snapshot(t)).toEqual(before);
+    });
+
+    it('refuses with 409 a chunk id that belongs to another document, and changes nothing', async () => {
+      const before = await snapshot(t);
+      const res = await request(t.server)
+        .post('/documents')
+        .send({
+          documentId: 'thief',
+          documentName: 'x',
+          ...base,
+          chunks: [{ content: 'a' }, { id: 'wc-1', content: 'b' }],
+        })
+        .expect(409);
+      expect(res.body.message).toBe('Chunk id "wc-1" already belongs to another document');
+      expect(await snapshot(t)).toEqual(before);
+    });
+
+    it('refuses more chunks than EMBEDDINGS_MAX_BATCH', async () => {
+      const chunks = Array.from({ length: t.config.embeddings.maxBatch + 1 }, (_, i) => ({ content: `c${i}` }));
+      const res = await request(t.server)
+        .post('/documents')
+        .send({ documentName: 'x', ...base, chunks })
+        .expect(400);
+      expect(res.body.message).toContain(`at most ${t.config.embeddings.maxBatch}`);
+    });
+  });
+
+  describe('GET /documents', () => {
+    const ids = (res: request.Response): string[] => items<{ documentId: string }>(res).map((d) => d.documentId);
+
+    it('lists with defaults: limit 50, offset 0, newest first', async () => {
+      const res = await request(t.server).get('/documents').expect(200);
+      expect(res.body).toMatchObject({ limit: 50, offset: 0 });
+      expect(res.body.total).toBe(res.body.items.length);
+      const created = items<{ createdAt: string }>(res).map((d) => d.createdAt);
+      expect([...created].sort().reverse()).toEqual(created);
+    });
+
+    it.each([
+      ['documentType=decree', ['nd-101']],
+      ['category=thue&sort=documentId&order=asc', ['nd-101', 'tt-50_pct']],
+      ['status=inactive', ['guide-1']],
+      ['category=dat-dai&status=inactive', ['guide-1']],
+    ])('filters by %s', async (query, expected) => {
+      const res = await request(t.server).get(`/documents?${query}`).expect(200);
+      expect(ids(res).sort()).toEqual([...expected].sort());
+      expect(res.body.total).toBe(expected.length);
+    });
+
+    it.each([
+      ['luật đất đai', ['luat-dat-dai']],
+      ['LUẬT ĐẤT ĐAI', ['luat-dat-dai']],
+      ['Luật Đất đai', ['luat-dat-dai']],
+      ['ND-1', ['nd-101']],
+      ['50%', ['tt-50_pct']],
+      ['_pct', ['tt-50_pct']],
+      ['%', ['tt-50_pct']],
+      ['5%p', []],
+      ['0_p', ['tt-50_pct']],
+      ['0%p', []],
+      ['_', ['tt-50_pct']],
+      ['\\', []],
+    ])('searches %j case-insensitively, wildcards literal', async (search, expected) => {
+      const res = await request(t.server).get('/documents').query({ search }).expect(200);
+      expect(ids(res).sort()).toEqual(expected);
+    });
+
+    it('sorts by documentId in both orders', async () => {
+      const asc = ids(await request(t.server).get('/documents?sort=documentId&order=asc&limit=500').expect(200));
+      const desc = ids(await request(t.server).get('/documents?sort=documentId&order=desc&limit=500').expect(200));
+      expect(asc).toEqual([...asc].sort());
+      expect(desc).toEqual([...asc].reverse());
+    });
+
+    it('sorts by documentName in both orders', async () => {
+      const names = (res: request.Response): string[] =>
+        items<{ documentName: string }>(res).map((d) => d.documentName);
+      const asc = names(
+        await request(t.server).get('/documents?sort=documentName&order=asc&category=thue').expect(200),
+      );
+      const desc = names(
+        await request(t.server).get('/documents?sort=documentName&order=desc&category=thue').expect(200),
+      );
+      expect(asc).toEqual(['Nghị định 101 về thuế', 'Thông tư 50% phí']);
+      expect(desc).toEqual(['Thông tư 50% phí', 'Nghị định 101 về thuế']);
+    });
+
+    it('paginates with a stable order and bounds', async () => {
+      const all = ids(await request(t.server).get('/documents?sort=updatedAt&order=asc&limit=500').expect(200));
+      const pages: string[] = [];
+      for (let offset = 0; offset < all.length; offset += 2) {
+        const res = await request(t.server)
+          .get(`/documents?sort=updatedAt&order=asc&limit=2&offset=${offset}`)
+          .expect(200);
+        expect(res.body).toMatchObject({ limit: 2, offset, total: all.length });
+        pages.push(...ids(res));
+      }
+      expect(pages).toEqual(all);
+      const beyond = await request(t.server).get(`/documents?offset=${all.length}`).expect(200);
+      expect(beyond.body).toMatchObject({ items: [], total: all.length });
+      await request(t.server).get('/documents?limit=1').expect(200);
+      await request(t.server).get('/documents?limit=500').expect(200);
+    });
+
+    it.each([
+      ['limit=0', 'limit must not be less than 1'],
+      ['limit=501', 'limit must not be greater than 500'],
+      ['limit=abc', 'limit must be an integer'],
+      ['offset=-1', 'offset must not be less than 0'],
+      ['sort=password', 'sort must be one of the following values'],
+      ['order=sideways', 'order must be one of the following values'],
+      ['status=archived', 'status must be one of the following values'],
+      ['unknown=1', 'property unknown should not exist'],
+    ])('rejects %s with 400', async (query, message) => {
+      const res = await request(t.server).get(`/documents?${query}`).expect(400);
+      expect(JSON.stringify(res.body.message)).toContain(message);
+    });
+  });
+
+  describe('GET /documents/:documentId', () => {
+    it('returns one document', async () => {
+      const res = await request(t.server).get('/documents/nd-101').expect(200);
+      expect(res.body).toMatchObject({ documentId: 'nd-101', documentType: 'decree', fileName: 'nd-101.pdf' });
+    });
+
+    it('answers 404 for a missing document', async () => {
+      const res = await request(t.server).get('/documents/nope').expect(404);
+      expect(res.body).toEqual({ statusCode: 404, message: 'Document "nope" not found', error: 'Not Found' });
+    });
+  });
+
+  describe('PATCH /documents/:documentId', () => {
+    beforeAll(async () => {
+      await request(t.server)
+        .post('/documents')
+        .send({
+          documentId: 'patch-me',
+          documentName: 'Patch',
+          ...base,
+          chunks: [
+            { id: 'pm-0', content: 'a' },
+            {
+              id: 'pm-1',
+              content: 'b',
+              metadata: {
+                document_info: { document_status: 'active', title: 'T' },
+                processing_metadata: {
+                  processing_status: 'active',
+                  status_change_history: [{ from: 'x', to: 'active' }],
+                },
+              },
+            },
+          ],
+        })
+        .expect(201);
+    });
+
+    it('updates fields and writes status into every chunk, nested keys and history included', async () => {
+      const res = await request(t.server)
+        .patch('/documents/patch-me')
+        .send({ status: 'inactive', documentName: 'Patched' })
+        .expect(200);
+      expect(res.body).toMatchObject({ documentId: 'patch-me', status: 'inactive', documentName: 'Patched' });
+      const [m0, m1] = await chunkMetadata(t, 'patch-me');
+      for (const m of [m0, m1]) {
+        expect(m.status).toBe('inactive');
+        expect(m.document_info.document_status).toBe('inactive');
+        expect(m.processing_metadata.processing_status).toBe('inactive');
+        expect(m.processing_metadata.status_change_history.at(-1)).toEqual({
+          from: 'active',
+          to: 'inactive',
+          changed_at: expect.any(String),
+        });
+      }
+      expect(m0.processing_metadata.status_change_history).toHaveLength(1);
+      expect(m1.processing_metadata.status_change_history).toEqual([
+        { from: 'x', to: 'active' },
+        { from: 'active', to: 'inactive', changed_at: expect.any(String) },
+      ]);
+      expect(m1.document_info.title).toBe('T');
+      expect(m0.chunk_index).toBe(0);
+    });
+
+    it('writes documentType and category into every chunk', async () => {
+      await request(t.server)
+        .patch('/documents/patch-me')
+        .send({ documentType: 'decree', category: 'thue' })
+        .expect(200);
+      const metas = await chunkMetadata(t, 'patch-me');
+      for (const m of metas) expect(m).toMatchObject({ document_type: 'decree', category: 'thue', status: 'inactive' });
+      expect(metas[0].processing_metadata.status_change_history).toHaveLength(1);
+    });
+
+    it('bumps updated_at', async () => {
+      const before = (await request(t.server).get('/documents/patch-me').expect(200)).body.updatedAt as string;
+      const after = (await request(t.server).patch('/documents/patch-me').send({ fileName: 'z.pdf' }).expect(200)).body;
+      expect(after.fileName).toBe('z.pdf');
+      expect(new Date(after.updatedAt).getTime()).toBeGreaterThanOrEqual(new Date(before).getTime());
+    });
+
+    it.each([
+      [{ documentId: 'other' }, 'property documentId should not exist'],
+      [{ status: 'archived' }, 'status must be one of the following values'],
+      [{ documentName: '' }, 'documentName must be longer than or equal to 1'],
+    ])('rejects %j with 400', async (body, message) => {
+      const res = await request(t.server).patch('/documents/patch-me').send(body).expect(400);
+      expect(JSON.stringify(res.body.message)).toContain(message);
+    });
+
+    it('answers 404 for a missing document', async () => {
+      await request(t.server).patch('/documents/nope').send({ status: 'active' }).expect(404);
+    });
+  });
+
+  describe('GET /documents/:documentId/chunks', () => {
+    it('pages chunks in chunk_index order, with embeddings on request', async () => {
+      const res = await request(t.server)
+        .get('/documents/with-chunks/chunks?limit=1&offset=1&includeEmbedding=true')
+        .expect(200);
+      expect(res.body.total).toBe(3);
+      expect(res.body.items).toHaveLength(1);
+      expect(res.body.items[0].id).toBe('wc-1');
+      expect(res.body.items[0].embedding).toHaveLength(384);
+      expect(res.body.items[0].embedding[0]).toBeCloseTo(0.5);
+      const without = await request(t.server).get('/documents/with-chunks/chunks?includeEmbedding=false').expect(200);
+      expect(without.body.items[0]).not.toHaveProperty('embedding');
+    });
+
+    it('returns chunks with NULL text and odd chunk_index values', async () => {
+      await request(t.server)
+        .post('/documents')
+        .send({ documentId: 'legacy', documentName: 'L', ...base })
+        .expect(201);
+      const [{ uuid }] = await t.dataSource.query<Array<{ uuid: string }>>(
+        `SELECT uuid FROM langchain_pg_collection WHERE name = 'laws'`,
+      );
+      await t.dataSource.query(
+        `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata) VALUES
+           ('lg-b', $1, NULL, NULL, '{"document_id":"legacy","chunk_index":"x"}'),
+           ('lg-a', $1, NULL, 'one', '{"document_id":"legacy","chunk_index":1}'),
+           ('lg-c', $1, NULL, 'zero', '{"document_id":"legacy","chunk_index":"0"}')`,
+        [uuid],
+      );
+      const res = await request(t.server).get('/documents/legacy/chunks?includeEmbedding=true').expect(200);
+      expect(items<{ id: string }>(res).map((c) => c.id)).toEqual(['lg-c', 'lg-a', 'lg-b']);
+      expect(res.body.items[2]).toMatchObject({ content: null, embedding: null });
+    });
+
+    it.each([['limit=0'], ['limit=1001'], ['includeEmbedding=yes'], ['x=1']])('rejects %s with 400', async (query) => {
+      await request(t.server).get(`/documents/with-chunks/chunks?${query}`).expect(400);
+    });
+
+    it('answers 404 for a missing document', async () => {
+      await request(t.server).get('/documents/nope/chunks').expect(404);
+    });
+  });
+
+  describe('DELETE /documents/:documentId', () => {
+    it('deletes the document and its chunks, nothing else', async () => {
+      const before = await snapshot(t);
+      await request(t.server).delete('/documents/with-chunks').expect(204);
+      await request(t.server).get('/documents/with-chunks').expect(404);
+      expect(await chunkMetadata(t, 'with-chunks')).toEqual([]);
+      const after = await snapshot(t);
+      expect(after.documents).toBe(before.documents - 1);
+      expect(after.chunks).toBe(before.chunks - 3);
+    });
+
+    it('answers 404 for a missing document', async () => {
+      await request(t.server).delete('/documents/with-chunks').expect(404);
+    });
+  });
+
+  describe('orphan chunks', () => {
+    it('never break any route', async () => {
+      const [{ uuid }] = await t.dataSource.query<Array<{ uuid: string }>>(
+        `SELECT uuid FROM langchain_pg_collection WHERE name = 'laws'`,
+      );
+      await t.dataSource.query(
+        `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata) VALUES
+           ('orphan-1', $1, '[1,2,3]', NULL, '{"document_id":"ghost","chunk_index":0}'),
+           ('orphan-2', $1, NULL, 'x', 'null'),
+           ('orphan-3', $1, NULL, 'x', NULL)`,
+        [uuid],
+      );
+      await request(t.server).get('/documents').expect(200);
+      await request(t.server).get('/documents/ghost').expect(404);
+      await request(t.server).get('/documents/ghost/chunks').expect(404);
+      await request(t.server).patch('/documents/ghost').send({ status: 'inactive' }).expect(404);
+      await request(t.server).delete('/documents/ghost').expect(404);
+      await request(t.server).patch('/documents/patch-me').send({ status: 'expired' }).expect(200);
+      // A new document named like the orphan's document adopts it on recount; its own chunks are added.
+      const res = await request(t.server)
+        .post('/documents')
+        .send({ documentId: 'ghost', documentName: 'G', ...base, chunks: [{ content: 'new' }] })
+        .expect(201);
+      expect(res.body.totalChunks).toBe(2);
+      const [{ n }] = await t.dataSource.query<Array<{ n: number }>>(
+        `SELECT count(*)::int AS n FROM langchain_pg_embedding WHERE id IN ('orphan-2', 'orphan-3')`,
+      );
+      expect(n).toBe(2);
+      await request(t.server).delete('/documents/ghost').expect(204);
+    });
+  });
+});

@@ -1,0 +1,314 @@
+import request from 'supertest';
+import { startTestApp, type TestApp } from './support/test-app.js';
+
+/** Every chunk row, exactly: a change anywhere changes the checksum. */
+async function snapshot(
+  t: TestApp,
+): Promise<{ chunks: number; collections: number; documents: string; checksum: string | null }> {
+  const [row] = await t.dataSource.query<
+    Array<{ chunks: number; collections: number; documents: string; checksum: string | null }>
+  >(`SELECT (SELECT count(*)::int FROM langchain_pg_embedding) AS chunks,
+            (SELECT count(*)::int FROM langchain_pg_collection) AS collections,
+            (SELECT coalesce(string_agg(document_id || '=' || total_chunks || '@' || updated_at, ',' ORDER BY document_id), '')
+               FROM documents) AS documents,
+            (SELECT md5(string_agg(id || coalesce(collection_id::text, '') || coalesce(embedding::text, '')
+                                   || coalesce(document, '') || coalesce(cmetadata::text, ''), ',' ORDER BY id))
+               FROM langchain_pg_embedding) AS checksum`);
+  return row;
+}
+
+async function totalChunks(t: TestApp, documentId: string): Promise<number> {
+  const [row] = await t.dataSource.query<Array<{ total_chunks: number }>>(
+    `SELECT total_chunks FROM documents WHERE document_id = $1`,
+    [documentId],
+  );
+  return row.total_chunks;
+}
+
+describe('Embeddings API', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    await t.dataSource.query(
+      `INSERT INTO documents (document_id, document_name, category, document_type, source_file, file_name, total_chunks)
+       VALUES ('law-1', 'Luật Thuế thu nhập cá nhân', 'thuế', 'law', 's', 'f', 0),
+              ('law-2', 'Bộ luật Lao động', 'lao động', 'law', 's', 'f', 0)`,
+    );
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('adds chunks to the default collection, computing ids and vectors', async () => {
+    const res = await request(t.server)
+      .post('/embeddings')
+      .send({ items: [{ content: 'Điều 1. Phạm vi điều chỉnh' }, { content: 'Điều 2. Đối tượng áp dụng' }] })
+      .expect(201);
+    expect(res.body).toEqual({ ids: [expect.any(String), expect.any(String)], count: 2 });
+    expect(res.body.ids[0]).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+
+    const chunk = await request(t.server).get(`/embeddings/${res.body.ids[0]}`).expect(200);
+    expect(chunk.body).toEqual({
+      id: res.body.ids[0],
+      collection: 'docs',
+      content: 'Điều 1. Phạm vi điều chỉnh',
+      metadata: {},
+      embedding: expect.any(Array),
+    });
+    expect(chunk.body.embedding).toHaveLength(384);
+    const norm = Math.sqrt((chunk.body.embedding as number[]).reduce((s, v) => s + v * v, 0));
+    expect(norm).toBeCloseTo(1, 5);
+
+    const collection = await request(t.server).get('/collections/docs').expect(200);
+    expect(collection.body).toMatchObject({
+      chunkCount: 2,
+      dimensions: 384,
+      metadata: { embedding_model: 'local-hash-ngram-384', dimensions: 384 },
+    });
+  });
+
+  it('stores given vectors and Vietnamese text exactly', async () => {
+    await request(t.server)
+      .post('/embeddings')
+      .send({
+        collection: 'small',
+        items: [
+          {
+            id: 'vi-1',
+            content: 'Người nộp thuế – quyết toán năm 2024 ✓',
+            metadata: { lang: 'vi' },
+            embedding: [0.5, -1, 2.25],
+          },
+        ],
+      })
+      .expect(201);
+    const res = await request(t.server).get('/embeddings/vi-1').expect(200);
+    expect(res.body).toEqual({
+      id: 'vi-1',
+      collection: 'small',
+      content: 'Người nộp thuế – quyết toán năm 2024 ✓',
+      metadata: { lang: 'vi' },
+      embedding: [0.5, -1, 2.25],
+    });
+  });
+
+  it('updates an existing id (upsert), including moving it to another collection', async () => {
+    await request(t.server)
+      .post('/embeddings')
+      .send({
+        collection: 'small',
+        items: [{ id: 'vi-1', content: 'Đã sửa', metadata: { v: 2 }, embedding: [1, 2, 3] }],
+      })
+      .expect(201);
+    expect((await request(t.server).get('/embeddings/vi-1').expect(200)).body).toEqual({
+      id: 'vi-1',
+      collection: 'small',
+      content: 'Đã sửa',
+      metadata: { v: 2 },
+      embedding: [1, 2, 3],
+    });
+    await request(t.server)
+      .post('/embeddings')
+      .send({ collection: 'small-2', items: [{ id: 'vi-1', content: 'Đã chuyển', embedding: [3, 2, 1] }] })
+      .expect(201);
+    const moved = await request(t.server).get('/embeddings/vi-1').expect(200);
+    expect(moved.body).toMatchObject({
+      collection: 'small-2',
+      content: 'Đã chuyển',
+      metadata: {},
+      embedding: [3, 2, 1],
+    });
+    const [{ n }] = await t.dataSource.query<Array<{ n: number }>>(
+      `SELECT count(*)::int AS n FROM langchain_pg_embedding WHERE id = 'vi-1'`,
+    );
+    expect(n).toBe(1);
+  });
+
+  it("keeps documents' total_chunks right through add, move and delete", async () => {
+    await request(t.server)
+      .post('/embeddings')
+      .send({
+        items: [
+          { id: 'law-1-0', content: 'Điều 1', metadata: { document_id: 'law-1', chunk_index: 0 } },
+          { id: 'law-1-1', content: 'Điều 2', metadata: { document_id: 'law-1', chunk_index: 1 } },
+          { id: 'law-2-0', content: 'Điều 1', metadata: { document_id: 'law-2', chunk_index: 0 } },
+          { id: 'orphan', content: 'không thuộc tài liệu nào', metadata: { document_id: 'missing-doc' } },
+        ],
+      })
+      .expect(201);
+    expect(await totalChunks(t, 'law-1')).toBe(2);
+    expect(await totalChunks(t, 'law-2')).toBe(1);
+
+    // Move law-1-1 to law-2: both documents are recounted.
+    await request(t.server)
+      .post('/embeddings')
+      .send({ items: [{ id: 'law-1-1', content: 'Điều 2', metadata: { document_id: 'law-2', chunk_index: 1 } }] })
+      .expect(201);
+    expect(await totalChunks(t, 'law-1')).toBe(1);
+    expect(await totalChunks(t, 'law-2')).toBe(2);
+
+    // Dropping the document_id from the metadata detaches the chunk.
+    await request(t.server)
+      .post('/embeddings')
+      .send({ items: [{ id: 'law-1-1', content: 'Điều 2' }] })
+      .expect(201);
+    expect(await totalChunks(t, 'law-2')).toBe(1);
+
+    await request(t.server).delete('/embeddings/law-1-0').expect(204);
+    expect(await totalChunks(t, 'law-1')).toBe(0);
+    await request(t.server).get('/embeddings/law-1-0').expect(404);
+    await request(t.server).delete('/embeddings/orphan').expect(204);
+  });
+
+  it('serves chunks written by another writer with NULL text, metadata and vector', async () => {
+    const [{ uuid }] = await t.dataSource.query<Array<{ uuid: string }>>(
+      `SELECT uuid FROM langchain_pg_collection WHERE name = 'small'`,
+    );
+    await t.dataSource.query(
+      `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+       VALUES ('null-text', $1, '[1,1,1]', NULL, '{"document_id":"law-2"}'), ('all-null', NULL, NULL, NULL, NULL)`,
+      [uuid],
+    );
+    expect((await request(t.server).get('/embeddings/null-text').expect(200)).body).toEqual({
+      id: 'null-text',
+      collection: 'small',
+      content: null,
+      metadata: { document_id: 'law-2' },
+      embedding: [1, 1, 1],
+    });
+    expect((await request(t.server).get('/embeddings/all-null').expect(200)).body).toEqual({
+      id: 'all-null',
+      collection: null,
+      content: null,
+      metadata: null,
+      embedding: null,
+    });
+    // A wrong stored count is corrected by the delete's recount: law-2 keeps one chunk (law-2-0).
+    await t.dataSource.query(`UPDATE documents SET total_chunks = 99 WHERE document_id = 'law-2'`);
+    await request(t.server).delete('/embeddings/null-text').expect(204);
+    expect(await totalChunks(t, 'law-2')).toBe(1);
+  });
+
+  it('answers 404 for a missing chunk', async () => {
+    const get = await request(t.server).get('/embeddings/nope').expect(404);
+    expect(get.body).toEqual({ statusCode: 404, message: 'Embedding "nope" not found', error: 'Not Found' });
+    const del = await request(t.server).delete('/embeddings/nope').expect(404);
+    expect(del.body).toEqual({ statusCode: 404, message: 'Embedding "nope" not found', error: 'Not Found' });
+  });
+
+  it('rejects a dimension mismatch in the last item of a batch and writes nothing', async () => {
+    const before = await snapshot(t);
+    const items = [
+      { id: 'law-1-0', content: 'Điều 1 mới', metadata: { document_id: 'law-1' } },
+      { id: 'new-1', content: 'mới', metadata: { document_id: 'law-2' } },
+      { id: 'new-2', content: 'sai chiều', metadata: { document_id: 'law-1' }, embedding: [1, 2, 3] },
+    ];
+    const res = await request(t.server).post('/embeddings').send({ items }).expect(400);
+    expect(res.body).toEqual({
+      statusCode: 400,
+      message: 'Embedding dimension mismatch in collection "docs": it holds 384-dimensional vectors, item 2 has 3',
+      error: 'Bad Request',
+    });
+    // Also into a collection that does not exist yet: the collection is not created either.
+    await request(t.server)
+      .post('/embeddings')
+      .send({
+        collection: 'brand-new',
+        items: [
+          { content: 'a', embedding: [1, 2] },
+          { content: 'b', embedding: [1, 2, 3] },
+        ],
+      })
+      .expect(400);
+    expect(await snapshot(t)).toEqual(before);
+    await request(t.server).get('/collections/brand-new').expect(404);
+  });
+
+  it('rejects an id repeated within a batch', async () => {
+    const before = await snapshot(t);
+    const res = await request(t.server)
+      .post('/embeddings')
+      .send({
+        items: [
+          { id: 'dup', content: 'a' },
+          { id: 'dup', content: 'b' },
+        ],
+      })
+      .expect(400);
+    expect(res.body.message).toBe('Chunk id "dup" appears more than once in the request');
+    expect(await snapshot(t)).toEqual(before);
+  });
+
+  it('rejects more than EMBEDDINGS_MAX_BATCH items, naming the limit', async () => {
+    const before = await snapshot(t);
+    const items = Array.from({ length: 1001 }, (_, i) => ({ content: `c${i}` }));
+    const res = await request(t.server).post('/embeddings').send({ items }).expect(400);
+    expect(res.body).toEqual({
+      statusCode: 400,
+      message: 'items must contain at most 1000 items (EMBEDDINGS_MAX_BATCH); got 1001',
+      error: 'Bad Request',
+    });
+    expect(await snapshot(t)).toEqual(before);
+  });
+
+  it.each([
+    ['no items', {}, 'items must contain at least 1 elements'],
+    ['empty items', { items: [] }, 'items must contain at least 1 elements'],
+    ['items not an array', { items: 'x' }, 'items must be an array'],
+    ['unknown top-level field', { items: [{ content: 'a' }], extra: 1 }, 'property extra should not exist'],
+    ['unknown item field', { items: [{ content: 'a', text: 'b' }] }, 'items.0.property text should not exist'],
+    ['missing content', { items: [{ id: 'x' }] }, 'items.0.content must be a string'],
+    ['content not a string', { items: [{ content: 5 }] }, 'items.0.content must be a string'],
+    [
+      'content too long',
+      { items: [{ content: 'x'.repeat(100_001) }] },
+      'items.0.content must be shorter than or equal to 100000 characters',
+    ],
+    ['NUL in content', { items: [{ content: 'a\u0000b' }] }, 'items.0.content must not contain NUL characters'],
+    ['empty id', { items: [{ id: '', content: 'a' }] }, 'items.0.id must be longer than or equal to 1 characters'],
+    ['id not a string', { items: [{ id: 7, content: 'a' }] }, 'items.0.id must be a string'],
+    ['metadata an array', { items: [{ content: 'a', metadata: [1] }] }, 'items.0.metadata must be an object'],
+    ['metadata a string', { items: [{ content: 'a', metadata: 'x' }] }, 'items.0.metadata must be an object'],
+    [
+      'NUL in metadata',
+      { items: [{ content: 'a', metadata: { k: 'a\u0000' } }] },
+      'items.0.metadata must not contain NUL characters',
+    ],
+    [
+      'empty embedding',
+      { items: [{ content: 'a', embedding: [] }] },
+      'items.0.embedding must contain at least 1 elements',
+    ],
+    [
+      'embedding of strings',
+      { items: [{ content: 'a', embedding: ['1', 2] }] },
+      'items.0.each value in embedding must be a number',
+    ],
+    [
+      'embedding too long',
+      { items: [{ content: 'a', embedding: Array(16_001).fill(0) }] },
+      'items.0.embedding must contain no more than 16000 elements',
+    ],
+    [
+      'embedding out of float4 range',
+      { items: [{ content: 'a', embedding: [1e39] }] },
+      'items.0.each value in embedding must not be greater than',
+    ],
+    [
+      'bad collection name',
+      { collection: 'a b', items: [{ content: 'a' }] },
+      'collection must be 1-255 characters without whitespace',
+    ],
+  ])('rejects %s with 400 and writes nothing', async (_label, body, message) => {
+    const before = await snapshot(t);
+    const res = await request(t.server).post('/embeddings').send(body).expect(400);
+    expect(res.body).toMatchObject({ statusCode: 400, error: 'Bad Request' });
+    expect([res.body.message].flat().join('; ')).toContain(message);
+    expect(await snapshot(t)).toEqual(before);
+  });
+
+  it('rejects a non-JSON-object body', async () => {
+    await request(t.server).post('/embeddings').set('content-type', 'application/json').send('[1,2]').expect(400);
+  });
+});
