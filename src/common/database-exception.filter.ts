@@ -14,6 +14,8 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
   '22023': [HttpStatus.BAD_REQUEST, 'A value is invalid'],
   '22000': [HttpStatus.BAD_REQUEST, 'A value is invalid'], // pgvector: "different vector dimensions"
   '54000': [HttpStatus.BAD_REQUEST, 'A value is too large'],
+  '40P01': [HttpStatus.CONFLICT, 'The request conflicted with a concurrent change; retry it'],
+  '40001': [HttpStatus.CONFLICT, 'The request conflicted with a concurrent change; retry it'],
   '57014': [HttpStatus.SERVICE_UNAVAILABLE, 'The query took too long and was cancelled'],
   '53300': [HttpStatus.SERVICE_UNAVAILABLE, 'The database has no free connection'],
   '57P01': [HttpStatus.SERVICE_UNAVAILABLE, 'The database is restarting'],
