@@ -6,8 +6,6 @@ import {
   IsBoolean,
   IsIn,
   IsInt,
-  IsNumber,
-  IsObject,
   IsOptional,
   IsString,
   Matches,
@@ -17,17 +15,12 @@ import {
   MinLength,
   ValidateNested,
 } from 'class-validator';
+import { COLLECTION_NAME, COLLECTION_NAME_MESSAGE } from '../../embeddings/dto/collection.dto.js';
+import { EmbeddingItemDto, NoNul } from '../../embeddings/dto/embedding.dto.js';
 import { DOCUMENT_STATUSES, type DocumentStatus } from '../document.entity.js';
 
-// eslint-disable-next-line no-control-regex -- NUL cannot be stored in a PostgreSQL text column
-const NO_NUL = /^[^\u0000]*$/;
-const NO_NUL_MESSAGE = '$property must not contain NUL characters';
-const COLLECTION_NAME = /^\S{1,255}$/;
 /** Upper bound of the schema; the effective limit is EMBEDDINGS_MAX_BATCH, checked by the service. */
 const ABSOLUTE_MAX_CHUNKS = 100_000;
-const MAX_CONTENT_LENGTH = 100_000;
-const MAX_EMBEDDING_DIMENSIONS = 16_000;
-const FLOAT4_MAX = 3.4e38;
 
 export const DOCUMENT_SORTS = ['createdAt', 'updatedAt', 'documentName', 'documentId'] as const;
 export type DocumentSort = (typeof DOCUMENT_SORTS)[number];
@@ -40,21 +33,8 @@ const toBool = ({ value }: { value: unknown }): unknown => {
   return value;
 };
 
-export class ChunkInputDto {
-  @ApiPropertyOptional({ example: 'law-1-chunk-0', description: 'Chunk id; generated (uuid4) when absent' })
-  @IsOptional()
-  @IsString()
-  @MinLength(1)
-  @MaxLength(255)
-  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
-  id?: string;
-
-  @ApiProperty({ example: 'Điều 1. Phạm vi điều chỉnh', maxLength: MAX_CONTENT_LENGTH })
-  @IsString()
-  @MaxLength(MAX_CONTENT_LENGTH)
-  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
-  content: string;
-
+/** A chunk of a new document: an embeddings item whose metadata the service completes. */
+export class ChunkInputDto extends EmbeddingItemDto {
   @ApiPropertyOptional({
     example: { section_title: 'Chương I', level: 1 },
     description:
@@ -62,22 +42,7 @@ export class ChunkInputDto {
     type: 'object',
     additionalProperties: true,
   })
-  @IsOptional()
-  @IsObject()
-  metadata?: Record<string, unknown>;
-
-  @ApiPropertyOptional({
-    example: [0.12, -0.03, 0.5],
-    type: [Number],
-    description: 'The vector; computed by the configured provider when absent',
-  })
-  @IsOptional()
-  @IsArray()
-  @ArrayMaxSize(MAX_EMBEDDING_DIMENSIONS)
-  @IsNumber({ allowNaN: false, allowInfinity: false }, { each: true })
-  @Min(-FLOAT4_MAX, { each: true })
-  @Max(FLOAT4_MAX, { each: true })
-  embedding?: number[];
+  declare metadata?: Record<string, unknown>;
 }
 
 export class CreateDocumentDto {
@@ -91,28 +56,28 @@ export class CreateDocumentDto {
   @IsString()
   @MinLength(1)
   @MaxLength(10_000)
-  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  @NoNul()
   documentName: string;
 
   @ApiProperty({ example: 'law', maxLength: 50 })
   @IsString()
   @MinLength(1)
   @MaxLength(50)
-  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  @NoNul()
   documentType: string;
 
   @ApiProperty({ example: 'dat-dai', maxLength: 100 })
   @IsString()
   @MinLength(1)
   @MaxLength(100)
-  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  @NoNul()
   category: string;
 
   @ApiProperty({ example: '/data/laws/luat-dat-dai-2024.pdf', maxLength: 4096 })
   @IsString()
   @MinLength(1)
   @MaxLength(4096)
-  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  @NoNul()
   sourceFile: string;
 
   @ApiPropertyOptional({ example: 'luat-dat-dai-2024.pdf', description: 'Basename of sourceFile when absent' })
@@ -120,7 +85,7 @@ export class CreateDocumentDto {
   @IsString()
   @MinLength(1)
   @MaxLength(1024)
-  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  @NoNul()
   fileName?: string;
 
   @ApiPropertyOptional({ example: 'active', enum: DOCUMENT_STATUSES, default: 'active' })
@@ -131,7 +96,7 @@ export class CreateDocumentDto {
   @ApiPropertyOptional({ example: 'docs', description: 'Collection of the chunks; DEFAULT_COLLECTION when absent' })
   @IsOptional()
   @IsString()
-  @Matches(COLLECTION_NAME, { message: 'collection must be 1-255 characters without whitespace' })
+  @Matches(COLLECTION_NAME, { message: COLLECTION_NAME_MESSAGE })
   collection?: string;
 
   @ApiPropertyOptional({ type: [ChunkInputDto], description: 'At most EMBEDDINGS_MAX_BATCH (default 1000) chunks' })
@@ -149,7 +114,7 @@ export class UpdateDocumentDto {
   @IsString()
   @MinLength(1)
   @MaxLength(10_000)
-  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  @NoNul()
   documentName?: string;
 
   @ApiPropertyOptional({ example: 'decree', maxLength: 50 })
@@ -157,7 +122,7 @@ export class UpdateDocumentDto {
   @IsString()
   @MinLength(1)
   @MaxLength(50)
-  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  @NoNul()
   documentType?: string;
 
   @ApiPropertyOptional({ example: 'thue', maxLength: 100 })
@@ -165,7 +130,7 @@ export class UpdateDocumentDto {
   @IsString()
   @MinLength(1)
   @MaxLength(100)
-  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  @NoNul()
   category?: string;
 
   @ApiPropertyOptional({ example: '/data/laws/new.pdf', maxLength: 4096 })
@@ -173,7 +138,7 @@ export class UpdateDocumentDto {
   @IsString()
   @MinLength(1)
   @MaxLength(4096)
-  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  @NoNul()
   sourceFile?: string;
 
   @ApiPropertyOptional({ example: 'new.pdf', maxLength: 1024 })
@@ -181,7 +146,7 @@ export class UpdateDocumentDto {
   @IsString()
   @MinLength(1)
   @MaxLength(1024)
-  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  @NoNul()
   fileName?: string;
 
   @ApiPropertyOptional({ example: 'inactive', enum: DOCUMENT_STATUSES })
@@ -216,7 +181,7 @@ export class ListDocumentsQueryDto {
   @IsOptional()
   @IsString()
   @MaxLength(255)
-  @Matches(NO_NUL, { message: NO_NUL_MESSAGE })
+  @NoNul()
   search?: string;
 
   @ApiPropertyOptional({ example: 50, minimum: 1, maximum: 500, default: 50 })

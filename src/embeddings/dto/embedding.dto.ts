@@ -21,12 +21,12 @@ import { COLLECTION_NAME, COLLECTION_NAME_MESSAGE } from './collection.dto.js';
 export const MAX_CONTENT_LENGTH = 100_000;
 export const MAX_EMBEDDING_DIMENSIONS = 16_000;
 /** Largest magnitude a pgvector component (float4) can hold. */
-const FLOAT4_MAX = 3.4e38;
+export const FLOAT4_MAX = 3.4e38;
 /** Upper bound of the schema; the effective limit is EMBEDDINGS_MAX_BATCH, checked by the service. */
 const ABSOLUTE_MAX_ITEMS = 100_000;
 
 /** PostgreSQL text cannot hold U+0000: reject it as a 400 rather than let the insert fail. */
-function NoNul(): PropertyDecorator {
+export function NoNul(): PropertyDecorator {
   return ValidateBy({
     name: 'noNul',
     validator: {
