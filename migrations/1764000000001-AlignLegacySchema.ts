@@ -12,8 +12,9 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * - langchain_pg_collection: cmetadata json → jsonb (rewrites this small table); the unique
  *   constraint langchain_pg_collection_name_key becomes a unique index of the same name.
  * - langchain_pg_embedding: document varchar → text (binary compatible: no rewrite, ids, vectors
- *   and metadata untouched); the expression and GIN indexes created when missing; the redundant
- *   unique index ix_langchain_pg_embedding_id (older langchain_postgres) dropped.
+ *   and metadata untouched). Its indexes are left to BuildChunkIndexesConcurrently (next migration),
+ *   which builds them without blocking writers; releases before it built them here, in this
+ *   transaction, and that migration then finds them and does nothing.
  * - comments of InitialSchema written; the updated_at trigger and its function ensured.
  *
  * Runs in one transaction (locks in docs/MIGRATIONS.md). Frozen history: no entity imports.
@@ -89,12 +90,8 @@ export class AlignLegacySchema1764000000001 implements MigrationInterface {
     if ((await columnType(q, 'langchain_pg_embedding', 'document')) !== 'text') {
       await q.query(`ALTER TABLE langchain_pg_embedding ALTER COLUMN document TYPE text`);
     }
-    if (await hasIndex(q, 'ix_langchain_pg_embedding_id')) {
-      await q.query(`DROP INDEX ix_langchain_pg_embedding_id`);
-    }
-    for (const [name, definition] of EMBEDDING_INDEXES) {
-      if (!(await hasIndex(q, name))) await q.query(`CREATE INDEX ${name} ON ${definition}`);
-    }
+    // Its indexes are built by BuildChunkIndexesConcurrently, outside any transaction: this table
+    // is the big one, and a plain CREATE INDEX here would block chunk writes while it builds.
 
     for (const [table, column, text] of COMMENTS) {
       const target = column ? `COLUMN ${table}.${column}` : `TABLE ${table}`;
@@ -113,7 +110,6 @@ export class AlignLegacySchema1764000000001 implements MigrationInterface {
       await q.query(`COMMENT ON ${target} IS '${text.replace(/'/g, "''")}'`);
     }
 
-    if (await hasIndex(q, 'idx_embedding_document_type')) await q.query(`DROP INDEX idx_embedding_document_type`);
     if ((await columnType(q, 'langchain_pg_embedding', 'document')) === 'text') {
       await q.query(`ALTER TABLE langchain_pg_embedding ALTER COLUMN document TYPE varchar`);
     }
@@ -214,12 +210,6 @@ const TARGET_INDEXES: ReadonlyArray<readonly [string, string]> = [
   ['ix_documents_document_type', 'documents (document_type)'],
   ['ix_documents_source_file', 'documents (source_file)'],
   ['ix_documents_status', 'documents (status)'],
-];
-
-const EMBEDDING_INDEXES: ReadonlyArray<readonly [string, string]> = [
-  ['ix_cmetadata_gin', 'langchain_pg_embedding USING gin (cmetadata jsonb_path_ops)'],
-  ['idx_embedding_document_type', `langchain_pg_embedding ((cmetadata->>'document_type'))`],
-  ['idx_embedding_document_id', `langchain_pg_embedding ((cmetadata->>'document_id'))`],
 ];
 
 /** The comments the pre-existing schema carried (restored by down()). */

@@ -1,12 +1,19 @@
 import { InitialSchema1764000000000 } from './1764000000000-InitialSchema.js';
 import { AlignLegacySchema1764000000001 } from './1764000000001-AlignLegacySchema.js';
+import { BuildChunkIndexesConcurrently1764000000002 } from './1764000000002-BuildChunkIndexesConcurrently.js';
+import { AddChunkFullTextIndex1764000000003 } from './1764000000003-AddChunkFullTextIndex.js';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the app, the CLI and the tests load
  * the same classes whether they run from TypeScript or from the compiled output.
  * `npm run migration:create` / `migration:generate` append new ones here.
  */
-export const MIGRATIONS = [InitialSchema1764000000000, AlignLegacySchema1764000000001];
+export const MIGRATIONS = [
+  InitialSchema1764000000000,
+  AlignLegacySchema1764000000001,
+  BuildChunkIndexesConcurrently1764000000002,
+  AddChunkFullTextIndex1764000000003,
+];
 
 /** The migration that `db:stamp` records by default: the schema the Python service created. */
 export const BASELINE_MIGRATION = 'InitialSchema1764000000000';

@@ -55,6 +55,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
       expect.arrayContaining([
         '  [ ] InitialSchema1764000000000',
         '  [ ] AlignLegacySchema1764000000001',
+        '  [ ] BuildChunkIndexesConcurrently1764000000002',
+        '  [ ] AddChunkFullTextIndex1764000000003',
         'Head: (none recorded)',
         expect.stringContaining('alembic_version: a1b2c3d4e5f6'),
         expect.stringContaining('run `npm run db:stamp` before `npm run db:migrate`'),
@@ -82,7 +84,9 @@ describe('adopting a database the Python service created (stamp → migrate → 
     const result = await check(ds);
     expect(result.exitCode).toBe(1);
     const text = result.lines.join('\n');
-    expect(text).toContain('Pending migrations (run `npm run db:migrate`): AlignLegacySchema1764000000001');
+    expect(text).toContain(
+      'Pending migrations (run `npm run db:migrate`): AlignLegacySchema1764000000001, BuildChunkIndexesConcurrently1764000000002, AddChunkFullTextIndex1764000000003',
+    );
     expect(text).toContain('index idx_embedding_document_type is missing');
     expect(text).toContain(
       `TypeORM would run: COMMENT ON TABLE "documents" IS 'Application-level document management table'`,
@@ -101,12 +105,19 @@ describe('adopting a database the Python service created (stamp → migrate → 
         'ALTER TABLE documents ALTER COLUMN created_at SET NOT NULL;',
         'ALTER TABLE langchain_pg_collection ALTER COLUMN cmetadata TYPE jsonb USING cmetadata::jsonb;',
         'ALTER TABLE langchain_pg_embedding ALTER COLUMN document TYPE text;',
-        'DROP INDEX ix_langchain_pg_embedding_id;',
+        // The big table's index work runs outside a transaction, without blocking chunk writers.
+        '-- BuildChunkIndexesConcurrently1764000000002',
+        'DROP INDEX CONCURRENTLY IF EXISTS ix_langchain_pg_embedding_id;',
+        "CREATE INDEX CONCURRENTLY idx_embedding_document_type ON langchain_pg_embedding ((cmetadata->>'document_type'));",
+        '-- AddChunkFullTextIndex1764000000003',
       ]),
+    );
+    expect(result.lines.filter((l) => /^CREATE INDEX (?!CONCURRENTLY)\S+ ON langchain_pg_embedding/.test(l))).toEqual(
+      [],
     );
     expect(await schemaSnapshot(ds)).toEqual(before);
     expect(await dataFingerprint(ds)).toEqual(original);
-    expect((await migrationStates(ds)).map((m) => m.applied)).toEqual([true, false]);
+    expect((await migrationStates(ds)).map((m) => m.applied)).toEqual([true, false, false, false]);
   });
 
   let aligned: string[];
@@ -115,7 +126,12 @@ describe('adopting a database the Python service created (stamp → migrate → 
     const result = await migrate(ds);
     expect(result).toEqual({
       exitCode: 0,
-      lines: ['Applied AlignLegacySchema1764000000001', 'Head: AlignLegacySchema1764000000001'],
+      lines: [
+        'Applied AlignLegacySchema1764000000001',
+        'Applied BuildChunkIndexesConcurrently1764000000002',
+        'Applied AddChunkFullTextIndex1764000000003',
+        'Head: AddChunkFullTextIndex1764000000003',
+      ],
     });
     const checked = await check(ds);
     expect(checked).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
@@ -158,8 +174,15 @@ describe('adopting a database the Python service created (stamp → migrate → 
   });
 
   it('reverts to the pre-existing shape and migrates again to the same schema, data unchanged', async () => {
-    const reverted = await revert(ds);
-    expect(reverted).toEqual({
+    expect(await revert(ds)).toEqual({
+      exitCode: 0,
+      lines: ['Reverted AddChunkFullTextIndex1764000000003', 'Head: BuildChunkIndexesConcurrently1764000000002'],
+    });
+    expect(await revert(ds)).toEqual({
+      exitCode: 0,
+      lines: ['Reverted BuildChunkIndexesConcurrently1764000000002', 'Head: AlignLegacySchema1764000000001'],
+    });
+    expect(await revert(ds)).toEqual({
       exitCode: 0,
       lines: ['Reverted AlignLegacySchema1764000000001', 'Head: InitialSchema1764000000000'],
     });
@@ -219,7 +242,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
     expect(st.code).toBe(0);
     expect(st.stdout).toContain('[X] InitialSchema1764000000000');
     expect(st.stdout).toContain('[X] AlignLegacySchema1764000000001');
-    expect(st.stdout).toContain('Head: AlignLegacySchema1764000000001');
+    expect(st.stdout).toContain('[X] AddChunkFullTextIndex1764000000003');
+    expect(st.stdout).toContain('Head: AddChunkFullTextIndex1764000000003');
     const ck = runCli(db.env, 'check');
     expect(ck.code).toBe(0);
     expect(ck.stdout).toContain('no differences');

@@ -51,7 +51,9 @@ describe('db CLI on a database this service creates', () => {
     expect((await migrate(ds)).lines).toEqual([
       'Applied InitialSchema1764000000000',
       'Applied AlignLegacySchema1764000000001',
-      'Head: AlignLegacySchema1764000000001',
+      'Applied BuildChunkIndexesConcurrently1764000000002',
+      'Applied AddChunkFullTextIndex1764000000003',
+      'Head: AddChunkFullTextIndex1764000000003',
     ]);
     expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
     const before = await schemaSnapshot(ds);
@@ -100,7 +102,7 @@ describe('db CLI on a database this service creates', () => {
     expect(source).toMatch(/down[\s\S]*ADD "language" character varying\(10\)/);
     const index = readFileSync(join(dir, 'index.ts'), 'utf8');
     expect(index).toContain(`import { DropLanguage1764000000123 } from './1764000000123-DropLanguage.js';`);
-    expect(index).toMatch(/AlignLegacySchema1764000000001,\n {2}DropLanguage1764000000123,\n\];/);
+    expect(index).toMatch(/AddChunkFullTextIndex1764000000003,\n {2}DropLanguage1764000000123,\n\];/);
 
     await ds.query(`ALTER TABLE documents DROP COLUMN language`);
     await ds.query(
@@ -129,6 +131,14 @@ describe('db CLI on a database this service creates', () => {
 
   it('revert goes back one migration at a time', async () => {
     expect((await revert(ds)).lines).toEqual([
+      'Reverted AddChunkFullTextIndex1764000000003',
+      'Head: BuildChunkIndexesConcurrently1764000000002',
+    ]);
+    expect((await revert(ds)).lines).toEqual([
+      'Reverted BuildChunkIndexesConcurrently1764000000002',
+      'Head: AlignLegacySchema1764000000001',
+    ]);
+    expect((await revert(ds)).lines).toEqual([
       'Reverted AlignLegacySchema1764000000001',
       'Head: InitialSchema1764000000000',
     ]);
@@ -136,7 +146,9 @@ describe('db CLI on a database this service creates', () => {
       expect.arrayContaining([
         '  [X] InitialSchema1764000000000',
         '  [ ] AlignLegacySchema1764000000001',
-        'Pending: 1',
+        '  [ ] BuildChunkIndexesConcurrently1764000000002',
+        '  [ ] AddChunkFullTextIndex1764000000003',
+        'Pending: 3',
       ]),
     );
     const refused = await revert(ds);

@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import { revert } from '../src/cli/db-commands.js';
 import { runPendingMigrations } from '../src/database/migration-runner.js';
 import { createTestDatabase, openRawDataSource, type TestDatabase, testConfig } from './support/test-database.js';
 
@@ -21,6 +22,13 @@ async function schemaSnapshot(ds: DataSource): Promise<string[]> {
   return rows.map((r) => r.line).filter((l) => !l.includes(' migrations'));
 }
 
+const ALL_MIGRATIONS = [
+  'InitialSchema1764000000000',
+  'AlignLegacySchema1764000000001',
+  'BuildChunkIndexesConcurrently1764000000002',
+  'AddChunkFullTextIndex1764000000003',
+];
+
 describe('InitialSchema migration', () => {
   let db: TestDatabase;
   let ds: DataSource;
@@ -36,7 +44,7 @@ describe('InitialSchema migration', () => {
   });
 
   it('goes up, down and up again, leaving the same schema', async () => {
-    expect(await runPendingMigrations(ds)).toEqual(['InitialSchema1764000000000', 'AlignLegacySchema1764000000001']);
+    expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS);
     const first = await schemaSnapshot(ds);
     expect(first).toEqual(
       expect.arrayContaining([
@@ -52,6 +60,7 @@ describe('InitialSchema migration', () => {
         'index CREATE INDEX ix_cmetadata_gin ON public.langchain_pg_embedding USING gin (cmetadata jsonb_path_ops)',
         "index CREATE INDEX idx_embedding_document_id ON public.langchain_pg_embedding USING btree (((cmetadata ->> 'document_id'::text)))",
         "index CREATE INDEX idx_embedding_document_type ON public.langchain_pg_embedding USING btree (((cmetadata ->> 'document_type'::text)))",
+        "index CREATE INDEX ix_embedding_document_fts ON public.langchain_pg_embedding USING gin (to_tsvector('simple'::regconfig, COALESCE(document, ''::text)))",
         'index CREATE INDEX idx_documents_category_status ON public.documents USING btree (category, status)',
         'index CREATE INDEX idx_documents_status_type ON public.documents USING btree (status, document_type)',
         'trigger trigger_documents_updated_at',
@@ -60,9 +69,8 @@ describe('InitialSchema migration', () => {
     // Every column carries a comment.
     expect(first.filter((l) => l.startsWith('column ') && l.endsWith('comment='))).toEqual([]);
 
-    // AlignLegacySchema first (back to the Python service's shape), then InitialSchema.
-    await ds.undoLastMigration({ transaction: 'each' });
-    await ds.undoLastMigration({ transaction: 'each' });
+    // Newest first: the index migrations, AlignLegacySchema (back to the Python service's shape), InitialSchema.
+    for (let i = 0; i < ALL_MIGRATIONS.length; i++) await revert(ds, { dropTables: true });
     const afterDown = await schemaSnapshot(ds);
     expect(afterDown.filter((l) => !l.startsWith('index ') || !l.includes('migrations'))).toEqual([]);
     const ext = await ds.query<
@@ -72,13 +80,32 @@ describe('InitialSchema migration', () => {
     >(`SELECT count(*)::int AS n FROM pg_extension WHERE extname = 'vector'`);
     expect(ext[0].n).toBe(0);
 
-    expect(await runPendingMigrations(ds)).toEqual(['InitialSchema1764000000000', 'AlignLegacySchema1764000000001']);
+    expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS);
     expect(await schemaSnapshot(ds)).toEqual(first);
   });
 
   it('leaves nothing for TypeORM to change: the entities and the migrated schema agree', async () => {
     const sql = await ds.driver.createSchemaBuilder().log();
     expect(sql.upQueries.map((q) => q.query)).toEqual([]);
+  });
+
+  it('rebuilds an index that a failed concurrent build left INVALID, and is a no-op when all are valid', async () => {
+    const valid = () =>
+      ds.query<Array<{ name: string; valid: boolean }>>(
+        `SELECT c.relname AS name, i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+          WHERE c.relname IN ('ix_cmetadata_gin', 'ix_embedding_document_fts') ORDER BY 1`,
+      );
+    // What a cancelled CREATE INDEX CONCURRENTLY leaves: the index exists, marked not valid, and the
+    // migration that built it is not recorded.
+    await revert(ds, { dropTables: true });
+    await revert(ds, { dropTables: true });
+    await ds.query(`UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'ix_cmetadata_gin'::regclass`);
+    expect(await valid()).toEqual([{ name: 'ix_cmetadata_gin', valid: false }]);
+    expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(2));
+    expect(await valid()).toEqual([
+      { name: 'ix_cmetadata_gin', valid: true },
+      { name: 'ix_embedding_document_fts', valid: true },
+    ]);
   });
 
   it('keeps updated_at current through the trigger, for writers other than this service', async () => {

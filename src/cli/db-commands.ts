@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type DataSource, MigrationExecutor, type QueryRunner } from 'typeorm';
+import { type DataSource, MigrationExecutor, type MigrationInterface, type QueryRunner } from 'typeorm';
 import { BASELINE_MIGRATION, MIGRATIONS } from '../../migrations/index.js';
 import { MIGRATIONS_TABLE } from '../database/data-source-options.js';
 import {
@@ -127,9 +127,11 @@ export async function migrate(ds: DataSource, options: { dryRun?: boolean } = {}
       await assertStampedOrEmpty(runner);
       await runner.startTransaction();
       const original = runner.query.bind(runner) as (q: string, p?: unknown[]) => Promise<unknown>;
+      let executeChanges = true;
       (runner as { query: (q: string, p?: unknown[]) => Promise<unknown> }).query = (q, p) => {
-        if (!/^\s*(SELECT|SHOW)\b/i.test(q)) statements.push(q.trim());
-        return original(q, p);
+        if (/^\s*(SELECT|SHOW)\b/i.test(q)) return original(q, p);
+        statements.push(q.trim());
+        return executeChanges ? original(q, p) : Promise.resolve([]);
       };
       const lines: string[] = ['-- Dry run: these statements would run; nothing was changed.'];
       try {
@@ -137,6 +139,10 @@ export async function migrate(ds: DataSource, options: { dryRun?: boolean } = {}
           const instance = instances.get(m.name);
           if (!instance) throw new Error(`migration ${m.name} has no class`);
           statements.length = 0;
+          // A migration that runs outside a transaction (CREATE INDEX CONCURRENTLY) cannot run inside
+          // this rolled-back one: its statements are listed, not executed. Its steps read the catalog
+          // first, so the list is still what it would do.
+          executeChanges = (instance as MigrationInterface).transaction !== false;
           await instance.up(runner);
           lines.push(`-- ${m.name}`);
           if (statements.length === 0) lines.push('-- (no change)');
@@ -291,6 +297,8 @@ const UNSYNCHRONIZED_INDEXES: Record<string, string> = {
     "CREATE INDEX idx_embedding_document_type ON public.langchain_pg_embedding USING btree (((cmetadata ->> 'document_type'::text)))",
   idx_embedding_document_id:
     "CREATE INDEX idx_embedding_document_id ON public.langchain_pg_embedding USING btree (((cmetadata ->> 'document_id'::text)))",
+  ix_embedding_document_fts:
+    "CREATE INDEX ix_embedding_document_fts ON public.langchain_pg_embedding USING gin (to_tsvector('simple'::regconfig, COALESCE(document, ''::text)))",
 };
 
 /** Lists every difference between the live schema and the entities (empty when they agree). */
@@ -400,7 +408,10 @@ export async function revert(ds: DataSource, options: { dropTables?: boolean } =
     await runner.connect();
     await withMigrationLock(runner, async () => {
       const executor = new MigrationExecutor(ds, runner);
-      executor.transaction = 'each';
+      // TypeORM's undo ignores a migration's `transaction = false`: a down() that drops an index
+      // CONCURRENTLY must be run without the wrapping transaction, so we choose per migration.
+      const instance = MIGRATIONS.map((Cls) => new Cls() as MigrationInterface).find((m) => m.name === last?.name);
+      executor.transaction = instance?.transaction === false ? 'none' : 'each';
       await executor.undoLastMigration();
     });
   } finally {

@@ -1,10 +1,22 @@
 import { plainToInstance, Transform } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Matches,
+  Max,
+  Min,
+  ValidateIf,
+  validateSync,
+} from 'class-validator';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const EMBEDDING_PROVIDERS = ['local'] as const;
+export const EMBEDDING_PROVIDERS = ['local', 'openai'] as const;
 export type EmbeddingProviderName = (typeof EMBEDDING_PROVIDERS)[number];
 
 /** Raised for a bad environment; main() prints its one-line message and exits 1. */
@@ -14,6 +26,9 @@ export class ConfigValidationError extends Error {
     this.name = 'ConfigValidationError';
   }
 }
+
+// Loopback and LAN hosts are valid too: Ollama, vLLM and TEI usually run there.
+const HTTP_URL = { protocols: ['http', 'https'], require_protocol: true, require_tld: false };
 
 const toInt = ({ value }: { value: unknown }): unknown =>
   typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : value;
@@ -106,6 +121,87 @@ class EnvironmentVariables {
   @IsString()
   @Matches(/^\S{1,255}$/, { message: 'DEFAULT_COLLECTION must be 1-255 characters without spaces' })
   DEFAULT_COLLECTION = 'docs';
+
+  @ValidateIf((o: EnvironmentVariables) => o.EMBEDDINGS_PROVIDER === 'openai' || o.EMBEDDINGS_BASE_URL !== undefined)
+  @IsUrl(HTTP_URL, { message: 'EMBEDDINGS_BASE_URL must be an http(s) URL (required with EMBEDDINGS_PROVIDER=openai)' })
+  EMBEDDINGS_BASE_URL?: string;
+
+  @IsOptional()
+  @IsString()
+  EMBEDDINGS_API_KEY?: string;
+
+  @ValidateIf((o: EnvironmentVariables) => o.EMBEDDINGS_PROVIDER === 'openai' || o.EMBEDDINGS_MODEL !== undefined)
+  @IsString({ message: 'EMBEDDINGS_MODEL is required with EMBEDDINGS_PROVIDER=openai' })
+  @Matches(/^\S{1,200}$/, { message: 'EMBEDDINGS_MODEL must be 1-200 characters without spaces' })
+  EMBEDDINGS_MODEL?: string;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(600_000)
+  EMBEDDINGS_TIMEOUT_MS = 30_000;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(10)
+  EMBEDDINGS_MAX_RETRIES = 3;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(2048)
+  EMBEDDINGS_REQUEST_BATCH = 128;
+
+  @IsOptional()
+  @IsUrl(HTTP_URL, { message: 'LLM_BASE_URL must be an http(s) URL' })
+  LLM_BASE_URL?: string;
+
+  @IsOptional()
+  @IsString()
+  LLM_API_KEY?: string;
+
+  @IsOptional()
+  @Matches(/^\S{1,200}$/, { message: 'LLM_MODEL must be 1-200 characters without spaces' })
+  LLM_MODEL = 'gpt-4o-mini';
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(600_000)
+  LLM_TIMEOUT_MS = 60_000;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  SEARCH_HNSW_EF_SEARCH = 100;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(100_000)
+  INGEST_CHUNK_SIZE = 1000;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(50_000)
+  INGEST_CHUNK_OVERLAP = 200;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1024)
+  @Max(1024 * 1024 * 1024)
+  INGEST_MAX_FILE_BYTES = 25 * 1024 * 1024;
 }
 
 export type DatabaseMode = 'embedded' | 'server';
@@ -132,6 +228,32 @@ export interface AppConfig {
     readonly dimensions: number;
     readonly maxBatch: number;
     readonly defaultCollection: string;
+    /** OpenAI-compatible `/v1/embeddings` endpoint (provider `openai`). */
+    readonly openai?: {
+      readonly baseUrl: string;
+      readonly apiKey?: string;
+      readonly model: string;
+      readonly timeoutMs: number;
+      readonly maxRetries: number;
+      /** Texts per HTTP request. */
+      readonly requestBatch: number;
+    };
+  };
+  /** OpenAI-compatible chat completions for `/ask {answer: true}`; absent when LLM_BASE_URL is unset. */
+  readonly llm?: {
+    readonly baseUrl: string;
+    readonly apiKey?: string;
+    readonly model: string;
+    readonly timeoutMs: number;
+  };
+  readonly search: {
+    /** Lower bound for `SET LOCAL hnsw.ef_search` (raised to k when k is larger). */
+    readonly hnswEfSearch: number;
+  };
+  readonly ingest: {
+    readonly chunkSize: number;
+    readonly chunkOverlap: number;
+    readonly maxFileBytes: number;
   };
 }
 
@@ -147,6 +269,13 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
     throw new ConfigValidationError(
       errors.map((e) => Object.values(e.constraints ?? {})[0] ?? `${e.property} is invalid`),
     );
+  }
+  if (vars.EMBEDDINGS_PROVIDER === 'openai' && raw.EMBEDDINGS_DIMENSIONS === undefined) {
+    // The 384 default fits the local provider only; a remote model's dimension must be stated.
+    throw new ConfigValidationError(['EMBEDDINGS_DIMENSIONS is required with EMBEDDINGS_PROVIDER=openai']);
+  }
+  if (vars.INGEST_CHUNK_OVERLAP >= vars.INGEST_CHUNK_SIZE) {
+    throw new ConfigValidationError(['INGEST_CHUNK_OVERLAP must be smaller than INGEST_CHUNK_SIZE']);
   }
   const url = vars.DATABASE_URL;
   return {
@@ -169,6 +298,26 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
       dimensions: vars.EMBEDDINGS_DIMENSIONS,
       maxBatch: vars.EMBEDDINGS_MAX_BATCH,
       defaultCollection: vars.DEFAULT_COLLECTION,
+      openai:
+        vars.EMBEDDINGS_PROVIDER === 'openai'
+          ? {
+              baseUrl: vars.EMBEDDINGS_BASE_URL!,
+              apiKey: vars.EMBEDDINGS_API_KEY,
+              model: vars.EMBEDDINGS_MODEL!,
+              timeoutMs: vars.EMBEDDINGS_TIMEOUT_MS,
+              maxRetries: vars.EMBEDDINGS_MAX_RETRIES,
+              requestBatch: vars.EMBEDDINGS_REQUEST_BATCH,
+            }
+          : undefined,
+    },
+    llm: vars.LLM_BASE_URL
+      ? { baseUrl: vars.LLM_BASE_URL, apiKey: vars.LLM_API_KEY, model: vars.LLM_MODEL, timeoutMs: vars.LLM_TIMEOUT_MS }
+      : undefined,
+    search: { hnswEfSearch: vars.SEARCH_HNSW_EF_SEARCH },
+    ingest: {
+      chunkSize: vars.INGEST_CHUNK_SIZE,
+      chunkOverlap: vars.INGEST_CHUNK_OVERLAP,
+      maxFileBytes: vars.INGEST_MAX_FILE_BYTES,
     },
   };
 }

@@ -11,6 +11,7 @@ import { CollectionEntity } from './collection.entity.js';
 @Index('ix_cmetadata_gin', { synchronize: false })
 @Index('idx_embedding_document_type', { synchronize: false })
 @Index('idx_embedding_document_id', { synchronize: false })
+@Index('ix_embedding_document_fts', { synchronize: false })
 export class EmbeddingEntity {
   @PrimaryColumn({
     type: 'varchar',

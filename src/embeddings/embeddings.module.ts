@@ -22,6 +22,8 @@ import { LocalEmbeddingProvider } from './providers/local-embedding.provider.js'
         switch (config.embeddings.provider) {
           case 'local':
             return new LocalEmbeddingProvider(config.embeddings.dimensions);
+          case 'openai':
+            throw new Error('EMBEDDINGS_PROVIDER=openai is not implemented yet');
         }
       },
     },

@@ -1,0 +1,60 @@
+import type { MigrationInterface, QueryRunner } from 'typeorm';
+
+/**
+ * Builds the chunk table's secondary indexes that a pre-existing database lacks, and drops the
+ * redundant `ix_langchain_pg_embedding_id`, all CONCURRENTLY: langchain_pg_embedding is the one
+ * big table (millions of rows), and a plain CREATE INDEX would block every chunk write — including
+ * the Python service's, which keeps running during adoption — for as long as the build takes.
+ *
+ * CONCURRENTLY cannot run in a transaction block, hence `transaction = false`. A concurrent build
+ * that fails (cancelled, or killed with the server) leaves an INVALID index behind and this
+ * migration unrecorded; the next run drops the invalid index and builds it again.
+ *
+ * On a database InitialSchema created (or that already ran an earlier AlignLegacySchema, which
+ * built these in its transaction) every index is present and valid, and this changes nothing.
+ * Frozen history: no entity imports.
+ */
+export class BuildChunkIndexesConcurrently1764000000002 implements MigrationInterface {
+  name = 'BuildChunkIndexesConcurrently1764000000002';
+  transaction = false as const;
+
+  public async up(q: QueryRunner): Promise<void> {
+    if (await indexState(q, 'ix_langchain_pg_embedding_id')) {
+      await q.query(`DROP INDEX CONCURRENTLY IF EXISTS ix_langchain_pg_embedding_id`);
+    }
+    for (const [name, definition] of CHUNK_INDEXES) {
+      const state = await indexState(q, name);
+      if (state === 'valid') continue;
+      if (state === 'invalid') await q.query(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`);
+      await q.query(`CREATE INDEX CONCURRENTLY ${name} ON ${definition}`);
+    }
+  }
+
+  /**
+   * Restores the pre-existing shape's chunk indexes: only idx_embedding_document_type goes (the
+   * legacy schema had the GIN index and, often, idx_embedding_document_id). The redundant unique
+   * index is not recreated: it duplicated the primary key.
+   */
+  public async down(q: QueryRunner): Promise<void> {
+    await q.query(`DROP INDEX CONCURRENTLY IF EXISTS idx_embedding_document_type`);
+  }
+}
+
+/** null when the index does not exist; 'invalid' when a concurrent build of it failed half-way. */
+async function indexState(q: QueryRunner, name: string): Promise<'valid' | 'invalid' | null> {
+  const rows = (await q.query(
+    `SELECT i.indisvalid AS valid FROM pg_index i
+       JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = current_schema() AND c.relname = $1`,
+    [name],
+  )) as Array<{ valid: boolean }>;
+  if (rows.length === 0) return null;
+  return rows[0].valid ? 'valid' : 'invalid';
+}
+
+/** [name, "table USING … (expression)"], fixed literals. */
+const CHUNK_INDEXES: ReadonlyArray<readonly [string, string]> = [
+  ['ix_cmetadata_gin', 'langchain_pg_embedding USING gin (cmetadata jsonb_path_ops)'],
+  ['idx_embedding_document_type', `langchain_pg_embedding ((cmetadata->>'document_type'))`],
+  ['idx_embedding_document_id', `langchain_pg_embedding ((cmetadata->>'document_id'))`],
+];

@@ -1,0 +1,34 @@
+import type { MigrationInterface, QueryRunner } from 'typeorm';
+
+/**
+ * The full-text side of hybrid search (`POST /ask {mode: 'hybrid'}`): a GIN index over the chunk
+ * text. An expression index rather than a tsvector column, so LangChain's writers need no change
+ * and no row is rewritten. The `simple` configuration lowercases and splits on non-letters without
+ * stemming or stop words, which is what suits Vietnamese (no PostgreSQL dictionary exists for it).
+ * The search query must repeat this exact expression for the planner to use the index.
+ *
+ * Built CONCURRENTLY (outside a transaction) so chunk writers are not blocked while it builds; an
+ * INVALID leftover of a failed build is dropped and rebuilt. Frozen history: no entity imports.
+ */
+export class AddChunkFullTextIndex1764000000003 implements MigrationInterface {
+  name = 'AddChunkFullTextIndex1764000000003';
+  transaction = false as const;
+
+  public async up(q: QueryRunner): Promise<void> {
+    const rows = (await q.query(
+      `SELECT i.indisvalid AS valid FROM pg_index i
+         JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = current_schema() AND c.relname = 'ix_embedding_document_fts'`,
+    )) as Array<{ valid: boolean }>;
+    if (rows[0]?.valid) return;
+    if (rows.length > 0) await q.query(`DROP INDEX CONCURRENTLY IF EXISTS ix_embedding_document_fts`);
+    await q.query(
+      `CREATE INDEX CONCURRENTLY ix_embedding_document_fts ON langchain_pg_embedding
+         USING gin (to_tsvector('simple'::regconfig, coalesce(document, '')))`,
+    );
+  }
+
+  public async down(q: QueryRunner): Promise<void> {
+    await q.query(`DROP INDEX CONCURRENTLY IF EXISTS ix_embedding_document_fts`);
+  }
+}
