@@ -1,5 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
+import { AskModule } from './ask/ask.module.js';
 import { DatabaseExceptionFilter } from './common/database-exception.filter.js';
 import type { AppConfig } from './config/app-config.js';
 import { AppConfigModule } from './config/config.module.js';
@@ -22,6 +23,7 @@ export class AppModule {
         DocumentsModule,
         EmbeddingsModule,
         StatsModule,
+        AskModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: DatabaseExceptionFilter }],
     };

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { ChunkStore } from './chunk.store.js';
+import { CollectionModelCheck } from './collection-model.check.js';
 import { CollectionsController } from './collections.controller.js';
 import { CollectionsService } from './collections.service.js';
 import { CollectionEntity } from './collection.entity.js';
@@ -10,6 +11,7 @@ import { EmbeddingsController } from './embeddings.controller.js';
 import { EmbeddingsService } from './embeddings.service.js';
 import { EMBEDDING_PROVIDER, type EmbeddingProvider } from './providers/embedding-provider.js';
 import { LocalEmbeddingProvider } from './providers/local-embedding.provider.js';
+import { OpenAIEmbeddingProvider } from './providers/openai-embedding.provider.js';
 
 @Module({
   imports: [TypeOrmModule.forFeature([CollectionEntity, EmbeddingEntity])],
@@ -23,11 +25,13 @@ import { LocalEmbeddingProvider } from './providers/local-embedding.provider.js'
           case 'local':
             return new LocalEmbeddingProvider(config.embeddings.dimensions);
           case 'openai':
-            throw new Error('EMBEDDINGS_PROVIDER=openai is not implemented yet');
+            // loadAppConfig sets embeddings.openai whenever the provider is openai.
+            return new OpenAIEmbeddingProvider(config.embeddings.openai!, config.embeddings.dimensions);
         }
       },
     },
     ChunkStore,
+    CollectionModelCheck,
     CollectionsService,
     EmbeddingsService,
   ],

@@ -220,8 +220,17 @@ export function runCli(
   env: Record<string, string>,
   ...args: string[]
 ): { code: number; stdout: string; stderr: string } {
+  return runCompiledScript('dist/src/cli/db.js', env, ...args);
+}
+
+/** Runs a compiled CLI (built by the pretest step) as a child process with exactly this database. */
+export function runCompiledScript(
+  script: string,
+  env: Record<string, string>,
+  ...args: string[]
+): { code: number; stdout: string; stderr: string } {
   const childEnv: Record<string, string | undefined> = { ...process.env, LOG_LEVEL: 'warn', ...env };
   if (!env.DATABASE_URL) delete childEnv.DATABASE_URL;
-  const result = spawnSync(process.execPath, ['dist/src/cli/db.js', ...args], { env: childEnv, encoding: 'utf8' });
+  const result = spawnSync(process.execPath, [script, ...args], { env: childEnv, encoding: 'utf8' });
   return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }

@@ -1,0 +1,39 @@
+import { Body, Controller, HttpCode, HttpStatus, Post } from '@nestjs/common';
+import {
+  ApiBadGatewayResponse,
+  ApiBadRequestResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
+import { AskService } from './ask.service.js';
+import { AskRequestDto, AskResponseDto } from './dto/ask.dto.js';
+
+@ApiTags('ask')
+@Controller('ask')
+export class AskController {
+  constructor(private readonly askService: AskService) {}
+
+  @Post()
+  @HttpCode(HttpStatus.OK)
+  @ApiOperation({
+    summary: 'Semantic or hybrid search over a collection, optionally with an LLM answer',
+    description:
+      'Embeds the question with the configured provider (or takes queryEmbedding), then returns the k most similar chunks ' +
+      '(score = 1 − cosine distance). mode "hybrid" fuses that ranking with full-text ranking of the chunk text by ' +
+      "reciprocal rank fusion. filter uses LangChain's metadata filter language, e.g. " +
+      '{"document_type": "law", "chunk_index": {"$lt": 10}} or {"$or": [{"status": "active"}, {"year": {"$gte": 2020}}]}. ' +
+      'A collection with an HNSW index (npm run index:create) is searched through it.',
+  })
+  @ApiOkResponse({ type: AskResponseDto })
+  @ApiBadRequestResponse({
+    description:
+      'Invalid body or filter (the message names the part), a query vector of the wrong dimension, or answer: true without an LLM',
+  })
+  @ApiNotFoundResponse({ description: 'No collection with this name' })
+  @ApiBadGatewayResponse({ description: 'The embedding or LLM service failed (503/504 when unreachable or slow)' })
+  ask(@Body() dto: AskRequestDto): Promise<AskResponseDto> {
+    return this.askService.ask(dto);
+  }
+}

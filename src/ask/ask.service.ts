@@ -1,0 +1,138 @@
+import { BadRequestException, Inject, Injectable, NotFoundException } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { performance } from 'node:perf_hooks';
+import type { DataSource } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { ChunkStore } from '../embeddings/chunk.store.js';
+import { describeModelMismatch } from '../embeddings/collection-model.check.js';
+import { EMBEDDING_PROVIDER, type EmbeddingProvider } from '../embeddings/providers/embedding-provider.js';
+import { ANSWER_GENERATOR, type AnswerGenerator } from './answer/answer-generator.js';
+import { type ChunkHit, ChunkSearchRepository, hybridCandidates } from './chunk-search.repository.js';
+import type { AskRequestDto, AskResponseDto, AskResultDto } from './dto/ask.dto.js';
+import { compileLangChainFilter, InvalidFilterError } from './filter/langchain-filter.js';
+import { VectorIndexService } from './vector-index.service.js';
+
+export const DEFAULT_K = 5;
+/** pgvector's upper bound for hnsw.ef_search. */
+const MAX_EF_SEARCH = 1000;
+
+@Injectable()
+export class AskService {
+  /** pgvector ≥ 0.8 has iterative index scans; asked once per process. */
+  private iterativeScans?: Promise<boolean>;
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(EMBEDDING_PROVIDER) private readonly provider: EmbeddingProvider,
+    @Inject(ANSWER_GENERATOR) private readonly answers: AnswerGenerator | null,
+    private readonly chunks: ChunkStore,
+    private readonly search: ChunkSearchRepository,
+    private readonly indexes: VectorIndexService,
+  ) {}
+
+  async ask(dto: AskRequestDto): Promise<AskResponseDto> {
+    const started = performance.now();
+    const k = dto.k ?? DEFAULT_K;
+    const mode = dto.mode ?? 'vector';
+    const collectionName = dto.collection ?? this.config.embeddings.defaultCollection;
+    if (dto.answer && !this.answers) {
+      throw new BadRequestException(
+        'answer: true needs an LLM, and none is configured: set LLM_BASE_URL to an OpenAI-compatible API (e.g. https://api.openai.com/v1 or http://localhost:11434/v1), LLM_MODEL and, if it needs one, LLM_API_KEY',
+      );
+    }
+    assertValidFilter(dto.filter);
+
+    const collection = await this.chunks.findCollection(this.dataSource.manager, collectionName);
+    if (!collection) throw new NotFoundException(`Collection "${collectionName}" not found`);
+    const dimension = await this.chunks.collectionDimension(this.dataSource.manager, collection.uuid);
+
+    let hits: ChunkHit[] = [];
+    if (dimension !== null) {
+      const embedding = dto.queryEmbedding ?? (await this.provider.embed([dto.question]))[0];
+      if (embedding.length !== dimension) {
+        throw new BadRequestException(
+          dto.queryEmbedding
+            ? `queryEmbedding has ${embedding.length} dimensions, but collection "${collection.name}" holds ${dimension}-dimensional vectors`
+            : (describeModelMismatch(collection, this.provider) ??
+                `Collection "${collection.name}" holds ${dimension}-dimensional vectors, but the configured embedding model "${this.provider.model}" produces ${embedding.length}: configure EMBEDDINGS_PROVIDER/EMBEDDINGS_MODEL/EMBEDDINGS_DIMENSIONS to match the collection, or pass queryEmbedding`),
+        );
+      }
+      const iterative = dto.filter !== undefined && (await this.supportsIterativeScans());
+      hits = await this.dataSource.transaction(async (manager) => {
+        const index = await this.indexes.findIndex(manager, collection.uuid);
+        if (index) {
+          // SET LOCAL, not SET: the pool hands this connection to other requests afterwards.
+          // hnsw.ef_search caps how many rows one index scan returns (default 40): below k, or
+          // below the hybrid candidate count, a search would silently return fewer rows. With a
+          // filter, pgvector 0.8's iterative scan keeps walking the graph until enough rows pass it.
+          const wanted = mode === 'hybrid' ? hybridCandidates(k) : k;
+          const efSearch = Math.min(Math.max(this.config.search.hnswEfSearch, wanted), MAX_EF_SEARCH);
+          await manager.query(
+            iterative
+              ? `SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)`
+              : `SELECT set_config('hnsw.ef_search', $1, true)`,
+            [String(efSearch)],
+          );
+        }
+        const query = {
+          collectionUuid: collection.uuid,
+          embedding,
+          k,
+          question: dto.question,
+          filter: dto.filter,
+          index,
+        };
+        return mode === 'hybrid' ? this.search.hybridSearch(manager, query) : this.search.vectorSearch(manager, query);
+      });
+    }
+
+    const results = hits.filter((h) => dto.minScore === undefined || h.score >= dto.minScore).map(toResult);
+    const response: AskResponseDto = { question: dto.question, mode, collection: collection.name, results, tookMs: 0 };
+    if (dto.answer && this.answers) {
+      const generated = await this.answers.generate(
+        dto.question,
+        results.map((r) => ({ id: r.id, content: r.content ?? '' })),
+      );
+      response.answer = { text: generated.answer, citations: generated.citations, model: this.answers.model };
+    }
+    response.tookMs = Math.round((performance.now() - started) * 10) / 10;
+    return response;
+  }
+
+  private supportsIterativeScans(): Promise<boolean> {
+    this.iterativeScans ??= this.dataSource
+      .query<Array<{ v: string | null }>>(`SELECT extversion AS v FROM pg_extension WHERE extname = 'vector'`)
+      .then(([row]) => {
+        const [major, minor] = (row?.v ?? '0.0').split('.').map(Number);
+        return major > 0 || minor >= 8;
+      });
+    return this.iterativeScans;
+  }
+}
+
+/** A malformed filter is the client's mistake: a 400 naming the part, before any query runs. */
+function assertValidFilter(filter: Record<string, unknown> | undefined): void {
+  try {
+    compileLangChainFilter(filter, { column: 'e.cmetadata', firstParameterIndex: 1 });
+  } catch (error) {
+    if (error instanceof InvalidFilterError) throw new BadRequestException(error.message);
+    throw error;
+  }
+}
+
+function toResult(hit: ChunkHit): AskResultDto {
+  const documentId = hit.metadata.document_id;
+  return {
+    id: hit.id,
+    // LangChain writers may store a numeric id; anything else is not a document reference.
+    documentId:
+      typeof documentId === 'string' ? documentId : typeof documentId === 'number' ? String(documentId) : null,
+    content: hit.content,
+    score: hit.score,
+    metadata: hit.metadata,
+    ...(hit.fusedScore !== undefined
+      ? { fusedScore: hit.fusedScore, vectorRank: hit.vectorRank, textRank: hit.textRank }
+      : {}),
+  };
+}

@@ -1,0 +1,140 @@
+import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { compileLangChainFilter } from './filter/langchain-filter.js';
+import { cosineDistance, type VectorIndexSpec } from './vector-index.js';
+
+export interface ChunkSearchQuery {
+  collectionUuid: string;
+  /** The query vector, already checked against the collection's dimension. */
+  embedding: number[];
+  k: number;
+  /** The question text: the full-text side of hybrid search. */
+  question: string;
+  filter?: Record<string, unknown>;
+  /** The collection's HNSW index, when it has one: the distance is then written its way. */
+  index: VectorIndexSpec | null;
+}
+
+export interface ChunkHit {
+  id: string;
+  content: string | null;
+  metadata: Record<string, unknown>;
+  score: number;
+  fusedScore?: number;
+  vectorRank?: number | null;
+  textRank?: number | null;
+}
+
+interface HitRow {
+  id: string;
+  document: string | null;
+  cmetadata: Record<string, unknown> | null;
+  score: number;
+  fused_score?: number;
+  vector_rank?: string | null;
+  text_rank?: string | null;
+}
+
+/** The full-text expression of the GIN index ix_embedding_document_fts (AddChunkFullTextIndex), verbatim. */
+const CHUNK_TSVECTOR = `to_tsvector('simple'::regconfig, coalesce(e.document, ''))`;
+
+/** Reciprocal rank fusion constant (Cormack et al. 2009): damps the weight of the very top ranks. */
+export const RRF_K = 60;
+
+/** Candidates each side of a hybrid search contributes to the fusion. */
+export function hybridCandidates(k: number): number {
+  return Math.min(Math.max(k * 4, 40), 400);
+}
+
+/**
+ * The search statements over LangChain's chunk table. Every value is a bound parameter; the only
+ * spliced text is the distance expression built from a VectorIndexSpec (a validated uuid and
+ * integer) and the filter compiler's output (which holds no user text). Callers run these inside
+ * the transaction where they set hnsw.ef_search.
+ */
+@Injectable()
+export class ChunkSearchRepository {
+  /** The k nearest chunks by cosine distance, nearest first. */
+  async vectorSearch(manager: EntityManager, query: ChunkSearchQuery): Promise<ChunkHit[]> {
+    const distance = cosineDistance(query.index, 'e.embedding', '$1');
+    const filter = compileLangChainFilter(query.filter, { column: 'e.cmetadata', firstParameterIndex: 4 });
+    // MATERIALIZED + outer ORDER BY: with pgvector's relaxed_order iterative scan the index may
+    // return rows slightly out of order; the outer sort restores exact order over the k rows.
+    const rows = await manager.query<HitRow[]>(
+      `WITH hits AS MATERIALIZED (
+         SELECT e.id, e.document, e.cmetadata, ${distance} AS distance
+           FROM langchain_pg_embedding e
+          WHERE e.collection_id = $2 AND e.embedding IS NOT NULL AND (${filter.sql})
+          ORDER BY ${distance}
+          LIMIT $3)
+       SELECT id, document, cmetadata, (1 - distance)::float8 AS score FROM hits ORDER BY distance, id`,
+      [toVectorLiteral(query.embedding), query.collectionUuid, query.k, ...filter.params],
+    );
+    return rows.map(toHit);
+  }
+
+  /**
+   * Reciprocal rank fusion of the vector ranking and the full-text ranking (ts_rank_cd over the
+   * `simple` configuration), each limited to hybridCandidates(k). The question's words are ORed:
+   * a question rarely contains every word of the chunk that answers it, and ranking does the rest.
+   */
+  async hybridSearch(manager: EntityManager, query: ChunkSearchQuery): Promise<ChunkHit[]> {
+    const distance = cosineDistance(query.index, 'e.embedding', '$1');
+    const filter = compileLangChainFilter(query.filter, { column: 'e.cmetadata', firstParameterIndex: 7 });
+    const rows = await manager.query<HitRow[]>(
+      `WITH vector_hits AS MATERIALIZED (
+         SELECT e.id, row_number() OVER (ORDER BY ${distance}, e.id) AS rank
+           FROM langchain_pg_embedding e
+          WHERE e.collection_id = $2 AND e.embedding IS NOT NULL AND (${filter.sql})
+          ORDER BY ${distance}, e.id
+          LIMIT $3),
+       text_query AS (
+         SELECT replace(plainto_tsquery('simple'::regconfig, $4)::text, ' & ', ' | ')::tsquery AS q),
+       text_hits AS MATERIALIZED (
+         SELECT e.id, row_number() OVER (ORDER BY ts_rank_cd(${CHUNK_TSVECTOR}, t.q) DESC, e.id) AS rank
+           FROM langchain_pg_embedding e, text_query t
+          WHERE e.collection_id = $2 AND ${CHUNK_TSVECTOR} @@ t.q AND (${filter.sql})
+          ORDER BY ts_rank_cd(${CHUNK_TSVECTOR}, t.q) DESC, e.id
+          LIMIT $3),
+       fused AS (
+         SELECT coalesce(v.id, t.id) AS id, v.rank AS vector_rank, t.rank AS text_rank,
+                coalesce(1.0 / ($5 + v.rank), 0) + coalesce(1.0 / ($5 + t.rank), 0) AS fused_score
+           FROM vector_hits v FULL OUTER JOIN text_hits t ON t.id = v.id
+          ORDER BY fused_score DESC, id
+          LIMIT $6)
+       SELECT e.id, e.document, e.cmetadata, f.vector_rank, f.text_rank, f.fused_score::float8 AS fused_score,
+              (1 - (e.embedding <=> $1::vector))::float8 AS score
+         FROM fused f JOIN langchain_pg_embedding e ON e.id = f.id
+        ORDER BY f.fused_score DESC, e.id`,
+      [
+        toVectorLiteral(query.embedding),
+        query.collectionUuid,
+        hybridCandidates(query.k),
+        query.question,
+        RRF_K,
+        query.k,
+        ...filter.params,
+      ],
+    );
+    return rows.map(toHit);
+  }
+}
+
+function toHit(row: HitRow): ChunkHit {
+  const hit: ChunkHit = {
+    id: row.id,
+    content: row.document,
+    metadata: row.cmetadata ?? {},
+    score: Number(row.score),
+  };
+  if (row.fused_score !== undefined) {
+    hit.fusedScore = Number(row.fused_score);
+    hit.vectorRank = row.vector_rank == null ? null : Number(row.vector_rank);
+    hit.textRank = row.text_rank == null ? null : Number(row.text_rank);
+  }
+  return hit;
+}
+
+export function toVectorLiteral(vector: number[]): string {
+  return `[${vector.join(',')}]`;
+}

@@ -1,0 +1,179 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsNumber,
+  IsObject,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+} from 'class-validator';
+import { COLLECTION_NAME, COLLECTION_NAME_MESSAGE } from '../../embeddings/dto/collection.dto.js';
+import { FLOAT4_MAX, MAX_EMBEDDING_DIMENSIONS, NoNul } from '../../embeddings/dto/embedding.dto.js';
+
+export const SEARCH_MODES = ['vector', 'hybrid'] as const;
+export type SearchMode = (typeof SEARCH_MODES)[number];
+export const MAX_K = 100;
+export const MAX_QUESTION_LENGTH = 4000;
+
+const FILTER_DESCRIPTION = `Metadata filter in LangChain's JSONB filter language (langchain_postgres PGVector).
+A bare value means $eq; several top-level fields are ANDed.
+Comparison ($eq $ne $lt $lte $gt $gte) compares JSON values (numbers as numbers, booleans as booleans);
+$in $nin $like $ilike compare the field as text; $between [low, high]; $exists true|false;
+$and / $or take a list of filters, $not a filter or a list.
+Field names: letters, digits and _, not starting with a digit (max 63). Full reference: docs/FILTERS.md.
+Examples:
+{"document_type": "law"}
+{"chunk_index": {"$lt": 3}, "status": {"$in": ["active", "processing"]}}
+{"$or": [{"document_type": "law"}, {"year": {"$between": [2019, 2024]}}]}
+{"$not": {"section_title": {"$ilike": "%phạt%"}}}`;
+
+export class AskRequestDto {
+  @ApiProperty({
+    example: 'Thuế suất thuế thu nhập cá nhân đối với tiền lương là bao nhiêu?',
+    minLength: 1,
+    maxLength: MAX_QUESTION_LENGTH,
+  })
+  @IsString()
+  @MinLength(1)
+  @MaxLength(MAX_QUESTION_LENGTH)
+  @Matches(/\S/, { message: 'question must not be blank' })
+  @NoNul()
+  question: string;
+
+  @ApiPropertyOptional({ minimum: 1, maximum: MAX_K, default: 5, description: 'Number of chunks to return' })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(MAX_K)
+  k?: number;
+
+  @ApiPropertyOptional({ example: 'docs', description: 'Collection to search; default DEFAULT_COLLECTION' })
+  @IsOptional()
+  @IsString()
+  @Matches(COLLECTION_NAME, { message: COLLECTION_NAME_MESSAGE })
+  collection?: string;
+
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: true,
+    description: FILTER_DESCRIPTION,
+    example: { document_type: 'law', chunk_index: { $lt: 10 } },
+  })
+  @IsOptional()
+  @IsObject({ message: 'filter must be a JSON object' })
+  filter?: Record<string, unknown>;
+
+  @ApiPropertyOptional({
+    enum: SEARCH_MODES,
+    default: 'vector',
+    description:
+      'vector: cosine similarity of embeddings. hybrid: reciprocal rank fusion of the vector ranking and PostgreSQL full-text ranking (simple configuration) of the chunk text',
+  })
+  @IsOptional()
+  @IsIn(SEARCH_MODES)
+  mode?: SearchMode;
+
+  @ApiPropertyOptional({
+    minimum: -1,
+    maximum: 1,
+    example: 0.3,
+    description: 'Drop results whose score (1 − cosine distance) is below this',
+  })
+  @IsOptional()
+  @IsNumber({ allowNaN: false, allowInfinity: false })
+  @Min(-1)
+  @Max(1)
+  minScore?: number;
+
+  @ApiPropertyOptional({
+    default: false,
+    description: 'Also write an answer from the results with an LLM (needs LLM_BASE_URL), citing result ids',
+  })
+  @IsOptional()
+  @IsBoolean()
+  answer?: boolean;
+
+  @ApiPropertyOptional({
+    type: [Number],
+    example: [0.12, -0.03, 0.4],
+    description:
+      'A precomputed query vector (same dimension as the collection); when given, the question is not embedded',
+  })
+  @IsOptional()
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(MAX_EMBEDDING_DIMENSIONS)
+  @IsNumber({ allowNaN: false, allowInfinity: false }, { each: true })
+  @Min(-FLOAT4_MAX, { each: true })
+  @Max(FLOAT4_MAX, { each: true })
+  queryEmbedding?: number[];
+}
+
+export class AskResultDto {
+  @ApiProperty({ example: 'b7e6a1c2-3f4d-4e5a-8b9c-0d1e2f3a4b5c', description: 'Chunk id' })
+  id: string;
+
+  @ApiProperty({ example: 'luat-thue-tncn-2007', nullable: true, type: String, description: 'cmetadata.document_id' })
+  documentId: string | null;
+
+  @ApiProperty({ example: 'Điều 22. Biểu thuế lũy tiến từng phần…', nullable: true, type: String })
+  content: string | null;
+
+  @ApiProperty({ example: 0.83, description: '1 − cosine distance between the chunk and the question' })
+  score: number;
+
+  @ApiProperty({ type: 'object', additionalProperties: true, example: { document_id: 'luat-thue-tncn-2007' } })
+  metadata: Record<string, unknown>;
+
+  @ApiPropertyOptional({
+    example: 0.0325,
+    description: 'hybrid only: reciprocal rank fusion score, Σ 1/(60 + rank)',
+  })
+  fusedScore?: number;
+
+  @ApiPropertyOptional({ example: 1, nullable: true, type: Number, description: 'hybrid only: rank by vector' })
+  vectorRank?: number | null;
+
+  @ApiPropertyOptional({ example: 2, nullable: true, type: Number, description: 'hybrid only: rank by full text' })
+  textRank?: number | null;
+}
+
+export class AskAnswerDto {
+  @ApiProperty({ example: 'Thuế suất từ 5% đến 35% theo biểu lũy tiến [b7e6a1c2-…].' })
+  text: string;
+
+  @ApiProperty({ type: [String], description: 'Result ids the answer cites, in order of first citation' })
+  citations: string[];
+
+  @ApiProperty({ example: 'gpt-4o-mini' })
+  model: string;
+}
+
+export class AskResponseDto {
+  @ApiProperty()
+  question: string;
+
+  @ApiProperty({ enum: SEARCH_MODES })
+  mode: SearchMode;
+
+  @ApiProperty({ example: 'docs' })
+  collection: string;
+
+  @ApiProperty({ type: [AskResultDto] })
+  results: AskResultDto[];
+
+  @ApiPropertyOptional({ type: AskAnswerDto })
+  answer?: AskAnswerDto;
+
+  @ApiProperty({ example: 12.4, description: 'Server-side time in milliseconds' })
+  tookMs: number;
+}

@@ -1,0 +1,47 @@
+import { Controller, Delete, Get, HttpCode, HttpStatus, Param, Put } from '@nestjs/common';
+import {
+  ApiBadRequestResponse,
+  ApiNoContentResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
+import { VectorIndexDto } from './dto/vector-index.dto.js';
+import { VectorIndexService } from './vector-index.service.js';
+
+@ApiTags('vector indexes')
+@Controller()
+export class VectorIndexController {
+  constructor(private readonly indexes: VectorIndexService) {}
+
+  @Get('vector-indexes')
+  @ApiOperation({ summary: 'The per-collection HNSW indexes, with their dimension, validity and size' })
+  @ApiOkResponse({ type: [VectorIndexDto] })
+  list(): Promise<VectorIndexDto[]> {
+    return this.indexes.list();
+  }
+
+  @Put('collections/:name/vector-index')
+  @ApiOperation({
+    summary: "Build the collection's HNSW index (idempotent; same as npm run index:create)",
+    description:
+      'A partial expression index for the dimension of the vectors the collection holds (halfvec above 2000 dimensions), ' +
+      'built CONCURRENTLY on a server so writers are not blocked. The request lasts as long as the build.',
+  })
+  @ApiOkResponse({ type: VectorIndexDto })
+  @ApiBadRequestResponse({ description: 'The collection holds no vectors, mixes dimensions, or has more than 4000' })
+  @ApiNotFoundResponse({ description: 'No collection with this name' })
+  async create(@Param('name') name: string): Promise<VectorIndexDto> {
+    return (await this.indexes.create(name)).index;
+  }
+
+  @Delete('collections/:name/vector-index')
+  @HttpCode(HttpStatus.NO_CONTENT)
+  @ApiOperation({ summary: "Drop the collection's HNSW index (search falls back to exact distances)" })
+  @ApiNoContentResponse({ description: 'Dropped, or there was none' })
+  @ApiNotFoundResponse({ description: 'No collection with this name' })
+  async drop(@Param('name') name: string): Promise<void> {
+    await this.indexes.drop(name);
+  }
+}

@@ -1,0 +1,172 @@
+import { BadRequestException, Inject, Injectable, NotFoundException } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { ChunkStore } from '../embeddings/chunk.store.js';
+import {
+  createIndexStatement,
+  type HnswBuildOptions,
+  VECTOR_INDEX_PREFIX,
+  vectorIndexSpec,
+  type VectorIndexSpec,
+} from './vector-index.js';
+
+export interface VectorIndexInfo {
+  collection: string;
+  name: string;
+  type: 'vector' | 'halfvec';
+  dimensions: number;
+  /** False while a CONCURRENTLY build runs, or after one failed (then create again rebuilds it). */
+  valid: boolean;
+  sizeBytes: number;
+}
+
+interface IndexRow {
+  name: string;
+  collection: string | null;
+  definition: string;
+  valid: boolean;
+  size_bytes: string;
+}
+
+/** `...::vector(384))` / `...::halfvec(3072))` in pg_get_indexdef output. */
+const INDEXED_CAST = /::(vector|halfvec)\((\d+)\)/;
+
+/**
+ * Builds, finds and drops the per-collection HNSW indexes (see vector-index.ts). DDL runs outside
+ * any transaction: CREATE INDEX CONCURRENTLY refuses to run inside one.
+ */
+@Injectable()
+export class VectorIndexService {
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly chunks: ChunkStore,
+  ) {}
+
+  /** The collection's valid HNSW index, or null (then search computes exact distances). */
+  async findIndex(manager: EntityManager, collectionUuid: string): Promise<VectorIndexSpec | null> {
+    const rows = await manager.query<Array<{ definition: string }>>(
+      `SELECT pg_get_indexdef(i.indexrelid) AS definition FROM pg_index i
+         JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = current_schema() AND c.relname = $1 AND i.indisvalid`,
+      [`${VECTOR_INDEX_PREFIX}${collectionUuid.replace(/-/g, '')}`],
+    );
+    const cast = rows[0] ? INDEXED_CAST.exec(rows[0].definition) : null;
+    return cast ? vectorIndexSpec(collectionUuid, Number(cast[2])) : null;
+  }
+
+  async list(): Promise<VectorIndexInfo[]> {
+    const rows = await this.dataSource.query<IndexRow[]>(
+      `SELECT c.relname AS name, col.name AS collection, pg_get_indexdef(i.indexrelid) AS definition,
+              i.indisvalid AS valid, pg_relation_size(i.indexrelid)::text AS size_bytes
+         FROM pg_index i
+         JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         LEFT JOIN langchain_pg_collection col ON replace(col.uuid::text, '-', '') = substr(c.relname, $2)
+        WHERE n.nspname = current_schema() AND c.relname LIKE $1
+        ORDER BY col.name NULLS LAST, c.relname`,
+      [`${VECTOR_INDEX_PREFIX}%`, VECTOR_INDEX_PREFIX.length + 1],
+    );
+    return rows.map((r) => {
+      const cast = INDEXED_CAST.exec(r.definition);
+      return {
+        collection: r.collection ?? '(deleted collection)',
+        name: r.name,
+        type: cast?.[1] === 'halfvec' ? 'halfvec' : 'vector',
+        dimensions: Number(cast?.[2] ?? 0),
+        valid: r.valid,
+        sizeBytes: Number(r.size_bytes),
+      };
+    });
+  }
+
+  /**
+   * Builds the collection's HNSW index for the dimension of the vectors it holds. Idempotent: a
+   * valid index of the right dimension is kept (`created: false`); an invalid one (a failed
+   * concurrent build) or one of another dimension is dropped and built again.
+   */
+  async create(
+    collectionName: string,
+    options: HnswBuildOptions = {},
+  ): Promise<{ index: VectorIndexInfo; created: boolean }> {
+    const collection = await this.chunks.findCollection(this.dataSource.manager, collectionName);
+    if (!collection) throw new NotFoundException(`Collection "${collectionName}" not found`);
+    const dimensions = await this.chunks.collectionDimension(this.dataSource.manager, collection.uuid);
+    if (dimensions === null) {
+      throw new BadRequestException(
+        `Collection "${collectionName}" holds no vectors yet: its dimension is unknown, so no index can be built. Add chunks first`,
+      );
+    }
+    const [{ n: mixed }] = await this.dataSource.query<Array<{ n: number }>>(
+      `SELECT count(*)::int AS n FROM langchain_pg_embedding
+        WHERE collection_id = $1 AND embedding IS NOT NULL AND vector_dims(embedding) <> $2`,
+      [collection.uuid, dimensions],
+    );
+    if (mixed > 0) {
+      throw new BadRequestException(
+        `Collection "${collectionName}" mixes vector dimensions (${mixed} chunks are not ${dimensions}-dimensional): one HNSW index cannot cover it`,
+      );
+    }
+    let spec: VectorIndexSpec;
+    try {
+      spec = vectorIndexSpec(collection.uuid, dimensions);
+    } catch (error) {
+      throw new BadRequestException(`Collection "${collectionName}": ${(error as Error).message}`);
+    }
+    const existing = (await this.list()).find((i) => i.name === spec.name);
+    if (existing?.valid && existing.dimensions === dimensions && existing.type === spec.type) {
+      return { index: existing, created: false };
+    }
+    let statement: string;
+    try {
+      statement = createIndexStatement(spec, { ...options, concurrently: this.config.database.mode === 'server' });
+    } catch (error) {
+      throw new BadRequestException((error as Error).message);
+    }
+    await this.withBuildSession(async (run) => {
+      if (existing) await run(`DROP INDEX ${this.concurrently()}IF EXISTS ${spec.name}`);
+      await run(statement);
+    });
+    const built = (await this.list()).find((i) => i.name === spec.name);
+    if (!built) throw new Error(`index ${spec.name} was not created`);
+    return { index: built, created: true };
+  }
+
+  /** Drops the collection's index; `dropped: false` when it had none. */
+  async drop(collectionName: string): Promise<{ name: string; dropped: boolean }> {
+    const collection = await this.chunks.findCollection(this.dataSource.manager, collectionName);
+    if (!collection) throw new NotFoundException(`Collection "${collectionName}" not found`);
+    const name = `${VECTOR_INDEX_PREFIX}${collection.uuid.replace(/-/g, '')}`;
+    const existing = (await this.list()).find((i) => i.name === name);
+    if (!existing) return { name, dropped: false };
+    await this.withBuildSession(async (run) => {
+      await run(`DROP INDEX ${this.concurrently()}IF EXISTS ${name}`);
+    });
+    return { name, dropped: true };
+  }
+
+  private concurrently(): string {
+    return this.config.database.mode === 'server' ? 'CONCURRENTLY ' : '';
+  }
+
+  /**
+   * One dedicated connection, outside any transaction, with the statement timeout lifted (an index
+   * build on a million chunks takes minutes, far beyond the per-request limit) and more memory for
+   * the build (HNSW builds much faster when the graph fits in maintenance_work_mem). Both are
+   * session settings, so they are reset before the connection goes back to the pool.
+   */
+  private async withBuildSession(fn: (run: (sql: string) => Promise<unknown>) => Promise<void>): Promise<void> {
+    const runner = this.dataSource.createQueryRunner();
+    await runner.connect();
+    try {
+      if (this.config.database.mode === 'server') {
+        await runner.query(`SET statement_timeout = 0`);
+        await runner.query(`SET maintenance_work_mem = '512MB'`);
+      }
+      await fn((sql) => runner.query(sql));
+    } finally {
+      if (this.config.database.mode === 'server') await runner.query(`RESET ALL`).catch(() => undefined);
+      await runner.release();
+    }
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The shape of a per-collection HNSW index, shared by the index command (which builds it) and the
+ * search query (which must repeat its expression exactly, or the planner cannot use it).
+ *
+ * `langchain_pg_embedding.embedding` is unsized (collections differ in dimension), and pgvector can
+ * only index a sized column. So each collection gets a partial expression index:
+ *   USING hnsw ((embedding::vector(N)) vector_cosine_ops) WHERE collection_id = '<uuid>'
+ * Above 2000 dimensions HNSW cannot index `vector`; it can index `halfvec` up to 4000, so the cast
+ * is to halfvec(N) with halfvec_cosine_ops (pgvector ≥ 0.7). 3072-dim OpenAI vectors land there.
+ */
+
+/** HNSW on `vector` stops at 2000 dimensions, on `halfvec` at 4000 (pgvector limits). */
+export const MAX_VECTOR_INDEX_DIMENSIONS = 2000;
+export const MAX_HALFVEC_INDEX_DIMENSIONS = 4000;
+
+/** Every index this service manages starts with this; schema comparison (db:check) ignores them. */
+export const VECTOR_INDEX_PREFIX = 'ix_embedding_hnsw_';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export interface VectorIndexSpec {
+  /** `ix_embedding_hnsw_<collection uuid without dashes>`: 50 characters, under PostgreSQL's 63. */
+  readonly name: string;
+  readonly collectionUuid: string;
+  readonly dimensions: number;
+  readonly type: 'vector' | 'halfvec';
+}
+
+/**
+ * The index for a collection of `dimensions`-dimensional vectors. Throws a RangeError for a
+ * dimension HNSW cannot index or a malformed uuid: both are spliced into DDL (which takes no bound
+ * parameters), so they are checked here, where the statement is built.
+ */
+export function vectorIndexSpec(collectionUuid: string, dimensions: number): VectorIndexSpec {
+  if (!UUID.test(collectionUuid)) throw new RangeError(`"${collectionUuid}" is not a collection uuid`);
+  if (!Number.isInteger(dimensions) || dimensions < 1 || dimensions > MAX_HALFVEC_INDEX_DIMENSIONS) {
+    throw new RangeError(
+      `HNSW cannot index ${dimensions}-dimensional vectors: pgvector indexes up to ${MAX_HALFVEC_INDEX_DIMENSIONS} (as halfvec)`,
+    );
+  }
+  return {
+    name: `${VECTOR_INDEX_PREFIX}${collectionUuid.replace(/-/g, '')}`,
+    collectionUuid,
+    dimensions,
+    type: dimensions > MAX_VECTOR_INDEX_DIMENSIONS ? 'halfvec' : 'vector',
+  };
+}
+
+/** `embedding::vector(N)` (or halfvec): the indexed expression, over the given column reference. */
+export function indexedExpression(spec: VectorIndexSpec, column: string): string {
+  return `(${column}::${spec.type}(${spec.dimensions}))`;
+}
+
+/**
+ * The cosine distance between the chunk column and the query vector in `param`. With an index, the
+ * index's expression (so the planner can use it); without one, the exact full-precision distance.
+ */
+export function cosineDistance(spec: VectorIndexSpec | null, column: string, param: string): string {
+  if (!spec) return `(${column} <=> ${param}::vector)`;
+  return `(${indexedExpression(spec, column)} <=> ${param}::${spec.type}(${spec.dimensions}))`;
+}
+
+export interface HnswBuildOptions {
+  /** Max connections per layer (pgvector default 16). */
+  m?: number;
+  /** Candidate list size while building (pgvector default 64). */
+  efConstruction?: number;
+}
+
+/** The CREATE INDEX statement; CONCURRENTLY on a server so chunk writers keep writing meanwhile. */
+export function createIndexStatement(
+  spec: VectorIndexSpec,
+  options: HnswBuildOptions & { concurrently: boolean },
+): string {
+  const m = options.m ?? 16;
+  const efConstruction = options.efConstruction ?? 64;
+  if (!Number.isInteger(m) || m < 2 || m > 100) throw new RangeError('m must be an integer from 2 to 100');
+  if (!Number.isInteger(efConstruction) || efConstruction < 4 || efConstruction > 1000 || efConstruction < 2 * m) {
+    throw new RangeError('ef_construction must be an integer from 4 to 1000 and at least 2 × m');
+  }
+  const ops = spec.type === 'halfvec' ? 'halfvec_cosine_ops' : 'vector_cosine_ops';
+  return (
+    `CREATE INDEX ${options.concurrently ? 'CONCURRENTLY ' : ''}${spec.name} ON langchain_pg_embedding ` +
+    `USING hnsw (${indexedExpression(spec, 'embedding')} ${ops}) WITH (m = ${m}, ef_construction = ${efConstruction}) ` +
+    `WHERE collection_id = '${spec.collectionUuid}'::uuid`
+  );
+}

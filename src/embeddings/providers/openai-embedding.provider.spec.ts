@@ -1,0 +1,203 @@
+import { HttpException, Logger } from '@nestjs/common';
+import { startFakeOpenAIServer, type FakeOpenAIServer } from '../../../test/support/fake-openai-server.js';
+import { LocalEmbeddingProvider } from './local-embedding.provider.js';
+import { OpenAIEmbeddingProvider, type OpenAIEmbeddingOptions } from './openai-embedding.provider.js';
+
+/** Awaits a call that must fail and returns its HttpException. */
+async function failure(promise: Promise<unknown>): Promise<HttpException> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof HttpException) return err;
+    throw err;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe('OpenAIEmbeddingProvider', () => {
+  let server: FakeOpenAIServer;
+  const warnings: string[] = [];
+  /** Waits the client asked for; nothing really waits, so retries cost no time. */
+  const waits: number[] = [];
+  const retry = {
+    baseDelayMs: 10,
+    sleep: (ms: number) => {
+      waits.push(ms);
+      return Promise.resolve();
+    },
+  };
+
+  const provider = (overrides: Partial<OpenAIEmbeddingOptions> = {}, dimensions = 64) =>
+    new OpenAIEmbeddingProvider(
+      { baseUrl: server.url, model: 'fake-embed', timeoutMs: 5000, maxRetries: 2, requestBatch: 3, ...overrides },
+      dimensions,
+      retry,
+    );
+
+  beforeAll(async () => {
+    Logger.overrideLogger({
+      log: () => undefined,
+      error: () => undefined,
+      warn: (message: unknown) => void warnings.push(String(message)),
+    });
+    server = await startFakeOpenAIServer({ dimensions: 64 });
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+  beforeEach(() => {
+    server.requests.length = 0;
+    server.setDelay(0);
+    waits.length = 0;
+    warnings.length = 0;
+  });
+
+  it('returns [] for no texts without a request', async () => {
+    expect(await provider().embed([])).toEqual([]);
+    expect(server.requests).toHaveLength(0);
+  });
+
+  it('sends requestBatch texts per request and returns the vectors in input order', async () => {
+    const texts = ['một', 'hai', 'ba', 'bốn', 'năm', 'sáu', 'bảy'];
+    const p = provider();
+    const vectors = await p.embed(texts);
+
+    expect(server.requests.map((r) => [r.method, r.path])).toEqual(Array(3).fill(['POST', '/v1/embeddings']));
+    const inputs = server.requests.map((r) => r.body?.input as string[]);
+    expect(inputs.map((i) => i.length).sort()).toEqual([1, 3, 3]);
+    expect(inputs.flat().sort()).toEqual([...texts].sort());
+    expect(server.requests[0].body).toEqual({
+      model: 'fake-embed',
+      input: expect.any(Array),
+      encoding_format: 'float',
+    });
+    // The fake answers in reverse index order, so equality proves the provider sorts by index.
+    expect(vectors).toEqual(await new LocalEmbeddingProvider(64).embed(texts));
+    expect(p.model).toBe('fake-embed');
+    expect(p.dimensions).toBe(64);
+  });
+
+  it('asks text-embedding-3 models for the configured dimension', async () => {
+    const vectors = await provider({ model: 'text-embedding-3-small' }, 32).embed(['a text']);
+    expect(server.requests[0].body).toMatchObject({ model: 'text-embedding-3-small', dimensions: 32 });
+    expect(vectors[0]).toHaveLength(32);
+  });
+
+  it('sends the API key as a bearer token, and no authorization header without one', async () => {
+    await provider({ apiKey: 'sk-test-key' }).embed(['x']);
+    await provider().embed(['y']);
+    expect(server.requests[0].headers.authorization).toBe('Bearer sk-test-key');
+    expect(server.requests[0].headers['api-key']).toBeUndefined();
+    expect(server.requests[1].headers.authorization).toBeUndefined();
+  });
+
+  it('ignores a trailing slash in the base URL', async () => {
+    await provider({ baseUrl: `${server.url}/` }).embed(['x']);
+    expect(server.requests[0].path).toBe('/v1/embeddings');
+  });
+
+  it('retries a 429 after the time Retry-After asks for, then succeeds', async () => {
+    server.failNext(429, 1, { 'retry-after': '2' });
+    server.failNext(429, 1, { 'retry-after-ms': '150' });
+    const vectors = await provider().embed(['retried text']);
+    expect(vectors).toEqual(await new LocalEmbeddingProvider(64).embed(['retried text']));
+    expect(server.requests).toHaveLength(3);
+    expect(waits).toEqual([2000, 150]);
+    expect(warnings).toEqual([
+      expect.stringContaining('429 Too Many Requests (Scripted failure 429); retry 1/2'),
+      expect.stringContaining('retry 2/2'),
+    ]);
+  });
+
+  it('backs off exponentially with jitter on 5xx without Retry-After', async () => {
+    server.failNext(500, 2);
+    await provider().embed(['x']);
+    expect(waits).toHaveLength(2);
+    expect(waits[0]).toBeGreaterThanOrEqual(5);
+    expect(waits[0]).toBeLessThanOrEqual(10);
+    expect(waits[1]).toBeGreaterThanOrEqual(10);
+    expect(waits[1]).toBeLessThanOrEqual(20);
+  });
+
+  it('gives up after maxRetries: a persistent 5xx is a 502, a persistent 429 a 503', async () => {
+    server.failNext(500, 3);
+    const bad = await failure(provider().embed(['x']));
+    expect(server.requests).toHaveLength(3);
+    expect(bad.getStatus()).toBe(502);
+    expect(bad.message).toBe(
+      `Embedding service at ${new URL(server.url).host} failed: 500 Internal Server Error (Scripted failure 500) (gave up after 3 attempts)`,
+    );
+
+    server.requests.length = 0;
+    server.failNext(429, 3);
+    const busy = await failure(provider().embed(['x']));
+    expect(server.requests).toHaveLength(3);
+    expect(busy.getStatus()).toBe(503);
+    expect(busy.message).toContain('429 Too Many Requests');
+  });
+
+  it('does not retry a client error such as 400', async () => {
+    server.failNext(400, 1);
+    const err = await failure(provider().embed(['x']));
+    expect(server.requests).toHaveLength(1);
+    expect(err.getStatus()).toBe(502);
+    expect(err.message).toContain('failed: 400 Bad Request (Scripted failure 400)');
+  });
+
+  it('stops at the first failed batch', async () => {
+    server.failNext(400, 1);
+    await failure(provider({ requestBatch: 1 }).embed(['a', 'b', 'c', 'd', 'e', 'f']));
+    // The second worker may have one request in flight when the first fails; nothing after that.
+    expect(server.requests.length).toBeLessThanOrEqual(2);
+  });
+
+  it('turns a timeout into a 504', async () => {
+    server.setDelay(2000);
+    const err = await failure(provider({ timeoutMs: 100 }).embed(['slow']));
+    expect(err.getStatus()).toBe(504);
+    expect(err.message).toBe(`Embedding service at ${new URL(server.url).host} timed out: no answer within 100 ms`);
+  });
+
+  it('turns an unreachable server into a 503 after retrying', async () => {
+    const gone = await startFakeOpenAIServer();
+    const url = gone.url;
+    await gone.close();
+    const err = await failure(provider({ baseUrl: url }).embed(['x']));
+    expect(err.getStatus()).toBe(503);
+    expect(err.message).toMatch(/^Embedding service at 127\.0\.0\.1:\d+ is unreachable: ECONNREFUSED/);
+    expect(waits).toHaveLength(2);
+  });
+
+  it('rejects vectors of another dimension than EMBEDDINGS_DIMENSIONS', async () => {
+    const err = await failure(provider({}, 128).embed(['x']));
+    expect(err.getStatus()).toBe(502);
+    expect(err.message).toBe(
+      `Embedding model "fake-embed" at ${new URL(server.url).host} returned 64-dimensional vectors but EMBEDDINGS_DIMENSIONS is 128`,
+    );
+  });
+
+  it('never puts the API key into an error message or a log line', async () => {
+    const guarded = await startFakeOpenAIServer({ apiKey: 'right-key' });
+    try {
+      const secret = 'sk-secret-0123456789';
+      guarded.failNext(503, 1, { 'retry-after': '0' });
+      const err = await failure(
+        new OpenAIEmbeddingProvider(
+          { baseUrl: guarded.url, apiKey: secret, model: 'm', timeoutMs: 5000, maxRetries: 2, requestBatch: 8 },
+          64,
+          retry,
+        ).embed(['x']),
+      );
+      // The fake echoes the rejected key, as OpenAI does; 401 is not retried.
+      expect(guarded.requests).toHaveLength(2);
+      expect(err.getStatus()).toBe(502);
+      expect(err.message).toBe(
+        `Embedding service at ${new URL(guarded.url).host} failed: 401 Unauthorized (Incorrect API key provided: ***) (gave up after 2 attempts)`,
+      );
+      expect(JSON.stringify(err.getResponse())).not.toContain(secret);
+      expect(warnings.join('\n')).not.toContain(secret);
+    } finally {
+      await guarded.close();
+    }
+  });
+});

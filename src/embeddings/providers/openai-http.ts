@@ -1,0 +1,223 @@
+import {
+  BadGatewayException,
+  GatewayTimeoutException,
+  type HttpException,
+  Logger,
+  ServiceUnavailableException,
+} from '@nestjs/common';
+import { STATUS_CODES } from 'node:http';
+
+/** Where and how to reach an OpenAI-compatible API (OpenAI, Azure, Ollama, vLLM, TEI, LiteLLM...). */
+export interface OpenAIHttpOptions {
+  /** Base URL including the version segment, e.g. `http://localhost:11434/v1`; a trailing slash is ignored. */
+  readonly baseUrl: string;
+  readonly apiKey?: string;
+  /** Per attempt, including reading the response body. */
+  readonly timeoutMs: number;
+  /** Extra attempts after the first one on 408/429/5xx and network errors. */
+  readonly maxRetries: number;
+  /** Names the upstream in error messages and logs, e.g. `Embedding service`. */
+  readonly serviceName: string;
+}
+
+/** Backoff tuning; the defaults suit production, tests pass tiny delays or a recording `sleep`. */
+export interface RetryPolicy {
+  /** First backoff; doubled on each further retry. */
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+  /** A Retry-After longer than this is not waited for: the caller is an HTTP request that should not hang. */
+  readonly maxRetryAfterMs: number;
+  readonly sleep: (ms: number) => Promise<void>;
+  readonly random: () => number;
+}
+
+const DEFAULT_RETRY_POLICY: RetryPolicy = {
+  baseDelayMs: 500,
+  maxDelayMs: 8_000,
+  maxRetryAfterMs: 30_000,
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  random: Math.random,
+};
+
+const DETAIL_MAX_CHARS = 200;
+
+/** One failed attempt, before it is known whether it will be retried. */
+interface Failure {
+  readonly kind: 'http' | 'network' | 'timeout' | 'invalid';
+  readonly status?: number;
+  readonly detail: string;
+  readonly retryable: boolean;
+  readonly retryAfterMs?: number;
+}
+
+/**
+ * JSON POST to an OpenAI-compatible API with a timeout per attempt and retries with exponential
+ * backoff and jitter (honouring Retry-After) on 408/429/5xx and network errors.
+ *
+ * Callers sit behind REST handlers, so every failure is a Nest HttpException naming the upstream
+ * host and its own error message (never the API key):
+ * - 504 Gateway Timeout: the upstream did not answer within timeoutMs (not retried: the client has
+ *   already waited that long, and a stalled model rarely recovers within the next attempt);
+ * - 503 Service Unavailable: the upstream is unreachable or still rate-limits us (429) after the
+ *   retries, a temporary condition the client may retry later;
+ * - 502 Bad Gateway: the upstream answered with an error that retrying does not fix (4xx such as
+ *   401/404, a 5xx that persisted through the retries) or with a body we cannot use.
+ */
+export class OpenAIHttpClient {
+  /** `host[:port]` of the base URL, for messages. */
+  readonly host: string;
+  private readonly baseUrl: string;
+  private readonly retry: RetryPolicy;
+  private readonly logger = new Logger(OpenAIHttpClient.name);
+
+  constructor(
+    private readonly options: OpenAIHttpOptions,
+    retry: Partial<RetryPolicy> = {},
+  ) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.host = new URL(this.baseUrl).host;
+    this.retry = { ...DEFAULT_RETRY_POLICY, ...retry };
+  }
+
+  /** POSTs `body` as JSON to `${baseUrl}${path}` and returns the parsed JSON answer. */
+  async postJson(path: string, body: unknown): Promise<unknown> {
+    const url = `${this.baseUrl}${path}`;
+    const payload = JSON.stringify(body);
+    for (let attempt = 1; ; attempt++) {
+      const result = await this.attempt(url, payload);
+      if (!('kind' in result)) return result.json;
+      const retriesLeft = attempt <= this.options.maxRetries;
+      const delay = result.retryable && retriesLeft ? this.backoff(attempt, result.retryAfterMs) : null;
+      if (delay === null) throw this.toHttpException(result, attempt);
+      this.logger.warn(
+        this.redact(`${this.describe(result)}; retry ${attempt}/${this.options.maxRetries} in ${Math.round(delay)} ms`),
+      );
+      await this.retry.sleep(delay);
+    }
+  }
+
+  private async attempt(url: string, payload: string): Promise<{ json: unknown } | Failure> {
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(url, {
+        method: 'POST',
+        headers: this.headers(),
+        body: payload,
+        signal: AbortSignal.timeout(this.options.timeoutMs),
+      });
+      text = await response.text();
+    } catch (err) {
+      // Duck-typed, not instanceof: fetch's errors may come from another realm (e.g. a jest VM context).
+      const name = (err as { name?: unknown } | null)?.name;
+      if (name === 'TimeoutError' || name === 'AbortError') {
+        return { kind: 'timeout', detail: `no answer within ${this.options.timeoutMs} ms`, retryable: false };
+      }
+      return { kind: 'network', detail: networkErrorDetail(err), retryable: true };
+    }
+    if (!response.ok) {
+      const status = response.status;
+      return {
+        kind: 'http',
+        status,
+        detail: `${status} ${response.statusText || STATUS_CODES[status] || ''}`.trim() + errorMessageOf(text),
+        retryable: status === 408 || status === 429 || status >= 500,
+        retryAfterMs: retryAfterMs(response.headers),
+      };
+    }
+    try {
+      return { json: JSON.parse(text) as unknown };
+    } catch {
+      return { kind: 'invalid', detail: `invalid JSON in the response${excerpt(text)}`, retryable: false };
+    }
+  }
+
+  private headers(): Record<string, string> {
+    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
+    const key = this.options.apiKey;
+    if (key) {
+      headers.authorization = `Bearer ${key}`;
+      // Azure OpenAI authenticates API keys by this header rather than the bearer token.
+      if (this.host.endsWith('.openai.azure.com')) headers['api-key'] = key;
+    }
+    return headers;
+  }
+
+  /** The wait before the next attempt, or null to give up now (Retry-After asks for too long). */
+  private backoff(attempt: number, retryAfter: number | undefined): number | null {
+    if (retryAfter !== undefined) return retryAfter <= this.retry.maxRetryAfterMs ? retryAfter : null;
+    const ceiling = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
+    // "Equal jitter": half fixed, half random, so concurrent callers spread out but still back off.
+    return ceiling / 2 + (this.retry.random() * ceiling) / 2;
+  }
+
+  private describe(failure: Failure): string {
+    const at = `${this.options.serviceName} at ${this.host}`;
+    switch (failure.kind) {
+      case 'timeout':
+        return `${at} timed out: ${failure.detail}`;
+      case 'network':
+        return `${at} is unreachable: ${failure.detail}`;
+      case 'http':
+      case 'invalid':
+        return `${at} failed: ${failure.detail}`;
+    }
+  }
+
+  private toHttpException(failure: Failure, attempts: number): HttpException {
+    const suffix = attempts > 1 ? ` (gave up after ${attempts} attempts)` : '';
+    const message = this.redact(this.describe(failure) + suffix);
+    if (failure.kind === 'timeout') return new GatewayTimeoutException(message);
+    if (failure.kind === 'network' || failure.status === 429) return new ServiceUnavailableException(message);
+    return new BadGatewayException(message);
+  }
+
+  /** Some servers echo the key they rejected; it must not reach a response or a log line. */
+  redact(message: string): string {
+    const key = this.options.apiKey;
+    return key ? message.split(key).join('***') : message;
+  }
+}
+
+/** ` (<the upstream's error message>)`, shortened, from OpenAI's, Ollama's or a plain-text error body. */
+function errorMessageOf(text: string): string {
+  let message: unknown = text;
+  try {
+    const body = JSON.parse(text) as { error?: unknown; message?: unknown; detail?: unknown };
+    const error = body?.error;
+    message =
+      (typeof error === 'object' && error !== null ? (error as { message?: unknown }).message : error) ??
+      body?.message ??
+      body?.detail ??
+      text;
+  } catch {
+    // Not JSON: the text itself is the message (proxies answer with HTML or plain text).
+  }
+  return excerpt(typeof message === 'string' ? message : JSON.stringify(message));
+}
+
+function excerpt(text: string): string {
+  const oneLine = text.replace(/\s+/g, ' ').trim();
+  if (!oneLine) return '';
+  return ` (${oneLine.length > DETAIL_MAX_CHARS ? `${oneLine.slice(0, DETAIL_MAX_CHARS)}…` : oneLine})`;
+}
+
+/** fetch() wraps the socket error (ECONNREFUSED, ENOTFOUND...) in a TypeError's cause. */
+function networkErrorDetail(err: unknown): string {
+  const error = err as { message?: unknown; cause?: { code?: unknown; message?: unknown } } | null;
+  const cause = error?.cause;
+  if (typeof cause?.code === 'string') return cause.code;
+  if (typeof cause?.message === 'string') return cause.message;
+  return typeof error?.message === 'string' ? error.message : String(err);
+}
+
+/** Retry-After as milliseconds: OpenAI's `retry-after-ms`, or `retry-after` in seconds or as an HTTP date. */
+function retryAfterMs(headers: Headers): number | undefined {
+  const ms = Number(headers.get('retry-after-ms') ?? NaN);
+  if (Number.isFinite(ms) && ms >= 0) return ms;
+  const value = headers.get('retry-after')?.trim();
+  if (!value) return undefined;
+  if (/^\d+(\.\d+)?$/.test(value)) return Number(value) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}

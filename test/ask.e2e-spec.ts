@@ -1,0 +1,353 @@
+import request from 'supertest';
+import type { EntityManager } from 'typeorm';
+import { ChunkSearchRepository } from '../src/ask/chunk-search.repository.js';
+import { VectorIndexService } from '../src/ask/vector-index.service.js';
+import { check } from '../src/cli/db-commands.js';
+import { startFakeOpenAIServer, type FakeOpenAIServer } from './support/fake-openai-server.js';
+import { dataFingerprint } from './support/legacy-schema.js';
+import { startTestApp, type TestApp } from './support/test-app.js';
+
+/** Documents on unrelated topics, each chunk with a sentence a question can find. */
+const DOCUMENTS = [
+  {
+    documentId: 'luat-thue-tncn',
+    documentType: 'law',
+    category: 'tax',
+    year: 2007,
+    chunks: [
+      'Điều 1. Phạm vi điều chỉnh: Luật này quy định về thuế thu nhập cá nhân đối với người lao động.',
+      'Điều 22. Biểu thuế lũy tiến từng phần áp dụng đối với thu nhập từ tiền lương, tiền công.',
+      'Điều 23. Thuế suất đối với thu nhập từ chuyển nhượng bất động sản là hai phần trăm.',
+    ],
+  },
+  {
+    documentId: 'nghi-dinh-giao-thong',
+    documentType: 'decree',
+    category: 'traffic',
+    year: 2019,
+    chunks: [
+      'Điều 5. Xử phạt người điều khiển xe ô tô vi phạm quy tắc giao thông đường bộ.',
+      'Điều 6. Xử phạt người điều khiển xe mô tô, xe gắn máy không đội mũ bảo hiểm.',
+    ],
+  },
+  {
+    documentId: 'beekeeping-guide',
+    documentType: 'guide',
+    category: 'agriculture',
+    year: 2022,
+    chunks: [
+      'Beekeepers should inspect every hive for varroa mites at least once a month during spring.',
+      'Honey is extracted by centrifuge after the frames are uncapped with a heated knife.',
+      'Lighthouse lenses are cleaned with isopropyl alcohol every week.',
+    ],
+  },
+];
+
+/** The typed results of an /ask response. */
+const results = (res: { body: unknown }) => (res.body as { results: Array<{ id: string; score: number }> }).results;
+
+const QUESTIONS: Array<[question: string, documentId: string, chunkIndex: number]> = [
+  ['thuế suất chuyển nhượng bất động sản', 'luat-thue-tncn', 2],
+  ['biểu thuế lũy tiến tiền lương', 'luat-thue-tncn', 1],
+  ['xử phạt không đội mũ bảo hiểm xe máy', 'nghi-dinh-giao-thong', 1],
+  ['how often to inspect a hive for varroa mites', 'beekeeping-guide', 0],
+  ['extract honey with a centrifuge', 'beekeeping-guide', 1],
+];
+
+describe('POST /ask', () => {
+  let t: TestApp;
+  let llm: FakeOpenAIServer;
+  let ids: Map<string, string>;
+
+  const ask = (body: Record<string, unknown>) => request(t.server).post('/ask').send(body);
+
+  beforeAll(async () => {
+    llm = await startFakeOpenAIServer();
+    t = await startTestApp({ LLM_BASE_URL: llm.url, LLM_MODEL: 'fake-chat' });
+    for (const d of DOCUMENTS) {
+      await request(t.server)
+        .post('/documents')
+        .send({
+          documentId: d.documentId,
+          documentName: d.documentId,
+          documentType: d.documentType,
+          category: d.category,
+          sourceFile: `${d.documentId}.txt`,
+          chunks: d.chunks.map((content, i) => ({ content, metadata: { year: d.year, section: `s${i}` } })),
+        })
+        .expect(201);
+    }
+    // A chunk LangChain wrote itself, without document_id and with other metadata types.
+    await request(t.server)
+      .post('/embeddings')
+      .send({
+        items: [{ id: 'lc-1', content: 'Bảo hiểm xe cơ giới bắt buộc', metadata: { flag: true, year: '2020' } }],
+      })
+      .expect(201);
+    const rows = await t.dataSource.query<Array<{ id: string; key: string }>>(
+      `SELECT id, (cmetadata->>'document_id') || '#' || (cmetadata->>'chunk_index') AS key FROM langchain_pg_embedding`,
+    );
+    ids = new Map(rows.map((r) => [r.key, r.id]));
+  });
+
+  afterAll(async () => {
+    await t.close();
+    await llm.close();
+  });
+
+  it.each(['vector', 'hybrid'])('%s mode puts the chunk that answers each question at rank 1', async (mode) => {
+    for (const [question, documentId, chunkIndex] of QUESTIONS) {
+      const res = await ask({ question, mode, k: 3 }).expect(200);
+      expect(res.body.mode).toBe(mode);
+      expect(res.body.collection).toBe('docs');
+      expect(res.body.results).toHaveLength(3);
+      expect(res.body.results[0]).toMatchObject({ id: ids.get(`${documentId}#${chunkIndex}`), documentId });
+      expect(typeof res.body.tookMs).toBe('number');
+      const scores = results(res).map((r) => r.score);
+      if (mode === 'vector') expect(scores).toEqual([...scores].sort((a, b) => b - a));
+    }
+  });
+
+  it('returns scores as 1 − cosine distance, content and metadata', async () => {
+    const res = await ask({ question: 'varroa mites hive inspection', k: 1 }).expect(200);
+    const [hit] = res.body.results;
+    const [row] = await t.dataSource.query<Array<{ score: number }>>(
+      `SELECT 1 - (embedding <=> (SELECT embedding FROM langchain_pg_embedding WHERE id = $1)) AS score
+         FROM langchain_pg_embedding WHERE id = $1`,
+      [hit.id],
+    );
+    expect(row.score).toBeCloseTo(1, 6);
+    expect(hit.score).toBeGreaterThan(0.3);
+    expect(hit.score).toBeLessThanOrEqual(1);
+    expect(hit.content).toContain('varroa');
+    expect(hit.metadata).toMatchObject({ document_id: 'beekeeping-guide', chunk_index: 0, year: 2022 });
+  });
+
+  it('hybrid results carry their fused score and both ranks', async () => {
+    const res = await ask({ question: 'mũ bảo hiểm', mode: 'hybrid', k: 2 }).expect(200);
+    const [first] = res.body.results;
+    expect(first.fusedScore).toBeGreaterThan(0);
+    expect(first.textRank).toBe(1);
+    expect(first.vectorRank).toBeGreaterThanOrEqual(1);
+  });
+
+  it('honours k, minScore and the collection', async () => {
+    expect((await ask({ question: 'thuế', k: 100 }).expect(200)).body.results).toHaveLength(9);
+    const strict = await ask({ question: 'thuế thu nhập cá nhân', k: 100, minScore: 0.2 }).expect(200);
+    expect(strict.body.results.length).toBeGreaterThan(0);
+    expect(strict.body.results.length).toBeLessThan(9);
+    for (const r of strict.body.results) expect(r.score).toBeGreaterThanOrEqual(0.2);
+    await request(t.server).post('/collections').send({ name: 'empty' }).expect(201);
+    expect((await ask({ question: 'thuế', collection: 'empty' }).expect(200)).body.results).toEqual([]);
+    const missing = await ask({ question: 'thuế', collection: 'nope' }).expect(404);
+    expect(missing.body.message).toBe('Collection "nope" not found');
+  });
+
+  /** The ids the same filter selects when written by hand in SQL, as langchain_postgres writes it. */
+  const FILTER_CASES: Array<[filter: Record<string, unknown>, where: string]> = [
+    [{ document_type: 'law' }, `jsonb_path_match(cmetadata, '$.document_type == "law"')`],
+    [{ year: { $gte: 2019 } }, `jsonb_path_match(cmetadata, '$.year >= 2019')`],
+    [{ year: { $between: [2007, 2019] } }, `jsonb_path_match(cmetadata, '$.year >= 2007 && $.year <= 2019')`],
+    [{ chunk_index: { $in: [0, 2] } }, `cmetadata->>'chunk_index' IN ('0', '2')`],
+    [{ document_type: { $nin: ['law'] } }, `NOT (cmetadata->>'document_type' IN ('law'))`],
+    [{ document_id: { $like: 'luat%' } }, `cmetadata->>'document_id' LIKE 'luat%'`],
+    [{ flag: { $exists: true } }, `cmetadata ? 'flag'`],
+    [{ flag: true }, `jsonb_path_match(cmetadata, '$.flag == true')`],
+    [
+      { $or: [{ document_type: 'decree' }, { $and: [{ year: 2022 }, { chunk_index: { $lt: 1 } }] }] },
+      `jsonb_path_match(cmetadata, '$.document_type == "decree"') OR (jsonb_path_match(cmetadata, '$.year == 2022') AND jsonb_path_match(cmetadata, '$.chunk_index < 1'))`,
+    ],
+    [{ $not: { category: 'tax' } }, `NOT jsonb_path_match(cmetadata, '$.category == "tax"')`],
+    [
+      { document_type: 'law', chunk_index: { $ne: 0 } },
+      `jsonb_path_match(cmetadata, '$.document_type == "law" && $.chunk_index != 0')`,
+    ],
+  ];
+
+  it.each(['vector', 'hybrid'])(
+    '%s mode: each filter returns exactly what the same filter in SQL returns',
+    async (mode) => {
+      // Chunk metadata carries category only through documents; give chunks one for the $not case.
+      await t.dataSource.query(
+        `UPDATE langchain_pg_embedding e SET cmetadata = e.cmetadata || jsonb_build_object('category', d.category)
+         FROM documents d WHERE d.document_id = e.cmetadata->>'document_id'`,
+      );
+      for (const [filter, where] of FILTER_CASES) {
+        const expected = await t.dataSource.query<Array<{ id: string }>>(
+          `SELECT id FROM langchain_pg_embedding WHERE ${where} ORDER BY id`,
+        );
+        // hybrid fuses two candidate lists; questions sharing words with every chunk keep both full.
+        const res = await ask({ question: 'Điều thuế xe honey hive', mode, k: 100, filter }).expect(200);
+        const got = results(res)
+          .map((r) => r.id)
+          .sort();
+        if (mode === 'vector') expect({ filter, ids: got }).toEqual({ filter, ids: expected.map((r) => r.id) });
+        else for (const id of got) expect(expected.map((r) => r.id)).toContain(id);
+      }
+    },
+  );
+
+  it('rejects malformed filters and injection attempts with a 400 naming the part, and changes nothing', async () => {
+    const before = await dataFingerprint(t.dataSource);
+    const cases: Array<[unknown, RegExp]> = [
+      [{ "document_type'; DROP TABLE documents; --": 'x' }, /field name/i],
+      [{ year: { $regex: '.*' } }, /\$regex/],
+      [{ $and: { year: 1 } }, /\$and/],
+      [{ year: { $gt: 1, $lt: 3 } }, /year/],
+      [{ year: { $in: 'x' } }, /\$in/],
+      [{ $where: 'true' }, /\$where/],
+      [{ year: { $between: [1] } }, /\$between/],
+      [[{ year: 1 }], /filter must be a JSON object/],
+    ];
+    for (const [filter, message] of cases) {
+      const res = await ask({ question: 'thuế', filter }).expect(400);
+      expect(JSON.stringify(res.body.message)).toMatch(message);
+      expect(JSON.stringify(res.body)).not.toMatch(/SELECT|jsonb_path_match|langchain_pg_embedding/);
+    }
+    // A hostile value is only a value: bound as a parameter, it matches nothing and runs nothing.
+    const value = await ask({ question: 'thuế', filter: { document_type: "law' OR '1'='1" } }).expect(200);
+    expect(value.body.results).toEqual([]);
+    expect(await dataFingerprint(t.dataSource)).toEqual(before);
+  });
+
+  it('rejects bad bodies with a 400 that names the field', async () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{}, 'question'],
+      [{ question: '   ' }, 'question must not be blank'],
+      [{ question: 'x', k: 0 }, 'k must not be less than 1'],
+      [{ question: 'x', k: 101 }, 'k must not be greater than 100'],
+      [{ question: 'x', mode: 'keyword' }, 'mode must be one of the following values: vector, hybrid'],
+      [{ question: 'x', minScore: 2 }, 'minScore must not be greater than 1'],
+      [{ question: 'x', queryEmbedding: [] }, 'queryEmbedding must contain at least 1 elements'],
+      [{ question: 'x', unknown: 1 }, 'property unknown should not exist'],
+    ];
+    for (const [body, message] of cases) {
+      const res = await ask(body).expect(400);
+      expect(JSON.stringify(res.body.message)).toContain(message);
+    }
+  });
+
+  it('takes a precomputed query vector, and names the dimensions when it does not fit', async () => {
+    const [row] = await t.dataSource.query<Array<{ embedding: string }>>(
+      `SELECT embedding::text AS embedding FROM langchain_pg_embedding WHERE id = $1`,
+      [ids.get('beekeeping-guide#1')],
+    );
+    const queryEmbedding = JSON.parse(row.embedding) as number[];
+    const res = await ask({ question: 'anything', queryEmbedding, k: 1 }).expect(200);
+    expect(res.body.results[0].id).toBe(ids.get('beekeeping-guide#1'));
+    expect(res.body.results[0].score).toBeCloseTo(1, 5);
+    const wrong = await ask({ question: 'x', queryEmbedding: [1, 2, 3] }).expect(400);
+    expect(wrong.body.message).toBe(
+      'queryEmbedding has 3 dimensions, but collection "docs" holds 384-dimensional vectors',
+    );
+  });
+
+  it('answers from the results with citations when answer: true', async () => {
+    const res = await ask({ question: 'extract honey with a centrifuge', k: 2, answer: true }).expect(200);
+    const top = res.body.results[0].id;
+    expect(res.body.answer).toMatchObject({ model: 'fake-chat', citations: [top] });
+    expect(res.body.answer.text).toContain(`[${top}]`);
+    const prompt = JSON.stringify(llm.requests.at(-1)?.body);
+    expect(prompt).toContain('Honey is extracted by centrifuge');
+  });
+
+  describe('with an HNSW index', () => {
+    it('builds the per-collection index idempotently, and the search query uses it (EXPLAIN)', async () => {
+      const built = await request(t.server).put('/collections/docs/vector-index').expect(200);
+      expect(built.body).toMatchObject({ collection: 'docs', type: 'vector', dimensions: 384, valid: true });
+      expect(built.body.name).toMatch(/^ix_embedding_hnsw_[0-9a-f]{32}$/);
+      const again = await request(t.server).put('/collections/docs/vector-index').expect(200);
+      expect(again.body.name).toBe(built.body.name);
+      expect((await request(t.server).get('/vector-indexes').expect(200)).body).toEqual([again.body]);
+
+      const collection = await t.dataSource.query<Array<{ uuid: string }>>(
+        `SELECT uuid FROM langchain_pg_collection WHERE name = 'docs'`,
+      );
+      const index = await t.app.get(VectorIndexService).findIndex(t.dataSource.manager, collection[0].uuid);
+      expect(index).toMatchObject({ name: built.body.name, dimensions: 384, type: 'vector' });
+      const embedding = Array.from({ length: 384 }, (_, i) => (i % 7) / 7);
+      const repo = t.app.get(ChunkSearchRepository);
+      // EXPLAIN the exact statements the service runs, with the parameters it binds.
+      const plans: string[] = [];
+      await t.dataSource.transaction(async (manager) => {
+        const explaining = {
+          query: async (sql: string, params: unknown[]) => {
+            const rows = await manager.query<Array<Record<string, string>>>(`EXPLAIN ${sql}`, params);
+            plans.push(rows.map((r) => Object.values(r)[0]).join('\n'));
+            return [];
+          },
+        } as unknown as EntityManager;
+        // The table is tiny: without this the planner rightly prefers a sequential scan. Disabling
+        // it proves the query's expression matches the index (otherwise no plan could use it).
+        await manager.query(`SET LOCAL enable_seqscan = off`);
+        const q = { collectionUuid: collection[0].uuid, embedding, k: 5, question: 'thuế', index };
+        await repo.vectorSearch(explaining, q);
+        await repo.vectorSearch(explaining, { ...q, filter: { document_type: 'law' } });
+        await repo.hybridSearch(explaining, q);
+      });
+      expect(plans).toHaveLength(3);
+      for (const plan of plans) expect(plan).toContain(`Index Scan using ${built.body.name}`);
+    });
+
+    it('still finds the right chunk at rank 1 through the index, with and without filters', async () => {
+      for (const mode of ['vector', 'hybrid']) {
+        for (const [question, documentId, chunkIndex] of QUESTIONS) {
+          const res = await ask({ question, mode, k: 3 }).expect(200);
+          expect(res.body.results[0].id).toBe(ids.get(`${documentId}#${chunkIndex}`));
+          const filtered = await ask({ question, mode, k: 3, filter: { document_id: documentId } }).expect(200);
+          expect(filtered.body.results[0].id).toBe(ids.get(`${documentId}#${chunkIndex}`));
+          for (const r of filtered.body.results) expect(r.documentId).toBe(documentId);
+        }
+      }
+    });
+
+    it('leaves db:check clean: managed vector indexes are not schema drift', async () => {
+      await request(t.server).put('/collections/docs/vector-index').expect(200);
+      expect(await check(t.dataSource)).toEqual({
+        exitCode: 0,
+        lines: ['Schema matches the entities: no differences.'],
+      });
+    });
+
+    it('indexes 3072-dimensional collections as halfvec, and searches them through it', async () => {
+      const vector = (seed: number) => Array.from({ length: 3072 }, (_, i) => Math.sin(seed * 1000 + i));
+      await request(t.server)
+        .post('/embeddings')
+        .send({
+          collection: 'openai-3072',
+          items: [1, 2, 3].map((seed) => ({ id: `big-${seed}`, content: `chunk ${seed}`, embedding: vector(seed) })),
+        })
+        .expect(201);
+      const built = await request(t.server).put('/collections/openai-3072/vector-index').expect(200);
+      expect(built.body).toMatchObject({ type: 'halfvec', dimensions: 3072, valid: true });
+      const res = await ask({ question: 'x', collection: 'openai-3072', queryEmbedding: vector(2), k: 3 }).expect(200);
+      expect(results(res)[0].id).toBe('big-2');
+      expect(res.body.results[0].score).toBeCloseTo(1, 5);
+      await request(t.server).delete('/collections/openai-3072/vector-index').expect(204);
+    });
+
+    it('drops the index; search goes back to exact distances', async () => {
+      await request(t.server).delete('/collections/docs/vector-index').expect(204);
+      await request(t.server).delete('/collections/docs/vector-index').expect(204);
+      expect((await request(t.server).get('/vector-indexes').expect(200)).body).toEqual([]);
+      const res = await ask({ question: QUESTIONS[0][0], k: 1 }).expect(200);
+      expect(res.body.results[0].id).toBe(ids.get('luat-thue-tncn#2'));
+      await request(t.server).put('/collections/nope/vector-index').expect(404);
+      const empty = await request(t.server).put('/collections/empty/vector-index').expect(400);
+      expect(empty.body.message).toContain('holds no vectors yet');
+    });
+  });
+});
+
+describe('POST /ask without an LLM', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(() => t.close());
+
+  it('answer: true is a 400 that says how to configure one', async () => {
+    const res = await request(t.server).post('/ask').send({ question: 'x', answer: true }).expect(400);
+    expect(res.body.message).toContain('set LLM_BASE_URL');
+  });
+});

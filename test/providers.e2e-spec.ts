@@ -1,0 +1,158 @@
+import { Logger } from '@nestjs/common';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import request from 'supertest';
+import { createApp } from '../src/app.factory.js';
+import { LocalEmbeddingProvider } from '../src/embeddings/providers/local-embedding.provider.js';
+import { startFakeOpenAIServer, type FakeOpenAIServer } from './support/fake-openai-server.js';
+import { startTestApp, type TestApp } from './support/test-app.js';
+import { createTestDatabase, TEST_TARGET, testConfig } from './support/test-database.js';
+
+/** Nest log lines of this suite, so tests can assert on warnings (errors still reach the console). */
+const warnings: string[] = [];
+beforeAll(() => {
+  Logger.overrideLogger({
+    log: () => undefined,
+    warn: (message: unknown) => void warnings.push(String(message)),
+    error: (...args: unknown[]) => console.error(...args),
+  });
+});
+
+const openaiEnv = (url: string): Record<string, string> => ({
+  EMBEDDINGS_PROVIDER: 'openai',
+  EMBEDDINGS_BASE_URL: url,
+  EMBEDDINGS_MODEL: 'fake-embed',
+  EMBEDDINGS_DIMENSIONS: '64',
+});
+
+async function chunkCount(t: TestApp): Promise<number> {
+  const [row] = await t.dataSource.query<Array<{ n: number }>>(`SELECT count(*)::int AS n FROM langchain_pg_embedding`);
+  return row.n;
+}
+
+describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () => {
+  let server: FakeOpenAIServer;
+  let t: TestApp;
+
+  beforeAll(async () => {
+    server = await startFakeOpenAIServer({ dimensions: 64 });
+    t = await startTestApp({
+      ...openaiEnv(server.url),
+      EMBEDDINGS_API_KEY: 'sk-e2e-secret',
+      EMBEDDINGS_REQUEST_BATCH: '2',
+      EMBEDDINGS_MAX_RETRIES: '1',
+      EMBEDDINGS_TIMEOUT_MS: '1000',
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await server?.close();
+  });
+  beforeEach(() => {
+    server.requests.length = 0;
+    server.setDelay(0);
+    warnings.length = 0;
+  });
+
+  it('stores the vectors the server computed, with the model recorded on the collection', async () => {
+    const texts = ['Điều 1. Phạm vi điều chỉnh', 'Điều 2. Đối tượng áp dụng', 'Điều 3. Giải thích từ ngữ'];
+    const res = await request(t.server)
+      .post('/embeddings')
+      .send({ items: texts.map((content) => ({ content })) })
+      .expect(201);
+
+    expect(server.requests.map((r) => r.path)).toEqual(['/v1/embeddings', '/v1/embeddings']);
+    expect(server.requests.flatMap((r) => r.body?.input)).toEqual(texts);
+    expect(server.requests[0].body?.model).toBe('fake-embed');
+    expect(server.requests[0].headers.authorization).toBe('Bearer sk-e2e-secret');
+
+    const expected = await new LocalEmbeddingProvider(64).embed(texts);
+    for (const [i, id] of (res.body.ids as string[]).entries()) {
+      const chunk = await request(t.server).get(`/embeddings/${id}`).expect(200);
+      expect(chunk.body.embedding).toHaveLength(64);
+      // pgvector stores float4: equal to the server's vector to about 7 significant digits.
+      (chunk.body.embedding as number[]).forEach((v, k) => expect(v).toBeCloseTo(expected[i][k], 5));
+    }
+    const collection = await request(t.server).get('/collections/docs').expect(200);
+    expect(collection.body).toMatchObject({
+      dimensions: 64,
+      metadata: { embedding_model: 'fake-embed', dimensions: 64 },
+    });
+  });
+
+  it('rides out a 429 with Retry-After', async () => {
+    server.failNext(429, 1, { 'retry-after': '0' });
+    await request(t.server)
+      .post('/embeddings')
+      .send({ items: [{ id: 'after-429', content: 'retried' }] })
+      .expect(201);
+    expect(server.requests).toHaveLength(2);
+    expect(warnings).toEqual([expect.stringContaining('429 Too Many Requests')]);
+  });
+
+  it('answers 502 when the server keeps failing, and writes nothing', async () => {
+    const before = await chunkCount(t);
+    server.failNext(500, 2);
+    const res = await request(t.server)
+      .post('/embeddings')
+      .send({ collection: 'failing', items: [{ content: 'never stored' }] })
+      .expect(502);
+    expect(res.body).toEqual({
+      statusCode: 502,
+      error: 'Bad Gateway',
+      message: `Embedding service at ${new URL(server.url).host} failed: 500 Internal Server Error (Scripted failure 500) (gave up after 2 attempts)`,
+    });
+    expect(server.requests).toHaveLength(2);
+    expect(await chunkCount(t)).toBe(before);
+    await request(t.server).get('/collections/failing').expect(404);
+  });
+
+  it('answers 504 when the server does not answer in time, and writes nothing', async () => {
+    const before = await chunkCount(t);
+    server.setDelay(3000);
+    const res = await request(t.server)
+      .post('/embeddings')
+      .send({ collection: 'slow', items: [{ content: 'too slow' }] })
+      .expect(504);
+    expect(res.body.message).toBe(
+      `Embedding service at ${new URL(server.url).host} timed out: no answer within 1000 ms`,
+    );
+    expect(await chunkCount(t)).toBe(before);
+    await request(t.server).get('/collections/slow').expect(404);
+  });
+});
+
+describe('a collection embedded with another model', () => {
+  it('does not stop the service from starting, and is reported as a warning', async () => {
+    const db = await createTestDatabase();
+    // The embedded database must outlive the first app, so it goes to disk for this test.
+    const dir = TEST_TARGET === 'embedded' ? mkdtempSync(join(tmpdir(), 'kb-model-check-')) : null;
+    const env: Record<string, string> = dir ? { DATA_DIR: dir } : {};
+    const server = await startFakeOpenAIServer({ dimensions: 64 });
+    try {
+      const first = await createApp(testConfig(db, env));
+      await request(first.getHttpServer())
+        .post('/embeddings')
+        .send({ collection: 'legacy', items: [{ content: 'embedded locally' }] })
+        .expect(201);
+      await first.close();
+
+      warnings.length = 0;
+      const second = await createApp(testConfig(db, { ...env, ...openaiEnv(server.url) }));
+      try {
+        const res = await request(second.getHttpServer()).get('/collections/legacy').expect(200);
+        expect(res.body.metadata).toMatchObject({ embedding_model: 'local-hash-ngram-384', dimensions: 384 });
+        expect(warnings).toContainEqual(
+          expect.stringMatching(/^Collection "legacy" was embedded with model "local-hash-ngram-384", 384 dimensions/),
+        );
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await server.close();
+      await db.drop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
