@@ -202,6 +202,113 @@ class EnvironmentVariables {
   @Min(1024)
   @Max(1024 * 1024 * 1024)
   INGEST_MAX_FILE_BYTES = 25 * 1024 * 1024;
+
+  @IsOptional()
+  @IsString()
+  API_KEYS?: string;
+
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean({ message: 'API_READS_PUBLIC must be true or false' })
+  API_READS_PUBLIC = true;
+
+  @IsOptional()
+  @IsString()
+  CORS_ORIGINS?: string;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(1_000_000)
+  THROTTLE_LIMIT = 600;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
+  @Max(3_600_000)
+  THROTTLE_TTL_MS = 60_000;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1024)
+  @Max(1024 * 1024 * 1024)
+  BODY_LIMIT_BYTES = 32 * 1024 * 1024;
+
+  @IsOptional()
+  @IsString()
+  DATABASE_REPLICA_URLS?: string;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(600_000)
+  SHUTDOWN_TIMEOUT_MS = 10_000;
+
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean({ message: 'METRICS_ENABLED must be true or false' })
+  METRICS_ENABLED = true;
+}
+
+export const API_SCOPES = ['read', 'write', 'admin'] as const;
+export type ApiScope = (typeof API_SCOPES)[number];
+
+/** One entry of API_KEYS: the secret and what it may do. */
+export interface ApiKey {
+  /** Shown in logs instead of the key: `key#1`, `key#2`… in API_KEYS order. */
+  readonly label: string;
+  readonly key: string;
+  readonly scopes: ReadonlySet<ApiScope>;
+}
+
+/**
+ * API_KEYS is a comma-separated list of `key` or `key:scope+scope` (scopes read, write, admin).
+ * A key without scopes may do everything. admin includes write, and write includes read, so
+ * `key:write` can read too. Keys must be at least 16 characters: short keys are guessable.
+ */
+export function parseApiKeys(raw: string | undefined): ApiKey[] {
+  if (raw === undefined || raw.trim() === '') return [];
+  const implied: Record<ApiScope, ApiScope[]> = {
+    read: ['read'],
+    write: ['read', 'write'],
+    admin: ['read', 'write', 'admin'],
+  };
+  return raw.split(',').map((entry, i) => {
+    const [key, scopeList, extra] = entry.trim().split(':');
+    if (extra !== undefined || !key || key.length < 16 || /\s/.test(key)) {
+      throw new ConfigValidationError([
+        `API_KEYS entry ${i + 1} is invalid: use key or key:scope+scope, with keys of at least 16 characters and no spaces or colons`,
+      ]);
+    }
+    const scopes = new Set<ApiScope>();
+    for (const scope of scopeList === undefined ? ['admin'] : scopeList.split('+')) {
+      if (!(API_SCOPES as readonly string[]).includes(scope)) {
+        throw new ConfigValidationError([
+          `API_KEYS entry ${i + 1} has an unknown scope "${scope}": use ${API_SCOPES.join(', ')}`,
+        ]);
+      }
+      for (const s of implied[scope as ApiScope]) scopes.add(s);
+    }
+    return { label: `key#${i + 1}`, key, scopes };
+  });
+}
+
+/** Comma-separated postgres URLs; each one checked like DATABASE_URL. */
+function parseReplicaUrls(raw: string | undefined): string[] {
+  if (raw === undefined || raw.trim() === '') return [];
+  return raw.split(',').map((url, i) => {
+    const trimmed = url.trim();
+    if (!/^postgres(ql)?:\/\/\S+$/.test(trimmed)) {
+      throw new ConfigValidationError([
+        `DATABASE_REPLICA_URLS entry ${i + 1} must be a postgres:// or postgresql:// URL`,
+      ]);
+    }
+    return trimmed;
+  });
 }
 
 export type DatabaseMode = 'embedded' | 'server';
@@ -221,6 +328,8 @@ export interface AppConfig {
     readonly poolMax: number;
     readonly acquireTimeoutMs: number;
     readonly statementTimeoutMs: number;
+    /** Read replicas (server mode only): /ask, /stats and list/get reads go there. */
+    readonly replicaUrls: readonly string[];
   };
   readonly logLevel: LogLevel;
   readonly embeddings: {
@@ -255,6 +364,24 @@ export interface AppConfig {
     readonly chunkOverlap: number;
     readonly maxFileBytes: number;
   };
+  readonly http: {
+    /** Largest JSON body; a bigger one is a 413. */
+    readonly bodyLimitBytes: number;
+    /** Allowed CORS origins; empty = CORS off, ['*'] = any origin. */
+    readonly corsOrigins: readonly string[];
+    /** Requests per client per window; 0 turns rate limiting off. */
+    readonly throttleLimit: number;
+    readonly throttleTtlMs: number;
+    /** How long SIGTERM waits for in-flight requests before closing anyway. */
+    readonly shutdownTimeoutMs: number;
+    readonly metricsEnabled: boolean;
+  };
+  readonly auth: {
+    /** Empty: the service is open (it says so at startup). */
+    readonly apiKeys: readonly ApiKey[];
+    /** With API keys set: whether reads need a key too. */
+    readonly readsPublic: boolean;
+  };
 }
 
 /** Injection token for AppConfig (an interface has no runtime value). */
@@ -278,6 +405,10 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
     throw new ConfigValidationError(['INGEST_CHUNK_OVERLAP must be smaller than INGEST_CHUNK_SIZE']);
   }
   const url = vars.DATABASE_URL;
+  const replicaUrls = parseReplicaUrls(vars.DATABASE_REPLICA_URLS);
+  if (replicaUrls.length > 0 && !url) {
+    throw new ConfigValidationError(['DATABASE_REPLICA_URLS needs DATABASE_URL (the primary)']);
+  }
   return {
     port: vars.PORT,
     host: vars.HOST,
@@ -291,6 +422,7 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
       poolMax: vars.DB_POOL_MAX,
       acquireTimeoutMs: vars.DB_POOL_ACQUIRE_TIMEOUT_MS,
       statementTimeoutMs: vars.DB_STATEMENT_TIMEOUT_MS,
+      replicaUrls,
     },
     logLevel: vars.LOG_LEVEL,
     embeddings: {
@@ -319,6 +451,18 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
       chunkOverlap: vars.INGEST_CHUNK_OVERLAP,
       maxFileBytes: vars.INGEST_MAX_FILE_BYTES,
     },
+    http: {
+      bodyLimitBytes: vars.BODY_LIMIT_BYTES,
+      corsOrigins: (vars.CORS_ORIGINS ?? '')
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
+      throttleLimit: vars.THROTTLE_LIMIT,
+      throttleTtlMs: vars.THROTTLE_TTL_MS,
+      shutdownTimeoutMs: vars.SHUTDOWN_TIMEOUT_MS,
+      metricsEnabled: vars.METRICS_ENABLED,
+    },
+    auth: { apiKeys: parseApiKeys(vars.API_KEYS), readsPublic: vars.API_READS_PUBLIC },
   };
 }
 
