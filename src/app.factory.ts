@@ -1,3 +1,4 @@
+import multipart from '@fastify/multipart';
 import { ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -22,11 +23,13 @@ const NEST_LOG_LEVELS: Record<LogLevel, NestLogLevel[]> = {
 export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(config),
-    new FastifyAdapter({ bodyLimit: 32 * 1024 * 1024 }),
+    new FastifyAdapter({ bodyLimit: config.http.bodyLimitBytes }),
     {
       logger: NEST_LOG_LEVELS[config.logLevel],
     },
   );
+  // Uploads stream through @fastify/multipart; a file over the limit is a 413 (POST /documents/ingest).
+  await app.register(multipart, { limits: { fileSize: config.ingest.maxFileBytes, files: 1, fields: 20 } });
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
   app.enableShutdownHooks();
   const document = SwaggerModule.createDocument(

@@ -8,6 +8,7 @@ import { DatabaseModule } from './database/database.module.js';
 import { DocumentsModule } from './documents/documents.module.js';
 import { EmbeddingsModule } from './embeddings/embeddings.module.js';
 import { HealthModule } from './health/health.module.js';
+import { IngestModule } from './ingest/ingest.module.js';
 import { StatsModule } from './stats/stats.module.js';
 
 @Module({})
@@ -23,6 +24,7 @@ export class AppModule {
         DocumentsModule,
         EmbeddingsModule,
         StatsModule,
+        IngestModule,
         AskModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: DatabaseExceptionFilter }],

@@ -3,6 +3,7 @@ import type { EntityManager } from 'typeorm';
 import { ChunkSearchRepository } from '../src/ask/chunk-search.repository.js';
 import { VectorIndexService } from '../src/ask/vector-index.service.js';
 import { check } from '../src/cli/db-commands.js';
+import { makeCorpus } from './support/corpus.js';
 import { startFakeOpenAIServer, type FakeOpenAIServer } from './support/fake-openai-server.js';
 import { dataFingerprint } from './support/legacy-schema.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
@@ -349,5 +350,55 @@ describe('POST /ask without an LLM', () => {
   it('answer: true is a 400 that says how to configure one', async () => {
     const res = await request(t.server).post('/ask').send({ question: 'x', answer: true }).expect(400);
     expect(res.body.message).toContain('set LLM_BASE_URL');
+  });
+});
+
+describe('POST /ask over an ingested corpus (txt, md, html, docx, pdf made by the test)', () => {
+  let t: TestApp;
+  const corpus = makeCorpus();
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    for (const file of await corpus) {
+      await request(t.server)
+        .post('/documents/ingest')
+        .field('documentType', 'guide')
+        .field('category', 'corpus')
+        .field('documentId', file.fileName)
+        .field('chunkSize', '300')
+        .field('chunkOverlap', '30')
+        .attach('file', file.buffer, { filename: file.fileName, contentType: file.mimeType })
+        .expect(201);
+    }
+  });
+  afterAll(() => t.close());
+
+  it.each(['vector', 'hybrid'])('%s mode: each question finds the chunk with its answer at rank 1', async (mode) => {
+    for (const file of await corpus) {
+      const res = await request(t.server).post('/ask').send({ question: file.question, mode, k: 5 }).expect(200);
+      const [top] = (res.body as { results: Array<{ documentId: string; content: string }> }).results;
+      expect({ question: file.question, documentId: top.documentId }).toEqual({
+        question: file.question,
+        documentId: file.fileName,
+      });
+      // Chunking may cut the sentence at a boundary; its opening words are in the top chunk.
+      expect(top.content).toContain(file.sentence.split(' ').slice(0, 5).join(' '));
+    }
+  });
+
+  it('filters on the chunk metadata ingestion wrote (hierarchy, level, section_title)', async () => {
+    const res = await request(t.server)
+      .post('/ask')
+      .send({ question: 'đăng ký đàn ong', k: 100, filter: { level: { $in: ['article', 'clause', 'point'] } } })
+      .expect(200);
+    const expected = await t.dataSource.query<Array<{ id: string }>>(
+      `SELECT id FROM langchain_pg_embedding WHERE cmetadata->>'level' IN ('article', 'clause', 'point') ORDER BY id`,
+    );
+    expect(expected.length).toBeGreaterThan(0);
+    expect(
+      results(res)
+        .map((r) => r.id)
+        .sort(),
+    ).toEqual(expected.map((r) => r.id));
   });
 });

@@ -212,7 +212,7 @@ export class DocumentsService {
     await this.dataSource.transaction(async (manager) => {
       await this.chunks.lockDocuments(manager, [documentId]);
       const doc = await this.findOrFail(manager, documentId);
-      await manager.query(`DELETE FROM langchain_pg_embedding WHERE cmetadata->>'document_id' = $1`, [documentId]);
+      await this.chunks.deleteDocumentChunks(manager, documentId);
       await manager.delete(DocumentEntity, { id: doc.id });
     });
   }

@@ -156,6 +156,11 @@ export class ChunkStore {
     );
   }
 
+  /** Deletes every chunk that names the document (in any collection); callers lock the document first. */
+  async deleteDocumentChunks(manager: EntityManager, documentId: string): Promise<void> {
+    await manager.query(`DELETE FROM langchain_pg_embedding WHERE cmetadata->>'document_id' = $1`, [documentId]);
+  }
+
   /** Sets documents.total_chunks to the number of chunks that name each document. */
   async recountDocuments(manager: EntityManager, documentIds: Iterable<string>): Promise<void> {
     const ids = [...new Set(documentIds)];

@@ -1,0 +1,225 @@
+import 'reflect-metadata';
+import { HttpException, type LogLevel as NestLogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import cliProgress from 'cli-progress';
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, extname, join, relative, resolve, sep } from 'node:path';
+import { AppModule } from '../app.module.js';
+import { ConfigValidationError, loadAppConfig, loadDotEnv } from '../config/app-config.js';
+import { IngestService } from '../ingest/ingest.service.js';
+import { SUPPORTED_EXTENSIONS } from '../ingest/text-extraction.js';
+
+const USAGE = `Usage: npm run ingest -- <files or folders...> [options]   (or node dist/src/cli/ingest.js ...)
+
+  --type <T>            documentType of every document (default: document)
+  --category <C>        category of every document (default: general)
+  --collection <N>      collection of the chunks (default: DEFAULT_COLLECTION)
+  --chunk-size <n>      largest chunk in characters (default: INGEST_CHUNK_SIZE)
+  --chunk-overlap <n>   overlap in characters (default: INGEST_CHUNK_OVERLAP)
+
+Folders are walked recursively for ${SUPPORTED_EXTENSIONS.join(' ')} files. Each file's documentId
+comes from its path (folder name + path inside it), so a second run skips unchanged files.
+Honours DATABASE_URL; without it works on the embedded database in DATA_DIR (default ./data).`;
+
+interface Options {
+  paths: string[];
+  documentType: string;
+  category: string;
+  collection?: string;
+  chunkSize?: number;
+  chunkOverlap?: number;
+}
+
+class UsageError extends Error {}
+
+const FLAGS = ['--type', '--category', '--collection', '--chunk-size', '--chunk-overlap'] as const;
+
+function parseArgs(argv: string[]): Options | 'help' {
+  const options: Options = { paths: [], documentType: 'document', category: 'general' };
+  const integer = (flag: string, value: string): number => {
+    if (!/^\d+$/.test(value)) throw new UsageError(`${flag} must be a whole number (got "${value}")`);
+    return Number(value);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--help' || arg === '-h') return 'help';
+    if (!arg.startsWith('--')) {
+      options.paths.push(arg);
+      continue;
+    }
+    const [flag, inline] = arg.includes('=')
+      ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+      : [arg];
+    if (!(FLAGS as readonly string[]).includes(flag)) throw new UsageError(`Unknown option ${flag}`);
+    const value = inline ?? argv[++i];
+    if (value === undefined || value === '') throw new UsageError(`${flag} needs a value`);
+    switch (flag as (typeof FLAGS)[number]) {
+      case '--type':
+        options.documentType = value;
+        break;
+      case '--category':
+        options.category = value;
+        break;
+      case '--collection':
+        options.collection = value;
+        break;
+      case '--chunk-size':
+        options.chunkSize = integer(flag, value);
+        break;
+      case '--chunk-overlap':
+        options.chunkOverlap = integer(flag, value);
+        break;
+    }
+  }
+  if (options.paths.length === 0) throw new UsageError('No files or folders given');
+  return options;
+}
+
+/** A file to ingest: where it is, and the path its documentId is derived from. */
+interface Job {
+  path: string;
+  /** The folder argument's name plus the path inside it (posix), or the file's name. */
+  idPath: string;
+}
+
+async function* walk(dir: string): AsyncGenerator<string> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of entries) {
+    if (entry.name.startsWith('.')) continue; // .git, .DS_Store and other hidden files
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) yield* walk(path);
+    else if (entry.isFile() && SUPPORTED_EXTENSIONS.includes(extname(entry.name).toLowerCase())) yield path;
+  }
+}
+
+/** The files under the arguments; an argument that cannot be read becomes a failure. */
+async function collectJobs(paths: string[], failures: string[]): Promise<Job[]> {
+  const jobs: Job[] = [];
+  for (const arg of paths) {
+    try {
+      const info = await stat(arg);
+      if (info.isDirectory()) {
+        const root = resolve(arg);
+        for await (const file of walk(root)) {
+          jobs.push({ path: file, idPath: [basename(root), ...relative(root, file).split(sep)].join('/') });
+        }
+      } else {
+        jobs.push({ path: arg, idPath: basename(arg) });
+      }
+    } catch (err) {
+      failures.push(
+        `${arg}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or folder' : String(err)}`,
+      );
+    }
+  }
+  return jobs;
+}
+
+/** A readable, stable documentId: the path as a slug plus a short hash that keeps distinct paths apart. */
+function documentIdForPath(idPath: string): string {
+  const slug = idPath
+    .normalize('NFD')
+    .replace(/\p{M}/gu, '')
+    .replace(/[đĐ]/g, 'd')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 200);
+  const hash = createHash('sha1').update(idPath.normalize('NFC')).digest('hex').slice(0, 10);
+  return slug ? `${slug}-${hash}` : hash;
+}
+
+function messageOf(err: unknown): string {
+  if (err instanceof HttpException) {
+    const response = err.getResponse();
+    const message = typeof response === 'string' ? response : (response as { message?: unknown }).message;
+    if (Array.isArray(message)) return message.join('; ');
+    return typeof message === 'string' ? message : err.message;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function run(argv: string[]): Promise<number> {
+  let options: Options | 'help';
+  try {
+    options = parseArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`${err.message}\n\n${USAGE}`);
+    return 1;
+  }
+  if (options === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+  loadDotEnv();
+  const config = loadAppConfig(process.env);
+  const started = process.hrtime.bigint();
+  const failures: string[] = [];
+  const jobs = await collectJobs(options.paths, failures);
+
+  const verbose: NestLogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
+  const app = await NestFactory.createApplicationContext(AppModule.forRoot(config), {
+    logger: config.logLevel === 'debug' || config.logLevel === 'trace' ? verbose : ['fatal', 'error', 'warn'],
+  });
+  let ingested = 0;
+  let skipped = 0;
+  let chunks = 0;
+  const bar = process.stderr.isTTY
+    ? new cliProgress.SingleBar(
+        { stream: process.stderr, format: '{bar} {value}/{total} files | {file}', hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      )
+    : null;
+  try {
+    const service = app.get(IngestService);
+    bar?.start(jobs.length, 0, { file: '' });
+    for (const job of jobs) {
+      bar?.update({ file: job.idPath });
+      try {
+        const info = await stat(job.path);
+        if (info.size > config.ingest.maxFileBytes) {
+          throw new Error(`larger than INGEST_MAX_FILE_BYTES (${info.size} > ${config.ingest.maxFileBytes} bytes)`);
+        }
+        const result = await service.ingest({
+          buffer: await readFile(job.path),
+          fileName: basename(job.path),
+          sourceFile: job.idPath,
+          documentId: documentIdForPath(job.idPath),
+          documentType: options.documentType,
+          category: options.category,
+          collection: options.collection,
+          chunkSize: options.chunkSize,
+          chunkOverlap: options.chunkOverlap,
+        });
+        if (result.skipped) skipped += 1;
+        else {
+          ingested += 1;
+          chunks += result.chunks;
+        }
+      } catch (err) {
+        // One bad file does not stop the others.
+        failures.push(`${job.path}: ${messageOf(err)}`);
+      }
+      bar?.increment();
+    }
+  } finally {
+    bar?.stop();
+    await app.close();
+  }
+  for (const failure of failures) console.error(`failed: ${failure}`);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  console.log(
+    `files: ${ingested} ingested, ${skipped} skipped, ${failures.length} failed; chunks: ${chunks}; seconds: ${seconds.toFixed(1)}`,
+  );
+  return failures.length > 0 ? 1 : 0;
+}
+
+try {
+  process.exitCode = await run(process.argv.slice(2));
+} catch (err) {
+  console.error(err instanceof ConfigValidationError ? err.message : `Error: ${messageOf(err)}`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,262 @@
+import fc from 'fast-check';
+import { chunkText, type ChunkOptions, splitText, type TextChunk } from './chunker.js';
+
+const LEGAL = `LUẬT NUÔI ONG MẬT
+
+Chương I
+QUY ĐỊNH CHUNG
+
+Điều 1. Phạm vi điều chỉnh
+Luật này quy định về hoạt động nuôi ong mật, khai thác và tiêu thụ mật ong.
+
+Điều 2. Giải thích từ ngữ
+Trong Luật này, các từ ngữ dưới đây được hiểu như sau:
+1. Đàn ong là tập hợp ong thợ, ong đực và một ong chúa sống trong cùng một thùng gỗ.
+2. Trại ong là nơi đặt từ mười thùng ong trở lên, cách khu dân cư ít nhất năm mươi mét.
+
+Chương II
+ĐĂNG KÝ VÀ QUẢN LÝ
+
+Mục 1
+ĐĂNG KÝ
+
+Điều 3. Đăng ký đàn ong
+1. Người nuôi ong mật phải đăng ký đàn ong với Ủy ban nhân dân cấp xã trước ngày 31 tháng 3.
+2. Hồ sơ đăng ký gồm:
+a) Tờ khai số lượng thùng ong của từng trại;
+b) Sơ đồ vị trí đặt trại ong và đường vào trại;
+đ) Bản sao giấy tờ tùy thân của chủ trại ong.
+
+Mục 2
+PHÒNG BỆNH
+
+Điều 4. Phòng bệnh
+Chủ trại ong phải kiểm tra bệnh thối ấu trùng ít nhất hai lần mỗi mùa hoa.
+`;
+
+function chunks(text: string, options: ChunkOptions): TextChunk[] {
+  return [...chunkText(text, options)];
+}
+
+function find(list: TextChunk[], needle: string): TextChunk {
+  const found = list.find((c) => c.content.includes(needle));
+  if (!found) throw new Error(`no chunk contains "${needle}"`);
+  return found;
+}
+
+/** Letters and digits only: what every chunking must keep, whatever whitespace it drops. */
+function skeleton(text: string): string {
+  return text.normalize('NFC').replace(/[^\p{L}\p{N}]/gu, '');
+}
+
+describe('chunkText: Vietnamese legal structure', () => {
+  const small = { chunkSize: 200, chunkOverlap: 40 };
+
+  it('gives each article, clause and point its hierarchy, level and section title', () => {
+    const list = chunks(LEGAL, small);
+    expect(find(list, 'Phạm vi điều chỉnh').metadata).toEqual({
+      hierarchy: 'Chương I > Điều 1',
+      level: 'article',
+      section_title: 'Điều 1. Phạm vi điều chỉnh',
+    });
+    // Điều 3 does not fit: its heading and its first clause are packed together, the second clause
+    // (with its points) is a chunk of its own.
+    expect(find(list, 'Ủy ban nhân dân cấp xã').metadata).toEqual({
+      hierarchy: 'Chương II > Mục 1 > Điều 3',
+      level: 'article',
+      section_title: 'Điều 3. Đăng ký đàn ong',
+    });
+    expect(find(list, 'Hồ sơ đăng ký').metadata).toEqual({
+      hierarchy: 'Chương II > Mục 1 > Điều 3 > Khoản 2',
+      level: 'clause',
+      section_title: 'Điều 3. Đăng ký đàn ong',
+    });
+    // Mục 2 fits whole; its only content is Điều 4, which therefore labels the chunk.
+    expect(find(list, 'thối ấu trùng').metadata).toEqual({
+      hierarchy: 'Chương II > Mục 2 > Điều 4',
+      level: 'article',
+      section_title: 'Điều 4. Phòng bệnh',
+    });
+    expect(find(list, 'LUẬT NUÔI ONG MẬT').metadata).toEqual({ hierarchy: '', level: 'paragraph' });
+  });
+
+  it('puts a heading-only chapter or section at the start of its first chunk, not in a chunk of its own', () => {
+    const list = chunks(LEGAL, small);
+    expect(list.some((c) => c.content.trim() === 'Chương I\nQUY ĐỊNH CHUNG')).toBe(false);
+    expect(find(list, 'Phạm vi điều chỉnh').content).toMatch(/^Chương I\nQUY ĐỊNH CHUNG\nĐiều 1\./);
+    expect(find(list, 'Mục 2').content).toMatch(/^Mục 2\nPHÒNG BỆNH\n+Điều 4\./);
+  });
+
+  it('splits a large clause into its points (điểm a, b, đ)', () => {
+    const list = chunks(LEGAL, { chunkSize: 60, chunkOverlap: 10 });
+    expect(find(list, 'đường vào trại').metadata.hierarchy).toBe('Chương II > Mục 1 > Điều 3 > Khoản 2 > Điểm b');
+    expect(find(list, 'giấy tờ tùy thân').metadata).toMatchObject({
+      hierarchy: 'Chương II > Mục 1 > Điều 3 > Khoản 2 > Điểm đ',
+      level: 'point',
+      section_title: 'Điều 3. Đăng ký đàn ong',
+    });
+  });
+
+  it('keeps a whole chapter in one chunk when it fits', () => {
+    const list = chunks(LEGAL, { chunkSize: 2000, chunkOverlap: 0 });
+    expect(list).toHaveLength(1);
+    expect(list[0].metadata).toEqual({ hierarchy: '', level: 'paragraph' });
+    const perChapter = chunks(LEGAL, { chunkSize: 480, chunkOverlap: 0 });
+    expect(find(perChapter, 'Phạm vi điều chỉnh').metadata).toEqual({
+      hierarchy: 'Chương I',
+      level: 'chapter',
+      section_title: 'Chương I. QUY ĐỊNH CHUNG',
+    });
+  });
+
+  it('packs small clauses of a large article together under the article', () => {
+    const article = `Điều 7. Nghĩa vụ\n${Array.from({ length: 12 }, (_, i) => `${i + 1}. Nghĩa vụ số ${i + 1} của chủ trại.`).join('\n')}`;
+    const list = chunks(article, { chunkSize: 200, chunkOverlap: 0 });
+    expect(list.length).toBeGreaterThan(1);
+    expect(list.length).toBeLessThan(12);
+    expect(list[0].content).toMatch(/^Điều 7\. Nghĩa vụ\n1\. /);
+    expect(list[0].metadata).toEqual({ hierarchy: 'Điều 7', level: 'article', section_title: 'Điều 7. Nghĩa vụ' });
+    expect(skeleton(list.map((c) => c.content).join(''))).toBe(skeleton(article));
+  });
+
+  it('recognises units written in capitals, Phần, and arabic chapter numbers', () => {
+    const text = 'PHẦN THỨ NHẤT\nNHỮNG QUY ĐỊNH CHUNG\nCHƯƠNG 2\nĐIỀU 5. Áp dụng\nNội dung điều năm.';
+    const [only] = chunks(text, { chunkSize: 1000, chunkOverlap: 0 });
+    expect(only.content).toBe(text);
+    expect(only.metadata).toEqual({
+      hierarchy: 'Phần THỨ NHẤT > Chương 2 > Điều 5',
+      level: 'article',
+      section_title: 'ĐIỀU 5. Áp dụng',
+    });
+    const list = chunks(`${text}\n${'Thêm một câu dài. '.repeat(10)}`, { chunkSize: 100, chunkOverlap: 0 });
+    expect(find(list, 'Nội dung điều năm').metadata).toMatchObject({
+      hierarchy: 'Phần THỨ NHẤT > Chương 2 > Điều 5',
+      level: 'article',
+    });
+  });
+
+  it('does not take a sentence starting with "Điều 5 của" or a numbered list outside articles for units', () => {
+    const text = `Điều 5 của Luật này áp dụng cho mọi trại.\n1. Mục thứ nhất của danh sách.\n${'Câu. '.repeat(40)}`;
+    for (const c of chunks(text, { chunkSize: 100, chunkOverlap: 0 })) {
+      expect(c.metadata).toEqual({ hierarchy: '', level: 'paragraph' });
+    }
+  });
+
+  it('gives decomposed (NFD) Vietnamese the same chunks as NFC, in NFC', () => {
+    const nfc = chunks(LEGAL, small);
+    const nfd = chunks(LEGAL.normalize('NFD'), small);
+    expect(nfd).toEqual(nfc);
+    expect(nfd.every((c) => c.content === c.content.normalize('NFC'))).toBe(true);
+  });
+});
+
+describe('chunkText: markdown', () => {
+  const md = `# Sổ tay\n\nGiới thiệu ngắn.\n\n## Bảo dưỡng kính\n\n${'Lau kính bằng cồn mỗi tuần. '.repeat(8)}\n\n## Nguồn điện\n\nẮc quy sạc đầy.\n\n### Máy phát\n\nChạy thử mười lăm phút.\n`;
+
+  it('follows headings: hierarchy of heading texts, levels heading1..heading6', () => {
+    const list = chunks(md, { chunkSize: 150, chunkOverlap: 30 });
+    expect(find(list, 'Giới thiệu').metadata).toEqual({
+      hierarchy: 'Sổ tay',
+      level: 'heading1',
+      section_title: 'Sổ tay',
+    });
+    expect(find(list, 'Lau kính').metadata).toEqual({
+      hierarchy: 'Sổ tay > Bảo dưỡng kính',
+      level: 'heading2',
+      section_title: 'Bảo dưỡng kính',
+    });
+    // A section that fits stays whole, its subsections included.
+    expect(find(list, 'Chạy thử').metadata).toMatchObject({ hierarchy: 'Sổ tay > Nguồn điện', level: 'heading2' });
+    expect(find(chunks(md, { chunkSize: 40, chunkOverlap: 0 }), 'Chạy thử').metadata).toMatchObject({
+      hierarchy: 'Sổ tay > Nguồn điện > Máy phát',
+      level: 'heading3',
+    });
+  });
+
+  it('recognises legal units written as markdown headings', () => {
+    const list = chunks(`## Chương I\n\n### Điều 1. Phạm vi\n\n${'Nội dung. '.repeat(30)}`, {
+      chunkSize: 120,
+      chunkOverlap: 0,
+    });
+    expect(list.every((c) => c.metadata.hierarchy === 'Chương I > Điều 1')).toBe(true);
+    expect(list[0].metadata).toMatchObject({ level: 'article', section_title: 'Điều 1. Phạm vi' });
+  });
+});
+
+describe('chunkText and splitText: sizes and overlap', () => {
+  it('splits a long paragraph on sentences, then words, then characters, within chunkSize', () => {
+    const sentences = Array.from({ length: 30 }, (_, i) => `Câu số ${i} nói về mật ong rừng U Minh.`).join(' ');
+    const list = splitText(sentences, { chunkSize: 120, chunkOverlap: 0 });
+    expect(list.length).toBeGreaterThan(5);
+    for (const c of list) {
+      expect(c.length).toBeLessThanOrEqual(120);
+      expect(c).toMatch(/^Câu số \d+/); // cut between sentences
+      expect(c).toMatch(/\.$/);
+    }
+    const word = 'x'.repeat(250);
+    expect(splitText(word, { chunkSize: 100, chunkOverlap: 0 })).toEqual([
+      'x'.repeat(100),
+      'x'.repeat(100),
+      'x'.repeat(50),
+    ]);
+  });
+
+  it('repeats at most chunkOverlap characters of whole words between consecutive pieces', () => {
+    const words = Array.from({ length: 200 }, (_, i) => `từ${i}`).join(' ');
+    const list = splitText(words, { chunkSize: 100, chunkOverlap: 30 });
+    for (let i = 1; i < list.length; i++) {
+      const previous = list[i - 1].split(' ');
+      const current = list[i].split(' ');
+      // The shared words: a suffix of the previous piece that starts the next one.
+      let shared = 0;
+      for (let k = 1; k <= Math.min(previous.length, current.length); k++) {
+        if (previous.slice(-k).join(' ') === current.slice(0, k).join(' ')) shared = k;
+      }
+      expect(shared).toBeGreaterThan(0);
+      expect(current.slice(0, shared).join(' ').length).toBeLessThanOrEqual(30);
+    }
+  });
+
+  it('rejects an overlap that is not smaller than the chunk size', () => {
+    expect(() => chunks('abc', { chunkSize: 100, chunkOverlap: 100 })).toThrow(RangeError);
+  });
+
+  it('never yields an empty chunk or one above chunkSize, and loses no text (property)', () => {
+    const piece = fc.oneof(
+      fc.constantFrom(
+        'Chương IV',
+        'Mục 2',
+        'Điều 12.',
+        'Điều 3. Tên',
+        '1.',
+        '2. Khoản',
+        'a)',
+        'đ) điểm',
+        '# Tiêu đề',
+        '###',
+      ),
+      fc.constantFrom('\n', '\n\n', ' ', '. ', '\t'),
+      fc.string({ unit: fc.constantFrom('a', 'ă', 'ệ', 'Đ', ' ', '.', '\n', 'x', '😀'), maxLength: 300 }),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(piece, { maxLength: 40 }).map((parts) => parts.join('')),
+        fc.integer({ min: 10, max: 400 }),
+        fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 99 })),
+        (text, chunkSize, overlapPercent) => {
+          const chunkOverlap = Math.floor((chunkSize * overlapPercent) / 100);
+          const list = chunks(text, { chunkSize, chunkOverlap });
+          for (const c of list) {
+            expect(c.content.trim()).not.toBe('');
+            expect(c.content.length).toBeLessThanOrEqual(chunkSize);
+          }
+          // Each chunk is a stretch of the text; without overlap, together they are the whole text.
+          const all = skeleton(text);
+          for (const c of list) expect(all).toContain(skeleton(c.content));
+          if (chunkOverlap === 0) expect(list.map((c) => skeleton(c.content)).join('')).toBe(all);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -1,0 +1,361 @@
+/**
+ * Structure-aware text chunking, pure (no I/O). A text is first parsed into a tree of structural
+ * units — markdown headings and the units of Vietnamese legal documents (Phần, Chương, Mục, Điều,
+ * Khoản / "1.", điểm "a)") — and each unit that fits in `chunkSize` becomes one chunk. A unit that
+ * does not fit is split into its own text and its children; small clauses and points of one unit are
+ * packed together, and text that is still too long is split on paragraphs, then lines, sentences,
+ * words and finally characters, with `chunkOverlap` characters repeated between consecutive pieces.
+ */
+
+export const CHUNK_LEVELS = [
+  'part',
+  'chapter',
+  'section',
+  'article',
+  'clause',
+  'point',
+  'heading1',
+  'heading2',
+  'heading3',
+  'heading4',
+  'heading5',
+  'heading6',
+  'paragraph',
+] as const;
+export type ChunkLevel = (typeof CHUNK_LEVELS)[number];
+
+export interface ChunkOptions {
+  /** Largest chunk, in characters (UTF-16 code units; one per letter for NFC Vietnamese). */
+  chunkSize: number;
+  /** Characters repeated from the end of a piece at the start of the next piece of the same unit. */
+  chunkOverlap: number;
+}
+
+export interface ChunkMetadata {
+  /** Labels of the enclosing units, outermost first: "Chương I > Mục 1 > Điều 3"; '' outside any unit. */
+  hierarchy: string;
+  /** Kind of the innermost unit the chunk belongs to; 'paragraph' outside any unit. */
+  level: ChunkLevel;
+  /** Heading line of the innermost titled unit ("Điều 3. Giải thích từ ngữ"), when there is one. */
+  section_title?: string;
+}
+
+export interface TextChunk {
+  content: string;
+  metadata: ChunkMetadata;
+}
+
+/** A heading line recognised by detectHeading. */
+interface Heading {
+  level: Exclude<ChunkLevel, 'paragraph'>;
+  /** Nesting depth: a heading closes every open unit of the same or a larger rank. */
+  rank: number;
+  /** Short name used in `hierarchy`. */
+  label: string;
+  /** The heading line without markdown markers; null for clauses and points (their line is body text). */
+  title: string | null;
+  /** A bare label ("Chương I") whose title usually follows on the next line in capitals. */
+  bare: boolean;
+}
+
+interface Unit {
+  heading: Heading | null;
+  title: string | null;
+  /** The unit's own lines: its heading line and the text before its first child. */
+  lines: string[];
+  /** How many of `lines` are heading: the heading line, plus the capital title line of a bare label. */
+  headingLines: number;
+  children: Unit[];
+}
+
+const RANK: Record<Exclude<ChunkLevel, 'paragraph'>, number> = {
+  part: 1,
+  chapter: 2,
+  section: 3,
+  article: 4,
+  clause: 5,
+  point: 6,
+  heading1: 1,
+  heading2: 2,
+  heading3: 3,
+  heading4: 4,
+  heading5: 5,
+  heading6: 6,
+};
+
+// Legal units are matched as written in Vietnamese legal texts: capitalised or all capitals.
+const ROMAN_OR_ARABIC = String.raw`([IVXLCDM]+|\d+)`;
+const UNIT_END = String.raw`(?=$|[\s.:,\-–—])`;
+const PART = new RegExp(String.raw`^(?:Phần|PHẦN)\s+((?:thứ|THỨ)\s+\p{L}+|[IVXLCDM]+|\d+)${UNIT_END}`, 'u');
+const CHAPTER = new RegExp(String.raw`^(?:Chương|CHƯƠNG)\s+${ROMAN_OR_ARABIC}${UNIT_END}`, 'u');
+const SECTION = new RegExp(String.raw`^(?:Mục|MỤC)\s+${ROMAN_OR_ARABIC}${UNIT_END}`, 'u');
+// "Điều 5." or a bare "Điều 5": a sentence that merely starts with "Điều 5 của Luật…" is no heading.
+const ARTICLE = /^(?:Điều|ĐIỀU)\s+(\d+[a-zđ]?)\s*(?:[.:]|$)/u;
+const CLAUSE_WORD = /^(?:Khoản|KHOẢN)\s+(\d+)(?=$|[\s.:])/u;
+const CLAUSE_NUMBER = /^(\d{1,3})\.\s+\S/u;
+const POINT = /^([a-zđ])\)\s+\S/u;
+const MARKDOWN = /^(#{1,6})\s+(.+?)(?:\s+#+)?\s*$/u;
+
+/** Recognises a structural heading at the start of a line; clauses and points only inside their parent. */
+function detectHeading(line: string, open: readonly Unit[]): Heading | null {
+  const text = line.trim();
+  if (text === '') return null;
+  const markdown = MARKDOWN.exec(text);
+  if (markdown) {
+    const inner = markdown[2].trim();
+    const legal = detectLegalUnit(inner, open);
+    if (legal && legal.level !== 'clause' && legal.level !== 'point') return legal;
+    const level = `heading${markdown[1].length}` as Heading['level'];
+    return { level, rank: RANK[level], label: shorten(inner, 80), title: inner, bare: false };
+  }
+  return detectLegalUnit(text, open);
+}
+
+function detectLegalUnit(text: string, open: readonly Unit[]): Heading | null {
+  const unit = (level: Heading['level'], label: string, bare: boolean): Heading => ({
+    level,
+    rank: RANK[level],
+    label,
+    title: level === 'clause' || level === 'point' ? null : text,
+    bare,
+  });
+  let m: RegExpExecArray | null;
+  if ((m = PART.exec(text))) return unit('part', `Phần ${m[1]}`, text === m[0]);
+  if ((m = CHAPTER.exec(text))) return unit('chapter', `Chương ${m[1]}`, text === m[0]);
+  if ((m = SECTION.exec(text))) return unit('section', `Mục ${m[1]}`, text === m[0]);
+  if ((m = ARTICLE.exec(text))) return unit('article', `Điều ${m[1]}`, text === m[0].trim());
+  const inside = (levels: ReadonlyArray<Heading['level']>): boolean =>
+    open.some((u) => u.heading !== null && levels.includes(u.heading.level));
+  // Numbered lines are list items elsewhere; they are clauses only within an article.
+  if (inside(['article'])) {
+    if ((m = CLAUSE_WORD.exec(text) ?? CLAUSE_NUMBER.exec(text))) return unit('clause', `Khoản ${m[1]}`, false);
+  }
+  if (inside(['article', 'clause']) && (m = POINT.exec(text))) return unit('point', `Điểm ${m[1]}`, false);
+  return null;
+}
+
+/** A line of capitals (the title of a bare "Chương I"), e.g. "QUY ĐỊNH CHUNG". */
+function isCapitalTitle(line: string): boolean {
+  const letters = line.replace(/[^\p{L}]/gu, '');
+  return letters.length >= 2 && letters === letters.toLocaleUpperCase('vi') && line.trim().length <= 200;
+}
+
+function shorten(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1).trimEnd()}…`;
+}
+
+/** Builds the unit tree; the root holds the text before the first heading. */
+function parse(text: string): Unit {
+  const root: Unit = { heading: null, title: null, lines: [], headingLines: 0, children: [] };
+  const open: Unit[] = [root];
+  let awaitingTitle: Unit | null = null;
+  for (const line of text.split('\n')) {
+    const heading = detectHeading(line, open);
+    if (heading) {
+      while (open.length > 1 && open[open.length - 1].heading!.rank >= heading.rank) open.pop();
+      const unit: Unit = { heading, title: heading.title, lines: [line], headingLines: 1, children: [] };
+      open[open.length - 1].children.push(unit);
+      open.push(unit);
+      awaitingTitle = heading.bare ? unit : null;
+      continue;
+    }
+    const current = open[open.length - 1];
+    current.lines.push(line);
+    if (awaitingTitle && line.trim() !== '') {
+      if (awaitingTitle === current && current.lines.length === 2 && isCapitalTitle(line)) {
+        current.title = `${current.title}. ${line.trim()}`;
+        current.headingLines = 2;
+      }
+      awaitingTitle = null;
+    }
+  }
+  return root;
+}
+
+function render(unit: Unit): string {
+  return [...unit.lines, ...unit.children.map(render)].join('\n');
+}
+
+interface Path {
+  labels: string[];
+  level: ChunkLevel;
+  title: string | undefined;
+}
+
+function childPath(path: Path, unit: Unit): Path {
+  const heading = unit.heading!;
+  return {
+    labels: [...path.labels, heading.label],
+    level: heading.level,
+    // Clauses and points have no title of their own: they keep their article's.
+    title: unit.title ?? path.title,
+  };
+}
+
+function metadataOf(path: Path): ChunkMetadata {
+  const meta: ChunkMetadata = { hierarchy: path.labels.join(' > '), level: path.level };
+  if (path.title !== undefined) meta.section_title = path.title;
+  return meta;
+}
+
+function joinLines(...parts: string[]): string {
+  return parts.filter((p) => p !== '').join('\n');
+}
+
+function isPackable(unit: Unit, text: string, options: ChunkOptions): boolean {
+  const level = unit.heading?.level;
+  return (level === 'clause' || level === 'point') && text.length <= options.chunkSize;
+}
+
+/**
+ * Emits the chunks of one unit (whose own path is `path`). `prefix` is the heading of a parent that
+ * has no text of its own ("Chương I\nQUY ĐỊNH CHUNG"): it opens this unit's first chunk instead of
+ * becoming a chunk by itself.
+ */
+function* chunkUnit(unit: Unit, path: Path, options: ChunkOptions, prefix = ''): Generator<TextChunk> {
+  const whole = joinLines(prefix, render(unit).trim());
+  if (whole === '') return;
+  if (whole.length <= options.chunkSize) {
+    // Labelled by the deepest unit that holds all of the text: "# Title" alone over a body is the title's.
+    let [inner, innerPath] = [unit, path];
+    while (inner.children.length === 1 && inner.lines.slice(inner.headingLines).every((l) => l.trim() === '')) {
+      inner = inner.children[0];
+      innerPath = childPath(innerPath, inner);
+    }
+    yield { content: whole, metadata: metadataOf(innerPath) };
+    return;
+  }
+  // Too large: pack the unit's own text and its small clauses/points together; larger units recurse.
+  const children = unit.children.map((child) => ({ child, text: render(child).trim() })).filter((c) => c.text !== '');
+  let packed: Array<{ text: string; path: Path }> = [];
+  let packedLength = 0;
+  function* flush(): Generator<TextChunk> {
+    if (packed.length === 0) return;
+    const text = packed.map((p) => p.text).join('\n');
+    const meta = metadataOf(packed.length === 1 ? packed[0].path : path);
+    packed = [];
+    packedLength = 0;
+    for (const content of splitText(text, options)) yield { content, metadata: meta };
+  }
+  const own = joinLines(prefix, unit.lines.join('\n').trim());
+  const headingOnly = unit.heading !== null && unit.lines.slice(unit.headingLines).every((line) => line.trim() === '');
+  let carry = '';
+  if (own !== '') {
+    if (headingOnly && children.length > 0 && !isPackable(children[0].child, children[0].text, options)) {
+      carry = own;
+    } else if (own.length <= options.chunkSize) {
+      packed.push({ text: own, path });
+      packedLength = own.length;
+    } else {
+      for (const content of splitText(own, options)) yield { content, metadata: metadataOf(path) };
+    }
+  }
+  for (const { child, text } of children) {
+    const packable = isPackable(child, text, options);
+    if (packable && packedLength + (packed.length > 0 ? 1 : 0) + text.length <= options.chunkSize) {
+      packedLength += (packed.length > 0 ? 1 : 0) + text.length;
+      packed.push({ text, path: childPath(path, child) });
+      continue;
+    }
+    yield* flush();
+    if (packable) {
+      packed.push({ text, path: childPath(path, child) });
+      packedLength = text.length;
+    } else {
+      yield* chunkUnit(child, childPath(path, child), options, carry);
+      carry = '';
+    }
+  }
+  yield* flush();
+}
+
+/** Normalises line ends and Unicode (NFC) so decomposed Vietnamese matches the unit patterns. */
+export function normalizeText(text: string): string {
+  return text
+    .normalize('NFC')
+    .replace(/\r\n?/g, '\n')
+    .replace(/[\u00a0\u2000-\u200a\u202f\u205f\u3000]/g, ' ');
+}
+
+export function validateChunkOptions(options: ChunkOptions): void {
+  const { chunkSize, chunkOverlap } = options;
+  if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new RangeError('chunkSize must be a positive integer');
+  if (!Number.isInteger(chunkOverlap) || chunkOverlap < 0) {
+    throw new RangeError('chunkOverlap must be a non-negative integer');
+  }
+  if (chunkOverlap >= chunkSize) throw new RangeError('chunkOverlap must be smaller than chunkSize');
+}
+
+/**
+ * Chunks of `text`, in document order, lazily. Each chunk is non-empty, at most `chunkSize`
+ * characters, and carries its place in the document's structure.
+ */
+export function* chunkText(text: string, options: ChunkOptions): Generator<TextChunk> {
+  validateChunkOptions(options);
+  const root = parse(normalizeText(text));
+  yield* chunkUnit(root, { labels: [], level: 'paragraph', title: undefined }, options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Size-based splitting of one unit's text.
+
+/** Separators from coarse to fine; each keeps the separator at the end of the piece before it. */
+const SEPARATORS: RegExp[] = [
+  /(?<=\n[ \t]*\n)(?=[^\n])/u, // paragraphs (after a blank line)
+  /(?<=\n)/u, // lines
+  /(?<=[.!?…;:]["'”’)\]]*\s)/u, // sentences
+  /(?<=\s)(?=\S)/u, // words
+];
+
+/** Splits `text` into pieces of at most `size` characters whose concatenation is `text`. */
+function atomize(text: string, size: number, depth = 0): string[] {
+  if (text.length <= size) return [text];
+  if (depth >= SEPARATORS.length) {
+    const out: string[] = [];
+    let start = 0;
+    while (start < text.length) {
+      let end = Math.min(start + size, text.length);
+      // Never cut a surrogate pair in two.
+      if (end < text.length && /[\uD800-\uDBFF]/.test(text[end - 1])) end -= 1;
+      out.push(text.slice(start, end));
+      start = end;
+    }
+    return out;
+  }
+  const parts = text.split(SEPARATORS[depth]).filter((p) => p !== '');
+  if (parts.length <= 1) return atomize(text, size, depth + 1);
+  return parts.flatMap((part) => atomize(part, size, depth + 1));
+}
+
+/**
+ * Splits a text that may exceed `chunkSize` into trimmed, non-empty pieces of at most `chunkSize`
+ * characters. Consecutive pieces share whole atoms (paragraphs, lines, sentences or words) at their
+ * seam, at most `chunkOverlap` characters of them.
+ */
+export function splitText(text: string, options: ChunkOptions): string[] {
+  const { chunkSize, chunkOverlap } = options;
+  const atoms = atomize(text, chunkSize);
+  const chunks: string[] = [];
+  const window: string[] = [];
+  let length = 0;
+  let fresh = false; // the window holds an atom not yet emitted
+  const emit = (): void => {
+    const chunk = window.join('').trim();
+    if (fresh && chunk !== '') chunks.push(chunk);
+    fresh = false;
+  };
+  for (const atom of atoms) {
+    if (length + atom.length > chunkSize && window.length > 0) {
+      emit();
+      // Keep the tail of the window as overlap, as long as it is small enough and leaves room.
+      while (window.length > 0 && (length > chunkOverlap || length + atom.length > chunkSize)) {
+        length -= window.shift()!.length;
+      }
+    }
+    window.push(atom);
+    length += atom.length;
+    if (atom.trim() !== '') fresh = true;
+  }
+  emit();
+  return chunks;
+}

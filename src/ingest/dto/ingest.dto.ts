@@ -1,0 +1,156 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
+import { DOCUMENT_STATUSES, type DocumentStatus } from '../../documents/document.entity.js';
+import { COLLECTION_NAME, COLLECTION_NAME_MESSAGE } from '../../embeddings/dto/collection.dto.js';
+import { NoNul } from '../../embeddings/dto/embedding.dto.js';
+import { TEXT_FORMATS, type TextFormat } from '../text-extraction.js';
+
+/** Bounds of chunkSize/chunkOverlap in a request (the same as INGEST_CHUNK_SIZE/INGEST_CHUNK_OVERLAP). */
+export const MIN_CHUNK_SIZE = 100;
+export const MAX_CHUNK_SIZE = 100_000;
+export const MAX_CHUNK_OVERLAP = 50_000;
+
+/**
+ * The document fields and chunking options of an ingestion: the text fields of the multipart form,
+ * and the JSON body without its text. Numbers may arrive as strings (multipart) and are converted.
+ */
+export class IngestOptionsDto {
+  @ApiProperty({ example: 'law', maxLength: 50 })
+  @IsString()
+  @MinLength(1)
+  @MaxLength(50)
+  @NoNul()
+  documentType: string;
+
+  @ApiProperty({ example: 'dat-dai', maxLength: 100 })
+  @IsString()
+  @MinLength(1)
+  @MaxLength(100)
+  @NoNul()
+  category: string;
+
+  @ApiPropertyOptional({
+    example: 'luat-dat-dai-2024',
+    description: 'Business id; a uuid when absent. An existing id is re-ingested: its chunks are replaced',
+  })
+  @IsOptional()
+  @IsString()
+  @Matches(/^\S{1,255}$/, { message: 'documentId must be 1-255 characters without whitespace' })
+  documentId?: string;
+
+  @ApiPropertyOptional({
+    example: 'Luật Đất đai 2024',
+    maxLength: 10_000,
+    description: 'The file name when absent (on re-ingest: the stored name)',
+  })
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  @MaxLength(10_000)
+  @NoNul()
+  documentName?: string;
+
+  @ApiPropertyOptional({ example: 'docs', description: 'Collection of the chunks; DEFAULT_COLLECTION when absent' })
+  @IsOptional()
+  @IsString()
+  @Matches(COLLECTION_NAME, { message: COLLECTION_NAME_MESSAGE })
+  collection?: string;
+
+  @ApiPropertyOptional({
+    example: 1000,
+    minimum: MIN_CHUNK_SIZE,
+    maximum: MAX_CHUNK_SIZE,
+    description: 'Largest chunk in characters; INGEST_CHUNK_SIZE when absent',
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt({ message: 'chunkSize must be an integer' })
+  @Min(MIN_CHUNK_SIZE)
+  @Max(MAX_CHUNK_SIZE)
+  chunkSize?: number;
+
+  @ApiPropertyOptional({
+    example: 200,
+    minimum: 0,
+    maximum: MAX_CHUNK_OVERLAP,
+    description: 'Characters shared by consecutive pieces of a split unit; INGEST_CHUNK_OVERLAP when absent',
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt({ message: 'chunkOverlap must be an integer' })
+  @Min(0)
+  @Max(MAX_CHUNK_OVERLAP)
+  chunkOverlap?: number;
+
+  @ApiPropertyOptional({ example: 'active', enum: DOCUMENT_STATUSES, default: 'active' })
+  @IsOptional()
+  @IsIn(DOCUMENT_STATUSES)
+  status?: DocumentStatus;
+}
+
+/** `multipart/form-data`: the file plus the fields of IngestOptionsDto (documented for OpenAPI). */
+export class IngestFileDto extends IngestOptionsDto {
+  @ApiProperty({
+    type: 'string',
+    format: 'binary',
+    description: '.txt, .md, .html/.htm, .docx or .pdf, at most INGEST_MAX_FILE_BYTES (default 25 MiB)',
+  })
+  file: unknown;
+}
+
+/** `application/json`: the text itself instead of a file. */
+export class IngestTextDto extends IngestOptionsDto {
+  @ApiProperty({
+    example: 'Chương I\nQUY ĐỊNH CHUNG\nĐiều 1. Phạm vi điều chỉnh\nLuật này quy định về chế độ sở hữu đất đai.',
+    description: 'The document text, at most INGEST_MAX_FILE_BYTES bytes as UTF-8',
+  })
+  @IsString()
+  @MinLength(1, { message: 'text must not be empty' })
+  @NoNul()
+  text: string;
+
+  @ApiPropertyOptional({
+    example: 'luat-dat-dai-2024.md',
+    maxLength: 1024,
+    description: "Stored as fileName; 'inline' when absent",
+  })
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  @MaxLength(1024)
+  @NoNul()
+  fileName?: string;
+
+  @ApiPropertyOptional({
+    example: 'md',
+    enum: TEXT_FORMATS,
+    description: "How to read text; from fileName's extension when absent, else txt",
+  })
+  @IsOptional()
+  @IsIn(TEXT_FORMATS)
+  format?: TextFormat;
+}
+
+export class IngestResultDto {
+  @ApiProperty({ example: 'luat-dat-dai-2024' })
+  documentId: string;
+
+  @ApiProperty({ example: 'Luật Đất đai 2024' })
+  documentName: string;
+
+  @ApiProperty({ example: 42, description: 'Chunks of the document (when skipped: those already stored)' })
+  chunks: number;
+
+  @ApiProperty({ example: false, description: 'True when the stored chunks came from the same text and options' })
+  skipped: boolean;
+
+  @ApiProperty({
+    example: '3f79bb7b435b05321651daefd374cdc681dc06faa65e374e38337b88ca046dea',
+    description: 'sha256 of the extracted text, chunkSize and chunkOverlap (also in every chunk as content_hash)',
+  })
+  contentHash: string;
+
+  @ApiProperty({ example: 'docs' })
+  collection: string;
+}

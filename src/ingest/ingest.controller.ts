@@ -1,0 +1,135 @@
+import type { Multipart } from '@fastify/multipart';
+import {
+  BadRequestException,
+  Controller,
+  HttpStatus,
+  Inject,
+  PayloadTooLargeException,
+  Post,
+  Req,
+  Res,
+  UnsupportedMediaTypeException,
+  ValidationPipe,
+} from '@nestjs/common';
+import {
+  ApiBadRequestResponse,
+  ApiBody,
+  ApiConsumes,
+  ApiCreatedResponse,
+  ApiExtraModels,
+  ApiOkResponse,
+  ApiOperation,
+  ApiPayloadTooLargeResponse,
+  ApiTags,
+  ApiUnprocessableEntityResponse,
+  ApiUnsupportedMediaTypeResponse,
+  getSchemaPath,
+} from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { IngestFileDto, IngestOptionsDto, IngestResultDto, IngestTextDto } from './dto/ingest.dto.js';
+import { IngestService } from './ingest.service.js';
+
+/** The global pipe's settings, applied by hand: one route takes two body shapes. */
+const validation = new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true });
+
+/** @fastify/multipart's limit errors, by code, as the HTTP errors they mean. */
+function multipartError(error: unknown, maxFileBytes: number): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  switch (typeof code === 'string' ? code : '') {
+    case 'FST_REQ_FILE_TOO_LARGE':
+      return new PayloadTooLargeException(`The file is larger than the limit of ${maxFileBytes} bytes`);
+    case 'FST_FILES_LIMIT':
+      return new BadRequestException('Send exactly one file, in the field "file"');
+    case 'FST_FIELDS_LIMIT':
+    case 'FST_PARTS_LIMIT':
+      return new BadRequestException('Too many form fields');
+    case 'FST_PROTO_VIOLATION':
+      return new BadRequestException('Invalid form field name');
+    case 'FST_MP_PREMATURE_CLOSE':
+      return new BadRequestException('The upload ended before the form was complete');
+    default:
+      return error;
+  }
+}
+
+@ApiTags('documents')
+@Controller('documents')
+export class IngestController {
+  constructor(
+    private readonly ingestion: IngestService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  @Post('ingest')
+  @ApiOperation({
+    summary: 'Ingest a file (multipart) or a text (JSON): extract, chunk, embed and store in one transaction',
+    description:
+      'Formats: .txt, .md, .html/.htm, .docx, .pdf (by extension, else Content-Type). Chunks follow markdown ' +
+      'headings and Vietnamese legal units (Phần, Chương, Mục, Điều, khoản, điểm) and carry hierarchy, level and ' +
+      'section_title in their metadata. An existing documentId is re-ingested: 200 with skipped=true when the ' +
+      'text and chunking options are unchanged (nothing written), else its chunks are replaced (201).',
+  })
+  @ApiConsumes('multipart/form-data', 'application/json')
+  @ApiExtraModels(IngestFileDto, IngestTextDto)
+  @ApiBody({
+    description: 'multipart/form-data: IngestFileDto (a file plus fields); application/json: IngestTextDto',
+    schema: { oneOf: [{ $ref: getSchemaPath(IngestFileDto) }, { $ref: getSchemaPath(IngestTextDto) }] },
+  })
+  @ApiCreatedResponse({ type: IngestResultDto, description: 'Document created, or its chunks replaced' })
+  @ApiOkResponse({ type: IngestResultDto, description: 'Unchanged since the last ingest: skipped, nothing written' })
+  @ApiBadRequestResponse({ description: 'Invalid field, missing or empty file, chunkOverlap ≥ chunkSize' })
+  @ApiPayloadTooLargeResponse({ description: 'File or text larger than INGEST_MAX_FILE_BYTES' })
+  @ApiUnsupportedMediaTypeResponse({ description: 'File format not supported (the message lists the allowed ones)' })
+  @ApiUnprocessableEntityResponse({ description: 'The file cannot be read, or holds no text' })
+  async ingest(
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<IngestResultDto> {
+    const result = request.isMultipart() ? await this.fromMultipart(request) : await this.fromJson(request);
+    void reply.status(result.skipped ? HttpStatus.OK : HttpStatus.CREATED);
+    return result;
+  }
+
+  private async fromJson(request: FastifyRequest): Promise<IngestResultDto> {
+    const contentType = request.headers['content-type'] ?? '';
+    if (!/^application\/json\b/i.test(contentType)) {
+      throw new UnsupportedMediaTypeException('Content-Type must be multipart/form-data or application/json');
+    }
+    const dto = (await validation.transform(request.body ?? {}, {
+      type: 'body',
+      metatype: IngestTextDto,
+    })) as IngestTextDto;
+    return this.ingestion.ingest(dto);
+  }
+
+  private async fromMultipart(request: FastifyRequest): Promise<IngestResultDto> {
+    const { maxFileBytes } = this.config.ingest;
+    const fields: Record<string, string> = {};
+    let file: { buffer: Buffer; fileName: string; mimeType: string } | undefined;
+    try {
+      for await (const part of request.parts() as AsyncIterable<Multipart>) {
+        if (part.type === 'file') {
+          if (part.fieldname !== 'file') {
+            throw new BadRequestException(`Unexpected file field "${part.fieldname}": send the file as "file"`);
+          }
+          file = { buffer: await part.toBuffer(), fileName: part.filename, mimeType: part.mimetype };
+        } else if (Object.hasOwn(fields, part.fieldname)) {
+          throw new BadRequestException(`Field "${part.fieldname}" appears more than once`);
+        } else {
+          fields[part.fieldname] = String(part.value);
+        }
+      }
+    } catch (error) {
+      throw multipartError(error, maxFileBytes);
+    }
+    const dto = (await validation.transform(fields, { type: 'body', metatype: IngestOptionsDto })) as IngestOptionsDto;
+    if (!file) throw new BadRequestException('file is required: send the document in the multipart field "file"');
+    return this.ingestion.ingest({
+      ...dto,
+      buffer: file.buffer,
+      fileName: file.fileName || undefined,
+      mimeType: file.mimeType,
+    });
+  }
+}

@@ -1,0 +1,264 @@
+import {
+  BadRequestException,
+  Inject,
+  Injectable,
+  PayloadTooLargeException,
+  UnprocessableEntityException,
+  UnsupportedMediaTypeException,
+} from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { createHash, randomUUID } from 'node:crypto';
+import { DataSource, type EntityManager, QueryFailedError } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { DocumentEntity, type DocumentStatus } from '../documents/document.entity.js';
+import { ChunkStore, type ChunkDraft } from '../embeddings/chunk.store.js';
+import { chunkText, type ChunkOptions } from './chunker.js';
+import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from './dto/ingest.dto.js';
+import {
+  detectFormat,
+  ExtractionError,
+  extractText,
+  type IngestFormat,
+  SUPPORTED_EXTENSIONS,
+  TEXT_FORMATS,
+  type TextFormat,
+  textOf,
+} from './text-extraction.js';
+
+/** Chunks per provider call and per upsert: bounds the vectors held in memory at once. */
+export const INGEST_BATCH_SIZE = 256;
+
+/** One document to ingest: either a file's bytes or a text, plus the document fields. */
+export interface IngestInput {
+  /** The file's bytes (multipart upload, CLI). */
+  buffer?: Buffer;
+  /** The text itself (JSON body); read as `format`. */
+  text?: string;
+  /** Stored as fileName; its extension selects the format. */
+  fileName?: string;
+  /** The upload's Content-Type, used when the file name has no known extension. */
+  mimeType?: string;
+  /** Explicit format of `text`. */
+  format?: TextFormat;
+  /** Stored as sourceFile; the file name (or 'inline') when absent. */
+  sourceFile?: string;
+  documentType: string;
+  category: string;
+  documentId?: string;
+  documentName?: string;
+  collection?: string;
+  chunkSize?: number;
+  chunkOverlap?: number;
+  status?: DocumentStatus;
+}
+
+export interface IngestResult {
+  documentId: string;
+  documentName: string;
+  /** Chunks the document has now. */
+  chunks: number;
+  /** True when the stored chunks already came from the same text and chunking options. */
+  skipped: boolean;
+  contentHash: string;
+  collection: string;
+}
+
+const ALLOWED = `allowed formats: ${SUPPORTED_EXTENSIONS.join(', ')}`;
+
+function isDocumentIdConflict(error: unknown): boolean {
+  if (!(error instanceof QueryFailedError)) return false;
+  const driverError = (error as QueryFailedError<Error>).driverError as
+    { code?: string; constraint?: string } | undefined;
+  return (
+    driverError?.code === '23505' &&
+    (driverError.constraint ?? 'ix_documents_document_id') === 'ix_documents_document_id'
+  );
+}
+
+/**
+ * Files or text in, a document with its chunks and embeddings out: extraction, structure-aware
+ * chunking, vectors from the configured provider, and one transaction for the document and all of
+ * its chunks. The SQL over the chunk tables is ChunkStore's.
+ */
+@Injectable()
+export class IngestService {
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly chunks: ChunkStore,
+  ) {}
+
+  async ingest(input: IngestInput): Promise<IngestResult> {
+    const options: ChunkOptions = {
+      chunkSize: input.chunkSize ?? this.config.ingest.chunkSize,
+      chunkOverlap: input.chunkOverlap ?? this.config.ingest.chunkOverlap,
+    };
+    if (
+      !Number.isInteger(options.chunkSize) ||
+      options.chunkSize < MIN_CHUNK_SIZE ||
+      options.chunkSize > MAX_CHUNK_SIZE
+    ) {
+      throw new BadRequestException(`chunkSize must be an integer from ${MIN_CHUNK_SIZE} to ${MAX_CHUNK_SIZE}`);
+    }
+    if (!Number.isInteger(options.chunkOverlap) || options.chunkOverlap < 0) {
+      throw new BadRequestException('chunkOverlap must be a non-negative integer');
+    }
+    if (options.chunkOverlap >= options.chunkSize) {
+      throw new BadRequestException(
+        `chunkOverlap (${options.chunkOverlap}) must be smaller than chunkSize (${options.chunkSize})`,
+      );
+    }
+    const text = await this.extract(input);
+    const contentHash = createHash('sha256')
+      .update(text)
+      .update(`\u0000${options.chunkSize}\u0000${options.chunkOverlap}`)
+      .digest('hex');
+    const documentId = input.documentId ?? randomUUID();
+    try {
+      return await this.write(input, documentId, text, contentHash, options);
+    } catch (error) {
+      // A concurrent first ingest of the same documentId committed first: now it is a re-ingest.
+      if (!isDocumentIdConflict(error)) throw error;
+      return this.write(input, documentId, text, contentHash, options);
+    }
+  }
+
+  /** The document's text, or the 4xx that says why there is none. */
+  private async extract(input: IngestInput): Promise<string> {
+    const { maxFileBytes } = this.config.ingest;
+    try {
+      if (input.text !== undefined) {
+        if (Buffer.byteLength(input.text, 'utf8') > maxFileBytes) {
+          throw new PayloadTooLargeException(`text is larger than the limit of ${maxFileBytes} bytes`);
+        }
+        return textOf(input.text, this.textFormat(input));
+      }
+      if (input.buffer === undefined) throw new BadRequestException('Either a file or text is required');
+      const format = detectFormat(input.fileName, input.mimeType);
+      if (format === null) {
+        const what = input.fileName ? `"${input.fileName}"` : `of type ${input.mimeType ?? 'unknown'}`;
+        throw new UnsupportedMediaTypeException(`Unsupported file ${what}: ${ALLOWED}`);
+      }
+      if (input.buffer.length === 0) throw new BadRequestException('The file is empty');
+      if (input.buffer.length > maxFileBytes) {
+        throw new PayloadTooLargeException(`The file is larger than the limit of ${maxFileBytes} bytes`);
+      }
+      return await extractText(input.buffer, format);
+    } catch (error) {
+      if (error instanceof ExtractionError) throw new UnprocessableEntityException(error.message);
+      throw error;
+    }
+  }
+
+  private textFormat(input: IngestInput): TextFormat {
+    if (input.format) return input.format;
+    const byName: IngestFormat | null = input.fileName ? detectFormat(input.fileName) : null;
+    if (byName === null) return 'txt';
+    if ((TEXT_FORMATS as readonly string[]).includes(byName)) return byName as TextFormat;
+    throw new UnsupportedMediaTypeException(
+      `text cannot be read as ${byName} (fileName "${input.fileName}"): send ${TEXT_FORMATS.join(', ')} as text, ` +
+        'upload other files as multipart/form-data',
+    );
+  }
+
+  private write(
+    input: IngestInput,
+    documentId: string,
+    text: string,
+    contentHash: string,
+    options: ChunkOptions,
+  ): Promise<IngestResult> {
+    const collectionName = input.collection ?? this.config.embeddings.defaultCollection;
+    const fileName = input.fileName ?? 'inline';
+    return this.dataSource.transaction(async (manager) => {
+      await this.chunks.lockDocuments(manager, [documentId]);
+      const existing = await manager.findOne(DocumentEntity, { where: { documentId } });
+      if (existing) {
+        const stored = await this.storedChunks(manager, documentId, contentHash, collectionName);
+        if (stored > 0 && stored === existing.totalChunks) {
+          return {
+            documentId,
+            documentName: existing.documentName,
+            chunks: stored,
+            skipped: true,
+            contentHash,
+            collection: collectionName,
+          };
+        }
+      }
+      const fields = {
+        documentName: input.documentName ?? existing?.documentName ?? fileName,
+        documentType: input.documentType,
+        category: input.category,
+        sourceFile: input.sourceFile ?? fileName,
+        fileName,
+        status: input.status ?? (existing?.status as DocumentStatus | null | undefined) ?? 'active',
+      };
+      if (existing) {
+        await this.chunks.deleteDocumentChunks(manager, documentId);
+        await manager.update(DocumentEntity, { id: existing.id }, fields);
+      } else {
+        await manager.insert(DocumentEntity, { documentId, ...fields, totalChunks: 0 });
+      }
+      const collection = await this.chunks.getOrCreateCollection(manager, collectionName);
+
+      // Counted first so every chunk can carry total_chunks; then written batch by batch, so only
+      // one batch of vectors is in memory at a time.
+      let total = 0;
+      for (const chunks = chunkText(text, options); !chunks.next().done;) total += 1;
+      const base = {
+        document_id: documentId,
+        total_chunks: total,
+        document_type: fields.documentType,
+        category: fields.category,
+        status: fields.status,
+        content_hash: contentHash,
+      };
+      let index = 0;
+      let batch: ChunkDraft[] = [];
+      const flush = async (): Promise<void> => {
+        const rows = await this.chunks.complete(batch);
+        batch = [];
+        for (const row of rows) row.metadata = { ...row.metadata, chunk_id: row.id };
+        await this.chunks.assertWritable(manager, collection, rows);
+        await this.chunks.upsert(manager, collection.uuid, rows);
+      };
+      for (const chunk of chunkText(text, options)) {
+        batch.push({ content: chunk.content, metadata: { ...base, chunk_index: index, ...chunk.metadata } });
+        index += 1;
+        if (batch.length === INGEST_BATCH_SIZE) await flush();
+      }
+      if (batch.length > 0) await flush();
+      await this.chunks.recountDocuments(manager, [documentId]);
+      return {
+        documentId,
+        documentName: fields.documentName,
+        chunks: total,
+        skipped: false,
+        contentHash,
+        collection: collectionName,
+      };
+    });
+  }
+
+  /**
+   * How many chunks of the document are stored, provided that all of them came from this content
+   * hash and sit in this collection; 0 otherwise (the document must be re-chunked).
+   */
+  private async storedChunks(
+    manager: EntityManager,
+    documentId: string,
+    contentHash: string,
+    collection: string,
+  ): Promise<number> {
+    const [row] = await manager.query<Array<{ total: number; same: number }>>(
+      `SELECT count(*)::int AS total,
+              count(*) FILTER (WHERE e.cmetadata->>'content_hash' = $2 AND c.name = $3)::int AS same
+         FROM langchain_pg_embedding e
+         LEFT JOIN langchain_pg_collection c ON c.uuid = e.collection_id
+        WHERE e.cmetadata->>'document_id' = $1`,
+      [documentId, contentHash, collection],
+    );
+    return row.total === row.same ? row.total : 0;
+  }
+}

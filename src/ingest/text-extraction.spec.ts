@@ -1,0 +1,65 @@
+import { corruptPdf, type CorpusFile, makeCorpus } from '../../test/support/corpus.js';
+import { detectFormat, ExtractionError, extractText, htmlToText, textOf } from './text-extraction.js';
+
+describe('text extraction', () => {
+  let corpus: CorpusFile[];
+
+  beforeAll(async () => {
+    corpus = await makeCorpus();
+  });
+
+  it('reads every corpus format and finds its distinctive sentence', async () => {
+    for (const file of corpus) {
+      const format = detectFormat(file.fileName, file.mimeType);
+      expect(format).not.toBeNull();
+      const text = await extractText(file.buffer, format!);
+      expect(text).toContain(file.sentence);
+      expect(text).toBe(text.normalize('NFC'));
+    }
+  });
+
+  it('keeps html and docx headings as markdown headings, drops scripts and styles', async () => {
+    const html = await extractText(corpus.find((f) => f.fileName.endsWith('.html'))!.buffer, 'html');
+    expect(html).toMatch(/^# Quy trình pha cà phê phin$/m);
+    expect(html).toMatch(/^## Nhiệt độ nước$/m);
+    expect(html).toMatch(/^Ủ cà phê ba mươi giây\.$/m);
+    expect(html).not.toMatch(/console|color: red|Pha cà phê\n/);
+    const docx = await extractText(corpus.find((f) => f.fileName.endsWith('.docx'))!.buffer, 'docx');
+    expect(docx).toMatch(/^# Canh tác lúa trên đất phèn$/m);
+    expect(docx).toMatch(/^## Cải tạo đất$/m);
+  });
+
+  it('reads the pdf text in order', async () => {
+    const pdf = await extractText(corpus.find((f) => f.fileName.endsWith('.pdf'))!.buffer, 'pdf');
+    expect(pdf.indexOf('Chapter 1. Survey method')).toBeLessThan(pdf.indexOf('Chapter 2. Data handling'));
+  });
+
+  it('normalises decomposed text, line ends and blank lines', () => {
+    expect(textOf('Đi\u0300eu 1.\r\n\r\n\r\n\r\nNội   dung  \r\n', 'txt')).toBe(
+      'Đìeu 1.\n\nNội   dung'.normalize('NFC'),
+    );
+    expect(htmlToText('<p>a&amp;b <i>c</i></p><p>d<br>e</p>')).toMatch(/a&b c\n+d\ne/);
+  });
+
+  it('detects formats by extension first, then by MIME type', () => {
+    expect(detectFormat('A.PDF', 'application/octet-stream')).toBe('pdf');
+    expect(detectFormat('notes.markdown')).toBe('md');
+    expect(detectFormat('page.htm')).toBe('html');
+    expect(detectFormat('blob', 'text/plain; charset=utf-8')).toBe('txt');
+    expect(detectFormat('report.doc', 'application/msword')).toBeNull();
+    expect(detectFormat(undefined, 'application/octet-stream')).toBeNull();
+  });
+
+  it('rejects unreadable and empty files with an ExtractionError', async () => {
+    await expect(extractText(corruptPdf(), 'pdf')).rejects.toMatchObject({
+      name: 'ExtractionError',
+      reason: 'unreadable',
+    });
+    await expect(extractText(Buffer.from('not a zip'), 'docx')).rejects.toMatchObject({ reason: 'unreadable' });
+    await expect(extractText(Buffer.from([0xff, 0xfe, 0x00, 0x41]), 'txt')).rejects.toBeInstanceOf(ExtractionError);
+    await expect(extractText(Buffer.from('<html><script>x</script></html>'), 'html')).rejects.toMatchObject({
+      reason: 'empty',
+    });
+    await expect(extractText(Buffer.from(' \n\n '), 'md')).rejects.toMatchObject({ reason: 'empty' });
+  });
+});

@@ -1,0 +1,225 @@
+import { extname } from 'node:path';
+import mammoth from 'mammoth';
+import { HTMLElement, type Node, NodeType, parse } from 'node-html-parser';
+import { extractText as extractPdfText, getDocumentProxy } from 'unpdf';
+import { normalizeText } from './chunker.js';
+
+export const INGEST_FORMATS = ['txt', 'md', 'html', 'docx', 'pdf'] as const;
+export type IngestFormat = (typeof INGEST_FORMATS)[number];
+/** Formats that can be sent as JSON `text`. */
+export const TEXT_FORMATS = ['txt', 'md', 'html'] as const;
+export type TextFormat = (typeof TEXT_FORMATS)[number];
+
+const BY_EXTENSION: Record<string, IngestFormat> = {
+  '.txt': 'txt',
+  '.text': 'txt',
+  '.md': 'md',
+  '.markdown': 'md',
+  '.html': 'html',
+  '.htm': 'html',
+  '.docx': 'docx',
+  '.pdf': 'pdf',
+};
+
+const BY_MIME_TYPE: Record<string, IngestFormat> = {
+  'text/plain': 'txt',
+  'text/markdown': 'md',
+  'text/x-markdown': 'md',
+  'text/html': 'html',
+  'application/xhtml+xml': 'html',
+  'application/vnd.openxmlformats-officedocument.wordprocessingml.document': 'docx',
+  'application/pdf': 'pdf',
+};
+
+/** File extensions the ingestion accepts, for messages and the CLI's folder walk. */
+export const SUPPORTED_EXTENSIONS: readonly string[] = Object.keys(BY_EXTENSION);
+
+/** Why a file could not be turned into text; the service maps it to a 4xx. */
+export class ExtractionError extends Error {
+  constructor(
+    message: string,
+    /** 'empty': the file holds no text; 'unreadable': it is not a valid file of its format. */
+    readonly reason: 'empty' | 'unreadable',
+  ) {
+    super(message);
+    this.name = 'ExtractionError';
+  }
+}
+
+/**
+ * The format of a file: by its extension first (clients often send application/octet-stream),
+ * else by its MIME type; null when neither is supported.
+ */
+export function detectFormat(fileName: string | undefined, mimeType?: string): IngestFormat | null {
+  const byExtension = fileName ? BY_EXTENSION[extname(fileName).toLowerCase()] : undefined;
+  if (byExtension) return byExtension;
+  const mime = mimeType?.split(';')[0].trim().toLowerCase();
+  return (mime && BY_MIME_TYPE[mime]) || null;
+}
+
+/** Extracts the plain text of a file (NFC, `\n` line ends); headings become markdown `#` lines. */
+export async function extractText(buffer: Buffer, format: IngestFormat): Promise<string> {
+  switch (format) {
+    case 'txt':
+    case 'md':
+    case 'html':
+      return textOf(decodeUtf8(buffer), format);
+    case 'docx':
+      return finish(await docxToText(buffer), format);
+    case 'pdf':
+      return finish(await pdfToText(buffer), format);
+  }
+}
+
+/** The plain text of a text-format source that arrived as a string (JSON `text`). */
+export function textOf(source: string, format: TextFormat): string {
+  return finish(format === 'html' ? htmlToText(source) : source, format);
+}
+
+function finish(raw: string, format: IngestFormat): string {
+  const text = tidy(normalizeText(raw));
+  if (text === '') {
+    const hint = format === 'pdf' ? ' (a scanned PDF needs OCR, which is not supported)' : '';
+    throw new ExtractionError(`The ${format} document contains no text${hint}`, 'empty');
+  }
+  return text;
+}
+
+function decodeUtf8(buffer: Buffer): string {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(buffer);
+  } catch {
+    throw new ExtractionError('The file is not valid UTF-8 text', 'unreadable');
+  }
+  // PostgreSQL text cannot hold NUL; a NUL byte also means "binary file".
+  if (text.includes('\u0000')) throw new ExtractionError('The file contains NUL bytes: not a text file', 'unreadable');
+  return text;
+}
+
+/** Trailing spaces off, at most one blank line in a row, no leading/trailing blank lines. */
+function tidy(text: string): string {
+  return text
+    .split('\n')
+    .map((line) => line.replace(/[ \t]+$/u, ''))
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trim();
+}
+
+const SKIPPED_ELEMENTS = new Set(['script', 'style', 'noscript', 'template', 'head', 'svg', 'iframe', 'object']);
+const BLOCK_ELEMENTS = new Set([
+  'address',
+  'article',
+  'aside',
+  'blockquote',
+  'body',
+  'caption',
+  'dd',
+  'details',
+  'div',
+  'dl',
+  'dt',
+  'fieldset',
+  'figcaption',
+  'figure',
+  'footer',
+  'form',
+  'header',
+  'hr',
+  'html',
+  'li',
+  'main',
+  'nav',
+  'ol',
+  'p',
+  'pre',
+  'section',
+  'summary',
+  'table',
+  'tbody',
+  'td',
+  'tfoot',
+  'th',
+  'thead',
+  'tr',
+  'ul',
+]);
+
+/**
+ * Visible text of an HTML document: block elements become paragraphs, list items lines, and
+ * h1–h6 markdown headings, so the chunker sees the same structure as in a markdown file.
+ */
+export function htmlToText(html: string): string {
+  const root = parse(html, { comment: false, blockTextElements: { script: false, style: false, pre: true } });
+  const out: string[] = [];
+  const walk = (node: Node): void => {
+    if (node.nodeType === NodeType.TEXT_NODE) {
+      out.push(node.text.replace(/\s+/g, ' '));
+      return;
+    }
+    if (!(node instanceof HTMLElement)) return;
+    const tag = node.rawTagName?.toLowerCase() ?? '';
+    if (SKIPPED_ELEMENTS.has(tag)) return;
+    const heading = /^h([1-6])$/.exec(tag);
+    if (heading) {
+      const title = node.text.replace(/\s+/g, ' ').trim();
+      if (title !== '') out.push(`\n\n${'#'.repeat(Number(heading[1]))} ${title}\n\n`);
+      return;
+    }
+    if (tag === 'br') {
+      out.push('\n');
+      return;
+    }
+    if (tag === 'pre') {
+      out.push(`\n\n${node.text}\n\n`);
+      return;
+    }
+    const block = BLOCK_ELEMENTS.has(tag);
+    const separator = tag === 'li' || tag === 'tr' || tag === 'dt' || tag === 'dd' ? '\n' : '\n\n';
+    if (block) out.push(separator);
+    for (const child of node.childNodes) walk(child);
+    if (tag === 'td' || tag === 'th') out.push(' ');
+    if (block) out.push(separator);
+  };
+  walk(root);
+  // Spaces around the newlines come from the source's indentation.
+  return out
+    .join('')
+    .split('\n')
+    .map((line) => line.trim())
+    .join('\n');
+}
+
+async function docxToText(buffer: Buffer): Promise<string> {
+  let html: string;
+  try {
+    // Through HTML rather than extractRawText: headings (Heading 1–6 styles) survive as h1–h6.
+    ({ value: html } = await mammoth.convertToHtml({ buffer }));
+  } catch (err) {
+    throw new ExtractionError(`The file is not a readable .docx document (${errorText(err)})`, 'unreadable');
+  }
+  return htmlToText(html);
+}
+
+async function pdfToText(buffer: Buffer): Promise<string> {
+  let pdf: Awaited<ReturnType<typeof getDocumentProxy>>;
+  try {
+    // A copy: pdf.js transfers (detaches) the array it is given.
+    pdf = await getDocumentProxy(new Uint8Array(buffer), { verbosity: 0 });
+  } catch (err) {
+    throw new ExtractionError(`The file is not a readable PDF document (${errorText(err)})`, 'unreadable');
+  }
+  try {
+    const { text } = await extractPdfText(pdf, { mergePages: false });
+    return text.join('\n\n');
+  } catch (err) {
+    throw new ExtractionError(`The PDF's text could not be read (${errorText(err)})`, 'unreadable');
+  } finally {
+    await pdf.destroy();
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

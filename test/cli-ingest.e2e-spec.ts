@@ -1,0 +1,80 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { corruptPdf, makeCorpus } from './support/corpus.js';
+import { persistentTestDatabase } from './support/legacy-schema.js';
+import { openRawDataSource, testConfig } from './support/test-database.js';
+
+const SUMMARY = /^files: (\d+) ingested, (\d+) skipped, (\d+) failed; chunks: (\d+); seconds: \d+\.\d$/m;
+
+function runIngest(env: Record<string, string>, ...args: string[]): { code: number; stdout: string; stderr: string } {
+  const childEnv: Record<string, string | undefined> = { ...process.env, LOG_LEVEL: 'warn', ...env };
+  if (!env.DATABASE_URL) delete childEnv.DATABASE_URL;
+  const result = spawnSync(process.execPath, ['dist/src/cli/ingest.js', ...args], { env: childEnv, encoding: 'utf8' });
+  return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('ingest CLI', () => {
+  let db: { env: Record<string, string>; drop: () => Promise<void> };
+  let dir: string;
+
+  beforeAll(async () => {
+    db = await persistentTestDatabase();
+    dir = mkdtempSync(join(tmpdir(), 'kb-ingest-'));
+    const folder = join(dir, 'kho');
+    mkdirSync(join(folder, 'nested'), { recursive: true });
+    const corpus = await makeCorpus();
+    corpus.forEach((file, i) => writeFileSync(join(folder, i % 2 ? 'nested' : '', file.fileName), file.buffer));
+    writeFileSync(join(folder, 'nested', 'broken.pdf'), corruptPdf());
+    writeFileSync(join(folder, 'ignored.exe'), 'not a document');
+  });
+  afterAll(async () => {
+    await db.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('ingests a folder, reports the bad file and exits 1; a second run skips what is unchanged', async () => {
+    const first = runIngest(db.env, join(dir, 'kho'), '--type', 'guide', '--category', 'corpus', '--chunk-size', '400');
+    expect(first.stderr).toMatch(/failed: .*broken\.pdf: The file is not a readable PDF document/);
+    expect(first.code).toBe(1);
+    const [, ingested, skipped, failed, chunks] = SUMMARY.exec(first.stdout)!.map(Number);
+    expect([ingested, skipped, failed]).toEqual([5, 0, 1]);
+    expect(chunks).toBeGreaterThanOrEqual(5);
+
+    const second = runIngest(db.env, join(dir, 'kho'), '--type=guide', '--category=corpus', '--chunk-size=400');
+    expect(second.code).toBe(1);
+    expect(SUMMARY.exec(second.stdout)!.slice(1, 5).map(Number)).toEqual([0, 5, 1, 0]);
+
+    const { dataSource, close } = await openRawDataSource(testConfig(db));
+    try {
+      const docs = await dataSource.query<Array<{ document_id: string; source_file: string; total_chunks: number }>>(
+        `SELECT document_id, source_file, total_chunks FROM documents`,
+      );
+      expect(docs.map((d) => d.source_file).sort()).toEqual([
+        'kho/glacier-monitoring.pdf',
+        'kho/luat-nuoi-ong.txt',
+        'kho/nested/bao-duong-hai-dang.md',
+        'kho/nested/lua-dat-phen.docx',
+        'kho/pha-ca-phe.html',
+      ]);
+      expect(docs.find((d) => d.source_file === 'kho/nested/lua-dat-phen.docx')!.document_id).toMatch(
+        /^kho-nested-lua-dat-phen-docx-[0-9a-f]{10}$/,
+      );
+      const [{ n }] = await dataSource.query<Array<{ n: number }>>(
+        `SELECT count(*)::int AS n FROM langchain_pg_embedding WHERE cmetadata->>'document_type' = 'guide'`,
+      );
+      expect(n).toBe(chunks);
+      expect(docs.reduce((sum, d) => sum + d.total_chunks, 0)).toBe(chunks);
+    } finally {
+      await close();
+    }
+  });
+
+  it('prints usage and exits 1 without paths or with an unknown option', () => {
+    const none = runIngest(db.env);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/No files or folders given[\s\S]*Usage: npm run ingest/);
+    expect(runIngest(db.env, dir, '--bogus').stderr).toMatch(/Unknown option --bogus/);
+  });
+});

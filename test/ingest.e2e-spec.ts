@@ -1,0 +1,247 @@
+import request from 'supertest';
+import { type CorpusFile, LEGAL_SENTENCE, LEGAL_TEXT, makeCorpus } from './support/corpus.js';
+import { startTestApp, type TestApp } from './support/test-app.js';
+
+interface IngestBody {
+  documentId: string;
+  documentName: string;
+  chunks: number;
+  skipped: boolean;
+  contentHash: string;
+  collection: string;
+}
+
+interface StoredChunk {
+  id: string;
+  collection: string;
+  document: string;
+  cmetadata: Record<string, unknown>;
+}
+
+async function storedChunks(t: TestApp, documentId: string): Promise<StoredChunk[]> {
+  return t.dataSource.query<StoredChunk[]>(
+    `SELECT e.id, c.name AS collection, e.document, e.cmetadata
+       FROM langchain_pg_embedding e JOIN langchain_pg_collection c ON c.uuid = e.collection_id
+      WHERE e.cmetadata->>'document_id' = $1
+      ORDER BY (e.cmetadata->>'chunk_index')::int`,
+    [documentId],
+  );
+}
+
+async function counts(t: TestApp): Promise<{ documents: number; chunks: number }> {
+  const [row] = await t.dataSource.query<Array<{ documents: number; chunks: number }>>(
+    `SELECT (SELECT count(*)::int FROM documents) AS documents,
+            (SELECT count(*)::int FROM langchain_pg_embedding) AS chunks`,
+  );
+  return row;
+}
+
+function upload(
+  t: TestApp,
+  file: Pick<CorpusFile, 'buffer' | 'fileName' | 'mimeType'>,
+  fields: Record<string, string>,
+) {
+  const req = request(t.server).post('/documents/ingest');
+  for (const [name, value] of Object.entries(fields)) void req.field(name, value);
+  return req.attach('file', file.buffer, { filename: file.fileName, contentType: file.mimeType });
+}
+
+describe('POST /documents/ingest', () => {
+  let t: TestApp;
+  let corpus: CorpusFile[];
+
+  beforeAll(async () => {
+    t = await startTestApp({ INGEST_MAX_FILE_BYTES: '65536' });
+    corpus = await makeCorpus();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('ingests each corpus file (multipart): 201, the document and its chunks with structure metadata', async () => {
+    for (const file of corpus) {
+      const documentId = `corpus-${file.fileName.replace(/\W+/g, '-')}`;
+      const res = await upload(t, file, { documentType: 'guide', category: 'corpus', documentId, chunkSize: '300' });
+      expect(res.status).toBe(201);
+      const body = res.body as IngestBody;
+      expect(body).toMatchObject({ documentId, documentName: file.fileName, skipped: false, collection: 'docs' });
+      expect(body.contentHash).toMatch(/^[0-9a-f]{64}$/);
+      expect(body.chunks).toBeGreaterThan(0);
+
+      const doc = await request(t.server).get(`/documents/${documentId}`).expect(200);
+      expect(doc.body).toMatchObject({
+        documentName: file.fileName,
+        fileName: file.fileName,
+        sourceFile: file.fileName,
+        documentType: 'guide',
+        category: 'corpus',
+        status: 'active',
+        totalChunks: body.chunks,
+      });
+      const chunks = await storedChunks(t, documentId);
+      expect(chunks).toHaveLength(body.chunks);
+      chunks.forEach((c, index) => {
+        expect(c.document.length).toBeLessThanOrEqual(300);
+        expect(c.cmetadata).toMatchObject({
+          document_id: documentId,
+          chunk_id: c.id,
+          chunk_index: index,
+          total_chunks: body.chunks,
+          document_type: 'guide',
+          status: 'active',
+          content_hash: body.contentHash,
+        });
+        expect(typeof c.cmetadata.hierarchy).toBe('string');
+        expect(typeof c.cmetadata.level).toBe('string');
+      });
+      expect(chunks.some((c) => c.document.includes(file.sentence))).toBe(true);
+    }
+    const legal = await storedChunks(t, 'corpus-luat-nuoi-ong-txt');
+    expect(legal.find((c) => c.document.includes(LEGAL_SENTENCE))!.cmetadata).toMatchObject({
+      hierarchy: expect.stringMatching(/^Chương II > Mục 1 > Điều 3/) as unknown,
+      section_title: 'Điều 3. Đăng ký đàn ong',
+    });
+    const docx = await storedChunks(t, 'corpus-lua-dat-phen-docx');
+    expect(docx.some((c) => String(c.cmetadata.hierarchy).startsWith('Canh tác lúa trên đất phèn'))).toBe(true);
+  });
+
+  it('ingests JSON text; re-ingesting the same text is skipped (200), changed text replaces the chunks', async () => {
+    const body = {
+      documentId: 'luat-ong-json',
+      documentType: 'law',
+      category: 'nong-nghiep',
+      documentName: 'Luật Nuôi ong',
+      text: LEGAL_TEXT,
+      fileName: 'luat-nuoi-ong.md',
+      chunkSize: 200,
+      chunkOverlap: 20,
+      collection: 'laws',
+    };
+    const first = await request(t.server).post('/documents/ingest').send(body).expect(201);
+    const created = first.body as IngestBody;
+    expect(created).toMatchObject({ documentId: 'luat-ong-json', documentName: 'Luật Nuôi ong', collection: 'laws' });
+    const before = await storedChunks(t, 'luat-ong-json');
+    expect(before).toHaveLength(created.chunks);
+    expect(before.every((c) => c.collection === 'laws')).toBe(true);
+    expect(before.map((c) => c.cmetadata.level)).toContain('clause');
+
+    const again = await request(t.server).post('/documents/ingest').send(body).expect(200);
+    expect(again.body).toEqual({ ...created, skipped: true });
+    expect((await storedChunks(t, 'luat-ong-json')).map((c) => c.id)).toEqual(before.map((c) => c.id));
+
+    // Other chunking options make other chunks: not skipped.
+    const resized = await request(t.server)
+      .post('/documents/ingest')
+      .send({ ...body, chunkSize: 1000 })
+      .expect(201);
+    expect((resized.body as IngestBody).contentHash).not.toBe(created.contentHash);
+
+    const changed = `${LEGAL_TEXT}\nĐiều 5. Hiệu lực thi hành\nLuật này có hiệu lực từ ngày 01 tháng 01 năm 2027.\n`;
+    const replaced = await request(t.server)
+      .post('/documents/ingest')
+      .send({ ...body, text: changed, status: 'inactive' })
+      .expect(201);
+    const after = await storedChunks(t, 'luat-ong-json');
+    expect(after).toHaveLength((replaced.body as IngestBody).chunks);
+    expect(after.map((c) => c.id).filter((id) => before.some((b) => b.id === id))).toEqual([]);
+    expect(after.some((c) => c.document.includes('Hiệu lực thi hành'))).toBe(true);
+    expect(after.every((c) => c.cmetadata.status === 'inactive')).toBe(true);
+    const doc = await request(t.server).get('/documents/luat-ong-json').expect(200);
+    expect(doc.body).toMatchObject({ totalChunks: after.length, status: 'inactive', documentName: 'Luật Nuôi ong' });
+  });
+
+  it('reads JSON text as html or markdown by format or by fileName; inline when no fileName', async () => {
+    const res = await request(t.server)
+      .post('/documents/ingest')
+      .send({ documentType: 'guide', category: 'web', text: '<h1>Tiêu đề</h1><p>Nội dung trang.</p>', format: 'html' })
+      .expect(201);
+    const { documentId, documentName } = res.body as IngestBody;
+    expect(documentName).toBe('inline');
+    const [chunk] = await storedChunks(t, documentId);
+    expect(chunk.document).toBe('# Tiêu đề\n\nNội dung trang.');
+    expect(chunk.cmetadata).toMatchObject({ hierarchy: 'Tiêu đề', level: 'heading1', section_title: 'Tiêu đề' });
+    const doc = await request(t.server).get(`/documents/${documentId}`).expect(200);
+    expect(doc.body).toMatchObject({ sourceFile: 'inline', fileName: 'inline' });
+  });
+
+  it('rejects an unsupported file type with 415 naming the allowed formats', async () => {
+    const before = await counts(t);
+    const res = await upload(
+      t,
+      { buffer: Buffer.from('MZ binary'), fileName: 'tool.exe', mimeType: 'application/octet-stream' },
+      { documentType: 'x', category: 'y' },
+    ).expect(415);
+    expect((res.body as { message: string }).message).toMatch(/tool\.exe.*\.txt.*\.md.*\.html.*\.docx.*\.pdf/);
+    await request(t.server)
+      .post('/documents/ingest')
+      .send({ documentType: 'x', category: 'y', text: 'abc', fileName: 'scan.pdf' })
+      .expect(415);
+    expect(await counts(t)).toEqual(before);
+  });
+
+  it('rejects a file over INGEST_MAX_FILE_BYTES with 413', async () => {
+    const before = await counts(t);
+    const big = Buffer.from('Một câu dài về ong mật. '.repeat(4000), 'utf8');
+    const res = await upload(
+      t,
+      { buffer: big, fileName: 'big.txt', mimeType: 'text/plain' },
+      { documentType: 'x', category: 'y' },
+    );
+    expect(res.status).toBe(413);
+    expect((res.body as { message: string }).message).toContain('65536 bytes');
+    await request(t.server)
+      .post('/documents/ingest')
+      .send({ documentType: 'x', category: 'y', text: big.toString('utf8') })
+      .expect(413);
+    expect(await counts(t)).toEqual(before);
+  });
+
+  it('rejects bad fields, a missing or empty file and unreadable content with 400/422, writing nothing', async () => {
+    const before = await counts(t);
+    const txt = { buffer: Buffer.from('Nội dung.'), fileName: 'a.txt', mimeType: 'text/plain' };
+    const bad: Array<[Record<string, string>, RegExp]> = [
+      [{ category: 'y' }, /documentType/],
+      [{ documentType: 'x', category: 'y', chunkSize: 'many' }, /chunkSize must be an integer/],
+      [{ documentType: 'x', category: 'y', chunkSize: '50' }, /chunkSize must not be less than 100/],
+      [{ documentType: 'x', category: 'y', status: 'gone' }, /status/],
+      [{ documentType: 'x', category: 'y', documentId: 'has space' }, /documentId/],
+      [{ documentType: 'x', category: 'y', extra: '1' }, /property extra should not exist/],
+      [
+        { documentType: 'x', category: 'y', chunkSize: '200', chunkOverlap: '200' },
+        /chunkOverlap \(200\) must be smaller/,
+      ],
+    ];
+    for (const [fields, message] of bad) {
+      const res = await upload(t, txt, fields).expect(400);
+      expect(JSON.stringify((res.body as { message: unknown }).message)).toMatch(message);
+    }
+    const noFile = await request(t.server)
+      .post('/documents/ingest')
+      .field('documentType', 'x')
+      .field('category', 'y')
+      .expect(400);
+    expect((noFile.body as { message: string }).message).toMatch(/file is required/);
+    await upload(t, { ...txt, buffer: Buffer.alloc(0) }, { documentType: 'x', category: 'y' }).expect(400);
+    await request(t.server).post('/documents/ingest').send({ documentType: 'x', category: 'y', text: '' }).expect(400);
+
+    const corrupt = await upload(
+      t,
+      { buffer: Buffer.from('%PDF-1.7 nothing'), fileName: 'bad.pdf', mimeType: 'application/pdf' },
+      { documentType: 'x', category: 'y' },
+    ).expect(422);
+    expect((corrupt.body as { message: string }).message).toMatch(/not a readable PDF/);
+    await upload(
+      t,
+      { buffer: Buffer.from('  \n\n'), fileName: 'blank.md', mimeType: 'text/markdown' },
+      { documentType: 'x', category: 'y' },
+    ).expect(422);
+    expect(await counts(t)).toEqual(before);
+  });
+
+  it('is in the OpenAPI document with both content types', async () => {
+    const res = await request(t.server).get('/docs-json').expect(200);
+    const op = (res.body as { paths: Record<string, { post: { requestBody: { content: Record<string, unknown> } } }> })
+      .paths['/documents/ingest'].post;
+    expect(Object.keys(op.requestBody.content).sort()).toEqual(['application/json', 'multipart/form-data']);
+  });
+});
