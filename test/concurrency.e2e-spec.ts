@@ -90,6 +90,34 @@ describe('Concurrent document and chunk writes', () => {
     );
     expect(stale).toEqual([]);
   });
+  it('counts chunks that arrive for a document while its create is still in flight', async () => {
+    for (let round = 0; round < 15; round++) {
+      const documentId = `racing-${round}`;
+      const create = request(t.server)
+        .post('/documents')
+        .send({
+          documentId,
+          documentName: documentId,
+          ...base,
+          chunks: Array.from({ length: 40 }, (_, k) => ({ content: `racing ${round} ${k}` })),
+        });
+      const added = request(t.server)
+        .post('/embeddings')
+        .send({
+          items: [1, 2, 3].map((k) => ({ content: `late ${round} ${k}`, metadata: { document_id: documentId } })),
+        });
+      const [created, embedded] = await Promise.all([create, added]);
+      expect([created.status, embedded.status]).toEqual([201, 201]);
+    }
+    const rows = await t.dataSource.query<Array<{ document_id: string; total_chunks: number; n: number }>>(
+      `SELECT d.document_id, d.total_chunks, count(e.id)::int AS n
+         FROM documents d LEFT JOIN langchain_pg_embedding e ON e.cmetadata->>'document_id' = d.document_id
+        WHERE d.document_id LIKE 'racing-%' GROUP BY d.document_id, d.total_chunks ORDER BY 1`,
+    );
+    expect(rows).toHaveLength(15);
+    for (const row of rows) expect(row).toEqual({ document_id: row.document_id, total_chunks: 43, n: 43 });
+  });
+
   it('lets exactly one of several concurrent creates of one documentId win; the others get 409', async () => {
     const responses = await Promise.all(
       Array.from({ length: 6 }, (_, i) =>

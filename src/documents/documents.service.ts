@@ -123,6 +123,8 @@ export class DocumentsService {
     const status = dto.status ?? 'active';
     return this.dataSource
       .transaction(async (manager) => {
+        // Chunks that name this documentId and arrive while it is being created wait for it.
+        await this.chunks.lockDocuments(manager, [documentId]);
         if (await manager.exists(DocumentEntity, { where: { documentId } })) {
           throw new ConflictException(`Document "${documentId}" already exists`);
         }

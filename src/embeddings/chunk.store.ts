@@ -110,13 +110,21 @@ export class ChunkStore {
   }
 
   /**
-   * Locks the documents rows that a chunk write touches, in a fixed order, before the write: two
+   * Locks the documents that a chunk write touches, in a fixed order, before the write: two
    * transactions changing chunks of one document then run one after the other, so the recount at
-   * their end always sees the other's committed chunks.
+   * their end always sees the other's committed chunks. A transaction-scoped advisory lock per
+   * documentId comes first because a row lock cannot cover a document that is being created: chunks
+   * added for it while its create has not committed would otherwise miss both recounts.
    */
   async lockDocuments(manager: EntityManager, documentIds: Iterable<string>): Promise<void> {
     const ids = [...new Set(documentIds)].sort();
     if (ids.length === 0) return;
+    // WITH ORDINALITY keeps the array's (sorted) order, so every transaction locks in the same order.
+    await manager.query(
+      `SELECT pg_advisory_xact_lock(hashtextextended('rag-kb:document:' || t.id, 0))
+         FROM unnest($1::text[]) WITH ORDINALITY AS t(id, n)`,
+      [ids],
+    );
     await manager.query(`SELECT 1 FROM documents WHERE document_id = ANY($1) ORDER BY document_id FOR UPDATE`, [ids]);
   }
 
