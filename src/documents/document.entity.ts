@@ -1,4 +1,12 @@
-import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+import {
+  Column,
+  CreateDateColumn,
+  Entity,
+  Index,
+  PrimaryGeneratedColumn,
+  QueryFailedError,
+  UpdateDateColumn,
+} from 'typeorm';
 
 export const DOCUMENT_STATUSES = ['active', 'inactive', 'processing', 'expired', 'deleted'] as const;
 export type DocumentStatus = (typeof DOCUMENT_STATUSES)[number];
@@ -78,4 +86,15 @@ export class DocumentEntity {
     comment: 'Last update time (also set by trigger_documents_updated_at)',
   })
   updatedAt: Date;
+}
+
+/** A unique violation of documentId (ix_documents_document_id): a concurrent create won the race. */
+export function isDocumentIdConflict(error: unknown): boolean {
+  if (!(error instanceof QueryFailedError)) return false;
+  const driverError = (error as QueryFailedError<Error>).driverError as
+    { code?: string; constraint?: string } | undefined;
+  return (
+    driverError?.code === '23505' &&
+    (driverError.constraint ?? 'ix_documents_document_id') === 'ix_documents_document_id'
+  );
 }

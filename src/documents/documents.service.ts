@@ -2,10 +2,10 @@ import { BadRequestException, ConflictException, Inject, Injectable, NotFoundExc
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
-import { DataSource, type EntityManager, QueryFailedError, Repository } from 'typeorm';
+import { DataSource, type EntityManager, Repository } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { ChunkStore } from '../embeddings/chunk.store.js';
-import { DocumentEntity } from './document.entity.js';
+import { DocumentEntity, isDocumentIdConflict } from './document.entity.js';
 import {
   type CreateDocumentDto,
   type DocumentChunkListDto,
@@ -56,16 +56,6 @@ const PROPAGATE_STATUS = `UPDATE langchain_pg_embedding
 /** Escapes LIKE wildcards so the user's text matches literally (escape character: backslash). */
 function likeContains(text: string): string {
   return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-}
-
-function isDocumentIdConflict(error: unknown): boolean {
-  if (!(error instanceof QueryFailedError)) return false;
-  const driverError = (error as QueryFailedError<Error>).driverError as
-    { code?: string; constraint?: string } | undefined;
-  return (
-    driverError?.code === '23505' &&
-    (driverError.constraint ?? 'ix_documents_document_id') === 'ix_documents_document_id'
-  );
 }
 
 function toDto(e: DocumentEntity): DocumentDto {

@@ -8,9 +8,9 @@ import {
 } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { createHash, randomUUID } from 'node:crypto';
-import { DataSource, type EntityManager, QueryFailedError } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
-import { DocumentEntity, type DocumentStatus } from '../documents/document.entity.js';
+import { DocumentEntity, type DocumentStatus, isDocumentIdConflict } from '../documents/document.entity.js';
 import { ChunkStore, type ChunkDraft } from '../embeddings/chunk.store.js';
 import { chunkText, type ChunkOptions } from './chunker.js';
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from './dto/ingest.dto.js';
@@ -64,16 +64,6 @@ export interface IngestResult {
 }
 
 const ALLOWED = `allowed formats: ${SUPPORTED_EXTENSIONS.join(', ')}`;
-
-function isDocumentIdConflict(error: unknown): boolean {
-  if (!(error instanceof QueryFailedError)) return false;
-  const driverError = (error as QueryFailedError<Error>).driverError as
-    { code?: string; constraint?: string } | undefined;
-  return (
-    driverError?.code === '23505' &&
-    (driverError.constraint ?? 'ix_documents_document_id') === 'ix_documents_document_id'
-  );
-}
 
 /**
  * Files or text in, a document with its chunks and embeddings out: extraction, structure-aware

@@ -1,8 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import {
-  ArrayMaxSize,
-  ArrayMinSize,
-  IsArray,
   IsBoolean,
   IsIn,
   IsInt,
@@ -17,7 +14,7 @@ import {
   MinLength,
 } from 'class-validator';
 import { COLLECTION_NAME, COLLECTION_NAME_MESSAGE } from '../../embeddings/dto/collection.dto.js';
-import { FLOAT4_MAX, MAX_EMBEDDING_DIMENSIONS, NoNul } from '../../embeddings/dto/embedding.dto.js';
+import { IsVector, NoNul } from '../../embeddings/dto/embedding.dto.js';
 
 export const SEARCH_MODES = ['vector', 'hybrid'] as const;
 export type SearchMode = (typeof SEARCH_MODES)[number];
@@ -109,12 +106,7 @@ export class AskRequestDto {
       'A precomputed query vector (same dimension as the collection); when given, the question is not embedded',
   })
   @IsOptional()
-  @IsArray()
-  @ArrayMinSize(1)
-  @ArrayMaxSize(MAX_EMBEDDING_DIMENSIONS)
-  @IsNumber({ allowNaN: false, allowInfinity: false }, { each: true })
-  @Min(-FLOAT4_MAX, { each: true })
-  @Max(FLOAT4_MAX, { each: true })
+  @IsVector()
   queryEmbedding?: number[];
 }
 

@@ -1,3 +1,4 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
@@ -36,6 +37,18 @@ export function NoNul(): PropertyDecorator {
   });
 }
 
+/** A pgvector value: 1 to MAX_EMBEDDING_DIMENSIONS finite numbers that fit a float4. */
+export function IsVector(): PropertyDecorator {
+  return applyDecorators(
+    IsArray(),
+    ArrayMinSize(1),
+    ArrayMaxSize(MAX_EMBEDDING_DIMENSIONS),
+    IsNumber({ allowNaN: false, allowInfinity: false }, { each: true }),
+    Min(-FLOAT4_MAX, { each: true }),
+    Max(FLOAT4_MAX, { each: true }),
+  );
+}
+
 export class EmbeddingItemDto {
   @ApiPropertyOptional({
     example: 'b7e6a1c2-3f4d-4e5a-8b9c-0d1e2f3a4b5c',
@@ -72,12 +85,7 @@ export class EmbeddingItemDto {
     description: 'The vector; computed by the configured provider when absent',
   })
   @IsOptional()
-  @IsArray()
-  @ArrayMinSize(1)
-  @ArrayMaxSize(MAX_EMBEDDING_DIMENSIONS)
-  @IsNumber({ allowNaN: false, allowInfinity: false }, { each: true })
-  @Min(-FLOAT4_MAX, { each: true })
-  @Max(FLOAT4_MAX, { each: true })
+  @IsVector()
   embedding?: number[];
 }
 

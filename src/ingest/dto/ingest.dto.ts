@@ -1,8 +1,7 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, PickType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
-import { DOCUMENT_STATUSES, type DocumentStatus } from '../../documents/document.entity.js';
-import { COLLECTION_NAME, COLLECTION_NAME_MESSAGE } from '../../embeddings/dto/collection.dto.js';
+import { CreateDocumentDto } from '../../documents/dto/document.dto.js';
 import { NoNul } from '../../embeddings/dto/embedding.dto.js';
 import { TEXT_FORMATS, type TextFormat } from '../text-extraction.js';
 
@@ -15,21 +14,12 @@ export const MAX_CHUNK_OVERLAP = 50_000;
  * The document fields and chunking options of an ingestion: the text fields of the multipart form,
  * and the JSON body without its text. Numbers may arrive as strings (multipart) and are converted.
  */
-export class IngestOptionsDto {
-  @ApiProperty({ example: 'law', maxLength: 50 })
-  @IsString()
-  @MinLength(1)
-  @MaxLength(50)
-  @NoNul()
-  documentType: string;
-
-  @ApiProperty({ example: 'dat-dai', maxLength: 100 })
-  @IsString()
-  @MinLength(1)
-  @MaxLength(100)
-  @NoNul()
-  category: string;
-
+export class IngestOptionsDto extends PickType(CreateDocumentDto, [
+  'documentType',
+  'category',
+  'status',
+  'collection',
+] as const) {
   @ApiPropertyOptional({
     example: 'luat-dat-dai-2024',
     description: 'Business id; a uuid when absent. An existing id is re-ingested: its chunks are replaced',
@@ -50,12 +40,6 @@ export class IngestOptionsDto {
   @MaxLength(10_000)
   @NoNul()
   documentName?: string;
-
-  @ApiPropertyOptional({ example: 'docs', description: 'Collection of the chunks; DEFAULT_COLLECTION when absent' })
-  @IsOptional()
-  @IsString()
-  @Matches(COLLECTION_NAME, { message: COLLECTION_NAME_MESSAGE })
-  collection?: string;
 
   @ApiPropertyOptional({
     example: 1000,
@@ -82,11 +66,6 @@ export class IngestOptionsDto {
   @Min(0)
   @Max(MAX_CHUNK_OVERLAP)
   chunkOverlap?: number;
-
-  @ApiPropertyOptional({ example: 'active', enum: DOCUMENT_STATUSES, default: 'active' })
-  @IsOptional()
-  @IsIn(DOCUMENT_STATUSES)
-  status?: DocumentStatus;
 }
 
 /** `multipart/form-data`: the file plus the fields of IngestOptionsDto (documented for OpenAPI). */
