@@ -26,8 +26,11 @@ export default {
         diagnostics: false,
       },
     ],
+    // @nestjs/throttler is CommonJS requiring the ESM-only @nestjs/common: see test/support/jest-esm-bridge.mjs.
+    'node_modules/@nestjs/throttler/.+\\.js$': '<rootDir>/test/support/jest-require-esm-transform.mjs',
   },
-  transformIgnorePatterns: ['/node_modules/(?!content-disposition/)'],
+  transformIgnorePatterns: ['/node_modules/(?!content-disposition/|@nestjs/throttler/)'],
+  setupFilesAfterEnv: ['<rootDir>/test/support/jest-esm-bridge.mjs'],
   globalSetup: '<rootDir>/test/global-setup.mjs',
   testTimeout: 120_000,
   maxWorkers: 2,

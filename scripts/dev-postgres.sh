@@ -17,6 +17,20 @@
 #   scripts/dev-postgres.sh stop-replica   stop the replica if running
 #   scripts/dev-postgres.sh replica-url    print the replica URL
 #
+# Private instances (for tests that stop or crash a server; never the shared one above):
+#   scripts/dev-postgres.sh start-instance NAME PORT [PRIMARY_PORT]
+#                                          start instance NAME on 127.0.0.1:PORT, data in
+#                                          /var/lib/rag-kb/instances/NAME in the chroot (initdb on first start, or with
+#                                          PRIMARY_PORT a streaming replica of that server via
+#                                          pg_basebackup -R); an existing data dir is reused;
+#                                          prints its URL last
+#   scripts/dev-postgres.sh stop-instance NAME [fast|immediate]
+#                                          stop it (immediate = crash: no checkpoint, recovery
+#                                          at the next start); its data is kept
+#   scripts/dev-postgres.sh remove-instance NAME   stop it (immediate) and delete its data
+#   scripts/dev-postgres.sh remove-instances       the same for every private instance (CI cleanup)
+#   scripts/dev-postgres.sh instance-url NAME      print its URL
+#
 # Environment:
 #   DEV_PG_ROOT          chroot dir        (default /var/tmp/rag-kb-pg-trixie)
 #   DEV_PG_PORT          primary port      (default 54329)
@@ -24,7 +38,8 @@
 #   DEV_PG_MIRROR        Debian mirror     (default http://deb.debian.org/debian)
 #
 # Only the final URL goes to stdout; every other message goes to stderr.
-# Server logs: $DEV_PG_ROOT/var/lib/rag-kb/{primary,replica}.log
+# Server logs: $DEV_PG_ROOT/var/lib/rag-kb/{primary,replica}.log and
+#              $DEV_PG_ROOT/var/lib/rag-kb/instances/NAME/server.log
 set -euo pipefail
 
 ROOT="${DEV_PG_ROOT:-/var/tmp/rag-kb-pg-trixie}"
@@ -42,6 +57,7 @@ REPLICA_DATA="$BASE/replica"
 LOG="$BASE/primary.log"
 REPLICA_LOG="$BASE/replica.log"
 PROC_MARKER="$BASE/.proc-mounted-by-dev-postgres"
+INSTANCES="$BASE/instances"
 SOCKDIR=/tmp
 START_TIMEOUT=60
 
@@ -141,7 +157,7 @@ mount_proc() {
 
 umount_proc_if_ours() {
   if [ -e "$ROOT$PROC_MARKER" ]; then
-    if is_running "$DATA" || is_running "$REPLICA_DATA"; then
+    if is_running "$DATA" || is_running "$REPLICA_DATA" || any_instance_running; then
       log "not unmounting $ROOT/proc: a server is still running"
       return 0
     fi
@@ -364,6 +380,117 @@ cmd_stop_replica() {
   stop_one "$REPLICA_DATA" "replica"
 }
 
+# ---- private instances ------------------------------------------------------
+
+check_instance_name() {
+  [[ "${1:-}" =~ ^[A-Za-z0-9_-]{1,48}$ ]] || die "instance name must be 1-48 letters, digits, '-' or '_' (got '${1:-}')"
+}
+
+check_instance_port() {
+  local p="${1:-}"
+  [[ "$p" =~ ^[0-9]+$ ]] && [ "$p" -ge 1024 ] && [ "$p" -le 65535 ] || die "port must be 1024-65535 (got '$p')"
+  # The shared server and its replica are never touched through the instance commands.
+  [ "$p" != "$PORT" ] && [ "$p" != "$REPLICA_PORT" ] || die "port $p belongs to the shared server; pick another"
+}
+
+any_instance_running() {
+  local d
+  for d in "$ROOT$INSTANCES"/*/; do
+    [ -d "$d" ] || continue
+    if is_running "${d#"$ROOT"}data"; then return 0; fi
+  done
+  return 1
+}
+
+instance_url() {
+  local name="$1" port
+  port="$(cat "$ROOT$INSTANCES/$name/port" 2>/dev/null || true)"
+  [ -n "$port" ] || die "no instance named $name"
+  echo "postgresql://postgres@127.0.0.1:${port}/postgres"
+}
+
+cmd_start_instance() {
+  local name="${1:-}" port="${2:-}" primary_port="${3:-}"
+  check_instance_name "$name"
+  check_instance_port "$port"
+  [ -z "$primary_port" ] || [[ "$primary_port" =~ ^[0-9]+$ ]] || die "PRIMARY_PORT must be a port number"
+  require_root
+  take_lock
+  build_chroot
+  pg_ids
+  mount_proc
+  local dir="$INSTANCES/$name"
+  local data="$dir/data" logf="$dir/server.log"
+  mkdir -p "$ROOT$dir"
+  chown "$PG_UID:$PG_GID" "$ROOT$INSTANCES" "$ROOT$dir"
+  if is_running "$data"; then
+    wait_ready "$(cat "$ROOT$dir/port")" "$logf" "instance $name"
+    log "instance $name already running"
+    instance_url "$name"
+    return 0
+  fi
+  if [ ! -f "$ROOT$data/PG_VERSION" ]; then
+    rm -rf "${ROOT:?}$data"
+    if [ -n "$primary_port" ]; then
+      log "pg_basebackup from 127.0.0.1:$primary_port into $data"
+      run_pg pg_basebackup -h 127.0.0.1 -p "$primary_port" -U postgres -D "$data" -R -X stream -c fast >&2
+    else
+      local loc
+      loc="$(pick_locale)"
+      log "initdb $data (locale $loc)"
+      run_pg initdb -D "$data" -A trust -U postgres --encoding=UTF8 --locale="$loc" >&2
+      printf '%s\n' "$HBA_REPL_LINE" >>"$ROOT$data/pg_hba.conf"
+      write_conf "$data"
+    fi
+  fi
+  echo "$port" >"$ROOT$dir/port"
+  log "starting instance $name on 127.0.0.1:$port (log: $ROOT$logf)"
+  start_server "$data" "$port" "$logf" "instance $name"
+  instance_url "$name"
+}
+
+cmd_stop_instance() {
+  local name="${1:-}" mode="${2:-fast}"
+  check_instance_name "$name"
+  [ "$mode" = fast ] || [ "$mode" = immediate ] || die "stop mode must be fast or immediate (got '$mode')"
+  require_root
+  if ! have_chroot; then log "instance $name not running"; return 0; fi
+  take_lock
+  local data="$INSTANCES/$name/data"
+  if is_running "$data"; then
+    log "stopping instance $name ($mode)"
+    run_pg pg_ctl stop -D "$data" -m "$mode" -w -t 60 >&2
+  else
+    log "instance $name not running"
+  fi
+}
+
+cmd_remove_instance() {
+  local name="${1:-}"
+  check_instance_name "$name"
+  require_root
+  if ! have_chroot; then return 0; fi
+  take_lock
+  local dir="$INSTANCES/$name"
+  if is_running "$dir/data"; then run_pg pg_ctl stop -D "$dir/data" -m immediate -w -t 60 >&2; fi
+  rm -rf "${ROOT:?}$dir"
+  log "instance $name removed"
+}
+
+cmd_remove_instances() {
+  require_root
+  if ! have_chroot; then return 0; fi
+  take_lock
+  local d
+  for d in "$ROOT$INSTANCES"/*/; do
+    [ -d "$d" ] || continue
+    d="${d%/}"
+    if is_running "${d#"$ROOT"}/data"; then run_pg pg_ctl stop -D "${d#"$ROOT"}/data" -m immediate -w -t 60 >&2; fi
+    rm -rf "$d"
+    log "instance ${d##*/} removed"
+  done
+}
+
 main() {
   local cmd="${1:-}"
   [ $# -gt 0 ] && shift
@@ -376,6 +503,11 @@ main() {
     psql) cmd_psql "$@" ;;
     start-replica) cmd_start_replica ;;
     stop-replica) cmd_stop_replica ;;
+    start-instance) cmd_start_instance "$@" ;;
+    stop-instance) cmd_stop_instance "$@" ;;
+    remove-instance) cmd_remove_instance "$@" ;;
+    remove-instances) cmd_remove_instances ;;
+    instance-url) check_instance_name "${1:-}"; instance_url "$1" ;;
     -h | --help | help) usage ;;
     *) usage; exit 2 ;;
   esac

@@ -3,9 +3,13 @@ import { ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { Logger } from 'nestjs-pino';
 import type { LogLevel as NestLogLevel } from '@nestjs/common';
 import type { AppConfig, LogLevel } from './config/app-config.js';
+import { logAccessControl, registerHttpSecurity } from './auth/http-security.js';
+import { documentApiKeySecurity, withApiKeySecurity } from './auth/openapi-security.js';
 import { AppModule } from './app.module.js';
+import { useDepthLimitedJsonParser } from './limits/json-body.js';
 
 const NEST_LOG_LEVELS: Record<LogLevel, NestLogLevel[]> = {
   fatal: ['fatal'],
@@ -23,26 +27,43 @@ const NEST_LOG_LEVELS: Record<LogLevel, NestLogLevel[]> = {
 export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(config),
-    new FastifyAdapter({ bodyLimit: config.http.bodyLimitBytes }),
+    // 'idle': on close, idle keep-alive sockets are closed at once; in-flight requests finish (main.ts).
+    new FastifyAdapter({ bodyLimit: config.http.bodyLimitBytes, forceCloseConnections: 'idle' }),
     {
       logger: NEST_LOG_LEVELS[config.logLevel],
+      // Start-up lines wait for the pino logger below instead of going to the console.
+      bufferLogs: true,
+      // A start-up failure (database unreachable, DATA_DIR in use) is thrown to the caller, which
+      // prints one line and exits 1, instead of Nest printing a stack trace and exiting itself.
+      abortOnError: false,
     },
   );
+  app.useLogger(app.get(Logger));
+  // JSON bodies: Fastify's parser behind a nesting-depth check (a 400, not a stack overflow).
+  useDepthLimitedJsonParser(app);
   // Uploads stream through @fastify/multipart; a file over the limit is a 413 (POST /documents/ingest).
   await app.register(multipart, { limits: { fileSize: config.ingest.maxFileBytes, files: 1, fields: 20 } });
+  // Helmet headers and CORS, before any route exists (Swagger UI's included).
+  await registerHttpSecurity(app, config);
+  logAccessControl(config);
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
-  app.enableShutdownHooks();
   const document = SwaggerModule.createDocument(
     app,
-    new DocumentBuilder()
-      .setTitle('RAG knowledge base')
-      .setDescription(
-        'Documents, LangChain chunks and embeddings, statistics and semantic search over PostgreSQL + pgvector.',
-      )
-      .setVersion('0.1.0')
-      .build(),
+    withApiKeySecurity(
+      new DocumentBuilder()
+        .setTitle('RAG knowledge base')
+        .setDescription(
+          'Documents, LangChain chunks and embeddings, statistics and semantic search over PostgreSQL + pgvector.',
+        )
+        .setVersion('0.1.0'),
+    ).build(),
   );
-  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
+  documentApiKeySecurity(document);
+  // Swagger UI is not a controller route, so ApiKeyGuard never blocks it; Authorize keeps the key across reloads.
+  SwaggerModule.setup('docs', app, document, {
+    jsonDocumentUrl: 'docs-json',
+    swaggerOptions: { persistAuthorization: true },
+  });
   await app.init();
   await app.getHttpAdapter().getInstance().ready();
   return app;

@@ -1,6 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { AskModule } from './ask/ask.module.js';
+import { AuthModule } from './auth/auth.module.js';
 import { DatabaseExceptionFilter } from './common/database-exception.filter.js';
 import type { AppConfig } from './config/app-config.js';
 import { AppConfigModule } from './config/config.module.js';
@@ -9,6 +10,8 @@ import { DocumentsModule } from './documents/documents.module.js';
 import { EmbeddingsModule } from './embeddings/embeddings.module.js';
 import { HealthModule } from './health/health.module.js';
 import { IngestModule } from './ingest/ingest.module.js';
+import { ThrottlingModule } from './limits/throttling.module.js';
+import { ObservabilityModule } from './observability/observability.module.js';
 import { StatsModule } from './stats/stats.module.js';
 
 @Module({})
@@ -19,6 +22,11 @@ export class AppModule {
       module: AppModule,
       imports: [
         AppConfigModule.forRoot(config),
+        // First: its request-id middleware and logger wrap everything after it.
+        ObservabilityModule,
+        ThrottlingModule,
+        // After ThrottlingModule: its guard runs first, so requests with wrong keys are rate-limited too.
+        AuthModule,
         DatabaseModule,
         HealthModule,
         DocumentsModule,

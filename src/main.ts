@@ -2,12 +2,21 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { ConfigValidationError, loadAppConfig, loadDotEnv } from './config/app-config.js';
 import { createApp } from './app.factory.js';
+import { installGracefulShutdown } from './lifecycle/graceful-shutdown.js';
 
 async function main(): Promise<void> {
   loadDotEnv();
   const config = loadAppConfig(process.env);
   const app = await createApp(config);
-  await app.listen(config.port, config.host);
+  // SIGTERM/SIGINT: drain in-flight requests, close the pool and the database, exit 0 (see graceful-shutdown.ts).
+  installGracefulShutdown(app, { timeoutMs: config.http.shutdownTimeoutMs });
+  try {
+    await app.listen(config.port, config.host);
+  } catch (err) {
+    // Port taken, say: close the database cleanly before reporting the failure.
+    await app.close();
+    throw err;
+  }
   new Logger('Main').log(
     `Listening on http://${config.host}:${config.port} (database: ${config.database.mode}${
       config.database.mode === 'embedded' ? `, ${config.database.dataDir}` : ''

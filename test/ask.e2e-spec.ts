@@ -1,7 +1,6 @@
 import request from 'supertest';
 import type { EntityManager } from 'typeorm';
 import { ChunkSearchRepository } from '../src/ask/chunk-search.repository.js';
-import { VectorIndexService } from '../src/ask/vector-index.service.js';
 import { check } from '../src/cli/db-commands.js';
 import { makeCorpus } from './support/corpus.js';
 import { startFakeOpenAIServer, type FakeOpenAIServer } from './support/fake-openai-server.js';
@@ -264,7 +263,7 @@ describe('POST /ask', () => {
       const collection = await t.dataSource.query<Array<{ uuid: string }>>(
         `SELECT uuid FROM langchain_pg_collection WHERE name = 'docs'`,
       );
-      const index = await t.app.get(VectorIndexService).findIndex(t.dataSource.manager, collection[0].uuid);
+      const { index } = (await t.app.get(ChunkSearchRepository).findTarget(t.dataSource.manager, 'docs'))!;
       expect(index).toMatchObject({ name: built.body.name, dimensions: 384, type: 'vector' });
       const embedding = Array.from({ length: 384 }, (_, i) => (i % 7) / 7);
       const repo = t.app.get(ChunkSearchRepository);

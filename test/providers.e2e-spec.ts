@@ -1,23 +1,18 @@
-import { Logger } from '@nestjs/common';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { createApp } from '../src/app.factory.js';
 import { LocalEmbeddingProvider } from '../src/embeddings/providers/local-embedding.provider.js';
+import { LogCapture } from './support/log-capture.js';
 import { startFakeOpenAIServer, type FakeOpenAIServer } from './support/fake-openai-server.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { createTestDatabase, TEST_TARGET, testConfig } from './support/test-database.js';
 
-/** Nest log lines of this suite, so tests can assert on warnings (errors still reach the console). */
-const warnings: string[] = [];
-beforeAll(() => {
-  Logger.overrideLogger({
-    log: () => undefined,
-    warn: (message: unknown) => void warnings.push(String(message)),
-    error: (...args: unknown[]) => console.error(...args),
-  });
-});
+/** The JSON log lines of this suite, so tests can assert on warnings. */
+const logs = new LogCapture();
+beforeAll(() => logs.start());
+afterAll(() => logs.stop());
 
 const openaiEnv = (url: string): Record<string, string> => ({
   EMBEDDINGS_PROVIDER: 'openai',
@@ -52,7 +47,7 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
   beforeEach(() => {
     server.requests.length = 0;
     server.setDelay(0);
-    warnings.length = 0;
+    logs.clear();
   });
 
   it('stores the vectors the server computed, with the model recorded on the collection', async () => {
@@ -88,7 +83,7 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
       .send({ items: [{ id: 'after-429', content: 'retried' }] })
       .expect(201);
     expect(server.requests).toHaveLength(2);
-    expect(warnings).toEqual([expect.stringContaining('429 Too Many Requests')]);
+    expect(logs.warnings()).toEqual([expect.stringContaining('429 Too Many Requests')]);
   });
 
   it('answers 502 when the server keeps failing, and writes nothing', async () => {
@@ -138,12 +133,12 @@ describe('a collection embedded with another model', () => {
         .expect(201);
       await first.close();
 
-      warnings.length = 0;
+      logs.clear();
       const second = await createApp(testConfig(db, { ...env, ...openaiEnv(server.url) }));
       try {
         const res = await request(second.getHttpServer()).get('/collections/legacy').expect(200);
         expect(res.body.metadata).toMatchObject({ embedding_model: 'local-hash-ngram-384', dimensions: 384 });
-        expect(warnings).toContainEqual(
+        expect(logs.warnings()).toContainEqual(
           expect.stringMatching(/^Collection "legacy" was embedded with model "local-hash-ngram-384", 384 dimensions/),
         );
       } finally {

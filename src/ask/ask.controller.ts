@@ -7,6 +7,7 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
+import { RequiredScope } from '../auth/auth.decorators.js';
 import { AskService } from './ask.service.js';
 import { AskRequestDto, AskResponseDto } from './dto/ask.dto.js';
 
@@ -16,6 +17,7 @@ export class AskController {
   constructor(private readonly askService: AskService) {}
 
   @Post()
+  @RequiredScope('read') // a search, though it is a POST
   @HttpCode(HttpStatus.OK)
   @ApiOperation({
     summary: 'Semantic or hybrid search over a collection, optionally with an LLM answer',

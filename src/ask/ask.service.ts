@@ -1,11 +1,13 @@
-import { BadRequestException, Inject, Injectable, NotFoundException } from '@nestjs/common';
+import { BadRequestException, Inject, Injectable, NotFoundException, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { performance } from 'node:perf_hooks';
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { ReadReplicas } from '../database/read-replicas.service.js';
 import { ChunkStore } from '../embeddings/chunk.store.js';
 import { describeModelMismatch } from '../embeddings/collection-model.check.js';
 import { EMBEDDING_PROVIDER, type EmbeddingProvider } from '../embeddings/providers/embedding-provider.js';
+import { MetricsService } from '../observability/metrics.service.js';
 import { ANSWER_GENERATOR, type AnswerGenerator } from './answer/answer-generator.js';
 import { type ChunkHit, ChunkSearchRepository, hybridCandidates } from './chunk-search.repository.js';
 import type { AskRequestDto, AskResponseDto, AskResultDto } from './dto/ask.dto.js';
@@ -29,6 +31,8 @@ export class AskService {
     private readonly chunks: ChunkStore,
     private readonly search: ChunkSearchRepository,
     private readonly indexes: VectorIndexService,
+    private readonly replicas: ReadReplicas,
+    @Optional() private readonly metrics?: MetricsService,
   ) {}
 
   async ask(dto: AskRequestDto): Promise<AskResponseDto> {
@@ -43,25 +47,39 @@ export class AskService {
     }
     assertValidFilter(dto.filter);
 
-    const collection = await this.chunks.findCollection(this.dataSource.manager, collectionName);
-    if (!collection) throw new NotFoundException(`Collection "${collectionName}" not found`);
-    const dimension = await this.chunks.collectionDimension(this.dataSource.manager, collection.uuid);
+    // Reads only: on a read replica when there are some (see ReadReplicas for the lag).
+    if (collectionName.includes('\u0000')) throw new NotFoundException(`Collection not found`);
+    const target = await this.replicas.run((manager) => this.search.findTarget(manager, collectionName));
+    if (!target) throw new NotFoundException(`Collection "${collectionName}" not found`);
 
     let hits: ChunkHit[] = [];
-    if (dimension !== null) {
+    if (target.dimension !== null) {
       const embedding = dto.queryEmbedding ?? (await this.provider.embed([dto.question]))[0];
-      if (embedding.length !== dimension) {
+      if (embedding.length !== target.dimension) {
         throw new BadRequestException(
           dto.queryEmbedding
-            ? `queryEmbedding has ${embedding.length} dimensions, but collection "${collection.name}" holds ${dimension}-dimensional vectors`
-            : (describeModelMismatch(collection, this.provider) ??
-                `Collection "${collection.name}" holds ${dimension}-dimensional vectors, but the configured embedding model "${this.provider.model}" produces ${embedding.length}: configure EMBEDDINGS_PROVIDER/EMBEDDINGS_MODEL/EMBEDDINGS_DIMENSIONS to match the collection, or pass queryEmbedding`),
+            ? `queryEmbedding has ${embedding.length} dimensions, but collection "${target.name}" holds ${target.dimension}-dimensional vectors`
+            : (describeModelMismatch(target, this.provider) ??
+                `Collection "${target.name}" holds ${target.dimension}-dimensional vectors, but the configured embedding model "${this.provider.model}" produces ${embedding.length}: configure EMBEDDINGS_PROVIDER/EMBEDDINGS_MODEL/EMBEDDINGS_DIMENSIONS to match the collection, or pass queryEmbedding`),
         );
       }
-      const iterative = dto.filter !== undefined && (await this.supportsIterativeScans());
-      hits = await this.dataSource.transaction(async (manager) => {
-        const index = await this.indexes.findIndex(manager, collection.uuid);
-        if (index) {
+      const query = {
+        collectionUuid: target.uuid,
+        embedding,
+        k,
+        question: dto.question,
+        filter: dto.filter,
+        index: target.index,
+      };
+      const run = (manager: EntityManager) =>
+        mode === 'hybrid' ? this.search.hybridSearch(manager, query) : this.search.vectorSearch(manager, query);
+      const searchStarted = performance.now();
+      if (!target.index) {
+        // Exact distances: no index settings to scope, so no transaction (two round trips fewer).
+        hits = await this.replicas.run(run);
+      } else {
+        const iterative = dto.filter !== undefined && (await this.supportsIterativeScans());
+        hits = await this.replicas.transaction(async (manager) => {
           // SET LOCAL, not SET: the pool hands this connection to other requests afterwards.
           // hnsw.ef_search caps how many rows one index scan returns (default 40): below k, or
           // below the hybrid candidate count, a search would silently return fewer rows. With a
@@ -74,21 +92,14 @@ export class AskService {
               : `SELECT set_config('hnsw.ef_search', $1, true)`,
             [String(efSearch)],
           );
-        }
-        const query = {
-          collectionUuid: collection.uuid,
-          embedding,
-          k,
-          question: dto.question,
-          filter: dto.filter,
-          index,
-        };
-        return mode === 'hybrid' ? this.search.hybridSearch(manager, query) : this.search.vectorSearch(manager, query);
-      });
+          return run(manager);
+        });
+      }
+      this.metrics?.observeSearch(mode, (performance.now() - searchStarted) / 1000);
     }
 
     const results = hits.filter((h) => dto.minScore === undefined || h.score >= dto.minScore).map(toResult);
-    const response: AskResponseDto = { question: dto.question, mode, collection: collection.name, results, tookMs: 0 };
+    const response: AskResponseDto = { question: dto.question, mode, collection: target.name, results, tookMs: 0 };
     if (dto.answer && this.answers) {
       const generated = await this.answers.generate(
         dto.question,
@@ -106,6 +117,11 @@ export class AskService {
       .then(([row]) => {
         const [major, minor] = (row?.v ?? '0.0').split('.').map(Number);
         return major > 0 || minor >= 8;
+      })
+      .catch((error: unknown) => {
+        // Not cached when the database was unreachable: the next request asks again.
+        this.iterativeScans = undefined;
+        throw error;
       });
     return this.iterativeScans;
   }

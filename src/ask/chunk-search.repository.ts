@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { compileLangChainFilter } from './filter/langchain-filter.js';
-import { cosineDistance, type VectorIndexSpec } from './vector-index.js';
+import { cosineDistance, parseIndexDefinition, VECTOR_INDEX_PREFIX, type VectorIndexSpec } from './vector-index.js';
 
 export interface ChunkSearchQuery {
   collectionUuid: string;
@@ -12,6 +12,17 @@ export interface ChunkSearchQuery {
   question: string;
   filter?: Record<string, unknown>;
   /** The collection's HNSW index, when it has one: the distance is then written its way. */
+  index: VectorIndexSpec | null;
+}
+
+/** What a search needs to know about its collection, read in one statement. */
+export interface SearchTarget {
+  uuid: string;
+  name: string;
+  cmetadata: Record<string, unknown> | null;
+  /** Dimension of its stored vectors; null while it holds none. */
+  dimension: number | null;
+  /** Its valid HNSW index, if it has one. */
   index: VectorIndexSpec | null;
 }
 
@@ -54,6 +65,40 @@ export function hybridCandidates(k: number): number {
  */
 @Injectable()
 export class ChunkSearchRepository {
+  /**
+   * The collection, the dimension of one of its stored vectors, and the definition of its valid
+   * HNSW index, in ONE round trip (a search is a handful of milliseconds: each statement counts).
+   */
+  async findTarget(manager: EntityManager, name: string): Promise<SearchTarget | null> {
+    const [row] = await manager.query<
+      Array<{
+        uuid: string;
+        name: string;
+        cmetadata: Record<string, unknown> | null;
+        dims: number | null;
+        def: string | null;
+      }>
+    >(
+      `SELECT c.uuid, c.name, c.cmetadata,
+              (SELECT vector_dims(e.embedding) FROM langchain_pg_embedding e
+                WHERE e.collection_id = c.uuid AND e.embedding IS NOT NULL LIMIT 1) AS dims,
+              (SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
+                 JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
+                WHERE n.nspname = current_schema() AND i.indisvalid
+                  AND ic.relname = $2 || replace(c.uuid::text, '-', '')) AS def
+         FROM langchain_pg_collection c WHERE c.name = $1`,
+      [name, VECTOR_INDEX_PREFIX],
+    );
+    if (!row) return null;
+    return {
+      uuid: row.uuid,
+      name: row.name,
+      cmetadata: row.cmetadata,
+      dimension: row.dims === null ? null : Number(row.dims),
+      index: parseIndexDefinition(row.uuid, row.def),
+    };
+  }
+
   /** The k nearest chunks by cosine distance, nearest first. */
   async vectorSearch(manager: EntityManager, query: ChunkSearchQuery): Promise<ChunkHit[]> {
     const distance = cosineDistance(query.index, 'e.embedding', '$1');

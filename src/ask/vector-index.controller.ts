@@ -7,6 +7,7 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
+import { RequiredScope } from '../auth/auth.decorators.js';
 import { VectorIndexDto } from './dto/vector-index.dto.js';
 import { VectorIndexService } from './vector-index.service.js';
 
@@ -23,6 +24,7 @@ export class VectorIndexController {
   }
 
   @Put('collections/:name/vector-index')
+  @RequiredScope('admin')
   @ApiOperation({
     summary: "Build the collection's HNSW index (idempotent; same as npm run index:create)",
     description:
@@ -37,6 +39,7 @@ export class VectorIndexController {
   }
 
   @Delete('collections/:name/vector-index')
+  @RequiredScope('admin')
   @HttpCode(HttpStatus.NO_CONTENT)
   @ApiOperation({ summary: "Drop the collection's HNSW index (search falls back to exact distances)" })
   @ApiNoContentResponse({ description: 'Dropped, or there was none' })

@@ -1,12 +1,14 @@
 import { BadRequestException, Inject, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { DataSource, EntityManager } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { ChunkStore } from '../embeddings/chunk.store.js';
 import {
   createIndexStatement,
+  INDEXED_CAST,
   type HnswBuildOptions,
   VECTOR_INDEX_PREFIX,
+  vectorIndexName,
   vectorIndexSpec,
   type VectorIndexSpec,
 } from './vector-index.js';
@@ -29,9 +31,6 @@ interface IndexRow {
   size_bytes: string;
 }
 
-/** `...::vector(384))` / `...::halfvec(3072))` in pg_get_indexdef output. */
-const INDEXED_CAST = /::(vector|halfvec)\((\d+)\)/;
-
 /**
  * Builds, finds and drops the per-collection HNSW indexes (see vector-index.ts). DDL runs outside
  * any transaction: CREATE INDEX CONCURRENTLY refuses to run inside one.
@@ -43,18 +42,6 @@ export class VectorIndexService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly chunks: ChunkStore,
   ) {}
-
-  /** The collection's valid HNSW index, or null (then search computes exact distances). */
-  async findIndex(manager: EntityManager, collectionUuid: string): Promise<VectorIndexSpec | null> {
-    const rows = await manager.query<Array<{ definition: string }>>(
-      `SELECT pg_get_indexdef(i.indexrelid) AS definition FROM pg_index i
-         JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = current_schema() AND c.relname = $1 AND i.indisvalid`,
-      [`${VECTOR_INDEX_PREFIX}${collectionUuid.replace(/-/g, '')}`],
-    );
-    const cast = rows[0] ? INDEXED_CAST.exec(rows[0].definition) : null;
-    return cast ? vectorIndexSpec(collectionUuid, Number(cast[2])) : null;
-  }
 
   async list(): Promise<VectorIndexInfo[]> {
     const rows = await this.dataSource.query<IndexRow[]>(
@@ -136,7 +123,7 @@ export class VectorIndexService {
   async drop(collectionName: string): Promise<{ name: string; dropped: boolean }> {
     const collection = await this.chunks.findCollection(this.dataSource.manager, collectionName);
     if (!collection) throw new NotFoundException(`Collection "${collectionName}" not found`);
-    const name = `${VECTOR_INDEX_PREFIX}${collection.uuid.replace(/-/g, '')}`;
+    const name = vectorIndexName(collection.uuid);
     const existing = (await this.list()).find((i) => i.name === name);
     if (!existing) return { name, dropped: false };
     await this.withBuildSession(async (run) => {

@@ -39,11 +39,25 @@ export function vectorIndexSpec(collectionUuid: string, dimensions: number): Vec
     );
   }
   return {
-    name: `${VECTOR_INDEX_PREFIX}${collectionUuid.replace(/-/g, '')}`,
+    name: vectorIndexName(collectionUuid),
     collectionUuid,
     dimensions,
     type: dimensions > MAX_VECTOR_INDEX_DIMENSIONS ? 'halfvec' : 'vector',
   };
+}
+
+/** The name of a collection's index (whether or not it exists). */
+export function vectorIndexName(collectionUuid: string): string {
+  return `${VECTOR_INDEX_PREFIX}${collectionUuid.replace(/-/g, '')}`;
+}
+
+/** `...::vector(384))` / `...::halfvec(3072))` in pg_get_indexdef output. */
+export const INDEXED_CAST = /::(vector|halfvec)\((\d+)\)/;
+
+/** The spec of an existing index from its pg_get_indexdef() text; null when it is not ours. */
+export function parseIndexDefinition(collectionUuid: string, definition: string | null): VectorIndexSpec | null {
+  const cast = definition ? INDEXED_CAST.exec(definition) : null;
+  return cast ? vectorIndexSpec(collectionUuid, Number(cast[2])) : null;
 }
 
 /** `embedding::vector(N)` (or halfvec): the indexed expression, over the given column reference. */

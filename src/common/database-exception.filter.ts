@@ -1,6 +1,9 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import pg from 'pg';
 import { QueryFailedError } from 'typeorm';
+import { redactConnectionStrings } from '../observability/redact.js';
 
 /** PostgreSQL error codes a client can cause, with the status and a message that carries no SQL. */
 const CLIENT_ERRORS: Record<string, [number, string]> = {
@@ -11,6 +14,8 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
   '22001': [HttpStatus.BAD_REQUEST, 'A value is too long for its field'],
   '22003': [HttpStatus.BAD_REQUEST, 'A number is out of range'],
   '22P02': [HttpStatus.BAD_REQUEST, 'A value has the wrong format'],
+  // e.g. a NUL character in a path or query parameter: text cannot hold U+0000.
+  '22021': [HttpStatus.BAD_REQUEST, 'A value contains a character the database cannot store'],
   '22023': [HttpStatus.BAD_REQUEST, 'A value is invalid'],
   '22000': [HttpStatus.BAD_REQUEST, 'A value is invalid'], // pgvector: "different vector dimensions"
   '54000': [HttpStatus.BAD_REQUEST, 'A value is too large'],
@@ -19,12 +24,17 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
   '57014': [HttpStatus.SERVICE_UNAVAILABLE, 'The query took too long and was cancelled'],
   '53300': [HttpStatus.SERVICE_UNAVAILABLE, 'The database has no free connection'],
   '57P01': [HttpStatus.SERVICE_UNAVAILABLE, 'The database is restarting'],
+  '57P02': [HttpStatus.SERVICE_UNAVAILABLE, 'The database is restarting'], // another backend crashed
   '57P03': [HttpStatus.SERVICE_UNAVAILABLE, 'The database is starting up'],
 };
 
-/** Errors of the driver or the pool that mean "the database is unreachable right now". */
+/**
+ * Errors of the driver or the pool that mean "the database is unreachable right now". The last
+ * one is TypeORM's QueryRunnerAlreadyReleasedError: its runner lets go of a connection the server
+ * closed between two statements of a transaction (a fast shutdown sends 57P01 to idle sessions).
+ */
 const UNAVAILABLE =
-  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|timeout exceeded when trying to connect|Connection terminated|Driver not Connected|Client has encountered a connection error|not queryable/i;
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|timeout exceeded when trying to connect|Connection terminated|Driver not Connected|Client has encountered a connection error|not queryable|query runner (was )?already released/i;
 
 /**
  * The one global exception filter: HttpExceptions pass through in Nest's standard shape; database
@@ -46,7 +56,12 @@ export class DatabaseExceptionFilter implements ExceptionFilter {
       const response = exception.getResponse();
       const body =
         typeof response === 'string'
-          ? { statusCode: exception.getStatus(), message: response, error: exception.name }
+          ? // Fastify's own errors (413, 415, malformed JSON) arrive as plain HttpExceptions: name the status instead.
+            {
+              statusCode: exception.getStatus(),
+              message: response,
+              error: STATUS_CODES[exception.getStatus()] ?? exception.name,
+            }
           : (response as Record<string, unknown>);
       return [exception.getStatus(), body];
     }
@@ -59,7 +74,17 @@ export class DatabaseExceptionFilter implements ExceptionFilter {
         return [status, standardBody(status, message)];
       }
     }
-    const message = exception instanceof Error ? exception.message : String(exception);
+    // A server refusing a new connection (starting up, shutting down, too many clients) fails the
+    // pool's connect with a pg DatabaseError, not a QueryFailedError: same SQLSTATEs, same 503s.
+    if (exception instanceof pg.DatabaseError) {
+      const known = CLIENT_ERRORS[exception.code ?? ''];
+      if (known && known[0] >= 500) {
+        this.logger.warn(`${known[1]} (SQLSTATE ${exception.code})`);
+        return [known[0], standardBody(known[0], known[1])];
+      }
+    }
+    // Logged, never sent: a driver message may quote a connection string, so its password goes.
+    const message = redactConnectionStrings(exception instanceof Error ? exception.message : String(exception));
     if (UNAVAILABLE.test(message)) {
       this.logger.warn(`Database unavailable: ${message}`);
       return [
@@ -67,7 +92,9 @@ export class DatabaseExceptionFilter implements ExceptionFilter {
         standardBody(HttpStatus.SERVICE_UNAVAILABLE, 'The database is unavailable; retry shortly'),
       ];
     }
-    this.logger.error(message, exception instanceof Error ? exception.stack : undefined);
+    // Message and stack, not the error object: a QueryFailedError also carries its bound parameters (whole vectors).
+    const stack = exception instanceof Error && exception.stack ? redactConnectionStrings(exception.stack) : undefined;
+    this.logger.error(message, stack);
     return [HttpStatus.INTERNAL_SERVER_ERROR, standardBody(HttpStatus.INTERNAL_SERVER_ERROR, 'Internal server error')];
   }
 }

@@ -53,3 +53,19 @@ export function buildDataSourceOptions(config: AppConfig, endpoint: DatabaseEndp
         : ['warn', 'migration'],
   };
 }
+
+/**
+ * A read replica's own DataSource: the primary's options on the replica's URL, without migrations
+ * (a streaming replica receives the schema from the primary). See ReadReplicas for why each replica
+ * has its own DataSource instead of TypeORM's `replication` option.
+ */
+export function buildReplicaDataSourceOptions(config: AppConfig, url: string): DataSourceOptions {
+  const options = buildDataSourceOptions(config, { url });
+  const extra = options.extra as Record<string, unknown>;
+  return {
+    ...options,
+    migrations: [],
+    migrationsRun: false,
+    extra: { ...extra, application_name: 'rag-knowledge-base-replica' },
+  };
+}

@@ -4,6 +4,7 @@ import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { buildDataSourceOptions } from './data-source-options.js';
 import { DatabaseRuntime, initializeDataSource } from './database-runtime.js';
+import { ReadReplicas } from './read-replicas.service.js';
 
 @Global()
 @Module({
@@ -20,8 +21,12 @@ class DatabaseRuntimeModule {}
 
 /**
  * TypeORM on either database, built from the same options and initialiser as the CLI's.
+ * Global so that every feature module can route its reads through ReadReplicas.
  */
+@Global()
 @Module({
+  providers: [ReadReplicas],
+  exports: [ReadReplicas],
   imports: [
     DatabaseRuntimeModule,
     TypeOrmModule.forRootAsync({

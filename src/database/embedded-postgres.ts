@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { DataDirLock } from './data-dir-lock.js';
 
 /**
  * PostgreSQL 18 in-process (PGlite + pgvector), served on a loopback port through the wire
@@ -12,6 +13,12 @@ import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
  * (a rolled-back insert persisted when we tried typeorm-pglite). The socket server accepts a single
  * connection and the pool that talks to it has exactly one, so transactions queue in the pool
  * instead of interleaving.
+ *
+ * Durability: PGlite's Node filesystem (emscripten NODEFS) hands every write() of PostgreSQL
+ * straight to the OS with fs.writeSync, and COMMIT writes its WAL record before it answers
+ * (synchronous_commit=on), so an acknowledged write is in the OS page cache and survives a kill of
+ * this process (SIGKILL, OOM). PGlite runs with fsync=off and NODEFS has no fsync, so it does not
+ * survive a power loss or kernel crash: use a PostgreSQL server for that (docs/OPERATIONS.md).
  */
 export class EmbeddedPostgres {
   private constructor(
@@ -20,17 +27,34 @@ export class EmbeddedPostgres {
     readonly host: string,
     readonly port: number,
     readonly dataDir: string,
+    private readonly lock?: DataDirLock,
   ) {}
 
   static async start(dataDir: string, templateFile?: string): Promise<EmbeddedPostgres> {
     const inMemory = dataDir.startsWith('memory://');
     const location = inMemory ? dataDir : resolve(dataDir, 'pgdata');
     if (!inMemory) mkdirSync(location, { recursive: true });
+    // One process per directory: a second PGlite on the same files would corrupt them.
+    const lock = inMemory ? undefined : DataDirLock.acquire(resolve(dataDir));
+    try {
+      return await EmbeddedPostgres.open(location, inMemory, templateFile, lock);
+    } catch (err) {
+      lock?.release();
+      throw err;
+    }
+  }
+
+  private static async open(
+    location: string,
+    inMemory: boolean,
+    templateFile: string | undefined,
+    lock: DataDirLock | undefined,
+  ): Promise<EmbeddedPostgres> {
     // A template only seeds a database that does not exist yet; existing data is never replaced.
     const isNew = inMemory || readdirSync(location).length === 0;
     const loadDataDir = templateFile && isNew ? new Blob([readFileSync(templateFile)]) : undefined;
-    // relaxedDurability stays off: every query is flushed to disk before its result returns,
-    // so a write acknowledged over HTTP survives a crash of the process.
+    // relaxedDurability stays off (it only matters for filesystems that copy to storage after a query,
+    // IndexedDB/OPFS; the Node filesystem writes through during the query anyway).
     const db = await PGlite.create({
       dataDir: location,
       extensions: { vector },
@@ -39,13 +63,19 @@ export class EmbeddedPostgres {
     });
     const host = '127.0.0.1';
     const server = new PGLiteSocketServer({ db, host, port: 0, maxConnections: 1 });
-    await server.start();
+    try {
+      await server.start();
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
     const port = Number(server.getServerConn().split(':').pop());
-    return new EmbeddedPostgres(db, server, host, port, location);
+    return new EmbeddedPostgres(db, server, host, port, location, lock);
   }
 
   async stop(): Promise<void> {
     await this.server.stop();
     if (!this.db.closed) await this.db.close();
+    this.lock?.release();
   }
 }

@@ -1,9 +1,10 @@
 import { BadRequestException, ConflictException, Inject, Injectable, NotFoundException } from '@nestjs/common';
-import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
+import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
-import { DataSource, type EntityManager, Repository } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { ReadReplicas } from '../database/read-replicas.service.js';
 import { ChunkStore } from '../embeddings/chunk.store.js';
 import { DocumentEntity, isDocumentIdConflict } from './document.entity.js';
 import {
@@ -77,14 +78,19 @@ function toDto(e: DocumentEntity): DocumentDto {
 @Injectable()
 export class DocumentsService {
   constructor(
-    @InjectRepository(DocumentEntity) private readonly documents: Repository<DocumentEntity>,
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly chunks: ChunkStore,
+    private readonly replicas: ReadReplicas,
   ) {}
 
+  /** Reads (list, get, listChunks) go to a read replica when there are some; see ReadReplicas. */
   async list(q: ListDocumentsQueryDto): Promise<DocumentListDto> {
-    const qb = this.documents.createQueryBuilder('d');
+    return this.replicas.run((manager) => this.listOn(manager, q));
+  }
+
+  private async listOn(manager: EntityManager, q: ListDocumentsQueryDto): Promise<DocumentListDto> {
+    const qb = manager.createQueryBuilder(DocumentEntity, 'd');
     if (q.documentType !== undefined) qb.andWhere('d.documentType = :documentType', { documentType: q.documentType });
     if (q.category !== undefined) qb.andWhere('d.category = :category', { category: q.category });
     if (q.status !== undefined) qb.andWhere('d.status = :status', { status: q.status });
@@ -100,7 +106,7 @@ export class DocumentsService {
   }
 
   async get(documentId: string): Promise<DocumentDto> {
-    return toDto(await this.findOrFail(this.dataSource.manager, documentId));
+    return toDto(await this.replicas.run((manager) => this.findOrFail(manager, documentId)));
   }
 
   async create(dto: CreateDocumentDto): Promise<DocumentDto> {
@@ -210,12 +216,20 @@ export class DocumentsService {
   }
 
   async listChunks(documentId: string, q: ListChunksQueryDto): Promise<DocumentChunkListDto> {
-    await this.findOrFail(this.dataSource.manager, documentId);
-    const [{ total }] = await this.dataSource.query<Array<{ total: number }>>(
+    return this.replicas.run((manager) => this.listChunksOn(manager, documentId, q));
+  }
+
+  private async listChunksOn(
+    manager: EntityManager,
+    documentId: string,
+    q: ListChunksQueryDto,
+  ): Promise<DocumentChunkListDto> {
+    await this.findOrFail(manager, documentId);
+    const [{ total }] = await manager.query<Array<{ total: number }>>(
       `SELECT count(*)::int AS total FROM langchain_pg_embedding WHERE cmetadata->>'document_id' = $1`,
       [documentId],
     );
-    const rows = await this.dataSource.query<
+    const rows = await manager.query<
       Array<{
         id: string;
         collection: string | null;

@@ -9,6 +9,7 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
+import { RequiredScope } from '../auth/auth.decorators.js';
 import { CollectionsService } from './collections.service.js';
 import { CollectionResponseDto, CreateCollectionDto } from './dto/collection.dto.js';
 
@@ -45,6 +46,7 @@ export class CollectionsController {
   }
 
   @Delete(':name')
+  @RequiredScope('admin') // drops every chunk of the collection
   @HttpCode(HttpStatus.NO_CONTENT)
   @ApiOperation({
     summary: 'Delete a collection and its chunks',

@@ -1,6 +1,7 @@
 import { ConflictException, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
+import { ReadReplicas } from '../database/read-replicas.service.js';
 import { ChunkStore } from './chunk.store.js';
 import type { CollectionResponseDto, CreateCollectionDto } from './dto/collection.dto.js';
 
@@ -33,15 +34,17 @@ export class CollectionsService {
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly chunks: ChunkStore,
+    private readonly replicas: ReadReplicas,
   ) {}
 
+  /** Reads (list, get) go to a read replica when there are some; see ReadReplicas. */
   async list(): Promise<CollectionResponseDto[]> {
-    const rows = await this.dataSource.query<CollectionRow[]>(`${COLLECTIONS_SQL} GROUP BY c.uuid ORDER BY c.name`);
+    const rows = await this.replicas.query<CollectionRow[]>(`${COLLECTIONS_SQL} GROUP BY c.uuid ORDER BY c.name`);
     return rows.map(toDto);
   }
 
   async get(name: string): Promise<CollectionResponseDto> {
-    const found = await this.find(this.dataSource.manager, name);
+    const found = await this.replicas.run((manager) => this.find(manager, name));
     if (!found) throw new NotFoundException(`Collection "${name}" not found`);
     return found;
   }

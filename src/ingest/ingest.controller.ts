@@ -2,6 +2,7 @@ import type { Multipart } from '@fastify/multipart';
 import {
   BadRequestException,
   Controller,
+  HttpException,
   HttpStatus,
   Inject,
   PayloadTooLargeException,
@@ -49,7 +50,11 @@ function multipartError(error: unknown, maxFileBytes: number): unknown {
     case 'FST_MP_PREMATURE_CLOSE':
       return new BadRequestException('The upload ended before the form was complete');
     default:
-      return error;
+      // The multipart parser's own errors ("Multipart: Boundary not found", "Unexpected end of
+      // multipart data") carry no code: a malformed body is the client's, not a 500.
+      return error instanceof Error && !(error instanceof HttpException)
+        ? new BadRequestException(`Malformed multipart body: ${error.message}`)
+        : error;
   }
 }
 

@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, type EntityManager } from 'typeorm';
+import type { EntityManager } from 'typeorm';
 import { MIGRATIONS } from '../../migrations/index.js';
 import { MIGRATIONS_TABLE } from '../database/data-source-options.js';
 import { DatabaseRuntime } from '../database/database-runtime.js';
+import { ReadReplicas } from '../database/read-replicas.service.js';
 import type { DocumentsStatsDto, SchemaStatsDto, StatsResponseDto } from './dto/stats-response.dto.js';
 import {
   appliedMigrationsSql,
@@ -39,13 +39,16 @@ interface ChunksRow {
 @Injectable()
 export class StatsService {
   constructor(
-    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly replicas: ReadReplicas,
     private readonly runtime: DatabaseRuntime,
   ) {}
 
-  /** Every figure from one snapshot: a single REPEATABLE READ, READ ONLY transaction. */
+  /**
+   * Every figure from one snapshot: a single REPEATABLE READ, READ ONLY transaction, on a read
+   * replica when there are some (its figures may lag the primary by the replication delay).
+   */
   getStats(): Promise<StatsResponseDto> {
-    return this.dataSource.transaction('REPEATABLE READ', async (manager) => {
+    return this.replicas.transaction(async (manager) => {
       await manager.query(`SET TRANSACTION READ ONLY`);
       const documents = await this.documents(manager);
       const [chunks] = await manager.query<ChunksRow[]>(CHUNKS_SQL);
@@ -68,7 +71,7 @@ export class StatsService {
         schema,
         database: { mode: this.runtime.mode, serverVersion: db.server_version, pgvectorVersion: db.pgvector_version },
       };
-    });
+    }, 'REPEATABLE READ');
   }
 
   private async documents(manager: EntityManager): Promise<DocumentsStatsDto> {

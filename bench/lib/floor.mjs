@@ -1,0 +1,443 @@
+#!/usr/bin/env node
+// The comparison worker: a child process of bench/run.mjs that holds the comparisons' database
+// connections and serves them over a minimal node:http server, so they are measured the way the
+// service is (from the bench process, over loopback).
+//
+//   /ask, /documents, /documents/:id, /stats   the driver floor: the service's own SQL (imported from
+//                                              dist/ where it is exported, copied where TypeORM builds
+//                                              it) through `pg`, with no framework in between
+//   /langchain/ask                             LangChain JS PGVectorStore.similaritySearchVectorWithScore
+//   /_bench/*                                  control: timed ingest batches (LangChain addVectors,
+//                                              COPY FROM STDIN), exact search, EXPLAIN, SQL
+//
+// Environment: PORT, BENCH_DATABASE (a postgresql:// URL, or `embedded:<DATA_DIR>`: then the worker
+// opens its own embedded PGlite there through the service's EmbeddedPostgres, the same pg-over-
+// socket stack as the service; BENCH_MIGRATE=1 migrates a new one, EMBEDDED_TEMPLATE seeds it),
+// BENCH_SEED, BENCH_CHUNKS, BENCH_DIMS, BENCH_COLLECTION, BENCH_DIST.
+import 'reflect-metadata';
+import { createServer } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+import copyStreams from 'pg-copy-streams';
+import { PGVectorStore } from '@langchain/community/vectorstores/pgvector';
+import { Document } from '@langchain/core/documents';
+import { BenchData } from './data.mjs';
+
+const env = process.env;
+const dist = resolve(env.BENCH_DIST ?? 'dist');
+const load = (path) => import(pathToFileURL(resolve(dist, path)).href);
+const { ChunkSearchRepository } = await load('src/ask/chunk-search.repository.js');
+const { VECTOR_INDEX_PREFIX, vectorIndexSpec } = await load('src/ask/vector-index.js');
+const stats = await load('src/stats/stats.sql.js');
+
+const collectionName = env.BENCH_COLLECTION ?? 'bench';
+const data = new BenchData({
+  seed: Number(env.BENCH_SEED ?? 42),
+  chunks: Number(env.BENCH_CHUNKS),
+  dims: Number(env.BENCH_DIMS),
+});
+/** The service's default SEARCH_HNSW_EF_SEARCH: the floor searches the index with the same setting. */
+const EF_SEARCH = Number(env.BENCH_EF_SEARCH ?? 100);
+
+let embedded;
+let poolConfig;
+if (env.BENCH_DATABASE.startsWith('embedded:')) {
+  const { EmbeddedPostgres } = await load('src/database/embedded-postgres.js');
+  const dataDir = env.BENCH_DATABASE.slice('embedded:'.length);
+  embedded = await EmbeddedPostgres.start(dataDir, env.EMBEDDED_TEMPLATE || undefined);
+  if (env.BENCH_MIGRATE === '1') {
+    // A new embedded database: migrated the way the service migrates its own, then disconnected
+    // (the socket server takes one connection at a time).
+    const { loadAppConfig } = await load('src/config/app-config.js');
+    const { buildDataSourceOptions } = await load('src/database/data-source-options.js');
+    const { initializeDataSource } = await load('src/database/database-runtime.js');
+    const config = loadAppConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
+    const dataSource = await initializeDataSource(
+      buildDataSourceOptions(config, { host: embedded.host, port: embedded.port }),
+    );
+    await dataSource.destroy();
+  }
+  // One connection, as the service has on the embedded database (PGlite is a single session).
+  poolConfig = { host: embedded.host, port: embedded.port, user: 'postgres', database: 'postgres', max: 1 };
+} else {
+  // The service's default pool size (DB_POOL_MAX=10).
+  poolConfig = { connectionString: env.BENCH_DATABASE, max: 10 };
+}
+const pool = new pg.Pool({ ...poolConfig, application_name: 'kb-bench-floor' });
+pool.on('error', (error) => process.stderr.write(`idle connection failed: ${error.message}\n`));
+// Session settings equal to what AskService sets per transaction (SET LOCAL): ef_search, and with a
+// filter pgvector 0.8's relaxed iterative scan (which never starts without a filter: the first pass
+// already yields k rows). Either fails harmlessly on a pgvector that lacks it. Set once per
+// connection, before its first use.
+async function connect() {
+  const client = await pool.connect();
+  if (!client.benchSession) {
+    client.benchSession = true;
+    await client.query(`SELECT set_config('hnsw.ef_search', $1, false)`, [String(EF_SEARCH)]).catch(() => undefined);
+    await client.query(`SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false)`).catch(() => undefined);
+  }
+  return client;
+}
+async function rows(sql, params) {
+  const client = await connect();
+  try {
+    return (await client.query(sql, params)).rows;
+  } finally {
+    client.release();
+  }
+}
+/** The one method of TypeORM's EntityManager that ChunkSearchRepository calls. */
+const manager = { query: rows };
+const search = new ChunkSearchRepository();
+
+let collection = null;
+let index = null;
+async function refresh() {
+  const [c] = await rows(`SELECT uuid, name FROM langchain_pg_collection WHERE name = $1`, [collectionName]);
+  collection = c ?? null;
+  index = null;
+  if (collection) {
+    const [i] = await rows(
+      `SELECT pg_get_indexdef(i.indexrelid) AS definition FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE c.relname = $1 AND i.indisvalid`,
+      [`${VECTOR_INDEX_PREFIX}${collection.uuid.replace(/-/g, '')}`],
+    );
+    const cast = i ? /::(vector|halfvec)\((\d+)\)/.exec(i.definition) : null;
+    if (cast) index = vectorIndexSpec(collection.uuid, Number(cast[2]));
+  }
+  return { collection, index };
+}
+// Right after the migration's connection closed, PGlite's one-connection socket server may still
+// refuse the next one for a moment.
+for (let attempt = 1; ; attempt++) {
+  try {
+    await refresh();
+    break;
+  } catch (error) {
+    if (attempt >= 50 || !/terminated|ECONNRESET|ECONNREFUSED/.test(String(error?.message))) throw error;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// LangChain over the same tables, as the brief prescribes; one store per collection name.
+const embeddingsStub = {
+  embedQuery: () => Promise.reject(new Error('the bench passes vectors')),
+  embedDocuments: () => Promise.reject(new Error('the bench passes vectors')),
+};
+const stores = new Map();
+function langchain(name) {
+  let store = stores.get(name);
+  if (!store) {
+    store = new PGVectorStore(embeddingsStub, {
+      pool,
+      tableName: 'langchain_pg_embedding',
+      collectionTableName: 'langchain_pg_collection',
+      collectionName: name,
+      columns: {
+        idColumnName: 'id',
+        vectorColumnName: 'embedding',
+        contentColumnName: 'document',
+        metadataColumnName: 'cmetadata',
+      },
+      distanceStrategy: 'cosine',
+      skipInitializationCheck: true,
+    });
+    stores.set(name, store);
+  }
+  return store;
+}
+
+// --- floor handlers: the service's SQL, minimal code around it -------------------------------
+
+function toResult(hit) {
+  const documentId = hit.metadata.document_id;
+  return {
+    id: hit.id,
+    documentId:
+      typeof documentId === 'string' ? documentId : typeof documentId === 'number' ? String(documentId) : null,
+    content: hit.content,
+    score: hit.score,
+    metadata: hit.metadata,
+  };
+}
+
+async function floorAsk(body, { exact = false, via = manager } = {}) {
+  const started = performance.now();
+  const hits = await search.vectorSearch(via, {
+    collectionUuid: collection.uuid,
+    embedding: body.queryEmbedding,
+    k: body.k ?? 5,
+    question: body.question,
+    filter: body.filter,
+    index: exact ? null : index,
+  });
+  const results = hits.map(toResult);
+  return {
+    question: body.question,
+    mode: 'vector',
+    collection: collection.name,
+    results,
+    tookMs: performance.now() - started,
+  };
+}
+
+async function langchainAsk(body) {
+  const started = performance.now();
+  // LangChain's own filter syntax: {field: value} is `cmetadata->>'field' = value`.
+  const found = await langchain(body.collection ?? collectionName).similaritySearchVectorWithScore(
+    body.queryEmbedding,
+    body.k ?? 5,
+    body.filter,
+  );
+  const results = found.map(([doc, distance]) => ({
+    id: doc.id,
+    documentId: doc.metadata?.document_id ?? null,
+    content: doc.pageContent,
+    score: 1 - distance,
+    metadata: doc.metadata,
+  }));
+  return {
+    question: body.question,
+    mode: 'vector',
+    collection: collectionName,
+    results,
+    tookMs: performance.now() - started,
+  };
+}
+
+// What DocumentsService.list / findOrFail make TypeORM send (captured from TypeORM 1.1 with a
+// query logger): the page, then `COUNT(1)` on the same connection unless the page is short.
+const DOCUMENT_COLUMNS = (alias) =>
+  [
+    'id',
+    'document_id',
+    'document_name',
+    'category',
+    'document_type',
+    'source_file',
+    'file_name',
+    'total_chunks',
+    'status',
+    'created_at',
+    'updated_at',
+  ]
+    .map((c) => `"${alias}"."${c}" AS "${alias}_${c}"`)
+    .join(', ');
+const LIST_SQL = `SELECT ${DOCUMENT_COLUMNS('d')} FROM "documents" "d" ORDER BY "d"."created_at" DESC, "d"."id" DESC LIMIT $1 OFFSET $2`;
+const COUNT_SQL = `SELECT COUNT(1) AS "cnt" FROM "documents" "d"`;
+const FIND_SQL = `SELECT ${DOCUMENT_COLUMNS('DocumentEntity')} FROM "documents" "DocumentEntity" WHERE (("DocumentEntity"."document_id" = $1)) LIMIT 1`;
+
+function toDocument(row, alias) {
+  const f = (c) => row[`${alias}_${c}`];
+  return {
+    id: f('id'),
+    documentId: f('document_id'),
+    documentName: f('document_name'),
+    documentType: f('document_type'),
+    category: f('category'),
+    sourceFile: f('source_file'),
+    fileName: f('file_name'),
+    totalChunks: f('total_chunks'),
+    status: f('status'),
+    createdAt: f('created_at'),
+    updatedAt: f('updated_at'),
+  };
+}
+
+async function floorListDocuments(limit, offset) {
+  const client = await connect();
+  try {
+    // TypeORM inlines LIMIT/OFFSET; bound here, which plans the same.
+    const page = (await client.query(LIST_SQL, [limit, offset])).rows;
+    const total =
+      offset === 0 && page.length < limit ? page.length : Number((await client.query(COUNT_SQL)).rows[0].cnt);
+    return { items: page.map((r) => toDocument(r, 'd')), total, limit, offset };
+  } finally {
+    client.release();
+  }
+}
+
+async function floorGetDocument(documentId) {
+  const [row] = await rows(FIND_SQL, [documentId]);
+  return row ? toDocument(row, 'DocumentEntity') : null;
+}
+
+async function floorStats() {
+  const client = await connect();
+  try {
+    await client.query('START TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+    await client.query('SET TRANSACTION READ ONLY');
+    const documents = (await client.query(stats.DOCUMENTS_SQL)).rows;
+    const [chunks] = (await client.query(stats.CHUNKS_SQL)).rows;
+    const [{ present }] = (await client.query(stats.MIGRATIONS_TABLE_EXISTS_SQL, ['migrations'])).rows;
+    const applied = present ? (await client.query(stats.appliedMigrationsSql('migrations'))).rows : [];
+    const [db] = (await client.query(stats.DATABASE_SQL)).rows;
+    await client.query('COMMIT');
+    return { documents, chunks, applied: applied.length, db };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+// --- timed comparisons (control endpoints) ---------------------------------------------------
+
+const ms = (t0) => performance.now() - t0;
+
+function copyField(value) {
+  return value.replace(/[\\\t\n\r]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' })[c]);
+}
+
+async function collectionUuid(name) {
+  await rows(
+    `INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES (gen_random_uuid(), $1, '{}') ON CONFLICT (name) DO NOTHING`,
+    [name],
+  );
+  return (await rows(`SELECT uuid FROM langchain_pg_collection WHERE name = $1`, [name]))[0].uuid;
+}
+
+/**
+ * Inserts chunks [from, to) of the data set in batches of `batch`, timing each batch from the first
+ * byte sent to the database (row generation is not timed). Variants: `langchain` (addVectors with
+ * string ids), `copy` (one COPY … FROM STDIN per batch, text format), `copy-service` (COPY of the
+ * service's own rows: the bulk set-up path when the ingest scenario is skipped).
+ */
+async function timedIngest({ variant, from, to, batch, collection: name }) {
+  const latencies = [];
+  const prefix = variant === 'copy-service' ? '' : variant;
+  const uuid = variant === 'langchain' ? null : await collectionUuid(name);
+  for (let start = from; start < to; start += batch) {
+    const chunks = [];
+    for (let i = start; i < Math.min(to, start + batch); i++) chunks.push(data.chunk(i, prefix));
+    if (variant === 'langchain') {
+      const vectors = chunks.map((c) => c.embedding);
+      const docs = chunks.map((c) => new Document({ pageContent: c.content, metadata: c.metadata }));
+      const t0 = performance.now();
+      await langchain(name).addVectors(vectors, docs, { ids: chunks.map((c) => c.id) });
+      latencies.push(ms(t0));
+    } else {
+      const lines = chunks.map(
+        (c) =>
+          `${copyField(c.id)}\t${uuid}\t[${c.embedding.join(',')}]\t${copyField(c.content)}\t${copyField(JSON.stringify(c.metadata))}\n`,
+      );
+      const copy = `COPY langchain_pg_embedding (id, collection_id, embedding, document, cmetadata) FROM STDIN`;
+      if (embedded) {
+        // PGlite's socket server does not speak the COPY sub-protocol; its own API reads COPY data
+        // from a blob: the same statement and server-side path, minus the wire.
+        const blob = new Blob(lines);
+        const t0 = performance.now();
+        await embedded.db.query(copy.replace('STDIN', `'/dev/blob'`), [], { blob });
+        latencies.push(ms(t0));
+      } else {
+        const client = await connect();
+        try {
+          const t0 = performance.now();
+          await pipeline(Readable.from(lines), client.query(copyStreams.from(copy)));
+          latencies.push(ms(t0));
+        } finally {
+          client.release();
+        }
+      }
+    }
+  }
+  return { latencies, rows: to - from };
+}
+
+/** EXPLAIN (ANALYZE, BUFFERS) of the statements the service and LangChain send for one query. */
+async function explain(body) {
+  const plans = {};
+  const run = async (name, sql, params) => {
+    plans[name] = (await rows(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, params)).map((r) => r['QUERY PLAN']);
+  };
+  for (const [label, filter] of [
+    ['', undefined],
+    [' + filter', body.filter],
+  ]) {
+    for (const exact of index ? [true, false] : [true]) {
+      let captured;
+      const capture = { query: async (sql, params) => ((captured = { sql, params }), []) };
+      await floorAsk({ ...body, filter }, { exact, via: capture });
+      await run(`service SQL${exact ? ' (exact)' : ' (HNSW)'}${label}`, captured.sql, captured.params);
+    }
+    // LangChain's searchPostgres statement for the same query, as it builds it.
+    await run(
+      `LangChain SQL${label}`,
+      `SELECT *, "embedding" <=> $1 as "_distance" FROM langchain_pg_embedding WHERE collection_id = $3${filter ? ` AND cmetadata->>'document_type' = $4` : ''} ORDER BY "_distance" ASC LIMIT $2`,
+      [`[${body.queryEmbedding.join(',')}]`, body.k, collection.uuid, ...(filter ? [filter.document_type] : [])],
+    );
+  }
+  return plans;
+}
+
+// --- HTTP -------------------------------------------------------------------------------------
+
+function send(res, status, payload) {
+  const body = JSON.stringify(payload);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+async function readJson(req) {
+  const parts = [];
+  for await (const part of req) parts.push(part);
+  return parts.length ? JSON.parse(Buffer.concat(parts).toString('utf8')) : {};
+}
+
+const routes = {
+  'POST /ask': async (req) => [200, await floorAsk(await readJson(req))],
+  'POST /langchain/ask': async (req) => [200, await langchainAsk(await readJson(req))],
+  'GET /documents': async (_req, url) => [
+    200,
+    await floorListDocuments(Number(url.searchParams.get('limit') ?? 50), Number(url.searchParams.get('offset') ?? 0)),
+  ],
+  'GET /stats': async () => [200, await floorStats()],
+  'GET /_bench/ready': async () => [200, { ok: true, collection, index }],
+  'POST /_bench/refresh': async () => [200, await refresh()],
+  'POST /_bench/ingest': async (req) => [200, await timedIngest(await readJson(req))],
+  'POST /_bench/exact': async (req) => [200, await floorAsk(await readJson(req), { exact: true })],
+  'POST /_bench/explain': async (req) => [200, await explain(await readJson(req))],
+  'POST /_bench/sql': async (req) => {
+    const { sql, params } = await readJson(req);
+    const t0 = performance.now();
+    const result = await rows(sql, params);
+    return [200, { rows: result, ms: ms(t0) }];
+  },
+};
+
+const server = createServer((req, res) => {
+  const url = new URL(req.url, 'http://localhost');
+  let route = routes[`${req.method} ${url.pathname}`];
+  if (!route && req.method === 'GET' && url.pathname.startsWith('/documents/')) {
+    const id = decodeURIComponent(url.pathname.slice('/documents/'.length));
+    route = async () => {
+      const doc = await floorGetDocument(id);
+      return doc ? [200, doc] : [404, { statusCode: 404, message: `Document "${id}" not found`, error: 'Not Found' }];
+    };
+  }
+  if (!route) return send(res, 404, { statusCode: 404, message: 'Not Found' });
+  route(req, url).then(
+    ([status, payload]) => send(res, status, payload),
+    (error) => send(res, 500, { statusCode: 500, message: error.message }),
+  );
+});
+server.keepAliveTimeout = 60_000;
+server.listen(Number(env.PORT ?? 0), '127.0.0.1', () => {
+  process.stdout.write(`listening ${server.address().port}\n`);
+});
+
+async function shutdown() {
+  server.close();
+  await pool.end().catch(() => undefined);
+  await embedded?.stop();
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown());
+process.on('SIGINT', () => void shutdown());

@@ -1,0 +1,59 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DATA_DIR_LOCK_FILE, DataDirInUseError, DataDirLock } from './data-dir-lock.js';
+
+describe('DataDirLock', () => {
+  let dir: string;
+  let lockFile: string;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kb-lock-'));
+    lockFile = join(dir, DATA_DIR_LOCK_FILE);
+  });
+
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('records this process and removes the file on release', () => {
+    const lock = DataDirLock.acquire(dir);
+    expect(readFileSync(lockFile, 'utf8').trim()).toBe(String(process.pid));
+    lock.release();
+    expect(existsSync(lockFile)).toBe(false);
+    DataDirLock.acquire(dir).release();
+  });
+
+  it('refuses a second open in the same process', () => {
+    const lock = DataDirLock.acquire(dir);
+    expect(() => DataDirLock.acquire(dir)).toThrow(/already open in this process/);
+    lock.release();
+  });
+
+  it('refuses a directory locked by another live process, naming it', () => {
+    writeFileSync(lockFile, `${process.ppid}\n`);
+    expect(() => DataDirLock.acquire(dir)).toThrow(DataDirInUseError);
+    expect(() => DataDirLock.acquire(dir)).toThrow(`in use by process ${process.ppid}`);
+    expect(readFileSync(lockFile, 'utf8').trim()).toBe(String(process.ppid));
+  });
+
+  it('takes over the lock of a process that is gone (a crash must not block the restart)', () => {
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid;
+    writeFileSync(lockFile, `${gone}\n`);
+    const lock = DataDirLock.acquire(dir);
+    expect(readFileSync(lockFile, 'utf8').trim()).toBe(String(process.pid));
+    lock.release();
+  });
+
+  it('takes over an unreadable lock file', () => {
+    writeFileSync(lockFile, 'not a pid');
+    DataDirLock.acquire(dir).release();
+    expect(existsSync(lockFile)).toBe(false);
+  });
+
+  it('leaves a lock that another process took over in the meantime', () => {
+    const lock = DataDirLock.acquire(dir);
+    writeFileSync(lockFile, `${process.ppid}\n`);
+    lock.release();
+    expect(readFileSync(lockFile, 'utf8').trim()).toBe(String(process.ppid));
+  });
+});

@@ -1,0 +1,247 @@
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, type EntityManager, QueryFailedError } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { buildReplicaDataSourceOptions } from './data-source-options.js';
+
+/** How long a replica that failed at the connection level is left out before it is tried again. */
+export const REPLICA_RETRY_AFTER_MS = 5000;
+
+/** Isolation levels a hot standby accepts (SERIALIZABLE is refused there). */
+export type ReadIsolation = 'READ COMMITTED' | 'REPEATABLE READ';
+
+/** Error codes of the socket or SQLSTATEs that mean "this server cannot serve now", not "this query is wrong". */
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  '57P01', // admin_shutdown: the server is stopping
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now: starting up or shutting down
+  '53300', // too_many_connections
+]);
+
+const CONNECTION_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Driver not Connected|query runner (was )?already released/i;
+
+/**
+ * True for failures of the connection (refused, timed out, dropped, server shutting down), which
+ * another server may not have; false for errors of the query itself (22P02, 23505…), which would
+ * fail the same way anywhere and must not be retried.
+ */
+export function isConnectionFailure(error: unknown): boolean {
+  const cause = error instanceof QueryFailedError ? (error.driverError as unknown) : error;
+  if (!(cause instanceof Error)) return false;
+  const code = (cause as { code?: unknown }).code;
+  if (typeof code === 'string' && (CONNECTION_CODES.has(code) || code.startsWith('08'))) return true;
+  // Node reports a refused connect to a name with several addresses as an AggregateError.
+  if (cause instanceof AggregateError && cause.errors.some(isConnectionFailure)) return true;
+  return CONNECTION_MESSAGES.test(cause.message);
+}
+
+/** A replica could not give a connection at all (as opposed to a query failing on it). */
+class ReplicaUnreachable extends Error {
+  constructor(override readonly cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause));
+    this.name = 'ReplicaUnreachable';
+  }
+}
+
+interface Replica {
+  /** `replica#1 (host:port)`: for logs, never the credentials. */
+  readonly label: string;
+  readonly dataSource: DataSource;
+  initializing?: Promise<DataSource>;
+  /** Date.now() before which the replica is not tried (0 = up). */
+  downUntil: number;
+}
+
+/**
+ * Where reads that tolerate replication lag run: the replicas in DATABASE_REPLICA_URLS, round
+ * robin, falling back to the next replica and finally to the primary when one cannot be reached.
+ * Writes never come here; without replicas every method runs on the primary DataSource.
+ *
+ * Each replica has its own DataSource (built by buildReplicaDataSourceOptions) rather than using
+ * TypeORM's `replication` option, because that option
+ * - connects to every slave inside DataSource.initialize(), so one replica down stops the service
+ *   from starting;
+ * - picks a slave at random for each 'slave' QueryRunner, with no way to skip one that is down;
+ * - with its default `defaultMode: 'slave'` sends every QueryBuilder/find read outside a transaction
+ *   to a replica, including the read-back after a write in the same request (stale reads by surprise).
+ *
+ * A connection-level failure (see isConnectionFailure) marks the replica down for
+ * REPLICA_RETRY_AFTER_MS and the work is retried on the next candidate; any other error is thrown
+ * at once. The work callback may therefore run more than once: it must only read.
+ *
+ * Replicas lag behind the primary: a read right after a write may not see it yet. Clients that
+ * need to read their own writes use the write's response (it is read back on the primary).
+ */
+@Injectable()
+export class ReadReplicas implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger(ReadReplicas.name);
+  private readonly replicas: Replica[];
+  private nextIndex = 0;
+
+  constructor(
+    @InjectDataSource() private readonly primary: DataSource,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.replicas = config.database.replicaUrls.map((url, i) => ({
+      label: `replica#${i + 1} (${describeEndpoint(url)})`,
+      dataSource: new DataSource(buildReplicaDataSourceOptions(config, url)),
+      downUntil: 0,
+    }));
+  }
+
+  /** Whether reads may go to replicas at all. */
+  get enabled(): boolean {
+    return this.replicas.length > 0;
+  }
+
+  /** Opens the replicas' pools early; one that is down only gets a warning (reads use the others). */
+  async onModuleInit(): Promise<void> {
+    await Promise.all(
+      this.replicas.map((replica) =>
+        this.initialized(replica).then(
+          () => this.logger.log(`Reads go to ${replica.label}`),
+          (error: unknown) => this.markDown(replica, error),
+        ),
+      ),
+    );
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all(
+      this.replicas.map(async (replica) => {
+        await replica.initializing?.catch(() => undefined);
+        if (replica.dataSource.isInitialized) await replica.dataSource.destroy();
+      }),
+    );
+  }
+
+  /**
+   * Whether each replica answers `SELECT 1` within timeoutMs (for readiness probes); does not
+   * change the routing state.
+   */
+  ping(timeoutMs: number): Promise<Array<{ replica: string; up: boolean }>> {
+    return Promise.all(
+      this.replicas.map(async (replica) => {
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), timeoutMs);
+        });
+        const answered = this.initialized(replica)
+          .then((dataSource) => dataSource.query('SELECT 1'))
+          .then(
+            () => true,
+            () => false,
+          );
+        try {
+          return { replica: replica.label, up: await Promise.race([answered, timedOut]) };
+        } finally {
+          clearTimeout(timer);
+        }
+      }),
+    );
+  }
+
+  /** One read statement. */
+  query<T = unknown>(sql: string, parameters?: unknown[]): Promise<T> {
+    return this.route((manager) => manager.query<T>(sql, parameters));
+  }
+
+  /** Several reads on one connection of one server (a replica's, or the primary's manager without replicas). */
+  run<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return this.route(work);
+  }
+
+  /** Reads in one transaction on one server: for SET LOCAL, or one snapshot (REPEATABLE READ). */
+  transaction<T>(work: (manager: EntityManager) => Promise<T>, isolation?: ReadIsolation): Promise<T> {
+    const inTransaction = (manager: EntityManager): Promise<T> =>
+      isolation ? manager.transaction(isolation, work) : manager.transaction(work);
+    return this.route(inTransaction);
+  }
+
+  private async route<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    for (const replica of this.candidates()) {
+      try {
+        return await this.onReplica(replica, work);
+      } catch (error) {
+        const failure = error instanceof ReplicaUnreachable ? error.cause : error;
+        if (!(error instanceof ReplicaUnreachable) && !isConnectionFailure(error)) throw error;
+        this.markDown(replica, failure);
+      }
+    }
+    return work(this.primary.manager);
+  }
+
+  /** The replicas that are up, starting with the next one in round-robin order. */
+  private candidates(): Replica[] {
+    const count = this.replicas.length;
+    if (count === 0) return [];
+    const start = this.nextIndex;
+    this.nextIndex = (start + 1) % count;
+    const now = Date.now();
+    const ordered = [...this.replicas.slice(start), ...this.replicas.slice(0, start)];
+    return ordered.filter((replica) => replica.downUntil <= now);
+  }
+
+  private async onReplica<T>(replica: Replica, work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    // Any failure to get a connection (refused, timeout, wrong password, missing database) is the
+    // replica's, whatever its cause: the next server is tried.
+    const runner = await this.initialized(replica)
+      .then((dataSource) => dataSource.createQueryRunner())
+      .catch((error: unknown) => {
+        throw new ReplicaUnreachable(error);
+      });
+    try {
+      await runner.connect().catch((error: unknown) => {
+        throw new ReplicaUnreachable(error);
+      });
+      const result = await work(runner.manager);
+      if (replica.downUntil !== 0) {
+        replica.downUntil = 0;
+        this.logger.log(`${replica.label} is back`);
+      }
+      return result;
+    } finally {
+      await runner.release();
+    }
+  }
+
+  /** The replica's DataSource, initialised on first use; a failed start is tried again next time. */
+  private initialized(replica: Replica): Promise<DataSource> {
+    if (replica.dataSource.isInitialized) return Promise.resolve(replica.dataSource);
+    replica.initializing ??= replica.dataSource.initialize().catch((error: unknown) => {
+      replica.initializing = undefined;
+      throw error;
+    });
+    return replica.initializing;
+  }
+
+  private markDown(replica: Replica, error: unknown): void {
+    const wasUp = replica.downUntil === 0;
+    replica.downUntil = Date.now() + REPLICA_RETRY_AFTER_MS;
+    if (wasUp) {
+      const reason = error instanceof Error ? error.message : String(error);
+      this.logger.warn(
+        `${replica.label} is unavailable (${reason}); reads go to the other replicas or the primary, retrying it in ${REPLICA_RETRY_AFTER_MS} ms`,
+      );
+    }
+  }
+}
+
+/** host:port/database of a postgres URL, without user or password. */
+function describeEndpoint(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.host}${parsed.pathname}`;
+  } catch {
+    return 'unparsable URL';
+  }
+}

@@ -1,0 +1,108 @@
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { FastifyInstance } from 'fastify';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { DataSource } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+
+/** The parts of a pg Pool the gauges read. */
+interface PgPoolCounts {
+  readonly totalCount: number;
+  readonly idleCount: number;
+  readonly waitingCount: number;
+}
+
+/** TypeORM's PostgresDriver keeps its pg Pool as `master` (set once the DataSource is initialised). */
+interface PostgresDriverPool {
+  readonly master?: PgPoolCounts;
+}
+
+/** Unmatched requests share one label value, so scanners cannot blow up the series count. */
+export const UNMATCHED_ROUTE = 'unmatched';
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/**
+ * Prometheus metrics in a registry of this app's own (not prom-client's global one: tests run
+ * several apps in one process). HTTP metrics are labelled with the route pattern, never the URL.
+ */
+@Injectable()
+export class MetricsService implements OnModuleInit {
+  readonly registry = new Registry();
+  private readonly httpRequests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests answered, by route pattern and status code',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    registers: [this.registry],
+  });
+  private readonly httpDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Time from receiving a request to finishing its response',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly searchDuration = new Histogram({
+    name: 'search_duration_seconds',
+    help: 'Database part of POST /ask: the vector or hybrid search transaction',
+    labelNames: ['mode'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly adapterHost: HttpAdapterHost,
+  ) {
+    const primaryPool = (): PgPoolCounts | undefined =>
+      (this.dataSource.driver as unknown as PostgresDriverPool).master;
+    new Gauge({
+      name: 'db_pool_connections',
+      help: 'Connections of the primary database pool: total open, idle, and requests waiting for one',
+      labelNames: ['pool', 'state'] as const,
+      registers: [this.registry],
+      // Read at scrape time: the pool already keeps these counts.
+      collect() {
+        this.reset();
+        const pool = primaryPool();
+        if (!pool) return;
+        this.set({ pool: 'primary', state: 'total' }, pool.totalCount);
+        this.set({ pool: 'primary', state: 'idle' }, pool.idleCount);
+        this.set({ pool: 'primary', state: 'waiting' }, pool.waitingCount);
+      },
+    });
+  }
+
+  get enabled(): boolean {
+    return this.config.http.metricsEnabled;
+  }
+
+  onModuleInit(): void {
+    if (!this.enabled) return;
+    collectDefaultMetrics({ register: this.registry });
+    // No HTTP adapter in an application context (the CLIs): nothing to count.
+    const fastify = this.adapterHost.httpAdapter?.getInstance<FastifyInstance>();
+    if (!fastify) return;
+    fastify.addHook('onResponse', (request, reply, done) => {
+      const labels = {
+        method: request.method,
+        route: request.routeOptions.url ?? UNMATCHED_ROUTE,
+        status_code: String(reply.statusCode),
+      };
+      this.httpRequests.inc(labels);
+      this.httpDuration.observe(labels, reply.elapsedTime / 1000);
+      done();
+    });
+  }
+
+  observeSearch(mode: string, seconds: number): void {
+    this.searchDuration.observe({ mode }, seconds);
+  }
+
+  /** The text exposition format, version 0.0.4. */
+  scrape(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

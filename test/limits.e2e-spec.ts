@@ -1,0 +1,264 @@
+import request from 'supertest';
+import type { QueryRunner } from 'typeorm';
+import { MAX_JSON_DEPTH } from '../src/limits/json-body.js';
+import { dataFingerprint } from './support/legacy-schema.js';
+import { startTestApp, type TestApp } from './support/test-app.js';
+import { TEST_TARGET } from './support/test-database.js';
+
+/** No stack trace, SQL or driver detail in an error body. */
+function expectCleanError(res: request.Response, status: number): void {
+  expect(res.status).toBe(status);
+  const body = res.body as { statusCode: number; message: unknown; error: string };
+  expect(body.statusCode).toBe(status);
+  expect(typeof body.error).toBe('string');
+  expect(JSON.stringify(body)).not.toMatch(/\bat .+\.(js|ts):\d+|SELECT |INSERT |UPDATE .* SET|QueryFailedError|pg_/);
+}
+
+const doc = (documentId: string, chunks?: Array<Record<string, unknown>>): Record<string, unknown> => ({
+  documentId,
+  documentName: `Document ${documentId}`,
+  documentType: 'law',
+  category: 'limits',
+  sourceFile: `/data/${documentId}.pdf`,
+  ...(chunks ? { chunks } : {}),
+});
+
+describe('Request limits: body size, malformed bodies, batch size', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp({ BODY_LIMIT_BYTES: String(64 * 1024), EMBEDDINGS_MAX_BATCH: '5', THROTTLE_LIMIT: '0' });
+    await request(t.server)
+      .post('/documents')
+      .send(doc('kept', [{ content: 'Điều 1' }]))
+      .expect(201);
+  });
+  afterAll(() => t.close());
+
+  it('answers a JSON body over BODY_LIMIT_BYTES with 413 and writes nothing', async () => {
+    const before = await dataFingerprint(t.dataSource);
+    const res = await request(t.server)
+      .post('/documents')
+      .send(doc('too-big', [{ content: 'x'.repeat(70 * 1024) }]));
+    expectCleanError(res, 413);
+    expect(res.body).toEqual({ statusCode: 413, message: 'Request body is too large', error: 'Payload Too Large' });
+    expect(await dataFingerprint(t.dataSource)).toEqual(before);
+  });
+
+  it('accepts a body just under the limit', async () => {
+    await request(t.server)
+      .post('/documents')
+      .send(doc('just-under', [{ content: 'y'.repeat(60 * 1024) }]))
+      .expect(201);
+  });
+
+  it('answers malformed JSON with 400', async () => {
+    const res = await request(t.server)
+      .post('/documents')
+      .set('content-type', 'application/json')
+      .send('{"documentId": ');
+    expectCleanError(res, 400);
+    expect(res.body).toMatchObject({
+      error: 'Bad Request',
+      message: expect.stringMatching(/not valid JSON/) as unknown,
+    });
+  });
+
+  it('answers an empty JSON body with 400', async () => {
+    const res = await request(t.server).post('/embeddings').set('content-type', 'application/json').send('');
+    expect([400, 415]).toContain(res.status);
+    expectCleanError(res, res.status);
+  });
+
+  it('answers a body of an unsupported content type with 415', async () => {
+    const xml = await request(t.server).post('/ask').set('content-type', 'application/xml').send('<ask/>');
+    expectCleanError(xml, 415);
+    expect(xml.body).toMatchObject({ error: 'Unsupported Media Type' });
+    // Fastify parses text/plain as a string: not an object, so the DTO rejects it.
+    const text = await request(t.server).post('/documents').set('content-type', 'text/plain').send('documentId=x');
+    expectCleanError(text, 400);
+  });
+
+  it('answers a NUL character in a path or query parameter with 400, not a database error', async () => {
+    expectCleanError(await request(t.server).get('/documents/a%00b'), 400);
+    expectCleanError(await request(t.server).get('/embeddings/%00'), 404); // checked by the service: no such id
+    expectCleanError(await request(t.server).get('/documents?category=%00'), 400);
+  });
+
+  it('answers a JSON body nested deeper than MAX_JSON_DEPTH with 400, and accepts one at the limit', async () => {
+    const nested = (depth: number): string =>
+      `{"name": "deep-${depth}", "metadata": ${'{"a":'.repeat(depth - 1)}1${'}'.repeat(depth - 1)}}`;
+    const tooDeep = await request(t.server)
+      .post('/collections')
+      .set('content-type', 'application/json')
+      .send(nested(MAX_JSON_DEPTH + 1));
+    expectCleanError(tooDeep, 400);
+    expect(tooDeep.body).toMatchObject({ message: `The JSON body nests deeper than ${MAX_JSON_DEPTH} levels` });
+    const huge = await request(t.server)
+      .post('/ask')
+      .set('content-type', 'application/json')
+      .send(`{"filter": ${'['.repeat(20_000)}${']'.repeat(20_000)}}`);
+    expectCleanError(huge, 400);
+    // Brackets inside strings do not count.
+    await request(t.server)
+      .post('/collections')
+      .set('content-type', 'application/json')
+      .send(nested(MAX_JSON_DEPTH))
+      .expect(201);
+    await request(t.server)
+      .post('/collections')
+      .send({ name: 'brackets', metadata: { note: '{'.repeat(500) } })
+      .expect(201);
+  });
+
+  it('answers a malformed multipart body with 400', async () => {
+    const noBoundary = await request(t.server)
+      .post('/documents/ingest')
+      .set('content-type', 'multipart/form-data')
+      .send('x');
+    expectCleanError(noBoundary, 400);
+    const truncated = await request(t.server)
+      .post('/documents/ingest')
+      .set('content-type', 'multipart/form-data; boundary=b')
+      .send('--b\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nno end');
+    expectCleanError(truncated, 400);
+  });
+
+  it('answers a JSON body that is not an object with 400', async () => {
+    for (const body of ['[]', '"text"', '42', 'null', 'true']) {
+      const res = await request(t.server).post('/documents').set('content-type', 'application/json').send(body);
+      expectCleanError(res, 400);
+    }
+  });
+
+  it('answers a batch over EMBEDDINGS_MAX_BATCH with 400 naming the limit, and writes nothing', async () => {
+    const before = await dataFingerprint(t.dataSource);
+    const items = Array.from({ length: 6 }, (_, i) => ({ content: `chunk ${i}` }));
+    const embeddings = await request(t.server).post('/embeddings').send({ items });
+    expectCleanError(embeddings, 400);
+    expect(JSON.stringify(embeddings.body)).toMatch(/at most 5/);
+    const document = await request(t.server).post('/documents').send(doc('too-many-chunks', items));
+    expectCleanError(document, 400);
+    expect(JSON.stringify(document.body)).toMatch(/at most 5/);
+    expect(await dataFingerprint(t.dataSource)).toEqual(before);
+    await request(t.server)
+      .post('/embeddings')
+      .send({ items: items.slice(0, 5) })
+      .expect(201);
+  });
+});
+
+describe('Rate limiting', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp({ THROTTLE_LIMIT: '5', THROTTLE_TTL_MS: '60000' });
+  });
+  afterAll(() => t.close());
+
+  it('answers the request over THROTTLE_LIMIT with 429, Retry-After and a clear message; health is exempt', async () => {
+    for (let i = 0; i < 5; i += 1) {
+      const ok = await request(t.server).get('/documents').expect(200);
+      expect(ok.headers['x-ratelimit-limit']).toBe('5');
+      expect(ok.headers['x-ratelimit-remaining']).toBe(String(4 - i));
+    }
+    // One budget per client across routes: another route is limited too.
+    const limited = await request(t.server).get('/stats');
+    expectCleanError(limited, 429);
+    expect(limited.body).toMatchObject({ error: 'Too Many Requests' });
+    expect((limited.body as { message: string }).message).toMatch(/at most 5 per 60 s.*retry after \d+ s/);
+    const retryAfter = Number(limited.headers['retry-after']);
+    expect(Number.isInteger(retryAfter)).toBe(true);
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+
+    const writes = await request(t.server).post('/documents').send(doc('throttled'));
+    expect(writes.status).toBe(429);
+    expect(await t.dataSource.query(`SELECT 1 FROM documents WHERE document_id = 'throttled'`)).toHaveLength(0);
+
+    // Probes and scraping are exempt: an orchestrator must never be told to back off.
+    for (let i = 0; i < 10; i += 1) {
+      await request(t.server).get('/health/ready').expect(200);
+      await request(t.server).get('/metrics').expect(200);
+    }
+  });
+});
+
+describe('Database pool: a bounded wait for a connection', () => {
+  let t: TestApp;
+  const held: QueryRunner[] = [];
+
+  beforeAll(async () => {
+    t = await startTestApp({ DB_POOL_MAX: '2', DB_POOL_ACQUIRE_TIMEOUT_MS: '300', THROTTLE_LIMIT: '0' });
+    await request(t.server).post('/documents').send(doc('pooled')).expect(201);
+  });
+  afterAll(async () => {
+    await Promise.all(held.map((r) => r.release()));
+    await t.close();
+  });
+
+  it('answers 503 when every connection stays busy past DB_POOL_ACQUIRE_TIMEOUT_MS, and recovers', async () => {
+    // Embedded has one connection, a server DB_POOL_MAX: take them all, as long-running requests would.
+    const size = TEST_TARGET === 'embedded' ? 1 : 2;
+    for (let i = 0; i < size; i += 1) {
+      const runner = t.dataSource.createQueryRunner();
+      await runner.connect();
+      await runner.startTransaction();
+      await runner.query('SELECT 1');
+      held.push(runner);
+    }
+    const read = await request(t.server).get('/documents/pooled');
+    expectCleanError(read, 503);
+    expect(read.body).toMatchObject({ message: 'The database is unavailable; retry shortly' });
+    const write = await request(t.server).patch('/documents/pooled').send({ category: 'never' });
+    expectCleanError(write, 503);
+
+    for (const runner of held.splice(0)) {
+      await runner.rollbackTransaction();
+      await runner.release();
+    }
+    const after = await request(t.server).get('/documents/pooled').expect(200);
+    expect(after.body).toMatchObject({ category: 'limits' });
+  });
+});
+
+(TEST_TARGET === 'postgres' ? describe : describe.skip)('statement_timeout (server mode)', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp({ DB_STATEMENT_TIMEOUT_MS: '200', THROTTLE_LIMIT: '0' });
+    await request(t.server)
+      .post('/documents')
+      .send(doc('locked', [{ content: 'Điều 1' }]))
+      .expect(201);
+  });
+  afterAll(() => t.close());
+
+  it('cancels a statement stuck behind a lock with 503, rolls back, and the pool stays usable', async () => {
+    const before = await dataFingerprint(t.dataSource);
+    const locker = t.dataSource.createQueryRunner();
+    await locker.connect();
+    try {
+      await locker.startTransaction();
+      await locker.query(`SELECT id FROM documents WHERE document_id = 'locked' FOR UPDATE`);
+      const res = await request(t.server).patch('/documents/locked').send({ status: 'inactive' });
+      expectCleanError(res, 503);
+      expect(res.body).toMatchObject({ message: 'The query took too long and was cancelled' });
+      await locker.rollbackTransaction();
+    } finally {
+      await locker.release();
+    }
+    expect(await dataFingerprint(t.dataSource)).toEqual(before);
+
+    // Every connection of the pool still works: more parallel requests than the pool has connections.
+    const reads = await Promise.all(Array.from({ length: 12 }, () => request(t.server).get('/documents/locked')));
+    expect(reads.map((r) => r.status)).toEqual(Array(12).fill(200));
+    const patched = await request(t.server).patch('/documents/locked').send({ status: 'inactive' }).expect(200);
+    expect(patched.body).toMatchObject({ status: 'inactive' });
+  });
+
+  it('applies the timeout to every pooled connection', async () => {
+    const rows = await t.dataSource.query<Array<{ statement_timeout: string }>>('SHOW statement_timeout');
+    expect(rows[0].statement_timeout).toBe('200ms');
+  });
+});

@@ -1,0 +1,295 @@
+import { jest } from '@jest/globals';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { createServer, connect, type Server as NetServer, type Socket } from 'node:net';
+import request from 'supertest';
+import { LogCapture } from './support/log-capture.js';
+import { createApp } from '../src/app.factory.js';
+import { DatabaseRuntime } from '../src/database/database-runtime.js';
+import { startTestApp, type TestApp } from './support/test-app.js';
+import { createTestDatabase, TEST_TARGET, testConfig } from './support/test-database.js';
+
+const API_KEY = 'observability-key-0123456789';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/** A loopback TCP relay to a PostgreSQL server, which the test can cut to make the database unreachable. */
+async function startTcpRelay(host: string, port: number): Promise<{ port: number; cut: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: NetServer = createServer((client) => {
+    const upstream = connect(port, host);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('relay has no port');
+  return {
+    port: address.port,
+    cut: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      }),
+  };
+}
+
+/** The value of one sample in a Prometheus text exposition, or undefined. */
+function sample(metrics: string, name: string, labels: Record<string, string>): number | undefined {
+  for (const line of metrics.split('\n')) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const present = Object.fromEntries(
+      [...(match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]),
+    );
+    if (Object.entries(labels).every(([k, v]) => present[k] === v)) return Number(match[3]);
+  }
+  return undefined;
+}
+
+describe('observability', () => {
+  const logs = new LogCapture();
+  let t: TestApp;
+
+  beforeAll(async () => {
+    logs.start();
+    t = await startTestApp({ LOG_LEVEL: 'info' });
+  });
+  afterAll(async () => {
+    await t?.close();
+    logs.stop();
+  });
+
+  describe('request ids', () => {
+    it('every response carries a generated x-request-id, 404s and errors included', async () => {
+      const ids = new Set<string>();
+      for (const path of ['/health/live', '/documents/missing', '/no/such/route']) {
+        const res = await request(t.server).get(path);
+        expect(res.headers['x-request-id']).toMatch(UUID);
+        ids.add(res.headers['x-request-id']);
+      }
+      expect(ids.size).toBe(3);
+      const invalid = await request(t.server).post('/documents').send({ documentId: 42 }).expect(400);
+      expect(invalid.headers['x-request-id']).toMatch(UUID);
+    });
+
+    it('echoes a well-formed incoming x-request-id and replaces a malformed one', async () => {
+      const echoed = await request(t.server).get('/health/live').set('x-request-id', 'client-42_a.b').expect(200);
+      expect(echoed.headers['x-request-id']).toBe('client-42_a.b');
+      for (const hostile of ['has space', 'a'.repeat(129), '<script>', 'x;y=1', '']) {
+        const res = await request(t.server).get('/health/live').set('x-request-id', hostile).expect(200);
+        expect(res.headers['x-request-id']).toMatch(UUID);
+      }
+    });
+  });
+
+  describe('logs', () => {
+    it('writes one JSON line per request with its reqId, and never the Authorization or x-api-key value', async () => {
+      await request(t.server)
+        .get('/documents/not-there?x=1')
+        .set('x-request-id', 'trace-line-1')
+        .set('Authorization', 'Bearer secret-bearer-value-123')
+        .set('x-api-key', 'secret-api-key-value-456')
+        .set('Cookie', 'session=secret-cookie-789')
+        .expect(404);
+      const lines = await logs.forRequest('trace-line-1', (l) => l.msg === 'request completed');
+      const completed = lines.find((l) => l.msg === 'request completed')!;
+      expect(completed).toMatchObject({
+        level: 30,
+        reqId: 'trace-line-1',
+        req: { method: 'GET', url: '/documents/not-there?x=1' },
+        res: { statusCode: 404 },
+      });
+      expect(typeof completed.responseTime).toBe('number');
+      const all = logs.raw.join('\n');
+      expect(all).not.toContain('secret-bearer-value-123');
+      expect(all).not.toContain('secret-api-key-value-456');
+      expect(all).not.toContain('secret-cookie-789');
+    });
+
+    it('does not log probe and scrape requests', async () => {
+      await request(t.server).get('/health/ready').set('x-request-id', 'quiet-probe').expect(200);
+      await request(t.server).get('/metrics').set('x-request-id', 'quiet-scrape').expect(200);
+      await request(t.server).get('/health/live').set('x-request-id', 'loud-after').expect(200);
+      await request(t.server).get('/documents/x').set('x-request-id', 'loud-after').expect(404);
+      await logs.forRequest('loud-after', (l) => l.msg === 'request completed');
+      expect(logs.lines.filter((l) => l.reqId === 'quiet-probe' || l.reqId === 'quiet-scrape')).toEqual([]);
+    });
+
+    it('a 500 body says nothing of the cause, and the service log line of that request carries its reqId', async () => {
+      // An unexpected database error: the table the route reads is gone.
+      await t.dataSource.query('ALTER TABLE documents RENAME TO documents_hidden');
+      try {
+        for (const [reqId, call] of [
+          ['trace-500-get', () => request(t.server).get('/documents')],
+          // A request with a body: the logging context survives Fastify's body parsing.
+          [
+            'trace-500-post',
+            () =>
+              request(t.server)
+                .post('/documents')
+                .send({ documentId: 'd1', documentName: 'n', documentType: 't', category: 'c', sourceFile: 's' }),
+          ],
+        ] as const) {
+          const res = await call().set('x-request-id', reqId).expect(500);
+          expect(res.headers['x-request-id']).toBe(reqId);
+          expect(res.body).toEqual({
+            statusCode: 500,
+            message: 'Internal server error',
+            error: 'Internal Server Error',
+          });
+          expect(res.text).not.toMatch(/select|insert|relation|documents_hidden|\bat \S+:\d+|postgres(ql)?:\/\//i);
+
+          const lines = await logs.forRequest(reqId, (l) => l.msg === 'request errored');
+          const cause = lines.find((l) => l.context === 'Exceptions');
+          expect(cause).toMatchObject({ level: 50, reqId, err: { message: expect.stringMatching(/documents/) } });
+          expect((cause!.err as { stack: string }).stack).toMatch(/\n\s+at /);
+          const errored = lines.find((l) => l.msg === 'request errored');
+          expect(errored).toMatchObject({ level: 50, res: { statusCode: 500 } });
+          expect(errored).not.toHaveProperty('err');
+        }
+      } finally {
+        await t.dataSource.query('ALTER TABLE documents_hidden RENAME TO documents');
+      }
+    });
+  });
+
+  describe('health', () => {
+    it('GET /health/live is 200 without the database; /health/ready and /health ping it', async () => {
+      const live = await request(t.server).get('/health/live').expect(200);
+      expect(live.body).toMatchObject({ status: 'ok', info: {} });
+      for (const path of ['/health/ready', '/health']) {
+        const res = await request(t.server).get(path).expect(200);
+        expect(res.body).toMatchObject({ status: 'ok', info: { database: { status: 'up' } } });
+      }
+    });
+
+    it('probes are in the OpenAPI document, /metrics is not', async () => {
+      const res = await request(t.server).get('/docs-json').expect(200);
+      expect(Object.keys(res.body.paths)).toEqual(expect.arrayContaining(['/health', '/health/live', '/health/ready']));
+      expect(Object.keys(res.body.paths)).not.toContain('/metrics');
+    });
+  });
+
+  describe('metrics', () => {
+    it('counts requests per route pattern, never per raw URL, and times them', async () => {
+      for (const id of ['alpha', 'beta', 'gamma']) await request(t.server).get(`/documents/${id}`).expect(404);
+      await request(t.server).get('/no-such-thing/alpha').expect(404);
+      await request(t.server).get('/no-such-thing/beta').expect(404);
+      const res = await request(t.server).get('/metrics').expect(200);
+      expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+      const labels = { method: 'GET', route: '/documents/:documentId', status_code: '404' };
+      expect(sample(res.text, 'http_requests_total', labels)).toBeGreaterThanOrEqual(3);
+      expect(sample(res.text, 'http_request_duration_seconds_count', labels)).toBeGreaterThanOrEqual(3);
+      expect(
+        sample(res.text, 'http_request_duration_seconds_bucket', { ...labels, le: '+Inf' }),
+      ).toBeGreaterThanOrEqual(3);
+      expect(
+        sample(res.text, 'http_requests_total', { method: 'GET', route: 'unmatched', status_code: '404' }),
+      ).toBeGreaterThanOrEqual(2);
+      expect(res.text).not.toMatch(/alpha|beta|gamma|no-such-thing/);
+      // Process metrics of prom-client's default set.
+      expect(res.text).toMatch(/^process_cpu_user_seconds_total /m);
+    });
+
+    it('reports the pool at scrape time', async () => {
+      const res = await request(t.server).get('/metrics').expect(200);
+      const total = sample(res.text, 'db_pool_connections', { pool: 'primary', state: 'total' });
+      const idle = sample(res.text, 'db_pool_connections', { pool: 'primary', state: 'idle' });
+      const waiting = sample(res.text, 'db_pool_connections', { pool: 'primary', state: 'waiting' });
+      expect(total).toBeGreaterThanOrEqual(1);
+      expect(total).toBeLessThanOrEqual(t.config.database.mode === 'embedded' ? 1 : t.config.database.poolMax);
+      expect(idle).toBeGreaterThanOrEqual(0);
+      expect(idle).toBeLessThanOrEqual(total!);
+      expect(waiting).toBe(0);
+    });
+
+    it('times the search of POST /ask per mode', async () => {
+      await request(t.server)
+        .post('/embeddings')
+        .send({ collection: 'obs', items: [{ content: 'observability of a search' }] })
+        .expect(201);
+      await request(t.server).post('/ask').send({ question: 'search', collection: 'obs' }).expect(200);
+      await request(t.server).post('/ask').send({ question: 'search', collection: 'obs', mode: 'hybrid' }).expect(200);
+      await request(t.server).post('/ask').send({ question: 'search', collection: 'obs', mode: 'hybrid' }).expect(200);
+      const res = await request(t.server).get('/metrics').expect(200);
+      expect(sample(res.text, 'search_duration_seconds_count', { mode: 'vector' })).toBe(1);
+      expect(sample(res.text, 'search_duration_seconds_count', { mode: 'hybrid' })).toBe(2);
+      expect(sample(res.text, 'search_duration_seconds_bucket', { mode: 'hybrid', le: '+Inf' })).toBe(2);
+      expect(sample(res.text, 'http_requests_total', { method: 'POST', route: '/ask', status_code: '200' })).toBe(3);
+    });
+  });
+
+  describe('with the database gone', () => {
+    let app: NestFastifyApplication;
+    let cutDatabase: () => Promise<void>;
+    let dropDatabase: () => Promise<void>;
+    let restoreConsole: () => void;
+
+    beforeAll(async () => {
+      // TypeORM reports the pool's dropped connection on the console itself.
+      const poolWarning = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+      restoreConsole = () => poolWarning.mockRestore();
+      const db = await createTestDatabase();
+      dropDatabase = () => db.drop();
+      const overrides = { LOG_LEVEL: 'info', METRICS_ENABLED: 'false', API_KEYS: `${API_KEY}:read` };
+      if (TEST_TARGET === 'postgres') {
+        // The shared server must not be stopped: the app reaches it through a relay the test cuts.
+        const url = new URL(testConfig(db).database.url!);
+        const relay = await startTcpRelay(url.hostname, Number(url.port || 5432));
+        url.hostname = '127.0.0.1';
+        url.port = String(relay.port);
+        app = await createApp(testConfig(db, { ...overrides, DATABASE_URL: url.toString() }));
+        cutDatabase = relay.cut;
+      } else {
+        app = await createApp(testConfig(db, overrides));
+        cutDatabase = () => app.get(DatabaseRuntime).close();
+      }
+    });
+    afterAll(async () => {
+      await app?.close();
+      await dropDatabase?.();
+      restoreConsole?.();
+    });
+
+    it('names the API key of a request by its label, never by its value', async () => {
+      await request(app.getHttpServer())
+        .get('/documents/x')
+        .set('x-api-key', API_KEY)
+        .set('x-request-id', 'keyed')
+        .expect(404);
+      const lines = await logs.forRequest('keyed', (l) => l.msg === 'request completed');
+      expect(lines.find((l) => l.msg === 'request completed')).toMatchObject({ apiKey: 'key#1' });
+      expect(logs.raw.join('\n')).not.toContain(API_KEY);
+    });
+
+    it('METRICS_ENABLED=false: /metrics is a 404', async () => {
+      const res = await request(app.getHttpServer()).get('/metrics').expect(404);
+      expect(res.body.message).toMatch(/METRICS_ENABLED/);
+    });
+
+    it('readiness turns 503 in terminus shape, liveness stays 200, and no body leaks the cause', async () => {
+      await request(app.getHttpServer()).get('/health/ready').expect(200);
+      await cutDatabase();
+      for (const path of ['/health/ready', '/health']) {
+        const res = await request(app.getHttpServer()).get(path).expect(503);
+        expect(res.body).toMatchObject({ status: 'error', error: { database: { status: 'down' } } });
+        expect(res.headers['x-request-id']).toMatch(UUID);
+      }
+      await request(app.getHttpServer()).get('/health/live').expect(200);
+      const res = await request(app.getHttpServer()).get('/documents').set('x-request-id', 'trace-down').expect(503);
+      expect(res.body).toEqual({
+        statusCode: 503,
+        message: 'The database is unavailable; retry shortly',
+        error: 'Service Unavailable',
+      });
+      const lines = await logs.forRequest('trace-down', (l) => l.context === 'Exceptions');
+      expect(lines.find((l) => l.context === 'Exceptions')).toMatchObject({ level: 40 });
+    });
+  });
+});
