@@ -5,7 +5,7 @@ import { AppModule } from '../app.module.js';
 import { VectorIndexService } from '../ask/vector-index.service.js';
 import { ConfigValidationError, loadAppConfig, loadDotEnv } from '../config/app-config.js';
 
-const USAGE = `Usage: npm run index:create -- --collection NAME [--m 16] [--ef-construction 64]
+const USAGE = `Usage: npm run index:create -- --collection NAME [--m 16] [--ef-construction 128]
        npm run index:drop -- --collection NAME
        node dist/src/cli/vector-index.js list
 
