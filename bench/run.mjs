@@ -769,7 +769,7 @@ async function hnswScenario() {
     log(`${name}: recall@10 ${r.toFixed(3)}`);
   }
   notes.push(
-    `hnsw: index built in ${timings.hnswBuildSeconds.toFixed(1)} s (m=16, ef_construction=64; search ef_search=100, the service default; the floor sets the same); recall@10 over ${opts.quick ? 20 : 50} queries against exact search (the service's SQL without the index).`,
+    `hnsw: index built in ${timings.hnswBuildSeconds.toFixed(1)} s (with the service's defaults, m=16, ef_construction=128; search ef_search=100, the service default; the floor sets the same); recall@10 over ${opts.quick ? 20 : 50} queries against exact search (the service's SQL without the index).`,
   );
 }
 
