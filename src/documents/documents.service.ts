@@ -59,6 +59,11 @@ function likeContains(text: string): string {
   return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
+/** Every column of documents, aliased to DocumentEntity's property names. */
+const DOCUMENT_COLUMNS = `id, document_id AS "documentId", document_name AS "documentName", category,
+  document_type AS "documentType", source_file AS "sourceFile", file_name AS "fileName",
+  total_chunks AS "totalChunks", status, created_at AS "createdAt", updated_at AS "updatedAt"`;
+
 function toDto(e: DocumentEntity): DocumentDto {
   return {
     id: e.id,
@@ -259,8 +264,16 @@ export class DocumentsService {
     };
   }
 
+  /**
+   * One document by documentId. Plain SQL with the entity's property names as aliases rather than
+   * `findOne`: GET /documents/:documentId is a hot read, and TypeORM's query building and
+   * hydration were its largest CPU cost in the benchmark profile (docs/PERFORMANCE.md).
+   */
   private async findOrFail(manager: EntityManager, documentId: string): Promise<DocumentEntity> {
-    const doc = await manager.findOne(DocumentEntity, { where: { documentId } });
+    const [doc] = await manager.query<DocumentEntity[]>(
+      `SELECT ${DOCUMENT_COLUMNS} FROM documents WHERE document_id = $1`,
+      [documentId],
+    );
     if (!doc) throw new NotFoundException(`Document "${documentId}" not found`);
     return doc;
   }

@@ -13,7 +13,7 @@ import {
   Min,
   MinLength,
 } from 'class-validator';
-import { COLLECTION_NAME, COLLECTION_NAME_MESSAGE } from '../../embeddings/dto/collection.dto.js';
+import { IsCollectionName } from '../../embeddings/dto/collection.dto.js';
 import { IsVector, NoNul } from '../../embeddings/dto/embedding.dto.js';
 
 export const SEARCH_MODES = ['vector', 'hybrid'] as const;
@@ -55,8 +55,7 @@ export class AskRequestDto {
 
   @ApiPropertyOptional({ example: 'docs', description: 'Collection to search; default DEFAULT_COLLECTION' })
   @IsOptional()
-  @IsString()
-  @Matches(COLLECTION_NAME, { message: COLLECTION_NAME_MESSAGE })
+  @IsCollectionName()
   collection?: string;
 
   @ApiPropertyOptional({

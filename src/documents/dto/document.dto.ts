@@ -15,7 +15,7 @@ import {
   MinLength,
   ValidateNested,
 } from 'class-validator';
-import { COLLECTION_NAME, COLLECTION_NAME_MESSAGE } from '../../embeddings/dto/collection.dto.js';
+import { IsCollectionName } from '../../embeddings/dto/collection.dto.js';
 import { EmbeddingItemDto, NoNul } from '../../embeddings/dto/embedding.dto.js';
 import { DOCUMENT_STATUSES, type DocumentStatus } from '../document.entity.js';
 
@@ -95,8 +95,7 @@ export class CreateDocumentDto {
 
   @ApiPropertyOptional({ example: 'docs', description: 'Collection of the chunks; DEFAULT_COLLECTION when absent' })
   @IsOptional()
-  @IsString()
-  @Matches(COLLECTION_NAME, { message: COLLECTION_NAME_MESSAGE })
+  @IsCollectionName()
   collection?: string;
 
   @ApiPropertyOptional({ type: [ChunkInputDto], description: 'At most EMBEDDINGS_MAX_BATCH (default 1000) chunks' })

@@ -1,3 +1,4 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsObject, IsOptional, IsString, Matches } from 'class-validator';
 
@@ -5,10 +6,14 @@ import { IsObject, IsOptional, IsString, Matches } from 'class-validator';
 export const COLLECTION_NAME = /^\S{1,255}$/;
 export const COLLECTION_NAME_MESSAGE = '$property must be 1-255 characters without whitespace';
 
+/** A collection name: a string of 1-255 characters without whitespace. */
+export function IsCollectionName(): PropertyDecorator {
+  return applyDecorators(IsString(), Matches(COLLECTION_NAME, { message: COLLECTION_NAME_MESSAGE }));
+}
+
 export class CreateCollectionDto {
   @ApiProperty({ example: 'luat-thue', description: 'Unique collection name, 1-255 characters without whitespace' })
-  @IsString()
-  @Matches(COLLECTION_NAME, { message: COLLECTION_NAME_MESSAGE })
+  @IsCollectionName()
   name: string;
 
   @ApiPropertyOptional({

@@ -7,13 +7,12 @@ import {
   IsObject,
   IsOptional,
   IsString,
-  Matches,
   MaxLength,
   MinLength,
   ValidateBy,
   ValidateNested,
 } from 'class-validator';
-import { COLLECTION_NAME, COLLECTION_NAME_MESSAGE } from './collection.dto.js';
+import { IsCollectionName } from './collection.dto.js';
 
 export const MAX_CONTENT_LENGTH = 100_000;
 export const MAX_EMBEDDING_DIMENSIONS = 16_000;
@@ -110,8 +109,7 @@ export class CreateEmbeddingsDto {
     description: 'Target collection (created if missing); DEFAULT_COLLECTION when absent',
   })
   @IsOptional()
-  @IsString()
-  @Matches(COLLECTION_NAME, { message: COLLECTION_NAME_MESSAGE })
+  @IsCollectionName()
   collection?: string;
 
   @ApiProperty({
