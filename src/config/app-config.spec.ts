@@ -36,4 +36,53 @@ describe('loadAppConfig', () => {
     expect(message).toMatch(/PORT must not be greater than 65535/);
     expect(message).toMatch(/DB_POOL_MAX must not be less than 1/);
   });
+
+  it('parses API_KEYS with implied scopes, and refuses short keys and unknown scopes', () => {
+    const { auth } = loadAppConfig({
+      API_KEYS: 'reader-key-0123456789:read, writer-key-0123456789:write,admin-key-01234567890',
+      API_READS_PUBLIC: 'false',
+    });
+    expect(auth.readsPublic).toBe(false);
+    expect(auth.apiKeys.map((k) => [k.label, k.key, [...k.scopes].sort()])).toEqual([
+      ['key#1', 'reader-key-0123456789', ['read']],
+      ['key#2', 'writer-key-0123456789', ['read', 'write']],
+      ['key#3', 'admin-key-01234567890', ['admin', 'read', 'write']],
+    ]);
+    expect(() => loadAppConfig({ API_KEYS: 'short:read' })).toThrow(/API_KEYS entry 1 is invalid/);
+    expect(() => loadAppConfig({ API_KEYS: 'reader-key-0123456789:owner' })).toThrow(/unknown scope "owner"/);
+    expect(loadAppConfig({}).auth.apiKeys).toEqual([]);
+  });
+
+  it('requires what the openai provider needs, and replicas only beside a primary', () => {
+    expect(() => loadAppConfig({ EMBEDDINGS_PROVIDER: 'openai' })).toThrow(/EMBEDDINGS_BASE_URL/);
+    expect(() =>
+      loadAppConfig({
+        EMBEDDINGS_PROVIDER: 'openai',
+        EMBEDDINGS_BASE_URL: 'http://localhost:11434/v1',
+        EMBEDDINGS_MODEL: 'm',
+      }),
+    ).toThrow('Invalid configuration: EMBEDDINGS_DIMENSIONS is required with EMBEDDINGS_PROVIDER=openai');
+    const openai = loadAppConfig({
+      EMBEDDINGS_PROVIDER: 'openai',
+      EMBEDDINGS_BASE_URL: 'http://localhost:11434/v1',
+      EMBEDDINGS_MODEL: 'nomic-embed-text',
+      EMBEDDINGS_DIMENSIONS: '768',
+    });
+    expect(openai.embeddings).toMatchObject({
+      provider: 'openai',
+      dimensions: 768,
+      openai: { model: 'nomic-embed-text' },
+    });
+    expect(() => loadAppConfig({ DATABASE_REPLICA_URLS: 'postgres://replica/kb' })).toThrow(/needs DATABASE_URL/);
+    expect(() => loadAppConfig({ DATABASE_URL: 'postgres://db/kb', DATABASE_REPLICA_URLS: 'mysql://x' })).toThrow(
+      /DATABASE_REPLICA_URLS entry 1/,
+    );
+    expect(
+      loadAppConfig({ DATABASE_URL: 'postgres://db/kb', DATABASE_REPLICA_URLS: 'postgres://r1/kb, postgres://r2/kb' })
+        .database.replicaUrls,
+    ).toEqual(['postgres://r1/kb', 'postgres://r2/kb']);
+    expect(() => loadAppConfig({ INGEST_CHUNK_SIZE: '500', INGEST_CHUNK_OVERLAP: '500' })).toThrow(
+      /INGEST_CHUNK_OVERLAP must be smaller/,
+    );
+  });
 });
