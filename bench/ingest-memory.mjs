@@ -10,35 +10,18 @@
 // BENCH_DATABASE_URL when set (a database you can write to; already migrated, or migrated with
 // DB_MIGRATE_ON_START=true). Prints the CLI's summary and its peak RSS (getrusage maxrss at exit).
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeLegalCorpus, writeMaxRssProbe } from './lib/ingest-corpus.mjs';
 
 const CHUNKS = Number(process.env.BENCH_CHUNKS ?? 10_000);
 const FILES = Number(process.env.BENCH_FILES ?? 1);
 const dir = mkdtempSync(join(tmpdir(), 'kb-ingest-bench-'));
 const corpus = join(dir, 'corpus');
-mkdirSync(corpus);
-
-const filler =
-  'Tổ chức, cá nhân có trách nhiệm thực hiện đúng quy định về quản lý, sử dụng và bảo vệ tài nguyên trong phạm vi được giao. ';
-const perFile = Math.ceil(CHUNKS / FILES);
-let article = 0;
-for (let f = 0; f < FILES; f++) {
-  const parts = [`LUẬT MẪU SỐ ${f + 1}`];
-  for (let i = 0; i < perFile && article < CHUNKS; i++) {
-    article += 1;
-    parts.push(`Điều ${article}. Quy định số ${article}\n${filler.repeat(7).trim()} Mã điều ${article}.`);
-  }
-  writeFileSync(join(corpus, `luat-${String(f + 1).padStart(4, '0')}.txt`), parts.join('\n\n'));
-}
-
+writeLegalCorpus(corpus, CHUNKS, Math.ceil(CHUNKS / FILES));
 // Preloaded into the CLI: reports its own peak resident set size when it exits.
-const probe = join(dir, 'maxrss.cjs');
-writeFileSync(
-  probe,
-  `process.on('exit', () => process.stderr.write('maxrss_kb=' + process.resourceUsage().maxRSS + '\\n'));\n`,
-);
+const probe = writeMaxRssProbe(dir);
 
 const env = { ...process.env, LOG_LEVEL: 'warn', NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${probe}` };
 if (process.env.BENCH_DATABASE_URL) env.DATABASE_URL = process.env.BENCH_DATABASE_URL;

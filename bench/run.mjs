@@ -13,7 +13,7 @@
 // bench/lib/floor.mjs, another child process; load comes from this process, over loopback.
 // BENCH_SERVICE_NODE_ARGS: node flags for the service (for --cpu-prof; see docs/PERFORMANCE.md).
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -21,7 +21,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
+import { ensurePgliteTemplate } from '../scripts/pglite-template.mjs';
 import { BenchData } from './lib/data.mjs';
+import { writeLegalCorpus, writeMaxRssProbe } from './lib/ingest-corpus.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SCENARIOS = ['ingest', 'search', 'search-filter', 'reads', 'stats', 'startup', 'hnsw', 'stats-1m', 'memory'];
@@ -196,27 +198,6 @@ class Child {
     await this.exited;
     clearTimeout(timer);
   }
-}
-
-/**
- * An initdb'ed PGlite data directory dump (the one test/global-setup.mjs makes, same file): seeds a
- * new embedded database in well under a second instead of running initdb (about 4 s).
- */
-async function embeddedTemplate() {
-  const version = JSON.parse(
-    readFileSync(join(root, 'node_modules/@electric-sql/pglite/package.json'), 'utf8'),
-  ).version;
-  const file = join(os.tmpdir(), `rag-kb-pglite-${version}-template.tar`);
-  if (!existsSync(file)) {
-    const { PGlite } = await import('@electric-sql/pglite');
-    const db = await PGlite.create({ dataDir: 'memory://' });
-    const dump = await db.dumpDataDir('none');
-    await db.close();
-    const partial = `${file}.${process.pid}`;
-    writeFileSync(partial, Buffer.from(await dump.arrayBuffer()));
-    renameSync(partial, file);
-  }
-  return file;
 }
 
 function serviceEnv(target, port) {
@@ -396,7 +377,7 @@ async function setupTarget() {
     tmp = mkdtempSync(join(os.tmpdir(), 'kb-bench-'));
     target.dataDir = join(tmp, 'service');
     target.floorDataDir = join(tmp, 'floor');
-    target.template = await embeddedTemplate();
+    target.template = await ensurePgliteTemplate(root);
     log(`embedded DATA_DIR ${target.dataDir} (floor: a copy in ${target.floorDataDir})`);
   }
 }
@@ -813,24 +794,9 @@ async function statsMillionScenario() {
 async function memoryScenario() {
   const dir = mkdtempSync(join(os.tmpdir(), 'kb-bench-cli-'));
   const corpus = join(dir, 'corpus');
-  mkdirSync(corpus);
   const perFile = 2000;
-  const filler =
-    'Tổ chức, cá nhân có trách nhiệm thực hiện đúng quy định về quản lý, sử dụng và bảo vệ tài nguyên trong phạm vi được giao. ';
-  let article = 0;
-  for (let f = 0; article < opts.memoryChunks; f++) {
-    const parts = [`LUẬT MẪU SỐ ${f + 1}`];
-    for (let i = 0; i < perFile && article < opts.memoryChunks; i++) {
-      article++;
-      parts.push(`Điều ${article}. Quy định số ${article}\n${filler.repeat(7).trim()} Mã điều ${article}.`);
-    }
-    writeFileSync(join(corpus, `luat-${String(f + 1).padStart(4, '0')}.txt`), parts.join('\n\n'));
-  }
-  const probe = join(dir, 'maxrss.cjs');
-  writeFileSync(
-    probe,
-    `process.on('exit', () => process.stderr.write('maxrss_kb=' + process.resourceUsage().maxRSS + '\\n'));\n`,
-  );
+  writeLegalCorpus(corpus, opts.memoryChunks, perFile);
+  const probe = writeMaxRssProbe(dir);
   let cliTarget;
   if (opts.mode === 'server') {
     const name = `${target.name}_cli`;
