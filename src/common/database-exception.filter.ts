@@ -3,6 +3,7 @@ import type { FastifyReply } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import pg from 'pg';
 import { QueryFailedError } from 'typeorm';
+import { isConnectionFailure } from '../database/connection-errors.js';
 import { redactConnectionStrings } from '../observability/redact.js';
 
 /** PostgreSQL error codes a client can cause, with the status and a message that carries no SQL. */
@@ -27,14 +28,6 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
   '57P02': [HttpStatus.SERVICE_UNAVAILABLE, 'The database is restarting'], // another backend crashed
   '57P03': [HttpStatus.SERVICE_UNAVAILABLE, 'The database is starting up'],
 };
-
-/**
- * Errors of the driver or the pool that mean "the database is unreachable right now". The last
- * one is TypeORM's QueryRunnerAlreadyReleasedError: its runner lets go of a connection the server
- * closed between two statements of a transaction (a fast shutdown sends 57P01 to idle sessions).
- */
-const UNAVAILABLE =
-  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|timeout exceeded when trying to connect|Connection terminated|Driver not Connected|Client has encountered a connection error|not queryable|query runner (was )?already released/i;
 
 /**
  * The one global exception filter: HttpExceptions pass through in Nest's standard shape; database
@@ -85,7 +78,7 @@ export class DatabaseExceptionFilter implements ExceptionFilter {
     }
     // Logged, never sent: a driver message may quote a connection string, so its password goes.
     const message = redactConnectionStrings(exception instanceof Error ? exception.message : String(exception));
-    if (UNAVAILABLE.test(message)) {
+    if (isConnectionFailure(exception)) {
       this.logger.warn(`Database unavailable: ${message}`);
       return [
         HttpStatus.SERVICE_UNAVAILABLE,

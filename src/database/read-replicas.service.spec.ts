@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { QueryFailedError } from 'typeorm';
-import { isConnectionFailure } from './read-replicas.service.js';
+import { isConnectionFailure } from './connection-errors.js';
 
 /** Errors shaped as the pg driver raises them (messages observed against a stopped PostgreSQL 17). */
 function databaseError(message: string, code: string): pg.DatabaseError {

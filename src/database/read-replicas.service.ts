@@ -1,7 +1,8 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, type EntityManager, QueryFailedError } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { isConnectionFailure } from './connection-errors.js';
 import { buildReplicaDataSourceOptions } from './data-source-options.js';
 
 /** How long a replica that failed at the connection level is left out before it is tried again. */
@@ -9,40 +10,6 @@ export const REPLICA_RETRY_AFTER_MS = 5000;
 
 /** Isolation levels a hot standby accepts (SERIALIZABLE is refused there). */
 export type ReadIsolation = 'READ COMMITTED' | 'REPEATABLE READ';
-
-/** Error codes of the socket or SQLSTATEs that mean "this server cannot serve now", not "this query is wrong". */
-const CONNECTION_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EPIPE',
-  '57P01', // admin_shutdown: the server is stopping
-  '57P02', // crash_shutdown
-  '57P03', // cannot_connect_now: starting up or shutting down
-  '53300', // too_many_connections
-]);
-
-const CONNECTION_MESSAGES =
-  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Driver not Connected|query runner (was )?already released/i;
-
-/**
- * True for failures of the connection (refused, timed out, dropped, server shutting down), which
- * another server may not have; false for errors of the query itself (22P02, 23505…), which would
- * fail the same way anywhere and must not be retried.
- */
-export function isConnectionFailure(error: unknown): boolean {
-  const cause = error instanceof QueryFailedError ? (error.driverError as unknown) : error;
-  if (!(cause instanceof Error)) return false;
-  const code = (cause as { code?: unknown }).code;
-  if (typeof code === 'string' && (CONNECTION_CODES.has(code) || code.startsWith('08'))) return true;
-  // Node reports a refused connect to a name with several addresses as an AggregateError.
-  if (cause instanceof AggregateError && cause.errors.some(isConnectionFailure)) return true;
-  return CONNECTION_MESSAGES.test(cause.message);
-}
 
 /** A replica could not give a connection at all (as opposed to a query failing on it). */
 class ReplicaUnreachable extends Error {

@@ -1,0 +1,38 @@
+import { QueryFailedError } from 'typeorm';
+
+/** Error codes of the socket or SQLSTATEs that mean "this server cannot serve now", not "this query is wrong". */
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  '57P01', // admin_shutdown: the server is stopping
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now: starting up or shutting down
+  '53300', // too_many_connections
+]);
+
+const CONNECTION_MESSAGES =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Driver not Connected|query runner (was )?already released/i;
+
+/**
+ * True for failures of the connection (refused, timed out, dropped, server shutting down), which
+ * another server may not have; false for errors of the query itself (22P02, 23505…), which would
+ * fail the same way anywhere and must not be retried. The one test of "the database is
+ * unreachable right now": read replicas use it to fail over, the exception filter to answer 503.
+ */
+export function isConnectionFailure(error: unknown): boolean {
+  const cause = error instanceof QueryFailedError ? (error.driverError as unknown) : error;
+  // Duck-typed, not `instanceof Error`: errors from Node's net layer may come from another realm
+  // (jest's module sandbox), and then `instanceof` is false for a perfectly ordinary Error.
+  if (typeof cause !== 'object' || cause === null) return false;
+  const { code, message, errors } = cause as { code?: unknown; message?: unknown; errors?: unknown };
+  if (typeof code === 'string' && (CONNECTION_CODES.has(code) || code.startsWith('08'))) return true;
+  // Node reports a refused connect to a name with several addresses as an AggregateError.
+  if (Array.isArray(errors) && errors.some(isConnectionFailure)) return true;
+  return typeof message === 'string' && CONNECTION_MESSAGES.test(message);
+}
