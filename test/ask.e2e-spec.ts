@@ -204,9 +204,19 @@ describe('POST /ask', () => {
       expect(JSON.stringify(res.body.message)).toMatch(message);
       expect(JSON.stringify(res.body)).not.toMatch(/SELECT|jsonb_path_match|langchain_pg_embedding/);
     }
-    // A hostile value is only a value: bound as a parameter, it matches nothing and runs nothing.
-    const value = await ask({ question: 'thuế', filter: { document_type: "law' OR '1'='1" } }).expect(200);
-    expect(value.body.results).toEqual([]);
+    // Values that probe for SQL injection are refused too, naming the value's place (they would be
+    // bound as data anyway: see filter.e2e-spec.ts).
+    const probes: Array<[unknown, string]> = [
+      [{ document_type: "law' OR '1'='1" }, 'filter.document_type'],
+      [{ document_type: { $in: ['law', "x'; DROP TABLE documents; --"] } }, 'filter.document_type.$in[1]'],
+      [{ $or: [{ year: 1 }, { title: { $like: "%' UNION SELECT version() --" } }] }, 'filter.$or[1].title.$like'],
+    ];
+    for (const [filter, path] of probes) {
+      const res = await ask({ question: 'thuế', filter }).expect(400);
+      const message = String(res.body.message);
+      expect(message.startsWith('Value refused: it looks like an SQL injection attempt (')).toBe(true);
+      expect(message.endsWith(` at ${path}`)).toBe(true);
+    }
     expect(await dataFingerprint(t.dataSource)).toEqual(before);
   });
 

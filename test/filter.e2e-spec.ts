@@ -295,9 +295,17 @@ describe(`LangChain filters on the database (${TEST_TARGET})`, () => {
     return count;
   }
 
-  /** Ids in the test collection matching the compiled filter, embedded the way the ask service does. */
+  /**
+   * Ids in the test collection matching the compiled filter, embedded the way the ask service does.
+   * The SQL-probe check is off here: these tests are about what the SQL does with every value (the
+   * check is a separate, earlier refusal, tested in sql-probe.spec.ts and ask.e2e-spec.ts).
+   */
   async function compiledIds(filter: unknown): Promise<string[]> {
-    const compiled: CompiledFilter = compileLangChainFilter(filter, { column: 'e.cmetadata', firstParameterIndex: 2 });
+    const compiled: CompiledFilter = compileLangChainFilter(filter, {
+      column: 'e.cmetadata',
+      firstParameterIndex: 2,
+      rejectSqlProbes: false,
+    });
     const rows = await t.dataSource.query<Array<{ id: string }>>(
       `SELECT e.id FROM langchain_pg_embedding e WHERE e.collection_id = $1 AND (${compiled.sql}) ORDER BY e.id`,
       [COLLECTION, ...compiled.params],
@@ -372,7 +380,7 @@ describe(`LangChain filters on the database (${TEST_TARGET})`, () => {
     expect(await rowCount()).toBe(before);
   });
 
-  it('treats injections in values and patterns as data', async () => {
+  it('treats injections in values and patterns as data when the probe check is off', async () => {
     const before = await rowCount();
     const attack = "law'); DELETE FROM langchain_pg_embedding; --";
     expect(await compiledIds({ document_type: attack })).toEqual([]);

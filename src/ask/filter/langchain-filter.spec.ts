@@ -9,8 +9,13 @@ import {
 
 const COLUMN = 'e.cmetadata';
 
-function compile(filter: unknown, firstParameterIndex = 1): CompiledFilter {
-  return compileLangChainFilter(filter, { column: COLUMN, firstParameterIndex });
+function compile(filter: unknown, firstParameterIndex = 1, rejectSqlProbes = true): CompiledFilter {
+  return compileLangChainFilter(filter, { column: COLUMN, firstParameterIndex, rejectSqlProbes });
+}
+
+/** With the SQL-probe check off: what the binding layer alone does with hostile values. */
+function compileBindingOnly(filter: unknown): CompiledFilter {
+  return compile(filter, 1, false);
 }
 
 function compileError(filter: unknown): InvalidFilterError {
@@ -194,7 +199,7 @@ describe('compileLangChainFilter', () => {
 
     it('passes hostile strings through as array elements, not SQL', () => {
       const hostile = ["x') OR 1=1 --", '{"a","b"}', 'NULL', '\\', '"'];
-      expect(compile({ t: { $in: hostile } }).params).toEqual(['t', hostile]);
+      expect(compileBindingOnly({ t: { $in: hostile } }).params).toEqual(['t', hostile]);
     });
 
     it(`accepts ${FILTER_LIMITS.maxListValues} values and rejects one more`, () => {
@@ -496,7 +501,7 @@ describe('compileLangChainFilter', () => {
       expect(compileError({ a: { $eq: new String('x') } }).message).toContain('non-JSON object');
     });
 
-    it('keeps SQL injection attempts in values and patterns as parameters', () => {
+    it('keeps SQL injection attempts in values and patterns as parameters when the probe check is off', () => {
       const attack = "'); DROP TABLE langchain_pg_embedding; --";
       for (const filter of [
         { a: attack },
@@ -505,7 +510,8 @@ describe('compileLangChainFilter', () => {
         { a: { $in: [attack] } },
         { a: { $between: [attack, attack] } },
       ]) {
-        const compiled = compile(filter);
+        expect(compileError(filter).message).toMatch(/^Value refused: it looks like an SQL injection attempt/);
+        const compiled = compileBindingOnly(filter);
         expect(compiled.sql).not.toContain('DROP');
         expectWellFormed(compiled, 1);
       }
@@ -645,9 +651,13 @@ describe('compileLangChainFilter properties', () => {
     ),
   }));
 
-  function compileOrInvalid(filter: unknown, first: number): CompiledFilter | InvalidFilterError {
+  function compileOrInvalid(
+    filter: unknown,
+    first: number,
+    rejectSqlProbes = true,
+  ): CompiledFilter | InvalidFilterError {
     try {
-      return compileLangChainFilter(filter, { column: COLUMN, firstParameterIndex: first });
+      return compileLangChainFilter(filter, { column: COLUMN, firstParameterIndex: first, rejectSqlProbes });
     } catch (err) {
       if (err instanceof InvalidFilterError) return err;
       throw err;
@@ -669,22 +679,33 @@ describe('compileLangChainFilter properties', () => {
     );
   });
 
-  it('compiles grammatical filters with hostile values to trusted SQL, every value bound as a parameter', () => {
-    fc.assert(
-      fc.property(validFilter, firstIndex, (filter, first) => {
-        const result = compileOrInvalid(filter, first);
-        if (result instanceof InvalidFilterError) {
-          // Only unstorable strings, bad LIKE patterns and the size limits can reject a grammatical filter.
-          expect(result.message).toMatch(/^(Strings must not contain|\$i?like pattern must not end|Filter has more)/);
-          return;
-        }
-        expectWellFormed(result, first);
-        const bound = boundStrings(result.params);
-        for (const value of collectStrings(filter)) expect(bound.has(value)).toBe(true);
-      }),
-      { numRuns: 1000 },
-    );
-  });
+  it.each([
+    ['with the SQL-probe check', true],
+    ['with the binding layer alone', false],
+  ])(
+    'compiles grammatical filters with hostile values to trusted SQL, every value bound as a parameter (%s)',
+    (_, probes) => {
+      fc.assert(
+        fc.property(validFilter, firstIndex, (filter, first) => {
+          const result = compileOrInvalid(filter, first, probes);
+          if (result instanceof InvalidFilterError) {
+            // Only unstorable strings, bad LIKE patterns, the size limits and (when on) the probe check
+            // can reject a grammatical filter.
+            expect(result.message).toMatch(
+              probes
+                ? /^(Strings must not contain|\$i?like pattern must not end|Filter has more|Value refused: it looks like an SQL injection attempt)/
+                : /^(Strings must not contain|\$i?like pattern must not end|Filter has more)/,
+            );
+            return;
+          }
+          expectWellFormed(result, first);
+          const bound = boundStrings(result.params);
+          for (const value of collectStrings(filter)) expect(bound.has(value)).toBe(true);
+        }),
+        { numRuns: 1000 },
+      );
+    },
+  );
 
   it('rejects every field name outside the identifier pattern, and binds every accepted one', () => {
     fc.assert(

@@ -8,6 +8,8 @@
  * `column` expression and fixed keywords are spliced. See docs/FILTERS.md.
  */
 
+import { findSqlProbe } from './sql-probe.js';
+
 export class InvalidFilterError extends Error {
   constructor(
     message: string,
@@ -29,6 +31,11 @@ export interface CompileFilterOptions {
   column: string;
   /** The number of the first placeholder (`$n`) this filter may use. */
   firstParameterIndex: number;
+  /**
+   * Refuse string values that look like SQL-injection probes (see sql-probe.ts). Default true.
+   * Values are bound parameters either way; this only decides whether a probe is a 400.
+   */
+  rejectSqlProbes?: boolean;
 }
 
 /** Guards against filters built to exhaust the planner or the stack; documented in docs/FILTERS.md. */
@@ -75,7 +82,7 @@ export function compileLangChainFilter(filter: unknown, options: CompileFilterOp
     throw new TypeError('compileLangChainFilter: firstParameterIndex must be an integer >= 1');
   }
   if (filter === undefined || filter === null) return { sql: 'TRUE', params: [] };
-  const compiler = new FilterCompiler(options.column, options.firstParameterIndex);
+  const compiler = new FilterCompiler(options.column, options.firstParameterIndex, options.rejectSqlProbes ?? true);
   const sql = compiler.filter(filter, 'filter', 1);
   return { sql, params: compiler.params };
 }
@@ -87,6 +94,7 @@ class FilterCompiler {
   constructor(
     private readonly column: string,
     private readonly firstParameterIndex: number,
+    private readonly rejectSqlProbes: boolean,
   ) {}
 
   /** A filter object: one logical operator, or one or more field conditions ANDed. */
@@ -146,7 +154,7 @@ class FilterCompiler {
     this.conditions += 1;
     if (this.conditions > FILTER_LIMITS.maxConditions) this.tooManyConditions(path);
 
-    if (!isPlainObject(spec)) return this.comparison(name, '$eq', scalar(spec, path, '$eq', true));
+    if (!isPlainObject(spec)) return this.comparison(name, '$eq', this.scalar(spec, path, '$eq', true));
     const entries = objectEntries(spec, path, 'an operator object');
     if (entries.length !== 1) {
       fail(path, `Expected an object with exactly one operator, got ${entries.length} keys`);
@@ -156,30 +164,30 @@ class FilterCompiler {
     switch (operator) {
       case '$eq':
       case '$ne':
-        return this.comparison(name, operator, scalar(operand, operandPath, operator, true));
+        return this.comparison(name, operator, this.scalar(operand, operandPath, operator, true));
       case '$lt':
       case '$lte':
       case '$gt':
       case '$gte':
-        return this.comparison(name, operator, scalar(operand, operandPath, operator, false));
+        return this.comparison(name, operator, this.scalar(operand, operandPath, operator, false));
       case '$between': {
         if (!Array.isArray(operand) || operand.length !== 2) {
           fail(operandPath, `$between expects a list of exactly two values [low, high], got ${describe(operand)}`);
         }
-        const low = scalar(operand[0], `${operandPath}[0]`, '$between', false);
-        const high = scalar(operand[1], `${operandPath}[1]`, '$between', false);
+        const low = this.scalar(operand[0], `${operandPath}[0]`, '$between', false);
+        const high = this.scalar(operand[1], `${operandPath}[1]`, '$between', false);
         return `(${this.matchPath(name, '>=', low)} AND ${this.matchPath(name, '<=', high)})`;
       }
       case '$in':
       case '$nin': {
-        const texts = textList(operand, operandPath, operator);
+        const texts = this.textList(operand, operandPath, operator);
         const membership = `(${this.fieldText(name)} = ANY(${this.param(texts)}::text[]))`;
         // Like SQLAlchemy's `~col.in_(...)`: NULL (row excluded) when the field is missing.
         return operator === '$in' ? membership : `(NOT ${membership})`;
       }
       case '$like':
       case '$ilike': {
-        const pattern = likePattern(operand, operandPath, operator);
+        const pattern = this.likePattern(operand, operandPath, operator);
         return `(${this.fieldText(name)} ${operator === '$like' ? 'LIKE' : 'ILIKE'} ${this.param(pattern)}::text)`;
       }
       case '$exists': {
@@ -218,59 +226,66 @@ class FilterCompiler {
   private tooManyConditions(path: string): never {
     fail(path, `Filter has more than ${FILTER_LIMITS.maxConditions} conditions`);
   }
-}
 
-function scalar(value: unknown, path: string, operator: string, nullAllowed: boolean): Scalar {
-  if (value === null) {
-    if (nullAllowed) return null;
-    fail(path, `${operator} does not accept null; use $eq/$ne null or $exists`);
+  private scalar(value: unknown, path: string, operator: string, nullAllowed: boolean): Scalar {
+    if (value === null) {
+      if (nullAllowed) return null;
+      fail(path, `${operator} does not accept null; use $eq/$ne null or $exists`);
+    }
+    if (typeof value === 'boolean') return value;
+    if (typeof value === 'number') {
+      if (!Number.isFinite(value)) fail(path, `${operator} expects a finite number, got ${String(value)}`);
+      return value;
+    }
+    if (typeof value === 'string') return this.storableText(value, path);
+    fail(
+      path,
+      `${operator} expects a string, number${nullAllowed ? ', boolean or null' : ' or boolean'}, got ${describe(value)}`,
+    );
   }
-  if (typeof value === 'boolean') return value;
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) fail(path, `${operator} expects a finite number, got ${String(value)}`);
+
+  /** `$in`/`$nin`: strings and numbers, compared as text like LangChain's `str(v)` (booleans refused there too). */
+  private textList(value: unknown, path: string, operator: string): string[] {
+    if (!Array.isArray(value)) fail(path, `${operator} expects a list of strings or numbers, got ${describe(value)}`);
+    if (value.length > FILTER_LIMITS.maxListValues) {
+      fail(path, `${operator} accepts at most ${FILTER_LIMITS.maxListValues} values, got ${value.length}`);
+    }
+    const texts: string[] = [];
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      const itemPath = `${path}[${i}]`;
+      if (typeof item === 'string') texts.push(this.storableText(item, itemPath));
+      else if (typeof item === 'number' && Number.isFinite(item)) texts.push(String(item));
+      else fail(itemPath, `${operator} accepts only strings and finite numbers, got ${describe(item)}`);
+    }
+    return texts;
+  }
+
+  private likePattern(value: unknown, path: string, operator: string): string {
+    if (typeof value !== 'string') fail(path, `${operator} expects a string pattern, got ${describe(value)}`);
+    this.storableText(value, path);
+    // PostgreSQL raises an error for a pattern ending in its escape character (backslash).
+    for (let i = 0; i < value.length; i++) {
+      if (value[i] === '\\' && ++i === value.length) {
+        fail(path, `${operator} pattern must not end with the escape character \\`);
+      }
+    }
     return value;
   }
-  if (typeof value === 'string') return storableText(value, path);
-  fail(
-    path,
-    `${operator} expects a string, number${nullAllowed ? ', boolean or null' : ' or boolean'}, got ${describe(value)}`,
-  );
-}
 
-/** `$in`/`$nin`: strings and numbers, compared as text like LangChain's `str(v)` (booleans refused there too). */
-function textList(value: unknown, path: string, operator: string): string[] {
-  if (!Array.isArray(value)) fail(path, `${operator} expects a list of strings or numbers, got ${describe(value)}`);
-  if (value.length > FILTER_LIMITS.maxListValues) {
-    fail(path, `${operator} accepts at most ${FILTER_LIMITS.maxListValues} values, got ${value.length}`);
-  }
-  const texts: string[] = [];
-  for (let i = 0; i < value.length; i++) {
-    const item: unknown = value[i];
-    const itemPath = `${path}[${i}]`;
-    if (typeof item === 'string') texts.push(storableText(item, itemPath));
-    else if (typeof item === 'number' && Number.isFinite(item)) texts.push(String(item));
-    else fail(itemPath, `${operator} accepts only strings and finite numbers, got ${describe(item)}`);
-  }
-  return texts;
-}
-
-function likePattern(value: unknown, path: string, operator: string): string {
-  if (typeof value !== 'string') fail(path, `${operator} expects a string pattern, got ${describe(value)}`);
-  storableText(value, path);
-  // PostgreSQL raises an error for a pattern ending in its escape character (backslash).
-  for (let i = 0; i < value.length; i++) {
-    if (value[i] === '\\' && ++i === value.length) {
-      fail(path, `${operator} pattern must not end with the escape character \\`);
+  private storableText(value: string, path: string): string {
+    if (value.includes('\u0000') || UNPAIRED_SURROGATE.test(value)) {
+      fail(path, 'Strings must not contain NUL characters or unpaired surrogates');
     }
+    const probe = this.rejectSqlProbes ? findSqlProbe(value) : undefined;
+    if (probe !== undefined) {
+      fail(
+        path,
+        `Value refused: it looks like an SQL injection attempt (${probe}); filter values are only ever compared as data`,
+      );
+    }
+    return value;
   }
-  return value;
-}
-
-function storableText(value: string, path: string): string {
-  if (value.includes('\u0000') || UNPAIRED_SURROGATE.test(value)) {
-    fail(path, 'Strings must not contain NUL characters or unpaired surrogates');
-  }
-  return value;
 }
 
 /** Own enumerable string keys of a plain (JSON-like) object; anything else is an error. */
