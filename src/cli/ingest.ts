@@ -9,6 +9,7 @@ import { AppModule } from '../app.module.js';
 import { ConfigValidationError, loadAppConfig, loadDotEnv } from '../config/app-config.js';
 import { IngestService } from '../ingest/ingest.service.js';
 import { SUPPORTED_EXTENSIONS } from '../ingest/text-extraction.js';
+import { limitHeapGrowth } from './heap-budget.js';
 
 const USAGE = `Usage: npm run ingest -- <files or folders...> [options]   (or node dist/src/cli/ingest.js ...)
 
@@ -160,6 +161,7 @@ async function run(argv: string[]): Promise<number> {
   const failures: string[] = [];
   const jobs = await collectJobs(options.paths, failures);
 
+  const stopHeapLimit = limitHeapGrowth();
   const verbose: NestLogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
   const app = await NestFactory.createApplicationContext(AppModule.forRoot(config), {
     logger: config.logLevel === 'debug' || config.logLevel === 'trace' ? verbose : ['fatal', 'error', 'warn'],
@@ -208,6 +210,7 @@ async function run(argv: string[]): Promise<number> {
   } finally {
     bar?.stop();
     await app.close();
+    stopHeapLimit();
   }
   for (const failure of failures) console.error(`failed: ${failure}`);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
