@@ -67,10 +67,10 @@ function parseOptions(argv) {
   o.chunks ??= o.quick ? 10_000 : 100_000;
   o.dims ??= 384;
   o.rounds ??= o.quick ? 2 : 3;
-  o.seconds ??= o.quick ? 0.75 : 5; // one variant's slot in one round
-  o.warmupSeconds = o.quick ? 0.3 : 2;
+  o.seconds ??= o.quick ? 0.5 : 5; // one variant's slot in one round
+  o.warmupSeconds = o.quick ? 0.2 : 2;
   // Share of the data set the ingest comparisons (LangChain, COPY) insert; the service inserts all of it.
-  o.compareShare ??= o.quick ? 0.3 : 1;
+  o.compareShare ??= o.quick ? 0.2 : 1;
   o.memoryChunks ??= o.quick ? 1_000 : 100_000;
   o.mode = process.env.BENCH_DATABASE_URL ? 'server' : 'embedded';
   const defaults = SCENARIOS.filter(
