@@ -1,4 +1,8 @@
 import request from 'supertest';
+import {
+  DOCUMENT_LIST_RESPONSE_SCHEMA,
+  DOCUMENT_RESPONSE_SCHEMA,
+} from '../src/documents/dto/document.response-schema.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 
 interface Snapshot {
@@ -345,6 +349,54 @@ describe('Documents API', () => {
     it('answers 404 for a missing document', async () => {
       const res = await request(t.server).get('/documents/nope').expect(404);
       expect(res.body).toEqual({ statusCode: 404, message: 'Document "nope" not found', error: 'Not Found' });
+    });
+
+    it('writes NULL total_chunks and status as null', async () => {
+      await t.dataSource.query(
+        `INSERT INTO documents (document_id, document_name, category, document_type, source_file, file_name,
+                                total_chunks, status)
+         VALUES ('null-fields', 'Null fields', 'null-fields', 'law', '/x.pdf', 'x.pdf', NULL, NULL)`,
+      );
+      try {
+        const one = await request(t.server).get('/documents/null-fields').expect(200);
+        expect(one.body).toMatchObject({ documentId: 'null-fields', totalChunks: null, status: null });
+        const list = await request(t.server).get('/documents?category=null-fields').expect(200);
+        expect(list.body.items).toEqual([one.body]);
+      } finally {
+        await t.dataSource.query(`DELETE FROM documents WHERE document_id = 'null-fields'`);
+      }
+    });
+  });
+
+  // GET /documents and GET /documents/:documentId are serialized through Fastify response schemas,
+  // which write only the properties they list: none of the documented ones may go missing.
+  describe('response schemas of the document reads', () => {
+    let schemas: Record<string, { properties: Record<string, unknown>; required?: string[] }>;
+    const documented = (name: string): string[] => Object.keys(schemas[name].properties).sort();
+
+    beforeAll(async () => {
+      schemas = (await request(t.server).get('/docs-json').expect(200)).body.components.schemas;
+    });
+
+    it('list exactly the properties of DocumentDto and DocumentListDto in the OpenAPI document', () => {
+      expect(Object.keys(DOCUMENT_RESPONSE_SCHEMA.properties).sort()).toEqual(documented('DocumentDto'));
+      expect([...DOCUMENT_RESPONSE_SCHEMA.required].sort()).toEqual(documented('DocumentDto'));
+      expect(Object.keys(DOCUMENT_LIST_RESPONSE_SCHEMA.properties).sort()).toEqual(documented('DocumentListDto'));
+    });
+
+    it('leave every documented property in the bodies, with the values the unschematized routes send', async () => {
+      const one = await request(t.server).get('/documents/nd-101').expect(200);
+      expect(Object.keys(one.body).sort()).toEqual(documented('DocumentDto'));
+      // PATCH answers the same DocumentDto through JSON.stringify (no response schema): same JSON.
+      const patched = await request(t.server).patch('/documents/nd-101').send({}).expect(200);
+      expect(one.body).toEqual(patched.body);
+      expect(one.body.createdAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+
+      const list = await request(t.server).get('/documents?sort=documentId&order=asc&limit=500').expect(200);
+      expect(Object.keys(list.body).sort()).toEqual(documented('DocumentListDto'));
+      const listed = items<{ documentId: string }>(list);
+      for (const item of listed) expect(Object.keys(item).sort()).toEqual(documented('DocumentDto'));
+      expect(listed.find((d) => d.documentId === 'nd-101')).toEqual(one.body);
     });
   });
 

@@ -4,8 +4,7 @@
 // service is (from the bench process, over loopback).
 //
 //   /ask, /documents, /documents/:id, /stats   the driver floor: the service's own SQL (imported from
-//                                              dist/ where it is exported, copied where TypeORM builds
-//                                              it) through `pg`, with no framework in between
+//                                              dist/) through `pg`, with no framework in between
 //   /langchain/ask                             LangChain JS PGVectorStore.similaritySearchVectorWithScore
 //   /_bench/*                                  control: timed ingest batches (LangChain addVectors,
 //                                              COPY FROM STDIN), exact search, EXPLAIN, SQL
@@ -208,61 +207,37 @@ async function langchainAsk(body) {
   };
 }
 
-// What DocumentsService.list / findOrFail make TypeORM send (captured from TypeORM 1.1 with a
-// query logger): the page, then `COUNT(1)` on the same connection unless the page is short.
-const DOCUMENT_COLUMNS = (alias) =>
-  [
-    'id',
-    'document_id',
-    'document_name',
-    'category',
-    'document_type',
-    'source_file',
-    'file_name',
-    'total_chunks',
-    'status',
-    'created_at',
-    'updated_at',
-  ]
-    .map((c) => `"${alias}"."${c}" AS "${alias}_${c}"`)
-    .join(', ');
-const LIST_SQL = `SELECT ${DOCUMENT_COLUMNS('d')} FROM "documents" "d" ORDER BY "d"."created_at" DESC, "d"."id" DESC LIMIT $1 OFFSET $2`;
-const COUNT_SQL = `SELECT COUNT(1) AS "cnt" FROM "documents" "d"`;
-const FIND_SQL = `SELECT ${DOCUMENT_COLUMNS('DocumentEntity')} FROM "documents" "DocumentEntity" WHERE (("DocumentEntity"."document_id" = $1)) LIMIT 1`;
+// DocumentsService.list / get send these statements (imported from dist/, so the SQL is identical);
+// the rows carry the DTO's property names already, so the floor's JSON shape is the service's.
+const { GET_DOCUMENT_SQL, listDocumentsStatement } = await load('src/documents/documents.sql.js');
 
-function toDocument(row, alias) {
-  const f = (c) => row[`${alias}_${c}`];
+function toDocument(row) {
   return {
-    id: f('id'),
-    documentId: f('document_id'),
-    documentName: f('document_name'),
-    documentType: f('document_type'),
-    category: f('category'),
-    sourceFile: f('source_file'),
-    fileName: f('file_name'),
-    totalChunks: f('total_chunks'),
-    status: f('status'),
-    createdAt: f('created_at'),
-    updatedAt: f('updated_at'),
+    id: row.id,
+    documentId: row.documentId,
+    documentName: row.documentName,
+    documentType: row.documentType,
+    category: row.category,
+    sourceFile: row.sourceFile,
+    fileName: row.fileName,
+    totalChunks: row.totalChunks,
+    status: row.status,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
   };
 }
 
 async function floorListDocuments(limit, offset) {
-  const client = await connect();
-  try {
-    // TypeORM inlines LIMIT/OFFSET; bound here, which plans the same.
-    const page = (await client.query(LIST_SQL, [limit, offset])).rows;
-    const total =
-      offset === 0 && page.length < limit ? page.length : Number((await client.query(COUNT_SQL)).rows[0].cnt);
-    return { items: page.map((r) => toDocument(r, 'd')), total, limit, offset };
-  } finally {
-    client.release();
-  }
+  const { sql, parameters } = listDocumentsStatement({ limit, offset, sort: 'createdAt', order: 'desc' });
+  const page = await rows(sql, parameters);
+  // One row of NULL columns when the page is empty: only the total is real.
+  const items = page[0]?.id === null ? [] : page.map(toDocument);
+  return { items, total: page.length > 0 ? page[0].total : 0, limit, offset };
 }
 
 async function floorGetDocument(documentId) {
-  const [row] = await rows(FIND_SQL, [documentId]);
-  return row ? toDocument(row, 'DocumentEntity') : null;
+  const [row] = await rows(GET_DOCUMENT_SQL, [documentId]);
+  return row ? toDocument(row) : null;
 }
 
 async function floorStats() {

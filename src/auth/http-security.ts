@@ -1,5 +1,8 @@
-import helmet from '@fastify/helmet';
+import helmet, { type FastifyHelmetOptions } from '@fastify/helmet';
 import { Logger } from '@nestjs/common';
+import Fastify from 'fastify';
+import { IncomingMessage, type OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { AppConfig } from '../config/app-config.js';
 
@@ -23,19 +26,60 @@ export function logAccessControl(config: AppConfig, logger = new Logger('Auth'))
   else logger.log(message);
 }
 
+const HELMET_OPTIONS: FastifyHelmetOptions = {
+  contentSecurityPolicy: {
+    // Helmet's default CSP suits Swagger UI (its scripts are same-origin files, its inline styles are
+    // allowed), except upgrade-insecure-requests: over plain HTTP on a non-localhost address it makes
+    // the browser fetch /docs assets over HTTPS, and the page breaks.
+    directives: { upgradeInsecureRequests: null },
+  },
+};
+
 /**
- * Helmet's default headers on every response, and CORS for CORS_ORIGINS (off when empty, any
- * origin for `*`). Must run before routes are registered (before SwaggerModule.setup and init).
+ * The headers @fastify/helmet sets with `options`, taken from one request routed through a throwaway
+ * Fastify instance: helmet sets them on the raw response in its onRequest hooks, before Fastify
+ * writes any of its own, so the handler sees exactly helmet's. Without CSP nonces they depend on
+ * nothing in the request, so they are computed once here rather than by the plugin, which rebuilds
+ * helmet's middleware from its options on every request (a measurable cost on the hot reads).
+ */
+export async function helmetHeaders(options: FastifyHelmetOptions = HELMET_OPTIONS): Promise<OutgoingHttpHeaders> {
+  const probe = Fastify();
+  try {
+    await probe.register(helmet, options);
+    const headers = new Promise<OutgoingHttpHeaders>((resolve, reject) => {
+      probe.get('/', (_request, reply) => {
+        resolve({ ...reply.raw.getHeaders() });
+        reply.hijack();
+      });
+      probe.setErrorHandler((error) => reject(error instanceof Error ? error : new Error(String(error))));
+    });
+    await probe.ready();
+    // Fastify's own request handler on an unconnected request: no socket, no port.
+    const request = new IncomingMessage(new Socket());
+    request.method = 'GET';
+    request.url = '/';
+    probe.routing(request, new ServerResponse(request));
+    return await headers;
+  } finally {
+    await probe.close();
+  }
+}
+
+/**
+ * Helmet's default headers on every response (routes, Swagger UI, 404s, errors), and CORS for
+ * CORS_ORIGINS (off when empty, any origin for `*`). Must run before routes are registered (before
+ * SwaggerModule.setup and init).
  */
 export async function registerHttpSecurity(app: NestFastifyApplication, config: AppConfig): Promise<void> {
-  await app.register(helmet, {
-    contentSecurityPolicy: {
-      // Helmet's default CSP suits Swagger UI (its scripts are same-origin files, its inline styles are
-      // allowed), except upgrade-insecure-requests: over plain HTTP on a non-localhost address it makes
-      // the browser fetch /docs assets over HTTPS, and the page breaks.
-      directives: { upgradeInsecureRequests: null },
-    },
-  });
+  const headers = Object.entries(await helmetHeaders());
+  // Set on the raw response in onRequest, where and when @fastify/helmet sets them.
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('onRequest', (_request, reply, done) => {
+      for (const [name, value] of headers) if (value !== undefined) reply.raw.setHeader(name, value);
+      done();
+    });
   const origins = config.http.corsOrigins;
   if (origins.length > 0) {
     app.enableCors({

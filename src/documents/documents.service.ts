@@ -12,19 +12,14 @@ import {
   type DocumentChunkListDto,
   type DocumentDto,
   type DocumentListDto,
-  type DocumentSort,
   type ListChunksQueryDto,
   type ListDocumentsQueryDto,
   type UpdateDocumentDto,
 } from './dto/document.dto.js';
+import { GET_DOCUMENT_SQL, listDocumentsStatement } from './documents.sql.js';
 
-/** Sort keys of the API → entity properties (a fixed list: never an identifier from the request). */
-const SORT_COLUMNS: Record<DocumentSort, string> = {
-  createdAt: 'd.createdAt',
-  updatedAt: 'd.updatedAt',
-  documentName: 'd.documentName',
-  documentId: 'd.documentId',
-};
+/** A row of the list statement: a document and the count of all documents matching the filters. */
+type DocumentPageRow = DocumentEntity & { total: number };
 
 /** Orders chunks by their integer chunk_index (a non-integer or missing index sorts last), then id. */
 const CHUNK_ORDER = `CASE WHEN e.cmetadata->>'chunk_index' ~ '^-?[0-9]{1,9}$'
@@ -53,16 +48,6 @@ const PROPAGATE_STATUS = `UPDATE langchain_pg_embedding
                         THEN cmetadata->'processing_metadata'->'status_change_history' ELSE '[]'::jsonb END)
                     || jsonb_build_array($4::jsonb)))
   WHERE cmetadata->>'document_id' = $1`;
-
-/** Escapes LIKE wildcards so the user's text matches literally (escape character: backslash). */
-function likeContains(text: string): string {
-  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-}
-
-/** Every column of documents, aliased to DocumentEntity's property names. */
-const DOCUMENT_COLUMNS = `id, document_id AS "documentId", document_name AS "documentName", category,
-  document_type AS "documentType", source_file AS "sourceFile", file_name AS "fileName",
-  total_chunks AS "totalChunks", status, created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 function toDto(e: DocumentEntity): DocumentDto {
   return {
@@ -95,19 +80,12 @@ export class DocumentsService {
   }
 
   private async listOn(manager: EntityManager, q: ListDocumentsQueryDto): Promise<DocumentListDto> {
-    const qb = manager.createQueryBuilder(DocumentEntity, 'd');
-    if (q.documentType !== undefined) qb.andWhere('d.documentType = :documentType', { documentType: q.documentType });
-    if (q.category !== undefined) qb.andWhere('d.category = :category', { category: q.category });
-    if (q.status !== undefined) qb.andWhere('d.status = :status', { status: q.status });
-    if (q.search !== undefined && q.search !== '') {
-      qb.andWhere(`(d.documentName ILIKE :search ESCAPE '\\' OR d.documentId ILIKE :search ESCAPE '\\')`, {
-        search: likeContains(q.search),
-      });
-    }
-    const direction = q.order === 'asc' ? 'ASC' : 'DESC';
-    qb.orderBy(SORT_COLUMNS[q.sort], direction).addOrderBy('d.id', direction).skip(q.offset).take(q.limit);
-    const [rows, total] = await qb.getManyAndCount();
-    return { items: rows.map(toDto), total, limit: q.limit, offset: q.offset };
+    const { sql, parameters } = listDocumentsStatement(q);
+    const rows = await manager.query<DocumentPageRow[]>(sql, parameters);
+    // One row with null columns when the page is empty (offset past the end): only the total is real.
+    const total = rows.length > 0 ? rows[0].total : 0;
+    const items = rows[0]?.id === null ? [] : rows.map(toDto);
+    return { items, total, limit: q.limit, offset: q.offset };
   }
 
   async get(documentId: string): Promise<DocumentDto> {
@@ -270,10 +248,7 @@ export class DocumentsService {
    * hydration were its largest CPU cost in the benchmark profile (docs/PERFORMANCE.md).
    */
   private async findOrFail(manager: EntityManager, documentId: string): Promise<DocumentEntity> {
-    const [doc] = await manager.query<DocumentEntity[]>(
-      `SELECT ${DOCUMENT_COLUMNS} FROM documents WHERE document_id = $1`,
-      [documentId],
-    );
+    const [doc] = await manager.query<DocumentEntity[]>(GET_DOCUMENT_SQL, [documentId]);
     if (!doc) throw new NotFoundException(`Document "${documentId}" not found`);
     return doc;
   }

@@ -1,4 +1,4 @@
-import { type ExecutionContext, HttpException, HttpStatus, Injectable, Module } from '@nestjs/common';
+import { type CanActivate, type ExecutionContext, HttpException, HttpStatus, Injectable, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerGuard, type ThrottlerLimitDetail, ThrottlerModule } from '@nestjs/throttler';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
@@ -22,6 +22,8 @@ export class ClientThrottlerGuard extends ThrottlerGuard {
   }
 }
 
+const NO_THROTTLING: CanActivate = { canActivate: () => true };
+
 /**
  * Rate limiting per client IP (Fastify's `req.ip`: behind a proxy, configure its trustProxy), one
  * budget across all routes: THROTTLE_LIMIT requests per THROTTLE_TTL_MS, 0 = off. Over the budget a
@@ -39,6 +41,16 @@ export class ClientThrottlerGuard extends ThrottlerGuard {
       }),
     }),
   ],
-  providers: [{ provide: APP_GUARD, useClass: ClientThrottlerGuard }],
+  providers: [
+    ClientThrottlerGuard,
+    {
+      provide: APP_GUARD,
+      inject: [APP_CONFIG, ClientThrottlerGuard],
+      // THROTTLE_LIMIT=0: a guard with nothing to do, rather than ThrottlerGuard's per-request
+      // metadata lookups and promises only to reach its skipIf.
+      useFactory: (config: AppConfig, guard: ClientThrottlerGuard): CanActivate =>
+        config.http.throttleLimit === 0 ? NO_THROTTLING : guard,
+    },
+  ],
 })
 export class ThrottlingModule {}

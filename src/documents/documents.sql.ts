@@ -1,0 +1,62 @@
+import type { DocumentSort, ListDocumentsQueryDto } from './dto/document.dto.js';
+
+/**
+ * The read statements of DocumentsService, exported so the benchmark's driver floor
+ * (bench/lib/floor.mjs) sends exactly the same SQL.
+ */
+
+/** Every column of documents, aliased to DocumentEntity's (and DocumentDto's) property names. */
+export const DOCUMENT_COLUMNS = `id, document_id AS "documentId", document_name AS "documentName", category,
+  document_type AS "documentType", source_file AS "sourceFile", file_name AS "fileName",
+  total_chunks AS "totalChunks", status, created_at AS "createdAt", updated_at AS "updatedAt"`;
+
+/** One document by its documentId ($1). */
+export const GET_DOCUMENT_SQL = `SELECT ${DOCUMENT_COLUMNS} FROM documents WHERE document_id = $1`;
+
+/** Sort keys of the API → column and its alias in DOCUMENT_COLUMNS (a fixed list: never an identifier from the request). */
+const SORT_COLUMNS: Record<DocumentSort, { column: string; alias: string }> = {
+  createdAt: { column: 'created_at', alias: '"createdAt"' },
+  updatedAt: { column: 'updated_at', alias: '"updatedAt"' },
+  documentName: { column: 'document_name', alias: '"documentName"' },
+  documentId: { column: 'document_id', alias: '"documentId"' },
+};
+
+/** Escapes LIKE wildcards so the user's text matches literally (escape character: backslash). */
+function likeContains(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+type ListQuery = Pick<
+  ListDocumentsQueryDto,
+  'documentType' | 'category' | 'status' | 'search' | 'limit' | 'offset' | 'sort' | 'order'
+>;
+
+/**
+ * A page of documents and the number of documents matching the filters, in one statement (one
+ * round trip, one snapshot): the count is the outer row, the page is joined to it, so an empty page
+ * still returns one row, with `total` and every document column NULL.
+ */
+export function listDocumentsStatement(q: ListQuery): { sql: string; parameters: unknown[] } {
+  const parameters: unknown[] = [];
+  const conditions: string[] = [];
+  const bind = (value: unknown): string => `$${parameters.push(value)}`;
+  if (q.documentType !== undefined) conditions.push(`document_type = ${bind(q.documentType)}`);
+  if (q.category !== undefined) conditions.push(`category = ${bind(q.category)}`);
+  if (q.status !== undefined) conditions.push(`status = ${bind(q.status)}`);
+  if (q.search !== undefined && q.search !== '') {
+    const search = bind(likeContains(q.search));
+    conditions.push(`(document_name ILIKE ${search} ESCAPE '\\' OR document_id ILIKE ${search} ESCAPE '\\')`);
+  }
+  const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
+  const direction = q.order === 'asc' ? 'ASC' : 'DESC';
+  const sort = SORT_COLUMNS[q.sort];
+  const sql = `SELECT t.total, p.*
+  FROM (SELECT count(*)::int AS total FROM documents ${where}) t
+  LEFT JOIN LATERAL (
+    SELECT ${DOCUMENT_COLUMNS} FROM documents ${where}
+     ORDER BY ${sort.column} ${direction}, id ${direction}
+     LIMIT ${bind(q.limit)} OFFSET ${bind(q.offset)}
+  ) p ON true
+  ORDER BY p.${sort.alias} ${direction}, p.id ${direction}`;
+  return { sql, parameters };
+}
