@@ -2,6 +2,7 @@ import { InitialSchema1764000000000 } from './1764000000000-InitialSchema.js';
 import { AlignLegacySchema1764000000001 } from './1764000000001-AlignLegacySchema.js';
 import { BuildChunkIndexesConcurrently1764000000002 } from './1764000000002-BuildChunkIndexesConcurrently.js';
 import { AddChunkFullTextIndex1764000000003 } from './1764000000003-AddChunkFullTextIndex.js';
+import { AddChunkCounts1764000000004 } from './1764000000004-AddChunkCounts.js';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the app, the CLI and the tests load
@@ -13,6 +14,7 @@ export const MIGRATIONS = [
   AlignLegacySchema1764000000001,
   BuildChunkIndexesConcurrently1764000000002,
   AddChunkFullTextIndex1764000000003,
+  AddChunkCounts1764000000004,
 ];
 
 /** The migration that `db:stamp` records by default: the schema the Python service created. */

@@ -57,6 +57,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
         '  [ ] AlignLegacySchema1764000000001',
         '  [ ] BuildChunkIndexesConcurrently1764000000002',
         '  [ ] AddChunkFullTextIndex1764000000003',
+        '  [ ] AddChunkCounts1764000000004',
         'Head: (none recorded)',
         expect.stringContaining('alembic_version: a1b2c3d4e5f6'),
         expect.stringContaining('run `npm run db:stamp` before `npm run db:migrate`'),
@@ -85,7 +86,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
     expect(result.exitCode).toBe(1);
     const text = result.lines.join('\n');
     expect(text).toContain(
-      'Pending migrations (run `npm run db:migrate`): AlignLegacySchema1764000000001, BuildChunkIndexesConcurrently1764000000002, AddChunkFullTextIndex1764000000003',
+      'Pending migrations (run `npm run db:migrate`): AlignLegacySchema1764000000001, BuildChunkIndexesConcurrently1764000000002, AddChunkFullTextIndex1764000000003, AddChunkCounts1764000000004',
     );
     expect(text).toContain('index idx_embedding_document_type is missing');
     expect(text).toContain(
@@ -110,6 +111,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
         'DROP INDEX CONCURRENTLY IF EXISTS ix_langchain_pg_embedding_id;',
         "CREATE INDEX CONCURRENTLY idx_embedding_document_type ON langchain_pg_embedding ((cmetadata->>'document_type'));",
         '-- AddChunkFullTextIndex1764000000003',
+        '-- AddChunkCounts1764000000004',
+        'LOCK TABLE langchain_pg_embedding IN SHARE ROW EXCLUSIVE MODE;',
       ]),
     );
     expect(result.lines.filter((l) => /^CREATE INDEX (?!CONCURRENTLY)\S+ ON langchain_pg_embedding/.test(l))).toEqual(
@@ -117,7 +120,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
     );
     expect(await schemaSnapshot(ds)).toEqual(before);
     expect(await dataFingerprint(ds)).toEqual(original);
-    expect((await migrationStates(ds)).map((m) => m.applied)).toEqual([true, false, false, false]);
+    expect((await migrationStates(ds)).map((m) => m.applied)).toEqual([true, false, false, false, false]);
   });
 
   let aligned: string[];
@@ -130,7 +133,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
         'Applied AlignLegacySchema1764000000001',
         'Applied BuildChunkIndexesConcurrently1764000000002',
         'Applied AddChunkFullTextIndex1764000000003',
-        'Head: AddChunkFullTextIndex1764000000003',
+        'Applied AddChunkCounts1764000000004',
+        'Head: AddChunkCounts1764000000004',
       ],
     });
     const checked = await check(ds);
@@ -174,6 +178,10 @@ describe('adopting a database the Python service created (stamp → migrate → 
   });
 
   it('reverts to the pre-existing shape and migrates again to the same schema, data unchanged', async () => {
+    expect(await revert(ds)).toEqual({
+      exitCode: 0,
+      lines: ['Reverted AddChunkCounts1764000000004', 'Head: AddChunkFullTextIndex1764000000003'],
+    });
     expect(await revert(ds)).toEqual({
       exitCode: 0,
       lines: ['Reverted AddChunkFullTextIndex1764000000003', 'Head: BuildChunkIndexesConcurrently1764000000002'],
@@ -242,8 +250,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
     expect(st.code).toBe(0);
     expect(st.stdout).toContain('[X] InitialSchema1764000000000');
     expect(st.stdout).toContain('[X] AlignLegacySchema1764000000001');
-    expect(st.stdout).toContain('[X] AddChunkFullTextIndex1764000000003');
-    expect(st.stdout).toContain('Head: AddChunkFullTextIndex1764000000003');
+    expect(st.stdout).toContain('[X] AddChunkCounts1764000000004');
+    expect(st.stdout).toContain('Head: AddChunkCounts1764000000004');
     const ck = runCli(db.env, 'check');
     expect(ck.code).toBe(0);
     expect(ck.stdout).toContain('no differences');

@@ -53,7 +53,8 @@ describe('db CLI on a database this service creates', () => {
       'Applied AlignLegacySchema1764000000001',
       'Applied BuildChunkIndexesConcurrently1764000000002',
       'Applied AddChunkFullTextIndex1764000000003',
-      'Head: AddChunkFullTextIndex1764000000003',
+      'Applied AddChunkCounts1764000000004',
+      'Head: AddChunkCounts1764000000004',
     ]);
     expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
     const before = await schemaSnapshot(ds);
@@ -102,7 +103,7 @@ describe('db CLI on a database this service creates', () => {
     expect(source).toMatch(/down[\s\S]*ADD "language" character varying\(10\)/);
     const index = readFileSync(join(dir, 'index.ts'), 'utf8');
     expect(index).toContain(`import { DropLanguage1764000000123 } from './1764000000123-DropLanguage.js';`);
-    expect(index).toMatch(/AddChunkFullTextIndex1764000000003,\n {2}DropLanguage1764000000123,\n\];/);
+    expect(index).toMatch(/AddChunkCounts1764000000004,\n {2}DropLanguage1764000000123,\n\];/);
 
     await ds.query(`ALTER TABLE documents DROP COLUMN language`);
     await ds.query(
@@ -131,6 +132,10 @@ describe('db CLI on a database this service creates', () => {
 
   it('revert goes back one migration at a time', async () => {
     expect((await revert(ds)).lines).toEqual([
+      'Reverted AddChunkCounts1764000000004',
+      'Head: AddChunkFullTextIndex1764000000003',
+    ]);
+    expect((await revert(ds)).lines).toEqual([
       'Reverted AddChunkFullTextIndex1764000000003',
       'Head: BuildChunkIndexesConcurrently1764000000002',
     ]);
@@ -148,7 +153,8 @@ describe('db CLI on a database this service creates', () => {
         '  [ ] AlignLegacySchema1764000000001',
         '  [ ] BuildChunkIndexesConcurrently1764000000002',
         '  [ ] AddChunkFullTextIndex1764000000003',
-        'Pending: 3',
+        '  [ ] AddChunkCounts1764000000004',
+        'Pending: 4',
       ]),
     );
     const refused = await revert(ds);

@@ -27,6 +27,7 @@ const ALL_MIGRATIONS = [
   'AlignLegacySchema1764000000001',
   'BuildChunkIndexesConcurrently1764000000002',
   'AddChunkFullTextIndex1764000000003',
+  'AddChunkCounts1764000000004',
 ];
 
 describe('InitialSchema migration', () => {
@@ -97,6 +98,7 @@ describe('InitialSchema migration', () => {
       );
     // What a cancelled CREATE INDEX CONCURRENTLY leaves: the index exists, marked not valid, and the
     // migration that built it is not recorded.
+    await revert(ds, { dropTables: true });
     await revert(ds, { dropTables: true });
     await revert(ds, { dropTables: true });
     await ds.query(`UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'ix_cmetadata_gin'::regclass`);

@@ -130,6 +130,17 @@ describe(`GET /stats (${TEST_TARGET})`, () => {
     });
   });
 
+  it('gives the same figures by scanning the chunks when chunk_counts is absent (AddChunkCounts not applied)', async () => {
+    const fromSummary = await request(t.server).get('/stats').expect(200);
+    await t.dataSource.query(`ALTER TABLE chunk_counts RENAME TO chunk_counts_hidden_by_stats_test`);
+    try {
+      const scanned = await request(t.server).get('/stats').expect(200);
+      expect(scanned.body).toEqual(fromSummary.body);
+    } finally {
+      await t.dataSource.query(`ALTER TABLE chunk_counts_hidden_by_stats_test RENAME TO chunk_counts`);
+    }
+  });
+
   it('follows later writes: a recount and a deleted collection change the figures', async () => {
     await t.dataSource.query(`UPDATE documents SET total_chunks = 2 WHERE document_id = 'law-2'`);
     await t.dataSource.query(`DELETE FROM langchain_pg_collection WHERE name = 'archive'`);

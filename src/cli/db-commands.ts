@@ -85,7 +85,13 @@ export async function status(ds: DataSource): Promise<CommandResult> {
       `alembic_version: ${rows.map((r) => r.version_num).join(', ') || '(empty)'} (Alembic's record; ignored by this service, left untouched)`,
     );
   }
-  const ours = new Set<string>([...BASELINE_TABLES, MIGRATIONS_TABLE, 'typeorm_metadata', 'alembic_version']);
+  const ours = new Set<string>([
+    ...BASELINE_TABLES,
+    'chunk_counts',
+    MIGRATIONS_TABLE,
+    'typeorm_metadata',
+    'alembic_version',
+  ]);
   for (const name of names.filter((n) => !ours.has(n))) foreign.push(`table ${name} (unknown to this service)`);
   const baselinePresent = BASELINE_TABLES.filter((t) => names.includes(t));
   if (baselinePresent.length > 0 && recorded.length === 0) {
@@ -301,6 +307,75 @@ const UNSYNCHRONIZED_INDEXES: Record<string, string> = {
     "CREATE INDEX ix_embedding_document_fts ON public.langchain_pg_embedding USING gin (to_tsvector('simple'::regconfig, COALESCE(document, ''::text)))",
 };
 
+/** The unique key of chunk_counts (NULL is a group of its own), as pg_indexes prints it. */
+const CHUNK_COUNTS_KEY_INDEX =
+  "CREATE UNIQUE INDEX chunk_counts_key ON public.chunk_counts USING btree (((collection_id IS NULL)), COALESCE(collection_id, '00000000-0000-0000-0000-000000000000'::uuid), ((document_id IS NULL)), COALESCE(document_id, ''::text))";
+
+/** chunk_counts (AddChunkCounts, no entity): its columns as "udt_name null=YES|NO". */
+const CHUNK_COUNTS_COLUMNS: Record<string, string> = {
+  collection_id: 'uuid null=YES',
+  document_id: 'text null=YES',
+  n: 'int8 null=NO',
+  vectors: 'int8 null=NO',
+  dims: 'int4 null=YES',
+};
+
+/** The triggers that keep chunk_counts exact, as pg_get_triggerdef prints them. */
+const CHUNK_COUNTS_TRIGGERS: Record<string, string> = {
+  chunk_counts_after_insert:
+    'CREATE TRIGGER chunk_counts_after_insert AFTER INSERT ON public.langchain_pg_embedding REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION chunk_counts_track()',
+  chunk_counts_after_update:
+    'CREATE TRIGGER chunk_counts_after_update AFTER UPDATE ON public.langchain_pg_embedding REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION chunk_counts_track()',
+  chunk_counts_after_delete:
+    'CREATE TRIGGER chunk_counts_after_delete AFTER DELETE ON public.langchain_pg_embedding REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION chunk_counts_track()',
+  chunk_counts_after_truncate:
+    'CREATE TRIGGER chunk_counts_after_truncate AFTER TRUNCATE ON public.langchain_pg_embedding FOR EACH STATEMENT EXECUTE FUNCTION chunk_counts_track()',
+};
+
+/** chunk_counts and the triggers that keep it: what the entities cannot express. */
+async function chunkCountsDifferences(ds: DataSource): Promise<string[]> {
+  const differences: string[] = [];
+  const columns = await ds.query<Array<{ column_name: string; line: string }>>(
+    `SELECT column_name, udt_name || ' null=' || is_nullable AS line FROM information_schema.columns
+      WHERE table_schema = current_schema() AND table_name = 'chunk_counts'`,
+  );
+  if (columns.length === 0) return ['table chunk_counts is missing (migration AddChunkCounts)'];
+  for (const [name, expected] of Object.entries(CHUNK_COUNTS_COLUMNS)) {
+    const found = columns.find((c) => c.column_name === name);
+    if (!found) differences.push(`column chunk_counts.${name} is missing (expected: ${expected})`);
+    else if (found.line !== expected)
+      differences.push(`column chunk_counts.${name} is ${found.line}, expected ${expected}`);
+  }
+  const [index] = await ds.query<Array<{ indexdef: string }>>(
+    `SELECT replace(indexdef, schemaname || '.', 'public.') AS indexdef FROM pg_indexes
+      WHERE schemaname = current_schema() AND indexname = 'chunk_counts_key'`,
+  );
+  if (!index) differences.push(`index chunk_counts_key is missing (expected: ${CHUNK_COUNTS_KEY_INDEX})`);
+  else if (index.indexdef !== CHUNK_COUNTS_KEY_INDEX) {
+    differences.push(`index chunk_counts_key is "${index.indexdef}", expected "${CHUNK_COUNTS_KEY_INDEX}"`);
+  }
+  const triggers = await ds.query<Array<{ name: string; definition: string; enabled: string }>>(
+    `SELECT g.tgname AS name, replace(pg_get_triggerdef(g.oid), n.nspname || '.', 'public.') AS definition,
+            g.tgenabled AS enabled
+       FROM pg_trigger g JOIN pg_class t ON t.oid = g.tgrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+      WHERE n.nspname = current_schema() AND t.relname = 'langchain_pg_embedding' AND NOT g.tgisinternal
+        AND g.tgname = ANY($1::text[])`,
+    [Object.keys(CHUNK_COUNTS_TRIGGERS)],
+  );
+  for (const [name, expected] of Object.entries(CHUNK_COUNTS_TRIGGERS)) {
+    const found = triggers.find((t) => t.name === name);
+    if (!found) differences.push(`trigger ${name} is missing (expected: ${expected})`);
+    else if (found.definition !== expected) {
+      differences.push(`trigger ${name} is "${found.definition}", expected "${expected}"`);
+    } else if (found.enabled === 'D') {
+      differences.push(
+        `trigger ${name} is disabled: chunk_counts may be stale; enable it and recount (docs/MIGRATIONS.md)`,
+      );
+    }
+  }
+  return differences;
+}
+
 /** Lists every difference between the live schema and the entities (empty when they agree). */
 export async function schemaDifferences(ds: DataSource): Promise<string[]> {
   const differences: string[] = [];
@@ -318,6 +393,8 @@ export async function schemaDifferences(ds: DataSource): Promise<string[]> {
     else if (found.indexdef !== expected)
       differences.push(`index ${name} is "${found.indexdef}", expected "${expected}"`);
   }
+
+  differences.push(...(await chunkCountsDifferences(ds)));
 
   const triggers = await ds.query<Array<{ proname: string }>>(
     `SELECT p.proname FROM pg_trigger g JOIN pg_class t ON t.oid = g.tgrelid

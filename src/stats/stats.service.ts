@@ -7,10 +7,11 @@ import { ReadReplicas } from '../database/read-replicas.service.js';
 import type { DocumentsStatsDto, SchemaStatsDto, StatsResponseDto } from './dto/stats-response.dto.js';
 import {
   appliedMigrationsSql,
+  CHUNKS_SCAN_SQL,
   CHUNKS_SQL,
   DATABASE_SQL,
   DOCUMENTS_SQL,
-  MIGRATIONS_TABLE_EXISTS_SQL,
+  TABLES_PRESENT_SQL,
 } from './stats.sql.js';
 
 /** Key under which a NULL documents.status is counted. */
@@ -50,9 +51,13 @@ export class StatsService {
   getStats(): Promise<StatsResponseDto> {
     return this.replicas.transaction(async (manager) => {
       await manager.query(`SET TRANSACTION READ ONLY`);
+      const [present] = await manager.query<Array<{ migrations: boolean; chunk_counts: boolean }>>(TABLES_PRESENT_SQL, [
+        MIGRATIONS_TABLE,
+      ]);
       const documents = await this.documents(manager);
-      const [chunks] = await manager.query<ChunksRow[]>(CHUNKS_SQL);
-      const schema = await this.schema(manager);
+      // The summary table when it exists; before its migration is applied, the same figures by a scan.
+      const [chunks] = await manager.query<ChunksRow[]>(present.chunk_counts ? CHUNKS_SQL : CHUNKS_SCAN_SQL);
+      const schema = await this.schema(manager, present.migrations);
       const [db] =
         await manager.query<Array<{ server_version: string; pgvector_version: string | null }>>(DATABASE_SQL);
       return {
@@ -87,10 +92,7 @@ export class StatsService {
     return result;
   }
 
-  private async schema(manager: EntityManager): Promise<SchemaStatsDto> {
-    const [{ present }] = await manager.query<Array<{ present: boolean }>>(MIGRATIONS_TABLE_EXISTS_SQL, [
-      MIGRATIONS_TABLE,
-    ]);
+  private async schema(manager: EntityManager, present: boolean): Promise<SchemaStatsDto> {
     const applied = present
       ? (await manager.query<Array<{ name: string }>>(appliedMigrationsSql(MIGRATIONS_TABLE))).map((r) => r.name)
       : [];
