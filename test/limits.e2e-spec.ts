@@ -210,8 +210,10 @@ describe('Database pool: a bounded wait for a connection', () => {
     const read = await request(t.server).get('/documents/pooled');
     expectCleanError(read, 503);
     expect(read.body).toMatchObject({ message: 'The database is unavailable; retry shortly' });
+    expect(read.headers['retry-after']).toBe('1');
     const write = await request(t.server).patch('/documents/pooled').send({ category: 'never' });
     expectCleanError(write, 503);
+    expect(write.headers['retry-after']).toBe('1');
 
     for (const runner of held.splice(0)) {
       await runner.rollbackTransaction();
@@ -244,6 +246,7 @@ describe('Database pool: a bounded wait for a connection', () => {
       const res = await request(t.server).patch('/documents/locked').send({ status: 'inactive' });
       expectCleanError(res, 503);
       expect(res.body).toMatchObject({ message: 'The query took too long and was cancelled' });
+      expect(res.headers['retry-after']).toBe('1');
       await locker.rollbackTransaction();
     } finally {
       await locker.release();

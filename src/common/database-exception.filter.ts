@@ -29,6 +29,9 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
   '57P03': [HttpStatus.SERVICE_UNAVAILABLE, 'The database is starting up'],
 };
 
+/** Retry-After of a 503 caused by the database: pool waits and restarts last about a second. */
+export const DATABASE_RETRY_AFTER_SECONDS = 1;
+
 /**
  * The one global exception filter: HttpExceptions pass through in Nest's standard shape; database
  * errors become a 4xx or 503 naming the problem, never SQL; anything else is a 500 whose details
@@ -41,6 +44,11 @@ export class DatabaseExceptionFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const reply = host.switchToHttp().getResponse<FastifyReply>();
     const [status, body] = this.toResponse(exception);
+    // Every 503 here is a database that is busy, restarting or unreachable: say when to retry, so
+    // clients and proxies back off instead of retrying at once (an upstream 503 keeps its own value).
+    if (status === HttpStatus.SERVICE_UNAVAILABLE && !reply.hasHeader('retry-after')) {
+      void reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
+    }
     void reply.status(status).send(body);
   }
 
