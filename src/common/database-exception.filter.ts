@@ -46,7 +46,7 @@ export class DatabaseExceptionFilter implements ExceptionFilter {
     const [status, body] = this.toResponse(exception);
     // Every 503 here is a database that is busy, restarting or unreachable: say when to retry, so
     // clients and proxies back off instead of retrying at once (an upstream 503 keeps its own value).
-    if (status === HttpStatus.SERVICE_UNAVAILABLE && !reply.hasHeader('retry-after')) {
+    if (status === Number(HttpStatus.SERVICE_UNAVAILABLE) && !reply.hasHeader('retry-after')) {
       void reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
     }
     void reply.status(status).send(body);
