@@ -1,5 +1,9 @@
+import { ValidationPipe } from '@nestjs/common';
 import request from 'supertest';
+import { CreateEmbeddingsDto } from '../src/embeddings/dto/embedding.dto.js';
+import { eventually } from './support/private-postgres.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
+import { TEST_TARGET } from './support/test-database.js';
 
 /** Every chunk row, exactly: a change anywhere changes the checksum. */
 async function snapshot(
@@ -307,6 +311,96 @@ describe('Embeddings API', () => {
     expect([res.body.message].flat().join('; ')).toContain(message);
     expect(await snapshot(t)).toEqual(before);
   });
+
+  it('stores each vector component as the float4 that its decimal text parses to', async () => {
+    // Components that need care in a binary encoding: signs, float4's extremes, values that are not
+    // exact in binary, negative zero, more digits than a float4 holds.
+    const embedding = [0.1, -0.1, 1 / 3, 3.4e38, -3.4e38, 1.2e-38, -0, 0, 123456.789, 1e-7, 0.30000000000000004, 7];
+    await request(t.server)
+      .post('/embeddings')
+      .send({ collection: 'float4', items: [{ id: 'f4', content: 'f4', embedding }] })
+      .expect(201);
+    const [row] = await t.dataSource.query<Array<{ same: boolean; stored: string; parsed: string }>>(
+      `SELECT embedding = $1::vector AS same, embedding::text AS stored, $1::vector::text AS parsed
+         FROM langchain_pg_embedding WHERE id = 'f4'`,
+      [`[${embedding.join(',')}]`],
+    );
+    expect(row.stored).toBe(row.parsed);
+    expect(row.same).toBe(true);
+    const res = await request(t.server).get('/embeddings/f4').expect(200);
+    expect(res.body.embedding).toEqual(JSON.parse(row.parsed));
+  });
+
+  it('answers an invalid body with exactly the messages of the global ValidationPipe', async () => {
+    const vector = (n: number) => Array.from({ length: n }, (_, i) => i / n);
+    const bodies: unknown[] = [
+      // Valid vectors next to invalid ones: each message names its item, in the usual order.
+      {
+        items: [
+          { content: 'a', embedding: vector(4) },
+          { content: 'b', embedding: [1, 'x', 3] },
+          { content: 5, embedding: vector(4), extra: true },
+          { content: 'd', embedding: [] },
+          { embedding: vector(4) },
+        ],
+        unknown: 1,
+      },
+      { collection: 'ok', items: [{ content: 'a', embedding: vector(3), metadata: 'm' }, 7, null, [1]] },
+      { items: [{ content: 'a', embedding: { 0: 1 } }] },
+      { items: { 0: { content: 'a', embedding: [1] } } },
+      [{ content: 'a', embedding: [1] }],
+    ];
+    const pipe = new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true });
+    for (const body of bodies) {
+      const expected = await pipe
+        .transform(structuredClone(body), { type: 'body', metatype: CreateEmbeddingsDto })
+        .then(
+          () => 'no error',
+          (error: { getResponse(): unknown }) => error.getResponse(),
+        );
+      const res = await request(t.server)
+        .post('/embeddings')
+        .set('content-type', 'application/json')
+        .send(body as object);
+      expect(res.status).toBe(400);
+      expect(res.body).toEqual(expected);
+    }
+  });
+
+  (TEST_TARGET === 'postgres' ? it : it.skip)(
+    'writes into a collection that another transaction creates while the batch waits for it (server only)',
+    async () => {
+      // The batch's collection insert waits on the other transaction's uncommitted row, then finds
+      // the row committed after its statement began: invisible to that statement's snapshot.
+      const other = t.dataSource.createQueryRunner();
+      await other.connect();
+      await other.startTransaction();
+      await other.query(
+        `INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES (gen_random_uuid(), 'raced', '{"by":"other"}')`,
+      );
+      const post = request(t.server)
+        .post('/embeddings')
+        .send({ collection: 'raced', items: [{ id: 'raced-1', content: 'a', embedding: [1, 2] }] })
+        .then((r) => r);
+      const blocked = await eventually(async () => {
+        const [{ n }] = await t.dataSource.query<Array<{ n: number }>>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%langchain_pg_collection%'`,
+        );
+        return n > 0;
+      });
+      await other.commitTransaction();
+      await other.release();
+      expect(blocked).toBe(true);
+      const res = await post;
+      expect(res.status).toBe(201);
+      const rows = await t.dataSource.query<Array<{ by: string; n: number }>>(
+        `SELECT c.cmetadata->>'by' AS by, count(e.id)::int AS n FROM langchain_pg_collection c
+           LEFT JOIN langchain_pg_embedding e ON e.collection_id = c.uuid WHERE c.name = 'raced' GROUP BY c.uuid`,
+      );
+      expect(rows).toEqual([{ by: 'other', n: 1 }]);
+    },
+  );
 
   it('rejects a non-JSON-object body', async () => {
     await request(t.server).post('/embeddings').set('content-type', 'application/json').send('[1,2]').expect(400);

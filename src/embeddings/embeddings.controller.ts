@@ -1,6 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Post } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
+  ApiBody,
   ApiCreatedResponse,
   ApiNoContentResponse,
   ApiNotFoundResponse,
@@ -8,6 +9,7 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
+import { validateCreateEmbeddings } from './dto/create-embeddings.validation.js';
 import { CreateEmbeddingsDto, CreateEmbeddingsResponseDto, EmbeddingResponseDto } from './dto/embedding.dto.js';
 import { EmbeddingsService } from './embeddings.service.js';
 
@@ -24,10 +26,13 @@ export class EmbeddingsController {
       'collection share one dimension. The whole batch is written in one transaction, or nothing is; the ' +
       'total_chunks of the documents named in the chunk metadata is kept right.',
   })
+  @ApiBody({ type: CreateEmbeddingsDto })
   @ApiCreatedResponse({ type: CreateEmbeddingsResponseDto })
   @ApiBadRequestResponse({ description: 'Invalid body, too many items, dimension mismatch or duplicate ids' })
-  add(@Body() dto: CreateEmbeddingsDto): Promise<CreateEmbeddingsResponseDto> {
-    return this.embeddings.add(dto);
+  // The body is typed `unknown` so that the global ValidationPipe passes it through untouched:
+  // validateCreateEmbeddings applies the same rules without walking every vector component.
+  async add(@Body() body: unknown): Promise<CreateEmbeddingsResponseDto> {
+    return this.embeddings.add(await validateCreateEmbeddings(body));
   }
 
   @Get(':id')

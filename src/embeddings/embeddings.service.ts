@@ -52,12 +52,17 @@ export class EmbeddingsService {
     const collectionName = dto.collection ?? this.config.embeddings.defaultCollection;
     // Vectors are computed before the transaction opens: a slow provider must not hold a connection.
     const rows = await this.chunks.complete(dto.items);
+    this.chunks.assertUniqueIds(rows);
+    const ids = rows.map((r) => r.id);
+    const named = dto.items.map((item) => documentIdOf(item.metadata)).filter((d): d is string => d !== null);
     await this.dataSource.transaction(async (manager) => {
-      const collection = await this.chunks.getOrCreateCollection(manager, collectionName);
-      await this.chunks.assertWritable(manager, collection, rows);
-      const ids = rows.map((r) => r.id);
-      const named = dto.items.map((item) => documentIdOf(item.metadata)).filter((d): d is string => d !== null);
-      const documentIds = [...named, ...(await this.chunks.documentIdsOfChunks(manager, ids))];
+      const { collection, dimension, previousDocumentIds } = await this.chunks.prepareWrite(
+        manager,
+        collectionName,
+        ids,
+      );
+      this.chunks.assertDimension(collection, dimension, rows);
+      const documentIds = [...named, ...previousDocumentIds];
       await this.chunks.lockDocuments(manager, documentIds);
       await this.chunks.upsert(manager, collection.uuid, rows);
       await this.chunks.recountDocuments(manager, documentIds);
