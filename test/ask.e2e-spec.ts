@@ -229,12 +229,28 @@ describe('POST /ask', () => {
       [{ question: 'x', mode: 'keyword' }, 'mode must be one of the following values: vector, hybrid'],
       [{ question: 'x', minScore: 2 }, 'minScore must not be greater than 1'],
       [{ question: 'x', queryEmbedding: [] }, 'queryEmbedding must contain at least 1 elements'],
+      [{ question: 'x', queryEmbedding: 'abc' }, 'queryEmbedding must be an array'],
+      [
+        { question: 'x', queryEmbedding: [0.5, '1'] },
+        'each value in queryEmbedding must be a number conforming to the specified constraints',
+      ],
+      [{ question: 'x', queryEmbedding: [1e39] }, 'each value in queryEmbedding must not be greater than 3.4e+38'],
       [{ question: 'x', unknown: 1 }, 'property unknown should not exist'],
+      [{ question: 'x', queryEmbedding: [0.5], unknown: 1 }, 'property unknown should not exist'],
     ];
     for (const [body, message] of cases) {
       const res = await ask(body).expect(400);
       expect(JSON.stringify(res.body.message)).toContain(message);
     }
+    // Every problem at once, the vector's included.
+    const both = await ask({ question: '   ', k: 0, queryEmbedding: [Number.MAX_VALUE] }).expect(400);
+    expect(both.body.message).toEqual(
+      expect.arrayContaining([
+        'question must not be blank',
+        'k must not be less than 1',
+        'each value in queryEmbedding must not be greater than 3.4e+38',
+      ]),
+    );
   });
 
   it('takes a precomputed query vector, and names the dimensions when it does not fit', async () => {

@@ -62,18 +62,22 @@ if (env.BENCH_DATABASE.startsWith('embedded:')) {
   // One connection, as the service has on the embedded database (PGlite is a single session).
   poolConfig = { host: embedded.host, port: embedded.port, user: 'postgres', database: 'postgres', max: 1 };
 } else {
-  // The service's default pool size (DB_POOL_MAX=10).
-  poolConfig = { connectionString: env.BENCH_DATABASE, max: 10 };
+  // The service's default pool size (DB_POOL_MAX=10), and the search settings its server
+  // connections start with (the startup `options` of data-source-options.ts).
+  const { loadAppConfig } = await load('src/config/app-config.js');
+  const { searchSessionOptions } = await load('src/database/data-source-options.js');
+  const config = loadAppConfig({ DATABASE_URL: env.BENCH_DATABASE, SEARCH_HNSW_EF_SEARCH: String(EF_SEARCH) });
+  poolConfig = { connectionString: env.BENCH_DATABASE, max: 10, options: searchSessionOptions(config) };
 }
 const pool = new pg.Pool({ ...poolConfig, application_name: 'kb-bench-floor' });
 pool.on('error', (error) => process.stderr.write(`idle connection failed: ${error.message}\n`));
-// Session settings equal to what AskService sets per transaction (SET LOCAL): ef_search, and with a
-// filter pgvector 0.8's relaxed iterative scan (which never starts without a filter: the first pass
-// already yields k rows). Either fails harmlessly on a pgvector that lacks it. Set once per
-// connection, before its first use.
+// The same settings on the embedded database, whose socket server ignores startup options (the
+// service sets them there per transaction with SET LOCAL): ef_search, and pgvector 0.8's relaxed
+// iterative scan (which never starts without a filter: the first pass already yields k rows).
+// Either fails harmlessly on a pgvector that lacks it. Set once per connection, before its first use.
 async function connect() {
   const client = await pool.connect();
-  if (!client.benchSession) {
+  if (embedded && !client.benchSession) {
     client.benchSession = true;
     await client.query(`SELECT set_config('hnsw.ef_search', $1, false)`, [String(EF_SEARCH)]).catch(() => undefined);
     await client.query(`SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false)`).catch(() => undefined);

@@ -2,6 +2,7 @@ import { Body, Controller, HttpCode, HttpStatus, Post } from '@nestjs/common';
 import {
   ApiBadGatewayResponse,
   ApiBadRequestResponse,
+  ApiBody,
   ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
@@ -9,6 +10,7 @@ import {
 } from '@nestjs/swagger';
 import { RequiredScope } from '../auth/auth.decorators.js';
 import { AskService } from './ask.service.js';
+import { AskRequestPipe } from './dto/ask-request.pipe.js';
 import { AskRequestDto, AskResponseDto } from './dto/ask.dto.js';
 
 @ApiTags('ask')
@@ -35,7 +37,10 @@ export class AskController {
   })
   @ApiNotFoundResponse({ description: 'No collection with this name' })
   @ApiBadGatewayResponse({ description: 'The embedding or LLM service failed (503/504 when unreachable or slow)' })
-  ask(@Body() dto: AskRequestDto): Promise<AskResponseDto> {
+  @ApiBody({ type: AskRequestDto })
+  // Readonly<…>, a mapped type, on purpose: its runtime type metadata is Object, so the global
+  // ValidationPipe passes the body through and AskRequestPipe validates it (see there why).
+  ask(@Body(AskRequestPipe) dto: Readonly<AskRequestDto>): Promise<AskResponseDto> {
     return this.askService.ask(dto);
   }
 }

@@ -9,10 +9,15 @@ import { describeModelMismatch } from '../embeddings/collection-model.check.js';
 import { EMBEDDING_PROVIDER, type EmbeddingProvider } from '../embeddings/providers/embedding-provider.js';
 import { MetricsService } from '../observability/metrics.service.js';
 import { ANSWER_GENERATOR, type AnswerGenerator } from './answer/answer-generator.js';
-import { type ChunkHit, ChunkSearchRepository, hybridCandidates } from './chunk-search.repository.js';
-import type { AskRequestDto, AskResponseDto, AskResultDto } from './dto/ask.dto.js';
+import {
+  type ChunkHit,
+  ChunkSearchRepository,
+  hybridCandidates,
+  type SearchTarget,
+} from './chunk-search.repository.js';
+import type { AskRequestDto, AskResponseDto, AskResultDto, SearchMode } from './dto/ask.dto.js';
 import { compileLangChainFilter, InvalidFilterError } from './filter/langchain-filter.js';
-import { VectorIndexService } from './vector-index.service.js';
+import { SearchTargetCache } from './search-target.cache.js';
 
 export const DEFAULT_K = 5;
 /** pgvector's upper bound for hnsw.ef_search. */
@@ -20,8 +25,7 @@ const MAX_EF_SEARCH = 1000;
 
 @Injectable()
 export class AskService {
-  /** pgvector ≥ 0.8 has iterative index scans; asked once per process. */
-  private iterativeScans?: Promise<boolean>;
+  private session?: Promise<{ iterativeScans: boolean; preset: boolean }>;
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -30,7 +34,7 @@ export class AskService {
     @Inject(ANSWER_GENERATOR) private readonly answers: AnswerGenerator | null,
     private readonly chunks: ChunkStore,
     private readonly search: ChunkSearchRepository,
-    private readonly indexes: VectorIndexService,
+    private readonly targets: SearchTargetCache,
     private readonly replicas: ReadReplicas,
     @Optional() private readonly metrics?: MetricsService,
   ) {}
@@ -47,15 +51,22 @@ export class AskService {
     }
     assertValidFilter(dto.filter);
 
-    // Reads only: on a read replica when there are some (see ReadReplicas for the lag).
     if (collectionName.includes('\u0000')) throw new NotFoundException(`Collection not found`);
-    const target = await this.replicas.run((manager) => this.search.findTarget(manager, collectionName));
-    if (!target) throw new NotFoundException(`Collection "${collectionName}" not found`);
-
+    // A cached target may be stale (another process deleted or recreated the collection, or changed
+    // its index): whatever looks like staleness is looked up again once, then trusted.
+    const cached = this.targets.get(collectionName);
+    let target = cached ?? (await this.lookUp(collectionName));
+    let embedding: number[] | undefined;
     let hits: ChunkHit[] = [];
-    if (target.dimension !== null) {
-      const embedding = dto.queryEmbedding ?? (await this.provider.embed([dto.question]))[0];
+    for (;;) {
+      const fromCache = target === cached;
+      if (target.dimension === null) break;
+      embedding ??= dto.queryEmbedding ?? (await this.provider.embed([dto.question]))[0];
       if (embedding.length !== target.dimension) {
+        if (fromCache) {
+          target = await this.lookUp(collectionName);
+          continue;
+        }
         throw new BadRequestException(
           dto.queryEmbedding
             ? `queryEmbedding has ${embedding.length} dimensions, but collection "${target.name}" holds ${target.dimension}-dimensional vectors`
@@ -63,39 +74,24 @@ export class AskService {
                 `Collection "${target.name}" holds ${target.dimension}-dimensional vectors, but the configured embedding model "${this.provider.model}" produces ${embedding.length}: configure EMBEDDINGS_PROVIDER/EMBEDDINGS_MODEL/EMBEDDINGS_DIMENSIONS to match the collection, or pass queryEmbedding`),
         );
       }
-      const query = {
-        collectionUuid: target.uuid,
-        embedding,
-        k,
-        question: dto.question,
-        filter: dto.filter,
-        index: target.index,
-      };
-      const run = (manager: EntityManager) =>
-        mode === 'hybrid' ? this.search.hybridSearch(manager, query) : this.search.vectorSearch(manager, query);
-      const searchStarted = performance.now();
-      if (!target.index) {
-        // Exact distances: no index settings to scope, so no transaction (two round trips fewer).
-        hits = await this.replicas.run(run);
-      } else {
-        const iterative = dto.filter !== undefined && (await this.supportsIterativeScans());
-        hits = await this.replicas.transaction(async (manager) => {
-          // SET LOCAL, not SET: the pool hands this connection to other requests afterwards.
-          // hnsw.ef_search caps how many rows one index scan returns (default 40): below k, or
-          // below the hybrid candidate count, a search would silently return fewer rows. With a
-          // filter, pgvector 0.8's iterative scan keeps walking the graph until enough rows pass it.
-          const wanted = mode === 'hybrid' ? hybridCandidates(k) : k;
-          const efSearch = Math.min(Math.max(this.config.search.hnswEfSearch, wanted), MAX_EF_SEARCH);
-          await manager.query(
-            iterative
-              ? `SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)`
-              : `SELECT set_config('hnsw.ef_search', $1, true)`,
-            [String(efSearch)],
-          );
-          return run(manager);
-        });
+      try {
+        hits = await this.searchIn(target, embedding, dto, mode, k);
+      } catch (error) {
+        // Vectors of another dimension under the cached uuid: the collection changed meanwhile.
+        if (!fromCache || !isDimensionError(error)) throw error;
+        target = await this.lookUp(collectionName);
+        continue;
       }
-      this.metrics?.observeSearch(mode, (performance.now() - searchStarted) / 1000);
+      if (fromCache && hits.length === 0) {
+        // Nothing under the cached uuid: maybe the collection was deleted (then a 404) or recreated
+        // under a new uuid; or the search rightly found nothing (then the same target, same answer).
+        const fresh = await this.lookUp(collectionName);
+        if (!sameTarget(fresh, target)) {
+          target = fresh;
+          continue;
+        }
+      }
+      break;
     }
 
     const results = hits.filter((h) => dto.minScore === undefined || h.score >= dto.minScore).map(toResult);
@@ -111,19 +107,87 @@ export class AskService {
     return response;
   }
 
-  private supportsIterativeScans(): Promise<boolean> {
-    this.iterativeScans ??= this.dataSource
-      .query<Array<{ v: string | null }>>(`SELECT extversion AS v FROM pg_extension WHERE extname = 'vector'`)
+  /** The collection (404 when there is none), looked up now and remembered for the next searches. */
+  private async lookUp(collectionName: string): Promise<SearchTarget> {
+    // Reads only: on a read replica when there are some (see ReadReplicas for the lag).
+    const target = await this.replicas.run((manager) => this.search.findTarget(manager, collectionName));
+    this.targets.set(collectionName, target);
+    if (!target) throw new NotFoundException(`Collection "${collectionName}" not found`);
+    return target;
+  }
+
+  private async searchIn(
+    target: SearchTarget,
+    embedding: number[],
+    dto: AskRequestDto,
+    mode: SearchMode,
+    k: number,
+  ): Promise<ChunkHit[]> {
+    const query = {
+      collectionUuid: target.uuid,
+      embedding,
+      k,
+      question: dto.question,
+      filter: dto.filter,
+      index: target.index,
+    };
+    const run = (manager: EntityManager) =>
+      mode === 'hybrid' ? this.search.hybridSearch(manager, query) : this.search.vectorSearch(manager, query);
+    const started = performance.now();
+    try {
+      // Exact distances: no index settings matter, so no transaction.
+      if (!target.index) return await this.replicas.run(run);
+      // hnsw.ef_search caps how many rows one index scan returns: below k, or below the hybrid
+      // candidate count, a search would silently return fewer rows. With a filter, pgvector 0.8's
+      // iterative scan keeps walking the graph until enough rows pass it.
+      const wanted = mode === 'hybrid' ? hybridCandidates(k) : k;
+      const session = await this.sessionSettings();
+      if (session.preset && wanted <= this.config.search.hnswEfSearch) {
+        // Every pooled connection already has these settings (see searchSessionOptions): one statement.
+        return await this.replicas.run(run);
+      }
+      const iterative = dto.filter !== undefined && session.iterativeScans;
+      return await this.replicas.transaction(async (manager) => {
+        // SET LOCAL, not SET: the pool hands this connection to other requests afterwards.
+        const efSearch = Math.min(Math.max(this.config.search.hnswEfSearch, wanted), MAX_EF_SEARCH);
+        await manager.query(
+          iterative
+            ? `SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)`
+            : `SELECT set_config('hnsw.ef_search', $1, true)`,
+          [String(efSearch)],
+        );
+        return run(manager);
+      });
+    } finally {
+      this.metrics?.observeSearch(mode, (performance.now() - started) / 1000);
+    }
+  }
+
+  /**
+   * Whether pgvector has iterative index scans (≥ 0.8), and whether connections start with the
+   * search settings (searchSessionOptions): a server does; PGlite's socket server, or a pooler that
+   * drops the startup `options`, does not, and then every indexed search sets them with SET LOCAL.
+   * Asked once per process.
+   */
+  private sessionSettings(): Promise<{ iterativeScans: boolean; preset: boolean }> {
+    this.session ??= this.dataSource
+      .query<Array<{ v: string | null; ef: string | null; it: string | null }>>(
+        `SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS v,
+                current_setting('hnsw.ef_search', true) AS ef, current_setting('hnsw.iterative_scan', true) AS it`,
+      )
       .then(([row]) => {
         const [major, minor] = (row?.v ?? '0.0').split('.').map(Number);
-        return major > 0 || minor >= 8;
+        const iterativeScans = major > 0 || minor >= 8;
+        const preset =
+          row?.ef === String(this.config.search.hnswEfSearch) && (!iterativeScans || row.it === 'relaxed_order');
+        return { iterativeScans, preset };
       })
       .catch((error: unknown) => {
         // Not cached when the database was unreachable: the next request asks again.
-        this.iterativeScans = undefined;
+        this.session = undefined;
         throw error;
       });
-    return this.iterativeScans;
+    return this.session;
   }
 }
 
@@ -135,6 +199,22 @@ function assertValidFilter(filter: Record<string, unknown> | undefined): void {
     if (error instanceof InvalidFilterError) throw new BadRequestException(error.message);
     throw error;
   }
+}
+
+/** pgvector's errors for vectors of two dimensions meeting (a distance, or a cast to vector(N)). */
+function isDimensionError(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : '';
+  return /different (?:vector|halfvec) dimensions|expected \d+ dimensions, not \d+/.test(message);
+}
+
+function sameTarget(a: SearchTarget, b: SearchTarget): boolean {
+  return (
+    a.uuid === b.uuid &&
+    a.dimension === b.dimension &&
+    a.index?.name === b.index?.name &&
+    a.index?.dimensions === b.index?.dimensions &&
+    a.index?.type === b.index?.type
+  );
 }
 
 function toResult(hit: ChunkHit): AskResultDto {

@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { ChunkStore } from '../embeddings/chunk.store.js';
+import { SearchTargetCache } from './search-target.cache.js';
 import {
   createIndexStatement,
   INDEXED_CAST,
@@ -41,6 +42,7 @@ export class VectorIndexService {
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly chunks: ChunkStore,
+    private readonly searchTargets: SearchTargetCache,
   ) {}
 
   async list(): Promise<VectorIndexInfo[]> {
@@ -110,10 +112,15 @@ export class VectorIndexService {
     } catch (error) {
       throw new BadRequestException((error as Error).message);
     }
-    await this.withBuildSession(async (run) => {
-      if (existing) await run(`DROP INDEX ${this.concurrently()}IF EXISTS ${spec.name}`);
-      await run(statement);
-    });
+    try {
+      await this.withBuildSession(async (run) => {
+        if (existing) await run(`DROP INDEX ${this.concurrently()}IF EXISTS ${spec.name}`);
+        await run(statement);
+      });
+    } finally {
+      // Searches go through the new index at once (or stop naming the dropped one).
+      this.searchTargets.invalidate(collectionName);
+    }
     const built = (await this.list()).find((i) => i.name === spec.name);
     if (!built) throw new Error(`index ${spec.name} was not created`);
     return { index: built, created: true };
@@ -126,9 +133,13 @@ export class VectorIndexService {
     const name = vectorIndexName(collection.uuid);
     const existing = (await this.list()).find((i) => i.name === name);
     if (!existing) return { name, dropped: false };
-    await this.withBuildSession(async (run) => {
-      await run(`DROP INDEX ${this.concurrently()}IF EXISTS ${name}`);
-    });
+    try {
+      await this.withBuildSession(async (run) => {
+        await run(`DROP INDEX ${this.concurrently()}IF EXISTS ${name}`);
+      });
+    } finally {
+      this.searchTargets.invalidate(collectionName);
+    }
     return { name, dropped: true };
   }
 

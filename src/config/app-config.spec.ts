@@ -1,3 +1,4 @@
+import { buildDataSourceOptions } from '../database/data-source-options.js';
 import { ConfigValidationError, loadAppConfig } from './app-config.js';
 
 describe('loadAppConfig', () => {
@@ -35,6 +36,21 @@ describe('loadAppConfig', () => {
     expect(message).not.toContain('\n');
     expect(message).toMatch(/PORT must not be greater than 65535/);
     expect(message).toMatch(/DB_POOL_MAX must not be less than 1/);
+  });
+
+  it('reads the search settings, and the server connections start with them', () => {
+    expect(loadAppConfig({}).search).toEqual({ hnswEfSearch: 100, targetCacheTtlMs: 5000 });
+    const config = loadAppConfig({ SEARCH_HNSW_EF_SEARCH: '250', SEARCH_TARGET_CACHE_TTL_MS: '0' });
+    expect(config.search).toEqual({ hnswEfSearch: 250, targetCacheTtlMs: 0 });
+    expect(() => loadAppConfig({ SEARCH_TARGET_CACHE_TTL_MS: '-1' })).toThrow(
+      /SEARCH_TARGET_CACHE_TTL_MS must not be less than 0/,
+    );
+    const server = loadAppConfig({ DATABASE_URL: 'postgres://db/kb', SEARCH_HNSW_EF_SEARCH: '250' });
+    expect(buildDataSourceOptions(server, { url: 'postgres://db/kb' }).extra).toMatchObject({
+      options: '-c hnsw.ef_search=250 -c hnsw.iterative_scan=relaxed_order',
+    });
+    // PGlite's socket server ignores the startup options: AskService sets them per transaction there.
+    expect(buildDataSourceOptions(config, { host: '127.0.0.1', port: 1 }).extra).not.toHaveProperty('options');
   });
 
   it('parses API_KEYS with implied scopes, and refuses short keys and unknown scopes', () => {

@@ -185,6 +185,13 @@ class EnvironmentVariables {
   @IsOptional()
   @Transform(toInt)
   @IsInt()
+  @Min(0)
+  @Max(600_000)
+  SEARCH_TARGET_CACHE_TTL_MS = 5000;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
   @Min(100)
   @Max(100_000)
   INGEST_CHUNK_SIZE = 1000;
@@ -356,8 +363,16 @@ export interface AppConfig {
     readonly timeoutMs: number;
   };
   readonly search: {
-    /** Lower bound for `SET LOCAL hnsw.ef_search` (raised to k when k is larger). */
+    /**
+     * `hnsw.ef_search` every server connection starts with, and the lower bound when a search needs
+     * more candidates (k, hybrid) and raises it with SET LOCAL.
+     */
     readonly hnswEfSearch: number;
+    /**
+     * How long /ask reuses what it looked up about a collection (uuid, dimension, HNSW index) before
+     * looking again; 0 = every request. Changes by other processes are seen within this time.
+     */
+    readonly targetCacheTtlMs: number;
   };
   readonly ingest: {
     readonly chunkSize: number;
@@ -445,7 +460,7 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
     llm: vars.LLM_BASE_URL
       ? { baseUrl: vars.LLM_BASE_URL, apiKey: vars.LLM_API_KEY, model: vars.LLM_MODEL, timeoutMs: vars.LLM_TIMEOUT_MS }
       : undefined,
-    search: { hnswEfSearch: vars.SEARCH_HNSW_EF_SEARCH },
+    search: { hnswEfSearch: vars.SEARCH_HNSW_EF_SEARCH, targetCacheTtlMs: vars.SEARCH_TARGET_CACHE_TTL_MS },
     ingest: {
       chunkSize: vars.INGEST_CHUNK_SIZE,
       chunkOverlap: vars.INGEST_CHUNK_OVERLAP,

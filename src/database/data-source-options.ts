@@ -45,6 +45,12 @@ export function buildDataSourceOptions(config: AppConfig, endpoint: DatabaseEndp
         ? { statement_timeout: config.database.statementTimeoutMs }
         : {}),
       application_name: 'rag-knowledge-base',
+      // Not the "session-wide SET on a pooled connection" anti-pattern: every connection starts
+      // with these same values (startup packet), nothing a request sets outlives its transaction
+      // (SET LOCAL), and RESET ALL returns to them; so no request sees another's settings. It lets
+      // an indexed search run as one statement, without BEGIN/SET LOCAL/COMMIT (see AskService).
+      // PGlite's socket server ignores the parameter: AskService checks what a connection has.
+      ...(embedded ? {} : { options: searchSessionOptions(config) }),
     },
     // Failed queries are reported by the exception filter; the SQL itself only at debug level.
     logging:
@@ -52,6 +58,16 @@ export function buildDataSourceOptions(config: AppConfig, endpoint: DatabaseEndp
         ? ['error', 'warn', 'migration']
         : ['warn', 'migration'],
   };
+}
+
+/**
+ * The search settings every server connection starts with: the configured `hnsw.ef_search`, and
+ * pgvector 0.8's relaxed iterative scan, so a filtered index scan keeps walking the graph until k
+ * rows pass the filter (without a filter it never iterates: the first pass yields ef_search ≥ k
+ * rows). An older pgvector drops the unknown iterative_scan placeholder with a warning.
+ */
+export function searchSessionOptions(config: AppConfig): string {
+  return `-c hnsw.ef_search=${config.search.hnswEfSearch} -c hnsw.iterative_scan=relaxed_order`;
 }
 
 /**

@@ -1,0 +1,86 @@
+import request from 'supertest';
+import type { EntityManager } from 'typeorm';
+import { ChunkSearchRepository } from '../src/ask/chunk-search.repository.js';
+import { startTestApp, type TestApp } from './support/test-app.js';
+
+const DIMS = 8;
+const CHUNKS = 3000;
+/** One chunk in RARE_EVERY carries kind = 'rare'. */
+const RARE_EVERY = 100;
+
+/**
+ * hnsw.ef_search caps what one index scan returns, and without pgvector 0.8's iterative scan a
+ * filter is applied to those rows only. With SEARCH_HNSW_EF_SEARCH=10, a k above it, or a filter
+ * that only 1 % of the chunks pass, would come back short unless /ask gives the scan the settings:
+ * on a server the connection starts with them (k ≤ ef_search: one statement), otherwise SET LOCAL.
+ */
+describe('POST /ask through an HNSW index with a small ef_search', () => {
+  let t: TestApp;
+  let indexName: string;
+  /** Pseudo-random components, the same in SQL below: fract(sin(x) × 43758.5453) − 0.5. */
+  const component = (i: number, d: number) => {
+    const x = Math.sin(i * 12.9898 + d * 78.233) * 43758.5453;
+    return x - Math.floor(x) - 0.5;
+  };
+  const vector = (i: number) => Array.from({ length: DIMS }, (_, d) => component(i, d));
+  const ask = (body: Record<string, unknown>) =>
+    request(t.server)
+      .post('/ask')
+      .send({ question: 'q', collection: 'graph', ...body })
+      .expect(200);
+
+  beforeAll(async () => {
+    t = await startTestApp({ SEARCH_HNSW_EF_SEARCH: '10' });
+    await t.dataSource.query(
+      `INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES (gen_random_uuid(), 'graph', '{}')`,
+    );
+    await t.dataSource.query(
+      `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+       SELECT 'g' || i, (SELECT uuid FROM langchain_pg_collection WHERE name = 'graph'),
+              (SELECT array_agg(x - floor(x) - 0.5 ORDER BY d)::real[]::vector
+                 FROM generate_series(0, $1 - 1) AS d, LATERAL (SELECT sin(i * 12.9898 + d * 78.233) * 43758.5453 AS x) AS c),
+              'chunk ' || i, jsonb_build_object('kind', CASE WHEN i % $2 = 0 THEN 'rare' ELSE 'common' END)
+         FROM generate_series(1, $3) AS i`,
+      [DIMS, RARE_EVERY, CHUNKS],
+    );
+    await t.dataSource.query(`ANALYZE langchain_pg_embedding`);
+    indexName = (await request(t.server).put('/collections/graph/vector-index').expect(200)).body.name as string;
+  });
+  afterAll(() => t.close());
+
+  it('the planner searches this collection through its index (so the settings below matter)', async () => {
+    const target = (await t.app.get(ChunkSearchRepository).findTarget(t.dataSource.manager, 'graph'))!;
+    const plans: string[] = [];
+    const explaining = {
+      query: async (sql: string, params: unknown[]) => {
+        const rows = await t.dataSource.query<Array<Record<string, string>>>(`EXPLAIN ${sql}`, params);
+        plans.push(rows.map((r) => Object.values(r)[0]).join('\n'));
+        return [];
+      },
+    } as unknown as EntityManager;
+    const query = { collectionUuid: target.uuid, embedding: vector(5), k: 25, question: 'q', index: target.index };
+    await t.app.get(ChunkSearchRepository).vectorSearch(explaining, query);
+    await t.app.get(ChunkSearchRepository).vectorSearch(explaining, { ...query, k: 5, filter: { kind: 'rare' } });
+    for (const plan of plans) expect(plan).toContain(`Index Scan using ${indexName}`);
+  });
+
+  it('returns k results when k is above ef_search', async () => {
+    const res = await ask({ queryEmbedding: vector(5), k: 25 });
+    expect(res.body.results).toHaveLength(25);
+    expect(res.body.results[0].id).toBe('g5');
+  });
+
+  it('returns k results that pass a filter most chunks fail (iterative scan)', async () => {
+    const res = await ask({ queryEmbedding: vector(500), k: 5, filter: { kind: 'rare' } });
+    expect(res.body.results).toHaveLength(5);
+    expect(res.body.results[0].id).toBe('g500');
+    for (const r of res.body.results as Array<{ metadata: { kind: string } }>) expect(r.metadata.kind).toBe('rare');
+  });
+
+  it('in hybrid mode too, whose candidate count (60 for k = 15) is above ef_search', async () => {
+    const res = await ask({ queryEmbedding: vector(7), k: 15, mode: 'hybrid' });
+    expect(res.body.results).toHaveLength(15);
+    const ranks = (res.body.results as Array<{ vectorRank: number | null }>).map((r) => r.vectorRank);
+    expect(ranks.filter((rank) => rank !== null)).toHaveLength(15);
+  });
+});
