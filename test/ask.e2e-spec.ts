@@ -365,12 +365,39 @@ describe('POST /ask', () => {
   });
 });
 
-describe('POST /ask without an LLM', () => {
+describe('POST /ask without an LLM, and with FILTER_REJECT_SQL_PROBES=false', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp();
+    t = await startTestApp({ FILTER_REJECT_SQL_PROBES: 'false' });
+    await request(t.server)
+      .post('/documents')
+      .send({
+        documentId: 'probe-doc',
+        documentName: 'Probe',
+        documentType: 'law',
+        sourceFile: '/data/probe.pdf',
+        category: 'thue',
+        chunks: [{ content: 'Thuế thu nhập cá nhân', metadata: { author: "O'Brien' OR '1'='1" } }],
+      })
+      .expect(201);
   });
   afterAll(() => t.close());
+
+  it('compares a probe-like filter value as data when the check is off', async () => {
+    const before = await dataFingerprint(t.dataSource);
+    const probe = "O'Brien' OR '1'='1";
+    const found = await request(t.server)
+      .post('/ask')
+      .send({ question: 'thuế', filter: { author: probe } })
+      .expect(200);
+    expect(results(found).map((r) => r.id)).toHaveLength(1);
+    const none = await request(t.server)
+      .post('/ask')
+      .send({ question: 'thuế', filter: { document_type: "law' OR '1'='1" } })
+      .expect(200);
+    expect(results(none)).toEqual([]);
+    expect(await dataFingerprint(t.dataSource)).toEqual(before);
+  });
 
   it('answer: true is a 400 that says how to configure one', async () => {
     const res = await request(t.server).post('/ask').send({ question: 'x', answer: true }).expect(400);

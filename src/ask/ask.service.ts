@@ -49,7 +49,7 @@ export class AskService {
         'answer: true needs an LLM, and none is configured: set LLM_BASE_URL to an OpenAI-compatible API (e.g. https://api.openai.com/v1 or http://localhost:11434/v1), LLM_MODEL and, if it needs one, LLM_API_KEY',
       );
     }
-    assertValidFilter(dto.filter);
+    assertValidFilter(dto.filter, this.config.search.rejectSqlProbes);
 
     if (collectionName.includes('\u0000')) throw new NotFoundException(`Collection not found`);
     // A cached target may be stale (another process deleted or recreated the collection, or changed
@@ -192,9 +192,9 @@ export class AskService {
 }
 
 /** A malformed filter is the client's mistake: a 400 naming the part, before any query runs. */
-function assertValidFilter(filter: Record<string, unknown> | undefined): void {
+function assertValidFilter(filter: Record<string, unknown> | undefined, rejectSqlProbes: boolean): void {
   try {
-    compileLangChainFilter(filter, { column: 'e.cmetadata', firstParameterIndex: 1 });
+    compileLangChainFilter(filter, { column: 'e.cmetadata', firstParameterIndex: 1, rejectSqlProbes });
   } catch (error) {
     if (error instanceof InvalidFilterError) throw new BadRequestException(error.message);
     throw error;

@@ -102,7 +102,12 @@ export class ChunkSearchRepository {
   /** The k nearest chunks by cosine distance, nearest first. */
   async vectorSearch(manager: EntityManager, query: ChunkSearchQuery): Promise<ChunkHit[]> {
     const distance = cosineDistance(query.index, 'e.embedding', '$1');
-    const filter = compileLangChainFilter(query.filter, { column: 'e.cmetadata', firstParameterIndex: 4 });
+    const filter = compileLangChainFilter(query.filter, {
+      column: 'e.cmetadata',
+      firstParameterIndex: 4,
+      // AskService has validated the filter, probe policy included; here it only becomes SQL.
+      rejectSqlProbes: false,
+    });
     // MATERIALIZED + outer ORDER BY: with pgvector's relaxed_order iterative scan the index may
     // return rows slightly out of order; the outer sort restores exact order over the k rows.
     const rows = await manager.query<HitRow[]>(
@@ -125,7 +130,12 @@ export class ChunkSearchRepository {
    */
   async hybridSearch(manager: EntityManager, query: ChunkSearchQuery): Promise<ChunkHit[]> {
     const distance = cosineDistance(query.index, 'e.embedding', '$1');
-    const filter = compileLangChainFilter(query.filter, { column: 'e.cmetadata', firstParameterIndex: 7 });
+    const filter = compileLangChainFilter(query.filter, {
+      column: 'e.cmetadata',
+      firstParameterIndex: 7,
+      // AskService has validated the filter, probe policy included; here it only becomes SQL.
+      rejectSqlProbes: false,
+    });
     const rows = await manager.query<HitRow[]>(
       `WITH vector_hits AS MATERIALIZED (
          SELECT e.id, row_number() OVER (ORDER BY ${distance}, e.id) AS rank

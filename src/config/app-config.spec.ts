@@ -39,9 +39,9 @@ describe('loadAppConfig', () => {
   });
 
   it('reads the search settings, and the server connections start with them', () => {
-    expect(loadAppConfig({}).search).toEqual({ hnswEfSearch: 100, targetCacheTtlMs: 5000 });
+    expect(loadAppConfig({}).search).toEqual({ hnswEfSearch: 100, targetCacheTtlMs: 5000, rejectSqlProbes: true });
     const config = loadAppConfig({ SEARCH_HNSW_EF_SEARCH: '250', SEARCH_TARGET_CACHE_TTL_MS: '0' });
-    expect(config.search).toEqual({ hnswEfSearch: 250, targetCacheTtlMs: 0 });
+    expect(config.search).toEqual({ hnswEfSearch: 250, targetCacheTtlMs: 0, rejectSqlProbes: true });
     expect(() => loadAppConfig({ SEARCH_TARGET_CACHE_TTL_MS: '-1' })).toThrow(
       /SEARCH_TARGET_CACHE_TTL_MS must not be less than 0/,
     );
@@ -51,6 +51,14 @@ describe('loadAppConfig', () => {
     });
     // PGlite's socket server ignores the startup options: AskService sets them per transaction there.
     expect(buildDataSourceOptions(config, { host: '127.0.0.1', port: 1 }).extra).not.toHaveProperty('options');
+  });
+
+  it('turns the filter SQL-probe check off only when asked, and refuses other words', () => {
+    expect(loadAppConfig({}).search.rejectSqlProbes).toBe(true);
+    expect(loadAppConfig({ FILTER_REJECT_SQL_PROBES: 'false' }).search.rejectSqlProbes).toBe(false);
+    expect(() => loadAppConfig({ FILTER_REJECT_SQL_PROBES: 'maybe' })).toThrow(
+      /FILTER_REJECT_SQL_PROBES must be true or false/,
+    );
   });
 
   it('parses API_KEYS with implied scopes, and refuses short keys and unknown scopes', () => {

@@ -190,6 +190,11 @@ class EnvironmentVariables {
   SEARCH_TARGET_CACHE_TTL_MS = 5000;
 
   @IsOptional()
+  @Transform(toBool)
+  @IsBoolean({ message: 'FILTER_REJECT_SQL_PROBES must be true or false' })
+  FILTER_REJECT_SQL_PROBES = true;
+
+  @IsOptional()
   @Transform(toInt)
   @IsInt()
   @Min(100)
@@ -373,6 +378,8 @@ export interface AppConfig {
      * looking again; 0 = every request. Changes by other processes are seen within this time.
      */
     readonly targetCacheTtlMs: number;
+    /** Whether a filter value that looks like an SQL-injection probe is a 400 (docs/FILTERS.md). */
+    readonly rejectSqlProbes: boolean;
   };
   readonly ingest: {
     readonly chunkSize: number;
@@ -460,7 +467,11 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
     llm: vars.LLM_BASE_URL
       ? { baseUrl: vars.LLM_BASE_URL, apiKey: vars.LLM_API_KEY, model: vars.LLM_MODEL, timeoutMs: vars.LLM_TIMEOUT_MS }
       : undefined,
-    search: { hnswEfSearch: vars.SEARCH_HNSW_EF_SEARCH, targetCacheTtlMs: vars.SEARCH_TARGET_CACHE_TTL_MS },
+    search: {
+      hnswEfSearch: vars.SEARCH_HNSW_EF_SEARCH,
+      targetCacheTtlMs: vars.SEARCH_TARGET_CACHE_TTL_MS,
+      rejectSqlProbes: vars.FILTER_REJECT_SQL_PROBES,
+    },
     ingest: {
       chunkSize: vars.INGEST_CHUNK_SIZE,
       chunkOverlap: vars.INGEST_CHUNK_OVERLAP,

@@ -7,8 +7,9 @@
  * in the logs and metrics as a client error, and is never mistaken for a query that "worked".
  *
  * The rules look for SQL syntax around a quote, a semicolon or a comment marker. Natural text, names
- * with apostrophes ("O'Brien", "Côte d'Or", "Rock 'n' roll") and identifiers do not match them.
- * docs/FILTERS.md lists the rules.
+ * with apostrophes ("O'Brien", "Côte d'Or", "Rock 'n' roll") and identifiers do not match them. An
+ * operator whose metadata really holds such values turns the check off with
+ * FILTER_REJECT_SQL_PROBES=false. docs/FILTERS.md lists the rules.
  */
 
 interface ProbeRule {
