@@ -668,6 +668,35 @@ async function readsScenario() {
     });
     record({ scenario: 'reads', variant: `floor ${label}`, ...r.floor, throughput: r.floor.rps, unit: 'req/s' });
   }
+  // Reference, no target: the framework's own ceiling. GET /health/live touches no database (terminus
+  // with no indicator); the floor answers the same JSON from a bare node:http handler. The ratio is the
+  // best any route can reach through the Nest + Fastify pipeline (guards, hooks, helmet headers, request
+  // id, metrics), whatever its SQL costs.
+  const liveSlot = (url) => (seconds) =>
+    load(url, { connections, seconds, maxRequests: 200_000, next: () => ({ method: 'GET', path: '/health/live' }) });
+  const live = await interleaved(
+    [
+      { name: 'service', slot: liveSlot(service.url) },
+      { name: 'floor', slot: liveSlot(floor.url) },
+    ],
+    opts,
+  );
+  record({
+    scenario: 'reads',
+    variant: 'service GET /health/live (no database; reference)',
+    ...live.service,
+    throughput: live.service.rps,
+    unit: 'req/s',
+    vsFloor: `${(live.service.rps / live.floor.rps).toFixed(2)}× req/s`,
+    target: 'reference (framework ceiling)',
+  });
+  record({
+    scenario: 'reads',
+    variant: 'floor GET /health/live (node:http, no database; reference)',
+    ...live.floor,
+    throughput: live.floor.rps,
+    unit: 'req/s',
+  });
   notes.push(`reads: ${connections} connections, ${opts.rounds} rounds × ${opts.seconds} s per variant.`);
 }
 

@@ -5,6 +5,8 @@
 //
 //   /ask, /documents, /documents/:id, /stats   the driver floor: the service's own SQL (imported from
 //                                              dist/) through `pg`, with no framework in between
+//   /health/live                               the service's constant liveness JSON, no database: the
+//                                              reference for the framework's own ceiling (reads)
 //   /langchain/ask                             LangChain JS PGVectorStore.similaritySearchVectorWithScore
 //   /_bench/*                                  control: timed ingest batches (LangChain addVectors,
 //                                              COPY FROM STDIN), exact search, EXPLAIN, SQL
@@ -391,7 +393,15 @@ const routes = {
   },
 };
 
+/** The service's GET /health/live body (terminus, no indicators), for the reads scenario's framework reference. */
+const LIVE_BODY = JSON.stringify({ status: 'ok', info: {}, error: {}, details: {} });
+
 const server = createServer((req, res) => {
+  // Answered synchronously, before any URL parsing: the least a node:http server does per request.
+  if (req.method === 'GET' && req.url === '/health/live') {
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': LIVE_BODY.length });
+    return res.end(LIVE_BODY);
+  }
   const url = new URL(req.url, 'http://localhost');
   let route = routes[`${req.method} ${url.pathname}`];
   if (!route && req.method === 'GET' && url.pathname.startsWith('/documents/')) {

@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { RequestMethod } from '@nestjs/common';
 import type { Params } from 'nestjs-pino';
 import { stdSerializers } from 'pino';
 import type { AppConfig } from '../config/app-config.js';
@@ -23,41 +22,40 @@ export function requestIdFor(req: IncomingMessage): string {
   return typeof incoming === 'string' && VALID_REQUEST_ID.test(incoming) ? incoming : randomUUID();
 }
 
-/** The path as requested: Nest's middleware runner may have cut `req.url` down to `/`. */
+/** The path as requested (`originalUrl` in case a middleware runner has cut `req.url`). */
 function requestPath(req: IncomingMessage): string {
   return ((req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? '').split('?')[0];
 }
 
+/** Probe and scrape requests write no access line. */
+export function isQuietPath(req: IncomingMessage): boolean {
+  return QUIET_PATHS.test(requestPath(req));
+}
+
+/** 4xx are the client's business; a 5xx is ours (the exception filter has already logged its cause). */
+export function accessLineLevel(statusCode: number): 'info' | 'error' {
+  return statusCode >= 500 ? 'error' : 'info';
+}
+
 /** Set by the API-key guard on the raw request, so request lines name the key (never the secret). */
-interface LabelledRequest extends IncomingMessage {
+export interface LabelledRequest extends IncomingMessage {
   apiKeyLabel?: string;
 }
 
 /**
- * nestjs-pino options: one JSON line per request (`reqId`, method, URL, status, time), and every
- * log line written while a request runs carries its `reqId`. Secrets are redacted.
+ * nestjs-pino options: JSON lines at the configured level, secrets redacted. pino-http only builds the
+ * process's root logger (its serializers): nestjs-pino mounts no middleware (`forRoutes: []`), because
+ * RequestLoggingHook gives each request its `reqId` context and writes the access line itself, at a
+ * fraction of the middleware's per-request cost.
  * nestjs-pino builds one pino-http instance per process, from the first app's options: apps built
  * later in the same process (tests) log through it too.
  */
 export function loggerParams(config: AppConfig): Params {
   return {
-    // nestjs-pino's default route `{/*splat}` becomes `/{/*splat}` under @fastify/middie 9.3, which
-    // matches no request: spell out "every path".
-    forRoutes: [{ path: '/{*splat}', method: RequestMethod.ALL }],
+    forRoutes: [],
     pinoHttp: [
       {
         level: config.logLevel,
-        // Fastify has made the id already (RequestIdHook) and middie hands it over as req.id.
-        genReqId: requestIdFor,
-        // Lines logged by services carry `reqId` alone; the completion line adds req and res.
-        quietReqLogger: true,
-        customProps: (req: LabelledRequest) => (req.apiKeyLabel ? { apiKey: req.apiKeyLabel } : {}),
-        autoLogging: { ignore: (req) => QUIET_PATHS.test(requestPath(req)) },
-        // 4xx are the client's business; a 5xx is ours. The filter has already logged its cause.
-        customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
-        // For a 5xx pino-http invents an Error("failed with status code 500") whose stack says nothing.
-        customErrorObject: (_req, _res, err, value: Record<string, unknown>) =>
-          err.message.startsWith('failed with status code') ? { ...value, err: undefined } : value,
         redact: {
           paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie'],
           censor: '[redacted]',

@@ -4,7 +4,7 @@ import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { loggerParams } from './logging.js';
 import { MetricsController } from './metrics.controller.js';
 import { MetricsService } from './metrics.service.js';
-import { RequestIdHook } from './request-id.hook.js';
+import { RequestLoggingHook } from './request-logging.hook.js';
 
 /**
  * JSON logs with a request id on every line (nestjs-pino) and Prometheus metrics at /metrics.
@@ -19,7 +19,7 @@ import { RequestIdHook } from './request-id.hook.js';
     }),
   ],
   controllers: [MetricsController],
-  providers: [MetricsService, RequestIdHook],
+  providers: [MetricsService, RequestLoggingHook],
   exports: [MetricsService],
 })
 export class ObservabilityModule {}
