@@ -1,5 +1,4 @@
 import multipart from '@fastify/multipart';
-import { ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -9,6 +8,7 @@ import type { AppConfig, LogLevel } from './config/app-config.js';
 import { logAccessControl, registerHttpSecurity } from './auth/http-security.js';
 import { documentApiKeySecurity, withApiKeySecurity } from './auth/openapi-security.js';
 import { AppModule } from './app.module.js';
+import { createValidationPipe } from './common/validation.js';
 import { useDepthLimitedJsonParser } from './limits/json-body.js';
 
 const NEST_LOG_LEVELS: Record<LogLevel, NestLogLevel[]> = {
@@ -46,7 +46,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   // Helmet headers and CORS, before any route exists (Swagger UI's included).
   await registerHttpSecurity(app, config);
   logAccessControl(config);
-  app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
+  app.useGlobalPipes(createValidationPipe());
   const document = SwaggerModule.createDocument(
     app,
     withApiKeySecurity(

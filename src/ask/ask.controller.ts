@@ -9,8 +9,8 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { RequiredScope } from '../auth/auth.decorators.js';
+import { VectorBodyPipe } from '../embeddings/dto/vector-body.pipe.js';
 import { AskService } from './ask.service.js';
-import { AskRequestPipe } from './dto/ask-request.pipe.js';
 import { AskRequestDto, AskResponseDto } from './dto/ask.dto.js';
 
 @ApiTags('ask')
@@ -39,8 +39,10 @@ export class AskController {
   @ApiBadGatewayResponse({ description: 'The embedding or LLM service failed (503/504 when unreachable or slow)' })
   @ApiBody({ type: AskRequestDto })
   // Readonly<…>, a mapped type, on purpose: its runtime type metadata is Object, so the global
-  // ValidationPipe passes the body through and AskRequestPipe validates it (see there why).
-  ask(@Body(AskRequestPipe) dto: Readonly<AskRequestDto>): Promise<AskResponseDto> {
+  // ValidationPipe passes the body through and VectorBodyPipe validates it (see there why).
+  ask(
+    @Body(new VectorBodyPipe(AskRequestDto, () => [['queryEmbedding']])) dto: Readonly<AskRequestDto>,
+  ): Promise<AskResponseDto> {
     return this.askService.ask(dto);
   }
 }

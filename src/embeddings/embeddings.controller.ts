@@ -9,9 +9,14 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
-import { validateCreateEmbeddings } from './dto/create-embeddings.validation.js';
+import { VectorBodyPipe } from './dto/vector-body.pipe.js';
 import { CreateEmbeddingsDto, CreateEmbeddingsResponseDto, EmbeddingResponseDto } from './dto/embedding.dto.js';
 import { EmbeddingsService } from './embeddings.service.js';
+
+/** The POST /embeddings body, with every item's embedding checked in one loop. */
+const EMBEDDINGS_BODY = new VectorBodyPipe(CreateEmbeddingsDto, (body) =>
+  Array.isArray(body.items) ? body.items.map((_, i) => ['items', i, 'embedding']) : [],
+);
 
 @ApiTags('embeddings')
 @Controller('embeddings')
@@ -29,10 +34,10 @@ export class EmbeddingsController {
   @ApiBody({ type: CreateEmbeddingsDto })
   @ApiCreatedResponse({ type: CreateEmbeddingsResponseDto })
   @ApiBadRequestResponse({ description: 'Invalid body, too many items, dimension mismatch or duplicate ids' })
-  // The body is typed `unknown` so that the global ValidationPipe passes it through untouched:
-  // validateCreateEmbeddings applies the same rules without walking every vector component.
-  async add(@Body() body: unknown): Promise<CreateEmbeddingsResponseDto> {
-    return this.embeddings.add(await validateCreateEmbeddings(body));
+  // Readonly<…>, a mapped type: its runtime type metadata is Object, so the global ValidationPipe
+  // passes the body through and VectorBodyPipe applies the same rules without walking every vector.
+  add(@Body(EMBEDDINGS_BODY) body: Readonly<CreateEmbeddingsDto>): Promise<CreateEmbeddingsResponseDto> {
+    return this.embeddings.add(body);
   }
 
   @Get(':id')

@@ -10,7 +10,6 @@ import {
   Req,
   Res,
   UnsupportedMediaTypeException,
-  ValidationPipe,
 } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
@@ -30,9 +29,10 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { IngestFileDto, IngestOptionsDto, IngestResultDto, IngestTextDto } from './dto/ingest.dto.js';
 import { IngestService } from './ingest.service.js';
+import { createValidationPipe } from '../common/validation.js';
 
 /** The global pipe's settings, applied by hand: one route takes two body shapes. */
-const validation = new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true });
+const validation = createValidationPipe();
 
 /** @fastify/multipart's limit errors, by code, as the HTTP errors they mean. */
 function multipartError(error: unknown, maxFileBytes: number): unknown {
