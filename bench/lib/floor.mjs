@@ -31,6 +31,7 @@ const env = process.env;
 const dist = resolve(env.BENCH_DIST ?? 'dist');
 const load = (path) => import(pathToFileURL(resolve(dist, path)).href);
 const { ChunkSearchRepository } = await load('src/ask/chunk-search.repository.js');
+const { toAskResult } = await load('src/ask/ask.service.js');
 const { VECTOR_INDEX_PREFIX, vectorIndexSpec } = await load('src/ask/vector-index.js');
 const stats = await load('src/stats/stats.sql.js');
 
@@ -157,18 +158,6 @@ function langchain(name) {
 
 // --- floor handlers: the service's SQL, minimal code around it -------------------------------
 
-function toResult(hit) {
-  const documentId = hit.metadata.document_id;
-  return {
-    id: hit.id,
-    documentId:
-      typeof documentId === 'string' ? documentId : typeof documentId === 'number' ? String(documentId) : null,
-    content: hit.content,
-    score: hit.score,
-    metadata: hit.metadata,
-  };
-}
-
 async function floorAsk(body, { exact = false, via = manager } = {}) {
   const started = performance.now();
   const hits = await search.vectorSearch(via, {
@@ -179,7 +168,7 @@ async function floorAsk(body, { exact = false, via = manager } = {}) {
     filter: body.filter,
     index: exact ? null : index,
   });
-  const results = hits.map(toResult);
+  const results = hits.map(toAskResult);
   return {
     question: body.question,
     mode: 'vector',
@@ -251,10 +240,11 @@ async function floorStats() {
   try {
     await client.query('START TRANSACTION ISOLATION LEVEL REPEATABLE READ');
     await client.query('SET TRANSACTION READ ONLY');
+    // StatsService.getStats's statements, in its order.
+    const [present] = (await client.query(stats.TABLES_PRESENT_SQL, ['migrations'])).rows;
     const documents = (await client.query(stats.DOCUMENTS_SQL)).rows;
-    const [chunks] = (await client.query(stats.CHUNKS_SQL)).rows;
-    const [{ present }] = (await client.query(stats.MIGRATIONS_TABLE_EXISTS_SQL, ['migrations'])).rows;
-    const applied = present ? (await client.query(stats.appliedMigrationsSql('migrations'))).rows : [];
+    const [chunks] = (await client.query(present.chunk_counts ? stats.CHUNKS_SQL : stats.CHUNKS_SCAN_SQL)).rows;
+    const applied = present.migrations ? (await client.query(stats.appliedMigrationsSql('migrations'))).rows : [];
     const [db] = (await client.query(stats.DATABASE_SQL)).rows;
     await client.query('COMMIT');
     return { documents, chunks, applied: applied.length, db };

@@ -94,7 +94,7 @@ export class AskService {
       break;
     }
 
-    const results = hits.filter((h) => dto.minScore === undefined || h.score >= dto.minScore).map(toResult);
+    const results = hits.filter((h) => dto.minScore === undefined || h.score >= dto.minScore).map(toAskResult);
     const response: AskResponseDto = { question: dto.question, mode, collection: target.name, results, tookMs: 0 };
     if (dto.answer && this.answers) {
       const generated = await this.answers.generate(
@@ -217,7 +217,8 @@ function sameTarget(a: SearchTarget, b: SearchTarget): boolean {
   );
 }
 
-function toResult(hit: ChunkHit): AskResultDto {
+/** A search hit as /ask returns it (exported for the benchmark's floor, which answers the same JSON). */
+export function toAskResult(hit: ChunkHit): AskResultDto {
   const documentId = hit.metadata.document_id;
   return {
     id: hit.id,

@@ -76,9 +76,6 @@ SELECT (SELECT coalesce(sum(n), 0)::bigint FROM groups) AS total,
   FROM orphans o`;
 }
 
-/** Whether TypeORM's migrations table exists (its name from a fixed constant, bound as a parameter). */
-export const MIGRATIONS_TABLE_EXISTS_SQL = `SELECT to_regclass($1) IS NOT NULL AS present`;
-
 /**
  * Whether the migrations table ($1, a fixed constant) and chunk_counts exist, in one round trip:
  * without chunk_counts (AddChunkCounts not applied yet) the service falls back to CHUNKS_SCAN_SQL.
