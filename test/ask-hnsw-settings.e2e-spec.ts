@@ -64,6 +64,37 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
     for (const plan of plans) expect(plan).toContain(`Index Scan using ${indexName}`);
   });
 
+  it('narrows an exact search by a filter equality through ix_cmetadata_gin, and only without the HNSW index', async () => {
+    const target = (await t.app.get(ChunkSearchRepository).findTarget(t.dataSource.manager, 'graph'))!;
+    const plan = async (search: 'vectorSearch' | 'hybridSearch', index: typeof target.index) => {
+      let text = '';
+      const explaining = {
+        query: async (sql: string, params: unknown[]) => {
+          const rows = await t.dataSource.query<Array<Record<string, string>>>(`EXPLAIN ${sql}`, params);
+          text = rows.map((r) => Object.values(r)[0]).join('\n');
+          return [];
+        },
+      } as unknown as EntityManager;
+      const query = {
+        collectionUuid: target.uuid,
+        embedding: vector(5),
+        k: 5,
+        question: 'chunk',
+        filter: { kind: 'rare' },
+        index,
+      };
+      await t.app.get(ChunkSearchRepository)[search](explaining, query);
+      return text;
+    };
+    // Exact distances: 30 of 3,000 chunks pass, and the GIN index finds them without reading the rest.
+    expect(await plan('vectorSearch', null)).toContain('Bitmap Index Scan on ix_cmetadata_gin');
+    expect(await plan('hybridSearch', null)).toContain('Bitmap Index Scan on ix_cmetadata_gin');
+    // With the HNSW index, the filter stays a condition on the index scan's rows.
+    const indexed = await plan('vectorSearch', target.index);
+    expect(indexed).toContain(`Index Scan using ${indexName}`);
+    expect(indexed).not.toContain('ix_cmetadata_gin');
+  });
+
   it('returns k results when k is above ef_search', async () => {
     const res = await ask({ queryEmbedding: vector(5), k: 25 });
     expect(res.body.results).toHaveLength(25);

@@ -5,6 +5,7 @@ import { TEST_TARGET } from './support/test-database.js';
 
 const COLLECTION = '7b2e0d41-5c3a-4f0e-9d1b-2a6c8e4f0001';
 const OTHER_COLLECTION = '7b2e0d41-5c3a-4f0e-9d1b-2a6c8e4f0002';
+const LAX_COLLECTION = '7b2e0d41-5c3a-4f0e-9d1b-2a6c8e4f0003';
 
 /**
  * Chunk metadata as the Python service leaves it: numbers, numeric strings, Vietnamese text,
@@ -70,6 +71,44 @@ const inList = (field: string, values: string[]): string =>
     ? // SQLAlchemy's rendering of an empty IN on PostgreSQL.
       `${text(field)} IN (SELECT CAST(NULL AS VARCHAR) WHERE 1!=1)`
     : `${text(field)} IN (${values.map(lit).join(', ')})`;
+
+/**
+ * Metadata where jsonpath's lax mode and JSON types decide what an equality matches: lists (one
+ * level deep matches, two do not), a top-level list of objects (lax mode looks into it), numbers
+ * written differently (5, 5.0, 5.00, -0), numbers as strings, booleans and their text, nulls,
+ * missing keys, nested objects, SQL NULL. The indexable form of an equality must select exactly
+ * the rows the plain jsonb_path_match selects, here too.
+ */
+const LAX_ROWS: Array<[id: string, cmetadata: string | null]> = [
+  ['l01', '{"f":"law","n":5}'],
+  ['l02', '{"f":["law"],"n":[5]}'],
+  ['l03', '{"f":[["law"]],"n":[[5]]}'],
+  ['l04', '{"f":["x","law"],"n":[1,"5",5.0]}'],
+  ['l05', '[{"f":"law","n":5}]'],
+  ['l06', '[{"f":["law"]},{"n":[5]}]'],
+  ['l07', '[[{"f":"law","n":5}]]'],
+  ['l08', '[{"f":"x"},{"f":"law"}]'],
+  ['l09', '{"f":{"g":"law"},"n":{"n":5}}'],
+  ['l10', '{"g":{"f":"law"}}'],
+  ['l11', '{"f":"Law","n":"5"}'],
+  ['l12', '{"f":"law ","n":5.0}'],
+  ['l13', '{"f":null,"n":null}'],
+  ['l14', '{"f":[null],"n":[]}'],
+  ['l15', '{}'],
+  ['l16', null],
+  ['l17', '"law"'],
+  ['l18', '[]'],
+  ['l19', '{"f":true,"n":5.00}'],
+  ['l20', '{"f":[true,false],"n":-0}'],
+  ['l21', '{"f":"true","n":0}'],
+  ['l22', '{"f":false,"n":5.5}'],
+  ['l23', '{"f":"a\\"b\\\\c\\n","n":1e21}'],
+  ['l24', '{"f":"Điều 5","n":"5.0"}'],
+  ['l25', '{"F":"law","N":5}'],
+  ['l26', '{"f":"law","g":"law","n":50}'],
+  ['l27', '{"f":5,"n":"law"}'],
+  ['l28', '{"f":[{"g":1},"law"],"n":[{"n":5},5]}'],
+];
 
 interface FilterCase {
   name: string;
@@ -300,17 +339,36 @@ describe(`LangChain filters on the database (${TEST_TARGET})`, () => {
    * The SQL-probe check is off here: these tests are about what the SQL does with every value (the
    * check is a separate, earlier refusal, tested in sql-probe.spec.ts and ask.e2e-spec.ts).
    */
-  async function compiledIds(filter: unknown): Promise<string[]> {
+  async function compiledIds(
+    filter: unknown,
+    options: { collection?: string; indexableEqualities?: boolean; indexScan?: boolean } = {},
+  ): Promise<string[]> {
     const compiled: CompiledFilter = compileLangChainFilter(filter, {
       column: 'e.cmetadata',
       firstParameterIndex: 2,
       rejectSqlProbes: false,
+      indexableEqualities: options.indexableEqualities,
     });
-    const rows = await t.dataSource.query<Array<{ id: string }>>(
-      `SELECT e.id FROM langchain_pg_embedding e WHERE e.collection_id = $1 AND (${compiled.sql}) ORDER BY e.id`,
-      [COLLECTION, ...compiled.params],
-    );
+    const sql = `SELECT e.id FROM langchain_pg_embedding e WHERE e.collection_id = $1 AND (${compiled.sql}) ORDER BY e.id`;
+    const params = [options.collection ?? COLLECTION, ...compiled.params];
+    const rows = await t.dataSource.transaction(async (manager) => {
+      // A sequential scan evaluates every condition on every row; without it, the planner reads
+      // ix_cmetadata_gin wherever a condition allows, and its recheck decides instead.
+      if (options.indexScan) await manager.query(`SET LOCAL enable_seqscan = off`);
+      return manager.query<Array<{ id: string }>>(sql, params);
+    });
     return rows.map((r) => r.id);
+  }
+
+  /** The rows a filter selects, checked to be the same with indexable equalities, by scan and by index. */
+  async function laxIds(filter: unknown): Promise<string[]> {
+    const plain = await compiledIds(filter, { collection: LAX_COLLECTION });
+    for (const indexScan of [false, true]) {
+      expect(await compiledIds(filter, { collection: LAX_COLLECTION, indexableEqualities: true, indexScan })).toEqual(
+        plain,
+      );
+    }
+    return plain;
   }
 
   async function referenceIds(condition: string): Promise<string[]> {
@@ -324,8 +382,15 @@ describe(`LangChain filters on the database (${TEST_TARGET})`, () => {
   beforeAll(async () => {
     t = await startTestApp();
     await t.dataSource.query(
-      `INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES ($1, 'filters', '{}'), ($2, 'filters-other', '{}')`,
-      [COLLECTION, OTHER_COLLECTION],
+      `INSERT INTO langchain_pg_collection (uuid, name, cmetadata)
+       VALUES ($1, 'filters', '{}'), ($2, 'filters-other', '{}'), ($3, 'filters-lax', '{}')`,
+      [COLLECTION, OTHER_COLLECTION, LAX_COLLECTION],
+    );
+    await t.dataSource.query(
+      `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+       SELECT r.id, $1, '[1,0,0]', 'chunk ' || r.id, r.cmetadata::jsonb
+       FROM unnest($2::text[], $3::text[]) AS r(id, cmetadata)`,
+      [LAX_COLLECTION, LAX_ROWS.map(([id]) => id), LAX_ROWS.map(([, metadata]) => metadata)],
     );
     await t.dataSource.query(
       `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
@@ -344,7 +409,7 @@ describe(`LangChain filters on the database (${TEST_TARGET})`, () => {
   });
 
   it('stored the data set', async () => {
-    expect(await rowCount()).toBe(ROWS.length + 1);
+    expect(await rowCount()).toBe(ROWS.length + LAX_ROWS.length + 1);
     expect(await compiledIds(undefined)).toEqual(ALL_IDS);
   });
 
@@ -353,6 +418,75 @@ describe(`LangChain filters on the database (${TEST_TARGET})`, () => {
     expect(await compiledIds(filter)).toEqual(expected);
     if (ids) expect(expected).toEqual(ids);
     else expect(expected.length).toBeGreaterThan(0);
+  });
+
+  it.each(CASES)(
+    '$name: with indexable equalities, by scan and through ix_cmetadata_gin, the same rows',
+    async ({ filter }) => {
+      const plain = await compiledIds(filter);
+      for (const indexScan of [false, true]) {
+        expect(await compiledIds(filter, { indexableEqualities: true, indexScan })).toEqual(plain);
+      }
+    },
+  );
+
+  it.each<[string, unknown, string[]]>([
+    [
+      'a string: lax mode matches a list holding it, and a top-level list of objects',
+      { f: 'law' },
+      ['l01', 'l02', 'l04', 'l05', 'l06', 'l08', 'l26', 'l28'],
+    ],
+    [
+      'a number: 5, 5.0 and 5.00 are equal, "5" is not',
+      { n: 5 },
+      ['l01', 'l02', 'l04', 'l05', 'l06', 'l12', 'l19', 'l28'],
+    ],
+    ['zero matches -0', { n: { $eq: 0 } }, ['l20', 'l21']],
+    ['a decimal', { n: 5.5 }, ['l22']],
+    ['a large number', { n: 1e21 }, ['l23']],
+    ['true, in a list too, but not "true"', { f: true }, ['l19', 'l20']],
+    ['false', { f: false }, ['l20', 'l22']],
+    ['the string "true"', { f: 'true' }, ['l21']],
+    ['null, in a list too', { f: null }, ['l13', 'l14']],
+    ['a number against strings', { f: 5 }, ['l27']],
+    ['quotes, backslashes and a newline', { f: 'a"b\\c\n' }, ['l23']],
+    ['Vietnamese text', { f: 'Điều 5' }, ['l24']],
+    ['no row', { f: 'nothing' }, []],
+    // In a top-level list, each condition may hold in another element.
+    ['two fields', { f: 'law', n: 5 }, ['l01', 'l02', 'l04', 'l05', 'l06', 'l28']],
+    ['$and', { $and: [{ f: 'law' }, { g: 'law' }] }, ['l26']],
+    ['$or', { $or: [{ f: 'law' }, { n: 'law' }] }, ['l01', 'l02', 'l04', 'l05', 'l06', 'l08', 'l26', 'l27', 'l28']],
+    ['$or with a range', { $or: [{ f: true }, { n: { $gt: 10 } }] }, ['l19', 'l20', 'l23', 'l26']],
+  ])('equality on %s: the same rows with indexable equalities', async (_label, filter, ids) => {
+    expect(await laxIds(filter)).toEqual(ids);
+  });
+
+  it.each<[string, unknown]>([
+    ['$not', { $not: { f: 'law' } }],
+    ['$not list', { $not: [{ f: 'law' }, { n: 5 }] }],
+    ['$not around $or', { $not: { $or: [{ f: true }, { n: 5 }] } }],
+    ['$and with a $not', { $and: [{ f: 'law' }, { $not: { n: 5 } }] }],
+    ['$or with a $not', { $or: [{ f: null }, { $not: { n: 5 } }] }],
+    ['$ne', { f: { $ne: 'law' } }],
+    ['$in and $nin', { $and: [{ f: { $in: ['law', 'true'] } }, { n: { $nin: [5] } }] }],
+  ])('%s: the same rows with indexable equalities', async (_label, filter) => {
+    expect((await laxIds(filter)).length).toBeGreaterThan(0);
+  });
+
+  it('reads ix_cmetadata_gin for an indexable equality when a scan is not an option', async () => {
+    const compiled = compileLangChainFilter(
+      { f: 'law' },
+      { column: 'e.cmetadata', firstParameterIndex: 2, indexableEqualities: true },
+    );
+    const plan = await t.dataSource.transaction(async (manager) => {
+      await manager.query(`SET LOCAL enable_seqscan = off`);
+      const rows = await manager.query<Array<Record<string, string>>>(
+        `EXPLAIN SELECT e.id FROM langchain_pg_embedding e WHERE e.collection_id = $1 AND (${compiled.sql})`,
+        [LAX_COLLECTION, ...compiled.params],
+      );
+      return rows.map((r) => Object.values(r)[0]).join('\n');
+    });
+    expect(plan).toContain('ix_cmetadata_gin');
   });
 
   it('differs between $not of a comparison and the opposite comparison exactly where LangChain does', async () => {
@@ -449,6 +583,39 @@ describe(`LangChain filters on the database (${TEST_TARGET})`, () => {
         }
         const negated = await compiledIds({ $not: candidate });
         expect(matching.filter((id) => negated.includes(id))).toEqual([]);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('selects the same rows with indexable equalities for any filter, by scan and through ix_cmetadata_gin', async () => {
+    const value = fc.oneof(
+      fc.constantFrom('law', 'Law', 'x', '5', 'true', 'a"b\\c\n', 'Điều 5', '', 5, 5.0, 0, -0, 5.5, 1e21, true, false),
+      fc.string({ maxLength: 4 }),
+      fc.integer({ min: -2, max: 60 }),
+    );
+    const condition = fc.oneof(
+      value,
+      fc.constant(null),
+      fc.constantFrom('$eq', '$ne').chain((op) => fc.oneof(value, fc.constant(null)).map((v) => ({ [op]: v }))),
+      fc.constantFrom('$lt', '$gte').chain((op) => value.map((v) => ({ [op]: v }))),
+      fc
+        .array(fc.oneof(fc.constantFrom('law', '5', 'true'), fc.integer({ min: 0, max: 6 })), { maxLength: 3 })
+        .map((v) => ({ $in: v })),
+      fc.boolean().map((v) => ({ $exists: v })),
+    );
+    const { filter } = fc.letrec<{ filter: unknown }>((tie) => ({
+      filter: fc.oneof(
+        { depthSize: 'small' },
+        fc.dictionary(fc.constantFrom('f', 'n', 'g', 'F'), condition, { minKeys: 1, maxKeys: 2 }),
+        fc.array(tie('filter'), { minLength: 1, maxLength: 3 }).map((items) => ({ $and: items })),
+        fc.array(tie('filter'), { minLength: 1, maxLength: 3 }).map((items) => ({ $or: items })),
+        tie('filter').map((item) => ({ $not: item })),
+      ),
+    }));
+    await fc.assert(
+      fc.asyncProperty(filter, async (candidate) => {
+        await laxIds(candidate);
       }),
       { numRuns: 100 },
     );

@@ -107,6 +107,7 @@ export class ChunkSearchRepository {
       firstParameterIndex: 4,
       // AskService has validated the filter, probe policy included; here it only becomes SQL.
       rejectSqlProbes: false,
+      indexableEqualities: indexableEqualities(query),
     });
     // MATERIALIZED + outer ORDER BY: with pgvector's relaxed_order iterative scan the index may
     // return rows slightly out of order; the outer sort restores exact order over the k rows.
@@ -135,6 +136,7 @@ export class ChunkSearchRepository {
       firstParameterIndex: 7,
       // AskService has validated the filter, probe policy included; here it only becomes SQL.
       rejectSqlProbes: false,
+      indexableEqualities: indexableEqualities(query),
     });
     const rows = await manager.query<HitRow[]>(
       `WITH vector_hits AS MATERIALIZED (
@@ -173,6 +175,17 @@ export class ChunkSearchRepository {
     );
     return rows.map(toHit);
   }
+}
+
+/**
+ * Whether the filter's equalities are also written in the form the metadata GIN index serves.
+ * Only without an HNSW index: an exact search evaluates the filter on every chunk of the
+ * collection, and the index reduces that to the matching chunks. Next to an HNSW index the
+ * planner's estimate for the GIN probe can make it prefer that probe plus an exact sort over
+ * the HNSW scan, which is many times slower.
+ */
+function indexableEqualities(query: ChunkSearchQuery): boolean {
+  return query.index === null;
 }
 
 function toHit(row: HitRow): ChunkHit {

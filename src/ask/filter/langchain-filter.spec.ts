@@ -36,7 +36,7 @@ const match = (a: number, b: number): string => `jsonb_path_match(e.cmetadata, $
  * and keywords. A compiled filter that tokenises into these alone carries no user text.
  */
 const SQL_TOKEN =
-  /\s+|\$\d+(?:::(?:jsonpath|jsonb|text\[\]|text))?|e\.cmetadata|jsonb_path_match|jsonb_exists|->>|\b(?:AND|OR|NOT|LIKE|ILIKE|ANY|TRUE)\b|[(),=]/y;
+  /\s+|\$\d+(?:::(?:jsonpath|jsonb|text\[\]|text))?|e\.cmetadata|jsonb_path_match|jsonb_exists|->>|@@|\b(?:AND|OR|NOT|LIKE|ILIKE|ANY|TRUE)\b|[(),=]/y;
 
 function onlyTrustedTokens(sql: string): boolean {
   SQL_TOKEN.lastIndex = 0;
@@ -581,6 +581,71 @@ describe('compileLangChainFilter', () => {
     });
   });
 
+  describe('indexable equalities', () => {
+    const indexable = (filter: unknown, firstParameterIndex = 1): CompiledFilter =>
+      compileLangChainFilter(filter, { column: COLUMN, firstParameterIndex, indexableEqualities: true });
+    /** `e.cmetadata @@ $p::jsonpath AND <jsonb_path_match with $a, $b>`. */
+    const both = (p: number, a: number, b: number): string => `(e.cmetadata @@ $${p}::jsonpath AND ${match(a, b)})`;
+
+    it('writes an equality also as @@ with the value in the bound jsonpath, keeping the exact predicate', () => {
+      expect(indexable({ document_type: 'law' }, 4)).toEqual({
+        sql: both(4, 5, 6),
+        params: ['$."document_type" == "law"', '$."document_type" == $value', '{"value":"law"}'],
+      });
+      expect(indexable({ year: { $eq: 2020 } }).params[0]).toBe('$."year" == 2020');
+    });
+
+    it.each([
+      ['a string with quotes, backslashes and control characters', 'a"b\\c\n\u0001', '"a\\"b\\\\c\\n\\u0001"'],
+      ['Vietnamese text', 'Luật Thuế', '"Luật Thuế"'],
+      ['text that looks like jsonpath', '$value || true', '"$value || true"'],
+      ['a negative decimal', -1.5, '-1.5'],
+      ['a large number', 1e21, '1e+21'],
+      ['a tiny number', 5e-324, '5e-324'],
+      ['true', true, 'true'],
+      ['false', false, 'false'],
+      ['null', null, 'null'],
+    ])('writes %s as a JSON literal', (_label, value, literal) => {
+      expect(indexable({ f: value }).params[0]).toBe(`$."f" == ${literal}`);
+    });
+
+    it('adds it in every position where the equality must hold, through $and, $or and several fields', () => {
+      const compiled = indexable({
+        $and: [{ a: 1, b: { $eq: 'x' } }, { $or: [{ c: true }, { d: { $gt: 1 } }] }],
+      });
+      expect(compiled.sql).toBe(
+        `((${both(1, 2, 3)} AND ${both(4, 5, 6)}) AND (${both(7, 8, 9)} OR (${match(10, 11)})))`,
+      );
+      expectWellFormed(compiled, 1);
+    });
+
+    it.each([
+      ['$not of an object', { $not: { a: 1 } }, `(NOT (${match(1, 2)}))`],
+      ['$not of a list', { $not: [{ a: 1 }, { b: 2 }] }, `((NOT (${match(1, 2)})) AND (NOT (${match(3, 4)})))`],
+      ['$not around $and', { $not: { $and: [{ a: 1 }, { b: 2 }] } }, `(NOT ((${match(1, 2)}) AND (${match(3, 4)})))`],
+      ['$and inside $not inside $or', { $or: [{ $not: { $and: [{ a: 1 }] } }] }, `(NOT (${match(1, 2)}))`],
+    ])('leaves it out under %s', (_label, filter, sql) => {
+      expect(indexable(filter)).toEqual(compile(filter));
+      expect(indexable(filter).sql).toBe(sql);
+    });
+
+    it.each([
+      { a: { $ne: 1 } },
+      { a: { $gt: 1 } },
+      { a: { $between: [1, 2] } },
+      { a: { $in: ['x'] } },
+      { a: { $nin: ['x'] } },
+      { a: { $like: 'x%' } },
+      { a: { $exists: true } },
+    ])('leaves every other operator as it is: %j', (filter) => {
+      expect(indexable(filter)).toEqual(compile(filter));
+    });
+
+    it('is off by default', () => {
+      expect(compile({ a: 1 }).sql).toBe(`(${match(1, 2)})`);
+    });
+  });
+
   it('lists every operator once', () => {
     expect([...FILTER_OPERATORS].sort()).toEqual(
       [
@@ -706,6 +771,38 @@ describe('compileLangChainFilter properties', () => {
       );
     },
   );
+
+  it('with indexable equalities: trusted SQL, consecutive placeholders, the same parameters plus one jsonpath per equality outside $not', () => {
+    fc.assert(
+      fc.property(validFilter, firstIndex, (filter, first) => {
+        const plain = compileOrInvalid(filter, first, false);
+        let indexable: CompiledFilter | InvalidFilterError;
+        try {
+          indexable = compileLangChainFilter(filter, {
+            column: COLUMN,
+            firstParameterIndex: first,
+            rejectSqlProbes: false,
+            indexableEqualities: true,
+          });
+        } catch (err) {
+          if (!(err instanceof InvalidFilterError)) throw err;
+          indexable = err;
+        }
+        if (plain instanceof InvalidFilterError || indexable instanceof InvalidFilterError) {
+          expect(indexable).toEqual(plain);
+          return;
+        }
+        expectWellFormed(indexable, first);
+        // Without the @@ conjuncts and their jsonpath parameters, exactly the plain compilation.
+        const conjunct = /e\.cmetadata @@ \$(\d+)::jsonpath AND /g;
+        const jsonPaths = new Set([...indexable.sql.matchAll(conjunct)].map((m) => Number(m[1]) - first));
+        for (const index of jsonPaths) expect(indexable.params[index]).toMatch(/^\$\."\w+" == (?!\$value)/);
+        expect(indexable.params.filter((_, i) => !jsonPaths.has(i))).toEqual(plain.params);
+        expect(indexable.sql.replace(conjunct, '').replace(/\$\d+/g, '$')).toBe(plain.sql.replace(/\$\d+/g, '$'));
+      }),
+      { numRuns: 1000 },
+    );
+  });
 
   it('rejects every field name outside the identifier pattern, and binds every accepted one', () => {
     fc.assert(

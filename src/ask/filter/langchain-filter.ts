@@ -36,6 +36,15 @@ export interface CompileFilterOptions {
    * Values are bound parameters either way; this only decides whether a probe is a 400.
    */
   rejectSqlProbes?: boolean;
+  /**
+   * Also write each equality that must hold for a row to match (`$eq`, or a bare value, not under
+   * `$not`) in operator form: `column @@ '$."field" == <value>'`. That is the same jsonpath test
+   * (same result for every row, NULL included), but the GIN index ix_cmetadata_gin (jsonb_path_ops)
+   * can serve an operator and not jsonb_path_match, so a search need not evaluate the filter on
+   * every chunk. The caller decides: next to an HNSW index the planner may prefer this bitmap scan
+   * to the vector index, which is much slower there (see docs/FILTERS.md). Default false.
+   */
+  indexableEqualities?: boolean;
 }
 
 /** Guards against filters built to exhaust the planner or the stack; documented in docs/FILTERS.md. */
@@ -82,8 +91,13 @@ export function compileLangChainFilter(filter: unknown, options: CompileFilterOp
     throw new TypeError('compileLangChainFilter: firstParameterIndex must be an integer >= 1');
   }
   if (filter === undefined || filter === null) return { sql: 'TRUE', params: [] };
-  const compiler = new FilterCompiler(options.column, options.firstParameterIndex, options.rejectSqlProbes ?? true);
-  const sql = compiler.filter(filter, 'filter', 1);
+  const compiler = new FilterCompiler(
+    options.column,
+    options.firstParameterIndex,
+    options.rejectSqlProbes ?? true,
+    options.indexableEqualities ?? false,
+  );
+  const sql = compiler.filter(filter, 'filter', 1, true);
   return { sql, params: compiler.params };
 }
 
@@ -95,10 +109,14 @@ class FilterCompiler {
     private readonly column: string,
     private readonly firstParameterIndex: number,
     private readonly rejectSqlProbes: boolean,
+    private readonly indexableEqualities: boolean,
   ) {}
 
-  /** A filter object: one logical operator, or one or more field conditions ANDed. */
-  filter(node: unknown, path: string, depth: number): string {
+  /**
+   * A filter object: one logical operator, or one or more field conditions ANDed. `positive`: no
+   * `$not` encloses it (only there can an index narrow the rows).
+   */
+  filter(node: unknown, path: string, depth: number, positive: boolean): string {
     if (depth > FILTER_LIMITS.maxDepth) {
       fail(path, `Filter is nested deeper than ${FILTER_LIMITS.maxDepth} levels`);
     }
@@ -106,22 +124,24 @@ class FilterCompiler {
     if (entries.length === 0) fail(path, 'Empty filter object');
     if (entries.length === 1) {
       const [key, value] = entries[0];
-      if (!key.startsWith('$')) return this.field(key, value, path);
+      if (!key.startsWith('$')) return this.field(key, value, path, positive);
       // LangChain lower-cases logical operators (but not field operators).
       const operator = key.toLowerCase();
       const operatorPath = `${path}.${key}`;
       if (operator === '$and' || operator === '$or') {
         const items = this.subFilterList(value, operatorPath, key);
-        const clauses = items.map((item, i) => this.filter(item, `${operatorPath}[${i}]`, depth + 1));
+        const clauses = items.map((item, i) => this.filter(item, `${operatorPath}[${i}]`, depth + 1, positive));
         return clauses.length === 1 ? clauses[0] : `(${clauses.join(operator === '$and' ? ' AND ' : ' OR ')})`;
       }
       if (operator === '$not') {
         if (Array.isArray(value)) {
           const items = this.subFilterList(value, operatorPath, key);
-          const clauses = items.map((item, i) => `(NOT ${this.filter(item, `${operatorPath}[${i}]`, depth + 1)})`);
+          const clauses = items.map(
+            (item, i) => `(NOT ${this.filter(item, `${operatorPath}[${i}]`, depth + 1, false)})`,
+          );
           return clauses.length === 1 ? clauses[0] : `(${clauses.join(' AND ')})`;
         }
-        if (isPlainObject(value)) return `(NOT ${this.filter(value, operatorPath, depth + 1)})`;
+        if (isPlainObject(value)) return `(NOT ${this.filter(value, operatorPath, depth + 1, false)})`;
         fail(operatorPath, `${key} expects a filter object or a list of filter objects, got ${describe(value)}`);
       }
       fail(path, `Unknown logical operator ${quote(key)}: expected $and, $or or $not`);
@@ -131,7 +151,7 @@ class FilterCompiler {
         fail(path, `Operator ${quote(key)} must be the only key of its object; expected a field name`);
       }
     }
-    return `(${entries.map(([key, value]) => this.field(key, value, path)).join(' AND ')})`;
+    return `(${entries.map(([key, value]) => this.field(key, value, path, positive)).join(' AND ')})`;
   }
 
   private subFilterList(value: unknown, path: string, operator: string): readonly unknown[] {
@@ -143,7 +163,7 @@ class FilterCompiler {
   }
 
   /** One field condition: `{"field": value}` (equality) or `{"field": {"$op": value}}`. */
-  private field(name: string, spec: unknown, parentPath: string): string {
+  private field(name: string, spec: unknown, parentPath: string, positive: boolean): string {
     if (!FIELD_NAME.test(name) || name.length > FILTER_LIMITS.maxFieldNameLength) {
       fail(
         parentPath,
@@ -154,7 +174,7 @@ class FilterCompiler {
     this.conditions += 1;
     if (this.conditions > FILTER_LIMITS.maxConditions) this.tooManyConditions(path);
 
-    if (!isPlainObject(spec)) return this.comparison(name, '$eq', this.scalar(spec, path, '$eq', true));
+    if (!isPlainObject(spec)) return this.equality(name, this.scalar(spec, path, '$eq', true), positive);
     const entries = objectEntries(spec, path, 'an operator object');
     if (entries.length !== 1) {
       fail(path, `Expected an object with exactly one operator, got ${entries.length} keys`);
@@ -163,6 +183,7 @@ class FilterCompiler {
     const operandPath = `${path}.${operator}`;
     switch (operator) {
       case '$eq':
+        return this.equality(name, this.scalar(operand, operandPath, operator, true), positive);
       case '$ne':
         return this.comparison(name, operator, this.scalar(operand, operandPath, operator, true));
       case '$lt':
@@ -205,6 +226,21 @@ class FilterCompiler {
 
   private comparison(name: string, operator: string, value: Scalar): string {
     return `(${this.matchPath(name, COMPARISONS.get(operator) ?? '==', value)})`;
+  }
+
+  /**
+   * `$eq`. The indexable form repeats the test as `col @@ '$."field" == v'`: the `@@` operator
+   * evaluates a jsonpath predicate exactly as jsonb_path_match does (lax mode: a list holding v
+   * matches, so does a top-level list of objects; 5 equals 5.0; types never coerce; unknown is
+   * NULL), only silently, and this predicate raises nothing in lax mode. jsonpath has no bound
+   * variables in operator form, so v is written into the path as JSON.stringify(v): a JSON string,
+   * number, true, false or null literal reads back as the same value in jsonpath (see the tests).
+   * The path stays a bound parameter.
+   */
+  private equality(name: string, value: Scalar, positive: boolean): string {
+    if (!positive || !this.indexableEqualities) return `(${this.matchPath(name, '==', value)})`;
+    const jsonPath = this.param(`$."${name}" == ${JSON.stringify(value)}`);
+    return `(${this.column} @@ ${jsonPath}::jsonpath AND ${this.matchPath(name, '==', value)})`;
   }
 
   /** `jsonb_path_match(col, '$."field" <op> $value', '{"value": v}')`, as LangChain builds it. */
