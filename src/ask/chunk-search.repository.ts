@@ -111,14 +111,19 @@ export class ChunkSearchRepository {
     });
     // MATERIALIZED + outer ORDER BY: with pgvector's relaxed_order iterative scan the index may
     // return rows slightly out of order; the outer sort restores exact order over the k rows.
+    // The ranking carries only id and distance: an exact search sorts every chunk that passes the
+    // filter, and copying each one's text and metadata into the sort cost more than fetching the
+    // k winners again by primary key.
     const rows = await manager.query<HitRow[]>(
       `WITH hits AS MATERIALIZED (
-         SELECT e.id, e.document, e.cmetadata, ${distance} AS distance
+         SELECT e.id, ${distance} AS distance
            FROM langchain_pg_embedding e
           WHERE e.collection_id = $2 AND e.embedding IS NOT NULL AND (${filter.sql})
           ORDER BY ${distance}
           LIMIT $3)
-       SELECT id, document, cmetadata, (1 - distance)::float8 AS score FROM hits ORDER BY distance, id`,
+       SELECT e.id, e.document, e.cmetadata, (1 - h.distance)::float8 AS score
+         FROM hits h JOIN langchain_pg_embedding e ON e.id = h.id
+        ORDER BY h.distance, h.id`,
       [toVectorLiteral(query.embedding), query.collectionUuid, query.k, ...filter.params],
     );
     return rows.map(toHit);
