@@ -37,7 +37,7 @@ export interface CompileFilterOptions {
    */
   rejectSqlProbes?: boolean;
   /**
-   * Also write each equality that must hold for a row to match (`$eq`, or a bare value, not under
+   * Write each equality that must hold for a row to match (`$eq`, or a bare value, not under
    * `$not`) in operator form: `column @@ '$."field" == <value>'`. That is the same jsonpath test
    * (same result for every row, NULL included), but the GIN index ix_cmetadata_gin (jsonb_path_ops)
    * can serve an operator and not jsonb_path_match, so a search need not evaluate the filter on
@@ -229,18 +229,19 @@ class FilterCompiler {
   }
 
   /**
-   * `$eq`. The indexable form repeats the test as `col @@ '$."field" == v'`: the `@@` operator
-   * evaluates a jsonpath predicate exactly as jsonb_path_match does (lax mode: a list holding v
-   * matches, so does a top-level list of objects; 5 equals 5.0; types never coerce; unknown is
-   * NULL), only silently, and this predicate raises nothing in lax mode. jsonpath has no bound
-   * variables in operator form, so v is written into the path as JSON.stringify(v): a JSON string,
-   * number, true, false or null literal reads back as the same value in jsonpath (see the tests).
-   * The path stays a bound parameter.
+   * `$eq`. The indexable form is `col @@ '$."field" == v'` instead of jsonb_path_match: the `@@`
+   * operator evaluates a jsonpath predicate exactly as jsonb_path_match does (lax mode: a list
+   * holding v matches, so does a top-level list of objects; 5 equals 5.0; types never coerce;
+   * unknown is NULL), only silently, and this predicate raises nothing in lax mode, so it selects
+   * the same rows; keeping both would evaluate the test twice on every row the index returns.
+   * jsonpath has no bound variables in operator form, so v is written into the path as
+   * JSON.stringify(v): a JSON string, number, true, false or null literal reads back as the same
+   * value in jsonpath (see the tests). The path stays a bound parameter.
    */
   private equality(name: string, value: Scalar, positive: boolean): string {
     if (!positive || !this.indexableEqualities) return `(${this.matchPath(name, '==', value)})`;
     const jsonPath = this.param(`$."${name}" == ${JSON.stringify(value)}`);
-    return `(${this.column} @@ ${jsonPath}::jsonpath AND ${this.matchPath(name, '==', value)})`;
+    return `(${this.column} @@ ${jsonPath}::jsonpath)`;
   }
 
   /** `jsonb_path_match(col, '$."field" <op> $value', '{"value": v}')`, as LangChain builds it. */
