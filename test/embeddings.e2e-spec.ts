@@ -1,6 +1,7 @@
 import { ValidationPipe } from '@nestjs/common';
 import request from 'supertest';
 import { CreateEmbeddingsDto } from '../src/embeddings/dto/embedding.dto.js';
+import { MAX_JSON_DEPTH } from '../src/limits/json-body.js';
 import { eventually } from './support/private-postgres.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { TEST_TARGET } from './support/test-database.js';
@@ -401,6 +402,68 @@ describe('Embeddings API', () => {
       expect(rows).toEqual([{ by: 'other', n: 1 }]);
     },
   );
+
+  it('stores metadata as the global ValidationPipe hands it on: keys named like prototype members dropped', async () => {
+    const metadatas: Array<Record<string, unknown>> = [
+      { document_id: 'law-2', Điều: 'một', nested: { a: [1, 'x', null, true, { b: [] }], e: 1.5e-7 } },
+      {},
+      { toString: 'x', kept: 1 },
+      {
+        constructor: 'c',
+        prototype: { p: 1 },
+        valueOf: 2,
+        list: [{ hasOwnProperty: 1, ok: 2 }, [{ isPrototypeOf: 0 }]],
+      },
+      { a: { b: { __lookupGetter__: 0, c: 'd', then: 'not a promise' } } },
+    ];
+    const body = {
+      collection: 'metadata-copy',
+      items: metadatas.map((metadata, i) => ({ id: `meta-${i}`, content: 'c', metadata, embedding: [1, 2] })),
+    };
+    const expected = (await new ValidationPipe({
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      transform: true,
+    }).transform(structuredClone(body), { type: 'body', metatype: CreateEmbeddingsDto })) as CreateEmbeddingsDto;
+    await request(t.server).post('/embeddings').send(body).expect(201);
+    for (const [i, item] of expected.items.entries()) {
+      const res = await request(t.server).get(`/embeddings/meta-${i}`).expect(200);
+      expect(res.body.metadata).toEqual({ ...item.metadata });
+    }
+    // What the pipe does to the odd keys, spelled out: the test above compares with it.
+    expect(expected.items[2].metadata).toEqual({ kept: 1 });
+    expect(expected.items[3].metadata).toEqual({ list: [{ ok: 2 }, [{}]] });
+    expect(expected.items[4].metadata).toEqual({ a: { b: { c: 'd', then: 'not a promise' } } });
+  });
+
+  it('counts JSON nesting outside strings only, escapes included, and refuses a body past MAX_JSON_DEPTH', async () => {
+    // The metadata is the 4th level (body, items, item, metadata); `levels` more objects nest in it.
+    const nested = (levels: number): string => `${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}`;
+    const brackets = '['.repeat(MAX_JSON_DEPTH + 1);
+    const raw = (id: string, levels: number): string =>
+      `{"collection": "depth", "items": [{"id": "${id}", "embedding": [1, 2],` +
+      // A string ending in an escaped backslash, then one holding an escaped quote: read wrongly,
+      // either would expose the brackets that follow it.
+      ` "content": "ends in a backslash \\\\", "metadata": {"quoted": "say \\"${brackets}\\" ${brackets}",` +
+      ` "deep": ${nested(levels)}}}]}`;
+    const before = await snapshot(t);
+    const tooDeep = await request(t.server)
+      .post('/embeddings')
+      .set('content-type', 'application/json')
+      .send(raw('too-deep', MAX_JSON_DEPTH - 3));
+    expect(tooDeep.status).toBe(400);
+    expect(tooDeep.body).toMatchObject({ message: `The JSON body nests deeper than ${MAX_JSON_DEPTH} levels` });
+    expect(await snapshot(t)).toEqual(before);
+
+    await request(t.server)
+      .post('/embeddings')
+      .set('content-type', 'application/json')
+      .send(raw('at-limit', MAX_JSON_DEPTH - 4))
+      .expect(201);
+    const res = await request(t.server).get('/embeddings/at-limit').expect(200);
+    expect(res.body.content).toBe('ends in a backslash \\');
+    expect(res.body.metadata.quoted).toBe(`say "${brackets}" ${brackets}`);
+  });
 
   it('rejects a non-JSON-object body', async () => {
     await request(t.server).post('/embeddings').set('content-type', 'application/json').send('[1,2]').expect(400);

@@ -13,9 +13,14 @@ import { VectorBodyPipe } from './dto/vector-body.pipe.js';
 import { CreateEmbeddingsDto, CreateEmbeddingsResponseDto, EmbeddingResponseDto } from './dto/embedding.dto.js';
 import { EmbeddingsService } from './embeddings.service.js';
 
-/** The POST /embeddings body, with every item's embedding checked in one loop. */
-const EMBEDDINGS_BODY = new VectorBodyPipe(CreateEmbeddingsDto, (body) =>
-  Array.isArray(body.items) ? body.items.map((_, i) => ['items', i, 'embedding']) : [],
+const itemPaths = (body: Record<string, unknown>, property: string) =>
+  Array.isArray(body.items) ? body.items.map((_, i) => ['items', i, property]) : [];
+
+/** The POST /embeddings body, with every item's embedding checked in one loop and its metadata not copied. */
+const EMBEDDINGS_BODY = new VectorBodyPipe(
+  CreateEmbeddingsDto,
+  (body) => itemPaths(body, 'embedding'),
+  (body) => itemPaths(body, 'metadata'),
 );
 
 @ApiTags('embeddings')
