@@ -25,13 +25,19 @@ interface SplitValue extends MetricValue<string> {
 
 /**
  * `http_requests_total` (counter) and `http_request_duration_seconds` (histogram), exposed exactly as
- * prom-client's Counter and Histogram expose them, but recorded with one Map lookup per response.
+ * prom-client's Counter and Histogram expose them, but recorded with three Map lookups per response.
  * prom-client validates and hashes the label object on every inc() and observe() (a children API
  * would still hash per observation): on a short read that was a measurable part of the request.
- * Series are kept by a string key built from the three label values; the registry formats them.
  */
 export class HttpRequestMetrics {
-  private readonly series = new Map<string, Series>();
+  /** In first-seen order, as prom-client lists its series. */
+  private readonly series: Series[] = [];
+  /**
+   * method → route → status code → series. Nested rather than one joined key: the route pattern and
+   * the method are the same string objects request after request, so their hashes are cached, while
+   * a joined key would be a new string to hash on every response.
+   */
+  private readonly index = new Map<string, Map<string, Map<number, Series>>>();
 
   constructor(
     private readonly counter: { readonly name: string; readonly help: string },
@@ -39,12 +45,16 @@ export class HttpRequestMetrics {
   ) {}
 
   record(method: string, route: string, statusCode: number, seconds: number): void {
-    const key = `${method} ${statusCode} ${route}`;
-    let series = this.series.get(key);
+    let byRoute = this.index.get(method);
+    if (byRoute === undefined) this.index.set(method, (byRoute = new Map<string, Map<number, Series>>()));
+    let byStatus = byRoute.get(route);
+    if (byStatus === undefined) byRoute.set(route, (byStatus = new Map<number, Series>()));
+    let series = byStatus.get(statusCode);
     if (series === undefined) {
       const labels = { method, route, status_code: String(statusCode) };
       series = { labels, count: 0, sum: 0, perBucket: this.histogram.buckets.map(() => 0) };
-      this.series.set(key, series);
+      byStatus.set(statusCode, series);
+      this.series.push(series);
     }
     series.count += 1;
     series.sum += seconds;
@@ -60,21 +70,24 @@ export class HttpRequestMetrics {
   /** Adds both metrics to `registry`, which reads them at each scrape. */
   registerIn(registry: Registry): this {
     const { counter, histogram } = this;
-    const clear = (): void => this.series.clear();
+    const clear = (): void => {
+      this.series.length = 0;
+      this.index.clear();
+    };
     const counterData = { help: counter.help, name: counter.name, type: 'counter', aggregator: 'sum' };
     const counterMetric = {
       ...counterData,
       get: (): Promise<MetricObjectWithValues<MetricValue<string>>> =>
         Promise.resolve({
           ...counterData,
-          values: [...this.series.values()].map((s) => ({ labels: { ...s.labels }, value: s.count })),
+          values: this.series.map((s) => ({ labels: { ...s.labels }, value: s.count })),
         } as unknown as MetricObjectWithValues<MetricValue<string>>),
       reset: clear,
     };
     const histogramValues = (): SplitValue[] => {
       const values: SplitValue[] = [];
       const bucketName = `${histogram.name}_bucket`;
-      for (const s of this.series.values()) {
+      for (const s of this.series) {
         let cumulative = 0;
         histogram.buckets.forEach((le, i) => {
           cumulative += s.perBucket[i];
