@@ -1,4 +1,3 @@
-import multipart from '@fastify/multipart';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -8,6 +7,7 @@ import type { AppConfig, LogLevel } from './config/app-config.js';
 import { logAccessControl, registerHttpSecurity } from './auth/http-security.js';
 import { documentApiKeySecurity, withApiKeySecurity } from './auth/openapi-security.js';
 import { AppModule } from './app.module.js';
+import { multipartForUploads } from './common/multipart.js';
 import { createValidationPipe } from './common/validation.js';
 import { useDepthLimitedJsonParser } from './limits/json-body.js';
 
@@ -42,7 +42,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   // JSON bodies: Fastify's parser behind a nesting-depth check (a 400, not a stack overflow).
   useDepthLimitedJsonParser(app);
   // Uploads stream through @fastify/multipart; a file over the limit is a 413 (POST /documents/ingest).
-  await app.register(multipart, { limits: { fileSize: config.ingest.maxFileBytes, files: 1, fields: 20 } });
+  // Its per-request hooks run for multipart requests only (see multipartForUploads).
+  await app.register(multipartForUploads, { limits: { fileSize: config.ingest.maxFileBytes, files: 1, fields: 20 } });
   // Helmet headers and CORS, before any route exists (Swagger UI's included).
   await registerHttpSecurity(app, config);
   logAccessControl(config);

@@ -24,9 +24,9 @@ export class AppModule {
         AppConfigModule.forRoot(config),
         // First: its request-id middleware and logger wrap everything after it.
         ObservabilityModule,
-        ThrottlingModule,
+        ThrottlingModule.forRoot(config),
         // After ThrottlingModule: its guard runs first, so requests with wrong keys are rate-limited too.
-        AuthModule,
+        AuthModule.forRoot(config),
         DatabaseModule,
         HealthModule,
         DocumentsModule,

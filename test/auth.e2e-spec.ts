@@ -10,6 +10,21 @@ const ADMIN = 'admin-key-01234567890';
 const KEYS = [READER, WRITER, ADMIN];
 const API_KEYS = `${READER}:read,${WRITER}:write,${ADMIN}`;
 const ALLOWED_ORIGIN = 'https://kb.example.com';
+/** Headers @fastify/helmet sets with its defaults (a subset: the ones every response must carry). */
+const HELMET_HEADER_NAMES = [
+  'content-security-policy',
+  'cross-origin-opener-policy',
+  'cross-origin-resource-policy',
+  'origin-agent-cluster',
+  'referrer-policy',
+  'strict-transport-security',
+  'x-content-type-options',
+  'x-dns-prefetch-control',
+  'x-download-options',
+  'x-frame-options',
+  'x-permitted-cross-domain-policies',
+  'x-xss-protection',
+];
 
 const MISSING = {
   statusCode: 401,
@@ -77,6 +92,20 @@ describe('Access control: open mode (API_KEYS unset)', () => {
 
   it('ignores a key header (there is nothing to check it against)', async () => {
     await request(t.server).get('/documents').set(bearer('whatever-key-0123456789')).expect(200);
+  });
+
+  it('sends the same helmet headers on errors (404, unmatched route, 400) and on Swagger UI as on a 200', async () => {
+    const helmetOf = (res: request.Response) =>
+      Object.fromEntries(HELMET_HEADER_NAMES.map((name) => [name, res.headers[name] as unknown]));
+    const ok = await request(t.server).get('/documents').expect(200);
+    expect(Object.values(helmetOf(ok)).every((value) => typeof value === 'string' && value !== '')).toBe(true);
+    const errors = [
+      await request(t.server).get('/documents/no-such-document').expect(404),
+      await request(t.server).get('/no-such-route').expect(404),
+      await request(t.server).get('/documents?limit=0').expect(400),
+      await request(t.server).get('/docs').expect(200),
+    ];
+    for (const res of errors) expect(helmetOf(res)).toEqual(helmetOf(ok));
   });
 
   it('sends helmet headers and no CORS headers (CORS_ORIGINS unset)', async () => {

@@ -71,13 +71,18 @@ export async function helmetHeaders(options: FastifyHelmetOptions = HELMET_OPTIO
  * SwaggerModule.setup and init).
  */
 export async function registerHttpSecurity(app: NestFastifyApplication, config: AppConfig): Promise<void> {
-  const headers = Object.entries(await helmetHeaders());
-  // Set on the raw response in onRequest, where and when @fastify/helmet sets them.
+  const headers = Object.entries(await helmetHeaders()).filter(
+    (entry): entry is [string, string | number | string[]] => entry[1] !== undefined,
+  );
+  // Set in onRequest, where @fastify/helmet sets them, but as Fastify reply headers rather than on the
+  // raw response: Node keeps setHeader's headers in a second map, and writeHead then copies Fastify's
+  // headers into it one setHeader call at a time; with only Fastify's, writeHead takes them as they are.
+  // Fastify keeps them through error replies too (its error handler drops only content-type/-length).
   app
     .getHttpAdapter()
     .getInstance()
     .addHook('onRequest', (_request, reply, done) => {
-      for (const [name, value] of headers) if (value !== undefined) reply.raw.setHeader(name, value);
+      for (const [name, value] of headers) void reply.header(name, value);
       done();
     });
   const origins = config.http.corsOrigins;

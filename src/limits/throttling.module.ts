@@ -1,7 +1,14 @@
-import { type CanActivate, type ExecutionContext, HttpException, HttpStatus, Injectable, Module } from '@nestjs/common';
+import {
+  type DynamicModule,
+  type ExecutionContext,
+  HttpException,
+  HttpStatus,
+  Injectable,
+  Module,
+} from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerGuard, type ThrottlerLimitDetail, ThrottlerModule } from '@nestjs/throttler';
-import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import type { AppConfig } from '../config/app-config.js';
 
 /**
  * ThrottlerGuard with a 429 in the standard error shape (`error: 'Too Many Requests'`) and a message
@@ -22,35 +29,27 @@ export class ClientThrottlerGuard extends ThrottlerGuard {
   }
 }
 
-const NO_THROTTLING: CanActivate = { canActivate: () => true };
-
 /**
  * Rate limiting per client IP (Fastify's `req.ip`: behind a proxy, configure its trustProxy), one
  * budget across all routes: THROTTLE_LIMIT requests per THROTTLE_TTL_MS, 0 = off. Over the budget a
  * request is a 429 with `Retry-After`. Health probes and metrics scraping opt out with @SkipThrottle().
+ * At THROTTLE_LIMIT=0 no guard is registered at all (not a guard that lets everything through): a
+ * route with no global guard skips Nest's guard step, an execution context and three promises per request.
  */
-@Module({
-  imports: [
-    ThrottlerModule.forRootAsync({
-      inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) => ({
-        throttlers: [{ name: 'default', limit: config.http.throttleLimit, ttl: config.http.throttleTtlMs }],
-        skipIf: () => config.http.throttleLimit === 0,
-        // The default key includes the route, which would give each client a budget per route.
-        generateKey: (_context, tracker, name) => `${name}:${tracker}`,
-      }),
-    }),
-  ],
-  providers: [
-    ClientThrottlerGuard,
-    {
-      provide: APP_GUARD,
-      inject: [APP_CONFIG, ClientThrottlerGuard],
-      // THROTTLE_LIMIT=0: a guard with nothing to do, rather than ThrottlerGuard's per-request
-      // metadata lookups and promises only to reach its skipIf.
-      useFactory: (config: AppConfig, guard: ClientThrottlerGuard): CanActivate =>
-        config.http.throttleLimit === 0 ? NO_THROTTLING : guard,
-    },
-  ],
-})
-export class ThrottlingModule {}
+@Module({})
+export class ThrottlingModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    const throttles = config.http.throttleLimit > 0;
+    return {
+      module: ThrottlingModule,
+      imports: [
+        ThrottlerModule.forRoot({
+          throttlers: [{ name: 'default', limit: config.http.throttleLimit, ttl: config.http.throttleTtlMs }],
+          // The default key includes the route, which would give each client a budget per route.
+          generateKey: (_context, tracker, name) => `${name}:${tracker}`,
+        }),
+      ],
+      providers: throttles ? [{ provide: APP_GUARD, useClass: ClientThrottlerGuard }] : [],
+    };
+  }
+}
