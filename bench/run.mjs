@@ -71,7 +71,7 @@ function parseOptions(argv) {
   o.warmupSeconds = o.quick ? 0.2 : 2;
   // Share of the data set the ingest comparisons (LangChain, COPY) insert; the service inserts all of it.
   o.compareShare ??= o.quick ? 0.2 : 1;
-  o.memoryChunks ??= o.quick ? 1_000 : 100_000;
+  o.memoryChunks ??= o.quick ? 300 : 100_000; // on PGlite the WASM heap dominates RSS at any size
   o.mode = process.env.BENCH_DATABASE_URL ? 'server' : 'embedded';
   const defaults = SCENARIOS.filter(
     (s) => !(s === 'stats-1m' && (o.quick || o.mode !== 'server')) && !(s === 'startup' && o.mode !== 'embedded'),
