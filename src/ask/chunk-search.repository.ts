@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
-import { compileLangChainFilter } from './filter/langchain-filter.js';
+import { type CompiledFilter, compileLangChainFilter } from './filter/langchain-filter.js';
 import { cosineDistance, parseIndexDefinition, VECTOR_INDEX_PREFIX, type VectorIndexSpec } from './vector-index.js';
 
 export interface ChunkSearchQuery {
@@ -102,13 +102,7 @@ export class ChunkSearchRepository {
   /** The k nearest chunks by cosine distance, nearest first. */
   async vectorSearch(manager: EntityManager, query: ChunkSearchQuery): Promise<ChunkHit[]> {
     const distance = cosineDistance(query.index, 'e.embedding', '$1');
-    const filter = compileLangChainFilter(query.filter, {
-      column: 'e.cmetadata',
-      firstParameterIndex: 4,
-      // AskService has validated the filter, probe policy included; here it only becomes SQL.
-      rejectSqlProbes: false,
-      indexableEqualities: indexableEqualities(query),
-    });
+    const filter = searchFilter(query, 4);
     // MATERIALIZED + outer ORDER BY: with pgvector's relaxed_order iterative scan the index may
     // return rows slightly out of order; the outer sort restores exact order over the k rows.
     // The ranking carries only id and distance: an exact search sorts every chunk that passes the
@@ -136,13 +130,7 @@ export class ChunkSearchRepository {
    */
   async hybridSearch(manager: EntityManager, query: ChunkSearchQuery): Promise<ChunkHit[]> {
     const distance = cosineDistance(query.index, 'e.embedding', '$1');
-    const filter = compileLangChainFilter(query.filter, {
-      column: 'e.cmetadata',
-      firstParameterIndex: 7,
-      // AskService has validated the filter, probe policy included; here it only becomes SQL.
-      rejectSqlProbes: false,
-      indexableEqualities: indexableEqualities(query),
-    });
+    const filter = searchFilter(query, 7);
     const rows = await manager.query<HitRow[]>(
       `WITH vector_hits AS MATERIALIZED (
          SELECT e.id, row_number() OVER (ORDER BY ${distance}, e.id) AS rank
@@ -183,14 +171,21 @@ export class ChunkSearchRepository {
 }
 
 /**
- * Whether the filter's equalities are also written in the form the metadata GIN index serves.
- * Only without an HNSW index: an exact search evaluates the filter on every chunk of the
- * collection, and the index reduces that to the matching chunks. Next to an HNSW index the
- * planner's estimate for the GIN probe can make it prefer that probe plus an exact sort over
- * the HNSW scan, which is many times slower.
+ * The query's filter as SQL for a search statement whose own parameters end before
+ * `firstParameterIndex`. AskService has validated the filter, probe policy included; here it only
+ * becomes SQL. Its equalities take the operator form the metadata GIN index serves only without an
+ * HNSW index: an exact search evaluates the filter on every chunk of the collection, and the GIN
+ * index reduces that to the matching chunks; next to an HNSW index the planner's estimate for the
+ * GIN probe can make it prefer that probe plus an exact sort over the HNSW scan, which is many
+ * times slower.
  */
-function indexableEqualities(query: ChunkSearchQuery): boolean {
-  return query.index === null;
+function searchFilter(query: ChunkSearchQuery, firstParameterIndex: number): CompiledFilter {
+  return compileLangChainFilter(query.filter, {
+    column: 'e.cmetadata',
+    firstParameterIndex,
+    rejectSqlProbes: false,
+    indexableEqualities: query.index === null,
+  });
 }
 
 function toHit(row: HitRow): ChunkHit {

@@ -112,9 +112,14 @@ export class ChunkStore {
     await manager.query(
       `INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES ($1, $2, $3)
        ON CONFLICT (name) DO NOTHING`,
-      [randomUUID(), name, { embedding_model: this.provider.model, dimensions: this.provider.dimensions, ...metadata }],
+      [randomUUID(), name, this.newCollectionMetadata(metadata)],
     );
     return manager.findOneOrFail(CollectionEntity, { where: { name } });
+  }
+
+  /** A new collection's cmetadata: the provider's model and dimension, then the caller's keys. */
+  private newCollectionMetadata(metadata: Record<string, unknown> = {}): Record<string, unknown> {
+    return { embedding_model: this.provider.model, dimensions: this.provider.dimensions, ...metadata };
   }
 
   /**
@@ -129,7 +134,7 @@ export class ChunkStore {
     const rows = await manager.query<Array<{ uuid: string }>>(
       `INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES ($1, $2, $3)
        ON CONFLICT (name) DO NOTHING RETURNING uuid`,
-      [randomUUID(), name, { embedding_model: this.provider.model, dimensions: this.provider.dimensions, ...metadata }],
+      [randomUUID(), name, this.newCollectionMetadata(metadata)],
     );
     if (rows.length === 0) return null;
     return manager.findOneOrFail(CollectionEntity, { where: { uuid: rows[0].uuid } });
@@ -162,7 +167,7 @@ export class ChunkStore {
               ARRAY(SELECT DISTINCT e.cmetadata->>'document_id' FROM langchain_pg_embedding e
                      WHERE e.id = ANY($4::varchar[]) AND e.cmetadata ? 'document_id') AS previous_document_ids
          FROM target t LIMIT 1`,
-      [randomUUID(), name, { embedding_model: this.provider.model, dimensions: this.provider.dimensions }, chunkIds],
+      [randomUUID(), name, this.newCollectionMetadata(), chunkIds],
     );
     if (!row) {
       const collection = await manager.findOneOrFail(CollectionEntity, { where: { name } });
