@@ -85,6 +85,16 @@ describe('Request limits: body size, malformed bodies, batch size', () => {
     expectCleanError(await request(t.server).get('/documents?category=%00'), 400);
   });
 
+  it('gives every connection back after failed reads: more failures than the pool holds, then reads still answer', async () => {
+    // GET /documents and /documents/:id take their connection from the pool themselves (ReadReplicas.query).
+    const poolMax = t.config.database.poolMax;
+    for (let i = 0; i < poolMax + 2; i += 1) {
+      expectCleanError(await request(t.server).get(i % 2 ? '/documents/a%00b' : '/documents?category=%00'), 400);
+    }
+    expect((await request(t.server).get('/documents?limit=1')).status).toBe(200);
+    expect((await request(t.server).get('/documents/no-such-document')).status).toBe(404);
+  });
+
   it('answers a JSON body nested deeper than MAX_JSON_DEPTH with 400, and accepts one at the limit', async () => {
     const nested = (depth: number): string =>
       `{"name": "deep-${depth}", "metadata": ${'{"a":'.repeat(depth - 1)}1${'}'.repeat(depth - 1)}}`;

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, type EntityManager } from 'typeorm';
+import type pg from 'pg';
+import { DataSource, type EntityManager, QueryFailedError } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { isConnectionFailure } from './connection-errors.js';
 import { buildReplicaDataSourceOptions } from './data-source-options.js';
@@ -117,9 +118,19 @@ export class ReadReplicas implements OnModuleInit, OnApplicationShutdown {
     );
   }
 
-  /** One read statement. */
-  query<T = unknown>(sql: string, parameters?: unknown[]): Promise<T> {
-    return this.route((manager) => manager.query<T>(sql, parameters));
+  /**
+   * One read statement, its rows as `manager.query` returns them, on a connection taken straight
+   * from the driver's pool: the hot single-statement reads (GET /documents, GET /documents/:id) skip
+   * TypeORM's QueryRunner, whose per-statement bookkeeping and promises were a tenth of such a
+   * request's CPU (docs/PERFORMANCE.md). Errors are the ones `manager.query` throws (QueryFailedError
+   * around the driver's error), so the exception filter maps them the same way.
+   */
+  query<T = unknown>(sql: string, parameters: unknown[] = []): Promise<T[]> {
+    return this.firstAvailable(
+      async (replica) =>
+        pooledQuery<T>(await this.reachable(replica), sql, parameters, (error: Error) => new ReplicaUnreachable(error)),
+      () => pooledQuery<T>(this.primary, sql, parameters),
+    );
   }
 
   /** Several reads on one connection of one server (a replica's, or the primary's manager without replicas). */
@@ -134,17 +145,35 @@ export class ReadReplicas implements OnModuleInit, OnApplicationShutdown {
     return this.route(inTransaction);
   }
 
-  private async route<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+  private route<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return this.firstAvailable(
+      (replica) => this.onReplica(replica, work),
+      () => work(this.primary.manager),
+    );
+  }
+
+  /** `onReplica` on the replicas that are up, in turn, while they fail at the connection level; then `onPrimary`. */
+  private firstAvailable<T>(onReplica: (replica: Replica) => Promise<T>, onPrimary: () => Promise<T>): Promise<T> {
+    // Without replicas, the primary at once: no extra promise on every read (see pooledQuery).
+    return this.replicas.length === 0 ? onPrimary() : this.tryReplicas(onReplica, onPrimary);
+  }
+
+  private async tryReplicas<T>(onReplica: (replica: Replica) => Promise<T>, onPrimary: () => Promise<T>): Promise<T> {
     for (const replica of this.candidates()) {
       try {
-        return await this.onReplica(replica, work);
+        const result = await onReplica(replica);
+        if (replica.downUntil !== 0) {
+          replica.downUntil = 0;
+          this.logger.log(`${replica.label} is back`);
+        }
+        return result;
       } catch (error) {
         const failure = error instanceof ReplicaUnreachable ? error.cause : error;
         if (!(error instanceof ReplicaUnreachable) && !isConnectionFailure(error)) throw error;
         this.markDown(replica, failure);
       }
     }
-    return work(this.primary.manager);
+    return onPrimary();
   }
 
   /** The replicas that are up, starting with the next one in round-robin order. */
@@ -161,24 +190,22 @@ export class ReadReplicas implements OnModuleInit, OnApplicationShutdown {
   private async onReplica<T>(replica: Replica, work: (manager: EntityManager) => Promise<T>): Promise<T> {
     // Any failure to get a connection (refused, timeout, wrong password, missing database) is the
     // replica's, whatever its cause: the next server is tried.
-    const runner = await this.initialized(replica)
-      .then((dataSource) => dataSource.createQueryRunner())
-      .catch((error: unknown) => {
-        throw new ReplicaUnreachable(error);
-      });
+    const runner = (await this.reachable(replica)).createQueryRunner();
     try {
       await runner.connect().catch((error: unknown) => {
         throw new ReplicaUnreachable(error);
       });
-      const result = await work(runner.manager);
-      if (replica.downUntil !== 0) {
-        replica.downUntil = 0;
-        this.logger.log(`${replica.label} is back`);
-      }
-      return result;
+      return await work(runner.manager);
     } finally {
       await runner.release();
     }
+  }
+
+  /** The replica's initialised DataSource; a failed start is the replica's (ReplicaUnreachable). */
+  private reachable(replica: Replica): Promise<DataSource> {
+    return this.initialized(replica).catch((error: unknown) => {
+      throw new ReplicaUnreachable(error);
+    });
   }
 
   /** The replica's DataSource, initialised on first use; a failed start is tried again next time. */
@@ -201,6 +228,54 @@ export class ReadReplicas implements OnModuleInit, OnApplicationShutdown {
       );
     }
   }
+}
+
+/** The pg Pool behind a postgres DataSource (TypeORM keeps it as the driver's `master`). */
+function driverPool(dataSource: DataSource): pg.Pool {
+  return (dataSource.driver as unknown as { master: pg.Pool }).master;
+}
+
+/**
+ * One statement on a connection of the DataSource's pool, rows returned. A failure to get a
+ * connection is rejected as `connectFailure` makes it (by default as the pool reports it, as
+ * QueryRunner.connect does); a failed statement as QueryFailedError, as `manager.query` does. A
+ * connection that failed other than with an error from the server is not given back to the pool.
+ * The driver's callbacks inside one promise, not awaits: every promise a request creates also runs
+ * the AsyncLocalStorage hooks that carry its request id into log lines.
+ */
+function pooledQuery<T>(
+  dataSource: DataSource,
+  sql: string,
+  parameters: unknown[],
+  connectFailure: (error: Error) => Error = (error) => error,
+): Promise<T[]> {
+  return new Promise((resolve, reject) => {
+    driverPool(dataSource).connect((connectError, client, release) => {
+      if (connectError || !client) {
+        reject(connectFailure(connectError ?? new Error('The pool gave no connection')));
+        return;
+      }
+      client.query<T & pg.QueryResultRow>(sql, parameters, (error, result) => {
+        if (error) {
+          release(isServerError(error) ? undefined : error);
+          reject(new QueryFailedError(sql, parameters, error));
+        } else {
+          release();
+          resolve(result.rows);
+        }
+      });
+    });
+  });
+}
+
+/** An error the server sent for a statement (it has a SQLSTATE): the connection itself is fine. */
+function isServerError(error: unknown): boolean {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    typeof (error as { code?: unknown }).code === 'string' &&
+    /^[0-9A-Z]{5}$/.test((error as { code: string }).code)
+  );
 }
 
 /** host:port/database of a postgres URL, without user or password. */

@@ -65,6 +65,10 @@ function toDto(e: DocumentEntity): DocumentDto {
   };
 }
 
+function notFound(documentId: string): NotFoundException {
+  return new NotFoundException(`Document "${documentId}" not found`);
+}
+
 @Injectable()
 export class DocumentsService {
   constructor(
@@ -74,14 +78,13 @@ export class DocumentsService {
     private readonly replicas: ReadReplicas,
   ) {}
 
-  /** Reads (list, get, listChunks) go to a read replica when there are some; see ReadReplicas. */
+  /**
+   * Reads (list, get, listChunks) go to a read replica when there are some; see ReadReplicas. list
+   * and get are one statement each, run through ReadReplicas.query (no QueryRunner).
+   */
   async list(q: ListDocumentsQueryDto): Promise<DocumentListDto> {
-    return this.replicas.run((manager) => this.listOn(manager, q));
-  }
-
-  private async listOn(manager: EntityManager, q: ListDocumentsQueryDto): Promise<DocumentListDto> {
     const { sql, parameters } = listDocumentsStatement(q);
-    const rows = await manager.query<DocumentPageRow[]>(sql, parameters);
+    const rows = await this.replicas.query<DocumentPageRow>(sql, parameters);
     // One row with null columns when the page is empty (offset past the end): only the total is real.
     const total = rows.length > 0 ? rows[0].total : 0;
     const items = rows[0]?.id === null ? [] : rows.map(toDto);
@@ -89,7 +92,9 @@ export class DocumentsService {
   }
 
   async get(documentId: string): Promise<DocumentDto> {
-    return toDto(await this.replicas.run((manager) => this.findOrFail(manager, documentId)));
+    const [doc] = await this.replicas.query<DocumentEntity>(GET_DOCUMENT_SQL, [documentId]);
+    if (!doc) throw notFound(documentId);
+    return toDto(doc);
   }
 
   async create(dto: CreateDocumentDto): Promise<DocumentDto> {
@@ -243,13 +248,14 @@ export class DocumentsService {
   }
 
   /**
-   * One document by documentId. Plain SQL with the entity's property names as aliases rather than
-   * `findOne`: GET /documents/:documentId is a hot read, and TypeORM's query building and
-   * hydration were its largest CPU cost in the benchmark profile (docs/PERFORMANCE.md).
+   * One document by documentId, in the caller's transaction (writes lock and re-read it). Plain SQL
+   * with the entity's property names as aliases rather than `findOne`, like `get`: TypeORM's query
+   * building and hydration were the largest CPU cost of GET /documents/:documentId in the
+   * benchmark profile (docs/PERFORMANCE.md).
    */
   private async findOrFail(manager: EntityManager, documentId: string): Promise<DocumentEntity> {
     const [doc] = await manager.query<DocumentEntity[]>(GET_DOCUMENT_SQL, [documentId]);
-    if (!doc) throw new NotFoundException(`Document "${documentId}" not found`);
+    if (!doc) throw notFound(documentId);
     return doc;
   }
 }

@@ -39,7 +39,7 @@ export class CollectionsService {
 
   /** Reads (list, get) go to a read replica when there are some; see ReadReplicas. */
   async list(): Promise<CollectionResponseDto[]> {
-    const rows = await this.replicas.query<CollectionRow[]>(`${COLLECTIONS_SQL} GROUP BY c.uuid ORDER BY c.name`);
+    const rows = await this.replicas.query<CollectionRow>(`${COLLECTIONS_SQL} GROUP BY c.uuid ORDER BY c.name`);
     return rows.map(toDto);
   }
 
