@@ -281,6 +281,16 @@ describe('Embeddings API', () => {
       'items.0.metadata must not contain NUL characters',
     ],
     [
+      'NUL in a metadata key',
+      { items: [{ content: 'a', metadata: { nested: [{ 'k\u0000': 1 }] } }] },
+      'items.0.metadata must not contain NUL characters',
+    ],
+    [
+      'metadata longer than 100,000 characters as JSON',
+      { items: [{ content: 'a' }, { content: 'b', metadata: { k: 'x'.repeat(99_993) } }] },
+      'items.1.metadata must be at most 100000 characters as JSON',
+    ],
+    [
       'empty embedding',
       { items: [{ content: 'a', embedding: [] }] },
       'items.0.embedding must contain at least 1 elements',
@@ -330,6 +340,42 @@ describe('Embeddings API', () => {
     expect(row.same).toBe(true);
     const res = await request(t.server).get('/embeddings/f4').expect(200);
     expect(res.body.embedding).toEqual(JSON.parse(row.parsed));
+  });
+
+  it('stores a large batch of non-ASCII text, metadata and vectors exactly as sent', async () => {
+    // Over 64 KB of mostly non-ASCII JSON (the body parser's transcoding path), text with 4-byte
+    // characters, metadata holding the literal text \u0000 (not a NUL) and at the length limit.
+    const items = Array.from({ length: 12 }, (_, i) => ({
+      id: `large-${i}`,
+      content: `Điều ${i}. Phạm vi điều chỉnh 📄 ${'thuế thu nhập cá nhân, người nộp thuế 𝄞 '.repeat(200)}`,
+      metadata: {
+        document_id: 'law-2',
+        'tiêu đề': `Chương ${i}`,
+        path: 'C:\\u0000\\tệp',
+        list: [i, -0.5, 'ệ', null, { ok: true }],
+      },
+      embedding: [i, -0, 0.1, 1 / 3, 3.4e38, -1.2e-38, 1.4e-45],
+    }));
+    items[11].metadata.path = '';
+    items[11].metadata.path = 'x'.repeat(100_000 - JSON.stringify(items[11].metadata).length);
+    const body = JSON.stringify({ collection: 'large-text', items });
+    expect(Buffer.byteLength(body)).toBeGreaterThan(64 * 1024);
+    expect(JSON.stringify(items[11].metadata).length).toBe(100_000);
+    await request(t.server).post('/embeddings').set('content-type', 'application/json').send(body).expect(201);
+    for (const item of items) {
+      const res = await request(t.server).get(`/embeddings/${item.id}`).expect(200);
+      expect(res.body.content).toBe(item.content);
+      expect(res.body.metadata).toEqual(item.metadata);
+      const [row] = await t.dataSource.query<Array<{ same: boolean }>>(
+        `SELECT embedding = $1::vector AS same FROM langchain_pg_embedding WHERE id = $2`,
+        [`[${item.embedding.join(',')}]`, item.id],
+      );
+      expect(row.same).toBe(true);
+    }
+    const [{ n }] = await t.dataSource.query<Array<{ n: number }>>(
+      `SELECT count(*)::int AS n FROM langchain_pg_embedding WHERE cmetadata->>'document_id' = 'law-2'`,
+    );
+    expect(await totalChunks(t, 'law-2')).toBe(n);
   });
 
   it('answers an invalid body with exactly the messages of the global ValidationPipe', async () => {

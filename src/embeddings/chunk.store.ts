@@ -1,5 +1,6 @@
 import { BadRequestException, Inject, Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import os from 'node:os';
 import type { EntityManager } from 'typeorm';
 import { CollectionEntity } from './collection.entity.js';
 import { EMBEDDING_PROVIDER, type EmbeddingProvider } from './providers/embedding-provider.js';
@@ -29,9 +30,13 @@ export interface WriteTarget {
   previousDocumentIds: string[];
 }
 
-/** The header of PostgreSQL's binary array format: one dimension of `length` elements of one type. */
-function arrayHeader(size: number, elementTypeOid: number, length: number, hasNull: boolean): Buffer {
-  const out = Buffer.allocUnsafe(size);
+/**
+ * A buffer for one binary array parameter, its header written: one dimension of `length` elements
+ * of one type. Its own memory (allocUnsafeSlow), so offset 0 of the buffer is 8-byte aligned and
+ * typed-array views over it can be created at any 4-byte-aligned offset.
+ */
+function arrayParameter(size: number, elementTypeOid: number, length: number, hasNull: boolean): Buffer {
+  const out = Buffer.allocUnsafeSlow(size);
   out.writeInt32BE(1, 0); // one array dimension
   out.writeInt32BE(hasNull ? 1 : 0, 4);
   out.writeUInt32BE(elementTypeOid, 8); // array_recv rejects any other element type
@@ -40,23 +45,33 @@ function arrayHeader(size: number, elementTypeOid: number, length: number, hasNu
   return out;
 }
 
+const LITTLE_ENDIAN = os.endianness() === 'LE';
+
 /**
  * The vectors as one `vector[]` parameter in PostgreSQL's binary array format, each element in
  * pgvector's binary format (int16 dimension, int16 unused, big-endian float4 components). Against
  * text this spares Node formatting every component as a decimal string and the server parsing it
  * back (for 500 × 384 components that was the largest single cost of a batch), and the bytes sent
  * shrink from about 10 per component to 4. float4 is what pgvector stores, so nothing is lost.
+ * The components go in through a Float32Array view (the same rounding as writeFloatBE, one native
+ * copy per vector) and are byte-swapped in place: 5× faster than writeFloatBE per component. Every
+ * offset is a multiple of 4 (a 20-byte header, 8-byte element headers, 4-byte components).
  */
 export function encodeVectorArray(vectors: number[][], vectorTypeOid: number): Buffer {
   let size = 20;
   for (const v of vectors) size += 8 + 4 * v.length;
-  const out = arrayHeader(size, vectorTypeOid, vectors.length, false);
+  const out = arrayParameter(size, vectorTypeOid, vectors.length, false);
+  const floats = new Float32Array(out.buffer, out.byteOffset, size / 4);
   let at = 20;
   for (const v of vectors) {
-    at = out.writeInt32BE(4 + 4 * v.length, at);
-    at = out.writeInt16BE(v.length, at);
-    at = out.writeInt16BE(0, at);
-    for (let i = 0; i < v.length; i++) at = out.writeFloatBE(v[i], at);
+    out.writeInt32BE(4 + 4 * v.length, at);
+    out.writeInt16BE(v.length, at + 4);
+    out.writeInt16BE(0, at + 6);
+    at += 8;
+    floats.set(v, at / 4);
+    // Float32Array writes in the platform's byte order; PostgreSQL wants big-endian.
+    if (LITTLE_ENDIAN) out.subarray(at, at + 4 * v.length).swap32();
+    at += 4 * v.length;
   }
   return out;
 }
@@ -68,23 +83,29 @@ const VARCHAR_OID = 1043;
 /**
  * Strings as one binary array parameter (`text[]`, `varchar[]`): their UTF-8 bytes as they are,
  * where the text format would quote and backslash-escape every element in Node and unescape it on
- * the server (half a megabyte of chunk text per batch of 500).
+ * the server (half a megabyte of chunk text per batch of 500). Each string is encoded straight
+ * into the parameter, sized for the worst case (3 UTF-8 bytes per UTF-16 code unit), instead of
+ * into a buffer of its own that is then copied.
  */
 export function encodeTextArray(values: Array<string | null>, elementTypeOid: number): Buffer {
-  const bytes = values.map((v) => (v === null ? null : Buffer.from(v, 'utf8')));
   let size = 20;
-  for (const b of bytes) size += 4 + (b?.length ?? 0);
-  const out = arrayHeader(size, elementTypeOid, values.length, bytes.includes(null));
+  let hasNull = false;
+  for (const v of values) {
+    size += 4 + (v === null ? 0 : 3 * v.length);
+    if (v === null) hasNull = true;
+  }
+  const out = arrayParameter(size, elementTypeOid, values.length, hasNull);
   let at = 20;
-  for (const b of bytes) {
-    if (b === null) {
+  for (const v of values) {
+    if (v === null) {
       at = out.writeInt32BE(-1, at);
     } else {
-      at = out.writeInt32BE(b.length, at);
-      at += b.copy(out, at);
+      const length = out.write(v, at + 4);
+      out.writeInt32BE(length, at);
+      at += 4 + length;
     }
   }
-  return out;
+  return out.subarray(0, at);
 }
 
 /**
@@ -269,9 +290,15 @@ export class ChunkStore {
   /**
    * Upserts the rows in one statement (arrays unnested server-side: one round trip whatever the
    * batch size, and a constant number of bound parameters), the arrays in binary (encodeVectorArray,
-   * encodeTextArray).
+   * encodeTextArray). `metadataJson` is each row's metadata as JSON, for a caller that has already
+   * serialized it (EmbeddingsService checks its length).
    */
-  async upsert(manager: EntityManager, collectionUuid: string, rows: ChunkRow[]): Promise<void> {
+  async upsert(
+    manager: EntityManager,
+    collectionUuid: string,
+    rows: ChunkRow[],
+    metadataJson: string[] = rows.map((r) => JSON.stringify(r.metadata)),
+  ): Promise<void> {
     if (rows.length === 0) return;
     if (this.vectorTypeOid === undefined) {
       const [type] = await manager.query<Array<{ oid: string }>>(`SELECT 'vector'::regtype::oid::text AS oid`);
@@ -300,10 +327,7 @@ export class ChunkStore {
           rows.map((r) => r.content),
           TEXT_OID,
         ),
-        encodeTextArray(
-          rows.map((r) => JSON.stringify(r.metadata)),
-          TEXT_OID,
-        ),
+        encodeTextArray(metadataJson, TEXT_OID),
       ],
     );
   }

@@ -42,12 +42,17 @@ export class EmbeddingsService {
         `items must contain at most ${max} items (EMBEDDINGS_MAX_BATCH); got ${dto.items.length}`,
       );
     }
-    dto.items.forEach((item, i) => {
-      if (!item.metadata) return;
-      if (hasNul(item.metadata)) throw new BadRequestException(`items.${i}.metadata must not contain NUL characters`);
-      if (JSON.stringify(item.metadata).length > MAX_METADATA_CHARS) {
+    // Serialized once: the length check and the upsert use the same text.
+    const metadataJson = dto.items.map((item, i) => {
+      const json = JSON.stringify(item.metadata ?? {});
+      // JSON.stringify writes U+0000 as the escape \u0000: without that text there is none to look for.
+      if (json.includes('\\u0000') && hasNul(item.metadata)) {
+        throw new BadRequestException(`items.${i}.metadata must not contain NUL characters`);
+      }
+      if (json.length > MAX_METADATA_CHARS) {
         throw new BadRequestException(`items.${i}.metadata must be at most ${MAX_METADATA_CHARS} characters as JSON`);
       }
+      return json;
     });
     const collectionName = dto.collection ?? this.config.embeddings.defaultCollection;
     // Vectors are computed before the transaction opens: a slow provider must not hold a connection.
@@ -64,7 +69,7 @@ export class EmbeddingsService {
       this.chunks.assertDimension(collection, dimension, rows);
       const documentIds = [...named, ...previousDocumentIds];
       await this.chunks.lockDocuments(manager, documentIds);
-      await this.chunks.upsert(manager, collection.uuid, rows);
+      await this.chunks.upsert(manager, collection.uuid, rows, metadataJson);
       await this.chunks.recountDocuments(manager, documentIds);
     });
     return { ids: rows.map((r) => r.id), count: rows.length };
