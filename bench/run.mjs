@@ -632,21 +632,33 @@ async function readsScenario() {
   // touches no database (terminus with no indicator); the floor answers the same JSON from a bare
   // node:http handler. The ratio is the best any route can reach through the Nest + Fastify pipeline
   // (guards, hooks, helmet headers, request id, metrics), whatever its SQL costs.
+  // On a server the service runs the lookup by id as a named prepared statement (DB_PREPARED_STATEMENTS);
+  // the floor sends it unnamed, as plain `pool.query(text, values)` does. A third variant, the floor
+  // with the same prepared statement, is measured beside them as a reference (no target).
   const routes = [
     { label: 'GET /documents?limit=50', path: () => '/documents?limit=50' },
     {
       label: 'GET /documents/:documentId',
       path: () => `/documents/${data.documents[(d = (d + 7919) % data.documents.length)].documentId}`,
+      preparedReference: Boolean(target.url),
     },
     { label: 'GET /health/live', path: () => '/health/live', reference: true },
   ];
-  for (const { label, path, reference } of routes) {
-    const slot = (url) => (seconds) =>
-      load(url, { connections, seconds, maxRequests: 200_000, next: () => ({ method: 'GET', path: path() }) });
+  for (const { label, path, reference, preparedReference } of routes) {
+    const slot =
+      (url, prefix = '') =>
+      (seconds) =>
+        load(url, {
+          connections,
+          seconds,
+          maxRequests: 200_000,
+          next: () => ({ method: 'GET', path: prefix + path() }),
+        });
     const r = await interleaved(
       [
         { name: 'service', slot: slot(service.url) },
         { name: 'floor', slot: slot(floor.url) },
+        ...(preparedReference ? [{ name: 'floorPrepared', slot: slot(floor.url, '/prepared') }] : []),
       ],
       opts,
     );
@@ -668,6 +680,16 @@ async function readsScenario() {
       throughput: r.floor.rps,
       unit: 'req/s',
     });
+    if (r.floorPrepared) {
+      record({
+        scenario: 'reads',
+        variant: `floor ${label}, prepared statement (reference)`,
+        ...r.floorPrepared,
+        throughput: r.floorPrepared.rps,
+        unit: 'req/s',
+        target: `reference: the service is ${(r.service.rps / r.floorPrepared.rps).toFixed(2)}× of it`,
+      });
+    }
   }
   notes.push(`reads: ${connections} connections, ${opts.rounds} rounds × ${opts.seconds} s per variant.`);
 }

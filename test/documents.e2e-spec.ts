@@ -1,9 +1,12 @@
+import type pg from 'pg';
 import request from 'supertest';
 import {
   DOCUMENT_LIST_RESPONSE_SCHEMA,
   DOCUMENT_RESPONSE_SCHEMA,
 } from '../src/documents/dto/document.response-schema.js';
+import { PREPARED_STATEMENTS } from '../src/database/read-replicas.service.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
+import { TEST_TARGET } from './support/test-database.js';
 
 interface Snapshot {
   documents: number;
@@ -574,3 +577,72 @@ describe('Documents API', () => {
     });
   });
 });
+
+const describeOnServer = TEST_TARGET === 'postgres' ? describe : describe.skip;
+
+describeOnServer(
+  'GET /documents/:documentId as a prepared statement (postgres target only: embedded never prepares)',
+  () => {
+    const documentId = 'prepared-read';
+    let t: TestApp;
+
+    /** The prepared statements of the connection the app's pool hands out next (its most recently released one). */
+    async function preparedOnNextConnection(app: TestApp): Promise<string[]> {
+      const pool = (app.dataSource.driver as unknown as { master: pg.Pool }).master;
+      const client = await pool.connect();
+      try {
+        const { rows } = await client.query<{ name: string }>('SELECT name FROM pg_prepared_statements ORDER BY name');
+        return rows.map((row) => row.name);
+      } finally {
+        client.release();
+      }
+    }
+
+    beforeAll(async () => {
+      t = await startTestApp();
+      await request(t.server)
+        .post('/documents')
+        .send({ ...base, documentId, documentName: 'Prepared' })
+        .expect(201);
+    });
+
+    afterAll(async () => {
+      await t.close();
+    });
+
+    it('prepares the lookup on the connection that served it, and not with DB_PREPARED_STATEMENTS=false', async () => {
+      await request(t.server).get(`/documents/${documentId}`).expect(200);
+      expect(await preparedOnNextConnection(t)).toEqual([PREPARED_STATEMENTS.getDocument]);
+
+      const unprepared = await startTestApp({ DB_PREPARED_STATEMENTS: 'false' });
+      try {
+        await request(unprepared.server)
+          .post('/documents')
+          .send({ ...base, documentId, documentName: 'Unprepared' })
+          .expect(201);
+        const res = await request(unprepared.server).get(`/documents/${documentId}`).expect(200);
+        expect(res.body).toMatchObject({ documentId, documentName: 'Unprepared' });
+        expect(await preparedOnNextConnection(unprepared)).toEqual([]);
+      } finally {
+        await unprepared.close();
+      }
+    });
+
+    it('keeps answering after a migration changes a column the prepared statement returns', async () => {
+      // Every connection of the pool serves the read, so each one holds the statement as prepared before the change.
+      const poolMax = t.config.database.poolMax;
+      const reads = await Promise.all(
+        Array.from({ length: poolMax }, () => request(t.server).get(`/documents/${documentId}`)),
+      );
+      expect(reads.map((res) => res.status)).toEqual(reads.map(() => 200));
+      // varchar(100) → text: the statement's result type changes, which the server refuses to run prepared (0A000).
+      await t.dataSource.query('ALTER TABLE documents ALTER COLUMN category TYPE text');
+      for (let i = 0; i <= poolMax; i += 1) {
+        const res = await request(t.server).get(`/documents/${documentId}`);
+        expect(res.status).toBe(200);
+        expect(res.body).toMatchObject({ documentId, category: base.category });
+      }
+      expect(await preparedOnNextConnection(t)).toEqual([PREPARED_STATEMENTS.getDocument]);
+    });
+  },
+);

@@ -5,6 +5,7 @@
 //
 //   /ask, /documents, /documents/:id, /stats   the driver floor: the service's own SQL (imported from
 //                                              dist/) through `pg`, with no framework in between
+//   /prepared/documents/:id                    the same lookup as a named prepared statement (reference)
 //   /health/live                               the service's constant liveness JSON, no database: the
 //                                              reference for the framework's own ceiling (reads)
 //   /langchain/ask                             LangChain JS PGVectorStore.similaritySearchVectorWithScore
@@ -87,10 +88,11 @@ async function connect() {
   }
   return client;
 }
-async function rows(sql, params) {
+/** The rows of one statement; with `name`, run as a named prepared statement (pg prepares it once per connection). */
+async function rows(sql, params, name) {
   const client = await connect();
   try {
-    return (await client.query(sql, params)).rows;
+    return (await client.query(name ? { name, text: sql, values: params } : { text: sql, values: params })).rows;
   } finally {
     client.release();
   }
@@ -205,6 +207,7 @@ async function langchainAsk(body) {
 // DocumentsService.list / get send these statements (imported from dist/, so the SQL is identical);
 // the rows carry the DTO's property names already, so the floor's JSON shape is the service's.
 const { GET_DOCUMENT_SQL, listDocumentsStatement } = await load('src/documents/documents.sql.js');
+const { PREPARED_STATEMENTS } = await load('src/database/read-replicas.service.js');
 
 function toDocument(row) {
   return {
@@ -230,8 +233,9 @@ async function floorListDocuments(limit, offset) {
   return { items, total: page.length > 0 ? page[0].total : 0, limit, offset };
 }
 
-async function floorGetDocument(documentId) {
-  const [row] = await rows(GET_DOCUMENT_SQL, [documentId]);
+/** `prepared`: as the service runs it on a server (DB_PREPARED_STATEMENTS), for the reads scenario's reference. */
+async function floorGetDocument(documentId, prepared = false) {
+  const [row] = await rows(GET_DOCUMENT_SQL, [documentId], prepared ? PREPARED_STATEMENTS.getDocument : undefined);
   return row ? toDocument(row) : null;
 }
 
@@ -394,10 +398,12 @@ const server = createServer((req, res) => {
   }
   const url = new URL(req.url, 'http://localhost');
   let route = routes[`${req.method} ${url.pathname}`];
-  if (!route && req.method === 'GET' && url.pathname.startsWith('/documents/')) {
-    const id = decodeURIComponent(url.pathname.slice('/documents/'.length));
+  // /prepared/documents/:id: the same lookup as a prepared statement (a reference, server only).
+  const byId = /^(\/prepared)?\/documents\/([^/]+)$/.exec(url.pathname);
+  if (!route && req.method === 'GET' && byId) {
+    const id = decodeURIComponent(byId[2]);
     route = async () => {
-      const doc = await floorGetDocument(id);
+      const doc = await floorGetDocument(id, byId[1] !== undefined);
       return doc ? [200, doc] : [404, { statusCode: 404, message: `Document "${id}" not found`, error: 'Not Found' }];
     };
   }

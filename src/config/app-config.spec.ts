@@ -6,18 +6,27 @@ describe('loadAppConfig', () => {
     const config = loadAppConfig({});
     expect(config).toMatchObject({
       port: 3000,
-      database: { mode: 'embedded', dataDir: './data', migrateOnStart: true, poolMax: 10 },
+      database: { mode: 'embedded', dataDir: './data', migrateOnStart: true, poolMax: 10, preparedStatements: false },
       embeddings: { provider: 'local', dimensions: 384, maxBatch: 1000, defaultCollection: 'docs' },
     });
   });
 
   it('uses the server, without migrating on start, when DATABASE_URL is set', () => {
     const config = loadAppConfig({ DATABASE_URL: 'postgresql://u:p@db:5432/kb', PORT: '8080' });
-    expect(config.database).toMatchObject({ mode: 'server', migrateOnStart: false });
+    expect(config.database).toMatchObject({ mode: 'server', migrateOnStart: false, preparedStatements: true });
     expect(config.port).toBe(8080);
     expect(
       loadAppConfig({ DATABASE_URL: 'postgres://db/kb', DB_MIGRATE_ON_START: 'true' }).database.migrateOnStart,
     ).toBe(true);
+  });
+
+  it('turns prepared statements off on request, and always on the embedded database', () => {
+    const server = { DATABASE_URL: 'postgres://db/kb', DB_PREPARED_STATEMENTS: 'false' };
+    expect(loadAppConfig(server).database.preparedStatements).toBe(false);
+    expect(loadAppConfig({ DB_PREPARED_STATEMENTS: 'true' }).database.preparedStatements).toBe(false);
+    expect(() => loadAppConfig({ DB_PREPARED_STATEMENTS: 'maybe' })).toThrow(
+      /DB_PREPARED_STATEMENTS must be true or false/,
+    );
   });
 
   it('treats empty values as unset', () => {

@@ -96,6 +96,11 @@ class EnvironmentVariables {
   DB_STATEMENT_TIMEOUT_MS = 30_000;
 
   @IsOptional()
+  @Transform(toBool)
+  @IsBoolean({ message: 'DB_PREPARED_STATEMENTS must be true or false' })
+  DB_PREPARED_STATEMENTS = true;
+
+  @IsOptional()
   @IsIn(LOG_LEVELS)
   LOG_LEVEL: LogLevel = 'info';
 
@@ -340,6 +345,11 @@ export interface AppConfig {
     readonly poolMax: number;
     readonly acquireTimeoutMs: number;
     readonly statementTimeoutMs: number;
+    /**
+     * Whether the hottest constant reads run as named prepared statements (server mode only): parsed
+     * and planned once per connection instead of on every request.
+     */
+    readonly preparedStatements: boolean;
     /** Read replicas (server mode only): /ask, /stats and list/get reads go there. */
     readonly replicaUrls: readonly string[];
   };
@@ -444,6 +454,9 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
       poolMax: vars.DB_POOL_MAX,
       acquireTimeoutMs: vars.DB_POOL_ACQUIRE_TIMEOUT_MS,
       statementTimeoutMs: vars.DB_STATEMENT_TIMEOUT_MS,
+      // Never on the embedded database: PGlite is one session that outlives the pool's connections,
+      // so a new connection would find the previous one's statement names taken (42P05).
+      preparedStatements: url ? vars.DB_PREPARED_STATEMENTS : false,
       replicaUrls,
     },
     logLevel: vars.LOG_LEVEL,

@@ -53,6 +53,7 @@ interface Replica {
 export class ReadReplicas implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(ReadReplicas.name);
   private readonly replicas: Replica[];
+  private readonly preparedStatements: boolean;
   private nextIndex = 0;
 
   constructor(
@@ -64,6 +65,7 @@ export class ReadReplicas implements OnModuleInit, OnApplicationShutdown {
       dataSource: new DataSource(buildReplicaDataSourceOptions(config, url)),
       downUntil: 0,
     }));
+    this.preparedStatements = config.database.preparedStatements;
   }
 
   /** Whether reads may go to replicas at all. */
@@ -124,12 +126,21 @@ export class ReadReplicas implements OnModuleInit, OnApplicationShutdown {
    * GET /collections) skip TypeORM's QueryRunner, whose per-statement bookkeeping and promises were
    * about 14 % of a GET /documents/:id request's CPU (326 → 282 µs, docs/PERFORMANCE.md). Errors are the ones `manager.query` throws (QueryFailedError
    * around the driver's error), so the exception filter maps them the same way.
+   *
+   * With `statementName` (a constant of PREPARED_STATEMENTS) and DB_PREPARED_STATEMENTS on, the
+   * statement is prepared once per connection under that name and then only bound and executed:
+   * the server skips parsing and planning, half of its CPU for a lookup by key (docs/PERFORMANCE.md).
    */
-  query<T = unknown>(sql: string, parameters: unknown[] = []): Promise<T[]> {
+  query<T = unknown>(sql: string, parameters: unknown[] = [], statementName?: PreparedStatementName): Promise<T[]> {
+    const name = this.preparedStatements ? statementName : undefined;
     return this.firstAvailable(
       async (replica) =>
-        pooledQuery<T>(await this.reachable(replica), sql, parameters, (error: Error) => new ReplicaUnreachable(error)),
-      () => pooledQuery<T>(this.primary, sql, parameters),
+        pooledQuery<T>(
+          await this.reachable(replica),
+          { sql, parameters, name },
+          (error: Error) => new ReplicaUnreachable(error),
+        ),
+      () => pooledQuery<T>(this.primary, { sql, parameters, name }),
     );
   }
 
@@ -236,6 +247,20 @@ function driverPool(dataSource: DataSource): pg.Pool {
 }
 
 /**
+ * Names of the statements run prepared (ReadReplicas.query's `statementName`): a fixed list, so a
+ * connection holds at most this many, and no name ever comes from a request.
+ */
+export const PREPARED_STATEMENTS = { getDocument: 'kb_get_document' } as const;
+export type PreparedStatementName = (typeof PREPARED_STATEMENTS)[keyof typeof PREPARED_STATEMENTS];
+
+interface PooledStatement {
+  readonly sql: string;
+  readonly parameters: unknown[];
+  /** Run as this named prepared statement (pg prepares it on the connection's first use). */
+  readonly name?: string;
+}
+
+/**
  * One statement on a connection of the DataSource's pool, rows returned. A failure to get a
  * connection is rejected as `connectFailure` makes it (by default as the pool reports it, as
  * QueryRunner.connect does); a failed statement as QueryFailedError, as `manager.query` does. A
@@ -245,27 +270,46 @@ function driverPool(dataSource: DataSource): pg.Pool {
  */
 function pooledQuery<T>(
   dataSource: DataSource,
-  sql: string,
-  parameters: unknown[],
+  statement: PooledStatement,
   connectFailure: (error: Error) => Error = (error) => error,
 ): Promise<T[]> {
+  const { sql, parameters } = statement;
   return new Promise((resolve, reject) => {
-    driverPool(dataSource).connect((connectError, client, release) => {
-      if (connectError || !client) {
-        reject(connectFailure(connectError ?? new Error('The pool gave no connection')));
-        return;
-      }
-      client.query<T & pg.QueryResultRow>(sql, parameters, (error, result) => {
-        if (error) {
-          release(isServerError(error) ? undefined : error);
-          reject(new QueryFailedError(sql, parameters, error));
-        } else {
-          release();
-          resolve(result.rows);
+    const attempt = (name: string | undefined): void => {
+      driverPool(dataSource).connect((connectError, client, release) => {
+        if (connectError || !client) {
+          reject(connectFailure(connectError ?? new Error('The pool gave no connection')));
+          return;
         }
+        const config: pg.QueryConfig = name
+          ? { name, text: sql, values: parameters }
+          : { text: sql, values: parameters };
+        client.query<T & pg.QueryResultRow>(config, (error, result) => {
+          if (!error) {
+            release();
+            resolve(result.rows);
+          } else if (name && isStalePreparedStatement(error)) {
+            // A migration changed the columns this connection's prepared statement returns: drop the
+            // connection (its statement cannot be used again) and run the statement once more unprepared.
+            release(error);
+            attempt(undefined);
+          } else {
+            release(isServerError(error) ? undefined : error);
+            reject(new QueryFailedError(sql, parameters, error));
+          }
+        });
       });
-    });
+    };
+    attempt(statement.name);
   });
+}
+
+/**
+ * "cached plan must not change result type" (feature_not_supported): the server refuses to run a
+ * prepared statement whose result columns an ALTER TABLE has changed since it was prepared.
+ */
+function isStalePreparedStatement(error: Error): boolean {
+  return (error as { code?: unknown }).code === '0A000';
 }
 
 /** An error the server sent for a statement (it has a SQLSTATE): the connection itself is fine. */

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
 import { DataSource, type EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
-import { ReadReplicas } from '../database/read-replicas.service.js';
+import { PREPARED_STATEMENTS, ReadReplicas } from '../database/read-replicas.service.js';
 import { ChunkStore } from '../embeddings/chunk.store.js';
 import { DocumentEntity, isDocumentIdConflict } from './document.entity.js';
 import {
@@ -92,7 +92,11 @@ export class DocumentsService {
   }
 
   async get(documentId: string): Promise<DocumentDto> {
-    const [doc] = await this.replicas.query<DocumentEntity>(GET_DOCUMENT_SQL, [documentId]);
+    const [doc] = await this.replicas.query<DocumentEntity>(
+      GET_DOCUMENT_SQL,
+      [documentId],
+      PREPARED_STATEMENTS.getDocument,
+    );
     if (!doc) throw notFound(documentId);
     return toDto(doc);
   }
