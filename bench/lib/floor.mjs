@@ -42,8 +42,12 @@ const data = new BenchData({
   chunks: Number(env.BENCH_CHUNKS),
   dims: Number(env.BENCH_DIMS),
 });
-/** The service's default SEARCH_HNSW_EF_SEARCH: the floor searches the index with the same setting. */
-const EF_SEARCH = Number(env.BENCH_EF_SEARCH ?? 100);
+/** The service's SEARCH_HNSW_EF_SEARCH (its default unless set): the floor searches the index with the same setting. */
+const EF_SEARCH = Number(
+  env.BENCH_EF_SEARCH ??
+    (await load('src/config/app-config.js')).loadAppConfig({ SEARCH_HNSW_EF_SEARCH: env.SEARCH_HNSW_EF_SEARCH }).search
+      .hnswEfSearch,
+);
 
 let embedded;
 let poolConfig;
@@ -374,7 +378,7 @@ const routes = {
     await floorListDocuments(Number(url.searchParams.get('limit') ?? 50), Number(url.searchParams.get('offset') ?? 0)),
   ],
   'GET /stats': async () => [200, await floorStats()],
-  'GET /_bench/ready': async () => [200, { ok: true, collection, index }],
+  'GET /_bench/ready': async () => [200, { ok: true, collection, index, efSearch: EF_SEARCH }],
   'POST /_bench/refresh': async () => [200, await refresh()],
   'POST /_bench/ingest': async (req) => [200, await timedIngest(await readJson(req))],
   'POST /_bench/exact': async (req) => [200, await floorAsk(await readJson(req), { exact: true })],

@@ -48,7 +48,7 @@ describe('loadAppConfig', () => {
   });
 
   it('reads the search settings, and the server connections start with them', () => {
-    expect(loadAppConfig({}).search).toEqual({ hnswEfSearch: 100, targetCacheTtlMs: 5000, rejectSqlProbes: true });
+    expect(loadAppConfig({}).search).toEqual({ hnswEfSearch: 150, targetCacheTtlMs: 5000, rejectSqlProbes: true });
     const config = loadAppConfig({ SEARCH_HNSW_EF_SEARCH: '250', SEARCH_TARGET_CACHE_TTL_MS: '0' });
     expect(config.search).toEqual({ hnswEfSearch: 250, targetCacheTtlMs: 0, rejectSqlProbes: true });
     expect(() => loadAppConfig({ SEARCH_TARGET_CACHE_TTL_MS: '-1' })).toThrow(
