@@ -266,6 +266,8 @@ async function load(baseUrl, { connections, seconds, maxRequests, next }) {
     connections,
     duration: seconds,
     maxOverallRequests: maxRequests,
+    // autocannon ends a run on its sampling tick (1 s by default), so a 0.5 s --quick slot took 1 s.
+    sampleInt: 100,
     requests: [
       {
         setupRequest: (req) => {
@@ -616,7 +618,7 @@ async function searchScenario(name, { filter, index }) {
  * all 10 neighbours, and that happens to 1–3 % of them: over 50 queries one such query moves recall
  * by 0.02, over 200 by 0.005 (docs/PERFORMANCE.md).
  */
-const RECALL_QUERIES = opts.quick ? 20 : 200;
+const RECALL_QUERIES = opts.quick ? 50 : 200;
 
 /** recall@10 of the service's HNSW search against exact search (the same SQL without the index). */
 async function recall(filter) {
