@@ -1,9 +1,9 @@
-import type pg from 'pg';
 import request from 'supertest';
 import {
   DOCUMENT_LIST_RESPONSE_SCHEMA,
   DOCUMENT_RESPONSE_SCHEMA,
 } from '../src/documents/dto/document.response-schema.js';
+import { driverPool } from '../src/database/driver-pool.js';
 import { PREPARED_STATEMENTS } from '../src/database/read-replicas.service.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { TEST_TARGET } from './support/test-database.js';
@@ -588,8 +588,7 @@ describeOnServer(
 
     /** The prepared statements of the connection the app's pool hands out next (its most recently released one). */
     async function preparedOnNextConnection(app: TestApp): Promise<string[]> {
-      const pool = (app.dataSource.driver as unknown as { master: pg.Pool }).master;
-      const client = await pool.connect();
+      const client = await driverPool(app.dataSource)!.connect();
       try {
         const { rows } = await client.query<{ name: string }>('SELECT name FROM pg_prepared_statements ORDER BY name');
         return rows.map((row) => row.name);

@@ -5,6 +5,7 @@ import { DataSource, type EntityManager, QueryFailedError } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { isConnectionFailure } from './connection-errors.js';
 import { buildReplicaDataSourceOptions } from './data-source-options.js';
+import { driverPool } from './driver-pool.js';
 
 /** How long a replica that failed at the connection level is left out before it is tried again. */
 export const REPLICA_RETRY_AFTER_MS = 5000;
@@ -241,11 +242,6 @@ export class ReadReplicas implements OnModuleInit, OnApplicationShutdown {
   }
 }
 
-/** The pg Pool behind a postgres DataSource (TypeORM keeps it as the driver's `master`). */
-function driverPool(dataSource: DataSource): pg.Pool {
-  return (dataSource.driver as unknown as { master: pg.Pool }).master;
-}
-
 /**
  * Names of the statements run prepared (ReadReplicas.query's `statementName`): a fixed list, so a
  * connection holds at most this many, and no name ever comes from a request.
@@ -276,7 +272,13 @@ function pooledQuery<T>(
   const { sql, parameters } = statement;
   return new Promise((resolve, reject) => {
     const attempt = (name: string | undefined): void => {
-      driverPool(dataSource).connect((connectError, client, release) => {
+      const pool = driverPool(dataSource);
+      if (!pool) {
+        // The error TypeORM's PostgresDriver throws when it has no pool (not yet initialised, or destroyed).
+        reject(connectFailure(new Error('Driver not Connected')));
+        return;
+      }
+      pool.connect((connectError, client, release) => {
         if (connectError || !client) {
           reject(connectFailure(connectError ?? new Error('The pool gave no connection')));
           return;

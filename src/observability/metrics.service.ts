@@ -5,19 +5,8 @@ import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { driverPool } from '../database/driver-pool.js';
 import { HttpRequestMetrics } from './http-request-metrics.js';
-
-/** The parts of a pg Pool the gauges read. */
-interface PgPoolCounts {
-  readonly totalCount: number;
-  readonly idleCount: number;
-  readonly waitingCount: number;
-}
-
-/** TypeORM's PostgresDriver keeps its pg Pool as `master` (set once the DataSource is initialised). */
-interface PostgresDriverPool {
-  readonly master?: PgPoolCounts;
-}
 
 /** Unmatched requests share one label value, so scanners cannot blow up the series count. */
 export const UNMATCHED_ROUTE = 'unmatched';
@@ -52,8 +41,7 @@ export class MetricsService implements OnModuleInit {
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly adapterHost: HttpAdapterHost,
   ) {
-    const primaryPool = (): PgPoolCounts | undefined =>
-      (this.dataSource.driver as unknown as PostgresDriverPool).master;
+    const primaryPool = () => driverPool(this.dataSource);
     new Gauge({
       name: 'db_pool_connections',
       help: 'Connections of the primary database pool: total open, idle, and requests waiting for one',
