@@ -186,7 +186,8 @@ class EnvironmentVariables {
   @Min(1)
   @Max(1000)
   // 150, not pgvector's 40 or 100: on the 100k × 384 benchmark 2–3 % of queries at 100 ended in the
-  // wrong cluster (recall@10 0.96–0.98); 150 halves that for +0.3 ms per search (docs/PERFORMANCE.md).
+  // wrong cluster (recall@10 0.96–0.98); 150 about halves that for at most +0.2 ms per statement with
+  // the service's m = 16 (docs/PERFORMANCE.md).
   SEARCH_HNSW_EF_SEARCH = 150;
 
   @IsOptional()
