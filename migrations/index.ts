@@ -3,6 +3,7 @@ import { AlignLegacySchema1764000000001 } from './1764000000001-AlignLegacySchem
 import { BuildChunkIndexesConcurrently1764000000002 } from './1764000000002-BuildChunkIndexesConcurrently.js';
 import { AddChunkFullTextIndex1764000000003 } from './1764000000003-AddChunkFullTextIndex.js';
 import { AddChunkCounts1764000000004 } from './1764000000004-AddChunkCounts.js';
+import { AddMetadataTermsIndex1764000000005 } from './1764000000005-AddMetadataTermsIndex.js';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the app, the CLI and the tests load
@@ -15,6 +16,7 @@ export const MIGRATIONS = [
   BuildChunkIndexesConcurrently1764000000002,
   AddChunkFullTextIndex1764000000003,
   AddChunkCounts1764000000004,
+  AddMetadataTermsIndex1764000000005,
 ];
 
 /** The migration that `db:stamp` records by default: the schema the Python service created. */

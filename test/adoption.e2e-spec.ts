@@ -58,6 +58,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
         '  [ ] BuildChunkIndexesConcurrently1764000000002',
         '  [ ] AddChunkFullTextIndex1764000000003',
         '  [ ] AddChunkCounts1764000000004',
+        '  [ ] AddMetadataTermsIndex1764000000005',
         'Head: (none recorded)',
         expect.stringContaining('alembic_version: a1b2c3d4e5f6'),
         expect.stringContaining('run `npm run db:stamp` before `npm run db:migrate`'),
@@ -86,7 +87,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
     expect(result.exitCode).toBe(1);
     const text = result.lines.join('\n');
     expect(text).toContain(
-      'Pending migrations (run `npm run db:migrate`): AlignLegacySchema1764000000001, BuildChunkIndexesConcurrently1764000000002, AddChunkFullTextIndex1764000000003, AddChunkCounts1764000000004',
+      'Pending migrations (run `npm run db:migrate`): AlignLegacySchema1764000000001, BuildChunkIndexesConcurrently1764000000002, AddChunkFullTextIndex1764000000003, AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005',
     );
     expect(text).toContain('index idx_embedding_document_type is missing');
     expect(text).toContain(
@@ -113,6 +114,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
         '-- AddChunkFullTextIndex1764000000003',
         '-- AddChunkCounts1764000000004',
         'LOCK TABLE langchain_pg_embedding IN SHARE ROW EXCLUSIVE MODE;',
+        '-- AddMetadataTermsIndex1764000000005',
+        'CREATE INDEX CONCURRENTLY ix_cmetadata_terms ON langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata));',
       ]),
     );
     expect(result.lines.filter((l) => /^CREATE INDEX (?!CONCURRENTLY)\S+ ON langchain_pg_embedding/.test(l))).toEqual(
@@ -120,7 +123,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
     );
     expect(await schemaSnapshot(ds)).toEqual(before);
     expect(await dataFingerprint(ds)).toEqual(original);
-    expect((await migrationStates(ds)).map((m) => m.applied)).toEqual([true, false, false, false, false]);
+    expect((await migrationStates(ds)).map((m) => m.applied)).toEqual([true, false, false, false, false, false]);
   });
 
   let aligned: string[];
@@ -134,7 +137,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
         'Applied BuildChunkIndexesConcurrently1764000000002',
         'Applied AddChunkFullTextIndex1764000000003',
         'Applied AddChunkCounts1764000000004',
-        'Head: AddChunkCounts1764000000004',
+        'Applied AddMetadataTermsIndex1764000000005',
+        'Head: AddMetadataTermsIndex1764000000005',
       ],
     });
     const checked = await check(ds);
@@ -178,6 +182,10 @@ describe('adopting a database the Python service created (stamp → migrate → 
   });
 
   it('reverts to the pre-existing shape and migrates again to the same schema, data unchanged', async () => {
+    expect(await revert(ds)).toEqual({
+      exitCode: 0,
+      lines: ['Reverted AddMetadataTermsIndex1764000000005', 'Head: AddChunkCounts1764000000004'],
+    });
     expect(await revert(ds)).toEqual({
       exitCode: 0,
       lines: ['Reverted AddChunkCounts1764000000004', 'Head: AddChunkFullTextIndex1764000000003'],
@@ -251,7 +259,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
     expect(st.stdout).toContain('[X] InitialSchema1764000000000');
     expect(st.stdout).toContain('[X] AlignLegacySchema1764000000001');
     expect(st.stdout).toContain('[X] AddChunkCounts1764000000004');
-    expect(st.stdout).toContain('Head: AddChunkCounts1764000000004');
+    expect(st.stdout).toContain('[X] AddMetadataTermsIndex1764000000005');
+    expect(st.stdout).toContain('Head: AddMetadataTermsIndex1764000000005');
     const ck = runCli(db.env, 'check');
     expect(ck.code).toBe(0);
     expect(ck.stdout).toContain('no differences');

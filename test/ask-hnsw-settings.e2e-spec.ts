@@ -58,15 +58,23 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
         return [];
       },
     } as unknown as EntityManager;
-    const query = { collectionUuid: target.uuid, embedding: vector(5), k: 25, question: 'q', index: target.index };
+    const query = {
+      collectionUuid: target.uuid,
+      embedding: vector(5),
+      k: 25,
+      question: 'q',
+      index: target.index,
+      metadataTerms: target.metadataTerms,
+    };
     await t.app.get(ChunkSearchRepository).vectorSearch(explaining, query);
     await t.app.get(ChunkSearchRepository).vectorSearch(explaining, { ...query, k: 5, filter: { kind: 'rare' } });
     for (const plan of plans) expect(plan).toContain(`Index Scan using ${indexName}`);
   });
 
-  it('narrows an exact search by a filter equality through ix_cmetadata_gin, and only without the HNSW index', async () => {
+  it('narrows an exact search by a filter equality through ix_cmetadata_terms, and only without the HNSW index', async () => {
     const target = (await t.app.get(ChunkSearchRepository).findTarget(t.dataSource.manager, 'graph'))!;
-    const plan = async (search: 'vectorSearch' | 'hybridSearch', index: typeof target.index) => {
+    expect(target.metadataTerms).toBe(true);
+    const plan = async (search: 'vectorSearch' | 'hybridSearch', index: typeof target.index, metadataTerms = true) => {
       let text = '';
       const explaining = {
         query: async (sql: string, params: unknown[]) => {
@@ -82,17 +90,20 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
         question: 'chunk',
         filter: { kind: 'rare' },
         index,
+        metadataTerms,
       };
       await t.app.get(ChunkSearchRepository)[search](explaining, query);
       return text;
     };
     // Exact distances: 30 of 3,000 chunks pass, and the GIN index finds them without reading the rest.
-    expect(await plan('vectorSearch', null)).toContain('Bitmap Index Scan on ix_cmetadata_gin');
-    expect(await plan('hybridSearch', null)).toContain('Bitmap Index Scan on ix_cmetadata_gin');
+    expect(await plan('vectorSearch', null)).toContain('Bitmap Index Scan on ix_cmetadata_terms');
+    expect(await plan('hybridSearch', null)).toContain('Bitmap Index Scan on ix_cmetadata_terms');
     // With the HNSW index, the filter stays a condition on the index scan's rows.
     const indexed = await plan('vectorSearch', target.index);
     expect(indexed).toContain(`Index Scan using ${indexName}`);
-    expect(indexed).not.toContain('ix_cmetadata_gin');
+    expect(indexed).not.toContain('ix_cmetadata_terms');
+    // Without the terms function (AddMetadataTermsIndex pending), the statement does not call it.
+    expect(await plan('vectorSearch', null, false)).not.toContain('chunk_metadata_terms');
   });
 
   it('returns k results when k is above ef_search', async () => {

@@ -1,6 +1,7 @@
 import request from 'supertest';
 import type { EntityManager } from 'typeorm';
 import { ChunkSearchRepository } from '../src/ask/chunk-search.repository.js';
+import { SearchTargetCache } from '../src/ask/search-target.cache.js';
 import { check } from '../src/cli/db-commands.js';
 import { makeCorpus } from './support/corpus.js';
 import { startFakeOpenAIServer, type FakeOpenAIServer } from './support/fake-openai-server.js';
@@ -187,6 +188,31 @@ describe('POST /ask', () => {
     },
   );
 
+  it('answers the same filters on a server where AddMetadataTermsIndex is still pending', async () => {
+    const filtered = async () => {
+      const found: Array<{ filter: unknown; ids: string[] }> = [];
+      for (const [filter] of FILTER_CASES) {
+        const res = await ask({ question: 'Điều thuế xe', k: 100, filter }).expect(200);
+        found.push({ filter, ids: results(res).map((r) => r.id) });
+      }
+      return found;
+    };
+    const withTerms = await filtered();
+    // What a database migrated by an older release has: no terms function (and so no index).
+    await t.dataSource.query(`DROP INDEX ix_cmetadata_terms`);
+    await t.dataSource.query(`ALTER FUNCTION chunk_metadata_terms(jsonb) RENAME TO chunk_metadata_terms_hidden`);
+    t.app.get(SearchTargetCache).invalidate('docs');
+    try {
+      expect(await filtered()).toEqual(withTerms);
+    } finally {
+      await t.dataSource.query(`ALTER FUNCTION chunk_metadata_terms_hidden(jsonb) RENAME TO chunk_metadata_terms`);
+      await t.dataSource.query(
+        `CREATE INDEX ix_cmetadata_terms ON langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata))`,
+      );
+      t.app.get(SearchTargetCache).invalidate('docs');
+    }
+  });
+
   it('rejects malformed filters and injection attempts with a 400 naming the part, and changes nothing', async () => {
     const before = await dataFingerprint(t.dataSource);
     const cases: Array<[unknown, RegExp]> = [
@@ -306,7 +332,7 @@ describe('POST /ask', () => {
         // The table is tiny: without this the planner rightly prefers a sequential scan. Disabling
         // it proves the query's expression matches the index (otherwise no plan could use it).
         await manager.query(`SET LOCAL enable_seqscan = off`);
-        const q = { collectionUuid: collection[0].uuid, embedding, k: 5, question: 'thuế', index };
+        const q = { collectionUuid: collection[0].uuid, embedding, k: 5, question: 'thuế', index, metadataTerms: true };
         await repo.vectorSearch(explaining, q);
         await repo.vectorSearch(explaining, { ...q, filter: { document_type: 'law' } });
         await repo.hybridSearch(explaining, q);

@@ -329,6 +329,10 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
         { id: 'chunk-3', collection: 1, document: 'no-metadata', hasVector: false, seed: 4 },
       ],
     });
+    expect((await revert(ds)).lines).toEqual([
+      'Reverted AddMetadataTermsIndex1764000000005',
+      'Head: AddChunkCounts1764000000004',
+    ]);
     expect(await revert(ds)).toEqual({
       exitCode: 0,
       lines: ['Reverted AddChunkCounts1764000000004', 'Head: AddChunkFullTextIndex1764000000003'],
@@ -348,14 +352,16 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
       ],
     });
     expect((await check(ds)).lines).toEqual([
-      'Pending migrations (run `npm run db:migrate`): AddChunkCounts1764000000004',
-      '1 difference(s) between the database and the entities:',
+      'Pending migrations (run `npm run db:migrate`): AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005',
+      '2 difference(s) between the database and the entities:',
+      '  - index ix_cmetadata_terms is missing (expected: CREATE INDEX ix_cmetadata_terms ON public.langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata)))',
       '  - table chunk_counts is missing (migration AddChunkCounts)',
     ]);
 
     expect((await migrate(ds)).lines).toEqual([
       'Applied AddChunkCounts1764000000004',
-      'Head: AddChunkCounts1764000000004',
+      'Applied AddMetadataTermsIndex1764000000005',
+      'Head: AddMetadataTermsIndex1764000000005',
     ]);
     await expectExact(ds);
     expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });

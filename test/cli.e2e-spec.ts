@@ -54,7 +54,8 @@ describe('db CLI on a database this service creates', () => {
       'Applied BuildChunkIndexesConcurrently1764000000002',
       'Applied AddChunkFullTextIndex1764000000003',
       'Applied AddChunkCounts1764000000004',
-      'Head: AddChunkCounts1764000000004',
+      'Applied AddMetadataTermsIndex1764000000005',
+      'Head: AddMetadataTermsIndex1764000000005',
     ]);
     expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
     const before = await schemaSnapshot(ds);
@@ -103,7 +104,7 @@ describe('db CLI on a database this service creates', () => {
     expect(source).toMatch(/down[\s\S]*ADD "language" character varying\(10\)/);
     const index = readFileSync(join(dir, 'index.ts'), 'utf8');
     expect(index).toContain(`import { DropLanguage1764000000123 } from './1764000000123-DropLanguage.js';`);
-    expect(index).toMatch(/AddChunkCounts1764000000004,\n {2}DropLanguage1764000000123,\n\];/);
+    expect(index).toMatch(/AddMetadataTermsIndex1764000000005,\n {2}DropLanguage1764000000123,\n\];/);
 
     await ds.query(`ALTER TABLE documents DROP COLUMN language`);
     await ds.query(
@@ -132,6 +133,10 @@ describe('db CLI on a database this service creates', () => {
 
   it('revert goes back one migration at a time', async () => {
     expect((await revert(ds)).lines).toEqual([
+      'Reverted AddMetadataTermsIndex1764000000005',
+      'Head: AddChunkCounts1764000000004',
+    ]);
+    expect((await revert(ds)).lines).toEqual([
       'Reverted AddChunkCounts1764000000004',
       'Head: AddChunkFullTextIndex1764000000003',
     ]);
@@ -154,7 +159,8 @@ describe('db CLI on a database this service creates', () => {
         '  [ ] BuildChunkIndexesConcurrently1764000000002',
         '  [ ] AddChunkFullTextIndex1764000000003',
         '  [ ] AddChunkCounts1764000000004',
-        'Pending: 4',
+        '  [ ] AddMetadataTermsIndex1764000000005',
+        'Pending: 5',
       ]),
     );
     const refused = await revert(ds);

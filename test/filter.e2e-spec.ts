@@ -353,7 +353,7 @@ describe(`LangChain filters on the database (${TEST_TARGET})`, () => {
     const params = [options.collection ?? COLLECTION, ...compiled.params];
     const rows = await t.dataSource.transaction(async (manager) => {
       // A sequential scan evaluates every condition on every row; without it, the planner reads
-      // ix_cmetadata_gin wherever a condition allows, and its recheck decides instead.
+      // ix_cmetadata_terms wherever an equality allows, and the index alone decides there.
       if (options.indexScan) await manager.query(`SET LOCAL enable_seqscan = off`);
       return manager.query<Array<{ id: string }>>(sql, params);
     });
@@ -421,7 +421,7 @@ describe(`LangChain filters on the database (${TEST_TARGET})`, () => {
   });
 
   it.each(CASES)(
-    '$name: with indexable equalities, by scan and through ix_cmetadata_gin, the same rows',
+    '$name: with indexable equalities, by scan and through ix_cmetadata_terms, the same rows',
     async ({ filter }) => {
       const plain = await compiledIds(filter);
       for (const indexScan of [false, true]) {
@@ -473,7 +473,7 @@ describe(`LangChain filters on the database (${TEST_TARGET})`, () => {
     expect((await laxIds(filter)).length).toBeGreaterThan(0);
   });
 
-  it('reads ix_cmetadata_gin for an indexable equality when a scan is not an option', async () => {
+  it('reads ix_cmetadata_terms for an indexable equality when a scan is not an option', async () => {
     const compiled = compileLangChainFilter(
       { f: 'law' },
       { column: 'e.cmetadata', firstParameterIndex: 2, indexableEqualities: true },
@@ -486,7 +486,7 @@ describe(`LangChain filters on the database (${TEST_TARGET})`, () => {
       );
       return rows.map((r) => Object.values(r)[0]).join('\n');
     });
-    expect(plan).toContain('ix_cmetadata_gin');
+    expect(plan).toContain('ix_cmetadata_terms');
   });
 
   it('differs between $not of a comparison and the opposite comparison exactly where LangChain does', async () => {
@@ -588,7 +588,7 @@ describe(`LangChain filters on the database (${TEST_TARGET})`, () => {
     );
   });
 
-  it('selects the same rows with indexable equalities for any filter, by scan and through ix_cmetadata_gin', async () => {
+  it('selects the same rows with indexable equalities for any filter, by scan and through ix_cmetadata_terms', async () => {
     const value = fc.oneof(
       fc.constantFrom('law', 'Law', 'x', '5', 'true', 'a"b\\c\n', 'Điều 5', '', 5, 5.0, 0, -0, 5.5, 1e21, true, false),
       fc.string({ maxLength: 4 }),

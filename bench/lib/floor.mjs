@@ -33,7 +33,6 @@ const dist = resolve(env.BENCH_DIST ?? 'dist');
 const load = (path) => import(pathToFileURL(resolve(dist, path)).href);
 const { ChunkSearchRepository } = await load('src/ask/chunk-search.repository.js');
 const { toAskResult } = await load('src/ask/ask.service.js');
-const { VECTOR_INDEX_PREFIX, vectorIndexSpec } = await load('src/ask/vector-index.js');
 const stats = await load('src/stats/stats.sql.js');
 
 const collectionName = env.BENCH_COLLECTION ?? 'bench';
@@ -107,19 +106,13 @@ const search = new ChunkSearchRepository();
 
 let collection = null;
 let index = null;
+let metadataTerms = false;
+/** The service's own lookup (ChunkSearchRepository.findTarget), so the floor's SQL is the service's. */
 async function refresh() {
-  const [c] = await rows(`SELECT uuid, name FROM langchain_pg_collection WHERE name = $1`, [collectionName]);
-  collection = c ?? null;
-  index = null;
-  if (collection) {
-    const [i] = await rows(
-      `SELECT pg_get_indexdef(i.indexrelid) AS definition FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-        WHERE c.relname = $1 AND i.indisvalid`,
-      [`${VECTOR_INDEX_PREFIX}${collection.uuid.replace(/-/g, '')}`],
-    );
-    const cast = i ? /::(vector|halfvec)\((\d+)\)/.exec(i.definition) : null;
-    if (cast) index = vectorIndexSpec(collection.uuid, Number(cast[2]));
-  }
+  const target = await search.findTarget(manager, collectionName);
+  collection = target ? { uuid: target.uuid, name: target.name } : null;
+  index = target?.index ?? null;
+  metadataTerms = target?.metadataTerms ?? false;
   return { collection, index };
 }
 // Right after the migration's connection closed, PGlite's one-connection socket server may still
@@ -173,6 +166,7 @@ async function floorAsk(body, { exact = false, via = manager } = {}) {
     question: body.question,
     filter: body.filter,
     index: exact ? null : index,
+    metadataTerms,
   });
   const results = hits.map(toAskResult);
   return {

@@ -130,6 +130,7 @@ export class AskService {
       question: dto.question,
       filter: dto.filter,
       index: target.index,
+      metadataTerms: target.metadataTerms,
     };
     const run = (manager: EntityManager) =>
       mode === 'hybrid' ? this.search.hybridSearch(manager, query) : this.search.vectorSearch(manager, query);

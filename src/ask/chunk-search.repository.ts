@@ -13,6 +13,8 @@ export interface ChunkSearchQuery {
   filter?: Record<string, unknown>;
   /** The collection's HNSW index, when it has one: the distance is then written its way. */
   index: VectorIndexSpec | null;
+  /** Whether chunk_metadata_terms exists (AddMetadataTermsIndex applied): see searchFilter. */
+  metadataTerms: boolean;
 }
 
 /** What a search needs to know about its collection, read in one statement. */
@@ -24,6 +26,8 @@ export interface SearchTarget {
   dimension: number | null;
   /** Its valid HNSW index, if it has one. */
   index: VectorIndexSpec | null;
+  /** Whether chunk_metadata_terms exists; false on a database where AddMetadataTermsIndex is pending. */
+  metadataTerms: boolean;
 }
 
 export interface ChunkHit {
@@ -66,8 +70,9 @@ export function hybridCandidates(k: number): number {
 @Injectable()
 export class ChunkSearchRepository {
   /**
-   * The collection, the dimension of one of its stored vectors, and the definition of its valid
-   * HNSW index, in ONE round trip (a search is a handful of milliseconds: each statement counts).
+   * The collection, the dimension of one of its stored vectors, the definition of its valid HNSW
+   * index and whether the metadata terms function exists, in ONE round trip (a search is a
+   * handful of milliseconds: each statement counts).
    */
   async findTarget(manager: EntityManager, name: string): Promise<SearchTarget | null> {
     const [row] = await manager.query<
@@ -77,6 +82,7 @@ export class ChunkSearchRepository {
         cmetadata: Record<string, unknown> | null;
         dims: number | null;
         def: string | null;
+        terms: boolean;
       }>
     >(
       `SELECT c.uuid, c.name, c.cmetadata,
@@ -85,7 +91,8 @@ export class ChunkSearchRepository {
               (SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
                  JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
                 WHERE n.nspname = current_schema() AND i.indisvalid
-                  AND ic.relname = $2 || replace(c.uuid::text, '-', '')) AS def
+                  AND ic.relname = $2 || replace(c.uuid::text, '-', '')) AS def,
+              to_regprocedure('chunk_metadata_terms(jsonb)') IS NOT NULL AS terms
          FROM langchain_pg_collection c WHERE c.name = $1`,
       [name, VECTOR_INDEX_PREFIX],
     );
@@ -96,6 +103,7 @@ export class ChunkSearchRepository {
       cmetadata: row.cmetadata,
       dimension: row.dims === null ? null : Number(row.dims),
       index: parseIndexDefinition(row.uuid, row.def),
+      metadataTerms: row.terms,
     };
   }
 
@@ -173,18 +181,19 @@ export class ChunkSearchRepository {
 /**
  * The query's filter as SQL for a search statement whose own parameters end before
  * `firstParameterIndex`. AskService has validated the filter, probe policy included; here it only
- * becomes SQL. Its equalities take the operator form the metadata GIN index serves only without an
- * HNSW index: an exact search evaluates the filter on every chunk of the collection, and the GIN
+ * becomes SQL. Its equalities take the form the GIN index ix_cmetadata_terms serves only without
+ * an HNSW index: an exact search evaluates the filter on every chunk of the collection, and the
  * index reduces that to the matching chunks; next to an HNSW index the planner's estimate for the
  * GIN probe can make it prefer that probe plus an exact sort over the HNSW scan, which is many
- * times slower.
+ * times slower. Where AddMetadataTermsIndex is still pending (a server upgraded before
+ * `db:migrate`), the plain jsonpath form answers the same, only slower.
  */
 function searchFilter(query: ChunkSearchQuery, firstParameterIndex: number): CompiledFilter {
   return compileLangChainFilter(query.filter, {
     column: 'e.cmetadata',
     firstParameterIndex,
     rejectSqlProbes: false,
-    indexableEqualities: query.index === null,
+    indexableEqualities: query.index === null && query.metadataTerms,
   });
 }
 

@@ -305,6 +305,8 @@ const UNSYNCHRONIZED_INDEXES: Record<string, string> = {
     "CREATE INDEX idx_embedding_document_id ON public.langchain_pg_embedding USING btree (((cmetadata ->> 'document_id'::text)))",
   ix_embedding_document_fts:
     "CREATE INDEX ix_embedding_document_fts ON public.langchain_pg_embedding USING gin (to_tsvector('simple'::regconfig, COALESCE(document, ''::text)))",
+  ix_cmetadata_terms:
+    'CREATE INDEX ix_cmetadata_terms ON public.langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata))',
 };
 
 /** The unique key of chunk_counts (NULL is a group of its own), as pg_indexes prints it. */

@@ -12,6 +12,7 @@ import { CollectionEntity } from './collection.entity.js';
 @Index('idx_embedding_document_type', { synchronize: false })
 @Index('idx_embedding_document_id', { synchronize: false })
 @Index('ix_embedding_document_fts', { synchronize: false })
+@Index('ix_cmetadata_terms', { synchronize: false })
 export class EmbeddingEntity {
   @PrimaryColumn({
     type: 'varchar',

@@ -36,7 +36,7 @@ const match = (a: number, b: number): string => `jsonb_path_match(e.cmetadata, $
  * and keywords. A compiled filter that tokenises into these alone carries no user text.
  */
 const SQL_TOKEN =
-  /\s+|\$\d+(?:::(?:jsonpath|jsonb|text\[\]|text))?|e\.cmetadata|jsonb_path_match|jsonb_exists|->>|@@|\b(?:AND|OR|NOT|LIKE|ILIKE|ANY|TRUE)\b|[(),=]/y;
+  /\s+|\$\d+(?:::(?:jsonpath|jsonb|text\[\]|text))?|e\.cmetadata|jsonb_path_match|jsonb_exists|chunk_metadata_terms|->>|@>|\b(?:AND|OR|NOT|LIKE|ILIKE|ANY|TRUE)\b|[(),=]/y;
 
 function onlyTrustedTokens(sql: string): boolean {
   SQL_TOKEN.lastIndex = 0;
@@ -584,15 +584,15 @@ describe('compileLangChainFilter', () => {
   describe('indexable equalities', () => {
     const indexable = (filter: unknown, firstParameterIndex = 1): CompiledFilter =>
       compileLangChainFilter(filter, { column: COLUMN, firstParameterIndex, indexableEqualities: true });
-    /** `e.cmetadata @@ $p::jsonpath`, the operator form of the same jsonpath test. */
-    const indexed = (p: number): string => `(e.cmetadata @@ $${p}::jsonpath)`;
+    /** The row's metadata terms holding those of the bound `{"field": value}` (ix_cmetadata_terms). */
+    const indexed = (p: number): string => `(chunk_metadata_terms(e.cmetadata) @> chunk_metadata_terms($${p}::jsonb))`;
 
-    it('writes an equality as @@ with the value in the bound jsonpath instead of jsonb_path_match', () => {
+    it('writes an equality as a terms containment with the bound {field: value} instead of jsonb_path_match', () => {
       expect(indexable({ document_type: 'law' }, 4)).toEqual({
         sql: indexed(4),
-        params: ['$."document_type" == "law"'],
+        params: ['{"document_type":"law"}'],
       });
-      expect(indexable({ year: { $eq: 2020 } }).params[0]).toBe('$."year" == 2020');
+      expect(indexable({ year: { $eq: 2020 } }).params[0]).toBe('{"year":2020}');
     });
 
     it.each([
@@ -606,7 +606,12 @@ describe('compileLangChainFilter', () => {
       ['false', false, 'false'],
       ['null', null, 'null'],
     ])('writes %s as a JSON literal', (_label, value, literal) => {
-      expect(indexable({ f: value }).params[0]).toBe(`$."f" == ${literal}`);
+      expect(indexable({ f: value }).params[0]).toBe(`{"f":${literal}}`);
+      expect(JSON.parse(String(indexable({ f: value }).params[0]))).toEqual({ f: value });
+    });
+
+    it('writes a field named like an Object.prototype member as an own key', () => {
+      expect(indexable(JSON.parse('{"__proto__": {"$eq": "x"}}')).params[0]).toBe('{"__proto__":"x"}');
     });
 
     it('adds it in every position where the equality must hold, through $and, $or and several fields', () => {
@@ -770,7 +775,7 @@ describe('compileLangChainFilter properties', () => {
     },
   );
 
-  it('with indexable equalities: trusted SQL, consecutive placeholders, each equality outside $not in @@ form and nothing else changed', () => {
+  it('with indexable equalities: trusted SQL, consecutive placeholders, each equality outside $not in terms form and nothing else changed', () => {
     fc.assert(
       fc.property(validFilter, firstIndex, (filter, first) => {
         const plain = compileOrInvalid(filter, first, false);
@@ -791,19 +796,20 @@ describe('compileLangChainFilter properties', () => {
           return;
         }
         expectWellFormed(indexable, first);
-        // Writing each @@ back as the jsonb_path_match it stands for gives exactly the plain compilation.
+        // Writing each terms containment back as the jsonb_path_match it stands for gives exactly
+        // the plain compilation.
         const params: unknown[] = [];
         const sql = indexable.sql.replace(
-          /e\.cmetadata @@ \$(\d+)::jsonpath|\$(\d+)/g,
-          (_whole, path?: string, other?: string) => {
-            if (path === undefined) {
+          /chunk_metadata_terms\(e\.cmetadata\) @> chunk_metadata_terms\(\$(\d+)::jsonb\)|\$(\d+)/g,
+          (_whole, pair?: string, other?: string) => {
+            if (pair === undefined) {
               params.push(indexable.params[Number(other) - first]);
               return '$';
             }
-            const equality = /^\$\."([^"]+)" == (?!\$value)(.+)$/s.exec(String(indexable.params[Number(path) - first]));
-            expect(equality).not.toBeNull();
-            const [, field, literal] = equality ?? [];
-            params.push(`$."${field}" == $value`, JSON.stringify({ value: JSON.parse(literal) as unknown }));
+            const entries = Object.entries(JSON.parse(String(indexable.params[Number(pair) - first])) as object);
+            expect(entries).toHaveLength(1);
+            const [[field, value]] = entries;
+            params.push(`$."${field}" == $value`, JSON.stringify({ value: value as unknown }));
             return 'jsonb_path_match(e.cmetadata, $::jsonpath, $::jsonb)';
           },
         );

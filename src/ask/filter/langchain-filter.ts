@@ -38,11 +38,12 @@ export interface CompileFilterOptions {
   rejectSqlProbes?: boolean;
   /**
    * Write each equality that must hold for a row to match (`$eq`, or a bare value, not under
-   * `$not`) in operator form: `column @@ '$."field" == <value>'`. That is the same jsonpath test
-   * (same result for every row, NULL included), but the GIN index ix_cmetadata_gin (jsonb_path_ops)
-   * can serve an operator and not jsonb_path_match, so a search need not evaluate the filter on
-   * every chunk. The caller decides: next to an HNSW index the planner may prefer this bitmap scan
-   * to the vector index, which is much slower there (see docs/FILTERS.md). Default false.
+   * `$not`) as `chunk_metadata_terms(column) @> chunk_metadata_terms('{"field": <value>}')`: the
+   * same rows as the jsonpath test (in those positions a NULL and a false both drop the row), and
+   * the GIN index ix_cmetadata_terms answers it exactly, so a search reads only the chunks that
+   * match, without evaluating the filter on each (see the AddMetadataTermsIndex migration). The
+   * caller decides: next to an HNSW index the planner may prefer this bitmap scan to the vector
+   * index, which is much slower there (see docs/FILTERS.md). Default false.
    */
   indexableEqualities?: boolean;
 }
@@ -229,19 +230,15 @@ class FilterCompiler {
   }
 
   /**
-   * `$eq`. The indexable form is `col @@ '$."field" == v'` instead of jsonb_path_match: the `@@`
-   * operator evaluates a jsonpath predicate exactly as jsonb_path_match does (lax mode: a list
-   * holding v matches, so does a top-level list of objects; 5 equals 5.0; types never coerce;
-   * unknown is NULL), only silently, and this predicate raises nothing in lax mode, so it selects
-   * the same rows; keeping both would evaluate the test twice on every row the index returns.
-   * jsonpath has no bound variables in operator form, so v is written into the path as
-   * JSON.stringify(v): a JSON string, number, true, false or null literal reads back as the same
-   * value in jsonpath (see the tests). The path stays a bound parameter.
+   * `$eq`. The indexable form compares the row's metadata terms with the terms of `{"field": v}`,
+   * computed by the same function, so both sides agree on what a value is (5 and 5.0, a string
+   * against a number). Only where the equality must hold: the jsonpath test is unknown (NULL) for
+   * some rows where the terms say false, which `NOT` would tell apart.
    */
   private equality(name: string, value: Scalar, positive: boolean): string {
     if (!positive || !this.indexableEqualities) return `(${this.matchPath(name, '==', value)})`;
-    const jsonPath = this.param(`$."${name}" == ${JSON.stringify(value)}`);
-    return `(${this.column} @@ ${jsonPath}::jsonpath)`;
+    const pair = this.param(`{${JSON.stringify(name)}:${JSON.stringify(value)}}`);
+    return `(chunk_metadata_terms(${this.column}) @> chunk_metadata_terms(${pair}::jsonb))`;
   }
 
   /** `jsonb_path_match(col, '$."field" <op> $value', '{"value": v}')`, as LangChain builds it. */
