@@ -510,6 +510,9 @@ async function ingestScenario() {
     p95: percentile(lat.copy, 95),
     throughput: r.copy,
     unit: 'chunks/s',
+    // No service in between: on a server, the ceiling of the ingest target (docs/PERFORMANCE.md).
+    vsLangchain: `${(r.copy / r.langchain).toFixed(2)}× chunks/s`,
+    target: 'reference: COPY ÷ LangChain',
   });
   record({
     scenario: 'ingest',
@@ -522,7 +525,9 @@ async function ingestScenario() {
   notes.push(
     `ingest: ${opts.chunks} chunks through POST /embeddings in batches of ${batch} (one client, sequential); LangChain and COPY ` +
       `inserted ${Math.round(opts.compareShare * 100)}% of the same rows (own ids and collections) in the same rounds; ` +
-      `the first ${warmupBatches === 1 ? 'batch' : `${warmupBatches} batches`} of each is a warm-up, not counted.`,
+      `the first ${warmupBatches === 1 ? 'batch' : `${warmupBatches} batches`} of each is a warm-up, not counted. ` +
+      `COPY, with no service in between, reaches ${(r.copy / r.langchain).toFixed(2)}× LangChain on this table ` +
+      `(bench/ingest-ceiling.mjs measures it on LangChain's own indexes too).`,
   );
 }
 

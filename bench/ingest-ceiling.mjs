@@ -1,0 +1,162 @@
+#!/usr/bin/env node
+// How fast can ANY writer be, against LangChain JS, on LangChain's chunk table? The ingest target
+// asks for 2× LangChain JS addVectors; this measures raw COPY … FROM STDIN (PostgreSQL's fastest
+// bulk path, no service in between) against addVectors, batch by batch, interleaved, on two
+// schemas at once:
+//   service    every migration applied (full-text GIN, metadata terms GIN, chunk_counts triggers)
+//   langchain  the same database minus what this service adds: the indexes and triggers of
+//              langchain_postgres and the Python service only (pkey, ix_cmetadata_gin, two btrees)
+// If COPY itself is below 2× LangChain on a schema, no service writing through PostgreSQL can reach
+// 2× there. Server only (PGlite has no COPY over the wire).
+//
+//   BENCH_DATABASE_URL=postgresql://…/postgres node bench/ingest-ceiling.mjs [--batches N]
+//
+// Creates kb_ceiling_<pid>_{service,langchain} on that server and drops them at the end. Needs the
+// build (npm run build): the schema comes from the service's own migrations (dist/src/cli/db.js).
+import { spawnSync } from 'node:child_process';
+import { dirname, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { Document } from '@langchain/core/documents';
+import { PGVectorStore } from '@langchain/community/vectorstores/pgvector';
+import pg from 'pg';
+import copyStreams from 'pg-copy-streams';
+import { BenchData } from './lib/data.mjs';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const serverUrl = process.env.BENCH_DATABASE_URL;
+if (!serverUrl) {
+  console.error('Set BENCH_DATABASE_URL to a PostgreSQL server with pgvector (this measurement needs COPY).');
+  process.exit(2);
+}
+const batchesArg = process.argv.indexOf('--batches');
+const BATCHES = batchesArg > 0 ? Number(process.argv[batchesArg + 1]) : 40;
+const BATCH = 500;
+const WARM_UP = 2;
+
+/** What this service adds to LangChain's chunk table (see migrations/): removed for `langchain`. */
+const SERVICE_ADDITIONS = [
+  'DROP INDEX ix_embedding_document_fts',
+  'DROP INDEX ix_cmetadata_terms',
+  'ALTER TABLE langchain_pg_embedding DISABLE TRIGGER USER',
+];
+
+function databaseUrl(name) {
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+const admin = new pg.Client({ connectionString: serverUrl });
+await admin.connect();
+const schemas = ['service', 'langchain'].map((schema) => ({ schema, name: `kb_ceiling_${process.pid}_${schema}` }));
+const data = new BenchData({ chunks: BATCHES * BATCH * 2 * schemas.length, dims: 384 });
+const embeddings = {
+  embedQuery: () => Promise.reject(new Error('the bench passes vectors')),
+  embedDocuments: () => Promise.reject(new Error('the bench passes vectors')),
+};
+
+try {
+  for (const s of schemas) {
+    await admin.query(`CREATE DATABASE ${s.name}`);
+    const migrated = spawnSync(process.execPath, [resolve(root, 'dist/src/cli/db.js'), 'migrate'], {
+      env: { ...process.env, DATABASE_URL: databaseUrl(s.name), LOG_LEVEL: 'warn' },
+      encoding: 'utf8',
+    });
+    if (migrated.status !== 0) throw new Error(`migrate ${s.name}: ${migrated.stdout}${migrated.stderr}`);
+    s.pool = new pg.Pool({ connectionString: databaseUrl(s.name), max: 2 });
+    if (s.schema === 'langchain') for (const sql of SERVICE_ADDITIONS) await s.pool.query(sql);
+    await s.pool.query(
+      `INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES (gen_random_uuid(), 'copy', '{}')`,
+    );
+    s.copyCollection = (
+      await s.pool.query(`SELECT uuid FROM langchain_pg_collection WHERE name = 'copy'`)
+    ).rows[0].uuid;
+    s.store = new PGVectorStore(embeddings, {
+      pool: s.pool,
+      tableName: 'langchain_pg_embedding',
+      collectionTableName: 'langchain_pg_collection',
+      collectionName: 'langchain',
+      columns: {
+        idColumnName: 'id',
+        vectorColumnName: 'embedding',
+        contentColumnName: 'document',
+        metadataColumnName: 'cmetadata',
+      },
+      distanceStrategy: 'cosine',
+      skipInitializationCheck: true,
+    });
+    s.times = { copy: [], langchain: [] };
+  }
+
+  const escape = (v) => v.replace(/[\\\t\n\r]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' })[c]);
+  let next = 0;
+  const take = () => {
+    const chunks = [];
+    for (let i = 0; i < BATCH; i++) chunks.push(data.chunk(next + i));
+    next += BATCH;
+    return chunks;
+  };
+  const writers = {
+    async copy(s, chunks) {
+      const lines = chunks.map(
+        (c) =>
+          `${escape(c.id)}\t${s.copyCollection}\t[${c.embedding.join(',')}]\t${escape(c.content)}\t${escape(JSON.stringify(c.metadata))}\n`,
+      );
+      const client = await s.pool.connect();
+      try {
+        const t0 = performance.now();
+        await pipeline(
+          Readable.from(lines),
+          client.query(
+            copyStreams.from(
+              'COPY langchain_pg_embedding (id, collection_id, embedding, document, cmetadata) FROM STDIN',
+            ),
+          ),
+        );
+        return performance.now() - t0;
+      } finally {
+        client.release();
+      }
+    },
+    async langchain(s, chunks) {
+      const docs = chunks.map((c) => new Document({ pageContent: c.content, metadata: c.metadata }));
+      const t0 = performance.now();
+      await s.store.addVectors(
+        chunks.map((c) => c.embedding),
+        docs,
+        { ids: chunks.map((c) => c.id) },
+      );
+      return performance.now() - t0;
+    },
+  };
+
+  // Every round writes one batch per (schema, writer), in an order that rotates, so load drift on
+  // the machine falls on all four alike. Each writer gets its own rows.
+  const pairs = schemas.flatMap((s) => Object.keys(writers).map((writer) => ({ s, writer })));
+  for (let round = 0; round < BATCHES; round++) {
+    for (let i = 0; i < pairs.length; i++) {
+      const { s, writer } = pairs[(i + round) % pairs.length];
+      s.times[writer].push(await writers[writer](s, take()));
+    }
+  }
+
+  const mean = (a) => a.slice(WARM_UP).reduce((x, y) => x + y, 0) / (a.length - WARM_UP);
+  console.log(
+    `\n${BATCHES} batches of ${BATCH} × 384 per writer and schema (first ${WARM_UP} not counted), interleaved\n`,
+  );
+  console.log('| schema | COPY ms / batch | LangChain ms / batch | COPY ÷ LangChain (chunks/s) |');
+  console.log('| --- | --- | --- | --- |');
+  for (const s of schemas) {
+    const copy = mean(s.times.copy);
+    const langchain = mean(s.times.langchain);
+    console.log(`| ${s.schema} | ${copy.toFixed(1)} | ${langchain.toFixed(1)} | ${(langchain / copy).toFixed(2)}× |`);
+  }
+} finally {
+  for (const s of schemas) {
+    await s.pool?.end();
+    await admin.query(`DROP DATABASE IF EXISTS ${s.name}`);
+  }
+  await admin.end();
+}
