@@ -19,10 +19,10 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { Document } from '@langchain/core/documents';
-import { PGVectorStore } from '@langchain/community/vectorstores/pgvector';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { BenchData } from './lib/data.mjs';
+import { langchainStore } from './lib/langchain-store.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const serverUrl = process.env.BENCH_DATABASE_URL;
@@ -52,11 +52,6 @@ const admin = new pg.Client({ connectionString: serverUrl });
 await admin.connect();
 const schemas = ['service', 'langchain'].map((schema) => ({ schema, name: `kb_ceiling_${process.pid}_${schema}` }));
 const data = new BenchData({ chunks: BATCHES * BATCH * 2 * schemas.length, dims: 384 });
-const embeddings = {
-  embedQuery: () => Promise.reject(new Error('the bench passes vectors')),
-  embedDocuments: () => Promise.reject(new Error('the bench passes vectors')),
-};
-
 try {
   for (const s of schemas) {
     await admin.query(`CREATE DATABASE ${s.name}`);
@@ -73,20 +68,7 @@ try {
     s.copyCollection = (
       await s.pool.query(`SELECT uuid FROM langchain_pg_collection WHERE name = 'copy'`)
     ).rows[0].uuid;
-    s.store = new PGVectorStore(embeddings, {
-      pool: s.pool,
-      tableName: 'langchain_pg_embedding',
-      collectionTableName: 'langchain_pg_collection',
-      collectionName: 'langchain',
-      columns: {
-        idColumnName: 'id',
-        vectorColumnName: 'embedding',
-        contentColumnName: 'document',
-        metadataColumnName: 'cmetadata',
-      },
-      distanceStrategy: 'cosine',
-      skipInitializationCheck: true,
-    });
+    s.store = langchainStore(s.pool, 'langchain');
     s.times = { copy: [], langchain: [] };
   }
 

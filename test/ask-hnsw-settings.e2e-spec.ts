@@ -67,14 +67,21 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
       metadataTerms: target.metadataTerms,
     };
     await t.app.get(ChunkSearchRepository).vectorSearch(explaining, query);
-    await t.app.get(ChunkSearchRepository).vectorSearch(explaining, { ...query, k: 5, filter: { kind: 'rare' } });
+    // $ne is not an equality: ix_cmetadata_terms cannot serve it, so the HNSW scan filters its rows.
+    await t.app
+      .get(ChunkSearchRepository)
+      .vectorSearch(explaining, { ...query, k: 5, filter: { kind: { $ne: 'common' } } });
     for (const plan of plans) expect(plan).toContain(`Index Scan using ${indexName}`);
   });
 
-  it('narrows an exact search by a filter equality through ix_cmetadata_terms, and only without the HNSW index', async () => {
+  it('reads ix_cmetadata_terms for a filter equality: always in an exact search, next to the HNSW index when few chunks pass', async () => {
     const target = (await t.app.get(ChunkSearchRepository).findTarget(t.dataSource.manager, 'graph'))!;
     expect(target.metadataTerms).toBe(true);
-    const plan = async (search: 'vectorSearch' | 'hybridSearch', index: typeof target.index, metadataTerms = true) => {
+    const plan = async (
+      search: 'vectorSearch' | 'hybridSearch',
+      index: typeof target.index,
+      { metadataTerms = true, kind = 'rare' } = {},
+    ) => {
       let text = '';
       const explaining = {
         query: async (sql: string, params: unknown[]) => {
@@ -88,7 +95,7 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
         embedding: vector(5),
         k: 5,
         question: 'chunk',
-        filter: { kind: 'rare' },
+        filter: { kind },
         index,
         metadataTerms,
       };
@@ -98,12 +105,18 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
     // Exact distances: 30 of 3,000 chunks pass, and the GIN index finds them without reading the rest.
     expect(await plan('vectorSearch', null)).toContain('Bitmap Index Scan on ix_cmetadata_terms');
     expect(await plan('hybridSearch', null)).toContain('Bitmap Index Scan on ix_cmetadata_terms');
-    // With the HNSW index, the filter stays a condition on the index scan's rows.
-    const indexed = await plan('vectorSearch', target.index);
-    expect(indexed).toContain(`Index Scan using ${indexName}`);
-    expect(indexed).not.toContain('ix_cmetadata_terms');
+    // With the HNSW index, the planner chooses: 1 % of the chunks pass, so it reads them through the
+    // terms index and sorts them exactly (an HNSW scan would walk most of the graph to find them)...
+    const selective = await plan('vectorSearch', target.index);
+    expect(selective).toContain('Bitmap Index Scan on ix_cmetadata_terms');
+    expect(selective).not.toContain(`Index Scan using ${indexName}`);
+    // ...while 99 % pass 'common': the HNSW scan, its rows checked by the filter.
+    const broad = await plan('vectorSearch', target.index, { kind: 'common' });
+    expect(broad).toContain(`Index Scan using ${indexName}`);
+    expect(broad).not.toContain('ix_cmetadata_terms');
     // Without the terms function (AddMetadataTermsIndex pending), the statement does not call it.
-    expect(await plan('vectorSearch', null, false)).not.toContain('chunk_metadata_terms');
+    expect(await plan('vectorSearch', null, { metadataTerms: false })).not.toContain('chunk_metadata_terms');
+    expect(await plan('vectorSearch', target.index, { metadataTerms: false })).not.toContain('chunk_metadata_terms');
   });
 
   it('returns k results when k is above ef_search', async () => {
@@ -113,10 +126,22 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
   });
 
   it('returns k results that pass a filter most chunks fail (iterative scan)', async () => {
-    const res = await ask({ queryEmbedding: vector(500), k: 5, filter: { kind: 'rare' } });
+    const res = await ask({ queryEmbedding: vector(500), k: 5, filter: { kind: { $ne: 'common' } } });
     expect(res.body.results).toHaveLength(5);
     expect(res.body.results[0].id).toBe('g500');
     for (const r of res.body.results as Array<{ metadata: { kind: string } }>) expect(r.metadata.kind).toBe('rare');
+  });
+
+  it('returns the exact nearest chunks for an equality most chunks fail, through the terms index', async () => {
+    for (const query of [500, 1234, 2999]) {
+      const exact = await t.dataSource.query<Array<{ id: string }>>(
+        `SELECT id FROM langchain_pg_embedding WHERE cmetadata->>'kind' = 'rare'
+          ORDER BY embedding <=> $1::vector, id LIMIT 5`,
+        [`[${vector(query).join(',')}]`],
+      );
+      const res = await ask({ queryEmbedding: vector(query), k: 5, filter: { kind: 'rare' } });
+      expect((res.body.results as Array<{ id: string }>).map((r) => r.id)).toEqual(exact.map((r) => r.id));
+    }
   });
 
   it('in hybrid mode too, whose candidate count (60 for k = 15) is above ef_search', async () => {

@@ -1,5 +1,10 @@
 import * as fc from 'fast-check';
-import { compileLangChainFilter, type CompiledFilter, InvalidFilterError } from '../src/ask/filter/langchain-filter.js';
+import {
+  compileLangChainFilter,
+  type CompiledFilter,
+  type EqualityForm,
+  InvalidFilterError,
+} from '../src/ask/filter/langchain-filter.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { TEST_TARGET } from './support/test-database.js';
 
@@ -109,6 +114,9 @@ const LAX_ROWS: Array<[id: string, cmetadata: string | null]> = [
   ['l27', '{"f":5,"n":"law"}'],
   ['l28', '{"f":[{"g":1},"law"],"n":[{"n":5},5]}'],
 ];
+
+/** The forms that write equalities with chunk_metadata_terms; each must select what the jsonpath form does. */
+const TERMS_FORMS: EqualityForm[] = ['terms', 'terms-and-jsonpath'];
 
 interface FilterCase {
   name: string;
@@ -341,13 +349,13 @@ describe(`LangChain filters on the database (${TEST_TARGET})`, () => {
    */
   async function compiledIds(
     filter: unknown,
-    options: { collection?: string; indexableEqualities?: boolean; indexScan?: boolean } = {},
+    options: { collection?: string; equalityForm?: EqualityForm; indexScan?: boolean } = {},
   ): Promise<string[]> {
     const compiled: CompiledFilter = compileLangChainFilter(filter, {
       column: 'e.cmetadata',
       firstParameterIndex: 2,
       rejectSqlProbes: false,
-      indexableEqualities: options.indexableEqualities,
+      equalityForm: options.equalityForm,
     });
     const sql = `SELECT e.id FROM langchain_pg_embedding e WHERE e.collection_id = $1 AND (${compiled.sql}) ORDER BY e.id`;
     const params = [options.collection ?? COLLECTION, ...compiled.params];
@@ -360,13 +368,13 @@ describe(`LangChain filters on the database (${TEST_TARGET})`, () => {
     return rows.map((r) => r.id);
   }
 
-  /** The rows a filter selects, checked to be the same with indexable equalities, by scan and by index. */
+  /** The rows a filter selects, checked to be the same in both terms forms, by scan and by index. */
   async function laxIds(filter: unknown): Promise<string[]> {
     const plain = await compiledIds(filter, { collection: LAX_COLLECTION });
-    for (const indexScan of [false, true]) {
-      expect(await compiledIds(filter, { collection: LAX_COLLECTION, indexableEqualities: true, indexScan })).toEqual(
-        plain,
-      );
+    for (const equalityForm of TERMS_FORMS) {
+      for (const indexScan of [false, true]) {
+        expect(await compiledIds(filter, { collection: LAX_COLLECTION, equalityForm, indexScan })).toEqual(plain);
+      }
     }
     return plain;
   }
@@ -421,11 +429,13 @@ describe(`LangChain filters on the database (${TEST_TARGET})`, () => {
   });
 
   it.each(CASES)(
-    '$name: with indexable equalities, by scan and through ix_cmetadata_terms, the same rows',
+    '$name: with equalities in both terms forms, by scan and through ix_cmetadata_terms, the same rows',
     async ({ filter }) => {
       const plain = await compiledIds(filter);
-      for (const indexScan of [false, true]) {
-        expect(await compiledIds(filter, { indexableEqualities: true, indexScan })).toEqual(plain);
+      for (const equalityForm of TERMS_FORMS) {
+        for (const indexScan of [false, true]) {
+          expect(await compiledIds(filter, { equalityForm, indexScan })).toEqual(plain);
+        }
       }
     },
   );
@@ -457,7 +467,7 @@ describe(`LangChain filters on the database (${TEST_TARGET})`, () => {
     ['$and', { $and: [{ f: 'law' }, { g: 'law' }] }, ['l26']],
     ['$or', { $or: [{ f: 'law' }, { n: 'law' }] }, ['l01', 'l02', 'l04', 'l05', 'l06', 'l08', 'l26', 'l27', 'l28']],
     ['$or with a range', { $or: [{ f: true }, { n: { $gt: 10 } }] }, ['l19', 'l20', 'l23', 'l26']],
-  ])('equality on %s: the same rows with indexable equalities', async (_label, filter, ids) => {
+  ])('equality on %s: the same rows with equalities in both terms forms', async (_label, filter, ids) => {
     expect(await laxIds(filter)).toEqual(ids);
   });
 
@@ -469,14 +479,14 @@ describe(`LangChain filters on the database (${TEST_TARGET})`, () => {
     ['$or with a $not', { $or: [{ f: null }, { $not: { n: 5 } }] }],
     ['$ne', { f: { $ne: 'law' } }],
     ['$in and $nin', { $and: [{ f: { $in: ['law', 'true'] } }, { n: { $nin: [5] } }] }],
-  ])('%s: the same rows with indexable equalities', async (_label, filter) => {
+  ])('%s: the same rows with equalities in both terms forms', async (_label, filter) => {
     expect((await laxIds(filter)).length).toBeGreaterThan(0);
   });
 
   it('reads ix_cmetadata_terms for an indexable equality when a scan is not an option', async () => {
     const compiled = compileLangChainFilter(
       { f: 'law' },
-      { column: 'e.cmetadata', firstParameterIndex: 2, indexableEqualities: true },
+      { column: 'e.cmetadata', firstParameterIndex: 2, equalityForm: 'terms' },
     );
     const plan = await t.dataSource.transaction(async (manager) => {
       await manager.query(`SET LOCAL enable_seqscan = off`);
@@ -588,7 +598,7 @@ describe(`LangChain filters on the database (${TEST_TARGET})`, () => {
     );
   });
 
-  it('selects the same rows with indexable equalities for any filter, by scan and through ix_cmetadata_terms', async () => {
+  it('selects the same rows with equalities in both terms forms for any filter, by scan and through ix_cmetadata_terms', async () => {
     const value = fc.oneof(
       fc.constantFrom('law', 'Law', 'x', '5', 'true', 'a"b\\c\n', 'Điều 5', '', 5, 5.0, 0, -0, 5.5, 1e21, true, false),
       fc.string({ maxLength: 4 }),

@@ -24,9 +24,9 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
-import { PGVectorStore } from '@langchain/community/vectorstores/pgvector';
 import { Document } from '@langchain/core/documents';
 import { BenchData } from './data.mjs';
+import { langchainStore } from './langchain-store.mjs';
 
 const env = process.env;
 const dist = resolve(env.BENCH_DIST ?? 'dist');
@@ -128,28 +128,11 @@ for (let attempt = 1; ; attempt++) {
 }
 
 // LangChain over the same tables, as the brief prescribes; one store per collection name.
-const embeddingsStub = {
-  embedQuery: () => Promise.reject(new Error('the bench passes vectors')),
-  embedDocuments: () => Promise.reject(new Error('the bench passes vectors')),
-};
 const stores = new Map();
 function langchain(name) {
   let store = stores.get(name);
   if (!store) {
-    store = new PGVectorStore(embeddingsStub, {
-      pool,
-      tableName: 'langchain_pg_embedding',
-      collectionTableName: 'langchain_pg_collection',
-      collectionName: name,
-      columns: {
-        idColumnName: 'id',
-        vectorColumnName: 'embedding',
-        contentColumnName: 'document',
-        metadataColumnName: 'cmetadata',
-      },
-      distanceStrategy: 'cosine',
-      skipInitializationCheck: true,
-    });
+    store = langchainStore(pool, name);
     stores.set(name, store);
   }
   return store;

@@ -181,19 +181,20 @@ export class ChunkSearchRepository {
 /**
  * The query's filter as SQL for a search statement whose own parameters end before
  * `firstParameterIndex`. AskService has validated the filter, probe policy included; here it only
- * becomes SQL. Its equalities take the form the GIN index ix_cmetadata_terms serves only without
- * an HNSW index: an exact search evaluates the filter on every chunk of the collection, and the
- * index reduces that to the matching chunks; next to an HNSW index the planner's estimate for the
- * GIN probe can make it prefer that probe plus an exact sort over the HNSW scan, which is many
- * times slower. Where AddMetadataTermsIndex is still pending (a server upgraded before
- * `db:migrate`), the plain jsonpath form answers the same, only slower.
+ * becomes SQL. Its equalities are written so the GIN index ix_cmetadata_terms can find the chunks
+ * that match. Without an HNSW index, the terms test alone: an exact search reads only the matching
+ * chunks. With one, the terms test and the jsonpath test: the planner reads the terms index when
+ * few chunks match (measured at 100,000 chunks, filtered to one document: 111 ms and recall 0.22
+ * through the HNSW scan, 1.5 ms and exact through the terms index), and otherwise keeps the HNSW scan,
+ * checking its rows with the jsonpath test first. Where AddMetadataTermsIndex is still pending (a
+ * server upgraded before `db:migrate`), the jsonpath form alone answers the same, only slower.
  */
 function searchFilter(query: ChunkSearchQuery, firstParameterIndex: number): CompiledFilter {
   return compileLangChainFilter(query.filter, {
     column: 'e.cmetadata',
     firstParameterIndex,
     rejectSqlProbes: false,
-    indexableEqualities: query.index === null && query.metadataTerms,
+    equalityForm: !query.metadataTerms ? 'jsonpath' : query.index === null ? 'terms' : 'terms-and-jsonpath',
   });
 }
 

@@ -581,9 +581,9 @@ describe('compileLangChainFilter', () => {
     });
   });
 
-  describe('indexable equalities', () => {
+  describe('equalities in terms form', () => {
     const indexable = (filter: unknown, firstParameterIndex = 1): CompiledFilter =>
-      compileLangChainFilter(filter, { column: COLUMN, firstParameterIndex, indexableEqualities: true });
+      compileLangChainFilter(filter, { column: COLUMN, firstParameterIndex, equalityForm: 'terms' });
     /** The row's metadata terms holding those of the bound `{"field": value}` (ix_cmetadata_terms). */
     const indexed = (p: number): string => `(chunk_metadata_terms(e.cmetadata) @> chunk_metadata_terms($${p}::jsonb))`;
 
@@ -646,6 +646,21 @@ describe('compileLangChainFilter', () => {
 
     it('is off by default', () => {
       expect(compile({ a: 1 }).sql).toBe(`(${match(1, 2)})`);
+    });
+
+    it('with the jsonpath test too (terms-and-jsonpath), ANDs both wherever the terms form applies', () => {
+      const both = (filter: unknown): CompiledFilter =>
+        compileLangChainFilter(filter, { column: COLUMN, firstParameterIndex: 1, equalityForm: 'terms-and-jsonpath' });
+      expect(both({ document_type: 'law' })).toEqual({
+        sql: `(chunk_metadata_terms(e.cmetadata) @> chunk_metadata_terms($1::jsonb) AND ${match(2, 3)})`,
+        params: ['{"document_type":"law"}', '$."document_type" == $value', '{"value":"law"}'],
+      });
+      const compiled = both({ $or: [{ a: 1 }, { $not: { b: 2 } }] });
+      expect(compiled.sql).toBe(
+        `((chunk_metadata_terms(e.cmetadata) @> chunk_metadata_terms($1::jsonb) AND ${match(2, 3)}) OR (NOT (${match(4, 5)})))`,
+      );
+      expectWellFormed(compiled, 1);
+      expect(both({ a: { $gt: 1 } })).toEqual(compile({ a: { $gt: 1 } }));
     });
   });
 
@@ -775,7 +790,7 @@ describe('compileLangChainFilter properties', () => {
     },
   );
 
-  it('with indexable equalities: trusted SQL, consecutive placeholders, each equality outside $not in terms form and nothing else changed', () => {
+  it('with equalities in terms form: trusted SQL, consecutive placeholders, each equality outside $not in terms form and nothing else changed', () => {
     fc.assert(
       fc.property(validFilter, firstIndex, (filter, first) => {
         const plain = compileOrInvalid(filter, first, false);
@@ -785,7 +800,7 @@ describe('compileLangChainFilter properties', () => {
             column: COLUMN,
             firstParameterIndex: first,
             rejectSqlProbes: false,
-            indexableEqualities: true,
+            equalityForm: 'terms',
           });
         } catch (err) {
           if (!(err instanceof InvalidFilterError)) throw err;

@@ -26,6 +26,8 @@ export interface CompiledFilter {
   params: unknown[];
 }
 
+export type EqualityForm = 'jsonpath' | 'terms' | 'terms-and-jsonpath';
+
 export interface CompileFilterOptions {
   /** A trusted SQL expression of type jsonb, e.g. `e.cmetadata`; never user input. */
   column: string;
@@ -37,15 +39,19 @@ export interface CompileFilterOptions {
    */
   rejectSqlProbes?: boolean;
   /**
-   * Write each equality that must hold for a row to match (`$eq`, or a bare value, not under
-   * `$not`) as `chunk_metadata_terms(column) @> chunk_metadata_terms('{"field": <value>}')`: the
-   * same rows as the jsonpath test (in those positions a NULL and a false both drop the row), and
-   * the GIN index ix_cmetadata_terms answers it exactly, so a search reads only the chunks that
-   * match, without evaluating the filter on each (see the AddMetadataTermsIndex migration). The
-   * caller decides: next to an HNSW index the planner may prefer this bitmap scan to the vector
-   * index, which is much slower there (see docs/FILTERS.md). Default false.
+   * How each equality that must hold for a row to match (`$eq`, or a bare value, not under `$not`)
+   * is written. The terms test `chunk_metadata_terms(column) @> chunk_metadata_terms('{"field": v}')`
+   * selects the same rows as the jsonpath test there (a NULL and a false both drop the row), and the
+   * GIN index ix_cmetadata_terms answers it exactly (see the AddMetadataTermsIndex migration).
+   * - `jsonpath` (default): as LangChain writes it, `jsonb_path_match(…)`, which no index serves.
+   * - `terms`: the terms test alone. For an exact search: the index finds the matching chunks and
+   *   nothing is evaluated on each of them.
+   * - `terms-and-jsonpath`: both, ANDed. For a search next to an HNSW index: the planner can read
+   *   ix_cmetadata_terms when it estimates that few chunks match (an HNSW scan would walk most of
+   *   the graph for them, and miss some), and otherwise filters the HNSW scan's rows, the cheap
+   *   jsonpath test first (a plpgsql call per row would cost more). See docs/FILTERS.md.
    */
-  indexableEqualities?: boolean;
+  equalityForm?: EqualityForm;
 }
 
 /** Guards against filters built to exhaust the planner or the stack; documented in docs/FILTERS.md. */
@@ -96,7 +102,7 @@ export function compileLangChainFilter(filter: unknown, options: CompileFilterOp
     options.column,
     options.firstParameterIndex,
     options.rejectSqlProbes ?? true,
-    options.indexableEqualities ?? false,
+    options.equalityForm ?? 'jsonpath',
   );
   const sql = compiler.filter(filter, 'filter', 1, true);
   return { sql, params: compiler.params };
@@ -110,7 +116,7 @@ class FilterCompiler {
     private readonly column: string,
     private readonly firstParameterIndex: number,
     private readonly rejectSqlProbes: boolean,
-    private readonly indexableEqualities: boolean,
+    private readonly equalityForm: EqualityForm,
   ) {}
 
   /**
@@ -230,15 +236,17 @@ class FilterCompiler {
   }
 
   /**
-   * `$eq`. The indexable form compares the row's metadata terms with the terms of `{"field": v}`,
+   * `$eq`. The terms form compares the row's metadata terms with the terms of `{"field": v}`,
    * computed by the same function, so both sides agree on what a value is (5 and 5.0, a string
    * against a number). Only where the equality must hold: the jsonpath test is unknown (NULL) for
    * some rows where the terms say false, which `NOT` would tell apart.
    */
   private equality(name: string, value: Scalar, positive: boolean): string {
-    if (!positive || !this.indexableEqualities) return `(${this.matchPath(name, '==', value)})`;
+    const jsonPath = () => this.matchPath(name, '==', value);
+    if (!positive || this.equalityForm === 'jsonpath') return `(${jsonPath()})`;
     const pair = this.param(`{${JSON.stringify(name)}:${JSON.stringify(value)}}`);
-    return `(chunk_metadata_terms(${this.column}) @> chunk_metadata_terms(${pair}::jsonb))`;
+    const terms = `chunk_metadata_terms(${this.column}) @> chunk_metadata_terms(${pair}::jsonb)`;
+    return this.equalityForm === 'terms' ? `(${terms})` : `(${terms} AND ${jsonPath()})`;
   }
 
   /** `jsonb_path_match(col, '$."field" <op> $value', '{"value": v}')`, as LangChain builds it. */
