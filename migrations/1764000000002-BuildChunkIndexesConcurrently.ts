@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { buildIndexConcurrently, indexState } from './support/concurrent-index.js';
 
 /**
  * Builds the chunk table's secondary indexes that a pre-existing database lacks, and drops the
@@ -22,12 +23,7 @@ export class BuildChunkIndexesConcurrently1764000000002 implements MigrationInte
     if (await indexState(q, 'ix_langchain_pg_embedding_id')) {
       await q.query(`DROP INDEX CONCURRENTLY IF EXISTS ix_langchain_pg_embedding_id`);
     }
-    for (const [name, definition] of CHUNK_INDEXES) {
-      const state = await indexState(q, name);
-      if (state === 'valid') continue;
-      if (state === 'invalid') await q.query(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`);
-      await q.query(`CREATE INDEX CONCURRENTLY ${name} ON ${definition}`);
-    }
+    for (const [name, definition] of CHUNK_INDEXES) await buildIndexConcurrently(q, name, definition);
   }
 
   /**
@@ -38,18 +34,6 @@ export class BuildChunkIndexesConcurrently1764000000002 implements MigrationInte
   public async down(q: QueryRunner): Promise<void> {
     await q.query(`DROP INDEX CONCURRENTLY IF EXISTS idx_embedding_document_type`);
   }
-}
-
-/** null when the index does not exist; 'invalid' when a concurrent build of it failed half-way. */
-async function indexState(q: QueryRunner, name: string): Promise<'valid' | 'invalid' | null> {
-  const rows = (await q.query(
-    `SELECT i.indisvalid AS valid FROM pg_index i
-       JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = current_schema() AND c.relname = $1`,
-    [name],
-  )) as Array<{ valid: boolean }>;
-  if (rows.length === 0) return null;
-  return rows[0].valid ? 'valid' : 'invalid';
 }
 
 /** [name, "table USING … (expression)"], fixed literals. */

@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { buildIndexConcurrently } from './support/concurrent-index.js';
 
 /**
  * The full-text side of hybrid search (`POST /ask {mode: 'hybrid'}`): a GIN index over the chunk
@@ -15,16 +16,10 @@ export class AddChunkFullTextIndex1764000000003 implements MigrationInterface {
   transaction = false as const;
 
   public async up(q: QueryRunner): Promise<void> {
-    const rows = (await q.query(
-      `SELECT i.indisvalid AS valid FROM pg_index i
-         JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = current_schema() AND c.relname = 'ix_embedding_document_fts'`,
-    )) as Array<{ valid: boolean }>;
-    if (rows[0]?.valid) return;
-    if (rows.length > 0) await q.query(`DROP INDEX CONCURRENTLY IF EXISTS ix_embedding_document_fts`);
-    await q.query(
-      `CREATE INDEX CONCURRENTLY ix_embedding_document_fts ON langchain_pg_embedding
-         USING gin (to_tsvector('simple'::regconfig, coalesce(document, '')))`,
+    await buildIndexConcurrently(
+      q,
+      'ix_embedding_document_fts',
+      `langchain_pg_embedding USING gin (to_tsvector('simple'::regconfig, coalesce(document, '')))`,
     );
   }
 

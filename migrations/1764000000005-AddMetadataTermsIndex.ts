@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { buildIndexConcurrently } from './support/concurrent-index.js';
 
 /**
  * An exact index for metadata equalities (`{"field": value}` / `$eq` in a search filter):
@@ -29,15 +30,10 @@ export class AddMetadataTermsIndex1764000000005 implements MigrationInterface {
 
   public async up(q: QueryRunner): Promise<void> {
     await q.query(TERMS_FUNCTION_SQL);
-    const rows = (await q.query(
-      `SELECT i.indisvalid AS valid FROM pg_index i
-         JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = current_schema() AND c.relname = 'ix_cmetadata_terms'`,
-    )) as Array<{ valid: boolean }>;
-    if (rows[0]?.valid) return;
-    if (rows.length > 0) await q.query(`DROP INDEX CONCURRENTLY IF EXISTS ix_cmetadata_terms`);
-    await q.query(
-      `CREATE INDEX CONCURRENTLY ix_cmetadata_terms ON langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata))`,
+    await buildIndexConcurrently(
+      q,
+      'ix_cmetadata_terms',
+      'langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata))',
     );
   }
 

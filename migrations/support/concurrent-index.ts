@@ -1,0 +1,32 @@
+import type { QueryRunner } from 'typeorm';
+
+/**
+ * Shared by the migrations that build an index on the big chunk table CONCURRENTLY (outside a
+ * transaction, so chunk writers are not blocked). Part of their frozen history: change it only in
+ * ways every one of them still wants.
+ */
+
+/** null when the index does not exist; 'invalid' when a concurrent build of it failed half-way. */
+export async function indexState(q: QueryRunner, name: string): Promise<'valid' | 'invalid' | null> {
+  const rows = (await q.query(
+    `SELECT i.indisvalid AS valid FROM pg_index i
+       JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = current_schema() AND c.relname = $1`,
+    [name],
+  )) as Array<{ valid: boolean }>;
+  if (rows.length === 0) return null;
+  return rows[0].valid ? 'valid' : 'invalid';
+}
+
+/**
+ * `CREATE INDEX CONCURRENTLY name ON definition`, unless a valid index of that name exists. A failed
+ * concurrent build (cancelled, or killed with the server) leaves an INVALID index behind and its
+ * migration unrecorded: the next run drops that leftover and builds it again. `name` and
+ * `definition` are fixed literals of the calling migration.
+ */
+export async function buildIndexConcurrently(q: QueryRunner, name: string, definition: string): Promise<void> {
+  const state = await indexState(q, name);
+  if (state === 'valid') return;
+  if (state === 'invalid') await q.query(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`);
+  await q.query(`CREATE INDEX CONCURRENTLY ${name} ON ${definition}`);
+}
