@@ -119,6 +119,15 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
     expect(await plan('vectorSearch', target.index, { metadataTerms: false })).not.toContain('chunk_metadata_terms');
   });
 
+  it('every connection starts with the configured search settings, embedded too (k ≤ ef_search: no SET LOCAL)', async () => {
+    for (let i = 0; i < 3; i++) {
+      const [row] = await t.dataSource.query<Array<{ ef: string; it: string }>>(
+        `SELECT current_setting('hnsw.ef_search') AS ef, current_setting('hnsw.iterative_scan') AS it`,
+      );
+      expect(row).toEqual({ ef: '10', it: 'relaxed_order' });
+    }
+  });
+
   it('returns k results when k is above ef_search', async () => {
     const res = await ask({ queryEmbedding: vector(5), k: 25 });
     expect(res.body.results).toHaveLength(25);

@@ -50,17 +50,20 @@ const EF_SEARCH = Number(
 
 let embedded;
 let poolConfig;
+const { loadAppConfig } = await load('src/config/app-config.js');
+const { buildDataSourceOptions, searchSessionOptions, searchSessionSettings } = await load(
+  'src/database/data-source-options.js',
+);
 if (env.BENCH_DATABASE.startsWith('embedded:')) {
   const { EmbeddedPostgres } = await load('src/database/embedded-postgres.js');
   const dataDir = env.BENCH_DATABASE.slice('embedded:'.length);
-  embedded = await EmbeddedPostgres.start(dataDir, env.EMBEDDED_TEMPLATE || undefined);
+  const config = loadAppConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'warn', SEARCH_HNSW_EF_SEARCH: String(EF_SEARCH) });
+  // The search settings the service's embedded session starts with (searchSessionSettings).
+  embedded = await EmbeddedPostgres.start(dataDir, env.EMBEDDED_TEMPLATE || undefined, searchSessionSettings(config));
   if (env.BENCH_MIGRATE === '1') {
     // A new embedded database: migrated the way the service migrates its own, then disconnected
     // (the socket server takes one connection at a time).
-    const { loadAppConfig } = await load('src/config/app-config.js');
-    const { buildDataSourceOptions } = await load('src/database/data-source-options.js');
     const { initializeDataSource } = await load('src/database/database-runtime.js');
-    const config = loadAppConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
     const dataSource = await initializeDataSource(
       buildDataSourceOptions(config, { host: embedded.host, port: embedded.port }),
     );
@@ -71,29 +74,14 @@ if (env.BENCH_DATABASE.startsWith('embedded:')) {
 } else {
   // The service's default pool size (DB_POOL_MAX=10), and the search settings its server
   // connections start with (the startup `options` of data-source-options.ts).
-  const { loadAppConfig } = await load('src/config/app-config.js');
-  const { searchSessionOptions } = await load('src/database/data-source-options.js');
   const config = loadAppConfig({ DATABASE_URL: env.BENCH_DATABASE, SEARCH_HNSW_EF_SEARCH: String(EF_SEARCH) });
   poolConfig = { connectionString: env.BENCH_DATABASE, max: 10, options: searchSessionOptions(config) };
 }
 const pool = new pg.Pool({ ...poolConfig, application_name: 'kb-bench-floor' });
 pool.on('error', (error) => process.stderr.write(`idle connection failed: ${error.message}\n`));
-// The same settings on the embedded database, whose socket server ignores startup options (the
-// service sets them there per transaction with SET LOCAL): ef_search, and pgvector 0.8's relaxed
-// iterative scan (which never starts without a filter: the first pass already yields k rows).
-// Either fails harmlessly on a pgvector that lacks it. Set once per connection, before its first use.
-async function connect() {
-  const client = await pool.connect();
-  if (embedded && !client.benchSession) {
-    client.benchSession = true;
-    await client.query(`SELECT set_config('hnsw.ef_search', $1, false)`, [String(EF_SEARCH)]).catch(() => undefined);
-    await client.query(`SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false)`).catch(() => undefined);
-  }
-  return client;
-}
 /** The rows of one statement; with `name`, run as a named prepared statement (pg prepares it once per connection). */
 async function rows(sql, params, name) {
-  const client = await connect();
+  const client = await pool.connect();
   try {
     return (await client.query(name ? { name, text: sql, values: params } : { text: sql, values: params })).rows;
   } finally {
@@ -221,7 +209,7 @@ async function floorGetDocument(documentId, prepared = false) {
 }
 
 async function floorStats() {
-  const client = await connect();
+  const client = await pool.connect();
   try {
     await client.query('START TRANSACTION ISOLATION LEVEL REPEATABLE READ');
     await client.query('SET TRANSACTION READ ONLY');
@@ -290,7 +278,7 @@ async function timedIngest({ variant, from, to, batch, collection: name }) {
         await embedded.db.query(copy.replace('STDIN', `'/dev/blob'`), [], { blob });
         latencies.push(ms(t0));
       } else {
-        const client = await connect();
+        const client = await pool.connect();
         try {
           const t0 = performance.now();
           await pipeline(Readable.from(lines), client.query(copyStreams.from(copy)));

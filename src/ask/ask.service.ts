@@ -166,9 +166,9 @@ export class AskService {
 
   /**
    * Whether pgvector has iterative index scans (≥ 0.8), and whether connections start with the
-   * search settings (searchSessionOptions): a server does; PGlite's socket server, or a pooler that
-   * drops the startup `options`, does not, and then every indexed search sets them with SET LOCAL.
-   * Asked once per process.
+   * search settings (searchSessionSettings): a server connection and the embedded session do; a
+   * pooler that drops the startup `options` does not, and then every indexed search sets them with
+   * SET LOCAL. Asked once per process.
    */
   private sessionSettings(): Promise<{ iterativeScans: boolean; preset: boolean }> {
     this.session ??= this.dataSource

@@ -49,7 +49,8 @@ export function buildDataSourceOptions(config: AppConfig, endpoint: DatabaseEndp
       // with these same values (startup packet), nothing a request sets outlives its transaction
       // (SET LOCAL), and RESET ALL returns to them; so no request sees another's settings. It lets
       // an indexed search run as one statement, without BEGIN/SET LOCAL/COMMIT (see AskService).
-      // PGlite's socket server ignores the parameter: AskService checks what a connection has.
+      // PGlite's socket server ignores the parameter (EmbeddedPostgres sets them on its session);
+      // a pooler may drop it: AskService checks what a connection has.
       ...(embedded ? {} : { options: searchSessionOptions(config) }),
     },
     // Failed queries are reported by the exception filter; the SQL itself only at debug level.
@@ -61,13 +62,22 @@ export function buildDataSourceOptions(config: AppConfig, endpoint: DatabaseEndp
 }
 
 /**
- * The search settings every server connection starts with: the configured `hnsw.ef_search`, and
+ * The search settings every connection starts with: the configured `hnsw.ef_search`, and
  * pgvector 0.8's relaxed iterative scan, so a filtered index scan keeps walking the graph until k
  * rows pass the filter (without a filter it never iterates: the first pass yields ef_search ≥ k
- * rows). An older pgvector drops the unknown iterative_scan placeholder with a warning.
+ * rows). An older pgvector drops the unknown iterative_scan placeholder with a warning. A server
+ * connection gets them in its startup packet (searchSessionOptions); the embedded database's one
+ * session gets them when it opens (EmbeddedPostgres.start).
  */
+export function searchSessionSettings(config: AppConfig): Record<string, string> {
+  return { 'hnsw.ef_search': String(config.search.hnswEfSearch), 'hnsw.iterative_scan': 'relaxed_order' };
+}
+
+/** searchSessionSettings as the `options` of a server connection's startup packet. */
 export function searchSessionOptions(config: AppConfig): string {
-  return `-c hnsw.ef_search=${config.search.hnswEfSearch} -c hnsw.iterative_scan=relaxed_order`;
+  return Object.entries(searchSessionSettings(config))
+    .map(([name, value]) => `-c ${name}=${value}`)
+    .join(' ');
 }
 
 /**

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import type { AppConfig, DatabaseMode } from '../config/app-config.js';
-import type { DatabaseEndpoint } from './data-source-options.js';
+import { searchSessionSettings, type DatabaseEndpoint } from './data-source-options.js';
 import { EmbeddedPostgres } from './embedded-postgres.js';
 import { runPendingMigrations } from './migration-runner.js';
 
@@ -18,7 +18,11 @@ export class DatabaseRuntime {
 
   static async open(config: AppConfig): Promise<DatabaseRuntime> {
     if (config.database.url) return new DatabaseRuntime('server', { url: config.database.url });
-    const embedded = await EmbeddedPostgres.start(config.database.dataDir, config.database.embeddedTemplate);
+    const embedded = await EmbeddedPostgres.start(
+      config.database.dataDir,
+      config.database.embeddedTemplate,
+      searchSessionSettings(config),
+    );
     return new DatabaseRuntime('embedded', { host: embedded.host, port: embedded.port }, embedded);
   }
 

@@ -30,14 +30,22 @@ export class EmbeddedPostgres {
     private readonly lock?: DataDirLock,
   ) {}
 
-  static async start(dataDir: string, templateFile?: string): Promise<EmbeddedPostgres> {
+  /**
+   * `sessionSettings` are set on PGlite's session once, as a server connection gets them from its
+   * startup packet (which the socket server ignores): every pool connection shares that session.
+   */
+  static async start(
+    dataDir: string,
+    templateFile?: string,
+    sessionSettings: Record<string, string> = {},
+  ): Promise<EmbeddedPostgres> {
     const inMemory = dataDir.startsWith('memory://');
     const location = inMemory ? dataDir : resolve(dataDir, 'pgdata');
     if (!inMemory) mkdirSync(location, { recursive: true });
     // One process per directory: a second PGlite on the same files would corrupt them.
     const lock = inMemory ? undefined : DataDirLock.acquire(resolve(dataDir));
     try {
-      return await EmbeddedPostgres.open(location, inMemory, templateFile, lock);
+      return await EmbeddedPostgres.open(location, inMemory, templateFile, sessionSettings, lock);
     } catch (err) {
       lock?.release();
       throw err;
@@ -48,6 +56,7 @@ export class EmbeddedPostgres {
     location: string,
     inMemory: boolean,
     templateFile: string | undefined,
+    sessionSettings: Record<string, string>,
     lock: DataDirLock | undefined,
   ): Promise<EmbeddedPostgres> {
     // A template only seeds a database that does not exist yet; existing data is never replaced.
@@ -64,6 +73,9 @@ export class EmbeddedPostgres {
     const host = '127.0.0.1';
     const server = new PGLiteSocketServer({ db, host, port: 0, maxConnections: 1 });
     try {
+      for (const [name, value] of Object.entries(sessionSettings)) {
+        await db.query(`SELECT set_config($1, $2, false)`, [name, value]);
+      }
       await server.start();
     } catch (err) {
       await db.close();
