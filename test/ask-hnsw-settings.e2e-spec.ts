@@ -1,6 +1,7 @@
 import request from 'supertest';
 import type { EntityManager } from 'typeorm';
-import { ChunkSearchRepository } from '../src/ask/chunk-search.repository.js';
+import { ChunkSearchRepository, SERIAL_SEARCH_SQL } from '../src/ask/chunk-search.repository.js';
+import { TEST_TARGET } from './support/test-database.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 
 const DIMS = 8;
@@ -118,6 +119,37 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
     expect(await plan('vectorSearch', null, { metadataTerms: false })).not.toContain('chunk_metadata_terms');
     expect(await plan('vectorSearch', target.index, { metadataTerms: false })).not.toContain('chunk_metadata_terms');
   });
+
+  // PGlite plans no parallel workers at all.
+  (TEST_TARGET === 'postgres' ? it : it.skip)(
+    'runs a filtered exact search without parallel workers (SERIAL_SEARCH_SQL, as AskService does)',
+    async () => {
+      const target = (await t.app.get(ChunkSearchRepository).findTarget(t.dataSource.manager, 'graph'))!;
+      let captured: { sql: string; params: unknown[] } | undefined;
+      const capturing = {
+        query: (sql: string, params: unknown[]) => {
+          captured = { sql, params };
+          return Promise.resolve([]);
+        },
+      } as unknown as EntityManager;
+      const query = { collectionUuid: target.uuid, embedding: vector(5), k: 5, question: 'q', index: null };
+      await t.app
+        .get(ChunkSearchRepository)
+        .vectorSearch(capturing, { ...query, filter: { kind: 'common' }, metadataTerms: target.metadataTerms });
+      const plan = (serial: boolean) =>
+        t.dataSource.transaction(async (manager) => {
+          // Parallel plans made free, so the planner takes one wherever it is allowed to.
+          for (const setting of ['parallel_setup_cost', 'parallel_tuple_cost', 'min_parallel_table_scan_size']) {
+            await manager.query(`SELECT set_config($1, '0', true)`, [setting]);
+          }
+          if (serial) await manager.query(SERIAL_SEARCH_SQL);
+          const rows = await manager.query<Array<Record<string, string>>>(`EXPLAIN ${captured!.sql}`, captured!.params);
+          return rows.map((r) => Object.values(r)[0]).join('\n');
+        });
+      expect(await plan(false)).toContain('Gather');
+      expect(await plan(true)).not.toContain('Gather');
+    },
+  );
 
   it('every connection starts with the configured search settings, embedded too (k ≤ ef_search: no SET LOCAL)', async () => {
     for (let i = 0; i < 3; i++) {

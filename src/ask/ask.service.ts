@@ -13,6 +13,7 @@ import {
   type ChunkHit,
   ChunkSearchRepository,
   hybridCandidates,
+  SERIAL_SEARCH_SQL,
   type SearchTarget,
 } from './chunk-search.repository.js';
 import type { AskRequestDto, AskResponseDto, AskResultDto, SearchMode } from './dto/ask.dto.js';
@@ -136,8 +137,14 @@ export class AskService {
       mode === 'hybrid' ? this.search.hybridSearch(manager, query) : this.search.vectorSearch(manager, query);
     const started = performance.now();
     try {
-      // Exact distances: no index settings matter, so no transaction.
-      if (!target.index) return await this.replicas.run(run);
+      if (!target.index) {
+        // Exact distances: no index settings matter, so no transaction without a filter.
+        if (dto.filter === undefined) return await this.replicas.run(run);
+        return await this.replicas.transaction(async (manager) => {
+          await manager.query(SERIAL_SEARCH_SQL);
+          return run(manager);
+        });
+      }
       // hnsw.ef_search caps how many rows one index scan returns: below k, or below the hybrid
       // candidate count, a search would silently return fewer rows. With a filter, pgvector 0.8's
       // iterative scan keeps walking the graph until enough rows pass it.
