@@ -13,11 +13,12 @@
 //
 // Creates kb_ceiling_<pid>_{service,langchain} on that server and drops them at the end. Needs the
 // build (npm run build): the schema comes from the service's own migrations (dist/src/cli/db.js).
+import 'reflect-metadata';
 import { spawnSync } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Document } from '@langchain/core/documents';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
@@ -25,6 +26,9 @@ import { BenchData } from './lib/data.mjs';
 import { langchainStore } from './lib/langchain-store.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { ChunkStore } = await import(pathToFileURL(resolve(root, 'dist/src/embeddings/chunk.store.js')).href);
+/** The service's chunk statements; the provider only names a new collection's model. */
+const chunkStore = new ChunkStore({ model: 'bench', dimensions: 384 });
 const serverUrl = process.env.BENCH_DATABASE_URL;
 if (!serverUrl) {
   console.error('Set BENCH_DATABASE_URL to a PostgreSQL server with pgvector (this measurement needs COPY).');
@@ -51,7 +55,7 @@ function databaseUrl(name) {
 const admin = new pg.Client({ connectionString: serverUrl });
 await admin.connect();
 const schemas = ['service', 'langchain'].map((schema) => ({ schema, name: `kb_ceiling_${process.pid}_${schema}` }));
-const data = new BenchData({ chunks: BATCHES * BATCH * 2 * schemas.length, dims: 384 });
+const data = new BenchData({ chunks: BATCHES * BATCH * 3 * schemas.length, dims: 384 });
 try {
   for (const s of schemas) {
     await admin.query(`CREATE DATABASE ${s.name}`);
@@ -65,11 +69,15 @@ try {
     await s.pool.query(
       `INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES (gen_random_uuid(), 'copy', '{}')`,
     );
-    s.copyCollection = (
-      await s.pool.query(`SELECT uuid FROM langchain_pg_collection WHERE name = 'copy'`)
-    ).rows[0].uuid;
+    await s.pool.query(
+      `INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES (gen_random_uuid(), 'upsert', '{}')`,
+    );
+    const uuidOf = async (name) =>
+      (await s.pool.query(`SELECT uuid FROM langchain_pg_collection WHERE name = $1`, [name])).rows[0].uuid;
+    s.copyCollection = await uuidOf('copy');
+    s.upsertCollection = await uuidOf('upsert');
     s.store = langchainStore(s.pool, 'langchain');
-    s.times = { copy: [], langchain: [] };
+    s.times = { copy: [], upsert: [], langchain: [] };
   }
 
   const escape = (v) => v.replace(/[\\\t\n\r]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' })[c]);
@@ -102,6 +110,25 @@ try {
         client.release();
       }
     },
+    // The statement POST /embeddings writes with (ChunkStore.upsert: binary arrays, ON CONFLICT), its
+    // encoding included; the request's other statements (lock, recount) and HTTP are not.
+    async upsert(s, chunks) {
+      const client = await s.pool.connect();
+      try {
+        const manager = { query: async (sql, params) => (await client.query(sql, params)).rows };
+        const rows = chunks.map((c) => ({
+          id: c.id,
+          content: c.content,
+          metadata: c.metadata,
+          embedding: c.embedding,
+        }));
+        const t0 = performance.now();
+        await chunkStore.upsert(manager, s.upsertCollection, rows);
+        return performance.now() - t0;
+      } finally {
+        client.release();
+      }
+    },
     async langchain(s, chunks) {
       const docs = chunks.map((c) => new Document({ pageContent: c.content, metadata: c.metadata }));
       const t0 = performance.now();
@@ -128,12 +155,15 @@ try {
   console.log(
     `\n${BATCHES} batches of ${BATCH} × 384 per writer and schema (first ${WARM_UP} not counted), interleaved\n`,
   );
-  console.log('| schema | COPY ms / batch | LangChain ms / batch | COPY ÷ LangChain (chunks/s) |');
-  console.log('| --- | --- | --- | --- |');
+  console.log(
+    '| schema | COPY ms / batch | service upsert statement ms / batch | LangChain ms / batch | COPY ÷ LangChain (chunks/s) | upsert ÷ COPY (chunks/s) |',
+  );
+  console.log('| --- | --- | --- | --- | --- | --- |');
   for (const s of schemas) {
-    const copy = mean(s.times.copy);
-    const langchain = mean(s.times.langchain);
-    console.log(`| ${s.schema} | ${copy.toFixed(1)} | ${langchain.toFixed(1)} | ${(langchain / copy).toFixed(2)}× |`);
+    const [copy, upsert, langchain] = ['copy', 'upsert', 'langchain'].map((w) => mean(s.times[w]));
+    console.log(
+      `| ${s.schema} | ${copy.toFixed(1)} | ${upsert.toFixed(1)} | ${langchain.toFixed(1)} | ${(langchain / copy).toFixed(2)}× | ${(copy / upsert).toFixed(2)}× |`,
+    );
   }
 } finally {
   for (const s of schemas) {
