@@ -38,7 +38,7 @@ export type ParsedVector = { vector: number[] } | { problem: string };
 /**
  * A vector as a request body may give it: a JSON array of numbers, or a string holding its float32
  * components, little-endian, in base64 (what OpenAI's embeddings API returns with
- * `encoding_format: "base64"`): a third smaller than the JSON numbers, and exact.
+ * `encoding_format: "base64"`): shorter than the JSON numbers, and exact.
  * The components, or why the value is not a pgvector value (1 to MAX_EMBEDDING_DIMENSIONS finite
  * numbers that fit a float4) in the words class-validator's own decorators use. An array is handed
  * back as it is, a string decoded once.
@@ -146,7 +146,7 @@ export const VECTOR_INPUT_FORMS: SchemaObject[] = [
 export const VECTOR_INPUT_DESCRIPTION =
   'A JSON array of numbers, or a string holding the float32 components, little-endian, in base64 ' +
   '(RFC 4648 standard alphabet, padded), as OpenAI returns them with encoding_format "base64": ' +
-  'a third smaller than the JSON numbers, and exact.';
+  'shorter than the JSON numbers, and exact (no decimal round trip).';
 
 export class EmbeddingItemDto {
   @ApiPropertyOptional({
