@@ -25,6 +25,20 @@ describe('the application', () => {
     const res = await request(t.server).get('/docs-json').expect(200);
     expect(res.body.openapi).toMatch(/^3\./);
     expect(Object.keys(res.body.paths)).toContain('/health');
+    // A request vector is either a JSON array of numbers or base64 float32.
+    const vectorForms = [
+      expect.objectContaining({ type: 'array', items: { type: 'number' } }),
+      expect.objectContaining({ type: 'string', format: 'byte' }),
+    ];
+    const schemas = res.body.components.schemas;
+    for (const schema of [
+      schemas.EmbeddingItemDto.properties.embedding,
+      schemas.ChunkInputDto.properties.embedding,
+      schemas.AskRequestDto.properties.queryEmbedding,
+    ]) {
+      expect(schema).toMatchObject({ oneOf: vectorForms, description: expect.stringContaining('little-endian') });
+      expect(schema).not.toHaveProperty('type');
+    }
     await request(t.server).get('/docs').redirects(1).expect(200);
   });
 

@@ -4,6 +4,7 @@ import { ChunkSearchRepository } from '../src/ask/chunk-search.repository.js';
 import { SearchTargetCache } from '../src/ask/search-target.cache.js';
 import { check } from '../src/cli/db-commands.js';
 import { makeCorpus } from './support/corpus.js';
+import { float32Base64 } from './support/float32-base64.js';
 import { startFakeOpenAIServer, type FakeOpenAIServer } from './support/fake-openai-server.js';
 import { dataFingerprint } from './support/legacy-schema.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
@@ -255,7 +256,19 @@ describe('POST /ask', () => {
       [{ question: 'x', mode: 'keyword' }, 'mode must be one of the following values: vector, hybrid'],
       [{ question: 'x', minScore: 2 }, 'minScore must not be greater than 1'],
       [{ question: 'x', queryEmbedding: [] }, 'queryEmbedding must contain at least 1 elements'],
-      [{ question: 'x', queryEmbedding: 'abc' }, 'queryEmbedding must be an array'],
+      [{ question: 'x', queryEmbedding: 'abc' }, 'queryEmbedding must be base64 in the standard alphabet'],
+      [
+        { question: 'x', queryEmbedding: 7 },
+        'queryEmbedding must be an array of numbers or a base64 string of little-endian float32 values',
+      ],
+      [
+        { question: 'x', queryEmbedding: 'AAAAAAA=' },
+        'queryEmbedding base64 holds 5 bytes, not a whole number of float32 values',
+      ],
+      [
+        { question: 'x', queryEmbedding: float32Base64([1, NaN]) },
+        'each value in queryEmbedding must be a finite number',
+      ],
       [
         { question: 'x', queryEmbedding: [0.5, '1'] },
         'each value in queryEmbedding must be a number conforming to the specified constraints',
@@ -289,6 +302,26 @@ describe('POST /ask', () => {
     expect(res.body.results[0].id).toBe(ids.get('beekeeping-guide#1'));
     expect(res.body.results[0].score).toBeCloseTo(1, 5);
     const wrong = await ask({ question: 'x', queryEmbedding: [1, 2, 3] }).expect(400);
+    expect(wrong.body.message).toBe(
+      'queryEmbedding has 3 dimensions, but collection "docs" holds 384-dimensional vectors',
+    );
+  });
+
+  it('takes the query vector as base64 float32 too, with the same results as the array', async () => {
+    const [row] = await t.dataSource.query<Array<{ embedding: string }>>(
+      `SELECT embedding::text AS embedding FROM langchain_pg_embedding WHERE id = $1`,
+      [ids.get('luat-thue-tncn#2')],
+    );
+    // Each component as pgvector prints it, so that both forms hold the same float4 values.
+    const queryEmbedding = JSON.parse(row.embedding) as number[];
+    for (const mode of ['vector', 'hybrid']) {
+      const body = { question: 'chuyển nhượng bất động sản', mode, k: 5 };
+      const asArray = await ask({ ...body, queryEmbedding }).expect(200);
+      const asBase64 = await ask({ ...body, queryEmbedding: float32Base64(queryEmbedding) }).expect(200);
+      expect(results(asArray)[0].id).toBe(ids.get('luat-thue-tncn#2'));
+      expect(results(asBase64).map((r) => [r.id, r.score])).toEqual(results(asArray).map((r) => [r.id, r.score]));
+    }
+    const wrong = await ask({ question: 'x', queryEmbedding: float32Base64([1, 2, 3]) }).expect(400);
     expect(wrong.body.message).toBe(
       'queryEmbedding has 3 dimensions, but collection "docs" holds 384-dimensional vectors',
     );

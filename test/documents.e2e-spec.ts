@@ -5,6 +5,7 @@ import {
 } from '../src/documents/dto/document.response-schema.js';
 import { driverPool } from '../src/database/driver-pool.js';
 import { PREPARED_STATEMENTS } from '../src/database/read-replicas.service.js';
+import { float32Base64, float32Values } from './support/float32-base64.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { TEST_TARGET } from './support/test-database.js';
 
@@ -191,6 +192,40 @@ describe('Documents API', () => {
       const before = await snapshot(t);
       const res = await request(t.server).post('/documents').send(body).expect(400);
       expect(JSON.stringify(res.body.message)).toContain(message);
+      expect(await snapshot(t)).toEqual(before);
+    });
+
+    it('takes chunk embeddings as base64 float32, and refuses an invalid one naming the chunk', async () => {
+      const vector = Array.from({ length: 384 }, (_, i) => Math.sin(i) / 3);
+      await request(t.server)
+        .post('/documents')
+        .send({
+          documentId: 'base64-chunks',
+          documentName: 'Base64',
+          ...base,
+          chunks: [
+            { id: 'b64-doc-0', content: 'a', embedding: float32Base64(vector) },
+            { id: 'b64-doc-1', content: 'b', embedding: vector },
+          ],
+        })
+        .expect(201);
+      const [row] = await t.dataSource.query<Array<{ same: boolean; dims: number }>>(
+        `SELECT embedding = $1::vector AS same, vector_dims(embedding) AS dims FROM langchain_pg_embedding WHERE id = 'b64-doc-0'`,
+        [`[${float32Values(vector).join(',')}]`],
+      );
+      expect(row).toEqual({ same: true, dims: 384 });
+
+      const before = await snapshot(t);
+      const res = await request(t.server)
+        .post('/documents')
+        .send({
+          documentId: 'base64-bad',
+          documentName: 'x',
+          ...base,
+          chunks: [{ content: 'a' }, { content: 'b', embedding: float32Base64([Infinity]) }],
+        })
+        .expect(400);
+      expect(res.body.message).toEqual(['chunks.1.each value in embedding must be a finite number']);
       expect(await snapshot(t)).toEqual(before);
     });
 

@@ -2,6 +2,7 @@ import { ValidationPipe } from '@nestjs/common';
 import request from 'supertest';
 import { CreateEmbeddingsDto } from '../src/embeddings/dto/embedding.dto.js';
 import { MAX_JSON_DEPTH } from '../src/limits/json-body.js';
+import { float32Base64, float32Values } from './support/float32-base64.js';
 import { eventually } from './support/private-postgres.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { TEST_TARGET } from './support/test-database.js';
@@ -342,6 +343,99 @@ describe('Embeddings API', () => {
     expect(res.body.embedding).toEqual(JSON.parse(row.parsed));
   });
 
+  it('stores a batch mixing JSON and base64 float32 vectors, the base64 ones exactly', async () => {
+    // Values a decimal round trip would not give back exactly, and float4's extremes.
+    const sent = [0.1, -1 / 3, 3.4e38, -1.2e-38, 1.4e-45, 0, 123456.789, Math.PI];
+    const json = [0.5, -1, 2.25, 0, 7, 1e-7, -3.4e38, 0.30000000000000004];
+    await request(t.server)
+      .post('/embeddings')
+      .send({
+        collection: 'base64',
+        items: [
+          { id: 'b64-json', content: 'json', embedding: json },
+          { id: 'b64-base64', content: 'base64', embedding: float32Base64(sent) },
+          { id: 'b64-json-2', content: 'json again', embedding: [1, 2, 3, 4, 5, 6, 7, 8] },
+        ],
+      })
+      .expect(201);
+    const base64 = await request(t.server).get('/embeddings/b64-base64').expect(200);
+    expect(base64.body).toMatchObject({ collection: 'base64', content: 'base64' });
+    // GET prints each float4 as the shortest decimal that reads back as it: as float32, exactly the sent values.
+    expect((base64.body.embedding as number[]).map(Math.fround)).toEqual(float32Values(sent));
+    const [row] = await t.dataSource.query<Array<{ same: boolean }>>(
+      `SELECT embedding = $1::vector AS same FROM langchain_pg_embedding WHERE id = 'b64-base64'`,
+      [`[${float32Values(sent).join(',')}]`],
+    );
+    expect(row.same).toBe(true);
+    const [jsonRow] = await t.dataSource.query<Array<{ same: boolean }>>(
+      `SELECT embedding = $1::vector AS same FROM langchain_pg_embedding WHERE id = 'b64-json'`,
+      [`[${json.join(',')}]`],
+    );
+    expect(jsonRow.same).toBe(true);
+    expect((await request(t.server).get('/collections/base64').expect(200)).body).toMatchObject({
+      chunkCount: 3,
+      dimensions: 8,
+    });
+  });
+
+  it.each([
+    [
+      'invalid base64',
+      'AAAAAAAAAAA*',
+      'items.1.embedding must be base64 in the standard alphabet (A-Z a-z 0-9 + /), padded with = to a multiple of 4 characters',
+    ],
+    ['unpadded base64', 'AAAAAAAAAAAAAA', 'items.1.embedding must be base64 in the standard alphabet'],
+    [
+      'base64 of a byte length not a multiple of 4',
+      Buffer.alloc(10).toString('base64'),
+      'items.1.embedding base64 holds 10 bytes, not a whole number of float32 values',
+    ],
+    ['an encoded NaN', float32Base64([0.5, NaN, 1]), 'items.1.each value in embedding must be a finite number'],
+    ['an encoded Infinity', float32Base64([-Infinity]), 'items.1.each value in embedding must be a finite number'],
+    ['no values', '', 'items.1.embedding must contain at least 1 elements'],
+    [
+      'a number',
+      42,
+      'items.1.embedding must be an array of numbers or a base64 string of little-endian float32 values',
+    ],
+  ])(
+    'rejects an embedding given as %s with 400 naming the item, and writes nothing',
+    async (_label, embedding, message) => {
+      const before = await snapshot(t);
+      const res = await request(t.server)
+        .post('/embeddings')
+        .send({
+          collection: 'base64-bad',
+          items: [
+            { id: 'b64-bad-0', content: 'a', embedding: float32Base64([1, 2, 3]) },
+            { id: 'b64-bad-1', content: 'b', embedding },
+          ],
+        })
+        .expect(400);
+      expect(res.body).toMatchObject({ statusCode: 400, error: 'Bad Request' });
+      expect([res.body.message].flat().join('; ')).toContain(message);
+      expect(await snapshot(t)).toEqual(before);
+      await request(t.server).get('/collections/base64-bad').expect(404);
+    },
+  );
+
+  it('rejects a base64 vector of the wrong dimension for the collection and writes nothing', async () => {
+    const before = await snapshot(t);
+    const res = await request(t.server)
+      .post('/embeddings')
+      .send({
+        items: [
+          { id: 'b64-dim-0', content: 'a' },
+          { id: 'b64-dim-1', content: 'b', embedding: float32Base64([1, 2, 3]) },
+        ],
+      })
+      .expect(400);
+    expect(res.body.message).toBe(
+      'Embedding dimension mismatch in collection "docs": it holds 384-dimensional vectors, item 1 has 3',
+    );
+    expect(await snapshot(t)).toEqual(before);
+  });
+
   it('stores a large batch of non-ASCII text, metadata and vectors exactly as sent', async () => {
     // Over 64 KB of mostly non-ASCII JSON (the body parser's transcoding path), text with 4-byte
     // characters, metadata holding the literal text \u0000 (not a NUL) and at the length limit.
@@ -393,6 +487,16 @@ describe('Embeddings API', () => {
         unknown: 1,
       },
       { collection: 'ok', items: [{ content: 'a', embedding: vector(3), metadata: 'm' }, 7, null, [1]] },
+      // Base64 vectors: a valid one, then each kind of invalid one.
+      {
+        items: [
+          { content: 'a', embedding: float32Base64(vector(4)) },
+          { content: 'b', embedding: 'AAAA*AAA' },
+          { content: 'c', embedding: Buffer.alloc(6).toString('base64') },
+          { content: 'd', embedding: float32Base64([NaN]), id: 3 },
+          { content: 'e', embedding: float32Base64(vector(2)), extra: 1 },
+        ],
+      },
       { items: [{ content: 'a', embedding: { 0: 1 } }] },
       { items: { 0: { content: 'a', embedding: [1] } } },
       [{ content: 'a', embedding: [1] }],

@@ -1,6 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Patch, Post, Query } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
+  ApiBody,
   ApiConflictResponse,
   ApiCreatedResponse,
   ApiNoContentResponse,
@@ -10,6 +11,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { RouteSchema } from '@nestjs/platform-fastify';
+import { VectorBodyPipe } from '../embeddings/dto/vector-body.pipe.js';
 import { DocumentsService } from './documents.service.js';
 import {
   CreateDocumentDto,
@@ -21,6 +23,11 @@ import {
   UpdateDocumentDto,
 } from './dto/document.dto.js';
 import { DOCUMENT_LIST_RESPONSE_SCHEMA, DOCUMENT_RESPONSE_SCHEMA } from './dto/document.response-schema.js';
+
+/** The POST /documents body, with every chunk's embedding checked (and a base64 one decoded) by VectorBodyPipe. */
+const CREATE_DOCUMENT_BODY = new VectorBodyPipe(CreateDocumentDto, (body) =>
+  Array.isArray(body.chunks) ? body.chunks.map((_, i) => ['chunks', i, 'embedding']) : [],
+);
 
 @ApiTags('documents')
 @Controller('documents')
@@ -65,7 +72,10 @@ export class DocumentsController {
   @ApiCreatedResponse({ type: DocumentDto })
   @ApiBadRequestResponse({ description: 'Invalid body, too many chunks, dimension mismatch or duplicate chunk ids' })
   @ApiConflictResponse({ description: 'documentId exists, or a chunk id belongs to another document' })
-  create(@Body() dto: CreateDocumentDto): Promise<DocumentDto> {
+  @ApiBody({ type: CreateDocumentDto })
+  // Readonly<…>, a mapped type: its runtime type metadata is Object, so the global ValidationPipe
+  // passes the body through to CREATE_DOCUMENT_BODY, which decodes base64 chunk embeddings.
+  create(@Body(CREATE_DOCUMENT_BODY) dto: Readonly<CreateDocumentDto>): Promise<DocumentDto> {
     return this.documents.create(dto);
   }
 

@@ -14,7 +14,7 @@ import {
   MinLength,
 } from 'class-validator';
 import { IsCollectionName } from '../../embeddings/dto/collection.dto.js';
-import { IsVector, NoNul } from '../../embeddings/dto/embedding.dto.js';
+import { IsVector, NoNul, VECTOR_INPUT_DESCRIPTION, VECTOR_INPUT_FORMS } from '../../embeddings/dto/embedding.dto.js';
 
 export const SEARCH_MODES = ['vector', 'hybrid'] as const;
 export type SearchMode = (typeof SEARCH_MODES)[number];
@@ -100,13 +100,15 @@ export class AskRequestDto {
   answer?: boolean;
 
   @ApiPropertyOptional({
-    type: [Number],
-    example: [0.12, -0.03, 0.4],
+    oneOf: VECTOR_INPUT_FORMS,
+    example: [0.12, -0.03, 0.5],
     description:
-      'A precomputed query vector (same dimension as the collection); when given, the question is not embedded',
+      'A precomputed query vector (same dimension as the collection); when given, the question is not embedded. ' +
+      VECTOR_INPUT_DESCRIPTION,
   })
   @IsOptional()
   @IsVector()
+  /** number[] once VectorBodyPipe has decoded a base64 string. */
   queryEmbedding?: number[];
 }
 

@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, type SchemaObject } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
@@ -32,22 +32,82 @@ export function NoNul(): PropertyDecorator {
   });
 }
 
+/** A vector as checked by parseVector: its components, or why it is not a pgvector value. */
+export type ParsedVector = { vector: number[] } | { problem: string };
+
 /**
- * Why a value is not a pgvector value (1 to MAX_EMBEDDING_DIMENSIONS finite numbers that fit a
- * float4), in the words class-validator's own decorators use; null when it is one. One loop over the
- * array: the equivalent stack of `{ each: true }` decorators makes three validator calls per
- * component (576,000 per batch of 500 × 384-dim vectors), which was a third of the ingest CPU time.
+ * A vector as a request body may give it: a JSON array of numbers, or a string holding its float32
+ * components, little-endian, in base64 (what OpenAI's embeddings API returns with
+ * `encoding_format: "base64"`): shorter than the JSON numbers, and exact.
+ * The components, or why the value is not a pgvector value (1 to MAX_EMBEDDING_DIMENSIONS finite
+ * numbers that fit a float4) in the words class-validator's own decorators use. An array is handed
+ * back as it is, a string decoded once.
  */
+export function parseVector(value: unknown, property: string): ParsedVector {
+  if (Array.isArray(value)) {
+    const problem = dimensionsProblem(value.length, property) ?? componentsProblem(value, property);
+    return problem === null ? { vector: value as number[] } : { problem };
+  }
+  if (typeof value === 'string') return parseBase64Vector(value, property);
+  return { problem: `${property} must be an array of numbers or a base64 string of little-endian float32 values` };
+}
+
+/** Why a value is not a pgvector value (see parseVector); null when it is one. */
 export function vectorProblem(value: unknown, property: string): string | null {
-  if (!Array.isArray(value)) return `${property} must be an array`;
-  if (value.length < 1) return `${property} must contain at least 1 elements`;
-  if (value.length > MAX_EMBEDDING_DIMENSIONS) {
+  const parsed = parseVector(value, property);
+  return 'problem' in parsed ? parsed.problem : null;
+}
+
+/** RFC 4648 base64, standard alphabet, `=` only as padding at the end (the length is checked apart). */
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function parseBase64Vector(text: string, property: string): ParsedVector {
+  // Buffer.from(…, 'base64') skips characters outside the alphabet and accepts a missing padding or
+  // the URL-safe alphabet: check the text first, so that a damaged vector is a 400, not other numbers.
+  if (text.length % 4 !== 0 || !BASE64.test(text)) {
+    return {
+      problem: `${property} must be base64 in the standard alphabet (A-Z a-z 0-9 + /), padded with = to a multiple of 4 characters`,
+    };
+  }
+  const bytes = Buffer.from(text, 'base64');
+  if (bytes.length % 4 !== 0) {
+    return { problem: `${property} base64 holds ${bytes.length} bytes, not a whole number of float32 values` };
+  }
+  const dimensions = bytes.length / 4;
+  const problem = dimensionsProblem(dimensions, property);
+  if (problem !== null) return { problem };
+  const vector: number[] = [];
+  for (let i = 0; i < dimensions; i++) {
+    // readFloatLE: little-endian whatever the platform, and no alignment needed (a Float32Array over
+    // the decoded bytes needs both).
+    const v = bytes.readFloatLE(4 * i);
+    if (!Number.isFinite(v)) return { problem: `each value in ${property} must be a finite number` };
+    vector.push(v);
+  }
+  // Every finite float32 is a float4, but the array rule stops short of its largest values: the
+  // same number is refused whichever way it is sent.
+  const range = componentsProblem(vector, property);
+  return range === null ? { vector } : { problem: range };
+}
+
+function dimensionsProblem(dimensions: number, property: string): string | null {
+  if (dimensions < 1) return `${property} must contain at least 1 elements`;
+  if (dimensions > MAX_EMBEDDING_DIMENSIONS) {
     return `${property} must contain no more than ${MAX_EMBEDDING_DIMENSIONS} elements`;
   }
+  return null;
+}
+
+/**
+ * Why the components are not float4 values, null when they are. One loop over the array: the
+ * equivalent stack of `{ each: true }` decorators makes three validator calls per component (576,000
+ * per batch of 500 × 384-dim vectors), which was a third of the ingest CPU time.
+ */
+function componentsProblem(vector: unknown[], property: string): string | null {
   // An index, not for…of: here the iterator allocated per component (10 MB of garbage per batch of
   // 500 × 384-dimensional vectors) and took 6× as long.
-  for (let i = 0; i < value.length; i++) {
-    const v: unknown = value[i];
+  for (let i = 0; i < vector.length; i++) {
+    const v: unknown = vector[i];
     if (typeof v !== 'number' || !Number.isFinite(v)) {
       return `each value in ${property} must be a number conforming to the specified constraints`;
     }
@@ -57,7 +117,10 @@ export function vectorProblem(value: unknown, property: string): string | null {
   return null;
 }
 
-/** A pgvector value (see vectorProblem). */
+/**
+ * A pgvector value (see parseVector). The validator cannot replace a base64 string by its numbers:
+ * a route taking such a DTO decodes its vectors through VectorBodyPipe, which hands on number[].
+ */
 export function IsVector(): PropertyDecorator {
   return ValidateBy({
     name: 'isVector',
@@ -67,6 +130,23 @@ export function IsVector(): PropertyDecorator {
     },
   });
 }
+
+/** How a vector in a request body may be given (OpenAPI): either form parseVector takes, by example [0.12, -0.03, 0.5]. */
+export const VECTOR_INPUT_FORMS: SchemaObject[] = [
+  {
+    type: 'array',
+    items: { type: 'number' },
+    minItems: 1,
+    maxItems: MAX_EMBEDDING_DIMENSIONS,
+    example: [0.12, -0.03, 0.5],
+  },
+  { type: 'string', format: 'byte', example: 'j8L1PY/C9bwAAAA/' },
+];
+
+export const VECTOR_INPUT_DESCRIPTION =
+  'A JSON array of numbers, or a string holding the float32 components, little-endian, in base64 ' +
+  '(RFC 4648 standard alphabet, padded), as OpenAI returns them with encoding_format "base64": ' +
+  'shorter than the JSON numbers, and exact (no decimal round trip).';
 
 export class EmbeddingItemDto {
   @ApiPropertyOptional({
@@ -97,14 +177,13 @@ export class EmbeddingItemDto {
   metadata?: Record<string, unknown>;
 
   @ApiPropertyOptional({
+    oneOf: VECTOR_INPUT_FORMS,
     example: [0.12, -0.03, 0.5],
-    type: [Number],
-    minItems: 1,
-    maxItems: MAX_EMBEDDING_DIMENSIONS,
-    description: 'The vector; computed by the configured provider when absent',
+    description: `The vector; computed by the configured provider when absent. ${VECTOR_INPUT_DESCRIPTION}`,
   })
   @IsOptional()
   @IsVector()
+  /** number[] once VectorBodyPipe has decoded a base64 string. */
   embedding?: number[];
 }
 

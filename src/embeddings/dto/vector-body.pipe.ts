@@ -2,7 +2,7 @@ import { type PipeTransform, type Type } from '@nestjs/common';
 import { isObject } from 'class-validator';
 import { createValidationPipe } from '../../common/validation.js';
 import { MAX_JSON_DEPTH } from '../../limits/json-body.js';
-import { vectorProblem } from './embedding.dto.js';
+import { parseVector } from './embedding.dto.js';
 
 /** Where a value sits in a body: property names and array indexes from the body's root. */
 export type VectorPath = ReadonlyArray<string | number>;
@@ -12,10 +12,10 @@ export type VectorPath = ReadonlyArray<string | number>;
  * the walks over its vectors and free-form objects. The pipe visits every component of a vector
  * four times (gap closing, prototype-key stripping, class-transformer's copy, validation): 192,000
  * numbers for a batch of 500 × 384 on POST /embeddings, and 0.3 ms of a 3 ms indexed /ask. So each
- * vector at `vectorPaths` is checked once with IsVector's own rule and replaced by a one-component
- * stand-in that passes the same rule; the pipe then validates everything else, and the checked
- * vectors are put back into its result. An invalid vector is left in place, so the pipe reports it
- * with its usual message, in its usual order.
+ * vector at `vectorPaths` is checked once with IsVector's own rule (parseVector) and replaced by a
+ * one-component stand-in that passes the same rule; the pipe then validates everything else, and
+ * the checked vectors are put back into its result, a base64 one as the numbers it decodes to. An
+ * invalid vector is left in place, so the pipe reports it with its usual message, in its usual order.
  *
  * `objectPaths` lead to free-form objects whose only rule is IsObject (chunk metadata): the pipe
  * validates nothing inside them, it only strips prototype keys and copies them key by key, which
@@ -40,8 +40,10 @@ export class VectorBodyPipe<T extends object> implements PipeTransform<unknown, 
     if (isRecord(body)) {
       for (const path of this.vectorPaths(body)) {
         const slot = locate(body, path);
-        if (slot && vectorProblem(slot.holder[slot.key], slot.key) === null) {
-          checked.push([path, slot.holder[slot.key]]);
+        if (!slot) continue;
+        const parsed = parseVector(slot.holder[slot.key], slot.key);
+        if ('vector' in parsed) {
+          checked.push([path, parsed.vector]);
           slot.holder[slot.key] = [0];
         }
       }
