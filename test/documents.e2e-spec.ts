@@ -662,6 +662,23 @@ describeOnServer(
       }
     });
 
+    it('prepares each shape of the list under its own name, and the same shape again under the same one', async () => {
+      // preparedOnNextConnection reads the connection that served the request just before it.
+      await request(t.server).get('/documents?limit=5').expect(200);
+      expect(await preparedOnNextConnection(t)).toContain(`${PREPARED_STATEMENTS.listDocuments}_0000_createdAt_desc`);
+      const filtered = await request(t.server)
+        .get(`/documents?documentType=${base.documentType}&search=Prep&sort=documentName&order=asc`)
+        .expect(200);
+      const items = (filtered.body as { items: Array<{ documentId: string }> }).items;
+      expect(items.map((d) => d.documentId)).toEqual([documentId]);
+      expect(await preparedOnNextConnection(t)).toContain(`${PREPARED_STATEMENTS.listDocuments}_1001_documentName_asc`);
+      // The same shape with other values: the prepared statement answers them.
+      const other = await request(t.server)
+        .get(`/documents?documentType=${base.documentType}&search=nothing-like-it&sort=documentName&order=asc`)
+        .expect(200);
+      expect(other.body).toMatchObject({ items: [], total: 0 });
+    });
+
     it('keeps answering after a migration changes a column the prepared statement returns', async () => {
       // Every connection of the pool serves the read, so each one holds the statement as prepared before the change.
       const poolMax = t.config.database.poolMax;

@@ -244,10 +244,14 @@ export class ReadReplicas implements OnModuleInit, OnApplicationShutdown {
 
 /**
  * Names of the statements run prepared (ReadReplicas.query's `statementName`): a fixed list, so a
- * connection holds at most this many, and no name ever comes from a request.
+ * connection holds a bounded number, and no name ever comes from a request. A statement whose text
+ * has several shapes (the list of documents: its filters and sort) takes one name per shape, the
+ * base name followed by a suffix built from fixed parts (listDocumentsStatement): pg refuses one name
+ * for two texts.
  */
-export const PREPARED_STATEMENTS = { getDocument: 'kb_get_document' } as const;
-export type PreparedStatementName = (typeof PREPARED_STATEMENTS)[keyof typeof PREPARED_STATEMENTS];
+export const PREPARED_STATEMENTS = { getDocument: 'kb_get_document', listDocuments: 'kb_list_documents' } as const;
+export type PreparedStatementName =
+  typeof PREPARED_STATEMENTS.getDocument | `${typeof PREPARED_STATEMENTS.listDocuments}_${string}`;
 
 interface PooledStatement {
   readonly sql: string;

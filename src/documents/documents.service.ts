@@ -83,8 +83,8 @@ export class DocumentsService {
    * and get are one statement each, run through ReadReplicas.query (no QueryRunner).
    */
   async list(q: ListDocumentsQueryDto): Promise<DocumentListDto> {
-    const { sql, parameters } = listDocumentsStatement(q);
-    const rows = await this.replicas.query<DocumentPageRow>(sql, parameters);
+    const { sql, parameters, name } = listDocumentsStatement(q);
+    const rows = await this.replicas.query<DocumentPageRow>(sql, parameters, name);
     // One row with null columns when the page is empty (offset past the end): only the total is real.
     const total = rows.length > 0 ? rows[0].total : 0;
     const items = rows[0]?.id === null ? [] : rows.map(toDto);

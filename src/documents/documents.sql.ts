@@ -1,4 +1,5 @@
 import type { DocumentSort, ListDocumentsQueryDto } from './dto/document.dto.js';
+import { PREPARED_STATEMENTS, type PreparedStatementName } from '../database/read-replicas.service.js';
 
 /**
  * The read statements of DocumentsService, exported so the benchmark's driver floor
@@ -36,7 +37,11 @@ type ListQuery = Pick<
  * round trip, one snapshot): the count is the outer row, the page is joined to it, so an empty page
  * still returns one row, with `total` and every document column NULL.
  */
-export function listDocumentsStatement(q: ListQuery): { sql: string; parameters: unknown[] } {
+export function listDocumentsStatement(q: ListQuery): {
+  sql: string;
+  parameters: unknown[];
+  name: PreparedStatementName;
+} {
   const parameters: unknown[] = [];
   const conditions: string[] = [];
   const bind = (value: unknown): string => `$${parameters.push(value)}`;
@@ -58,5 +63,11 @@ export function listDocumentsStatement(q: ListQuery): { sql: string; parameters:
      LIMIT ${bind(q.limit)} OFFSET ${bind(q.offset)}
   ) p ON true
   ORDER BY p.${sort.alias} ${direction}, p.id ${direction}`;
-  return { sql, parameters };
+  // One prepared statement per shape of the text: which filters are present, the sort key (one of
+  // SORT_COLUMNS) and the direction; at most 16 × 4 × 2 names, none of them from the request.
+  const filters = [q.documentType, q.category, q.status, q.search === '' ? undefined : q.search]
+    .map((value) => (value === undefined ? '0' : '1'))
+    .join('');
+  const name = `${PREPARED_STATEMENTS.listDocuments}_${filters}_${q.sort}_${direction.toLowerCase()}` as const;
+  return { sql, parameters, name };
 }
