@@ -45,13 +45,20 @@ export function listDocumentsStatement(q: ListQuery): {
   const parameters: unknown[] = [];
   const conditions: string[] = [];
   const bind = (value: unknown): string => `$${parameters.push(value)}`;
-  if (q.documentType !== undefined) conditions.push(`document_type = ${bind(q.documentType)}`);
-  if (q.category !== undefined) conditions.push(`category = ${bind(q.category)}`);
-  if (q.status !== undefined) conditions.push(`status = ${bind(q.status)}`);
-  if (q.search !== undefined && q.search !== '') {
-    const search = bind(likeContains(q.search));
-    conditions.push(`(document_name ILIKE ${search} ESCAPE '\\' OR document_id ILIKE ${search} ESCAPE '\\')`);
-  }
+  // Whether a filter is present decides both its condition and one digit of the statement's
+  // prepared name, in one place: the name can never stand for two texts.
+  const shape: string[] = [];
+  const filter = (present: boolean, condition: () => string): void => {
+    shape.push(present ? '1' : '0');
+    if (present) conditions.push(condition());
+  };
+  filter(q.documentType !== undefined, () => `document_type = ${bind(q.documentType)}`);
+  filter(q.category !== undefined, () => `category = ${bind(q.category)}`);
+  filter(q.status !== undefined, () => `status = ${bind(q.status)}`);
+  filter(q.search !== undefined && q.search !== '', () => {
+    const search = bind(likeContains(q.search!));
+    return `(document_name ILIKE ${search} ESCAPE '\\' OR document_id ILIKE ${search} ESCAPE '\\')`;
+  });
   const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
   const direction = q.order === 'asc' ? 'ASC' : 'DESC';
   const sort = SORT_COLUMNS[q.sort];
@@ -65,9 +72,6 @@ export function listDocumentsStatement(q: ListQuery): {
   ORDER BY p.${sort.alias} ${direction}, p.id ${direction}`;
   // One prepared statement per shape of the text: which filters are present, the sort key (one of
   // SORT_COLUMNS) and the direction; at most 16 × 4 × 2 names, none of them from the request.
-  const filters = [q.documentType, q.category, q.status, q.search === '' ? undefined : q.search]
-    .map((value) => (value === undefined ? '0' : '1'))
-    .join('');
-  const name = `${PREPARED_STATEMENTS.listDocuments}_${filters}_${q.sort}_${direction.toLowerCase()}` as const;
+  const name = `${PREPARED_STATEMENTS.listDocuments}_${shape.join('')}_${q.sort}_${direction.toLowerCase()}` as const;
   return { sql, parameters, name };
 }
