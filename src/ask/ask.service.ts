@@ -5,6 +5,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { ReadReplicas } from '../database/read-replicas.service.js';
 import { ChunkStore } from '../embeddings/chunk.store.js';
+import type { VectorComponents } from '../embeddings/dto/embedding.dto.js';
 import { describeModelMismatch } from '../embeddings/collection-model.check.js';
 import { EMBEDDING_PROVIDER, type EmbeddingProvider } from '../embeddings/providers/embedding-provider.js';
 import { MetricsService } from '../observability/metrics.service.js';
@@ -57,7 +58,7 @@ export class AskService {
     // its index): whatever looks like staleness is looked up again once, then trusted.
     const cached = this.targets.get(collectionName);
     let target = cached ?? (await this.lookUp(collectionName));
-    let embedding: number[] | undefined;
+    let embedding: VectorComponents | undefined;
     let hits: ChunkHit[] = [];
     for (;;) {
       const fromCache = target === cached;
@@ -119,7 +120,7 @@ export class AskService {
 
   private async searchIn(
     target: SearchTarget,
-    embedding: number[],
+    embedding: VectorComponents,
     dto: AskRequestDto,
     mode: SearchMode,
     k: number,

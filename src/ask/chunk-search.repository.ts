@@ -1,12 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
+import type { VectorComponents } from '../embeddings/dto/embedding.dto.js';
 import { type CompiledFilter, compileLangChainFilter } from './filter/langchain-filter.js';
 import { cosineDistance, parseIndexDefinition, VECTOR_INDEX_PREFIX, type VectorIndexSpec } from './vector-index.js';
 
 export interface ChunkSearchQuery {
   collectionUuid: string;
   /** The query vector, already checked against the collection's dimension. */
-  embedding: number[];
+  embedding: VectorComponents;
   k: number;
   /** The question text: the full-text side of hybrid search. */
   question: string;
@@ -223,6 +224,6 @@ function toHit(row: HitRow): ChunkHit {
   return hit;
 }
 
-export function toVectorLiteral(vector: number[]): string {
+export function toVectorLiteral(vector: VectorComponents): string {
   return `[${vector.join(',')}]`;
 }

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { EntityManager } from 'typeorm';
 import { CollectionEntity } from './collection.entity.js';
+import type { VectorComponents } from './dto/embedding.dto.js';
 import { EMBEDDING_PROVIDER, type EmbeddingProvider } from './providers/embedding-provider.js';
 
 /** A chunk ready to be written: id, text, metadata and its vector. */
@@ -10,7 +11,7 @@ export interface ChunkRow {
   id: string;
   content: string | null;
   metadata: Record<string, unknown>;
-  embedding: number[];
+  embedding: VectorComponents;
 }
 
 /** A chunk as a client sends it: the id and the vector are optional. */
@@ -18,7 +19,7 @@ export interface ChunkDraft {
   id?: string;
   content: string | null;
   metadata?: Record<string, unknown>;
-  embedding?: number[];
+  embedding?: VectorComponents;
 }
 
 /** What a batch write needs to know before it writes, read by ChunkStore.prepareWrite in one round trip. */
@@ -57,7 +58,7 @@ const LITTLE_ENDIAN = os.endianness() === 'LE';
  * copy per vector) and are byte-swapped in place: 5× faster than writeFloatBE per component. Every
  * offset is a multiple of 4 (a 20-byte header, 8-byte element headers, 4-byte components).
  */
-export function encodeVectorArray(vectors: number[][], vectorTypeOid: number): Buffer {
+export function encodeVectorArray(vectors: ReadonlyArray<ArrayLike<number>>, vectorTypeOid: number): Buffer {
   let size = 20;
   for (const v of vectors) size += 8 + 4 * v.length;
   const out = arrayParameter(size, vectorTypeOid, vectors.length, false);

@@ -14,7 +14,13 @@ import {
   MinLength,
 } from 'class-validator';
 import { IsCollectionName } from '../../embeddings/dto/collection.dto.js';
-import { IsVector, NoNul, VECTOR_INPUT_DESCRIPTION, VECTOR_INPUT_FORMS } from '../../embeddings/dto/embedding.dto.js';
+import {
+  IsVector,
+  NoNul,
+  VECTOR_INPUT_DESCRIPTION,
+  VECTOR_INPUT_FORMS,
+  type VectorComponents,
+} from '../../embeddings/dto/embedding.dto.js';
 
 export const SEARCH_MODES = ['vector', 'hybrid'] as const;
 export type SearchMode = (typeof SEARCH_MODES)[number];
@@ -108,8 +114,8 @@ export class AskRequestDto {
   })
   @IsOptional()
   @IsVector()
-  /** number[] once VectorBodyPipe has decoded a base64 string. */
-  queryEmbedding?: number[];
+  /** VectorComponents once VectorBodyPipe has checked it (a base64 string decoded). */
+  queryEmbedding?: VectorComponents;
 }
 
 export class AskResultDto {

@@ -6,18 +6,18 @@ const NOT_BASE64 =
   'embedding must be base64 in the standard alphabet (A-Z a-z 0-9 + /), padded with = to a multiple of 4 characters';
 
 describe('parseVector', () => {
-  it('decodes base64 to the float32 values it holds, little-endian', () => {
+  it('decodes base64 to the float32 values it holds, little-endian, as a Float32Array', () => {
     const values = [0.1, -0.1, 1 / 3, 0.5, -0, 3.4e38, -1.4e-45, 123456.789];
-    const expected = float32Values(values);
-    const parsed = parseVector(float32Base64(values), 'embedding');
-    expect(parsed).toEqual({ vector: expected });
+    const parsed = parseVector(float32Base64(values), 'embedding') as { vector: Float32Array };
+    expect(parsed.vector).toBeInstanceOf(Float32Array);
+    expect(Array.from(parsed.vector)).toEqual(float32Values(values));
     // Exactly, bit for bit: -0 stays -0.
-    expect(Object.is((parsed as { vector: number[] }).vector[4], -0)).toBe(true);
+    expect(Object.is(parsed.vector[4], -0)).toBe(true);
     // Byte order fixed by the format, not the platform: 1.0f is 00 00 80 3f.
-    expect(parseVector('AACAPw==', 'embedding')).toEqual({ vector: [1] });
-    expect(parseVector('AACAPwAAAEA=', 'v')).toEqual({ vector: [1, 2] });
+    expect(parseVector('AACAPw==', 'embedding')).toEqual({ vector: Float32Array.of(1) });
+    expect(parseVector('AACAPwAAAEA=', 'v')).toEqual({ vector: Float32Array.of(1, 2) });
     expect(parseVector(float32Base64(Array(MAX_EMBEDDING_DIMENSIONS).fill(0.25)), 'v')).toEqual({
-      vector: Array(MAX_EMBEDDING_DIMENSIONS).fill(0.25),
+      vector: new Float32Array(MAX_EMBEDDING_DIMENSIONS).fill(0.25),
     });
   });
 
@@ -28,6 +28,12 @@ describe('parseVector', () => {
     ['white space', 'AACA Pw=', NOT_BASE64],
     ['padding inside', 'AA==AACAPw==', NOT_BASE64],
     ['three padding characters', 'AAAAA===', NOT_BASE64],
+    // 'x' where the encoder writes 'w': the same byte 3f, then a set bit that encodes nothing.
+    [
+      'bits set after its last byte',
+      'AACAPx==',
+      'embedding base64 has bits set after its last byte (not canonical, RFC 4648 section 3.5)',
+    ],
     [
       'a byte length not a multiple of 4',
       'AAAAAAAAAAAAAA==',

