@@ -290,9 +290,12 @@ async function timedIngest({ variant, from, to, batch, collection: name }) {
       await langchain(name).addVectors(vectors, docs, { ids: chunks.map((c) => c.id) });
       latencies.push(ms(t0));
     } else {
-      const lines = chunks.map(
-        (c) =>
+      // Bytes, not strings: encoding them is part of generating the rows (not timed), as for the
+      // service's request bodies.
+      const lines = chunks.map((c) =>
+        Buffer.from(
           `${copyField(c.id)}\t${uuid}\t[${c.embedding.join(',')}]\t${copyField(c.content)}\t${copyField(JSON.stringify(c.metadata))}\n`,
+        ),
       );
       const copy = `COPY langchain_pg_embedding (id, collection_id, embedding, document, cmetadata) FROM STDIN`;
       if (embedded) {
