@@ -24,9 +24,15 @@ import {
 } from './dto/document.dto.js';
 import { DOCUMENT_LIST_RESPONSE_SCHEMA, DOCUMENT_RESPONSE_SCHEMA } from './dto/document.response-schema.js';
 
-/** The POST /documents body, with every chunk's embedding checked (and a base64 one decoded) by VectorBodyPipe. */
-const CREATE_DOCUMENT_BODY = new VectorBodyPipe(CreateDocumentDto, (body) =>
-  Array.isArray(body.chunks) ? body.chunks.map((_, i) => ['chunks', i, 'embedding']) : [],
+/**
+ * The POST /documents body, with every chunk's embedding checked (and a base64 one decoded) and the
+ * chunks checked by the DTO's compiled rules, by VectorBodyPipe.
+ */
+const CREATE_DOCUMENT_BODY = new VectorBodyPipe(
+  CreateDocumentDto,
+  (body) => (Array.isArray(body.chunks) ? body.chunks.map((_, i) => ['chunks', i, 'embedding']) : []),
+  () => [],
+  ['chunks'],
 );
 
 @ApiTags('documents')

@@ -16,11 +16,15 @@ import { EmbeddingsService } from './embeddings.service.js';
 const itemPaths = (body: Record<string, unknown>, property: string) =>
   Array.isArray(body.items) ? body.items.map((_, i) => ['items', i, property]) : [];
 
-/** The POST /embeddings body, with every item's embedding checked in one loop and its metadata not copied. */
+/**
+ * The POST /embeddings body, with every item's embedding checked in one loop, its metadata not
+ * copied, and the items checked by the DTO's compiled rules.
+ */
 const EMBEDDINGS_BODY = new VectorBodyPipe(
   CreateEmbeddingsDto,
   (body) => itemPaths(body, 'embedding'),
   (body) => itemPaths(body, 'metadata'),
+  ['items'],
 );
 
 @ApiTags('embeddings')

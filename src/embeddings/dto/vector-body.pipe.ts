@@ -1,7 +1,7 @@
 import { type PipeTransform, type Type } from '@nestjs/common';
 import { isObject } from 'class-validator';
 import { createValidationPipe } from '../../common/validation.js';
-import { MAX_JSON_DEPTH } from '../../limits/json-body.js';
+import { compileItemArrayCheck, isPlainJson, type ItemArrayCheck } from '../../common/item-array-check.js';
 import { parseVector } from './embedding.dto.js';
 
 /** Where a value sits in a body: property names and array indexes from the body's root. */
@@ -23,6 +23,12 @@ export type VectorPath = ReadonlyArray<string | number>;
  * identity (isPlainJsonObject) is replaced by `{}` and put back; any other value is left in place
  * for the pipe, which strips or reports it as it always does.
  *
+ * `itemArrays` names top-level array properties of nested DTOs (the items of a batch). When
+ * compileItemArrayCheck's check passes the whole array, the pipe validates its first item only (the
+ * check's verdict confirmed by the pipe on one item) and the array is put back as it came: for a
+ * batch of 500 that spares class-validator and class-transformer 499 items, 10 ms. Any doubt and the
+ * pipe sees the whole array.
+ *
  * The route must declare the body with a type whose runtime metadata is Object (`unknown`, or a
  * mapped type such as `Readonly<Dto>`), so that the global pipe passes it through to this one.
  */
@@ -33,10 +39,22 @@ export class VectorBodyPipe<T extends object> implements PipeTransform<unknown, 
     private readonly metatype: Type<T>,
     private readonly vectorPaths: (body: Record<string, unknown>) => VectorPath[],
     private readonly objectPaths: (body: Record<string, unknown>) => VectorPath[] = () => [],
-  ) {}
+    itemArrays: string[] = [],
+  ) {
+    this.itemArrayChecks = itemArrays.map((property) => {
+      const check = compileItemArrayCheck(metatype, property);
+      // A DTO change that the check cannot follow must be seen, not silently cost 10 ms a batch.
+      if (!check)
+        throw new Error(`${metatype.name}.${property}: its items use a rule compileItemArrayCheck does not reproduce`);
+      return [property, check];
+    });
+  }
+
+  private readonly itemArrayChecks: Array<[string, ItemArrayCheck]>;
 
   async transform(body: unknown): Promise<T> {
     const checked: Array<[VectorPath, unknown]> = [];
+    const passedArrays: Array<[string, unknown[]]> = [];
     if (isRecord(body)) {
       for (const path of this.vectorPaths(body)) {
         const slot = locate(body, path);
@@ -54,8 +72,18 @@ export class VectorBodyPipe<T extends object> implements PipeTransform<unknown, 
           slot.holder[slot.key] = {};
         }
       }
+      // After the stand-ins: the items are checked as the pipe would see them.
+      for (const [property, check] of this.itemArrayChecks) {
+        const array = body[property];
+        if (Array.isArray(array) && array.length > 1 && check.passes(array, body)) {
+          passedArrays.push([property, array]);
+          body[property] = [array[0]];
+        }
+      }
     }
     const dto = (await this.validation.transform(body, { type: 'body', metatype: this.metatype })) as T;
+    // The arrays first: the paths of the checked values lead into them.
+    for (const [property, array] of passedArrays) (dto as Record<string, unknown>)[property] = array;
     // Whitelisting removes properties, never array elements: the paths lead to the same places.
     for (const [path, value] of checked) {
       const slot = locate(dto, path);
@@ -66,53 +94,11 @@ export class VectorBodyPipe<T extends object> implements PipeTransform<unknown, 
 }
 
 /**
- * Keys the ValidationPipe drops from a free-form object: stripProtoKeys deletes `__proto__`,
- * `prototype` and `constructor`, and class-transformer's copy skips every key that names a member
- * of Object.prototype (`toString`, `hasOwnProperty`, …).
- */
-const DROPPED_KEYS: ReadonlySet<string> = new Set([...Object.getOwnPropertyNames(Object.prototype), 'prototype']);
-
-/**
- * Whether the ValidationPipe would hand `value` back unchanged but for being a copy: an object that
- * passes IsObject, built the way JSON.parse builds values (plain objects, arrays without holes,
- * strings, numbers, booleans, null), no key of which is in DROPPED_KEYS. The walk keeps its own
- * stack and gives up past MAX_JSON_DEPTH levels (deeper JSON is refused before parsing).
+ * Whether the ValidationPipe would hand `value` back unchanged but for being a copy: a plain object
+ * (passing IsObject) built the way JSON.parse builds values (isPlainJson).
  */
 export function isPlainJsonObject(value: unknown): boolean {
-  if (!isObject(value) || Object.getPrototypeOf(value) !== Object.prototype) return false;
-  const stack: Array<[object, number]> = [[value, 1]];
-  while (stack.length > 0) {
-    const [node, depth] = stack.pop()!;
-    if (Array.isArray(node)) {
-      if (Object.getPrototypeOf(node) !== Array.prototype) return false;
-      for (let i = 0; i < node.length; i += 1) {
-        const item: unknown = node[i];
-        if (typeof item === 'object' && item !== null) {
-          if (depth >= MAX_JSON_DEPTH) return false;
-          stack.push([item, depth + 1]);
-        } else if (!isJsonScalar(item)) {
-          return false; // a hole, undefined, a function…
-        }
-      }
-    } else {
-      if (Object.getPrototypeOf(node) !== Object.prototype) return false;
-      for (const key of Object.keys(node)) {
-        if (DROPPED_KEYS.has(key)) return false;
-        const item: unknown = (node as Record<string, unknown>)[key];
-        if (typeof item === 'object' && item !== null) {
-          if (depth >= MAX_JSON_DEPTH) return false;
-          stack.push([item, depth + 1]);
-        } else if (!isJsonScalar(item)) {
-          return false;
-        }
-      }
-    }
-  }
-  return true;
-}
-
-function isJsonScalar(value: unknown): boolean {
-  return value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean';
+  return isObject(value) && Object.getPrototypeOf(value) === Object.prototype && isPlainJson(value);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -1,0 +1,149 @@
+import { BadRequestException } from '@nestjs/common';
+import { Transform, Type } from 'class-transformer';
+import { ArrayMaxSize, IsArray, IsDefined, IsString, ValidateNested } from 'class-validator';
+import { CreateDocumentDto } from '../documents/dto/document.dto.js';
+import { CreateEmbeddingsDto } from '../embeddings/dto/embedding.dto.js';
+import { compileItemArrayCheck } from './item-array-check.js';
+import { createValidationPipe } from './validation.js';
+
+/** The global pipe's verdict on a body: its output, or the messages of its 400. */
+async function pipeVerdict(body: unknown): Promise<{ output: unknown } | { messages: string[] }> {
+  try {
+    return { output: await createValidationPipe().transform(body, { type: 'body', metatype: CreateEmbeddingsDto }) };
+  } catch (error) {
+    if (!(error instanceof BadRequestException)) throw error;
+    return { messages: (error.getResponse() as { message: string[] }).message };
+  }
+}
+
+const valid = () => ({ id: 'chunk-1', content: 'Điều 1. Phạm vi', metadata: { document_id: 'law-1' }, embedding: [0] });
+
+/** One change to an item each: every one of them is a 400, or a value the pipe would not hand on as it is. */
+const CHANGES: Array<[string, (item: Record<string, unknown>) => unknown]> = [
+  ['content missing', ({ content: _, ...rest }) => rest],
+  ['content a number', (item) => ({ ...item, content: 7 })],
+  ['content null', (item) => ({ ...item, content: null })],
+  ['content with NUL', (item) => ({ ...item, content: 'a\u0000b' })],
+  ['content too long', (item) => ({ ...item, content: 'x'.repeat(100_001) })],
+  ['id empty', (item) => ({ ...item, id: '' })],
+  ['id too long', (item) => ({ ...item, id: 'i'.repeat(256) })],
+  ['id a number', (item) => ({ ...item, id: 12 })],
+  ['id with NUL', (item) => ({ ...item, id: 'a\u0000' })],
+  ['an unknown key', (item) => ({ ...item, extra: 1 })],
+  ['a constructor key', (item) => JSON.parse(JSON.stringify({ ...item, constructor: 'x' })) as unknown],
+  ['metadata an array', (item) => ({ ...item, metadata: [1] })],
+  ['metadata a string', (item) => ({ ...item, metadata: 'm' })],
+  [
+    'metadata holding a constructor key',
+    (item) => ({ ...item, metadata: JSON.parse('{"constructor": 1}') as unknown }),
+  ],
+  ['metadata holding a Date', (item) => ({ ...item, metadata: { at: new Date(0) } })],
+  ['embedding a string', (item) => ({ ...item, embedding: 'not base64!' })],
+  ['embedding empty', (item) => ({ ...item, embedding: [] })],
+  ['the item null', () => null],
+  ['the item an array', () => [valid()]],
+  ['the item a string', () => 'item'],
+  ['the item a class instance', (item) => Object.assign(new (class Item {})(), item)],
+];
+
+describe('compileItemArrayCheck', () => {
+  const check = compileItemArrayCheck(CreateEmbeddingsDto, 'items')!;
+
+  it('compiles for the batch bodies that use it', () => {
+    expect(check).not.toBeNull();
+    expect(compileItemArrayCheck(CreateDocumentDto, 'chunks')).not.toBeNull();
+  });
+
+  it('passes valid items, which the pipe accepts and hands on with the same values', async () => {
+    const items = [valid(), { content: 'no id, no metadata' }, { ...valid(), id: 'i'.repeat(255), metadata: null }];
+    const body = { collection: 'docs', items };
+    expect(check.passes(items, body)).toBe(true);
+    const verdict = await pipeVerdict(structuredClone(body));
+    expect(verdict).toEqual({ output: body });
+  });
+
+  it.each(CHANGES)('refuses an array with one item changed: %s', (_label, change) => {
+    const items = [valid(), change(valid()), valid()];
+    expect(check.passes(items, { items })).toBe(false);
+  });
+
+  it('passes only items the pipe accepts and hands on unchanged (every combination of these values)', async () => {
+    const ids = [undefined, 'a', '', 'x'.repeat(255), 'x'.repeat(256), 5, null, 'a\u0000'];
+    const contents = [undefined, '', 'text', 5, null, 'a\u0000'];
+    const metadatas = [
+      undefined,
+      null,
+      {},
+      { a: [1, { b: null }] },
+      [1],
+      'm',
+      JSON.parse('{"constructor": 1}') as unknown,
+    ];
+    const embeddings = [undefined, [0], [], 'x', null];
+    let passed = 0;
+    let total = 0;
+    for (const id of ids)
+      for (const content of contents)
+        for (const metadata of metadatas)
+          for (const embedding of embeddings) {
+            const item: Record<string, unknown> = {};
+            for (const [key, value] of Object.entries({ id, content, metadata, embedding })) {
+              if (value !== undefined) item[key] = value;
+            }
+            total += 1;
+            const body = { items: [item, valid()] };
+            if (!check.passes(body.items, body)) continue;
+            passed += 1;
+            expect(await pipeVerdict(structuredClone(body))).toEqual({ output: body });
+          }
+    // Both answers occur: the check is neither a constant nor the test empty.
+    expect(passed).toBeGreaterThan(20);
+    expect(passed).toBeLessThan(total / 2);
+  });
+
+  it('refuses an array that breaks the array rules', () => {
+    class Limited {
+      @IsArray()
+      @ArrayMaxSize(2)
+      @ValidateNested({ each: true })
+      @Type(() => Item)
+      items: Item[];
+    }
+    class Item {
+      @IsString()
+      content: string;
+    }
+    const limited = compileItemArrayCheck(Limited, 'items')!;
+    expect(limited.passes([{ content: 'a' }, { content: 'b' }], {})).toBe(true);
+    expect(limited.passes([{ content: 'a' }, { content: 'b' }, { content: 'c' }], {})).toBe(false);
+  });
+
+  it('does not compile for item classes whose rules it does not reproduce', () => {
+    class Defined {
+      @IsDefined()
+      content: string;
+    }
+    class Transformed {
+      @IsString()
+      @Transform(({ value }: { value: string }) => value.trim())
+      content: string;
+    }
+    const parentOf = (item: new () => object) => {
+      class Parent {
+        @IsArray()
+        @ValidateNested({ each: true })
+        @Type(() => item)
+        items: object[];
+      }
+      return Parent;
+    };
+    expect(compileItemArrayCheck(parentOf(Defined), 'items')).toBeNull();
+    expect(compileItemArrayCheck(parentOf(Transformed), 'items')).toBeNull();
+    // No @Type: the item class is unknown.
+    class Untyped {
+      @IsArray()
+      items: object[];
+    }
+    expect(compileItemArrayCheck(Untyped, 'items')).toBeNull();
+  });
+});
