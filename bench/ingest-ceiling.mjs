@@ -7,7 +7,9 @@
 //   langchain  the same database minus what this service adds: the indexes and triggers of
 //              langchain_postgres and the Python service only (pkey, ix_cmetadata_gin, two btrees)
 // If COPY itself is below 2× LangChain on a schema, no service writing through PostgreSQL can reach
-// 2× there. Server only (PGlite has no COPY over the wire).
+// 2× there; the service's own upsert statement, timed alone, is the ceiling of any request. Then, on
+// the service schema, what each index and trigger costs that statement (indexCosts). Server only
+// (PGlite has no COPY over the wire).
 //
 //   BENCH_DATABASE_URL=postgresql://…/postgres node bench/ingest-ceiling.mjs [--batches N]
 //
@@ -52,10 +54,84 @@ function databaseUrl(name) {
   return url.toString();
 }
 
+/**
+ * What each index and trigger of the chunk table costs the service's upsert of 500 rows: the
+ * statement's server-side execution time (EXPLAIN ANALYZE) with that part dropped, inside a
+ * transaction rolled back after it, interleaved over rounds; medians. On the service schema's
+ * database once it holds the rows the ceiling run wrote.
+ */
+async function indexCosts(s, take) {
+  const variants = {
+    'every index and trigger': [],
+    'without the full-text index (issue 5)': ['DROP INDEX ix_embedding_document_fts'],
+    'without the metadata terms index': ['DROP INDEX ix_cmetadata_terms'],
+    "without the jsonb_path_ops index (LangChain's)": ['DROP INDEX ix_cmetadata_gin'],
+    "without the two btrees (the Python service's)": [
+      'DROP INDEX idx_embedding_document_id',
+      'DROP INDEX idx_embedding_document_type',
+    ],
+    'without the chunk_counts triggers': ['ALTER TABLE langchain_pg_embedding DISABLE TRIGGER USER'],
+    'primary key only': [
+      'DROP INDEX ix_embedding_document_fts',
+      'DROP INDEX ix_cmetadata_terms',
+      'DROP INDEX ix_cmetadata_gin',
+      'DROP INDEX idx_embedding_document_id',
+      'DROP INDEX idx_embedding_document_type',
+      'ALTER TABLE langchain_pg_embedding DISABLE TRIGGER USER',
+    ],
+  };
+  const times = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
+  const client = await s.pool.connect();
+  try {
+    for (let round = 0; round < 7; round++) {
+      for (const [name, ddl] of Object.entries(variants)) {
+        const rows = take().map((c) => ({
+          id: c.id,
+          content: c.content,
+          metadata: c.metadata,
+          embedding: c.embedding,
+        }));
+        await client.query('BEGIN');
+        try {
+          for (const sql of ddl) await client.query(sql);
+          const manager = {
+            query: async (sql, params) => {
+              if (!sql.trimStart().startsWith('INSERT')) return (await client.query(sql, params)).rows;
+              const plan = await client.query(`EXPLAIN (ANALYZE) ${sql}`, params);
+              const last = plan.rows.at(-1)['QUERY PLAN'];
+              if (round > 0) times[name].push(Number(/Execution Time: ([\d.]+) ms/.exec(last)[1]));
+              return [];
+            },
+          };
+          await chunkStore.upsert(manager, s.upsertCollection, rows);
+        } finally {
+          await client.query('ROLLBACK');
+        }
+      }
+    }
+  } finally {
+    client.release();
+  }
+  const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+  const all = median(times['every index and trigger']);
+  console.log(
+    `\nThe upsert of 500 rows on the service schema, by what the table maintains (EXPLAIN ANALYZE, median of 6)\n`,
+  );
+  console.log('| chunk table | execution ms | less than with everything |');
+  console.log('| --- | --- | --- |');
+  for (const name of Object.keys(variants)) {
+    const ms = median(times[name]);
+    console.log(
+      `| ${name} | ${ms.toFixed(1)} | ${name === 'every index and trigger' ? '' : `${(all - ms).toFixed(1)} ms (${(((all - ms) / all) * 100).toFixed(0)} %)`} |`,
+    );
+  }
+}
+
 const admin = new pg.Client({ connectionString: serverUrl });
 await admin.connect();
 const schemas = ['service', 'langchain'].map((schema) => ({ schema, name: `kb_ceiling_${process.pid}_${schema}` }));
-const data = new BenchData({ chunks: BATCHES * BATCH * 3 * schemas.length, dims: 384 });
+// Plus 49 batches for indexCosts (7 rounds × 7 variants).
+const data = new BenchData({ chunks: (BATCHES * 3 * schemas.length + 49) * BATCH, dims: 384 });
 try {
   for (const s of schemas) {
     await admin.query(`CREATE DATABASE ${s.name}`);
@@ -156,15 +232,19 @@ try {
     `\n${BATCHES} batches of ${BATCH} × 384 per writer and schema (first ${WARM_UP} not counted), interleaved\n`,
   );
   console.log(
-    '| schema | COPY ms / batch | service upsert statement ms / batch | LangChain ms / batch | COPY ÷ LangChain (chunks/s) | upsert ÷ COPY (chunks/s) |',
+    '| schema | COPY ms / batch | service upsert statement ms / batch | LangChain ms / batch | COPY ÷ LangChain (chunks/s) | upsert ÷ COPY (chunks/s) | upsert ÷ LangChain (chunks/s) |',
   );
-  console.log('| --- | --- | --- | --- | --- | --- |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
   for (const s of schemas) {
     const [copy, upsert, langchain] = ['copy', 'upsert', 'langchain'].map((w) => mean(s.times[w]));
     console.log(
-      `| ${s.schema} | ${copy.toFixed(1)} | ${upsert.toFixed(1)} | ${langchain.toFixed(1)} | ${(langchain / copy).toFixed(2)}× | ${(copy / upsert).toFixed(2)}× |`,
+      `| ${s.schema} | ${copy.toFixed(1)} | ${upsert.toFixed(1)} | ${langchain.toFixed(1)} | ${(langchain / copy).toFixed(2)}× | ${(copy / upsert).toFixed(2)}× | ${(langchain / upsert).toFixed(2)}× |`,
     );
   }
+  await indexCosts(
+    schemas.find((s) => s.schema === 'service'),
+    take,
+  );
 } finally {
   for (const s of schemas) {
     await s.pool?.end();
