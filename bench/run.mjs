@@ -1112,8 +1112,10 @@ console.log(
   `\n## ${opts.mode === 'server' ? 'PostgreSQL server' : 'embedded (PGlite)'}: ${opts.chunks} chunks × ${opts.dims} dims` +
     `${opts.quick ? ' (--quick)' : ''}, ${total.toFixed(0)} s\n`,
 );
+// Every child (service, floor) inherits the bench's environment: an allocator setting applies to all alike.
+const allocator = process.env.GLIBC_TUNABLES ? `GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES} ` : '';
 console.log(
-  `command: ${opts.mode === 'server' ? 'BENCH_DATABASE_URL=… ' : ''}node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+  `command: ${allocator}${opts.mode === 'server' ? 'BENCH_DATABASE_URL=… ' : ''}node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
 );
 console.log(`machine: ${m.cpus}, ${m.memoryGiB} GiB, Node ${m.node}; load average at the end ${m.loadavg}`);
 if (timings.database) console.log(`database: ${timings.database}`);
