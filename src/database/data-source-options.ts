@@ -4,6 +4,7 @@ import type { AppConfig } from '../config/app-config.js';
 import { DocumentEntity } from '../documents/document.entity.js';
 import { CollectionEntity } from '../embeddings/collection.entity.js';
 import { EmbeddingEntity } from '../embeddings/embedding.entity.js';
+import { PG_TYPES } from './pg-types.js';
 
 export const ENTITIES = [DocumentEntity, CollectionEntity, EmbeddingEntity];
 
@@ -40,6 +41,7 @@ export function buildDataSourceOptions(config: AppConfig, endpoint: DatabaseEndp
     poolSize: embedded ? 1 : config.database.poolMax,
     extra: {
       connectionTimeoutMillis: config.database.acquireTimeoutMs,
+      types: PG_TYPES,
       // A server-side limit on every statement, so one slow query cannot hold a connection forever.
       ...(config.database.statementTimeoutMs > 0 && !embedded
         ? { statement_timeout: config.database.statementTimeoutMs }
