@@ -1,9 +1,8 @@
 import { BadRequestException, Inject, Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import os from 'node:os';
 import type { EntityManager } from 'typeorm';
 import { CollectionEntity } from './collection.entity.js';
-import type { VectorComponents } from './dto/embedding.dto.js';
+import { LITTLE_ENDIAN, type VectorComponents } from './dto/embedding.dto.js';
 import { EMBEDDING_PROVIDER, type EmbeddingProvider } from './providers/embedding-provider.js';
 
 /** A chunk ready to be written: id, text, metadata and its vector. */
@@ -45,8 +44,6 @@ function arrayParameter(size: number, elementTypeOid: number, length: number, ha
   out.writeInt32BE(1, 16); // lower bound
   return out;
 }
-
-const LITTLE_ENDIAN = os.endianness() === 'LE';
 
 /**
  * The vectors as one `vector[]` parameter in PostgreSQL's binary array format, each element in

@@ -69,7 +69,21 @@ export function vectorProblem(value: unknown, property: string): string | null {
 /** RFC 4648 base64, standard alphabet, `=` only as padding at the end (the length is checked apart). */
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
-const LITTLE_ENDIAN = os.endianness() === 'LE';
+/** The platform's byte order: typed arrays read and write in it. */
+export const LITTLE_ENDIAN = os.endianness() === 'LE';
+
+/**
+ * Float32 values stored little-endian in `bytes` (a whole number of 4-byte values), as a
+ * Float32Array: one copy into the array's own aligned memory (the bytes may sit at any offset of
+ * Buffer's pool), byte-swapped only on a big-endian platform. OpenAI's base64 embeddings, whether a
+ * client sends them (parseVector) or the provider receives them, are such bytes.
+ */
+export function float32FromLittleEndian(bytes: Uint8Array): Float32Array {
+  const values = new Float32Array(bytes.length / 4);
+  new Uint8Array(values.buffer).set(bytes);
+  if (!LITTLE_ENDIAN) Buffer.from(values.buffer).swap32();
+  return values;
+}
 
 function parseBase64Vector(text: string, property: string): ParsedVector {
   // Buffer.from(…, 'base64') skips characters outside the alphabet and accepts a missing padding or
@@ -91,12 +105,7 @@ function parseBase64Vector(text: string, property: string): ParsedVector {
   const dimensions = bytes.length / 4;
   const problem = dimensionsProblem(dimensions, property);
   if (problem !== null) return { problem };
-  // A copy into the Float32Array's own (aligned) memory: the decoded bytes may sit at any offset of
-  // Buffer's pool. The wire order is little-endian whatever the platform.
-  const vector = new Float32Array(dimensions);
-  const target = new Uint8Array(vector.buffer);
-  target.set(bytes);
-  if (!LITTLE_ENDIAN) Buffer.from(vector.buffer).swap32();
+  const vector = float32FromLittleEndian(bytes);
   for (let i = 0; i < dimensions; i++) {
     if (!Number.isFinite(vector[i])) return { problem: `each value in ${property} must be a finite number` };
   }

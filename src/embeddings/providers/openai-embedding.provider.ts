@@ -1,5 +1,6 @@
 import { BadGatewayException } from '@nestjs/common';
 import type { AppConfig } from '../../config/app-config.js';
+import { float32FromLittleEndian } from '../dto/embedding.dto.js';
 import type { EmbeddingProvider } from './embedding-provider.js';
 import { OpenAIHttpClient, type RetryPolicy } from './openai-http.js';
 
@@ -104,7 +105,5 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
 function decodeBase64Floats(encoded: string): number[] | null {
   const bytes = Buffer.from(encoded, 'base64');
   if (bytes.length % 4 !== 0) return null;
-  const floats: number[] = [];
-  for (let offset = 0; offset < bytes.length; offset += 4) floats.push(bytes.readFloatLE(offset));
-  return floats;
+  return Array.from(float32FromLittleEndian(bytes));
 }
