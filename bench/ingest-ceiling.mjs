@@ -54,6 +54,11 @@ function databaseUrl(name) {
   return url.toString();
 }
 
+/** A generated chunk as ChunkStore.upsert takes it. */
+function chunkRow(c) {
+  return { id: c.id, content: c.content, metadata: c.metadata, embedding: c.embedding };
+}
+
 /**
  * What each index and trigger of the chunk table costs the service's upsert of 500 rows: the
  * statement's server-side execution time (EXPLAIN ANALYZE) with that part dropped, inside a
@@ -61,8 +66,7 @@ function databaseUrl(name) {
  * database once it holds the rows the ceiling run wrote.
  */
 async function indexCosts(s, take) {
-  const variants = {
-    'every index and trigger': [],
+  const parts = {
     'without the full-text index (issue 5)': ['DROP INDEX ix_embedding_document_fts'],
     'without the metadata terms index': ['DROP INDEX ix_cmetadata_terms'],
     "without the jsonb_path_ops index (LangChain's)": ['DROP INDEX ix_cmetadata_gin'],
@@ -71,26 +75,18 @@ async function indexCosts(s, take) {
       'DROP INDEX idx_embedding_document_type',
     ],
     'without the chunk_counts triggers': ['ALTER TABLE langchain_pg_embedding DISABLE TRIGGER USER'],
-    'primary key only': [
-      'DROP INDEX ix_embedding_document_fts',
-      'DROP INDEX ix_cmetadata_terms',
-      'DROP INDEX ix_cmetadata_gin',
-      'DROP INDEX idx_embedding_document_id',
-      'DROP INDEX idx_embedding_document_type',
-      'ALTER TABLE langchain_pg_embedding DISABLE TRIGGER USER',
-    ],
+  };
+  const variants = {
+    'every index and trigger': [],
+    ...parts,
+    'primary key only': Object.values(parts).flat(),
   };
   const times = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
   const client = await s.pool.connect();
   try {
     for (let round = 0; round < 7; round++) {
       for (const [name, ddl] of Object.entries(variants)) {
-        const rows = take().map((c) => ({
-          id: c.id,
-          content: c.content,
-          metadata: c.metadata,
-          embedding: c.embedding,
-        }));
+        const rows = take().map(chunkRow);
         await client.query('BEGIN');
         try {
           for (const sql of ddl) await client.query(sql);
@@ -192,12 +188,7 @@ try {
       const client = await s.pool.connect();
       try {
         const manager = { query: async (sql, params) => (await client.query(sql, params)).rows };
-        const rows = chunks.map((c) => ({
-          id: c.id,
-          content: c.content,
-          metadata: c.metadata,
-          embedding: c.embedding,
-        }));
+        const rows = chunks.map(chunkRow);
         const t0 = performance.now();
         await chunkStore.upsert(manager, s.upsertCollection, rows);
         return performance.now() - t0;

@@ -4,9 +4,8 @@ import pg from 'pg';
 const TIMESTAMP_OID = 1114;
 type TextParser = (text: string) => unknown;
 
-/** pg's own parser for a type's text values (pg types it loosely). */
-const pgTextParser = (oid: number): TextParser => pg.types.getTypeParser(oid, 'text') as TextParser;
-const parseTimestampSlowly = pgTextParser(TIMESTAMP_OID);
+/** pg's own parser for `timestamp` text (pg types it loosely). */
+const parseTimestampSlowly = pg.types.getTypeParser(TIMESTAMP_OID, 'text') as TextParser;
 
 /** What PostgreSQL writes for a `timestamp` under DateStyle ISO, years 1000 to 9999. */
 const ISO_TIMESTAMP = /^[1-9]\d{3}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?$/;
