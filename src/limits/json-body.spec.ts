@@ -155,6 +155,55 @@ describe('depthLimitedJsonParser', () => {
     );
   });
 
+  it('gives the value Fastify gives for large non-ASCII bodies it parses as latin1: strings and keys decoded, key order kept', () => {
+    const keyed = Buffer.concat([
+      PADDING,
+      Buffer.from('{"3": "ba", "tiêu đề": "Điều 1", "a": ["𝄞 😀", {"é": {"ß": "ü"}}, 1.5, null], "b": "x"}}'),
+    ]);
+    const value = expectSameAsFastify(keyed).value as { x: Record<string, unknown> };
+    expect(Object.keys(value.x)).toEqual(['3', 'tiêu đề', 'a', 'b']);
+    expect(value.x['tiêu đề']).toBe('Điều 1');
+    // A long string (past the decoding scratch buffer), and non-ASCII bytes outside any string.
+    expectSameAsFastify(Buffer.concat([PADDING, Buffer.from(`"${'Việt '.repeat(30_000)}"}`)]));
+    expect(expectSameAsFastify(Buffer.concat([PADDING, Buffer.from('1 é}')])).error).toMatchObject({
+      code: 'FST_ERR_CTP_INVALID_JSON_BODY',
+    });
+    expect(expectSameAsFastify(Buffer.concat([PADDING, Buffer.from('"a"\u00a0}')])).error).toMatchObject({
+      code: 'FST_ERR_CTP_INVALID_JSON_BODY',
+    });
+  });
+
+  it('gives the outcome Fastify gives for any large body: any value after a non-ASCII prefix, escaped or raw', () => {
+    const value = fc.letrec<{ value: unknown }>((tie) => ({
+      value: fc.oneof(
+        { depthSize: 'small' },
+        fc.oneof(fc.string({ unit: 'grapheme' }), fc.double({ noNaN: true, noDefaultInfinity: true })),
+        fc.constant(null),
+        fc.array(tie('value'), { maxLength: 4 }),
+        fc.dictionary(fc.string({ unit: 'grapheme' }), tie('value'), { maxKeys: 4 }),
+      ),
+    })).value;
+    fc.assert(
+      fc.property(value, fc.boolean(), fc.uint8Array({ maxLength: 4 }), (v, escapeNonAscii, bytes) => {
+        let text = JSON.stringify(v);
+        if (escapeNonAscii)
+          text = text.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+        expectSameAsFastify(Buffer.concat([PADDING, Buffer.from(`${text}}`)]));
+        // Arbitrary bytes inside the text, where they may break UTF-8 or the JSON.
+        const at = Math.floor(text.length / 2);
+        expectSameAsFastify(
+          Buffer.concat([
+            PADDING,
+            Buffer.from(text.slice(0, at)),
+            Buffer.from(bytes),
+            Buffer.from(`${text.slice(at)}}`),
+          ]),
+        );
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('answers a body nested deeper than MAX_JSON_DEPTH with a 400 before parsing it', () => {
     const result = outcome((done) => parser(request, Buffer.from(`${'['.repeat(101)}${']'.repeat(101)}`), done));
     expect(result.error).toMatchObject({
