@@ -163,8 +163,11 @@ describe('depthLimitedJsonParser', () => {
     const value = expectSameAsFastify(keyed).value as { x: Record<string, unknown> };
     expect(Object.keys(value.x)).toEqual(['3', 'tiêu đề', 'a', 'b']);
     expect(value.x['tiêu đề']).toBe('Điều 1');
-    // A long string (past the decoding scratch buffer), and non-ASCII bytes outside any string.
-    expectSameAsFastify(Buffer.concat([PADDING, Buffer.from(`"${'Việt '.repeat(30_000)}"}`)]));
+    // Strings decoded by each path (V8's decoder, transcode, past the scratch buffer), and non-ASCII
+    // bytes outside any string.
+    for (const words of [300, 1_000, 30_000]) {
+      expectSameAsFastify(Buffer.concat([PADDING, Buffer.from(`["${'Việt 😀 '.repeat(words)}", "é"]}`)]));
+    }
     expect(expectSameAsFastify(Buffer.concat([PADDING, Buffer.from('1 é}')])).error).toMatchObject({
       code: 'FST_ERR_CTP_INVALID_JSON_BODY',
     });
