@@ -61,10 +61,19 @@ const TRANSCODE_MIN_BYTES = 64 * 1024;
  * chunks), while Node converts valid UTF-8 to UTF-16 with SIMD (`transcode`, about 1 ms) and reads
  * that back as a string with a copy. Invalid UTF-8 (replacement characters) and pure ASCII (already
  * fast, and a one-byte string) take the plain path; isUtf8 and isAscii are SIMD scans too.
+ * `largeNonAscii` is isLargeNonAsciiUtf8(body), passed by a caller that has it already.
  */
-export function decodeUtf8(body: Buffer): string {
-  if (body.length < TRANSCODE_MIN_BYTES || isAscii(body) || !isUtf8(body)) return body.toString('utf8');
-  return transcode(body, 'utf8', 'utf16le').toString('utf16le');
+export function decodeUtf8(body: Buffer, largeNonAscii = isLargeNonAsciiUtf8(body)): string {
+  return largeNonAscii ? transcode(body, 'utf8', 'utf16le').toString('utf16le') : body.toString('utf8');
+}
+
+/**
+ * Whether the body is valid UTF-8 of TRANSCODE_MIN_BYTES or more with a non-ASCII byte: the bodies
+ * decodeUtf8 transcodes and the parser may read as latin1 (parsesAsLatin1). Two scans of the whole
+ * body, so the parser makes them once and hands the answer to both.
+ */
+function isLargeNonAsciiUtf8(body: Buffer): boolean {
+  return body.length >= TRANSCODE_MIN_BYTES && !isAscii(body) && isUtf8(body);
 }
 
 /**
@@ -85,8 +94,9 @@ function startsWithByteOrderMark(body: Buffer): boolean {
 }
 
 /**
- * Whether the body is parsed as latin1 text, one character per byte, and its strings decoded from
- * UTF-8 afterwards (restoreUtf8Strings), instead of decoding the whole body first. For a batch of
+ * Whether the body, large non-ASCII UTF-8 (`largeNonAscii`, isLargeNonAsciiUtf8), is parsed as
+ * latin1 text, one character per byte, and its strings decoded from UTF-8 afterwards
+ * (restoreUtf8Strings), instead of decoding the whole body first. For a batch of
  * vectors most of the body is ASCII digits: decoding all of it to UTF-16 writes 5.5 MB of fresh
  * memory for a 2.75 MB batch (most of its 20 ms is page faults), where the latin1 text is half that
  * and only the chunk texts are decoded (docs/PERFORMANCE.md). The value is the same because:
@@ -97,14 +107,8 @@ function startsWithByteOrderMark(body: Buffer): boolean {
  *   same error;
  * - no byte order mark and no poisoning-like key: those bodies go to Fastify's own parser.
  */
-function parsesAsLatin1(body: Buffer): boolean {
-  return (
-    body.length >= TRANSCODE_MIN_BYTES &&
-    !isAscii(body) &&
-    isUtf8(body) &&
-    !startsWithByteOrderMark(body) &&
-    !mayHoldPoisonedKeys(body)
-  );
+function parsesAsLatin1(body: Buffer, largeNonAscii: boolean): boolean {
+  return largeNonAscii && !startsWithByteOrderMark(body) && !mayHoldPoisonedKeys(body);
 }
 
 function isNumber(value: unknown): boolean {
@@ -183,8 +187,9 @@ export function depthLimitedJsonParser(
   parseJson: FastifyBodyParser<string>,
 ): (request: FastifyRequest, body: Buffer, done: (err: Error | null, body?: unknown) => void) => void {
   return (request, body, done) => {
-    const asLatin1 = parsesAsLatin1(body);
-    const text = asLatin1 ? body.toString('latin1') : decodeUtf8(body);
+    const largeNonAscii = isLargeNonAsciiUtf8(body);
+    const asLatin1 = parsesAsLatin1(body, largeNonAscii);
+    const text = asLatin1 ? body.toString('latin1') : decodeUtf8(body, largeNonAscii);
     if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) {
       done(new BadRequestException(`The JSON body nests deeper than ${MAX_JSON_DEPTH} levels`), undefined);
       return;
