@@ -99,7 +99,7 @@ async function indexCosts(s, take) {
               return [];
             },
           };
-          await chunkStore.upsert(manager, s.upsertCollection, rows);
+          await chunkStore.upsert(manager, s.upsertCollection, rows, []);
         } finally {
           await client.query('ROLLBACK');
         }
@@ -190,7 +190,7 @@ try {
         const manager = { query: async (sql, params) => (await client.query(sql, params)).rows };
         const rows = chunks.map(chunkRow);
         const t0 = performance.now();
-        await chunkStore.upsert(manager, s.upsertCollection, rows);
+        await chunkStore.upsert(manager, s.upsertCollection, rows, []);
         return performance.now() - t0;
       } finally {
         client.release();

@@ -1,5 +1,8 @@
 import request from 'supertest';
+import type { QueryRunner } from 'typeorm';
+import { eventually } from './support/private-postgres.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
+import { TEST_TARGET } from './support/test-database.js';
 
 const base = { documentType: 'law', category: 'dat-dai', sourceFile: '/data/laws/file.pdf' };
 
@@ -139,3 +142,123 @@ describe('Concurrent document and chunk writes', () => {
     expect(row).toEqual({ total_chunks: 1, n: 1 });
   });
 });
+
+// Two sessions at once: the embedded database has one, so these run on a server only.
+(TEST_TARGET === 'postgres' ? describe : describe.skip)(
+  'A chunk id that another transaction writes while a request waits for it (server only)',
+  () => {
+    let t: TestApp;
+    const collection = 'raced-owners';
+
+    beforeAll(async () => {
+      t = await startTestApp();
+      for (const documentId of ['owner-a', 'owner-b']) {
+        await request(t.server)
+          .post('/documents')
+          .send({ documentId, documentName: documentId, ...base })
+          .expect(201);
+      }
+      // The collection exists before the race, so the request waits on the chunk row, not on it.
+      await request(t.server)
+        .post('/embeddings')
+        .send({
+          collection,
+          items: [{ id: 'b-1', content: 'b', embedding: [1, 0], metadata: { document_id: 'owner-b' } }],
+        })
+        .expect(201);
+    });
+    afterAll(async () => {
+      await t.close();
+    });
+
+    /**
+     * Another writer (a second instance of the service, say) inserts chunk `id` for `documentId`
+     * and counts it, and holds its transaction open.
+     */
+    async function holdNewChunk(id: string, documentId: string): Promise<QueryRunner> {
+      const other = t.dataSource.createQueryRunner();
+      await other.connect();
+      await other.startTransaction();
+      await other.query(
+        `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+         SELECT $1, uuid, '[0,1]', 'held', jsonb_build_object('document_id', $2::text)
+           FROM langchain_pg_collection WHERE name = $3`,
+        [id, documentId, collection],
+      );
+      await other.query(`UPDATE documents SET total_chunks = total_chunks + 1 WHERE document_id = $1`, [documentId]);
+      return other;
+    }
+
+    /** Commits `other` once a request's chunk upsert waits for its row. */
+    async function commitWhenUpsertWaits(other: QueryRunner): Promise<boolean> {
+      const blocked = await eventually(async () => {
+        const [{ n }] = await t.dataSource.query<Array<{ n: number }>>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock'
+              AND query LIKE '%INSERT INTO langchain_pg_embedding%'`,
+        );
+        return n > 0;
+      });
+      await other.commitTransaction();
+      await other.release();
+      return blocked;
+    }
+
+    async function countsByDocument(): Promise<Array<{ document_id: string; total_chunks: number; n: number }>> {
+      return t.dataSource.query(
+        `SELECT d.document_id, d.total_chunks, count(e.id)::int AS n
+           FROM documents d LEFT JOIN langchain_pg_embedding e ON e.cmetadata->>'document_id' = d.document_id
+          GROUP BY d.document_id, d.total_chunks ORDER BY 1`,
+      );
+    }
+
+    it('POST /embeddings that moves it to another document recounts the document it came from', async () => {
+      const other = await holdNewChunk('moved-1', 'owner-a');
+      const post = request(t.server)
+        .post('/embeddings')
+        .send({
+          collection,
+          items: [{ id: 'moved-1', content: 'moved', embedding: [1, 1], metadata: { document_id: 'owner-b' } }],
+        })
+        .then((r) => r);
+      expect(await commitWhenUpsertWaits(other)).toBe(true);
+      const res = await post;
+      expect(res.status).toBe(201);
+      // owner-a counted the chunk when it was written; the move took it away again.
+      expect(await countsByDocument()).toEqual([
+        { document_id: 'owner-a', total_chunks: 0, n: 0 },
+        { document_id: 'owner-b', total_chunks: 2, n: 2 },
+      ]);
+      const [chunk] = await t.dataSource.query<Array<{ document: string; owner: string }>>(
+        `SELECT document, cmetadata->>'document_id' AS owner FROM langchain_pg_embedding WHERE id = 'moved-1'`,
+      );
+      expect(chunk).toEqual({ document: 'moved', owner: 'owner-b' });
+    });
+
+    it('POST /documents whose chunk id another document has just taken is a 409, and writes nothing', async () => {
+      const other = await holdNewChunk('taken-1', 'owner-a');
+      const post = request(t.server)
+        .post('/documents')
+        .send({
+          documentId: 'late',
+          documentName: 'late',
+          ...base,
+          collection,
+          chunks: [{ id: 'taken-1', content: 'late', embedding: [1, 2] }],
+        })
+        .then((r) => r);
+      expect(await commitWhenUpsertWaits(other)).toBe(true);
+      const res = await post;
+      expect(res.status).toBe(409);
+      expect(res.body.message).toBe('Chunk id "taken-1" already belongs to another document');
+      expect(await countsByDocument()).toEqual([
+        { document_id: 'owner-a', total_chunks: 1, n: 1 },
+        { document_id: 'owner-b', total_chunks: 2, n: 2 },
+      ]);
+      const [chunk] = await t.dataSource.query<Array<{ document: string }>>(
+        `SELECT document FROM langchain_pg_embedding WHERE id = 'taken-1'`,
+      );
+      expect(chunk).toEqual({ document: 'held' });
+    });
+  },
+);

@@ -5,7 +5,7 @@ import { posix } from 'node:path';
 import { DataSource, type EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { PREPARED_STATEMENTS, ReadReplicas } from '../database/read-replicas.service.js';
-import { ChunkStore } from '../embeddings/chunk.store.js';
+import { ChunkOwnerChangedException, ChunkStore } from '../embeddings/chunk.store.js';
 import { DocumentEntity, isDocumentIdConflict } from './document.entity.js';
 import {
   type CreateDocumentDto,
@@ -63,6 +63,16 @@ function toDto(e: DocumentEntity): DocumentDto {
     createdAt: e.createdAt,
     updatedAt: e.updatedAt,
   };
+}
+
+/** A 409 naming the first of `ids` that a chunk of a document other than `documentId` holds. */
+async function assertChunksUntaken(manager: EntityManager, ids: string[], documentId: string): Promise<void> {
+  const taken = await manager.query<Array<{ id: string }>>(
+    `SELECT id FROM langchain_pg_embedding
+      WHERE id = ANY($1) AND cmetadata->>'document_id' IS DISTINCT FROM $2 ORDER BY id LIMIT 1`,
+    [ids, documentId],
+  );
+  if (taken.length > 0) throw new ConflictException(`Chunk id "${taken[0].id}" already belongs to another document`);
 }
 
 function notFound(documentId: string): NotFoundException {
@@ -141,15 +151,15 @@ export class DocumentsService {
             };
           });
           await this.chunks.assertWritable(manager, collection, rows);
-          const taken = await manager.query<Array<{ id: string }>>(
-            `SELECT id FROM langchain_pg_embedding
-            WHERE id = ANY($1) AND cmetadata->>'document_id' IS DISTINCT FROM $2 ORDER BY id LIMIT 1`,
-            [rows.map((r) => r.id), documentId],
-          );
-          if (taken.length > 0) {
-            throw new ConflictException(`Chunk id "${taken[0].id}" already belongs to another document`);
+          const ids = rows.map((r) => r.id);
+          await assertChunksUntaken(manager, ids, documentId);
+          try {
+            await this.chunks.upsert(manager, collection.uuid, rows, [documentId]);
+          } catch (error) {
+            // Another document took one of the ids while this create ran: name it, as the check does.
+            if (error instanceof ChunkOwnerChangedException) await assertChunksUntaken(manager, ids, documentId);
+            throw error;
           }
-          await this.chunks.upsert(manager, collection.uuid, rows);
           await this.chunks.recountDocuments(manager, [documentId]);
         }
         return toDto(await this.findOrFail(manager, documentId));

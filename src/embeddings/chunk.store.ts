@@ -1,4 +1,4 @@
-import { BadRequestException, Inject, Injectable } from '@nestjs/common';
+import { BadRequestException, ConflictException, Inject, Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
 import { CollectionEntity } from './collection.entity.js';
@@ -28,6 +28,19 @@ export interface WriteTarget {
   dimension: number | null;
   /** The documents that existing chunks with the batch's ids belong to (the upsert may move them away). */
   previousDocumentIds: string[];
+}
+
+/**
+ * ChunkStore.upsert found a chunk of the batch that belongs to a document the transaction has not
+ * locked: another writer created or moved that chunk after the write read the chunks' owners, and
+ * overwriting it would leave that document's total_chunks wrong. Nothing of the statement is kept
+ * once this is thrown (the transaction rolls back). A writer that can read the owners again retries
+ * (EmbeddingsService.add); what remains is a 409.
+ */
+export class ChunkOwnerChangedException extends ConflictException {
+  constructor() {
+    super('A chunk of this request was written by a concurrent request; retry');
+  }
 }
 
 /**
@@ -290,11 +303,19 @@ export class ChunkStore {
    * batch size, and a constant number of bound parameters), the arrays in binary (encodeVectorArray,
    * encodeTextArray). `metadataJson` is each row's metadata as JSON, for a caller that has already
    * serialized it (EmbeddingsService checks its length).
+   *
+   * `lockedDocumentIds` are the documents this transaction has locked (lockDocuments) and will
+   * recount. An existing chunk is overwritten only when it belongs to one of them or to no document;
+   * otherwise ChunkOwnerChangedException. The owners a caller read before locking can be stale: a
+   * chunk id that another transaction was inserting then was invisible, and the insert here waited
+   * for it and would have moved it out of a document nobody recounts. ON CONFLICT evaluates the
+   * condition on the row as committed, after that wait.
    */
   async upsert(
     manager: EntityManager,
     collectionUuid: string,
     rows: ChunkRow[],
+    lockedDocumentIds: readonly string[],
     metadataJson: string[] = rows.map((r) => JSON.stringify(r.metadata)),
   ): Promise<void> {
     if (rows.length === 0) return;
@@ -302,15 +323,22 @@ export class ChunkStore {
       const [type] = await manager.query<Array<{ oid: string }>>(`SELECT 'vector'::regtype::oid::text AS oid`);
       this.vectorTypeOid = Number(type.oid);
     }
-    await manager.query(
-      `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
-       SELECT t.id, $1::uuid, t.embedding, t.document, t.cmetadata::jsonb
-         FROM unnest($2::varchar[], $3::vector[], $4::text[], $5::text[]) AS t(id, embedding, document, cmetadata)
-       ON CONFLICT (id) DO UPDATE SET
-         collection_id = EXCLUDED.collection_id,
-         embedding = EXCLUDED.embedding,
-         document = EXCLUDED.document,
-         cmetadata = EXCLUDED.cmetadata`,
+    // A CTE makes the statement return its count as a plain row on every driver.
+    const [{ written }] = await manager.query<Array<{ written: number }>>(
+      `WITH written AS (
+         INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+         SELECT t.id, $1::uuid, t.embedding, t.document, t.cmetadata::jsonb
+           FROM unnest($2::varchar[], $3::vector[], $4::text[], $5::text[]) AS t(id, embedding, document, cmetadata)
+         ON CONFLICT (id) DO UPDATE SET
+           collection_id = EXCLUDED.collection_id,
+           embedding = EXCLUDED.embedding,
+           document = EXCLUDED.document,
+           cmetadata = EXCLUDED.cmetadata
+         WHERE langchain_pg_embedding.cmetadata->>'document_id' IS NULL
+            OR langchain_pg_embedding.cmetadata->>'document_id' = ANY($6::text[])
+         RETURNING 1
+       )
+       SELECT count(*)::int AS written FROM written`,
       [
         collectionUuid,
         encodeTextArray(
@@ -326,8 +354,11 @@ export class ChunkStore {
           TEXT_OID,
         ),
         encodeTextArray(metadataJson, TEXT_OID),
+        lockedDocumentIds,
       ],
     );
+    // A row the condition skipped is neither inserted nor updated.
+    if (written !== rows.length) throw new ChunkOwnerChangedException();
   }
 
   /** Deletes every chunk that names the document (in any collection); callers lock the document first. */

@@ -1,6 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Post } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
+  ApiConflictResponse,
   ApiBody,
   ApiCreatedResponse,
   ApiNoContentResponse,
@@ -43,6 +44,9 @@ export class EmbeddingsController {
   @ApiBody({ type: CreateEmbeddingsDto })
   @ApiCreatedResponse({ type: CreateEmbeddingsResponseDto })
   @ApiBadRequestResponse({ description: 'Invalid body, too many items, dimension mismatch or duplicate ids' })
+  @ApiConflictResponse({
+    description: 'Concurrent writers kept moving chunks of this batch through three attempts; nothing written, retry',
+  })
   // Readonly<…>, a mapped type: its runtime type metadata is Object, so the global ValidationPipe
   // passes the body through and VectorBodyPipe applies the same rules without walking every vector.
   add(@Body(EMBEDDINGS_BODY) body: Readonly<CreateEmbeddingsDto>): Promise<CreateEmbeddingsResponseDto> {

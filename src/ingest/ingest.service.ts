@@ -211,7 +211,7 @@ export class IngestService {
         batch = [];
         for (const row of rows) row.metadata = { ...row.metadata, chunk_id: row.id };
         await this.chunks.assertWritable(manager, collection, rows);
-        await this.chunks.upsert(manager, collection.uuid, rows);
+        await this.chunks.upsert(manager, collection.uuid, rows, [documentId]);
       };
       for (const chunk of chunkText(text, options)) {
         batch.push({ content: chunk.content, metadata: { ...base, chunk_index: index, ...chunk.metadata } });
