@@ -225,6 +225,47 @@ describe('observability', () => {
     });
   });
 
+  describe('embedding provider metrics', () => {
+    it('counts and times each call to the embedding provider, with the texts it was sent', async () => {
+      const scrape = async () => (await request(t.server).get('/metrics').expect(200)).text;
+      const read = (text: string) => ({
+        calls: sample(text, 'embedding_requests_total', { provider: 'local', outcome: 'ok' }) ?? 0,
+        texts: sample(text, 'embedding_texts_total', { provider: 'local' }) ?? 0,
+        timed: sample(text, 'embedding_request_duration_seconds_count', { provider: 'local' }) ?? 0,
+      });
+      const before = read(await scrape());
+      // Three texts without vectors: one call. The item with its own vector sends nothing.
+      await request(t.server)
+        .post('/embeddings')
+        .send({
+          collection: 'obs-embed',
+          items: [
+            { content: 'một' },
+            { content: 'hai' },
+            { content: 'ba' },
+            { content: 'bốn', embedding: Array.from({ length: t.config.embeddings.dimensions }, () => 0.5) },
+          ],
+        })
+        .expect(201);
+      // A question: one call. A query vector: none.
+      await request(t.server).post('/ask').send({ question: 'một', collection: 'obs-embed' }).expect(200);
+      await request(t.server)
+        .post('/ask')
+        .send({
+          question: 'một',
+          collection: 'obs-embed',
+          queryEmbedding: Array.from({ length: t.config.embeddings.dimensions }, () => 0.5),
+        })
+        .expect(200);
+      const after = read(await scrape());
+      expect({
+        calls: after.calls - before.calls,
+        texts: after.texts - before.texts,
+        timed: after.timed - before.timed,
+      }).toEqual({ calls: 2, texts: 4, timed: 2 });
+    });
+  });
+
   describe('with the database gone', () => {
     let app: NestFastifyApplication;
     let cutDatabase: () => Promise<void>;

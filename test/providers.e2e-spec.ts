@@ -101,6 +101,10 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
     expect(server.requests).toHaveLength(2);
     expect(await chunkCount(t)).toBe(before);
     await request(t.server).get('/collections/failing').expect(404);
+    // One failed call (its two attempts inside), counted apart from the calls that succeeded.
+    const metrics = (await request(t.server).get('/metrics').expect(200)).text;
+    expect(metrics).toMatch(/^embedding_requests_total\{provider="openai",outcome="error"\} 1$/m);
+    expect(metrics).toMatch(/^embedding_requests_total\{provider="openai",outcome="ok"\} [1-9]\d*$/m);
   });
 
   it('answers 504 when the server does not answer in time, and writes nothing', async () => {

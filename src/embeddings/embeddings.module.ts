@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { MetricsService } from '../observability/metrics.service.js';
 import { ChunkStore } from './chunk.store.js';
 import { CollectionModelCheck } from './collection-model.check.js';
 import { CollectionsController } from './collections.controller.js';
@@ -11,7 +12,18 @@ import { EmbeddingsController } from './embeddings.controller.js';
 import { EmbeddingsService } from './embeddings.service.js';
 import { EMBEDDING_PROVIDER, type EmbeddingProvider } from './providers/embedding-provider.js';
 import { LocalEmbeddingProvider } from './providers/local-embedding.provider.js';
+import { meteredProvider } from './providers/metered-embedding.provider.js';
 import { OpenAIEmbeddingProvider } from './providers/openai-embedding.provider.js';
+
+function createEmbeddingProvider(config: AppConfig): EmbeddingProvider {
+  switch (config.embeddings.provider) {
+    case 'local':
+      return new LocalEmbeddingProvider(config.embeddings.dimensions);
+    case 'openai':
+      // loadAppConfig sets embeddings.openai whenever the provider is openai.
+      return new OpenAIEmbeddingProvider(config.embeddings.openai!, config.embeddings.dimensions);
+  }
+}
 
 @Module({
   imports: [TypeOrmModule.forFeature([CollectionEntity, EmbeddingEntity])],
@@ -19,15 +31,10 @@ import { OpenAIEmbeddingProvider } from './providers/openai-embedding.provider.j
   providers: [
     {
       provide: EMBEDDING_PROVIDER,
-      inject: [APP_CONFIG],
-      useFactory: (config: AppConfig): EmbeddingProvider => {
-        switch (config.embeddings.provider) {
-          case 'local':
-            return new LocalEmbeddingProvider(config.embeddings.dimensions);
-          case 'openai':
-            // loadAppConfig sets embeddings.openai whenever the provider is openai.
-            return new OpenAIEmbeddingProvider(config.embeddings.openai!, config.embeddings.dimensions);
-        }
+      inject: [APP_CONFIG, { token: MetricsService, optional: true }],
+      useFactory: (config: AppConfig, metrics?: MetricsService): EmbeddingProvider => {
+        const provider = createEmbeddingProvider(config);
+        return metrics ? meteredProvider(provider, config.embeddings.provider, metrics) : provider;
       },
     },
     ChunkStore,

@@ -2,9 +2,9 @@ import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { FastifyInstance } from 'fastify';
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { APP_CONFIG, type AppConfig, type EmbeddingProviderName } from '../config/app-config.js';
 import { driverPool } from '../database/driver-pool.js';
 import { HttpRequestMetrics } from './http-request-metrics.js';
 
@@ -32,6 +32,26 @@ export class MetricsService implements OnModuleInit {
     name: 'search_duration_seconds',
     help: 'Database part of POST /ask: the vector or hybrid search transaction',
     labelNames: ['mode'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  private readonly embeddingRequests = new Counter({
+    name: 'embedding_requests_total',
+    help: 'Calls to the embedding provider (one per write or search that needed vectors, its retries inside), by outcome',
+    labelNames: ['provider', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly embeddingTexts = new Counter({
+    name: 'embedding_texts_total',
+    help: 'Texts sent to the embedding provider',
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
+  private readonly embeddingDuration = new Histogram({
+    name: 'embedding_request_duration_seconds',
+    help: 'Time the embedding provider took per call, failures included',
+    labelNames: ['provider'] as const,
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
@@ -82,6 +102,12 @@ export class MetricsService implements OnModuleInit {
 
   observeSearch(mode: string, seconds: number): void {
     this.searchDuration.observe({ mode }, seconds);
+  }
+
+  observeEmbedding(provider: EmbeddingProviderName, texts: number, seconds: number, succeeded: boolean): void {
+    this.embeddingRequests.inc({ provider, outcome: succeeded ? 'ok' : 'error' });
+    this.embeddingTexts.inc({ provider }, texts);
+    this.embeddingDuration.observe({ provider }, seconds);
   }
 
   /** The text exposition format, version 0.0.4. */

@@ -1,0 +1,30 @@
+import type { EmbeddingProviderName } from '../../config/app-config.js';
+import type { MetricsService } from '../../observability/metrics.service.js';
+import type { EmbeddingProvider } from './embedding-provider.js';
+
+/**
+ * The provider with every `embed` call counted and timed (MetricsService.observeEmbedding): a
+ * remote model is the one dependency of a write or a search that is outside the database, and its
+ * latency and failures are what an operator needs to see apart from the service's own.
+ */
+export function meteredProvider(
+  provider: EmbeddingProvider,
+  name: EmbeddingProviderName,
+  metrics: MetricsService,
+): EmbeddingProvider {
+  return {
+    model: provider.model,
+    dimensions: provider.dimensions,
+    async embed(texts: string[]): Promise<number[][]> {
+      const started = performance.now();
+      let succeeded = false;
+      try {
+        const vectors = await provider.embed(texts);
+        succeeded = true;
+        return vectors;
+      } finally {
+        metrics.observeEmbedding(name, texts.length, (performance.now() - started) / 1000, succeeded);
+      }
+    },
+  };
+}
