@@ -1,3 +1,5 @@
+// First: V8 settings that must hold before any request (see v8-heap.ts).
+import './lifecycle/v8-heap.js';
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { ConfigValidationError, loadAppConfig, loadDotEnv } from './config/app-config.js';
