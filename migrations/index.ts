@@ -4,6 +4,7 @@ import { BuildChunkIndexesConcurrently1764000000002 } from './1764000000002-Buil
 import { AddChunkFullTextIndex1764000000003 } from './1764000000003-AddChunkFullTextIndex.js';
 import { AddChunkCounts1764000000004 } from './1764000000004-AddChunkCounts.js';
 import { AddMetadataTermsIndex1764000000005 } from './1764000000005-AddMetadataTermsIndex.js';
+import { AddDocumentsCreatedAtIndex1764000000006 } from './1764000000006-AddDocumentsCreatedAtIndex.js';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the app, the CLI and the tests load
@@ -17,6 +18,7 @@ export const MIGRATIONS = [
   AddChunkFullTextIndex1764000000003,
   AddChunkCounts1764000000004,
   AddMetadataTermsIndex1764000000005,
+  AddDocumentsCreatedAtIndex1764000000006,
 ];
 
 /** The migration that `db:stamp` records by default: the schema the Python service created. */

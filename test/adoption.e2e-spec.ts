@@ -59,6 +59,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
         '  [ ] AddChunkFullTextIndex1764000000003',
         '  [ ] AddChunkCounts1764000000004',
         '  [ ] AddMetadataTermsIndex1764000000005',
+        '  [ ] AddDocumentsCreatedAtIndex1764000000006',
         'Head: (none recorded)',
         expect.stringContaining('alembic_version: a1b2c3d4e5f6'),
         expect.stringContaining('run `npm run db:stamp` before `npm run db:migrate`'),
@@ -87,7 +88,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
     expect(result.exitCode).toBe(1);
     const text = result.lines.join('\n');
     expect(text).toContain(
-      'Pending migrations (run `npm run db:migrate`): AlignLegacySchema1764000000001, BuildChunkIndexesConcurrently1764000000002, AddChunkFullTextIndex1764000000003, AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005',
+      'Pending migrations (run `npm run db:migrate`): AlignLegacySchema1764000000001, BuildChunkIndexesConcurrently1764000000002, AddChunkFullTextIndex1764000000003, AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006',
     );
     expect(text).toContain('index idx_embedding_document_type is missing');
     expect(text).toContain(
@@ -116,6 +117,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
         'LOCK TABLE langchain_pg_embedding IN SHARE ROW EXCLUSIVE MODE;',
         '-- AddMetadataTermsIndex1764000000005',
         'CREATE INDEX CONCURRENTLY ix_cmetadata_terms ON langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata));',
+        '-- AddDocumentsCreatedAtIndex1764000000006',
+        'CREATE INDEX CONCURRENTLY ix_documents_created_at_id ON documents USING btree (created_at, id);',
       ]),
     );
     expect(result.lines.filter((l) => /^CREATE INDEX (?!CONCURRENTLY)\S+ ON langchain_pg_embedding/.test(l))).toEqual(
@@ -123,7 +126,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
     );
     expect(await schemaSnapshot(ds)).toEqual(before);
     expect(await dataFingerprint(ds)).toEqual(original);
-    expect((await migrationStates(ds)).map((m) => m.applied)).toEqual([true, false, false, false, false, false]);
+    expect((await migrationStates(ds)).map((m) => m.applied)).toEqual([true, false, false, false, false, false, false]);
   });
 
   let aligned: string[];
@@ -138,7 +141,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
         'Applied AddChunkFullTextIndex1764000000003',
         'Applied AddChunkCounts1764000000004',
         'Applied AddMetadataTermsIndex1764000000005',
-        'Head: AddMetadataTermsIndex1764000000005',
+        'Applied AddDocumentsCreatedAtIndex1764000000006',
+        'Head: AddDocumentsCreatedAtIndex1764000000006',
       ],
     });
     const checked = await check(ds);
@@ -182,6 +186,10 @@ describe('adopting a database the Python service created (stamp → migrate → 
   });
 
   it('reverts to the pre-existing shape and migrates again to the same schema, data unchanged', async () => {
+    expect(await revert(ds)).toEqual({
+      exitCode: 0,
+      lines: ['Reverted AddDocumentsCreatedAtIndex1764000000006', 'Head: AddMetadataTermsIndex1764000000005'],
+    });
     expect(await revert(ds)).toEqual({
       exitCode: 0,
       lines: ['Reverted AddMetadataTermsIndex1764000000005', 'Head: AddChunkCounts1764000000004'],
@@ -260,7 +268,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
     expect(st.stdout).toContain('[X] AlignLegacySchema1764000000001');
     expect(st.stdout).toContain('[X] AddChunkCounts1764000000004');
     expect(st.stdout).toContain('[X] AddMetadataTermsIndex1764000000005');
-    expect(st.stdout).toContain('Head: AddMetadataTermsIndex1764000000005');
+    expect(st.stdout).toContain('[X] AddDocumentsCreatedAtIndex1764000000006');
+    expect(st.stdout).toContain('Head: AddDocumentsCreatedAtIndex1764000000006');
     const ck = runCli(db.env, 'check');
     expect(ck.code).toBe(0);
     expect(ck.stdout).toContain('no differences');

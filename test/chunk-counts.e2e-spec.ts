@@ -330,6 +330,10 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
       ],
     });
     expect((await revert(ds)).lines).toEqual([
+      'Reverted AddDocumentsCreatedAtIndex1764000000006',
+      'Head: AddMetadataTermsIndex1764000000005',
+    ]);
+    expect((await revert(ds)).lines).toEqual([
       'Reverted AddMetadataTermsIndex1764000000005',
       'Head: AddChunkCounts1764000000004',
     ]);
@@ -352,8 +356,9 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
       ],
     });
     expect((await check(ds)).lines).toEqual([
-      'Pending migrations (run `npm run db:migrate`): AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005',
-      '2 difference(s) between the database and the entities:',
+      'Pending migrations (run `npm run db:migrate`): AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006',
+      '3 difference(s) between the database and the entities:',
+      '  - TypeORM would run: CREATE INDEX "ix_documents_created_at_id" ON "documents" ("created_at", "id")',
       '  - index ix_cmetadata_terms is missing (expected: CREATE INDEX ix_cmetadata_terms ON public.langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata)))',
       '  - table chunk_counts is missing (migration AddChunkCounts)',
     ]);
@@ -361,7 +366,8 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
     expect((await migrate(ds)).lines).toEqual([
       'Applied AddChunkCounts1764000000004',
       'Applied AddMetadataTermsIndex1764000000005',
-      'Head: AddMetadataTermsIndex1764000000005',
+      'Applied AddDocumentsCreatedAtIndex1764000000006',
+      'Head: AddDocumentsCreatedAtIndex1764000000006',
     ]);
     await expectExact(ds);
     expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });

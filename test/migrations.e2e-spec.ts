@@ -29,6 +29,7 @@ const ALL_MIGRATIONS = [
   'AddChunkFullTextIndex1764000000003',
   'AddChunkCounts1764000000004',
   'AddMetadataTermsIndex1764000000005',
+  'AddDocumentsCreatedAtIndex1764000000006',
 ];
 
 describe('InitialSchema migration', () => {
@@ -66,6 +67,7 @@ describe('InitialSchema migration', () => {
         'index CREATE INDEX ix_cmetadata_terms ON public.langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata))',
         'index CREATE INDEX idx_documents_category_status ON public.documents USING btree (category, status)',
         'index CREATE INDEX idx_documents_status_type ON public.documents USING btree (status, document_type)',
+        'index CREATE INDEX ix_documents_created_at_id ON public.documents USING btree (created_at, id)',
         'trigger trigger_documents_updated_at',
       ]),
     );

@@ -1,9 +1,9 @@
 import type { QueryRunner } from 'typeorm';
 
 /**
- * Shared by the migrations that build an index on the big chunk table CONCURRENTLY (outside a
- * transaction, so chunk writers are not blocked). Part of their frozen history: change it only in
- * ways every one of them still wants.
+ * Shared by the migrations that build an index CONCURRENTLY (outside a transaction, so writers of
+ * the table are not blocked). Part of their frozen history: change it only in ways every one of
+ * them still wants.
  */
 
 /** null when the index does not exist; 'invalid' when a concurrent build of it failed half-way. */

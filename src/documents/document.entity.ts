@@ -23,6 +23,7 @@ export type DocumentStatus = (typeof DOCUMENT_STATUSES)[number];
 @Index('ix_documents_document_type', ['documentType'])
 @Index('ix_documents_source_file', ['sourceFile'])
 @Index('ix_documents_status', ['status'])
+@Index('ix_documents_created_at_id', ['createdAt', 'id'])
 export class DocumentEntity {
   @PrimaryGeneratedColumn('uuid', {
     primaryKeyConstraintName: 'documents_pkey',
