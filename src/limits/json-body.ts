@@ -115,6 +115,11 @@ function isNumber(value: unknown): boolean {
   return typeof value === 'number';
 }
 
+/** Whether restoreUtf8Strings may change the value: a string, or an array or object holding some. */
+function mayHoldStrings(value: unknown): boolean {
+  return typeof value === 'string' || (typeof value === 'object' && value !== null);
+}
+
 /** A character a UTF-8 byte ≥ 0x80 became in latin1 text. */
 const NON_ASCII = /[\x80-\xff]/;
 
@@ -153,7 +158,7 @@ function restoreUtf8Strings(value: unknown): unknown {
     if (array.every(isNumber)) return array;
     for (let i = 0; i < array.length; i++) {
       const item = array[i];
-      if (typeof item === 'string' || (typeof item === 'object' && item !== null)) array[i] = restoreUtf8Strings(item);
+      if (mayHoldStrings(item)) array[i] = restoreUtf8Strings(item);
     }
     return array;
   }
@@ -168,7 +173,7 @@ function restoreUtf8Strings(value: unknown): unknown {
   }
   for (const key of keys) {
     const item = object[key];
-    if (typeof item === 'string' || (typeof item === 'object' && item !== null)) {
+    if (mayHoldStrings(item)) {
       const restored = restoreUtf8Strings(item);
       if (restored !== item) object[key] = restored;
     }
