@@ -173,6 +173,6 @@ describe('Collections and embeddings OpenAPI', () => {
     expect(codes('/collections/{name}', 'delete')).toEqual(['204', '404']);
     expect(codes('/embeddings', 'post')).toEqual(['201', '400', '409']);
     expect(codes('/embeddings/{id}', 'get')).toEqual(['200', '404']);
-    expect(codes('/embeddings/{id}', 'delete')).toEqual(['204', '404']);
+    expect(codes('/embeddings/{id}', 'delete')).toEqual(['204', '404', '409']);
   });
 });

@@ -260,5 +260,131 @@ describe('Concurrent document and chunk writes', () => {
       );
       expect(chunk).toEqual({ document: 'held' });
     });
+
+    /** Waits until some session of this database waits for a lock that the session `pid` holds. */
+    async function blockedBy(pid: number): Promise<boolean> {
+      return eventually(
+        async () => {
+          const [{ n }] = await t.dataSource.query<Array<{ n: number }>>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND $1::int = ANY(pg_blocking_pids(pid))`,
+            [pid],
+          );
+          return n > 0;
+        },
+        200,
+        50,
+      );
+    }
+
+    async function openTransaction(): Promise<{ runner: QueryRunner; pid: number }> {
+      const runner = t.dataSource.createQueryRunner();
+      await runner.connect();
+      await runner.startTransaction();
+      const [{ pid }] = (await runner.query(`SELECT pg_backend_pid() AS pid`)) as Array<{ pid: number }>;
+      return { runner, pid };
+    }
+
+    it('DELETE /embeddings/:id of a chunk moved to another document meanwhile locks that document before the row', async () => {
+      for (const documentId of ['owner-c', 'owner-d']) {
+        await request(t.server)
+          .post('/documents')
+          .send({ documentId, documentName: documentId, ...base })
+          .expect(201);
+      }
+      await request(t.server)
+        .post('/embeddings')
+        .send({
+          collection,
+          items: [{ id: 'del-1', content: 'del', embedding: [1, 3], metadata: { document_id: 'owner-c' } }],
+        })
+        .expect(201);
+      // A count left stale by writers that do not keep it (LangChain): the delete's recount must change it.
+      await t.dataSource.query(`UPDATE documents SET total_chunks = 5 WHERE document_id = 'owner-d'`);
+      // A writer that takes no document locks (LangChain, say) moves the chunk to owner-d.
+      const mover = await openTransaction();
+      await mover.runner.query(
+        `UPDATE langchain_pg_embedding SET cmetadata = jsonb_build_object('document_id', 'owner-d') WHERE id = 'del-1'`,
+      );
+      const del = request(t.server)
+        .delete('/embeddings/del-1')
+        .then((r) => r);
+      // The delete read owner-c, locked it, and waits for the chunk's row.
+      expect(await blockedBy(mover.pid)).toBe(true);
+      // Another writer of this service takes owner-d's locks (lockDocuments) before the mover commits.
+      const writer = await openTransaction();
+      await writer.runner.query(`SELECT pg_advisory_xact_lock(hashtextextended('rag-kb:document:owner-d', 0))`);
+      await writer.runner.query(`SELECT 1 FROM documents WHERE document_id = 'owner-d' FOR UPDATE`);
+      await mover.runner.commitTransaction();
+      await mover.runner.release();
+      // The delete now waits for owner-d, which the writer holds: without its row lock on the chunk,
+      // the writer can update the chunk. A delete holding that row lock while it waits (it deleted
+      // first, then locked the document) would deadlock here.
+      expect(await blockedBy(writer.pid)).toBe(true);
+      await writer.runner.query(`UPDATE langchain_pg_embedding SET document = 'rewritten' WHERE id = 'del-1'`);
+      await writer.runner.commitTransaction();
+      await writer.runner.release();
+      const res = await del;
+      expect(res.status).toBe(204);
+      const rows = await t.dataSource.query(`SELECT 1 FROM langchain_pg_embedding WHERE id = 'del-1'`);
+      expect(rows).toEqual([]);
+      // The delete recounted owner-d (the mover, which recounts nothing, left owner-c's count as it was).
+      const counts = await countsByDocument();
+      expect(counts.find((c) => c.document_id === 'owner-d')).toEqual({
+        document_id: 'owner-d',
+        total_chunks: 0,
+        n: 0,
+      });
+    });
+
+    it('DELETE /embeddings/:id of a chunk that keeps moving through three attempts is a 409, and deletes nothing', async () => {
+      const owners = ['hop-1', 'hop-2', 'hop-3', 'hop-4'];
+      await request(t.server)
+        .post('/embeddings')
+        .send({
+          collection,
+          items: [{ id: 'hop', content: 'hop', embedding: [1, 4], metadata: { document_id: owners[0] } }],
+        })
+        .expect(201);
+      /** A writer of this service holding a document's locks (its advisory lock is all it needs here). */
+      const holdDocument = async (documentId: string) => {
+        const gate = await openTransaction();
+        await gate.runner.query(`SELECT pg_advisory_xact_lock(hashtextextended('rag-kb:document:' || $1, 0))`, [
+          documentId,
+        ]);
+        return gate;
+      };
+      let gate = await holdDocument(owners[0]);
+      const del = request(t.server)
+        .delete('/embeddings/hop')
+        .then((r) => r);
+      for (let attempt = 0; attempt < 3; attempt++) {
+        // The attempt read the chunk's owner and waits for that document's lock.
+        expect(await blockedBy(gate.pid)).toBe(true);
+        // A lock-free writer moves the chunk on, and the next owner's lock is taken before the attempt goes on.
+        const mover = await openTransaction();
+        await mover.runner.query(
+          `UPDATE langchain_pg_embedding SET cmetadata = jsonb_build_object('document_id', $1::text) WHERE id = 'hop'`,
+          [owners[attempt + 1]],
+        );
+        const next = await holdDocument(owners[attempt + 1]);
+        await gate.runner.commitTransaction();
+        await gate.runner.release();
+        // The attempt has its document locked and waits for the chunk's row; the move then commits.
+        expect(await blockedBy(mover.pid)).toBe(true);
+        await mover.runner.commitTransaction();
+        await mover.runner.release();
+        gate = next;
+      }
+      const res = await del;
+      await gate.runner.commitTransaction();
+      await gate.runner.release();
+      expect(res.status).toBe(409);
+      expect(res.body.message).toBe('A chunk of this request was written by a concurrent request; retry');
+      const rows = await t.dataSource.query(
+        `SELECT cmetadata->>'document_id' AS owner FROM langchain_pg_embedding WHERE id = 'hop'`,
+      );
+      expect(rows).toEqual([{ owner: owners[3] }]);
+    });
   },
 );

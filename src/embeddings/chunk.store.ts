@@ -361,6 +361,32 @@ export class ChunkStore {
     if (written !== rows.length) throw new ChunkOwnerChangedException();
   }
 
+  /**
+   * Deletes one chunk if it belongs to one of `lockedDocumentIds` (the documents this transaction
+   * has locked and will recount) or to no document; false when no chunk has that id. A chunk that
+   * another writer moved to some other document after the caller read its owner is left alone
+   * (ChunkOwnerChangedException): deleting it would make this transaction recount a document it has
+   * not locked, after taking the chunk's row lock, which is the reverse of the order every other
+   * writer locks in. The DELETE re-checks its condition on the row as committed, after any wait.
+   */
+  async deleteChunk(manager: EntityManager, id: string, lockedDocumentIds: readonly string[]): Promise<boolean> {
+    // Both parts of the statement read one snapshot, so `present` is whether the chunk existed before it.
+    const [{ deleted, present }] = await manager.query<Array<{ deleted: number; present: boolean }>>(
+      `WITH deleted AS (
+         DELETE FROM langchain_pg_embedding
+          WHERE id = $1
+            AND (cmetadata->>'document_id' IS NULL OR cmetadata->>'document_id' = ANY($2::text[]))
+         RETURNING 1
+       )
+       SELECT (SELECT count(*) FROM deleted)::int AS deleted,
+              EXISTS (SELECT 1 FROM langchain_pg_embedding WHERE id = $1) AS present`,
+      [id, lockedDocumentIds],
+    );
+    if (deleted > 0) return true;
+    if (present) throw new ChunkOwnerChangedException();
+    return false;
+  }
+
   /** Deletes every chunk that names the document (in any collection); callers lock the document first. */
   async deleteDocumentChunks(manager: EntityManager, documentId: string): Promise<void> {
     await manager.query(`DELETE FROM langchain_pg_embedding WHERE cmetadata->>'document_id' = $1`, [documentId]);

@@ -66,6 +66,10 @@ export class EmbeddingsController {
   @ApiOperation({ summary: "Delete one chunk, keeping its document's total_chunks right" })
   @ApiNoContentResponse({ description: 'Deleted' })
   @ApiNotFoundResponse({ description: 'No chunk with this id' })
+  @ApiConflictResponse({
+    description:
+      'Concurrent writers kept moving this chunk between documents through three attempts; nothing deleted, retry',
+  })
   remove(@Param('id') id: string): Promise<void> {
     return this.embeddings.remove(id);
   }

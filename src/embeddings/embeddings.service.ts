@@ -11,9 +11,9 @@ const MAX_METADATA_CHARS = 100_000;
 const MAX_WRITE_ATTEMPTS = 3;
 
 /**
- * Runs a chunk write again, in a new transaction, when its upsert met a chunk that another writer
- * gave an owner after the write had read the owners (ChunkOwnerChangedException): the next attempt
- * reads them again and locks that document too. A chunk still moving after the last attempt is the 409.
+ * Runs a chunk write again, in a new transaction, when its upsert or delete met a chunk that another
+ * writer gave an owner after the write had read the owners (ChunkOwnerChangedException): the next
+ * attempt reads them again and locks that document too. A chunk still moving after the last attempt is the 409.
  */
 async function retryOnOwnerChange<T>(write: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
@@ -122,22 +122,22 @@ export class EmbeddingsService {
     };
   }
 
-  /** Deletes one chunk and recounts its document in the same transaction. */
+  /**
+   * Deletes one chunk and recounts its document in the same transaction, the document locked
+   * first; a chunk moved to another document meanwhile is read and locked again (retryOnOwnerChange).
+   */
   async remove(id: string): Promise<void> {
     if (id.includes('\u0000')) throw new NotFoundException('Embedding not found');
-    await this.dataSource.transaction(async (manager) => {
-      // Documents are locked before the chunk row is touched, in the order every chunk writer uses.
-      const before = await this.chunks.documentIdsOfChunks(manager, [id]);
-      await this.chunks.lockDocuments(manager, before);
-      // A CTE makes the statement return plain rows on every driver.
-      const deleted = await manager.query<Array<{ document_id: string | null }>>(
-        `WITH d AS (DELETE FROM langchain_pg_embedding WHERE id = $1 RETURNING cmetadata->>'document_id' AS document_id)
-         SELECT document_id FROM d`,
-        [id],
-      );
-      if (deleted.length === 0) throw new NotFoundException(`Embedding "${id}" not found`);
-      const after = deleted.map((r) => r.document_id).filter((d): d is string => d !== null);
-      await this.chunks.recountDocuments(manager, [...before, ...after]);
-    });
+    const deleted = await retryOnOwnerChange(() =>
+      this.dataSource.transaction(async (manager) => {
+        // Documents are locked before the chunk row is touched, in the order every chunk writer uses.
+        const owners = await this.chunks.documentIdsOfChunks(manager, [id]);
+        await this.chunks.lockDocuments(manager, owners);
+        if (!(await this.chunks.deleteChunk(manager, id, owners))) return false;
+        await this.chunks.recountDocuments(manager, owners);
+        return true;
+      }),
+    );
+    if (!deleted) throw new NotFoundException(`Embedding "${id}" not found`);
   }
 }
