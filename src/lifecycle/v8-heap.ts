@@ -1,16 +1,35 @@
 import { setFlagsFromString } from 'node:v8';
 
 /**
- * Turns off V8's allocation-site pretenuring for the server process. Imported first by main.ts, so
- * it is set before any request is served.
- *
- * Why: pretenuring allocates objects straight in the old generation once most objects from the same
- * allocation site have survived scavenges. An ingest request lives for hundreds of milliseconds
- * while its megabytes of body are parsed and written, so the objects every request creates (Fastify's
- * and Nest's request objects, promises, pg's rows) survive during ingest, and their sites are
- * marked. After that the same sites keep allocating in the old generation for short reads too, and
- * each scavenge faults in old-space pages for them: measured on a list of 50 documents, 0.4 → 6.8
- * page faults and 478 → 711 µs of CPU per request after 60 ingest batches; with pretenuring off
- * 545 µs and 0.4 faults, and ingest itself no slower (docs/PERFORMANCE.md).
+ * V8 settings for the server process. Imported first by main.ts, so they hold before any request is
+ * served. A flag given on node's command line wins over the value here (Node does not take these two
+ * in NODE_OPTIONS).
  */
-setFlagsFromString('--no-allocation-site-pretenuring');
+
+/** Whether `--name` (or `--no-name`, or the underscore spelling) is on this process's node command line. */
+function givenByOperator(name: string): boolean {
+  const pattern = new RegExp(`--(no-)?${name.replace(/-/g, '[-_]')}(=|\\s|$)`);
+  return process.execArgv.some((arg) => pattern.test(arg));
+}
+
+/**
+ * Allocation-site pretenuring off. It allocates objects straight in the old generation once most
+ * objects from the same allocation site have survived scavenges. An ingest request lives for
+ * hundreds of milliseconds while its megabytes of body are parsed and written, so the objects every
+ * request creates (Fastify's and Nest's request objects, promises, pg's rows) survive during ingest,
+ * and their sites are marked. After that the same sites keep allocating in the old generation for
+ * short reads too, and each scavenge faults in old-space pages for them: measured on a list of 50
+ * documents, 0.4 → 6.8 page faults and 478 → 711 µs of CPU per request after 60 ingest batches; with
+ * pretenuring off 545 µs and 0.4 faults, and ingest itself no slower (docs/PERFORMANCE.md).
+ */
+if (!givenByOperator('allocation-site-pretenuring')) setFlagsFromString('--no-allocation-site-pretenuring');
+
+/**
+ * The old generation may grow to twice what survived the last full collection before the next one
+ * starts. With V8's own choice at this heap size (about 45 MB live), a batch of 500 × 384-dimension
+ * vectors, which allocates its parsed body and its parameters afresh, started a full mark-compact
+ * after nearly every batch: 10–30 ms of incremental marking and a 10–25 ms pause, each time. With 2
+ * it runs about every ten batches: CPU per JSON-number batch 92–106 → 66–73 ms, per base64 batch
+ * 67 → 51 ms, peak RSS the same (about 210 MiB; docs/PERFORMANCE.md).
+ */
+if (!givenByOperator('heap-growing-percent')) setFlagsFromString('--heap-growing-percent=100');
