@@ -150,22 +150,27 @@ describe('Concurrent document and chunk writes', () => {
     let t: TestApp;
     const collection = 'raced-owners';
 
-    beforeAll(async () => {
-      t = await startTestApp();
-      for (const documentId of ['owner-a', 'owner-b']) {
+    async function createDocuments(...documentIds: string[]): Promise<void> {
+      for (const documentId of documentIds) {
         await request(t.server)
           .post('/documents')
           .send({ documentId, documentName: documentId, ...base })
           .expect(201);
       }
-      // The collection exists before the race, so the request waits on the chunk row, not on it.
+    }
+
+    async function addChunk(id: string, documentId: string, embedding: number[]): Promise<void> {
       await request(t.server)
         .post('/embeddings')
-        .send({
-          collection,
-          items: [{ id: 'b-1', content: 'b', embedding: [1, 0], metadata: { document_id: 'owner-b' } }],
-        })
+        .send({ collection, items: [{ id, content: id, embedding, metadata: { document_id: documentId } }] })
         .expect(201);
+    }
+
+    beforeAll(async () => {
+      t = await startTestApp();
+      await createDocuments('owner-a', 'owner-b');
+      // The collection exists before the race, so the request waits on the chunk row, not on it.
+      await addChunk('b-1', 'owner-b', [1, 0]);
     });
     afterAll(async () => {
       await t.close();
@@ -286,19 +291,8 @@ describe('Concurrent document and chunk writes', () => {
     }
 
     it('DELETE /embeddings/:id of a chunk moved to another document meanwhile locks that document before the row', async () => {
-      for (const documentId of ['owner-c', 'owner-d']) {
-        await request(t.server)
-          .post('/documents')
-          .send({ documentId, documentName: documentId, ...base })
-          .expect(201);
-      }
-      await request(t.server)
-        .post('/embeddings')
-        .send({
-          collection,
-          items: [{ id: 'del-1', content: 'del', embedding: [1, 3], metadata: { document_id: 'owner-c' } }],
-        })
-        .expect(201);
+      await createDocuments('owner-c', 'owner-d');
+      await addChunk('del-1', 'owner-c', [1, 3]);
       // A count left stale by writers that do not keep it (LangChain): the delete's recount must change it.
       await t.dataSource.query(`UPDATE documents SET total_chunks = 5 WHERE document_id = 'owner-d'`);
       // A writer that takes no document locks (LangChain, say) moves the chunk to owner-d.
@@ -339,13 +333,7 @@ describe('Concurrent document and chunk writes', () => {
 
     it('DELETE /embeddings/:id of a chunk that keeps moving through three attempts is a 409, and deletes nothing', async () => {
       const owners = ['hop-1', 'hop-2', 'hop-3', 'hop-4'];
-      await request(t.server)
-        .post('/embeddings')
-        .send({
-          collection,
-          items: [{ id: 'hop', content: 'hop', embedding: [1, 4], metadata: { document_id: owners[0] } }],
-        })
-        .expect(201);
+      await addChunk('hop', owners[0], [1, 4]);
       /** A writer of this service holding a document's locks (its advisory lock is all it needs here). */
       const holdDocument = async (documentId: string) => {
         const gate = await openTransaction();

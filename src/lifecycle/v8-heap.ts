@@ -26,10 +26,10 @@ if (!givenByOperator('allocation-site-pretenuring')) setFlagsFromString('--no-al
 
 /**
  * The old generation may grow to twice what survived the last full collection before the next one
- * starts. With V8's own choice at this heap size (about 45 MB live), a batch of 500 × 384-dimension
- * vectors, which allocates its parsed body and its parameters afresh, started a full mark-compact
- * after nearly every batch: 10–30 ms of incremental marking and a 10–25 ms pause, each time. With 2
- * it runs about every ten batches: CPU per JSON-number batch 92–106 → 66–73 ms, per base64 batch
- * 67 → 51 ms, peak RSS the same (about 210 MiB; docs/PERFORMANCE.md).
+ * starts. With V8's own choice at this heap size (about 45 MB live), batches of 500 × 384-dimension
+ * vectors, each allocating its parsed body and its parameters afresh, ran a full mark-compact every
+ * second to sixth batch: 10–40 ms of incremental marking on the main thread and an 8–25 ms pause,
+ * each time. With 2 it runs about every tenth batch: CPU per JSON-number batch 92–106 → 66–73 ms,
+ * per base64 batch 56–68 → 41–51 ms, peak RSS the same (about 210 MiB; docs/PERFORMANCE.md).
  */
 if (!givenByOperator('heap-growing-percent')) setFlagsFromString('--heap-growing-percent=100');
