@@ -170,7 +170,7 @@ describe('Collections and embeddings OpenAPI', () => {
     expect(codes('/collections', 'get')).toEqual(['200']);
     expect(codes('/collections', 'post')).toEqual(['201', '400', '409']);
     expect(codes('/collections/{name}', 'get')).toEqual(['200', '404']);
-    expect(codes('/collections/{name}', 'delete')).toEqual(['204', '404']);
+    expect(codes('/collections/{name}', 'delete')).toEqual(['204', '404', '409']);
     expect(codes('/embeddings', 'post')).toEqual(['201', '400', '409']);
     expect(codes('/embeddings/{id}', 'get')).toEqual(['200', '404']);
     expect(codes('/embeddings/{id}', 'delete')).toEqual(['204', '404', '409']);

@@ -374,5 +374,46 @@ describe('Concurrent document and chunk writes', () => {
       );
       expect(rows).toEqual([{ owner: owners[3] }]);
     });
+
+    it('DELETE /collections/:name waits for a writer holding one of its documents instead of deadlocking with it', async () => {
+      const doomed = 'doomed';
+      await createDocuments('owner-e');
+      await request(t.server)
+        .post('/embeddings')
+        .send({
+          collection: doomed,
+          items: [{ id: 'doomed-1', content: 'x', embedding: [1, 5], metadata: { document_id: 'owner-e' } }],
+        })
+        .expect(201);
+      // A writer of this service holds owner-e's locks, as lockDocuments takes them.
+      const writer = await openTransaction();
+      await writer.runner.query(`SELECT pg_advisory_xact_lock(hashtextextended('rag-kb:document:owner-e', 0))`);
+      await writer.runner.query(`SELECT 1 FROM documents WHERE document_id = 'owner-e' FOR UPDATE`);
+      const del = request(t.server)
+        .delete(`/collections/${doomed}`)
+        .then((r) => r);
+      expect(await blockedBy(writer.pid)).toBe(true);
+      // The writer adds a chunk to the collection: its foreign-key check needs a lock on the collection
+      // row. A delete that had locked that row before waiting for owner-e would deadlock here.
+      await writer.runner.query(
+        `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+         SELECT 'doomed-2', uuid, '[1,6]', 'y', jsonb_build_object('document_id', 'owner-e')
+           FROM langchain_pg_collection WHERE name = $1`,
+        [doomed],
+      );
+      await writer.runner.query(`UPDATE documents SET total_chunks = total_chunks + 1 WHERE document_id = 'owner-e'`);
+      await writer.runner.commitTransaction();
+      await writer.runner.release();
+      const res = await del;
+      expect(res.status).toBe(204);
+      const left = await t.dataSource.query(`SELECT id FROM langchain_pg_embedding WHERE id LIKE 'doomed-%'`);
+      expect(left).toEqual([]);
+      const counts = await countsByDocument();
+      expect(counts.find((c) => c.document_id === 'owner-e')).toEqual({
+        document_id: 'owner-e',
+        total_chunks: 0,
+        n: 0,
+      });
+    });
   },
 );

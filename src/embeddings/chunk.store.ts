@@ -43,6 +43,24 @@ export class ChunkOwnerChangedException extends ConflictException {
   }
 }
 
+/** How many transactions a batch may take when its chunks keep changing owner under it. */
+const MAX_WRITE_ATTEMPTS = 3;
+
+/**
+ * Runs a chunk write again, in a new transaction, when it met a chunk that another writer gave an
+ * owner after the write had read the owners (ChunkOwnerChangedException): the next attempt reads
+ * them again and locks that document too. A chunk still moving after the last attempt is the 409.
+ */
+export async function retryOnOwnerChange<T>(write: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (error) {
+      if (!(error instanceof ChunkOwnerChangedException) || attempt >= MAX_WRITE_ATTEMPTS) throw error;
+    }
+  }
+}
+
 /**
  * A buffer for one binary array parameter, its header written: one dimension of `length` elements
  * of one type. Its own memory (allocUnsafeSlow), so offset 0 of the buffer is 8-byte aligned and
@@ -285,6 +303,16 @@ export class ChunkStore {
       [ids],
     );
     await manager.query(`SELECT 1 FROM documents WHERE document_id = ANY($1) ORDER BY document_id FOR UPDATE`, [ids]);
+  }
+
+  /** The documents that the chunks of a collection belong to. */
+  async documentIdsOfCollection(manager: EntityManager, collectionUuid: string): Promise<string[]> {
+    const rows = await manager.query<Array<{ document_id: string }>>(
+      `SELECT DISTINCT cmetadata->>'document_id' AS document_id FROM langchain_pg_embedding
+        WHERE collection_id = $1 AND cmetadata ? 'document_id'`,
+      [collectionUuid],
+    );
+    return rows.map((r) => r.document_id);
   }
 
   /** The document ids that existing chunks with these ids belong to (an upsert may move them). */

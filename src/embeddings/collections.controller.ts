@@ -54,6 +54,9 @@ export class CollectionsController {
   })
   @ApiNoContentResponse({ description: 'Deleted' })
   @ApiNotFoundResponse({ description: 'No collection with this name' })
+  @ApiConflictResponse({
+    description: 'Chunks for other documents kept arriving through three attempts; nothing deleted, retry',
+  })
   remove(@Param('name') name: string): Promise<void> {
     return this.collections.remove(name);
   }

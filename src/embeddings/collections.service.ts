@@ -2,7 +2,7 @@ import { ConflictException, Injectable, NotFoundException } from '@nestjs/common
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import { ReadReplicas } from '../database/read-replicas.service.js';
-import { ChunkStore } from './chunk.store.js';
+import { ChunkOwnerChangedException, ChunkStore, retryOnOwnerChange } from './chunk.store.js';
 import type { CollectionResponseDto, CreateCollectionDto } from './dto/collection.dto.js';
 
 interface CollectionRow {
@@ -55,26 +55,33 @@ export class CollectionsService {
     return { uuid: created.uuid, name: created.name, metadata: created.cmetadata, chunkCount: 0, dimensions: null };
   }
 
-  /** Deletes the collection; its chunks go by the FK cascade and their documents are recounted. */
+  /**
+   * Deletes the collection; its chunks go by the FK cascade and their documents are recounted. The
+   * documents are locked first, in the order every chunk writer locks them, and the collection row
+   * after them: that row lock waits for the chunk inserts into the collection in flight and blocks
+   * new ones (their foreign-key check takes a key-share lock on it). Taken the other way round, a
+   * writer holding one of the documents and inserting into the collection deadlocked with the delete.
+   * A document whose chunks arrived between the two reads was not locked: the transaction starts again.
+   */
   async remove(name: string): Promise<void> {
     if (name.includes('\u0000')) throw new NotFoundException('Collection not found');
-    await this.dataSource.transaction(async (manager) => {
-      // Locking the collection row first blocks concurrent chunk inserts into it (they take a key-share lock).
-      const [collection] = await manager.query<Array<{ uuid: string }>>(
-        `SELECT uuid FROM langchain_pg_collection WHERE name = $1 FOR UPDATE`,
-        [name],
-      );
-      if (!collection) throw new NotFoundException(`Collection "${name}" not found`);
-      const rows = await manager.query<Array<{ document_id: string }>>(
-        `SELECT DISTINCT cmetadata->>'document_id' AS document_id FROM langchain_pg_embedding
-          WHERE collection_id = $1 AND cmetadata ? 'document_id'`,
-        [collection.uuid],
-      );
-      const documentIds = rows.map((r) => r.document_id);
-      await this.chunks.lockDocuments(manager, documentIds);
-      await manager.query(`DELETE FROM langchain_pg_collection WHERE uuid = $1`, [collection.uuid]);
-      await this.chunks.recountDocuments(manager, documentIds);
-    });
+    await retryOnOwnerChange(() =>
+      this.dataSource.transaction(async (manager) => {
+        const collection = await this.chunks.findCollection(manager, name);
+        if (!collection) throw new NotFoundException(`Collection "${name}" not found`);
+        const documentIds = await this.chunks.documentIdsOfCollection(manager, collection.uuid);
+        await this.chunks.lockDocuments(manager, documentIds);
+        const locked = await manager.query<Array<{ uuid: string }>>(
+          `SELECT uuid FROM langchain_pg_collection WHERE uuid = $1 FOR UPDATE`,
+          [collection.uuid],
+        );
+        if (locked.length === 0) throw new NotFoundException(`Collection "${name}" not found`);
+        const owners = await this.chunks.documentIdsOfCollection(manager, collection.uuid);
+        if (owners.some((documentId) => !documentIds.includes(documentId))) throw new ChunkOwnerChangedException();
+        await manager.query(`DELETE FROM langchain_pg_collection WHERE uuid = $1`, [collection.uuid]);
+        await this.chunks.recountDocuments(manager, documentIds);
+      }),
+    );
   }
 
   private async find(manager: EntityManager, name: string): Promise<CollectionResponseDto | null> {

@@ -2,28 +2,10 @@ import { BadRequestException, Inject, Injectable, NotFoundException } from '@nes
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
-import { ChunkOwnerChangedException, ChunkStore } from './chunk.store.js';
+import { ChunkStore, retryOnOwnerChange } from './chunk.store.js';
 import type { CreateEmbeddingsDto, CreateEmbeddingsResponseDto, EmbeddingResponseDto } from './dto/embedding.dto.js';
 
 const MAX_METADATA_CHARS = 100_000;
-
-/** How many transactions a batch may take when its chunks keep changing owner under it. */
-const MAX_WRITE_ATTEMPTS = 3;
-
-/**
- * Runs a chunk write again, in a new transaction, when its upsert or delete met a chunk that another
- * writer gave an owner after the write had read the owners (ChunkOwnerChangedException): the next
- * attempt reads them again and locks that document too. A chunk still moving after the last attempt is the 409.
- */
-async function retryOnOwnerChange<T>(write: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await write();
-    } catch (error) {
-      if (!(error instanceof ChunkOwnerChangedException) || attempt >= MAX_WRITE_ATTEMPTS) throw error;
-    }
-  }
-}
 
 /** The document a chunk's metadata names, as `cmetadata->>'document_id'` reads it. */
 function documentIdOf(metadata: Record<string, unknown> | undefined): string | null {
