@@ -105,6 +105,15 @@ export function encodeVectorArray(vectors: ReadonlyArray<ArrayLike<number>>, vec
   return out;
 }
 
+/**
+ * The condition under which a chunk write may overwrite or delete an existing chunk row: the row
+ * belongs to no document, or to one of the documents the transaction has locked, given as the
+ * text[] parameter `lockedParam`. Shared by ChunkStore.upsert and ChunkStore.deleteChunk.
+ */
+const OWNER_LOCKED_OR_NONE = (lockedParam: string): string =>
+  `(langchain_pg_embedding.cmetadata->>'document_id' IS NULL
+    OR langchain_pg_embedding.cmetadata->>'document_id' = ANY(${lockedParam}::text[]))`;
+
 /** Built-in type oids (fixed in every PostgreSQL). */
 const TEXT_OID = 25;
 const VARCHAR_OID = 1043;
@@ -362,8 +371,7 @@ export class ChunkStore {
            embedding = EXCLUDED.embedding,
            document = EXCLUDED.document,
            cmetadata = EXCLUDED.cmetadata
-         WHERE langchain_pg_embedding.cmetadata->>'document_id' IS NULL
-            OR langchain_pg_embedding.cmetadata->>'document_id' = ANY($6::text[])
+         WHERE ${OWNER_LOCKED_OR_NONE('$6')}
          RETURNING 1
        )
        SELECT count(*)::int AS written FROM written`,
@@ -403,7 +411,7 @@ export class ChunkStore {
       `WITH deleted AS (
          DELETE FROM langchain_pg_embedding
           WHERE id = $1
-            AND (cmetadata->>'document_id' IS NULL OR cmetadata->>'document_id' = ANY($2::text[]))
+            AND ${OWNER_LOCKED_OR_NONE('$2')}
          RETURNING 1
        )
        SELECT (SELECT count(*) FROM deleted)::int AS deleted,

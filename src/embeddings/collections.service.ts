@@ -76,8 +76,9 @@ export class CollectionsService {
           [collection.uuid],
         );
         if (locked.length === 0) throw new NotFoundException(`Collection "${name}" not found`);
+        const lockedDocuments = new Set(documentIds);
         const owners = await this.chunks.documentIdsOfCollection(manager, collection.uuid);
-        if (owners.some((documentId) => !documentIds.includes(documentId))) throw new ChunkOwnerChangedException();
+        if (owners.some((documentId) => !lockedDocuments.has(documentId))) throw new ChunkOwnerChangedException();
         await manager.query(`DELETE FROM langchain_pg_collection WHERE uuid = $1`, [collection.uuid]);
         await this.chunks.recountDocuments(manager, documentIds);
       }),

@@ -8,7 +8,8 @@ import { setFlagsFromString } from 'node:v8';
 
 /** Whether `--name` (or `--no-name`, or the underscore spelling) is on this process's node command line. */
 function givenByOperator(name: string): boolean {
-  const pattern = new RegExp(`--(no-)?${name.replace(/-/g, '[-_]')}(=|\\s|$)`);
+  // Each element of execArgv is one argument: the flag ends at `=` or at the element's end.
+  const pattern = new RegExp(`^--(no-)?${name.replace(/-/g, '[-_]')}(=|$)`);
   return process.execArgv.some((arg) => pattern.test(arg));
 }
 
