@@ -20,6 +20,8 @@ import {
   DocumentListDto,
   ListChunksQueryDto,
   ListDocumentsQueryDto,
+  RecountDocumentsDto,
+  RecountResultDto,
   UpdateDocumentDto,
 } from './dto/document.dto.js';
 import { DOCUMENT_LIST_RESPONSE_SCHEMA, DOCUMENT_RESPONSE_SCHEMA } from './dto/document.response-schema.js';
@@ -83,6 +85,23 @@ export class DocumentsController {
   // passes the body through to CREATE_DOCUMENT_BODY, which decodes base64 chunk embeddings.
   create(@Body(CREATE_DOCUMENT_BODY) dto: Readonly<CreateDocumentDto>): Promise<DocumentDto> {
     return this.documents.create(dto);
+  }
+
+  @Post('recount')
+  @HttpCode(HttpStatus.OK)
+  @ApiOperation({
+    summary: "Set each document's totalChunks to the number of its chunks where they differ",
+    description:
+      'For the given documentIds, or every document. Writers that bypass the service (LangChain, SQL, the Python ' +
+      'service before adoption) leave totalChunks as it was; GET /stats counts the differences. Without ids, one ' +
+      'scan of the chunk table (about a second at a million chunks). Each batch of 500 documents is locked and ' +
+      'recounted in one transaction, as chunk writes lock them. dryRun reports the differences and changes nothing.',
+  })
+  @ApiOkResponse({ type: RecountResultDto })
+  @ApiBadRequestResponse({ description: 'Invalid body' })
+  @ApiNotFoundResponse({ description: 'One of documentIds names no document; nothing is changed' })
+  recount(@Body() dto: RecountDocumentsDto): Promise<RecountResultDto> {
+    return this.documents.recountTotalChunks(dto);
   }
 
   @Patch(':documentId')

@@ -5,7 +5,7 @@ import { posix } from 'node:path';
 import { DataSource, type EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { PREPARED_STATEMENTS, ReadReplicas } from '../database/read-replicas.service.js';
-import { ChunkOwnerChangedException, ChunkStore } from '../embeddings/chunk.store.js';
+import { ChunkOwnerChangedException, ChunkStore, type TotalChunksChange } from '../embeddings/chunk.store.js';
 import { DocumentEntity, isDocumentIdConflict } from './document.entity.js';
 import {
   type CreateDocumentDto,
@@ -14,6 +14,9 @@ import {
   type DocumentListDto,
   type ListChunksQueryDto,
   type ListDocumentsQueryDto,
+  MAX_RECOUNT_LISTED,
+  type RecountDocumentsDto,
+  type RecountResultDto,
   type UpdateDocumentDto,
 } from './dto/document.dto.js';
 import { GET_DOCUMENT_SQL, listDocumentsStatement } from './documents.sql.js';
@@ -73,6 +76,19 @@ async function assertChunksUntaken(manager: EntityManager, ids: string[], docume
     [ids, documentId],
   );
   if (taken.length > 0) throw new ConflictException(`Chunk id "${taken[0].id}" already belongs to another document`);
+}
+
+/**
+ * Documents locked and recounted per transaction by recountTotalChunks. Each document's advisory
+ * lock takes a slot in the server's shared lock table (max_locks_per_transaction × max_connections,
+ * 6,400 by default), so one transaction over every document of a large database could exhaust it;
+ * each document's recount stands alone, so nothing needs them in one transaction.
+ */
+const RECOUNT_BATCH = 500;
+
+/** documentId order as lockDocuments sorts (UTF-16 code units), for a stable response. */
+function byDocumentId(a: TotalChunksChange, b: TotalChunksChange): number {
+  return a.documentId < b.documentId ? -1 : a.documentId > b.documentId ? 1 : 0;
 }
 
 function notFound(documentId: string): NotFoundException {
@@ -215,6 +231,55 @@ export class DocumentsService {
       await this.chunks.deleteDocumentChunks(manager, documentId);
       await manager.delete(DocumentEntity, { id: doc.id });
     });
+  }
+
+  /**
+   * Sets total_chunks to the number of chunks that name the document, wherever they differ: among
+   * dto.documentIds (404 naming the first unknown one, before anything is written), or among every
+   * document. The service's own writes keep total_chunks exact; writers that bypass it (LangChain,
+   * SQL, the Python service before adoption) do not, and GET /stats counts the differences. Each
+   * batch locks its documents as chunk writers do, so a recount never races a write to them.
+   */
+  async recountTotalChunks(dto: RecountDocumentsDto): Promise<RecountResultDto> {
+    const ids = dto.documentIds ? [...new Set(dto.documentIds)] : null;
+    const checked = ids ? await this.assertDocumentsExist(ids) : await this.countDocuments();
+    const mismatches = await this.chunks.totalChunksMismatches(this.dataSource.manager, ids);
+    let changes = mismatches;
+    if (!dto.dryRun) {
+      changes = [];
+      for (let i = 0; i < mismatches.length; i += RECOUNT_BATCH) {
+        const batch = mismatches.slice(i, i + RECOUNT_BATCH).map((m) => m.documentId);
+        const recounted = await this.dataSource.transaction(async (manager) => {
+          await this.chunks.lockDocuments(manager, batch);
+          return this.chunks.recountDocuments(manager, batch);
+        });
+        changes.push(...recounted);
+      }
+    }
+    changes.sort(byDocumentId);
+    return {
+      dryRun: dto.dryRun,
+      checked,
+      corrected: changes.length,
+      documents: changes.slice(0, MAX_RECOUNT_LISTED),
+    };
+  }
+
+  /** How many of `ids` exist; a 404 naming the first (in request order) that does not. */
+  private async assertDocumentsExist(ids: string[]): Promise<number> {
+    const rows = await this.dataSource.query<Array<{ document_id: string }>>(
+      `SELECT document_id FROM documents WHERE document_id = ANY($1)`,
+      [ids],
+    );
+    const found = new Set(rows.map((r) => r.document_id));
+    const missing = ids.find((id) => !found.has(id));
+    if (missing !== undefined) throw notFound(missing);
+    return ids.length;
+  }
+
+  private async countDocuments(): Promise<number> {
+    const [{ n }] = await this.dataSource.query<Array<{ n: number }>>(`SELECT count(*)::int AS n FROM documents`);
+    return n;
   }
 
   async listChunks(documentId: string, q: ListChunksQueryDto): Promise<DocumentChunkListDto> {

@@ -146,6 +146,15 @@ export function encodeTextArray(values: Array<string | null>, elementTypeOid: nu
   return out.subarray(0, at);
 }
 
+/** A document whose total_chunks a recount changed (or, in a dry run, would change). */
+export interface TotalChunksChange {
+  documentId: string;
+  /** total_chunks as it was (null in a legacy row that never had one). */
+  before: number | null;
+  /** The number of chunks that name the document, in any collection. */
+  after: number;
+}
+
 /**
  * SQL over LangChain's tables, shared by the documents and embeddings services. Every method takes
  * the EntityManager of the caller's transaction: the services own the transactions, this class
@@ -428,19 +437,49 @@ export class ChunkStore {
     await manager.query(`DELETE FROM langchain_pg_embedding WHERE cmetadata->>'document_id' = $1`, [documentId]);
   }
 
-  /** Sets documents.total_chunks to the number of chunks that name each document. */
-  async recountDocuments(manager: EntityManager, documentIds: Iterable<string>): Promise<void> {
+  /**
+   * The documents whose total_chunks differs from the number of chunks that name them, with both
+   * values, in no particular order: among `documentIds`, or among every document when null. Without
+   * ids it is one scan of the chunk table grouped by document_id, about a second at a million
+   * chunks; it counts the chunks rather than reading chunk_counts, whose triggers an operator may
+   * have disabled. No locks: recountDocuments, under lockDocuments, makes the change.
+   */
+  async totalChunksMismatches(manager: EntityManager, documentIds: string[] | null): Promise<TotalChunksChange[]> {
+    // With ids, both filters are index lookups (ix_documents_document_id, idx_embedding_document_id);
+    // null folds `$1 IS NULL` to true in the plan made for this execution.
+    return manager.query<TotalChunksChange[]>(
+      `SELECT d.document_id AS "documentId", d.total_chunks AS "before", coalesce(p.n, 0)::int AS "after"
+         FROM documents d
+         LEFT JOIN (SELECT cmetadata->>'document_id' AS document_id, count(*)::int AS n
+                      FROM langchain_pg_embedding
+                     WHERE $1::text[] IS NULL OR cmetadata->>'document_id' = ANY($1::text[])
+                     GROUP BY 1) p ON p.document_id = d.document_id
+        WHERE ($1::text[] IS NULL OR d.document_id = ANY($1::text[]))
+          AND d.total_chunks IS DISTINCT FROM coalesce(p.n, 0)`,
+      [documentIds],
+    );
+  }
+
+  /**
+   * Sets documents.total_chunks to the number of chunks that name each document, where it differs,
+   * and returns those documents with the value before and after. Callers lock the documents first
+   * (lockDocuments), so the value read as `before` is the one this statement replaces.
+   */
+  async recountDocuments(manager: EntityManager, documentIds: Iterable<string>): Promise<TotalChunksChange[]> {
     const ids = [...new Set(documentIds)];
-    if (ids.length === 0) return;
-    await manager.query(
+    if (ids.length === 0) return [];
+    // TypeORM returns [rows, affected] for an UPDATE.
+    const [changes] = await manager.query<[TotalChunksChange[], number]>(
       `UPDATE documents d SET total_chunks = c.n
-         FROM (SELECT d2.document_id, count(e.id)::int AS n
+         FROM (SELECT d2.document_id, d2.total_chunks AS before, count(e.id)::int AS n
                  FROM documents d2
                  LEFT JOIN langchain_pg_embedding e ON e.cmetadata->>'document_id' = d2.document_id
                 WHERE d2.document_id = ANY($1)
-                GROUP BY d2.document_id) c
-        WHERE d.document_id = c.document_id AND d.total_chunks IS DISTINCT FROM c.n`,
+                GROUP BY d2.document_id, d2.total_chunks) c
+        WHERE d.document_id = c.document_id AND d.total_chunks IS DISTINCT FROM c.n
+        RETURNING d.document_id AS "documentId", c.before AS "before", c.n AS "after"`,
       [ids],
     );
+    return changes;
   }
 }

@@ -13,7 +13,8 @@ export class StatsController {
     summary: 'Knowledge-base statistics',
     description:
       'Documents per type, category and status; chunks per collection and their vector dimensions; orphans ' +
-      '(chunks naming no document, documents without chunks, wrong total_chunks); applied and pending migrations; ' +
+      '(chunks naming no document, documents without chunks, wrong total_chunks: POST /documents/recount corrects ' +
+      'them); applied and pending migrations; ' +
       'database mode and versions. Exact figures from grouped, read-only queries in one REPEATABLE READ snapshot.',
   })
   @ApiOkResponse({ type: StatsResponseDto })

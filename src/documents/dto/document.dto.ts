@@ -2,6 +2,7 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import {
   ArrayMaxSize,
+  ArrayMinSize,
   IsArray,
   IsBoolean,
   IsIn,
@@ -306,4 +307,60 @@ export class DocumentChunkListDto {
 
   @ApiProperty({ example: 3 })
   total: number;
+}
+
+/** Most documentIds one recount request may name. */
+export const MAX_RECOUNT_IDS = 1000;
+/** Most corrected documents a recount response lists (the count covers them all). */
+export const MAX_RECOUNT_LISTED = 1000;
+
+export class RecountDocumentsDto {
+  @ApiPropertyOptional({
+    example: ['luat-dat-dai-2024'],
+    type: [String],
+    maxItems: MAX_RECOUNT_IDS,
+    description: 'The documents to recount; every document when absent',
+  })
+  @IsOptional()
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(MAX_RECOUNT_IDS)
+  @IsString({ each: true })
+  @MinLength(1, { each: true })
+  @MaxLength(255, { each: true })
+  @NoNul({ each: true })
+  documentIds?: string[];
+
+  @ApiPropertyOptional({ example: false, default: false, description: 'Report the differences, change nothing' })
+  @IsOptional()
+  @IsBoolean()
+  dryRun: boolean = false;
+}
+
+export class RecountedDocumentDto {
+  @ApiProperty({ example: 'luat-dat-dai-2024' })
+  documentId: string;
+
+  @ApiProperty({ example: 12, type: Number, nullable: true, description: 'total_chunks before the recount' })
+  before: number | null;
+
+  @ApiProperty({ example: 14, description: 'The number of chunks that name the document, in any collection' })
+  after: number;
+}
+
+export class RecountResultDto {
+  @ApiProperty({ example: false })
+  dryRun: boolean;
+
+  @ApiProperty({ example: 2000, description: 'Documents compared' })
+  checked: number;
+
+  @ApiProperty({ example: 1, description: 'Documents whose total_chunks was changed (would be, in a dry run)' })
+  corrected: number;
+
+  @ApiProperty({
+    type: [RecountedDocumentDto],
+    description: `The corrected documents in documentId order, at most ${MAX_RECOUNT_LISTED}`,
+  })
+  documents: RecountedDocumentDto[];
 }

@@ -3,6 +3,7 @@ import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
   ArrayMinSize,
+  buildMessage,
   IsArray,
   IsObject,
   IsOptional,
@@ -11,6 +12,7 @@ import {
   MinLength,
   ValidateBy,
   ValidateNested,
+  type ValidationOptions,
 } from 'class-validator';
 import os from 'node:os';
 import { IsCollectionName } from './collection.dto.js';
@@ -23,14 +25,17 @@ export const FLOAT4_MAX = 3.4e38;
 const ABSOLUTE_MAX_ITEMS = 100_000;
 
 /** PostgreSQL text cannot hold U+0000: reject it as a 400 rather than let the insert fail. */
-export function NoNul(): PropertyDecorator {
-  return ValidateBy({
-    name: 'noNul',
-    validator: {
-      validate: (value: unknown) => typeof value !== 'string' || !value.includes('\u0000'),
-      defaultMessage: () => '$property must not contain NUL characters',
+export function NoNul(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'noNul',
+      validator: {
+        validate: (value: unknown) => typeof value !== 'string' || !value.includes('\u0000'),
+        defaultMessage: buildMessage((each) => `${each}$property must not contain NUL characters`, options),
+      },
     },
-  });
+    options,
+  );
 }
 
 /**
