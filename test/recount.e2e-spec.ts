@@ -1,5 +1,6 @@
 import request from 'supertest';
 import type { QueryRunner } from 'typeorm';
+import { LogCapture } from './support/log-capture.js';
 import { eventually } from './support/private-postgres.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { TEST_TARGET } from './support/test-database.js';
@@ -55,9 +56,12 @@ async function totalChunksMismatch(t: TestApp): Promise<number> {
 
 describe('POST /documents/recount', () => {
   let t: TestApp;
+  const logs = new LogCapture();
 
   beforeEach(async () => {
-    t = await startTestApp();
+    logs.lines.length = 0;
+    logs.start();
+    t = await startTestApp({ LOG_LEVEL: 'info' });
     await createDocuments(t, 2, 'right', 'gained', 'lost', 'overwritten', 'nulled');
     // Writers that bypass the service leave total_chunks as it was.
     await writeChunkDirectly(t, 'gained-extra', 'gained');
@@ -67,6 +71,7 @@ describe('POST /documents/recount', () => {
   });
   afterEach(async () => {
     await t.close();
+    logs.stop();
   });
 
   const wrong = [
@@ -80,6 +85,13 @@ describe('POST /documents/recount', () => {
     expect(await totalChunksMismatch(t)).toBe(4);
     const res = await request(t.server).post('/documents/recount').send({}).expect(200);
     expect(res.body).toEqual({ dryRun: false, checked: 5, corrected: 4, documents: wrong });
+    // Operators see what was corrected in the log.
+    expect(logs.lines).toContainEqual(
+      expect.objectContaining({
+        context: 'DocumentsService',
+        msg: 'Recount corrected total_chunks of 4 of 5 document(s)',
+      }),
+    );
     expect(await countsByDocument(t)).toEqual([
       { document_id: 'gained', total_chunks: 3, n: 3 },
       { document_id: 'lost', total_chunks: 0, n: 0 },
@@ -101,6 +113,7 @@ describe('POST /documents/recount', () => {
     const res = await request(t.server).post('/documents/recount').send({ dryRun: true }).expect(200);
     expect(res.body).toEqual({ dryRun: true, checked: 5, corrected: 4, documents: wrong });
     expect(await countsByDocument(t)).toEqual(before);
+    expect(logs.lines.filter((l) => l.context === 'DocumentsService')).toEqual([]);
   });
 
   it('recounts only the documentIds given', async () => {

@@ -94,7 +94,7 @@ export class DocumentsController {
     description:
       'For the given documentIds, or every document. Writers that bypass the service (LangChain, SQL, the Python ' +
       'service before adoption) leave totalChunks as it was; GET /stats counts the differences. Without ids, one ' +
-      'scan of the chunk table (about a second at a million chunks). Each batch of 500 documents is locked and ' +
+      'scan of the chunk table (0.6-0.7 s at a million 384-dimension chunks). Each batch of 500 documents is locked and ' +
       'recounted in one transaction, as chunk writes lock them. dryRun reports the differences and changes nothing.',
   })
   @ApiOkResponse({ type: RecountResultDto })
