@@ -294,6 +294,18 @@ describe('adopting a database the Python service created (stamp → migrate → 
         const res = await request(server).get('/documents');
         expect(JSON.stringify(res.body)).toContain('luat-dat-dai-2024');
       }
+      // The LangChain-style upsert above added a chunk past the service; the recount finds that one only.
+      const stats = await request(server).get('/stats');
+      expect(stats.body.orphans.totalChunksMismatch).toBe(1);
+      const recount = await request(server).post('/documents/recount').send({});
+      expect(recount.status).toBe(200);
+      expect(recount.body).toEqual({
+        dryRun: false,
+        checked: 3,
+        corrected: 1,
+        documents: [{ documentId: 'luat-dat-dai-2024', before: 3, after: 4 }],
+      });
+      expect((await request(server).get('/stats')).body.orphans.totalChunksMismatch).toBe(0);
     } finally {
       await app.close();
     }
