@@ -42,6 +42,47 @@ describe('the application', () => {
     await request(t.server).get('/docs').redirects(1).expect(200);
   });
 
+  it('gives every error response of the OpenAPI document a body: ErrorResponse, or its own', async () => {
+    const res = await request(t.server).get('/docs-json').expect(200);
+    const doc = res.body as {
+      paths: Record<
+        string,
+        Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }>
+      >;
+      components: { schemas: Record<string, unknown> };
+    };
+    expect(doc.components.schemas.ErrorResponse).toMatchObject({
+      required: ['statusCode', 'message', 'error'],
+      properties: { statusCode: { type: 'integer' }, error: { type: 'string' } },
+    });
+    const errors: Array<{ operation: string; schema: unknown }> = [];
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        for (const [code, response] of Object.entries(operation.responses)) {
+          if (Number(code) < 400) continue;
+          errors.push({
+            operation: `${method} ${path} ${code}`,
+            schema: response.content?.['application/json']?.schema,
+          });
+        }
+      }
+    }
+    expect(errors.length).toBeGreaterThan(30);
+    const ownBody = (e: { operation: string }): boolean => /^get \/health(\/ready)? 503$/.test(e.operation);
+    // The health checks' 503 carries the check results (terminus), declared by @HealthCheck.
+    for (const e of errors.filter(ownBody)) expect(e.schema).toBeDefined();
+    for (const e of errors.filter((x) => !ownBody(x))) {
+      expect(e).toEqual({ operation: e.operation, schema: { $ref: '#/components/schemas/ErrorResponse' } });
+    }
+    // What the document promises is what a 404 carries.
+    const missing = await request(t.server).get('/documents/no-such-document').expect(404);
+    expect(missing.body).toEqual({
+      statusCode: 404,
+      message: 'Document "no-such-document" not found',
+      error: 'Not Found',
+    });
+  });
+
   it('GET /health answers 503 once the database is gone', async () => {
     const other = await startTestApp();
     try {

@@ -1,6 +1,7 @@
 import type { DocumentBuilder, OpenAPIObject } from '@nestjs/swagger';
 import type { ResponseObject } from '@nestjs/swagger';
 import type { ApiScope } from '../config/app-config.js';
+import { documentOperations, errorResponseContent } from '../common/openapi-errors.js';
 import { defaultScopeFor, MISSING_KEY_MESSAGE } from './api-key.guard.js';
 import { OPENAPI_SCOPE_EXTENSION } from './auth.decorators.js';
 
@@ -23,51 +24,34 @@ export function withApiKeySecurity(builder: DocumentBuilder): DocumentBuilder {
 }
 
 function errorResponse(description: string, statusCode: number, error: string, message: string): ResponseObject {
-  return {
-    description,
-    content: {
-      'application/json': {
-        schema: {
-          type: 'object',
-          properties: { statusCode: { type: 'integer' }, message: { type: 'string' }, error: { type: 'string' } },
-        },
-        example: { statusCode, message, error },
-      },
-    },
-  };
+  return { description, content: errorResponseContent({ statusCode, message, error }) };
 }
-
-const METHODS = ['get', 'head', 'post', 'put', 'patch', 'delete', 'options'] as const;
 
 /**
  * Adds 401 and 403 responses, naming the scope, to every operation that needs a key; `@Public()`
  * operations (security `[{}]`) are left alone. Existing responses with those codes are kept.
  */
 export function documentApiKeySecurity(document: OpenAPIObject): OpenAPIObject {
-  for (const path of Object.values(document.paths)) {
-    for (const method of METHODS) {
-      const operation = path[method];
-      if (!operation) continue;
-      const security = operation.security ?? document.security ?? [];
-      const anonymous = security.length === 0 || security.some((requirement) => Object.keys(requirement).length === 0);
-      if (anonymous) continue;
-      const extensions = operation as unknown as Record<string, unknown>;
-      const scope = (extensions[OPENAPI_SCOPE_EXTENSION] as ApiScope | undefined) ?? defaultScopeFor(method);
-      const when = scope === 'read' ? ' (reads need a key only with API_READS_PUBLIC=false)' : '';
-      extensions[OPENAPI_SCOPE_EXTENSION] = scope;
-      operation.responses['401'] ??= errorResponse(
-        `API_KEYS is set and the request has no API key, or an unknown one${when}`,
-        401,
-        'Unauthorized',
-        MISSING_KEY_MESSAGE,
-      );
-      operation.responses['403'] ??= errorResponse(
-        `The API key lacks the "${scope}" scope`,
-        403,
-        'Forbidden',
-        `API key key#1 lacks the "${scope}" scope this route needs`,
-      );
-    }
+  for (const [operation, method] of documentOperations(document)) {
+    const security = operation.security ?? document.security ?? [];
+    const anonymous = security.length === 0 || security.some((requirement) => Object.keys(requirement).length === 0);
+    if (anonymous) continue;
+    const extensions = operation as unknown as Record<string, unknown>;
+    const scope = (extensions[OPENAPI_SCOPE_EXTENSION] as ApiScope | undefined) ?? defaultScopeFor(method);
+    const when = scope === 'read' ? ' (reads need a key only with API_READS_PUBLIC=false)' : '';
+    extensions[OPENAPI_SCOPE_EXTENSION] = scope;
+    operation.responses['401'] ??= errorResponse(
+      `API_KEYS is set and the request has no API key, or an unknown one${when}`,
+      401,
+      'Unauthorized',
+      MISSING_KEY_MESSAGE,
+    );
+    operation.responses['403'] ??= errorResponse(
+      `The API key lacks the "${scope}" scope`,
+      403,
+      'Forbidden',
+      `API key key#1 lacks the "${scope}" scope this route needs`,
+    );
   }
   return document;
 }

@@ -107,5 +107,20 @@ export const LEAK =
 export function responseProblem(res: request.Response): string | undefined {
   if (res.status >= 500) return `${res.status} ${res.text.slice(0, 300)}`;
   if (res.status >= 400 && LEAK.test(res.text)) return `${res.status} leaks internals: ${res.text.slice(0, 300)}`;
+  if (res.status >= 400 && !isErrorResponse(res.body, res.status)) {
+    return `${res.status} is not the ErrorResponse of the OpenAPI document: ${res.text.slice(0, 300)}`;
+  }
   return undefined;
+}
+
+/** The body the OpenAPI document promises for every error: {statusCode, message, error}. */
+function isErrorResponse(body: unknown, status: number): boolean {
+  if (typeof body !== 'object' || body === null) return false;
+  const { statusCode, message, error } = body as Record<string, unknown>;
+  const sentence = (m: unknown): boolean => typeof m === 'string' && m.length > 0;
+  return (
+    statusCode === status &&
+    typeof error === 'string' &&
+    (sentence(message) || (Array.isArray(message) && message.length > 0 && message.every(sentence)))
+  );
 }
