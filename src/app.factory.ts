@@ -11,6 +11,7 @@ import { multipartForUploads } from './common/multipart.js';
 import { documentErrorResponses } from './common/openapi-errors.js';
 import { createValidationPipe } from './common/validation.js';
 import { useDepthLimitedJsonParser } from './limits/json-body.js';
+import { documentRateLimit } from './limits/throttling.module.js';
 
 const NEST_LOG_LEVELS: Record<LogLevel, NestLogLevel[]> = {
   fatal: ['fatal'],
@@ -61,6 +62,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     ).build(),
   );
   documentApiKeySecurity(document);
+  documentRateLimit(document, config);
   documentErrorResponses(document);
   // Swagger UI is not a controller route, so ApiKeyGuard never blocks it; Authorize keeps the key across reloads.
   SwaggerModule.setup('docs', app, document, {

@@ -162,10 +162,12 @@ describe('Collections and embeddings OpenAPI', () => {
   it('documents every route with its responses', async () => {
     const res = await request(t.server).get('/docs-json').expect(200);
     const paths = res.body.paths as Record<string, Record<string, { responses: Record<string, unknown> }>>;
-    // 401 and 403 (API keys) are on every operation; test/auth.e2e-spec.ts covers them.
+    // 401 and 403 (API keys) and 429 (rate limit) are on every operation; test/auth.e2e-spec.ts and
+    // test/limits.e2e-spec.ts cover them.
+    const crossCutting = ['401', '403', '429'];
     const codes = (path: string, method: string) =>
       Object.keys(paths[path][method].responses)
-        .filter((code) => code !== '401' && code !== '403')
+        .filter((code) => !crossCutting.includes(code))
         .sort();
     expect(codes('/collections', 'get')).toEqual(['200']);
     expect(codes('/collections', 'post')).toEqual(['201', '400', '409']);

@@ -23,6 +23,20 @@ const doc = (documentId: string, chunks?: Array<Record<string, unknown>>): Recor
   ...(chunks ? { chunks } : {}),
 });
 
+interface OpenApiOperation {
+  name: string;
+  operation: { responses: Record<string, unknown>; 'x-rate-limited'?: boolean };
+}
+
+/** Every operation of the app's OpenAPI document, named "<method> <path>". */
+async function openApiOperations(t: TestApp): Promise<OpenApiOperation[]> {
+  const res = await request(t.server).get('/docs-json').expect(200);
+  const paths = (res.body as { paths: Record<string, Record<string, OpenApiOperation['operation']>> }).paths;
+  return Object.entries(paths).flatMap(([path, operations]) =>
+    Object.entries(operations).map(([method, operation]) => ({ name: `${method} ${path}`, operation })),
+  );
+}
+
 describe('Request limits: body size, malformed bodies, batch size', () => {
   let t: TestApp;
 
@@ -34,6 +48,12 @@ describe('Request limits: body size, malformed bodies, batch size', () => {
       .expect(201);
   });
   afterAll(() => t.close());
+
+  it('declares no 429 in the OpenAPI document while THROTTLE_LIMIT is 0', async () => {
+    const operations = await openApiOperations(t);
+    expect(operations.length).toBeGreaterThan(15);
+    expect(operations.filter((o) => o.operation.responses['429'] !== undefined)).toEqual([]);
+  });
 
   it('answers a JSON body over BODY_LIMIT_BYTES with 413 and writes nothing', async () => {
     const before = await dataFingerprint(t.dataSource);
@@ -190,6 +210,33 @@ describe('Rate limiting', () => {
     for (let i = 0; i < 10; i += 1) {
       await request(t.server).get('/health/ready').expect(200);
       await request(t.server).get('/metrics').expect(200);
+    }
+  });
+
+  it('declares the 429 with Retry-After on every rate-limited operation of the OpenAPI document', async () => {
+    const operations = await openApiOperations(t);
+    const exempt = operations.filter((o) => o.name.startsWith('get /health'));
+    expect(exempt.map((o) => o.name).sort()).toEqual(['get /health', 'get /health/live', 'get /health/ready']);
+    for (const o of exempt) {
+      expect(o.operation['x-rate-limited']).toBe(false);
+      expect(o.operation.responses['429']).toBeUndefined();
+    }
+    const limited = operations.filter((o) => !exempt.includes(o));
+    expect(limited.length).toBeGreaterThan(15);
+    for (const o of limited) {
+      expect({ name: o.name, response: o.operation.responses['429'] }).toEqual({
+        name: o.name,
+        response: {
+          description: 'Over THROTTLE_LIMIT: 5 requests per 60 s from one client, across all routes',
+          headers: { 'Retry-After': expect.objectContaining({ schema: { type: 'integer' } }) },
+          content: {
+            'application/json': {
+              schema: { $ref: '#/components/schemas/ErrorResponse' },
+              example: expect.objectContaining({ statusCode: 429, error: 'Too Many Requests' }),
+            },
+          },
+        },
+      });
     }
   });
 });

@@ -1,8 +1,8 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
-import { SkipThrottle } from '@nestjs/throttler';
 import { Public } from '../auth/auth.decorators.js';
 import { ReadReplicas } from '../database/read-replicas.service.js';
+import { Unthrottled } from '../limits/throttling.module.js';
 import {
   HealthCheck,
   HealthCheckService,
@@ -17,7 +17,7 @@ const READY_TIMEOUT_MS = 1000;
 
 @ApiTags('health')
 @Public()
-@SkipThrottle()
+@Unthrottled()
 @Controller('health')
 export class HealthController {
   constructor(

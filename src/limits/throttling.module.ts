@@ -1,4 +1,5 @@
 import {
+  applyDecorators,
   type DynamicModule,
   type ExecutionContext,
   HttpException,
@@ -7,8 +8,50 @@ import {
   Module,
 } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
-import { ThrottlerGuard, type ThrottlerLimitDetail, ThrottlerModule } from '@nestjs/throttler';
+import { ApiExtension, type OpenAPIObject } from '@nestjs/swagger';
+import { SkipThrottle, ThrottlerGuard, type ThrottlerLimitDetail, ThrottlerModule } from '@nestjs/throttler';
+import { documentOperations, errorResponseContent } from '../common/openapi-errors.js';
 import type { AppConfig } from '../config/app-config.js';
+
+/** OpenAPI extension of an operation the rate limit does not apply to (`false`). */
+export const OPENAPI_RATE_LIMITED_EXTENSION = 'x-rate-limited';
+
+/**
+ * No rate limit on these routes, for the guard and in the OpenAPI document: health probes and
+ * metrics scraping, which an orchestrator must never be told to back off from.
+ */
+export function Unthrottled(): ClassDecorator & MethodDecorator {
+  return applyDecorators(SkipThrottle(), ApiExtension(OPENAPI_RATE_LIMITED_EXTENSION, false));
+}
+
+/** The message of the 429, for a client over `limit` requests per `ttlMs`, `retryAfter` seconds before it may retry. */
+function tooManyRequestsMessage(limit: number, ttlMs: number, retryAfter: number): string {
+  return `Too many requests: at most ${limit} per ${Math.ceil(ttlMs / 1000)} s per client; retry after ${retryAfter} s`;
+}
+
+/**
+ * Declares the 429 (with Retry-After) on every operation the rate limit applies to, while
+ * THROTTLE_LIMIT > 0; operations marked Unthrottled are left alone.
+ */
+export function documentRateLimit(document: OpenAPIObject, config: AppConfig): OpenAPIObject {
+  const { throttleLimit: limit, throttleTtlMs: ttlMs } = config.http;
+  if (limit <= 0) return document;
+  for (const [operation] of documentOperations(document)) {
+    if ((operation as unknown as Record<string, unknown>)[OPENAPI_RATE_LIMITED_EXTENSION] === false) continue;
+    operation.responses['429'] ??= {
+      description: `Over THROTTLE_LIMIT: ${limit} requests per ${Math.ceil(ttlMs / 1000)} s from one client, across all routes`,
+      headers: {
+        'Retry-After': { description: 'Seconds until the client may send again', schema: { type: 'integer' } },
+      },
+      content: errorResponseContent({
+        statusCode: 429,
+        message: tooManyRequestsMessage(limit, ttlMs, 12),
+        error: 'Too Many Requests',
+      }),
+    };
+  }
+  return document;
+}
 
 /**
  * ThrottlerGuard with a 429 in the standard error shape (`error: 'Too Many Requests'`) and a message
@@ -17,11 +60,10 @@ import type { AppConfig } from '../config/app-config.js';
 @Injectable()
 export class ClientThrottlerGuard extends ThrottlerGuard {
   protected override throwThrottlingException(_context: ExecutionContext, detail: ThrottlerLimitDetail): Promise<void> {
-    const windowSeconds = Math.ceil(detail.ttl / 1000);
     throw new HttpException(
       {
         statusCode: HttpStatus.TOO_MANY_REQUESTS,
-        message: `Too many requests: at most ${detail.limit} per ${windowSeconds} s per client; retry after ${detail.timeToBlockExpire} s`,
+        message: tooManyRequestsMessage(detail.limit, detail.ttl, detail.timeToBlockExpire),
         error: 'Too Many Requests',
       },
       HttpStatus.TOO_MANY_REQUESTS,
@@ -32,7 +74,7 @@ export class ClientThrottlerGuard extends ThrottlerGuard {
 /**
  * Rate limiting per client IP (Fastify's `req.ip`: behind a proxy, configure its trustProxy), one
  * budget across all routes: THROTTLE_LIMIT requests per THROTTLE_TTL_MS, 0 = off. Over the budget a
- * request is a 429 with `Retry-After`. Health probes and metrics scraping opt out with @SkipThrottle().
+ * request is a 429 with `Retry-After`. Health probes and metrics scraping opt out with @Unthrottled().
  * At THROTTLE_LIMIT=0 no guard is registered at all (not a guard that lets everything through): a
  * route with no global guard skips Nest's guard step, an execution context and three promises per request.
  */

@@ -1,15 +1,15 @@
 import { Controller, Get, NotFoundException, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
-import { SkipThrottle } from '@nestjs/throttler';
 import { Registry } from 'prom-client';
 import { Public } from '../auth/auth.decorators.js';
 import { MetricsService } from './metrics.service.js';
+import { Unthrottled } from '../limits/throttling.module.js';
 
 /** Prometheus scrape endpoint; not part of the REST API, so not in the OpenAPI document. */
 @ApiExcludeController()
 @Public()
-@SkipThrottle()
+@Unthrottled()
 @Controller('metrics')
 export class MetricsController {
   constructor(private readonly metrics: MetricsService) {}
