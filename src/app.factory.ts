@@ -11,6 +11,7 @@ import { multipartForUploads } from './common/multipart.js';
 import { documentErrorResponses } from './common/openapi-errors.js';
 import { createValidationPipe } from './common/validation.js';
 import { useDepthLimitedJsonParser } from './limits/json-body.js';
+import { requestTimeoutOptions } from './limits/request-timeout.js';
 import { documentRateLimit } from './limits/throttling.module.js';
 
 const NEST_LOG_LEVELS: Record<LogLevel, NestLogLevel[]> = {
@@ -30,7 +31,11 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(config),
     // 'idle': on close, idle keep-alive sockets are closed at once; in-flight requests finish (main.ts).
-    new FastifyAdapter({ bodyLimit: config.http.bodyLimitBytes, forceCloseConnections: 'idle' }),
+    new FastifyAdapter({
+      bodyLimit: config.http.bodyLimitBytes,
+      forceCloseConnections: 'idle',
+      ...requestTimeoutOptions(config.http.requestTimeoutMs),
+    }),
     {
       logger: NEST_LOG_LEVELS[config.logLevel],
       // Start-up lines wait for the pino logger below instead of going to the console.

@@ -1,3 +1,4 @@
+import { type AddressInfo, connect } from 'node:net';
 import request from 'supertest';
 import type { QueryRunner } from 'typeorm';
 import { MAX_JSON_DEPTH } from '../src/limits/json-body.js';
@@ -175,6 +176,51 @@ describe('Request limits: body size, malformed bodies, batch size', () => {
       .post('/embeddings')
       .send({ items: items.slice(0, 5) })
       .expect(201);
+  });
+});
+
+describe('Slow clients: HTTP_REQUEST_TIMEOUT_MS', () => {
+  let t: TestApp;
+  let port: number;
+
+  beforeAll(async () => {
+    t = await startTestApp({ HTTP_REQUEST_TIMEOUT_MS: '1000', THROTTLE_LIMIT: '0' });
+    await t.app.listen(0, '127.0.0.1');
+    port = (t.server.address() as AddressInfo).port;
+  });
+  afterAll(() => t.close());
+
+  /** Sends `head` and then nothing more; resolves with what the server answered once it closed the socket. */
+  function stall(head: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.write(head));
+      let answer = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => (answer += chunk));
+      socket.on('close', () => resolve(answer));
+      socket.on('error', reject);
+      // Bounded: a server that never closes fails the test instead of hanging it.
+      socket.setTimeout(15_000, () => socket.destroy(new Error(`still open; answered so far: ${answer}`)));
+    });
+  }
+
+  it('answers 408 and closes the connection of a body that stops arriving, and writes nothing', async () => {
+    const body = JSON.stringify(doc('slow-body'));
+    const answer = await stall(
+      `POST /documents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n` +
+        body.slice(0, 20),
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(await t.dataSource.query(`SELECT 1 FROM documents WHERE document_id = 'slow-body'`)).toHaveLength(0);
+  });
+
+  it('answers 408 to headers that stop arriving', async () => {
+    expect(await stall('GET /documents HTTP/1.1\r\nHost: x\r\n')).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('serves a request that arrives in time', async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/documents?limit=1`);
+    expect(res.status).toBe(200);
   });
 });
 

@@ -29,6 +29,14 @@ describe('loadAppConfig', () => {
     );
   });
 
+  it('bounds how long a request may take to arrive: 5 minutes by default, 0 for no limit', () => {
+    expect(loadAppConfig({}).http.requestTimeoutMs).toBe(300_000);
+    expect(loadAppConfig({ HTTP_REQUEST_TIMEOUT_MS: '0' }).http.requestTimeoutMs).toBe(0);
+    expect(() => loadAppConfig({ HTTP_REQUEST_TIMEOUT_MS: '-1' })).toThrow(
+      /HTTP_REQUEST_TIMEOUT_MS must not be less than 0/,
+    );
+  });
+
   it('treats empty values as unset', () => {
     expect(loadAppConfig({ DATABASE_URL: '', PORT: '' })).toMatchObject({ port: 3000, database: { mode: 'embedded' } });
   });

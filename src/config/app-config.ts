@@ -258,6 +258,13 @@ class EnvironmentVariables {
   BODY_LIMIT_BYTES = 32 * 1024 * 1024;
 
   @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(3_600_000)
+  HTTP_REQUEST_TIMEOUT_MS = 300_000;
+
+  @IsOptional()
   @IsString()
   DATABASE_REPLICA_URLS?: string;
 
@@ -402,6 +409,8 @@ export interface AppConfig {
   readonly http: {
     /** Largest JSON body; a bigger one is a 413. */
     readonly bodyLimitBytes: number;
+    /** How long a request may take to arrive, headers and body (408 and the connection closed after); 0 = no limit. */
+    readonly requestTimeoutMs: number;
     /** Allowed CORS origins; empty = CORS off, ['*'] = any origin. */
     readonly corsOrigins: readonly string[];
     /** Requests per client per window; 0 turns rate limiting off. */
@@ -495,6 +504,7 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
     },
     http: {
       bodyLimitBytes: vars.BODY_LIMIT_BYTES,
+      requestTimeoutMs: vars.HTTP_REQUEST_TIMEOUT_MS,
       corsOrigins: (vars.CORS_ORIGINS ?? '')
         .split(',')
         .map((o) => o.trim())

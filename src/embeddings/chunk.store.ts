@@ -455,6 +455,7 @@ export class ChunkStore {
                      WHERE $1::text[] IS NULL OR cmetadata->>'document_id' = ANY($1::text[])
                      GROUP BY 1) p ON p.document_id = d.document_id
         WHERE ($1::text[] IS NULL OR d.document_id = ANY($1::text[]))
+          AND d.document_id IS NOT NULL -- a legacy row before AlignLegacySchema may lack one: no chunk can name it
           AND d.total_chunks IS DISTINCT FROM coalesce(p.n, 0)`,
       [documentIds],
     );
