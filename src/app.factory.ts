@@ -8,7 +8,7 @@ import { logAccessControl, registerHttpSecurity } from './auth/http-security.js'
 import { documentApiKeySecurity, withApiKeySecurity } from './auth/openapi-security.js';
 import { AppModule } from './app.module.js';
 import { multipartForUploads } from './common/multipart.js';
-import { documentErrorResponses } from './common/openapi-errors.js';
+import { documentErrorResponses, documentServiceUnavailable } from './common/openapi-errors.js';
 import { createValidationPipe } from './common/validation.js';
 import { useDepthLimitedJsonParser } from './limits/json-body.js';
 import { requestTimeoutOptions } from './limits/request-timeout.js';
@@ -68,6 +68,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   );
   documentApiKeySecurity(document);
   documentRateLimit(document, config);
+  documentServiceUnavailable(document);
   documentErrorResponses(document);
   // Swagger UI is not a controller route, so ApiKeyGuard never blocks it; Authorize keeps the key across reloads.
   SwaggerModule.setup('docs', app, document, {

@@ -74,6 +74,18 @@ describe('the application', () => {
     for (const e of errors.filter((x) => !ownBody(x))) {
       expect(e).toEqual({ operation: e.operation, schema: { $ref: '#/components/schemas/ErrorResponse' } });
     }
+    // Every operation but the health checks can meet an unavailable database: a 503 with Retry-After.
+    const operations = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.entries(ops).map(([method, operation]) => ({ name: `${method} ${path}`, operation })),
+    );
+    for (const { name, operation } of operations.filter((o) => !o.name.startsWith('get /health'))) {
+      const unavailable = operation.responses['503'] as { headers?: Record<string, unknown> } | undefined;
+      expect({ name, retryAfter: unavailable?.headers?.['Retry-After'] }).toEqual({
+        name,
+        retryAfter: { description: 'Seconds before retrying: 1', schema: { type: 'integer', minimum: 0 } },
+      });
+    }
+    expect(doc.paths['/health/live'].get.responses['503']).toBeUndefined();
     // What the document promises is what a 404 carries.
     const missing = await request(t.server).get('/documents/no-such-document').expect(404);
     expect(missing.body).toEqual({

@@ -1,4 +1,5 @@
-import type { ContentObject, OpenAPIObject, OperationObject, SchemaObject } from '@nestjs/swagger';
+import type { ContentObject, HeaderObject, OpenAPIObject, OperationObject, SchemaObject } from '@nestjs/swagger';
+import { DATABASE_RETRY_AFTER_SECONDS } from './database-exception.filter.js';
 
 export const ERROR_RESPONSE_SCHEMA_NAME = 'ErrorResponse';
 
@@ -41,6 +42,39 @@ export function errorResponseContent(example?: Record<string, unknown>): Content
       ...(example ? { example } : {}),
     },
   };
+}
+
+/** The Retry-After header of a 429 or 503, in seconds. */
+export function retryAfterHeader(description: string): HeaderObject {
+  return { description, schema: { type: 'integer', minimum: 0 } };
+}
+
+/**
+ * Declares the 503 that DatabaseExceptionFilter answers, with its Retry-After, on every operation
+ * but the health checks (their 503 is their own result, and /health/live touches no database): any
+ * statement can meet a pool that stays busy, a restarting server or DB_STATEMENT_TIMEOUT_MS. A 503
+ * a controller declares itself keeps its description and gains the header.
+ */
+export function documentServiceUnavailable(document: OpenAPIObject): OpenAPIObject {
+  for (const [operation] of documentOperations(document)) {
+    if (operation.tags?.includes('health')) continue;
+    const response = (operation.responses['503'] ??= {
+      description:
+        'The database is busy, restarting or unreachable, or a statement ran past DB_STATEMENT_TIMEOUT_MS ' +
+        '(and, where vectors are computed, the embedding provider is unreachable): retry after Retry-After',
+    });
+    if ('$ref' in response) continue;
+    response.headers = {
+      ...response.headers,
+      'Retry-After': retryAfterHeader(`Seconds before retrying: ${DATABASE_RETRY_AFTER_SECONDS}`),
+    };
+    response.content ??= errorResponseContent({
+      statusCode: 503,
+      message: 'The database is unavailable; retry shortly',
+      error: 'Service Unavailable',
+    });
+  }
+  return document;
 }
 
 /**

@@ -10,7 +10,7 @@ import {
 import { APP_GUARD } from '@nestjs/core';
 import { ApiExtension, type OpenAPIObject } from '@nestjs/swagger';
 import { SkipThrottle, ThrottlerGuard, type ThrottlerLimitDetail, ThrottlerModule } from '@nestjs/throttler';
-import { documentOperations, errorResponseContent } from '../common/openapi-errors.js';
+import { documentOperations, errorResponseContent, retryAfterHeader } from '../common/openapi-errors.js';
 import type { AppConfig } from '../config/app-config.js';
 
 /** OpenAPI extension of an operation the rate limit does not apply to (`false`). */
@@ -40,9 +40,7 @@ export function documentRateLimit(document: OpenAPIObject, config: AppConfig): O
     if ((operation as unknown as Record<string, unknown>)[OPENAPI_RATE_LIMITED_EXTENSION] === false) continue;
     operation.responses['429'] ??= {
       description: `Over THROTTLE_LIMIT: ${limit} requests per ${Math.ceil(ttlMs / 1000)} s from one client, across all routes`,
-      headers: {
-        'Retry-After': { description: 'Seconds until the client may send again', schema: { type: 'integer' } },
-      },
+      headers: { 'Retry-After': retryAfterHeader('Seconds until the client may send again') },
       content: errorResponseContent({
         statusCode: 429,
         message: tooManyRequestsMessage(limit, ttlMs, 12),
