@@ -10,7 +10,7 @@ import { AppModule } from './app.module.js';
 import { multipartForUploads } from './common/multipart.js';
 import { documentErrorResponses, documentServiceUnavailable } from './common/openapi-errors.js';
 import { createValidationPipe } from './common/validation.js';
-import { useDepthLimitedJsonParser } from './limits/json-body.js';
+import { documentBodyLimit, useDepthLimitedJsonParser } from './limits/json-body.js';
 import { requestTimeoutOptions } from './limits/request-timeout.js';
 import { documentRateLimit } from './limits/throttling.module.js';
 
@@ -68,6 +68,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   );
   documentApiKeySecurity(document);
   documentRateLimit(document, config);
+  documentBodyLimit(document, config.http.bodyLimitBytes);
   documentServiceUnavailable(document);
   documentErrorResponses(document);
   // Swagger UI is not a controller route, so ApiKeyGuard never blocks it; Authorize keeps the key across reloads.

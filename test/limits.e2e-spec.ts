@@ -26,7 +26,11 @@ const doc = (documentId: string, chunks?: Array<Record<string, unknown>>): Recor
 
 interface OpenApiOperation {
   name: string;
-  operation: { responses: Record<string, unknown>; 'x-rate-limited'?: boolean };
+  operation: {
+    responses: Record<string, unknown>;
+    requestBody?: { content: Record<string, unknown> };
+    'x-rate-limited'?: boolean;
+  };
 }
 
 /** Every operation of the app's OpenAPI document, named "<method> <path>". */
@@ -54,6 +58,27 @@ describe('Request limits: body size, malformed bodies, batch size', () => {
     const operations = await openApiOperations(t);
     expect(operations.length).toBeGreaterThan(15);
     expect(operations.filter((o) => o.operation.responses['429'] !== undefined)).toEqual([]);
+  });
+
+  it('declares the 413 on every operation that takes a JSON body', async () => {
+    const operations = await openApiOperations(t);
+    const withJson = operations.filter((o) => o.operation.requestBody?.content['application/json']);
+    expect(withJson.map((o) => o.name)).toEqual(
+      expect.arrayContaining(['post /documents', 'post /embeddings', 'post /ask', 'post /documents/recount']),
+    );
+    for (const o of withJson.filter((x) => x.name !== 'post /documents/ingest')) {
+      expect({
+        name: o.name,
+        description: (o.operation.responses['413'] as { description?: string })?.description,
+      }).toEqual({ name: o.name, description: 'The JSON body is larger than BODY_LIMIT_BYTES (65536 bytes)' });
+    }
+    // The upload route declares its own 413, the file limit.
+    expect(withJson.find((o) => o.name === 'post /documents/ingest')?.operation.responses['413']).toMatchObject({
+      description: expect.stringContaining('INGEST_MAX_FILE_BYTES'),
+    });
+    for (const o of operations.filter((x) => !x.operation.requestBody)) {
+      expect({ name: o.name, declared: o.operation.responses['413'] }).toEqual({ name: o.name, declared: undefined });
+    }
   });
 
   it('answers a JSON body over BODY_LIMIT_BYTES with 413 and writes nothing', async () => {
