@@ -3,6 +3,7 @@ import request from 'supertest';
 import type { QueryRunner } from 'typeorm';
 import { MAX_JSON_DEPTH } from '../src/limits/json-body.js';
 import { dataFingerprint } from './support/legacy-schema.js';
+import { openApiOperations } from './support/openapi.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { TEST_TARGET } from './support/test-database.js';
 
@@ -24,24 +25,6 @@ const doc = (documentId: string, chunks?: Array<Record<string, unknown>>): Recor
   ...(chunks ? { chunks } : {}),
 });
 
-interface OpenApiOperation {
-  name: string;
-  operation: {
-    responses: Record<string, unknown>;
-    requestBody?: { content: Record<string, unknown> };
-    'x-rate-limited'?: boolean;
-  };
-}
-
-/** Every operation of the app's OpenAPI document, named "<method> <path>". */
-async function openApiOperations(t: TestApp): Promise<OpenApiOperation[]> {
-  const res = await request(t.server).get('/docs-json').expect(200);
-  const paths = (res.body as { paths: Record<string, Record<string, OpenApiOperation['operation']>> }).paths;
-  return Object.entries(paths).flatMap(([path, operations]) =>
-    Object.entries(operations).map(([method, operation]) => ({ name: `${method} ${path}`, operation })),
-  );
-}
-
 describe('Request limits: body size, malformed bodies, batch size', () => {
   let t: TestApp;
 
@@ -55,13 +38,13 @@ describe('Request limits: body size, malformed bodies, batch size', () => {
   afterAll(() => t.close());
 
   it('declares no 429 in the OpenAPI document while THROTTLE_LIMIT is 0', async () => {
-    const operations = await openApiOperations(t);
+    const operations = await openApiOperations(t.server);
     expect(operations.length).toBeGreaterThan(15);
     expect(operations.filter((o) => o.operation.responses['429'] !== undefined)).toEqual([]);
   });
 
   it('declares the 413 on every operation that takes a JSON body', async () => {
-    const operations = await openApiOperations(t);
+    const operations = await openApiOperations(t.server);
     const withJson = operations.filter((o) => o.operation.requestBody?.content['application/json']);
     expect(withJson.map((o) => o.name)).toEqual(
       expect.arrayContaining(['post /documents', 'post /embeddings', 'post /ask', 'post /documents/recount']),
@@ -69,7 +52,7 @@ describe('Request limits: body size, malformed bodies, batch size', () => {
     for (const o of withJson.filter((x) => x.name !== 'post /documents/ingest')) {
       expect({
         name: o.name,
-        description: (o.operation.responses['413'] as { description?: string })?.description,
+        description: o.operation.responses['413']?.description,
       }).toEqual({ name: o.name, description: 'The JSON body is larger than BODY_LIMIT_BYTES (65536 bytes)' });
     }
     // The upload route declares its own 413, the file limit.
@@ -285,7 +268,7 @@ describe('Rate limiting', () => {
   });
 
   it('declares the 429 with Retry-After on every rate-limited operation of the OpenAPI document', async () => {
-    const operations = await openApiOperations(t);
+    const operations = await openApiOperations(t.server);
     const exempt = operations.filter((o) => o.name.startsWith('get /health'));
     expect(exempt.map((o) => o.name).sort()).toEqual(['get /health', 'get /health/live', 'get /health/ready']);
     for (const o of exempt) {

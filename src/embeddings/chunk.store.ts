@@ -442,7 +442,8 @@ export class ChunkStore {
    * values, in no particular order: among `documentIds`, or among every document when null. Without
    * ids it is one scan of the chunk table grouped by document_id (0.6–0.7 s at a million chunks of
    * 384 dimensions, a 2 GB table, on the benchmark machine); it counts the chunks rather than reading
-   * chunk_counts, whose triggers an operator may have disabled. No locks: recountDocuments, under lockDocuments, makes the change.
+   * chunk_counts, whose triggers an operator may have disabled. No locks: recountDocuments, under
+   * lockDocuments, makes the change.
    */
   async totalChunksMismatches(manager: EntityManager, documentIds: string[] | null): Promise<TotalChunksChange[]> {
     // With ids, both filters are index lookups (ix_documents_document_id, idx_embedding_document_id);
