@@ -185,6 +185,36 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
     }
   });
 
+  it('exact: true returns the exact nearest chunks, which the index at ef_search 10 misses', async () => {
+    const exactIds = async (query: number[], kind?: string) =>
+      (
+        await t.dataSource.query<Array<{ id: string }>>(
+          `SELECT id FROM langchain_pg_embedding WHERE ($2::text IS NULL OR cmetadata->>'kind' <> $2)
+            ORDER BY embedding <=> $1::vector, id LIMIT 10`,
+          [`[${query.join(',')}]`, kind ?? null],
+        )
+      ).map((r) => r.id);
+    const ids = (res: request.Response) => (res.body.results as Array<{ id: string }>).map((r) => r.id);
+    // Vectors no chunk has (chunks hold vector(1) to vector(CHUNKS)). At ef_search 10 the index misses
+    // one of the 10 nearest for 3–4 queries in 100 here: the first one it misses is found long before 500.
+    let missed: number[] | undefined;
+    for (let i = 1; i <= 500 && !missed; i++) {
+      const query = vector(CHUNKS + i);
+      if (ids(await ask({ queryEmbedding: query, k: 10 })).join() !== (await exactIds(query)).join()) missed = query;
+    }
+    // Otherwise this test could not tell exact from approximate search.
+    expect(missed).toBeDefined();
+    for (const query of [missed!, vector(CHUNKS + 1000), vector(CHUNKS + 1001)]) {
+      const expected = await exactIds(query);
+      expect(ids(await ask({ queryEmbedding: query, k: 10, exact: true }))).toEqual(expected);
+      // The question matches no chunk's text, so the fused ranking is the vector ranking.
+      expect(ids(await ask({ queryEmbedding: query, k: 10, exact: true, mode: 'hybrid' }))).toEqual(expected);
+      // $ne is no equality: without exact the HNSW scan would filter its rows (first test above).
+      const filtered = { queryEmbedding: query, k: 10, exact: true, filter: { kind: { $ne: 'common' } } };
+      expect(ids(await ask(filtered))).toEqual(await exactIds(query, 'common'));
+    }
+  });
+
   it('in hybrid mode too, whose candidate count (60 for k = 15) is above ef_search', async () => {
     const res = await ask({ queryEmbedding: vector(7), k: 15, mode: 'hybrid' });
     expect(res.body.results).toHaveLength(15);

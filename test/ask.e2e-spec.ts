@@ -255,6 +255,7 @@ describe('POST /ask', () => {
       [{ question: 'x', k: 101 }, 'k must not be greater than 100'],
       [{ question: 'x', mode: 'keyword' }, 'mode must be one of the following values: vector, hybrid'],
       [{ question: 'x', minScore: 2 }, 'minScore must not be greater than 1'],
+      [{ question: 'x', exact: 'yes' }, 'exact must be a boolean value'],
       [{ question: 'x', queryEmbedding: [] }, 'queryEmbedding must contain at least 1 elements'],
       [{ question: 'x', queryEmbedding: 'abc' }, 'queryEmbedding must be base64 in the standard alphabet'],
       [

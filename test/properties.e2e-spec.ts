@@ -191,6 +191,7 @@ describe('Property: hostile values in every field of the write DTOs', () => {
         filter: field(filter),
         mode: field(fc.constantFrom('vector', 'hybrid')),
         minScore: field(fc.double({ min: -1, max: 1, noNaN: true })),
+        exact: field(fc.boolean()),
         answer: field(fc.boolean()),
         queryEmbedding: field(vector),
       },

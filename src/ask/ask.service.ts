@@ -125,20 +125,23 @@ export class AskService {
     mode: SearchMode,
     k: number,
   ): Promise<ChunkHit[]> {
+    // Without the index's expression the planner cannot use the HNSW index: every chunk that passes
+    // the filter is compared, as in a collection that has none.
+    const index = dto.exact ? null : target.index;
     const query = {
       collectionUuid: target.uuid,
       embedding,
       k,
       question: dto.question,
       filter: dto.filter,
-      index: target.index,
+      index,
       metadataTerms: target.metadataTerms,
     };
     const run = (manager: EntityManager) =>
       mode === 'hybrid' ? this.search.hybridSearch(manager, query) : this.search.vectorSearch(manager, query);
     const started = performance.now();
     try {
-      if (!target.index) {
+      if (!index) {
         // Exact distances: no index settings matter, so no transaction without a filter.
         if (dto.filter === undefined) return await this.replicas.run(run);
         return await this.replicas.transaction(async (manager) => {

@@ -99,6 +99,19 @@ export class AskRequestDto {
 
   @ApiPropertyOptional({
     default: false,
+    description:
+      "Compare the query with every chunk the filter passes instead of searching the collection's HNSW index: the " +
+      'exact k nearest, where the index finds most of them (recall@10 0.95–0.99 on the benchmark, lower under a ' +
+      'selective filter on a small collection), at the cost of a scan (about 0.4 s for 100,000 × 384 chunks without a ' +
+      'filter on the 2-vCPU benchmark server). In hybrid mode it applies to the vector ranking. A collection without ' +
+      'an index is always searched exactly.',
+  })
+  @IsOptional()
+  @IsBoolean()
+  exact?: boolean;
+
+  @ApiPropertyOptional({
+    default: false,
     description: 'Also write an answer from the results with an LLM (needs LLM_BASE_URL), citing result ids',
   })
   @IsOptional()
