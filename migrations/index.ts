@@ -5,6 +5,7 @@ import { AddChunkFullTextIndex1764000000003 } from './1764000000003-AddChunkFull
 import { AddChunkCounts1764000000004 } from './1764000000004-AddChunkCounts.js';
 import { AddMetadataTermsIndex1764000000005 } from './1764000000005-AddMetadataTermsIndex.js';
 import { AddDocumentsCreatedAtIndex1764000000006 } from './1764000000006-AddDocumentsCreatedAtIndex.js';
+import { KeepChunkVectorsInline1764000000007 } from './1764000000007-KeepChunkVectorsInline.js';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the app, the CLI and the tests load
@@ -19,6 +20,7 @@ export const MIGRATIONS = [
   AddChunkCounts1764000000004,
   AddMetadataTermsIndex1764000000005,
   AddDocumentsCreatedAtIndex1764000000006,
+  KeepChunkVectorsInline1764000000007,
 ];
 
 /** The migration that `db:stamp` records by default: the schema the Python service created. */

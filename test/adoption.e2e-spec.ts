@@ -60,6 +60,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
         '  [ ] AddChunkCounts1764000000004',
         '  [ ] AddMetadataTermsIndex1764000000005',
         '  [ ] AddDocumentsCreatedAtIndex1764000000006',
+        '  [ ] KeepChunkVectorsInline1764000000007',
         'Head: (none recorded)',
         expect.stringContaining('alembic_version: a1b2c3d4e5f6'),
         expect.stringContaining('run `npm run db:stamp` before `npm run db:migrate`'),
@@ -88,7 +89,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
     expect(result.exitCode).toBe(1);
     const text = result.lines.join('\n');
     expect(text).toContain(
-      'Pending migrations (run `npm run db:migrate`): AlignLegacySchema1764000000001, BuildChunkIndexesConcurrently1764000000002, AddChunkFullTextIndex1764000000003, AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006',
+      'Pending migrations (run `npm run db:migrate`): AlignLegacySchema1764000000001, BuildChunkIndexesConcurrently1764000000002, AddChunkFullTextIndex1764000000003, AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006, KeepChunkVectorsInline1764000000007',
     );
     expect(text).toContain('index idx_embedding_document_type is missing');
     expect(text).toContain(
@@ -119,6 +120,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
         'CREATE INDEX CONCURRENTLY ix_cmetadata_terms ON langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata));',
         '-- AddDocumentsCreatedAtIndex1764000000006',
         'CREATE INDEX CONCURRENTLY ix_documents_created_at_id ON documents USING btree (created_at, id);',
+        '-- KeepChunkVectorsInline1764000000007',
+        'ALTER TABLE langchain_pg_embedding ALTER COLUMN embedding SET STORAGE MAIN;',
       ]),
     );
     expect(result.lines.filter((l) => /^CREATE INDEX (?!CONCURRENTLY)\S+ ON langchain_pg_embedding/.test(l))).toEqual(
@@ -126,7 +129,16 @@ describe('adopting a database the Python service created (stamp → migrate → 
     );
     expect(await schemaSnapshot(ds)).toEqual(before);
     expect(await dataFingerprint(ds)).toEqual(original);
-    expect((await migrationStates(ds)).map((m) => m.applied)).toEqual([true, false, false, false, false, false, false]);
+    expect((await migrationStates(ds)).map((m) => m.applied)).toEqual([
+      true,
+      false,
+      false,
+      false,
+      false,
+      false,
+      false,
+      false,
+    ]);
   });
 
   let aligned: string[];
@@ -142,7 +154,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
         'Applied AddChunkCounts1764000000004',
         'Applied AddMetadataTermsIndex1764000000005',
         'Applied AddDocumentsCreatedAtIndex1764000000006',
-        'Head: AddDocumentsCreatedAtIndex1764000000006',
+        'Applied KeepChunkVectorsInline1764000000007',
+        'Head: KeepChunkVectorsInline1764000000007',
       ],
     });
     const checked = await check(ds);
@@ -176,6 +189,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
         'index CREATE UNIQUE INDEX langchain_pg_collection_name_key ON public.langchain_pg_collection USING btree (name)',
         expect.stringMatching(/^column langchain_pg_collection\.cmetadata jsonb null=YES default= comment=Collection/),
         expect.stringMatching(/^column langchain_pg_embedding\.document text null=YES default= comment=Chunk text/),
+        'storage langchain_pg_embedding.embedding=m',
         expect.stringMatching(/^column documents\.created_at timestamp null=NO default=now\(\) comment=Creation time/),
         'trigger trigger_documents_updated_at',
       ]),
@@ -186,6 +200,10 @@ describe('adopting a database the Python service created (stamp → migrate → 
   });
 
   it('reverts to the pre-existing shape and migrates again to the same schema, data unchanged', async () => {
+    expect(await revert(ds)).toEqual({
+      exitCode: 0,
+      lines: ['Reverted KeepChunkVectorsInline1764000000007', 'Head: AddDocumentsCreatedAtIndex1764000000006'],
+    });
     expect(await revert(ds)).toEqual({
       exitCode: 0,
       lines: ['Reverted AddDocumentsCreatedAtIndex1764000000006', 'Head: AddMetadataTermsIndex1764000000005'],
@@ -269,7 +287,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
     expect(st.stdout).toContain('[X] AddChunkCounts1764000000004');
     expect(st.stdout).toContain('[X] AddMetadataTermsIndex1764000000005');
     expect(st.stdout).toContain('[X] AddDocumentsCreatedAtIndex1764000000006');
-    expect(st.stdout).toContain('Head: AddDocumentsCreatedAtIndex1764000000006');
+    expect(st.stdout).toContain('[X] KeepChunkVectorsInline1764000000007');
+    expect(st.stdout).toContain('Head: KeepChunkVectorsInline1764000000007');
     const ck = runCli(db.env, 'check');
     expect(ck.code).toBe(0);
     expect(ck.stdout).toContain('no differences');

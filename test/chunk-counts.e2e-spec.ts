@@ -330,6 +330,10 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
       ],
     });
     expect((await revert(ds)).lines).toEqual([
+      'Reverted KeepChunkVectorsInline1764000000007',
+      'Head: AddDocumentsCreatedAtIndex1764000000006',
+    ]);
+    expect((await revert(ds)).lines).toEqual([
       'Reverted AddDocumentsCreatedAtIndex1764000000006',
       'Head: AddMetadataTermsIndex1764000000005',
     ]);
@@ -356,18 +360,20 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
       ],
     });
     expect((await check(ds)).lines).toEqual([
-      'Pending migrations (run `npm run db:migrate`): AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006',
-      '3 difference(s) between the database and the entities:',
+      'Pending migrations (run `npm run db:migrate`): AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006, KeepChunkVectorsInline1764000000007',
+      '4 difference(s) between the database and the entities:',
       '  - TypeORM would run: CREATE INDEX "ix_documents_created_at_id" ON "documents" ("created_at", "id")',
       '  - index ix_cmetadata_terms is missing (expected: CREATE INDEX ix_cmetadata_terms ON public.langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata)))',
       '  - table chunk_counts is missing (migration AddChunkCounts)',
+      '  - column langchain_pg_embedding.embedding has storage EXTERNAL, expected MAIN (migration KeepChunkVectorsInline)',
     ]);
 
     expect((await migrate(ds)).lines).toEqual([
       'Applied AddChunkCounts1764000000004',
       'Applied AddMetadataTermsIndex1764000000005',
       'Applied AddDocumentsCreatedAtIndex1764000000006',
-      'Head: AddDocumentsCreatedAtIndex1764000000006',
+      'Applied KeepChunkVectorsInline1764000000007',
+      'Head: KeepChunkVectorsInline1764000000007',
     ]);
     await expectExact(ds);
     expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });

@@ -56,7 +56,8 @@ describe('db CLI on a database this service creates', () => {
       'Applied AddChunkCounts1764000000004',
       'Applied AddMetadataTermsIndex1764000000005',
       'Applied AddDocumentsCreatedAtIndex1764000000006',
-      'Head: AddDocumentsCreatedAtIndex1764000000006',
+      'Applied KeepChunkVectorsInline1764000000007',
+      'Head: KeepChunkVectorsInline1764000000007',
     ]);
     expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
     const before = await schemaSnapshot(ds);
@@ -105,7 +106,7 @@ describe('db CLI on a database this service creates', () => {
     expect(source).toMatch(/down[\s\S]*ADD "language" character varying\(10\)/);
     const index = readFileSync(join(dir, 'index.ts'), 'utf8');
     expect(index).toContain(`import { DropLanguage1764000000123 } from './1764000000123-DropLanguage.js';`);
-    expect(index).toMatch(/AddDocumentsCreatedAtIndex1764000000006,\n {2}DropLanguage1764000000123,\n\];/);
+    expect(index).toMatch(/KeepChunkVectorsInline1764000000007,\n {2}DropLanguage1764000000123,\n\];/);
 
     await ds.query(`ALTER TABLE documents DROP COLUMN language`);
     await ds.query(
@@ -133,6 +134,10 @@ describe('db CLI on a database this service creates', () => {
   });
 
   it('revert goes back one migration at a time', async () => {
+    expect((await revert(ds)).lines).toEqual([
+      'Reverted KeepChunkVectorsInline1764000000007',
+      'Head: AddDocumentsCreatedAtIndex1764000000006',
+    ]);
     expect((await revert(ds)).lines).toEqual([
       'Reverted AddDocumentsCreatedAtIndex1764000000006',
       'Head: AddMetadataTermsIndex1764000000005',
@@ -166,7 +171,8 @@ describe('db CLI on a database this service creates', () => {
         '  [ ] AddChunkCounts1764000000004',
         '  [ ] AddMetadataTermsIndex1764000000005',
         '  [ ] AddDocumentsCreatedAtIndex1764000000006',
-        'Pending: 6',
+        '  [ ] KeepChunkVectorsInline1764000000007',
+        'Pending: 7',
       ]),
     );
     const refused = await revert(ds);

@@ -1,26 +1,14 @@
 import type { DataSource } from 'typeorm';
-import { revert } from '../src/cli/db-commands.js';
+import { migrationStates, revert } from '../src/cli/db-commands.js';
 import { runPendingMigrations } from '../src/database/migration-runner.js';
-import { createTestDatabase, openRawDataSource, type TestDatabase, testConfig } from './support/test-database.js';
-
-/** Tables, columns (with type and nullability), indexes, comments and triggers of the public schema. */
-async function schemaSnapshot(ds: DataSource): Promise<string[]> {
-  const rows = await ds.query<Array<{ line: string }>>(`
-    SELECT 'table ' || c.relname || ' comment=' || coalesce(obj_description(c.oid, 'pg_class'), '') AS line
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = 'public' AND c.relkind = 'r'
-    UNION ALL
-    SELECT 'column ' || table_name || '.' || column_name || ' ' || udt_name || coalesce('(' || character_maximum_length || ')', '')
-           || ' null=' || is_nullable || ' default=' || coalesce(column_default, '')
-           || ' comment=' || coalesce(col_description(format('%I', table_name)::regclass, ordinal_position), '')
-      FROM information_schema.columns WHERE table_schema = 'public'
-    UNION ALL
-    SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'public'
-    UNION ALL
-    SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal
-    ORDER BY 1`);
-  return rows.map((r) => r.line).filter((l) => !l.includes(' migrations'));
-}
+import { schemaSnapshot } from './support/legacy-schema.js';
+import {
+  createTestDatabase,
+  openRawDataSource,
+  TEST_TARGET,
+  type TestDatabase,
+  testConfig,
+} from './support/test-database.js';
 
 const ALL_MIGRATIONS = [
   'InitialSchema1764000000000',
@@ -30,6 +18,7 @@ const ALL_MIGRATIONS = [
   'AddChunkCounts1764000000004',
   'AddMetadataTermsIndex1764000000005',
   'AddDocumentsCreatedAtIndex1764000000006',
+  'KeepChunkVectorsInline1764000000007',
 ];
 
 describe('InitialSchema migration', () => {
@@ -55,6 +44,8 @@ describe('InitialSchema migration', () => {
         'table langchain_pg_collection comment=LangChain internal collection management - DO NOT modify directly',
         'table langchain_pg_embedding comment=Vector embeddings storage with metadata',
         expect.stringMatching(/^column langchain_pg_embedding\.embedding vector null=YES default= comment=/),
+        // Vectors kept in the row (MAIN), not pgvector's EXTERNAL: KeepChunkVectorsInline.
+        'storage langchain_pg_embedding.embedding=m',
         expect.stringMatching(/^column langchain_pg_embedding\.id varchar null=NO default= comment=/),
         expect.stringMatching(/^column documents\.document_id varchar\(255\) null=NO/),
         expect.stringMatching(/^column documents\.created_at timestamp null=NO default=now\(\)/),
@@ -149,4 +140,80 @@ describe('InitialSchema migration', () => {
       },
     ]);
   });
+
+  it('keeps a chunk vector in the row and moves a long text out of line instead (KeepChunkVectorsInline)', async () => {
+    const collection = '0b5e6a8c-2f41-4c1e-9a7d-3e8f0c6b1d22';
+    await ds.query(`INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES ($1, 'inline', '{}')`, [
+      collection,
+    ]);
+    // A row as the benchmark's (and real) chunks make it: 1.5 KB of vector and 1.2 KB of text that
+    // compresses poorly, past PostgreSQL's 2 KB TOAST threshold. Either value moved out brings it under.
+    const text = Array.from({ length: 400 }, (_, i) => ((i * 7919) % 9973).toString(36))
+      .join(' ')
+      .slice(0, 1200);
+    const insert = (id: string, dims: number) =>
+      ds.query(
+        `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+         VALUES ($1, $2, (SELECT array_agg(sin(d)::real)::vector FROM generate_series(1, $3) AS d), $4, '{}')`,
+        [id, collection, dims, text],
+      );
+    const outOfLine = (id: string) =>
+      ds.query<Array<{ vector: boolean; text: boolean }>>(
+        `SELECT pg_column_toast_chunk_id(embedding) IS NOT NULL AS vector,
+                pg_column_toast_chunk_id(document) IS NOT NULL AS text
+           FROM langchain_pg_embedding WHERE id = $1`,
+        [id],
+      );
+    await insert('inline-384', 384);
+    expect(await outOfLine('inline-384')).toEqual([{ vector: false, text: true }]);
+    // Too large for a page (3072 dimensions: 12 KB): MAIN still moves it out, where PLAIN would fail.
+    await insert('inline-3072', 3072);
+    expect(await outOfLine('inline-3072')).toEqual([{ vector: true, text: true }]);
+
+    // Under pgvector's default (what down() restores) the vector is the value moved out.
+    await revert(ds);
+    await insert('external-384', 384);
+    expect(await outOfLine('external-384')).toEqual([{ vector: true, text: false }]);
+    expect(await runPendingMigrations(ds)).toEqual(['KeepChunkVectorsInline1764000000007']);
+    // Rows written before keep their layout; every value reads back the same.
+    expect(await outOfLine('external-384')).toEqual([{ vector: true, text: false }]);
+    const [same] = await ds.query<Array<{ n: number }>>(
+      `SELECT count(DISTINCT embedding::text)::int AS n FROM langchain_pg_embedding WHERE id IN ('inline-384', 'external-384')`,
+    );
+    expect(same.n).toBe(1);
+  });
+
+  // The embedded database has one session: nothing else can hold a lock there.
+  (TEST_TARGET === 'postgres' ? it : it.skip)(
+    'KeepChunkVectorsInline gives up after its lock_timeout behind a long statement on the chunk table, changing nothing',
+    async () => {
+      await revert(ds);
+      const storage = async () =>
+        (
+          await ds.query<Array<{ s: string }>>(
+            `SELECT attstorage AS s FROM pg_attribute WHERE attrelid = 'langchain_pg_embedding'::regclass AND attname = 'embedding'`,
+          )
+        )[0].s;
+      expect(await storage()).toBe('e');
+      const reader = ds.createQueryRunner();
+      await reader.connect();
+      try {
+        // A long read holds ACCESS SHARE until its transaction ends.
+        await reader.startTransaction();
+        await reader.query(`SELECT count(*) FROM langchain_pg_embedding`);
+        const started = Date.now();
+        await expect(runPendingMigrations(ds)).rejects.toThrow(/lock timeout/);
+        expect(Date.now() - started).toBeGreaterThanOrEqual(4000);
+        expect(await storage()).toBe('e');
+        expect((await migrationStates(ds)).filter((m) => !m.applied).map((m) => m.name)).toEqual([
+          'KeepChunkVectorsInline1764000000007',
+        ]);
+      } finally {
+        await reader.rollbackTransaction();
+        await reader.release();
+      }
+      expect(await runPendingMigrations(ds)).toEqual(['KeepChunkVectorsInline1764000000007']);
+      expect(await storage()).toBe('m');
+    },
+  );
 });

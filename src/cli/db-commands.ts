@@ -378,6 +378,9 @@ async function chunkCountsDifferences(ds: DataSource): Promise<string[]> {
   return differences;
 }
 
+/** pg_attribute.attstorage, as ALTER COLUMN … SET STORAGE names it. */
+const STORAGE_MODES: Record<string, string> = { p: 'PLAIN', e: 'EXTERNAL', m: 'MAIN', x: 'EXTENDED' };
+
 /** Lists every difference between the live schema and the entities (empty when they agree). */
 export async function schemaDifferences(ds: DataSource): Promise<string[]> {
   const differences: string[] = [];
@@ -397,6 +400,18 @@ export async function schemaDifferences(ds: DataSource): Promise<string[]> {
   }
 
   differences.push(...(await chunkCountsDifferences(ds)));
+
+  const [vectors] = await ds.query<Array<{ storage: string }>>(
+    `SELECT a.attstorage AS storage FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = current_schema() AND c.relname = 'langchain_pg_embedding' AND a.attname = 'embedding'
+        AND NOT a.attisdropped`,
+  );
+  if (vectors && vectors.storage !== 'm') {
+    differences.push(
+      `column langchain_pg_embedding.embedding has storage ${STORAGE_MODES[vectors.storage] ?? vectors.storage}, expected MAIN (migration KeepChunkVectorsInline)`,
+    );
+  }
 
   const triggers = await ds.query<Array<{ proname: string }>>(
     `SELECT p.proname FROM pg_trigger g JOIN pg_class t ON t.oid = g.tgrelid

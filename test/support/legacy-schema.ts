@@ -183,7 +183,10 @@ export async function dataFingerprint(ds: DataSource): Promise<Record<string, st
   return row;
 }
 
-/** Tables, columns (type, nullability, default, comment), constraints, indexes and triggers of the schema. */
+/**
+ * Tables, columns (type, nullability, default, comment), columns stored other than their type's
+ * default (`storage table.column=m`: pg_attribute.attstorage), constraints, indexes and triggers.
+ */
 export async function schemaSnapshot(ds: DataSource): Promise<string[]> {
   const rows = await ds.query<Array<{ line: string }>>(`
     SELECT 'table ' || c.relname || ' comment=' || coalesce(obj_description(c.oid, 'pg_class'), '') AS line
@@ -194,6 +197,12 @@ export async function schemaSnapshot(ds: DataSource): Promise<string[]> {
            || ' null=' || is_nullable || ' default=' || coalesce(column_default, '')
            || ' comment=' || coalesce(col_description(format('%I', table_name)::regclass, ordinal_position), '')
       FROM information_schema.columns WHERE table_schema = current_schema()
+    UNION ALL
+    SELECT 'storage ' || c.relname || '.' || a.attname || '=' || a.attstorage::text
+      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      JOIN pg_type ty ON ty.oid = a.atttypid
+     WHERE n.nspname = current_schema() AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.attstorage <> ty.typstorage
     UNION ALL
     SELECT 'constraint ' || t.relname || '.' || k.conname || ' ' || pg_get_constraintdef(k.oid)
       FROM pg_constraint k JOIN pg_class t ON t.oid = k.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace

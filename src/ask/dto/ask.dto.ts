@@ -102,7 +102,7 @@ export class AskRequestDto {
     description:
       "Compare the query with every chunk the filter passes instead of searching the collection's HNSW index: the " +
       'exact k nearest, where the index finds most of them (recall@10 0.95–0.99 on the benchmark, lower under a ' +
-      'selective filter on a small collection), at the cost of a scan (about 0.4 s for 100,000 × 384 chunks without a ' +
+      'selective filter on a small collection), at the cost of a scan (26 ms p50 for 40,000 × 384 chunks without a ' +
       'filter on the 2-vCPU benchmark server). In hybrid mode it applies to the vector ranking. A collection without ' +
       'an index is always searched exactly.',
   })
