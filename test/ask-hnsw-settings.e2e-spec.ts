@@ -1,6 +1,6 @@
 import request from 'supertest';
 import type { EntityManager } from 'typeorm';
-import { ChunkSearchRepository, SERIAL_SEARCH_SQL } from '../src/ask/chunk-search.repository.js';
+import { ChunkSearchRepository, PARALLEL_WORKERS_SQL } from '../src/ask/chunk-search.repository.js';
 import { TEST_TARGET } from './support/test-database.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 
@@ -122,41 +122,51 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
 
   // PGlite plans no parallel workers at all.
   (TEST_TARGET === 'postgres' ? it : it.skip)(
-    'runs a filtered exact search without parallel workers (SERIAL_SEARCH_SQL, as AskService does)',
+    'plans exact searches without parallel workers: connections start with SEARCH_PARALLEL_WORKERS (0)',
     async () => {
       const target = (await t.app.get(ChunkSearchRepository).findTarget(t.dataSource.manager, 'graph'))!;
-      let captured: { sql: string; params: unknown[] } | undefined;
+      const statements: Array<{ sql: string; params: unknown[] }> = [];
       const capturing = {
         query: (sql: string, params: unknown[]) => {
-          captured = { sql, params };
+          statements.push({ sql, params });
           return Promise.resolve([]);
         },
       } as unknown as EntityManager;
       const query = { collectionUuid: target.uuid, embedding: vector(5), k: 5, question: 'q', index: null };
-      await t.app
-        .get(ChunkSearchRepository)
-        .vectorSearch(capturing, { ...query, filter: { kind: 'common' }, metadataTerms: target.metadataTerms });
-      const plan = (serial: boolean) =>
+      const repository = t.app.get(ChunkSearchRepository);
+      await repository.vectorSearch(capturing, { ...query, metadataTerms: target.metadataTerms });
+      await repository.vectorSearch(capturing, {
+        ...query,
+        filter: { kind: 'common' },
+        metadataTerms: target.metadataTerms,
+      });
+      // On a pooled connection, as AskService runs them; `workers` as the fallback sets it.
+      const plan = (statement: { sql: string; params: unknown[] }, workers?: number) =>
         t.dataSource.transaction(async (manager) => {
           // Parallel plans made free, so the planner takes one wherever it is allowed to.
           for (const setting of ['parallel_setup_cost', 'parallel_tuple_cost', 'min_parallel_table_scan_size']) {
             await manager.query(`SELECT set_config($1, '0', true)`, [setting]);
           }
-          if (serial) await manager.query(SERIAL_SEARCH_SQL);
-          const rows = await manager.query<Array<Record<string, string>>>(`EXPLAIN ${captured!.sql}`, captured!.params);
+          if (workers !== undefined) await manager.query(PARALLEL_WORKERS_SQL, [String(workers)]);
+          const rows = await manager.query<Array<Record<string, string>>>(`EXPLAIN ${statement.sql}`, statement.params);
           return rows.map((r) => Object.values(r)[0]).join('\n');
         });
-      expect(await plan(false)).toContain('Gather');
-      expect(await plan(true)).not.toContain('Gather');
+      expect(statements).toHaveLength(2);
+      for (const statement of statements) {
+        expect(await plan(statement)).not.toContain('Gather');
+        // The server's own default (2) would add workers.
+        expect(await plan(statement, 2)).toContain('Gather');
+      }
     },
   );
 
   it('every connection starts with the configured search settings, embedded too (k ≤ ef_search: no SET LOCAL)', async () => {
     for (let i = 0; i < 3; i++) {
-      const [row] = await t.dataSource.query<Array<{ ef: string; it: string }>>(
-        `SELECT current_setting('hnsw.ef_search') AS ef, current_setting('hnsw.iterative_scan') AS it`,
+      const [row] = await t.dataSource.query<Array<{ ef: string; it: string; workers: string }>>(
+        `SELECT current_setting('hnsw.ef_search') AS ef, current_setting('hnsw.iterative_scan') AS it,
+                current_setting('max_parallel_workers_per_gather') AS workers`,
       );
-      expect(row).toEqual({ ef: '10', it: 'relaxed_order' });
+      expect(row).toEqual({ ef: '10', it: 'relaxed_order', workers: '0' });
     }
   });
 

@@ -31,7 +31,7 @@ import { langchainStore } from './langchain-store.mjs';
 const env = process.env;
 const dist = resolve(env.BENCH_DIST ?? 'dist');
 const load = (path) => import(pathToFileURL(resolve(dist, path)).href);
-const { ChunkSearchRepository, SERIAL_SEARCH_SQL } = await load('src/ask/chunk-search.repository.js');
+const { ChunkSearchRepository } = await load('src/ask/chunk-search.repository.js');
 const { toAskResult } = await load('src/ask/ask.service.js');
 const stats = await load('src/stats/stats.sql.js');
 
@@ -90,28 +90,6 @@ async function rows(sql, params, name) {
 }
 /** The one method of TypeORM's EntityManager that ChunkSearchRepository calls. */
 const manager = { query: rows };
-/**
- * `work(manager)` in one transaction that first runs `setup` (as AskService runs a filtered exact
- * search: SERIAL_SEARCH_SQL, then the search), or on the pool without one when there is none.
- */
-async function inTransaction(setup, work) {
-  if (!setup) return work(manager);
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query(setup);
-    const result = await work({ query: async (sql, params) => (await client.query(sql, params)).rows });
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
-}
-/** What AskService runs before a search in its transaction: SERIAL_SEARCH_SQL for a filtered exact search. */
-const searchSetup = (filter, exact) => (filter !== undefined && (exact || !index) ? SERIAL_SEARCH_SQL : null);
 const search = new ChunkSearchRepository();
 
 let collection = null;
@@ -161,9 +139,9 @@ async function floorAsk(body, { exact = false, via } = {}) {
     index: exact ? null : index,
     metadataTerms,
   };
-  const hits = via
-    ? await search.vectorSearch(via, query)
-    : await inTransaction(searchSetup(body.filter, exact), (m) => search.vectorSearch(m, query));
+  // One statement on the pool, as AskService sends it: the connections start with the service's
+  // search settings (hnsw.ef_search, iterative scan, parallel workers), so nothing is set per search.
+  const hits = await search.vectorSearch(via ?? manager, query);
   const results = hits.map(toAskResult);
   return {
     question: body.question,
@@ -323,10 +301,8 @@ async function timedIngest({ variant, from, to, batch, collection: name }) {
 /** EXPLAIN (ANALYZE, BUFFERS) of the statements the service and LangChain send for one query. */
 async function explain(body) {
   const plans = {};
-  const run = async (name, sql, params, setup = null) => {
-    plans[name] = (await inTransaction(setup, (m) => m.query(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, params))).map(
-      (r) => r['QUERY PLAN'],
-    );
+  const run = async (name, sql, params) => {
+    plans[name] = (await manager.query(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, params)).map((r) => r['QUERY PLAN']);
   };
   for (const [label, filter] of [
     ['', undefined],
@@ -336,12 +312,7 @@ async function explain(body) {
       let captured;
       const capture = { query: async (sql, params) => ((captured = { sql, params }), []) };
       await floorAsk({ ...body, filter }, { exact, via: capture });
-      await run(
-        `service SQL${exact ? ' (exact)' : ' (HNSW)'}${label}`,
-        captured.sql,
-        captured.params,
-        searchSetup(filter, exact),
-      );
+      await run(`service SQL${exact ? ' (exact)' : ' (HNSW)'}${label}`, captured.sql, captured.params);
     }
     // LangChain's searchPostgres statement for the same query, as it builds it.
     await run(

@@ -14,7 +14,7 @@ import {
   type ChunkHit,
   ChunkSearchRepository,
   hybridCandidates,
-  SERIAL_SEARCH_SQL,
+  PARALLEL_WORKERS_SQL,
   type SearchTarget,
 } from './chunk-search.repository.js';
 import type { AskRequestDto, AskResponseDto, AskResultDto, SearchMode } from './dto/ask.dto.js';
@@ -27,7 +27,7 @@ const MAX_EF_SEARCH = 1000;
 
 @Injectable()
 export class AskService {
-  private session?: Promise<{ iterativeScans: boolean; preset: boolean }>;
+  private session?: Promise<SessionSettings>;
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -141,11 +141,12 @@ export class AskService {
       mode === 'hybrid' ? this.search.hybridSearch(manager, query) : this.search.vectorSearch(manager, query);
     const started = performance.now();
     try {
+      const session = await this.sessionSettings();
       if (!index) {
-        // Exact distances: no index settings matter, so no transaction without a filter.
-        if (dto.filter === undefined) return await this.replicas.run(run);
+        // Exact distances: of the settings, only the parallel workers matter.
+        if (session.parallelWorkersPreset) return await this.replicas.run(run);
         return await this.replicas.transaction(async (manager) => {
-          await manager.query(SERIAL_SEARCH_SQL);
+          await manager.query(PARALLEL_WORKERS_SQL, [String(this.config.search.parallelWorkers)]);
           return run(manager);
         });
       }
@@ -153,8 +154,7 @@ export class AskService {
       // candidate count, a search would silently return fewer rows. With a filter, pgvector 0.8's
       // iterative scan keeps walking the graph until enough rows pass it.
       const wanted = mode === 'hybrid' ? hybridCandidates(k) : k;
-      const session = await this.sessionSettings();
-      if (session.preset && wanted <= this.config.search.hnswEfSearch) {
+      if (session.hnswPreset && wanted <= this.config.search.hnswEfSearch) {
         // Every pooled connection already has these settings (see searchSessionOptions): one statement.
         return await this.replicas.run(run);
       }
@@ -178,21 +178,23 @@ export class AskService {
   /**
    * Whether pgvector has iterative index scans (≥ 0.8), and whether connections start with the
    * search settings (searchSessionSettings): a server connection and the embedded session do; a
-   * pooler that drops the startup `options` does not, and then every indexed search sets them with
+   * pooler that drops the startup `options` does not, and then every search sets what it needs with
    * SET LOCAL. Asked once per process.
    */
-  private sessionSettings(): Promise<{ iterativeScans: boolean; preset: boolean }> {
+  private sessionSettings(): Promise<SessionSettings> {
     this.session ??= this.dataSource
-      .query<Array<{ v: string | null; ef: string | null; it: string | null }>>(
+      .query<Array<{ v: string | null; ef: string | null; it: string | null; workers: string | null }>>(
         `SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS v,
-                current_setting('hnsw.ef_search', true) AS ef, current_setting('hnsw.iterative_scan', true) AS it`,
+                current_setting('hnsw.ef_search', true) AS ef, current_setting('hnsw.iterative_scan', true) AS it,
+                current_setting('max_parallel_workers_per_gather') AS workers`,
       )
       .then(([row]) => {
         const [major, minor] = (row?.v ?? '0.0').split('.').map(Number);
         const iterativeScans = major > 0 || minor >= 8;
-        const preset =
+        const hnswPreset =
           row?.ef === String(this.config.search.hnswEfSearch) && (!iterativeScans || row.it === 'relaxed_order');
-        return { iterativeScans, preset };
+        const parallelWorkersPreset = row?.workers === String(this.config.search.parallelWorkers);
+        return { iterativeScans, hnswPreset, parallelWorkersPreset };
       })
       .catch((error: unknown) => {
         // Not cached when the database was unreachable: the next request asks again.
@@ -201,6 +203,15 @@ export class AskService {
       });
     return this.session;
   }
+}
+
+/** What AskService.sessionSettings found on a connection. */
+interface SessionSettings {
+  iterativeScans: boolean;
+  /** hnsw.ef_search and hnsw.iterative_scan as configured. */
+  hnswPreset: boolean;
+  /** max_parallel_workers_per_gather as configured (SEARCH_PARALLEL_WORKERS). */
+  parallelWorkersPreset: boolean;
 }
 
 /** A malformed filter is the client's mistake: a 400 naming the part, before any query runs. */

@@ -63,14 +63,11 @@ export function hybridCandidates(k: number): number {
 }
 
 /**
- * Run inside the transaction of an exact search (no HNSW index) with a filter: no parallel workers.
- * The filter's chunks are read through a bitmap (ix_cmetadata_terms) or picked out of a scan, and
- * on the 2-vCPU benchmark server (PostgreSQL 17, default max_parallel_workers_per_gather = 2) the
- * parallel plan took 69–77 ms where the serial one took 46–53 ms for the same 17–20 % of 100,000
- * chunks, and 349 against 417 ms for a filter every chunk passes (docs/PERFORMANCE.md). Workers also
- * take cores from concurrent requests. Without a filter the server's own setting stands.
+ * Sets, for its transaction, the parallel workers an exact search may use ($1:
+ * SEARCH_PARALLEL_WORKERS). Every connection starts with that value (searchSessionSettings); this is
+ * for a connection that did not (a pooler that drops the startup options: see AskService).
  */
-export const SERIAL_SEARCH_SQL = `SELECT set_config('max_parallel_workers_per_gather', '0', true)`;
+export const PARALLEL_WORKERS_SQL = `SELECT set_config('max_parallel_workers_per_gather', $1, true)`;
 
 /**
  * The search statements over LangChain's chunk table. Every value is a bound parameter; the only

@@ -56,17 +56,38 @@ describe('loadAppConfig', () => {
   });
 
   it('reads the search settings, and the server connections start with them', () => {
-    expect(loadAppConfig({}).search).toEqual({ hnswEfSearch: 150, targetCacheTtlMs: 5000, rejectSqlProbes: true });
-    const config = loadAppConfig({ SEARCH_HNSW_EF_SEARCH: '250', SEARCH_TARGET_CACHE_TTL_MS: '0' });
-    expect(config.search).toEqual({ hnswEfSearch: 250, targetCacheTtlMs: 0, rejectSqlProbes: true });
+    expect(loadAppConfig({}).search).toEqual({
+      hnswEfSearch: 150,
+      parallelWorkers: 0,
+      targetCacheTtlMs: 5000,
+      rejectSqlProbes: true,
+    });
+    const config = loadAppConfig({
+      SEARCH_HNSW_EF_SEARCH: '250',
+      SEARCH_PARALLEL_WORKERS: '4',
+      SEARCH_TARGET_CACHE_TTL_MS: '0',
+    });
+    expect(config.search).toEqual({
+      hnswEfSearch: 250,
+      parallelWorkers: 4,
+      targetCacheTtlMs: 0,
+      rejectSqlProbes: true,
+    });
     expect(() => loadAppConfig({ SEARCH_TARGET_CACHE_TTL_MS: '-1' })).toThrow(
       /SEARCH_TARGET_CACHE_TTL_MS must not be less than 0/,
     );
-    const server = loadAppConfig({ DATABASE_URL: 'postgres://db/kb', SEARCH_HNSW_EF_SEARCH: '250' });
-    expect(buildDataSourceOptions(server, { url: 'postgres://db/kb' }).extra).toMatchObject({
-      options: '-c hnsw.ef_search=250 -c hnsw.iterative_scan=relaxed_order',
+    expect(() => loadAppConfig({ SEARCH_PARALLEL_WORKERS: '-1' })).toThrow(
+      /SEARCH_PARALLEL_WORKERS must not be less than 0/,
+    );
+    const server = loadAppConfig({
+      DATABASE_URL: 'postgres://db/kb',
+      SEARCH_HNSW_EF_SEARCH: '250',
+      SEARCH_PARALLEL_WORKERS: '4',
     });
-    // PGlite's socket server ignores the startup options: AskService sets them per transaction there.
+    expect(buildDataSourceOptions(server, { url: 'postgres://db/kb' }).extra).toMatchObject({
+      options: '-c hnsw.ef_search=250 -c hnsw.iterative_scan=relaxed_order -c max_parallel_workers_per_gather=4',
+    });
+    // PGlite's socket server ignores the startup options: EmbeddedPostgres sets them on its one session.
     expect(buildDataSourceOptions(config, { host: '127.0.0.1', port: 1 }).extra).not.toHaveProperty('options');
   });
 

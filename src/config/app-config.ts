@@ -194,6 +194,16 @@ class EnvironmentVariables {
   @Transform(toInt)
   @IsInt()
   @Min(0)
+  @Max(64)
+  // 0: on the 2-vCPU benchmark server an exact search of 100,000 chunks took 62.4 ms serial, 70.8
+  // with one worker and 94.9 with two, a filtered one 17.7 against 39.9 with one (docs/OPERATIONS.md);
+  // and workers take cores from concurrent requests.
+  SEARCH_PARALLEL_WORKERS = 0;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
   @Max(600_000)
   SEARCH_TARGET_CACHE_TTL_MS = 5000;
 
@@ -394,6 +404,12 @@ export interface AppConfig {
      */
     readonly hnswEfSearch: number;
     /**
+     * `max_parallel_workers_per_gather` every server connection starts with: the workers
+     * PostgreSQL may add to an exact search (no HNSW index, `exact`, or a filter read through
+     * ix_cmetadata_terms), the one kind of statement of this service that scans many rows.
+     */
+    readonly parallelWorkers: number;
+    /**
      * How long /ask reuses what it looked up about a collection (uuid, dimension, HNSW index) before
      * looking again; 0 = every request. Changes by other processes are seen within this time.
      */
@@ -494,6 +510,7 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
       : undefined,
     search: {
       hnswEfSearch: vars.SEARCH_HNSW_EF_SEARCH,
+      parallelWorkers: vars.SEARCH_PARALLEL_WORKERS,
       targetCacheTtlMs: vars.SEARCH_TARGET_CACHE_TTL_MS,
       rejectSqlProbes: vars.FILTER_REJECT_SQL_PROBES,
     },

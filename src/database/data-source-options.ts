@@ -67,12 +67,17 @@ export function buildDataSourceOptions(config: AppConfig, endpoint: DatabaseEndp
  * The search settings every connection starts with: the configured `hnsw.ef_search`, and
  * pgvector 0.8's relaxed iterative scan, so a filtered index scan keeps walking the graph until k
  * rows pass the filter (without a filter it never iterates: the first pass yields ef_search ≥ k
- * rows). An older pgvector drops the unknown iterative_scan placeholder with a warning. A server
+ * rows); and the parallel workers an exact search may use (SEARCH_PARALLEL_WORKERS, 0 by default).
+ * An older pgvector drops the unknown iterative_scan placeholder with a warning. A server
  * connection gets them in its startup packet (searchSessionOptions); the embedded database's one
  * session gets them when it opens (EmbeddedPostgres.start).
  */
 export function searchSessionSettings(config: AppConfig): Record<string, string> {
-  return { 'hnsw.ef_search': String(config.search.hnswEfSearch), 'hnsw.iterative_scan': 'relaxed_order' };
+  return {
+    'hnsw.ef_search': String(config.search.hnswEfSearch),
+    'hnsw.iterative_scan': 'relaxed_order',
+    max_parallel_workers_per_gather: String(config.search.parallelWorkers),
+  };
 }
 
 /** searchSessionSettings as the `options` of a server connection's startup packet. */
