@@ -168,6 +168,10 @@ export class AskService {
             : `SELECT set_config('hnsw.ef_search', $1, true)`,
           [String(efSearch)],
         );
+        // A filter few chunks pass is read through ix_cmetadata_terms and sorted exactly, not by the index.
+        if (!session.parallelWorkersPreset) {
+          await manager.query(PARALLEL_WORKERS_SQL, [String(this.config.search.parallelWorkers)]);
+        }
         return run(manager);
       });
     } finally {
