@@ -146,7 +146,7 @@ export class AskService {
         // Exact distances: of the settings, only the parallel workers matter.
         if (session.parallelWorkersPreset) return await this.replicas.run(run);
         return await this.replicas.transaction(async (manager) => {
-          await manager.query(PARALLEL_WORKERS_SQL, [String(this.config.search.parallelWorkers)]);
+          await this.setParallelWorkers(manager);
           return run(manager);
         });
       }
@@ -169,14 +169,17 @@ export class AskService {
           [String(efSearch)],
         );
         // A filter few chunks pass is read through ix_cmetadata_terms and sorted exactly, not by the index.
-        if (!session.parallelWorkersPreset) {
-          await manager.query(PARALLEL_WORKERS_SQL, [String(this.config.search.parallelWorkers)]);
-        }
+        if (!session.parallelWorkersPreset) await this.setParallelWorkers(manager);
         return run(manager);
       });
     } finally {
       this.metrics?.observeSearch(mode, (performance.now() - started) / 1000);
     }
+  }
+
+  /** SET LOCAL of SEARCH_PARALLEL_WORKERS, for a transaction on a connection that did not start with it. */
+  private async setParallelWorkers(manager: EntityManager): Promise<void> {
+    await manager.query(PARALLEL_WORKERS_SQL, [String(this.config.search.parallelWorkers)]);
   }
 
   /**
