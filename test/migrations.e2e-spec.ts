@@ -201,9 +201,21 @@ describe('InitialSchema migration', () => {
         // A long read holds ACCESS SHARE until its transaction ends.
         await reader.startTransaction();
         await reader.query(`SELECT count(*) FROM langchain_pg_embedding`);
-        const started = Date.now();
-        await expect(runPendingMigrations(ds)).rejects.toThrow(/lock timeout/);
-        expect(Date.now() - started).toBeGreaterThanOrEqual(4000);
+        const migrating = runPendingMigrations(ds);
+        migrating.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+        // The ALTER queues behind the reader's lock (it does not fail at once for another reason).
+        let waiting = false;
+        for (let poll = 0; poll < 200 && !waiting; poll++) {
+          // Asked outside the reader's transaction, which would see one snapshot of pg_stat_activity.
+          const rows = await ds.query<unknown[]>(
+            `SELECT 1 FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock' AND query LIKE 'ALTER TABLE langchain_pg_embedding%'`,
+          );
+          waiting = rows.length > 0;
+          if (!waiting) await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        expect(waiting).toBe(true);
+        await expect(migrating).rejects.toThrow(/lock timeout/);
         expect(await storage()).toBe('e');
         expect((await migrationStates(ds)).filter((m) => !m.applied).map((m) => m.name)).toEqual([
           'KeepChunkVectorsInline1764000000007',
