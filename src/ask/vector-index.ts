@@ -68,10 +68,12 @@ export function indexedExpression(spec: VectorIndexSpec, column: string): string
 /**
  * The cosine distance between the chunk column and the query vector in `param`. With an index, the
  * index's expression (so the planner can use it); without one, the exact full-precision distance.
+ * The parameter is always typed `vector` (ChunkSearchRepository sends it in pgvector's binary
+ * `vector` format), and cast from there to a halfvec index's type.
  */
 export function cosineDistance(spec: VectorIndexSpec | null, column: string, param: string): string {
   if (!spec) return `(${column} <=> ${param}::vector)`;
-  return `(${indexedExpression(spec, column)} <=> ${param}::${spec.type}(${spec.dimensions}))`;
+  return `(${indexedExpression(spec, column)} <=> ${param}::vector::${spec.type}(${spec.dimensions}))`;
 }
 
 export interface HnswBuildOptions {

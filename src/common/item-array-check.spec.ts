@@ -1,15 +1,19 @@
 import { BadRequestException } from '@nestjs/common';
 import { Transform, Type } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsDefined, IsString, ValidateNested } from 'class-validator';
+import { AskRequestDto } from '../ask/dto/ask.dto.js';
 import { CreateDocumentDto } from '../documents/dto/document.dto.js';
 import { CreateEmbeddingsDto } from '../embeddings/dto/embedding.dto.js';
-import { compileItemArrayCheck } from './item-array-check.js';
+import { compileItemArrayCheck, compileObjectCheck } from './item-array-check.js';
 import { createValidationPipe } from './validation.js';
 
 /** The global pipe's verdict on a body: its output, or the messages of its 400. */
-async function pipeVerdict(body: unknown): Promise<{ output: unknown } | { messages: string[] }> {
+async function pipeVerdict(
+  body: unknown,
+  metatype: new () => object = CreateEmbeddingsDto,
+): Promise<{ output: unknown } | { messages: string[] }> {
   try {
-    return { output: await createValidationPipe().transform(body, { type: 'body', metatype: CreateEmbeddingsDto }) };
+    return { output: await createValidationPipe().transform(body, { type: 'body', metatype }) };
   } catch (error) {
     if (!(error instanceof BadRequestException)) throw error;
     return { messages: (error.getResponse() as { message: string[] }).message };
@@ -145,5 +149,64 @@ describe('compileItemArrayCheck', () => {
       items: object[];
     }
     expect(compileItemArrayCheck(Untyped, 'items')).toBeNull();
+  });
+});
+
+describe('compileObjectCheck', () => {
+  const check = compileObjectCheck(AskRequestDto)!;
+
+  it("compiles for POST /ask's body, and not for bodies with nested DTOs or fields that start with a value", () => {
+    expect(check).not.toBeNull();
+    expect(compileObjectCheck(CreateEmbeddingsDto)).toBeNull();
+    class WithDefault {
+      @IsString()
+      mode: string = 'vector';
+    }
+    expect(compileObjectCheck(WithDefault)).toBeNull();
+  });
+
+  it('passes only bodies the pipe accepts and hands on with the same values (every combination of these values)', async () => {
+    const questions = [undefined, 'Thuế suất?', '', ' ', 'a\u0000', 5, 'x'.repeat(4001)];
+    const ks = [undefined, 1, 100, 0, 101, 2.5, '5'];
+    const filters = [
+      undefined,
+      { document_type: 'law', n: { $lt: 3 } },
+      {},
+      [1],
+      'f',
+      null,
+      JSON.parse('{"constructor": 1}'),
+    ];
+    const others: Array<Record<string, unknown>> = [
+      {},
+      { mode: 'hybrid', exact: true, answer: false },
+      { mode: 'other' },
+      { exact: 'yes' },
+      { collection: 'docs', minScore: 0.3 },
+      { collection: 'bad name!' },
+      { minScore: 2 },
+      { queryEmbedding: [0] },
+      { queryEmbedding: 'not base64!' },
+      { extra: 1 },
+      JSON.parse('{"__proto__": {"k": 1}}') as Record<string, unknown>,
+    ];
+    let passed = 0;
+    let total = 0;
+    for (const question of questions)
+      for (const k of ks)
+        for (const filter of filters)
+          for (const other of others) {
+            const body: Record<string, unknown> = { ...other };
+            for (const [key, value] of Object.entries({ question, k, filter })) {
+              if (value !== undefined) body[key] = value;
+            }
+            total += 1;
+            if (!check.passes(body)) continue;
+            passed += 1;
+            expect(await pipeVerdict(structuredClone(body), AskRequestDto)).toEqual({ output: body });
+          }
+    // Both answers occur: the check is neither a constant nor the test empty.
+    expect(passed).toBeGreaterThan(20);
+    expect(passed).toBeLessThan(total / 4);
   });
 });

@@ -43,19 +43,40 @@ export function compileItemArrayCheck(parentClass: Type<object>, property: strin
   const itemClass = itemType?.typeFunction() as Type<object> | undefined;
   if (!itemClass || hasTransformMetadata(parentClass, property, false)) return null;
   const arrayRules = propertyRules(parentClass, { only: property, allowNested: true })?.get(property);
-  const itemRules = propertyRules(itemClass, { allowNested: false });
-  if (!arrayRules || !itemRules || itemRules.size === 0) return null;
-  for (const name of itemRules.keys()) if (hasTransformMetadata(itemClass, name, true)) return null;
-  if (defaultMetadataStorage.getStrategy(itemClass) !== 'none') return null;
+  const item = compileObjectCheck(itemClass);
+  if (!arrayRules || !item) return null;
   return {
     passes(array: unknown[], parent: object): boolean {
       if (!satisfies(arrayRules, parentClass.name, property, array, parent)) return false;
       for (let i = 0; i < array.length; i++) {
-        if (!itemPasses(itemRules, itemClass.name, array[i])) return false;
+        if (!item.passes(array[i])) return false;
       }
       return true;
     },
   };
+}
+
+/** The check of one object against a DTO class (see compileObjectCheck). */
+export interface ObjectCheck {
+  /** True only if the ValidationPipe would accept `value` as the class and hand it on unchanged but for being an instance. */
+  passes(value: unknown): boolean;
+}
+
+/**
+ * The same fast "yes" for one object of a DTO class without nested DTOs: an item of a batch, or a
+ * whole body (POST /ask, whose pipe took about 0.27 ms of a request where this check takes a few
+ * µs). What the pipe hands on is an instance of the class; what passes here is handed on as the
+ * plain object it is, with the same values, which is all a service reads. Null under the same
+ * conditions as compileItemArrayCheck's items, and for a class whose instances start with a value
+ * (a field initializer: the pipe's copy would carry the default where the body has none).
+ */
+export function compileObjectCheck(target: Type<object>): ObjectCheck | null {
+  const rules = propertyRules(target, { allowNested: false });
+  if (!rules || rules.size === 0) return null;
+  for (const name of rules.keys()) if (hasTransformMetadata(target, name, true)) return null;
+  if (defaultMetadataStorage.getStrategy(target) !== 'none') return null;
+  if (Object.values(new target()).some((value) => value !== undefined)) return null;
+  return { passes: (value) => objectPasses(rules, target.name, value) };
 }
 
 function hasTransformMetadata(target: Type<object>, property: string, includeType: boolean): boolean {
@@ -124,7 +145,7 @@ function satisfies(rule: PropertyRules, targetName: string, property: string, va
   return true;
 }
 
-function itemPasses(rules: Map<string, PropertyRules>, targetName: string, item: unknown): boolean {
+function objectPasses(rules: Map<string, PropertyRules>, targetName: string, item: unknown): boolean {
   if (typeof item !== 'object' || item === null || Object.getPrototypeOf(item) !== Object.prototype) return false;
   const record = item as Record<string, unknown>;
   // forbidNonWhitelisted: a key without rules is a 400, worded by the pipe.

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { encodeTextArray, encodeVectorArray } from './chunk.store.js';
+import { encodeTextArray, encodeVector, encodeVectorArray } from './chunk.store.js';
 
 /** The header of PostgreSQL's binary array format, written field by field. */
 function referenceHeader(size: number, elementTypeOid: number, length: number, hasNull: boolean): Buffer {
@@ -45,47 +45,70 @@ function referenceTextArray(values: Array<string | null>, elementTypeOid: number
   return out;
 }
 
+/** float4 edge cases: the extremes, denormals, rounding to even, underflow, negative zero. */
+const EDGES = [
+  0,
+  -0,
+  1,
+  -1,
+  0.1,
+  1 / 3,
+  3.4e38,
+  -3.4e38,
+  3.4028235677973366e38, // rounds to float4's largest finite value
+  1.17549435e-38, // float4's smallest normal
+  1.4e-45, // float4's smallest denormal
+  -1.4e-45,
+  7e-46, // halfway to the smallest denormal: rounds to even (zero)
+  1e-50, // underflows to zero
+  -1e-50, // … to negative zero
+  5.877471754111438e-39, // a denormal
+  123456.789,
+  16_777_217, // not a float4: rounds to 16777216
+  0.30000000000000004,
+];
+
+/** Any number a vector component may be (it fits a float4), denormals and zero included. */
+const component = fc.oneof(
+  fc.double({ min: -3.4e38, max: 3.4e38, noNaN: true }),
+  fc.float({ noNaN: true, noDefaultInfinity: true }).map(Number),
+  fc.double({ min: -1e-37, max: 1e-37, noNaN: true }),
+);
+
 const VECTOR_OID = 16_385;
 const TEXT_OID = 25;
 
 describe('encodeVectorArray', () => {
   it('writes the bytes one writeFloatBE per component writes, float4 edge cases included', () => {
-    const edges = [
-      0,
-      -0,
-      1,
-      -1,
-      0.1,
-      1 / 3,
-      3.4e38,
-      -3.4e38,
-      3.4028235677973366e38, // rounds to float4's largest finite value
-      1.17549435e-38, // float4's smallest normal
-      1.4e-45, // float4's smallest denormal
-      -1.4e-45,
-      7e-46, // halfway to the smallest denormal: rounds to even (zero)
-      1e-50, // underflows to zero
-      -1e-50, // … to negative zero
-      5.877471754111438e-39, // a denormal
-      123456.789,
-      16_777_217, // not a float4: rounds to 16777216
-      0.30000000000000004,
-    ];
-    const cases: number[][][] = [[edges], [[7]], [edges, [1, 2, 3], edges.slice(3)], []];
+    const cases: number[][][] = [[EDGES], [[7]], [EDGES, [1, 2, 3], EDGES.slice(3)], []];
     for (const vectors of cases) {
       expect(encodeVectorArray(vectors, VECTOR_OID)).toEqual(referenceVectorArray(vectors, VECTOR_OID));
     }
   });
 
   it('writes the bytes the reference writes for random vectors', () => {
-    const component = fc.oneof(
-      fc.double({ min: -3.4e38, max: 3.4e38, noNaN: true }),
-      fc.float({ noNaN: true, noDefaultInfinity: true }).map(Number),
-      fc.double({ min: -1e-37, max: 1e-37, noNaN: true }),
-    );
     fc.assert(
       fc.property(fc.array(fc.array(component, { minLength: 1, maxLength: 40 }), { maxLength: 8 }), (vectors) => {
         expect(encodeVectorArray(vectors, VECTOR_OID)).toEqual(referenceVectorArray(vectors, VECTOR_OID));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('encodeVector', () => {
+  /** One vector in pgvector's binary format: an element of the reference `vector[]` without its length. */
+  const referenceVector = (v: number[]): Buffer => referenceVectorArray([v], VECTOR_OID).subarray(24);
+
+  it('writes the bytes of one element of encodeVectorArray, float4 edge cases included', () => {
+    for (const v of [EDGES, [7], []]) expect(encodeVector(v)).toEqual(referenceVector(v));
+    expect(encodeVector(new Float32Array(EDGES))).toEqual(referenceVector(EDGES));
+  });
+
+  it('writes the bytes the reference writes for random vectors', () => {
+    fc.assert(
+      fc.property(fc.array(component, { maxLength: 40 }), (v) => {
+        expect(encodeVector(v)).toEqual(referenceVector(v));
       }),
       { numRuns: 300 },
     );

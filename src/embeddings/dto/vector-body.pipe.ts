@@ -1,7 +1,13 @@
 import { type PipeTransform, type Type } from '@nestjs/common';
 import { isObject } from 'class-validator';
 import { createValidationPipe } from '../../common/validation.js';
-import { compileItemArrayCheck, isPlainJson, type ItemArrayCheck } from '../../common/item-array-check.js';
+import {
+  compileItemArrayCheck,
+  compileObjectCheck,
+  isPlainJson,
+  type ItemArrayCheck,
+  type ObjectCheck,
+} from '../../common/item-array-check.js';
 import { parseVector } from './embedding.dto.js';
 
 /** Where a value sits in a body: property names and array indexes from the body's root. */
@@ -29,6 +35,10 @@ export type VectorPath = ReadonlyArray<string | number>;
  * batch of 500 that spares class-validator and class-transformer 499 items, 10 ms. Any doubt and the
  * pipe sees the whole array.
  *
+ * A body class without nested DTOs (POST /ask) gets the same check for the whole body
+ * (compileObjectCheck): a body it passes is handed on as it is, without the pipe, which took about
+ * 0.27 ms of each search; any other body goes to the pipe, so every 400 is still the pipe's.
+ *
  * The route must declare the body with a type whose runtime metadata is Object (`unknown`, or a
  * mapped type such as `Readonly<Dto>`), so that the global pipe passes it through to this one.
  */
@@ -48,9 +58,12 @@ export class VectorBodyPipe<T extends object> implements PipeTransform<unknown, 
         throw new Error(`${metatype.name}.${property}: its items use a rule compileItemArrayCheck does not reproduce`);
       return [property, check];
     });
+    this.bodyCheck = compileObjectCheck(metatype);
   }
 
   private readonly itemArrayChecks: Array<[string, ItemArrayCheck]>;
+  /** Null for a body with nested DTOs (their items have the array checks instead). */
+  private readonly bodyCheck: ObjectCheck | null;
 
   async transform(body: unknown): Promise<T> {
     const checked: Array<[VectorPath, unknown]> = [];
@@ -81,7 +94,9 @@ export class VectorBodyPipe<T extends object> implements PipeTransform<unknown, 
         }
       }
     }
-    const dto = (await this.validation.transform(body, { type: 'body', metatype: this.metatype })) as T;
+    const dto = this.bodyCheck?.passes(body)
+      ? (body as T)
+      : ((await this.validation.transform(body, { type: 'body', metatype: this.metatype })) as T);
     // The arrays first: the paths of the checked values lead into them.
     for (const [property, array] of passedArrays) (dto as Record<string, unknown>)[property] = array;
     // Whitelisting removes properties, never array elements: the paths lead to the same places.
