@@ -1,6 +1,7 @@
 import request from 'supertest';
 import type { EntityManager } from 'typeorm';
 import { ChunkSearchRepository, PARALLEL_WORKERS_SQL } from '../src/ask/chunk-search.repository.js';
+import { type OptionsDroppingProxy, startOptionsDroppingProxy } from './support/options-dropping-proxy.js';
 import { TEST_TARGET } from './support/test-database.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 
@@ -8,6 +9,31 @@ const DIMS = 8;
 const CHUNKS = 3000;
 /** One chunk in RARE_EVERY carries kind = 'rare'. */
 const RARE_EVERY = 100;
+
+/** Pseudo-random components, the same in SQL in seedGraph: fract(sin(x) × 43758.5453) − 0.5. */
+const component = (i: number, d: number) => {
+  const x = Math.sin(i * 12.9898 + d * 78.233) * 43758.5453;
+  return x - Math.floor(x) - 0.5;
+};
+const vector = (i: number) => Array.from({ length: DIMS }, (_, d) => component(i, d));
+
+/** The collection `graph`: CHUNKS chunks g1… with vector(i), one in RARE_EVERY of kind 'rare', and its HNSW index. */
+async function seedGraph(t: TestApp): Promise<string> {
+  await t.dataSource.query(
+    `INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES (gen_random_uuid(), 'graph', '{}')`,
+  );
+  await t.dataSource.query(
+    `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+     SELECT 'g' || i, (SELECT uuid FROM langchain_pg_collection WHERE name = 'graph'),
+            (SELECT array_agg(x - floor(x) - 0.5 ORDER BY d)::real[]::vector
+               FROM generate_series(0, $1 - 1) AS d, LATERAL (SELECT sin(i * 12.9898 + d * 78.233) * 43758.5453 AS x) AS c),
+            'chunk ' || i, jsonb_build_object('kind', CASE WHEN i % $2 = 0 THEN 'rare' ELSE 'common' END)
+       FROM generate_series(1, $3) AS i`,
+    [DIMS, RARE_EVERY, CHUNKS],
+  );
+  await t.dataSource.query(`ANALYZE langchain_pg_embedding`);
+  return (await request(t.server).put('/collections/graph/vector-index').expect(200)).body.name as string;
+}
 
 /**
  * hnsw.ef_search caps what one index scan returns, and without pgvector 0.8's iterative scan a
@@ -18,12 +44,6 @@ const RARE_EVERY = 100;
 describe('POST /ask through an HNSW index with a small ef_search', () => {
   let t: TestApp;
   let indexName: string;
-  /** Pseudo-random components, the same in SQL below: fract(sin(x) × 43758.5453) − 0.5. */
-  const component = (i: number, d: number) => {
-    const x = Math.sin(i * 12.9898 + d * 78.233) * 43758.5453;
-    return x - Math.floor(x) - 0.5;
-  };
-  const vector = (i: number) => Array.from({ length: DIMS }, (_, d) => component(i, d));
   const ask = (body: Record<string, unknown>) =>
     request(t.server)
       .post('/ask')
@@ -32,20 +52,7 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
 
   beforeAll(async () => {
     t = await startTestApp({ SEARCH_HNSW_EF_SEARCH: '10' });
-    await t.dataSource.query(
-      `INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES (gen_random_uuid(), 'graph', '{}')`,
-    );
-    await t.dataSource.query(
-      `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
-       SELECT 'g' || i, (SELECT uuid FROM langchain_pg_collection WHERE name = 'graph'),
-              (SELECT array_agg(x - floor(x) - 0.5 ORDER BY d)::real[]::vector
-                 FROM generate_series(0, $1 - 1) AS d, LATERAL (SELECT sin(i * 12.9898 + d * 78.233) * 43758.5453 AS x) AS c),
-              'chunk ' || i, jsonb_build_object('kind', CASE WHEN i % $2 = 0 THEN 'rare' ELSE 'common' END)
-         FROM generate_series(1, $3) AS i`,
-      [DIMS, RARE_EVERY, CHUNKS],
-    );
-    await t.dataSource.query(`ANALYZE langchain_pg_embedding`);
-    indexName = (await request(t.server).put('/collections/graph/vector-index').expect(200)).body.name as string;
+    indexName = await seedGraph(t);
   });
   afterAll(() => t.close());
 
@@ -232,3 +239,77 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
     expect(ranks.filter((rank) => rank !== null)).toHaveLength(15);
   });
 });
+
+/**
+ * Behind a pooler that drops the startup `options`, connections start with the server's defaults
+ * (ef_search 40, no iterative scan, its parallel workers), and each search must set what it needs
+ * with SET LOCAL in its own transaction. Server only: the embedded database has no startup packet.
+ */
+(TEST_TARGET === 'postgres' ? describe : describe.skip)(
+  'POST /ask behind a pooler that drops the startup options',
+  () => {
+    let proxy: OptionsDroppingProxy;
+    let t: TestApp;
+    const ask = (body: Record<string, unknown>) =>
+      request(t.server)
+        .post('/ask')
+        .send({ question: 'q', collection: 'graph', ...body })
+        .expect(200);
+    /** The statements of the transaction in which a connection sent the statement containing `fragment`. */
+    const transactionOf = (fragment: string): string[] => {
+      const log = proxy.statements.find((l) => l.some((sql) => sql.includes(fragment)));
+      if (!log) return [];
+      const at = log.findIndex((sql) => sql.includes(fragment));
+      const start = log.slice(0, at).findLastIndex((sql) => sql === 'START TRANSACTION');
+      const end = log.indexOf('COMMIT', at);
+      return start < 0 || end < 0 ? [log[at]] : log.slice(start, end + 1);
+    };
+
+    beforeAll(async () => {
+      proxy = await startOptionsDroppingProxy(process.env.TEST_DATABASE_URL!);
+      t = await startTestApp((env) => ({ SEARCH_HNSW_EF_SEARCH: '10', DATABASE_URL: proxy.via(env.DATABASE_URL) }));
+      await seedGraph(t);
+    });
+    afterAll(async () => {
+      await t?.close();
+      await proxy?.close();
+    });
+
+    it('the connections start without the search settings (what this block is about)', async () => {
+      const [row] = await t.dataSource.query<Array<{ ef: string | null; it: string | null; workers: string }>>(
+        `SELECT current_setting('hnsw.ef_search', true) AS ef, current_setting('hnsw.iterative_scan', true) AS it,
+              current_setting('max_parallel_workers_per_gather') AS workers`,
+      );
+      expect(row.ef).not.toBe('10');
+      expect(row.it).not.toBe('relaxed_order');
+      expect(row.workers).not.toBe('0');
+    });
+
+    it('sets ef_search, the iterative scan and the workers in the search transaction: a filter most chunks fail still gets k rows', async () => {
+      proxy.clear();
+      const res = await ask({ queryEmbedding: vector(500), k: 5, filter: { kind: { $ne: 'common' } } });
+      // At the server's ef_search 40 without an iterative scan, 1 % of 40 rows would pass.
+      expect(res.body.results).toHaveLength(5);
+      expect(res.body.results[0].id).toBe('g500');
+      expect(transactionOf('WITH hits')).toEqual([
+        'START TRANSACTION',
+        `SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)`,
+        PARALLEL_WORKERS_SQL,
+        expect.stringContaining('WITH hits'),
+        'COMMIT',
+      ]);
+    });
+
+    it('runs an exact search in a transaction that sets SEARCH_PARALLEL_WORKERS', async () => {
+      proxy.clear();
+      const res = await ask({ queryEmbedding: vector(5), k: 5, exact: true });
+      expect(res.body.results[0].id).toBe('g5');
+      expect(transactionOf('WITH hits')).toEqual([
+        'START TRANSACTION',
+        PARALLEL_WORKERS_SQL,
+        expect.stringContaining('WITH hits'),
+        'COMMIT',
+      ]);
+    });
+  },
+);

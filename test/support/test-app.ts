@@ -13,10 +13,15 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** The real application (same factory as `main`) on a fresh database of the current test target. */
-export async function startTestApp(overrides: Record<string, string> = {}): Promise<TestApp> {
+/**
+ * The real application (same factory as `main`) on a fresh database of the current test target.
+ * `overrides` may be computed from the database's own environment (to reach it another way).
+ */
+export async function startTestApp(
+  overrides: Record<string, string> | ((env: Readonly<Record<string, string>>) => Record<string, string>) = {},
+): Promise<TestApp> {
   const db: TestDatabase = await createTestDatabase();
-  const config = testConfig(db, overrides);
+  const config = testConfig(db, typeof overrides === 'function' ? overrides(db.env) : overrides);
   const app = await createApp(config);
   return {
     app,
