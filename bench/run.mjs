@@ -26,7 +26,18 @@ import { BenchData } from './lib/data.mjs';
 import { writeLegalCorpus, writeMaxRssProbe } from './lib/ingest-corpus.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const SCENARIOS = ['ingest', 'search', 'search-filter', 'reads', 'stats', 'startup', 'hnsw', 'stats-1m', 'memory'];
+const SCENARIOS = [
+  'ingest',
+  'search',
+  'search-filter',
+  'search-hybrid',
+  'reads',
+  'stats',
+  'startup',
+  'hnsw',
+  'stats-1m',
+  'memory',
+];
 const COLLECTION = 'bench';
 const FILTER = { document_type: 'law' };
 const K = 10;
@@ -584,14 +595,65 @@ async function cleanupComparisons() {
 
 const queryCount = 200;
 let queries;
-function askBody(q, filter) {
+function askBody(q, filter, mode) {
   return JSON.stringify({
     question: 'Thuế suất áp dụng là bao nhiêu?',
     k: K,
     collection: COLLECTION,
     queryEmbedding: queries[q],
     ...(filter ? { filter } : {}),
+    ...(mode ? { mode } : {}),
   });
+}
+
+/**
+ * POST /ask in hybrid mode, against the floor's same statement (LangChain JS has no hybrid search).
+ * No target in the issue: a guard on the full-text side's cost. The question's words are in nearly
+ * every generated chunk, the case SEARCH_HYBRID_TEXT_MATCH_LIMIT bounds.
+ */
+async function hybridScenario() {
+  const slot = (url) => (seconds, round) => {
+    let q = round < 0 ? queryCount - 1 : (round * 37) % queryCount;
+    return load(url, {
+      connections: 1,
+      seconds,
+      maxRequests: 5000,
+      next: () => ({ method: 'POST', path: '/ask', body: askBody(q++ % queryCount, undefined, 'hybrid') }),
+    });
+  };
+  let same = 0;
+  for (let q = 0; q < 5; q++) {
+    const body = askBody(q, undefined, 'hybrid');
+    const ids = async (url) => (await expectOk('POST', `${url}/ask`, body)).results.map((r) => r.id).join();
+    if ((await ids(service.url)) === (await ids(floor.url))) same++;
+  }
+  const r = await interleaved(
+    [
+      { name: 'service', slot: slot(service.url) },
+      { name: 'floor', slot: slot(floor.url) },
+    ],
+    opts,
+  );
+  record({
+    scenario: 'search-hybrid',
+    variant: `service POST /ask k=${K} hybrid`,
+    ...r.service,
+    throughput: r.service.rps,
+    unit: 'req/s',
+    vsFloor: `${(r.service.p50 / r.floor.p50).toFixed(2)}× p50`,
+    target: 'reference (no target): p50 ≤ 1.3× floor',
+    met: r.service.p50 <= 1.3 * r.floor.p50,
+  });
+  record({
+    scenario: 'search-hybrid',
+    variant: 'floor node:http + pg',
+    ...r.floor,
+    throughput: r.floor.rps,
+    unit: 'req/s',
+  });
+  notes.push(
+    `search-hybrid: same top-${K} ids from service and floor on ${same}/5 checked queries; one connection (latency), ${opts.rounds} rounds × ${opts.seconds} s per variant.`,
+  );
 }
 
 /** Same top-k ids from the service, the floor and LangChain for a few queries (exact search only). */
@@ -1048,6 +1110,7 @@ async function main() {
       await attempt('search-vector-filter', () =>
         searchScenario('search-vector-filter', { filter: FILTER, index: false }),
       );
+    if (has('search-hybrid')) await attempt('search-hybrid', hybridScenario);
     if (has('reads')) await attempt('reads', readsScenario);
     if (has('stats')) await attempt('stats', () => statsScenario('stats', undefined));
     if (has('startup') && opts.mode === 'embedded') await attempt('startup', startupScenario);

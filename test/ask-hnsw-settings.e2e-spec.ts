@@ -107,7 +107,10 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
         index,
         metadataTerms,
       };
-      await t.app.get(ChunkSearchRepository)[search](explaining, query);
+      const repository = t.app.get(ChunkSearchRepository);
+      await (search === 'vectorSearch'
+        ? repository.vectorSearch(explaining, query)
+        : repository.hybridSearch(explaining, query, t.config.search.hybridTextMatchLimit));
       return text;
     };
     // Exact distances: 30 of 3,000 chunks pass, and the GIN index finds them without reading the rest.

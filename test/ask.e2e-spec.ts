@@ -391,7 +391,7 @@ describe('POST /ask', () => {
         const q = { collectionUuid: collection[0].uuid, embedding, k: 5, question: 'thuế', index, metadataTerms: true };
         await repo.vectorSearch(explaining, q);
         await repo.vectorSearch(explaining, { ...q, filter: { document_type: 'law' } });
-        await repo.hybridSearch(explaining, q);
+        await repo.hybridSearch(explaining, q, 1000);
       });
       expect(plans).toHaveLength(3);
       for (const plan of plans) expect(plan).toContain(`Index Scan using ${built.body.name}`);

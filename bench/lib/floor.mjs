@@ -128,6 +128,11 @@ function langchain(name) {
 
 // --- floor handlers: the service's SQL, minimal code around it -------------------------------
 
+/** The service's SEARCH_HYBRID_TEXT_MATCH_LIMIT: its default, or the value the bench's environment gives both. */
+const HYBRID_TEXT_MATCH_LIMIT = loadAppConfig({
+  SEARCH_HYBRID_TEXT_MATCH_LIMIT: env.SEARCH_HYBRID_TEXT_MATCH_LIMIT,
+}).search.hybridTextMatchLimit;
+
 async function floorAsk(body, { exact = false, via } = {}) {
   const started = performance.now();
   const query = {
@@ -141,11 +146,16 @@ async function floorAsk(body, { exact = false, via } = {}) {
   };
   // One statement on the pool, as AskService sends it: the connections start with the service's
   // search settings (hnsw.ef_search, iterative scan, parallel workers), so nothing is set per search.
-  const hits = await search.vectorSearch(via ?? manager, query);
+  // (A hybrid search's 40 candidates for k = 10 stay under the bench's ef_search.)
+  const mode = body.mode === 'hybrid' ? 'hybrid' : 'vector';
+  const hits =
+    mode === 'hybrid'
+      ? await search.hybridSearch(via ?? manager, query, HYBRID_TEXT_MATCH_LIMIT)
+      : await search.vectorSearch(via ?? manager, query);
   const results = hits.map(toAskResult);
   return {
     question: body.question,
-    mode: 'vector',
+    mode,
     collection: collection.name,
     results,
     tookMs: performance.now() - started,

@@ -138,7 +138,9 @@ export class AskService {
       metadataTerms: target.metadataTerms,
     };
     const run = (manager: EntityManager) =>
-      mode === 'hybrid' ? this.search.hybridSearch(manager, query) : this.search.vectorSearch(manager, query);
+      mode === 'hybrid'
+        ? this.search.hybridSearch(manager, query, this.config.search.hybridTextMatchLimit)
+        : this.search.vectorSearch(manager, query);
     const started = performance.now();
     try {
       const session = await this.sessionSettings();

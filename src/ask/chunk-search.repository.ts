@@ -148,10 +148,20 @@ export class ChunkSearchRepository {
    * Reciprocal rank fusion of the vector ranking and the full-text ranking (ts_rank_cd over the
    * `simple` configuration), each limited to hybridCandidates(k). The question's words are ORed:
    * a question rarely contains every word of the chunk that answers it, and ranking does the rest.
+   *
+   * Ranking a chunk by its text recomputes its tsvector from the text (the index holds the
+   * expression, not the value): about 80 µs for 750 characters. So the text side ranks every chunk
+   * that contains a word of the question only when there are at most `textMatchLimit` of them
+   * (SEARCH_HYBRID_TEXT_MATCH_LIMIT), which it learns by reading at most one more match than that.
+   * When there are more, the words are so common that they say little about which chunk answers
+   * (Vietnamese syllables such as "là", "của", "thuế" are in most chunks of a legal corpus), and
+   * the text side ranks the vector side's candidates that contain one: a re-ranking of chunks
+   * already found by meaning. A question whose words were in every chunk took 15–17 s on 100,000
+   * chunks before (docs/PERFORMANCE.md).
    */
-  async hybridSearch(manager: EntityManager, query: ChunkSearchQuery): Promise<ChunkHit[]> {
+  async hybridSearch(manager: EntityManager, query: ChunkSearchQuery, textMatchLimit: number): Promise<ChunkHit[]> {
     const distance = cosineDistance(query.index, 'e.embedding', '$1');
-    const filter = searchFilter(query, 7);
+    const filter = searchFilter(query, 8);
     const rows = await manager.query<HitRow[]>(
       `WITH vector_hits AS MATERIALIZED (
          SELECT e.id, row_number() OVER (ORDER BY ${distance}, e.id) AS rank
@@ -161,10 +171,20 @@ export class ChunkSearchRepository {
           LIMIT $3),
        text_query AS (
          SELECT replace(plainto_tsquery('simple'::regconfig, $4)::text, ' & ', ' | ')::tsquery AS q),
-       text_hits AS MATERIALIZED (
-         SELECT e.id, row_number() OVER (ORDER BY ts_rank_cd(${CHUNK_TSVECTOR}, t.q) DESC, e.id) AS rank
+       text_matches AS MATERIALIZED (
+         SELECT e.id
            FROM langchain_pg_embedding e, text_query t
           WHERE e.collection_id = $2 AND ${CHUNK_TSVECTOR} @@ t.q AND (${filter.sql})
+          LIMIT $7 + 1),
+       text_pool AS (
+         SELECT m.id FROM text_matches m WHERE (SELECT count(*) FROM text_matches) <= $7
+         UNION ALL
+         SELECT v.id
+           FROM vector_hits v JOIN langchain_pg_embedding e ON e.id = v.id, text_query t
+          WHERE (SELECT count(*) FROM text_matches) > $7 AND ${CHUNK_TSVECTOR} @@ t.q),
+       text_hits AS MATERIALIZED (
+         SELECT e.id, row_number() OVER (ORDER BY ts_rank_cd(${CHUNK_TSVECTOR}, t.q) DESC, e.id) AS rank
+           FROM text_pool p JOIN langchain_pg_embedding e ON e.id = p.id, text_query t
           ORDER BY ts_rank_cd(${CHUNK_TSVECTOR}, t.q) DESC, e.id
           LIMIT $3),
        fused AS (
@@ -184,6 +204,7 @@ export class ChunkSearchRepository {
         query.question,
         RRF_K,
         query.k,
+        textMatchLimit,
         ...filter.params,
       ],
     );

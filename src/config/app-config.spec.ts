@@ -59,17 +59,20 @@ describe('loadAppConfig', () => {
     expect(loadAppConfig({}).search).toEqual({
       hnswEfSearch: 150,
       parallelWorkers: 0,
+      hybridTextMatchLimit: 1000,
       targetCacheTtlMs: 5000,
       rejectSqlProbes: true,
     });
     const config = loadAppConfig({
       SEARCH_HNSW_EF_SEARCH: '250',
       SEARCH_PARALLEL_WORKERS: '4',
+      SEARCH_HYBRID_TEXT_MATCH_LIMIT: '50',
       SEARCH_TARGET_CACHE_TTL_MS: '0',
     });
     expect(config.search).toEqual({
       hnswEfSearch: 250,
       parallelWorkers: 4,
+      hybridTextMatchLimit: 50,
       targetCacheTtlMs: 0,
       rejectSqlProbes: true,
     });
@@ -78,6 +81,9 @@ describe('loadAppConfig', () => {
     );
     expect(() => loadAppConfig({ SEARCH_PARALLEL_WORKERS: '-1' })).toThrow(
       /SEARCH_PARALLEL_WORKERS must not be less than 0/,
+    );
+    expect(() => loadAppConfig({ SEARCH_HYBRID_TEXT_MATCH_LIMIT: '5' })).toThrow(
+      /SEARCH_HYBRID_TEXT_MATCH_LIMIT must not be less than 10/,
     );
     const server = loadAppConfig({
       DATABASE_URL: 'postgres://db/kb',

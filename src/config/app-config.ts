@@ -203,6 +203,15 @@ class EnvironmentVariables {
   @IsOptional()
   @Transform(toInt)
   @IsInt()
+  @Min(10)
+  @Max(100_000)
+  // Ranking a chunk by its text recomputes its tsvector (about 80 µs for 750 characters): a
+  // question whose words are in every chunk made a hybrid search of 100,000 chunks take 15–17 s.
+  SEARCH_HYBRID_TEXT_MATCH_LIMIT = 1000;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
   @Min(0)
   @Max(600_000)
   SEARCH_TARGET_CACHE_TTL_MS = 5000;
@@ -410,6 +419,12 @@ export interface AppConfig {
      */
     readonly parallelWorkers: number;
     /**
+     * Hybrid search ranks by text every chunk that contains a word of the question when there are
+     * at most this many; when there are more (the words are that common), only the vector side's
+     * candidates among them. Bounds the text side's cost (see ChunkSearchRepository.hybridSearch).
+     */
+    readonly hybridTextMatchLimit: number;
+    /**
      * How long /ask reuses what it looked up about a collection (uuid, dimension, HNSW index) before
      * looking again; 0 = every request. Changes by other processes are seen within this time.
      */
@@ -511,6 +526,7 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
     search: {
       hnswEfSearch: vars.SEARCH_HNSW_EF_SEARCH,
       parallelWorkers: vars.SEARCH_PARALLEL_WORKERS,
+      hybridTextMatchLimit: vars.SEARCH_HYBRID_TEXT_MATCH_LIMIT,
       targetCacheTtlMs: vars.SEARCH_TARGET_CACHE_TTL_MS,
       rejectSqlProbes: vars.FILTER_REJECT_SQL_PROBES,
     },

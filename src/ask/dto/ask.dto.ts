@@ -79,7 +79,9 @@ export class AskRequestDto {
     enum: SEARCH_MODES,
     default: 'vector',
     description:
-      'vector: cosine similarity of embeddings. hybrid: reciprocal rank fusion of the vector ranking and PostgreSQL full-text ranking (simple configuration) of the chunk text',
+      'vector: cosine similarity of embeddings. hybrid: reciprocal rank fusion of the vector ranking and PostgreSQL full-text ranking (simple configuration) of the chunk text. ' +
+      'The full-text side ranks every chunk containing a word of the question while at most SEARCH_HYBRID_TEXT_MATCH_LIMIT (default 1000) do; ' +
+      "when more do, the words are too common to tell chunks apart, and it ranks only the vector side's candidates",
   })
   @IsOptional()
   @IsIn(SEARCH_MODES)

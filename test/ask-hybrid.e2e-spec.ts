@@ -1,0 +1,64 @@
+import request from 'supertest';
+import { startTestApp, type TestApp } from './support/test-app.js';
+
+/** SEARCH_HYBRID_TEXT_MATCH_LIMIT for this file. */
+const LIMIT = 20;
+
+interface HybridResult {
+  id: string;
+  vectorRank: number | null;
+  textRank: number | null;
+}
+
+/**
+ * Hybrid search ranks by text every chunk containing a word of the question while there are at most
+ * SEARCH_HYBRID_TEXT_MATCH_LIMIT of them, and only the vector side's candidates among them when there
+ * are more. Each collection below has three chunks with a vector and the rest without one, all
+ * containing the word: a chunk without a vector can only come back through the text side.
+ */
+describe('POST /ask hybrid: how many chunks the text side ranks', () => {
+  let t: TestApp;
+
+  /** A collection of `chunks` chunks that all contain "hiếm"; the first three have a vector. */
+  const seed = (name: string, chunks: number) =>
+    t.dataSource.query(
+      `WITH c AS (INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES (gen_random_uuid(), $1, '{}') RETURNING uuid)
+       INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+       SELECT $1 || '-' || i, c.uuid, CASE WHEN i <= 3 THEN ('[1,' || i || ',0,0]')::vector END,
+              'Điều ' || i || ': loại hiếm' || repeat(' hiếm', i % 4), '{}'
+         FROM c, generate_series(1, $2) AS i`,
+      [name, chunks],
+    );
+  const askHybrid = async (collection: string): Promise<HybridResult[]> =>
+    (
+      await request(t.server)
+        .post('/ask')
+        .send({ question: 'hiếm', mode: 'hybrid', k: 10, collection, queryEmbedding: [1, 0, 0, 0] })
+        .expect(200)
+    ).body.results as HybridResult[];
+
+  beforeAll(async () => {
+    t = await startTestApp({ SEARCH_HYBRID_TEXT_MATCH_LIMIT: String(LIMIT) });
+    await seed('few', LIMIT - 5);
+    await seed('many', LIMIT * 2);
+  });
+  afterAll(() => t.close());
+
+  it('ranks every chunk that contains a word of the question when at most the limit do', async () => {
+    const results = await askHybrid('few');
+    expect(results).toHaveLength(10);
+    for (const r of results) expect(r.textRank).not.toBeNull();
+    // Chunks without a vector, found by their text alone.
+    expect(results.filter((r) => r.vectorRank === null).length).toBeGreaterThan(0);
+  });
+
+  it("ranks by text only the vector side's candidates when more chunks than the limit contain one", async () => {
+    const results = await askHybrid('many');
+    expect(results.map((r) => r.id).sort()).toEqual(['many-1', 'many-2', 'many-3']);
+    for (const r of results) {
+      expect(r.vectorRank).not.toBeNull();
+      // The text side still ranks them (a re-ranking of what the vectors found).
+      expect(r.textRank).not.toBeNull();
+    }
+  });
+});
