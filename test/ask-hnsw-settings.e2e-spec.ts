@@ -35,6 +35,13 @@ async function seedGraph(t: TestApp): Promise<string> {
   return (await request(t.server).put('/collections/graph/vector-index').expect(200)).body.name as string;
 }
 
+/** POST /ask on the collection `graph`, expecting a 200. */
+const askGraph = (t: TestApp, body: Record<string, unknown>) =>
+  request(t.server)
+    .post('/ask')
+    .send({ question: 'q', collection: 'graph', ...body })
+    .expect(200);
+
 /**
  * hnsw.ef_search caps what one index scan returns, and without pgvector 0.8's iterative scan a
  * filter is applied to those rows only. With SEARCH_HNSW_EF_SEARCH=10, a k above it, or a filter
@@ -44,11 +51,7 @@ async function seedGraph(t: TestApp): Promise<string> {
 describe('POST /ask through an HNSW index with a small ef_search', () => {
   let t: TestApp;
   let indexName: string;
-  const ask = (body: Record<string, unknown>) =>
-    request(t.server)
-      .post('/ask')
-      .send({ question: 'q', collection: 'graph', ...body })
-      .expect(200);
+  const ask = (body: Record<string, unknown>) => askGraph(t, body);
 
   beforeAll(async () => {
     t = await startTestApp({ SEARCH_HNSW_EF_SEARCH: '10' });
@@ -253,11 +256,7 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
   () => {
     let proxy: OptionsDroppingProxy;
     let t: TestApp;
-    const ask = (body: Record<string, unknown>) =>
-      request(t.server)
-        .post('/ask')
-        .send({ question: 'q', collection: 'graph', ...body })
-        .expect(200);
+    const ask = (body: Record<string, unknown>) => askGraph(t, body);
     /** The statements of the transaction in which a connection sent the statement containing `fragment`. */
     const transactionOf = (fragment: string): string[] => {
       const log = proxy.statements.find((l) => l.some((sql) => sql.includes(fragment)));

@@ -20,6 +20,23 @@ async function pipeVerdict(
   }
 }
 
+/**
+ * Every object with one of `values[key]` for each key (a key whose value is undefined left out),
+ * each over a copy of one of `bases`.
+ */
+function everyCombination(
+  values: Record<string, unknown[]>,
+  bases: Array<Record<string, unknown>> = [{}],
+): Array<Record<string, unknown>> {
+  let objects = bases.map((base) => ({ ...base }));
+  for (const [key, options] of Object.entries(values)) {
+    objects = objects.flatMap((object) =>
+      options.map((value) => (value === undefined ? { ...object } : { ...object, [key]: value })),
+    );
+  }
+  return objects;
+}
+
 const valid = () => ({ id: 'chunk-1', content: 'Điều 1. Phạm vi', metadata: { document_id: 'law-1' }, embedding: [0] });
 
 /** One change to an item each: every one of them is a 400, or a value the pipe would not hand on as it is. */
@@ -72,37 +89,22 @@ describe('compileItemArrayCheck', () => {
   });
 
   it('passes only items the pipe accepts and hands on unchanged (every combination of these values)', async () => {
-    const ids = [undefined, 'a', '', 'x'.repeat(255), 'x'.repeat(256), 5, null, 'a\u0000'];
-    const contents = [undefined, '', 'text', 5, null, 'a\u0000'];
-    const metadatas = [
-      undefined,
-      null,
-      {},
-      { a: [1, { b: null }] },
-      [1],
-      'm',
-      JSON.parse('{"constructor": 1}') as unknown,
-    ];
-    const embeddings = [undefined, [0], [], 'x', null];
+    const items = everyCombination({
+      id: [undefined, 'a', '', 'x'.repeat(255), 'x'.repeat(256), 5, null, 'a\u0000'],
+      content: [undefined, '', 'text', 5, null, 'a\u0000'],
+      metadata: [undefined, null, {}, { a: [1, { b: null }] }, [1], 'm', JSON.parse('{"constructor": 1}') as unknown],
+      embedding: [undefined, [0], [], 'x', null],
+    });
     let passed = 0;
-    let total = 0;
-    for (const id of ids)
-      for (const content of contents)
-        for (const metadata of metadatas)
-          for (const embedding of embeddings) {
-            const item: Record<string, unknown> = {};
-            for (const [key, value] of Object.entries({ id, content, metadata, embedding })) {
-              if (value !== undefined) item[key] = value;
-            }
-            total += 1;
-            const body = { items: [item, valid()] };
-            if (!check.passes(body.items, body)) continue;
-            passed += 1;
-            expect(await pipeVerdict(structuredClone(body))).toEqual({ output: body });
-          }
+    for (const item of items) {
+      const body = { items: [item, valid()] };
+      if (!check.passes(body.items, body)) continue;
+      passed += 1;
+      expect(await pipeVerdict(structuredClone(body))).toEqual({ output: body });
+    }
     // Both answers occur: the check is neither a constant nor the test empty.
     expect(passed).toBeGreaterThan(20);
-    expect(passed).toBeLessThan(total / 2);
+    expect(passed).toBeLessThan(items.length / 2);
   });
 
   it('refuses an array that breaks the array rules', () => {
@@ -166,47 +168,42 @@ describe('compileObjectCheck', () => {
   });
 
   it('passes only bodies the pipe accepts and hands on with the same values (every combination of these values)', async () => {
-    const questions = [undefined, 'Thuế suất?', '', ' ', 'a\u0000', 5, 'x'.repeat(4001)];
-    const ks = [undefined, 1, 100, 0, 101, 2.5, '5'];
-    const filters = [
-      undefined,
-      { document_type: 'law', n: { $lt: 3 } },
-      {},
-      [1],
-      'f',
-      null,
-      JSON.parse('{"constructor": 1}'),
-    ];
-    const others: Array<Record<string, unknown>> = [
-      {},
-      { mode: 'hybrid', exact: true, answer: false },
-      { mode: 'other' },
-      { exact: 'yes' },
-      { collection: 'docs', minScore: 0.3 },
-      { collection: 'bad name!' },
-      { minScore: 2 },
-      { queryEmbedding: [0] },
-      { queryEmbedding: 'not base64!' },
-      { extra: 1 },
-      JSON.parse('{"__proto__": {"k": 1}}') as Record<string, unknown>,
-    ];
+    const bodies = everyCombination(
+      {
+        question: [undefined, 'Thuế suất?', '', ' ', 'a\u0000', 5, 'x'.repeat(4001)],
+        k: [undefined, 1, 100, 0, 101, 2.5, '5'],
+        filter: [
+          undefined,
+          { document_type: 'law', n: { $lt: 3 } },
+          {},
+          [1],
+          'f',
+          null,
+          JSON.parse('{"constructor": 1}'),
+        ],
+      },
+      [
+        {},
+        { mode: 'hybrid', exact: true, answer: false },
+        { mode: 'other' },
+        { exact: 'yes' },
+        { collection: 'docs', minScore: 0.3 },
+        { collection: 'bad name!' },
+        { minScore: 2 },
+        { queryEmbedding: [0] },
+        { queryEmbedding: 'not base64!' },
+        { extra: 1 },
+        JSON.parse('{"__proto__": {"k": 1}}') as Record<string, unknown>,
+      ],
+    );
     let passed = 0;
-    let total = 0;
-    for (const question of questions)
-      for (const k of ks)
-        for (const filter of filters)
-          for (const other of others) {
-            const body: Record<string, unknown> = { ...other };
-            for (const [key, value] of Object.entries({ question, k, filter })) {
-              if (value !== undefined) body[key] = value;
-            }
-            total += 1;
-            if (!check.passes(body)) continue;
-            passed += 1;
-            expect(await pipeVerdict(structuredClone(body), AskRequestDto)).toEqual({ output: body });
-          }
+    for (const body of bodies) {
+      if (!check.passes(body)) continue;
+      passed += 1;
+      expect(await pipeVerdict(structuredClone(body), AskRequestDto)).toEqual({ output: body });
+    }
     // Both answers occur: the check is neither a constant nor the test empty.
     expect(passed).toBeGreaterThan(20);
-    expect(passed).toBeLessThan(total / 4);
+    expect(passed).toBeLessThan(bodies.length / 4);
   });
 });
