@@ -157,7 +157,8 @@ export class ChunkSearchRepository {
    * (Vietnamese syllables such as "là", "của", "thuế" are in most chunks of a legal corpus), and
    * the text side ranks the vector side's candidates that contain one: a re-ranking of chunks
    * already found by meaning. A question whose words were in every chunk took 15–17 s on 100,000
-   * chunks before (docs/PERFORMANCE.md).
+   * chunks before (docs/PERFORMANCE.md). Each pooled chunk's tsvector is computed once
+   * (text_pool is MATERIALIZED), then tested and ranked.
    */
   async hybridSearch(manager: EntityManager, query: ChunkSearchQuery, textMatchLimit: number): Promise<ChunkHit[]> {
     const distance = cosineDistance(query.index, 'e.embedding', '$1');
@@ -176,16 +177,19 @@ export class ChunkSearchRepository {
            FROM langchain_pg_embedding e, text_query t
           WHERE e.collection_id = $2 AND ${CHUNK_TSVECTOR} @@ t.q AND (${filter.sql})
           LIMIT $7 + 1),
-       text_pool AS (
-         SELECT m.id FROM text_matches m WHERE (SELECT count(*) FROM text_matches) <= $7
+       text_pool AS MATERIALIZED (
+         SELECT e.id, ${CHUNK_TSVECTOR} AS tsv
+           FROM text_matches m JOIN langchain_pg_embedding e ON e.id = m.id
+          WHERE (SELECT count(*) FROM text_matches) <= $7
          UNION ALL
-         SELECT v.id
-           FROM vector_hits v JOIN langchain_pg_embedding e ON e.id = v.id, text_query t
-          WHERE (SELECT count(*) FROM text_matches) > $7 AND ${CHUNK_TSVECTOR} @@ t.q),
+         SELECT e.id, ${CHUNK_TSVECTOR} AS tsv
+           FROM vector_hits v JOIN langchain_pg_embedding e ON e.id = v.id
+          WHERE (SELECT count(*) FROM text_matches) > $7),
        text_hits AS MATERIALIZED (
-         SELECT e.id, row_number() OVER (ORDER BY ts_rank_cd(${CHUNK_TSVECTOR}, t.q) DESC, e.id) AS rank
-           FROM text_pool p JOIN langchain_pg_embedding e ON e.id = p.id, text_query t
-          ORDER BY ts_rank_cd(${CHUNK_TSVECTOR}, t.q) DESC, e.id
+         SELECT p.id, row_number() OVER (ORDER BY ts_rank_cd(p.tsv, t.q) DESC, p.id) AS rank
+           FROM text_pool p, text_query t
+          WHERE p.tsv @@ t.q
+          ORDER BY ts_rank_cd(p.tsv, t.q) DESC, p.id
           LIMIT $3),
        fused AS (
          SELECT coalesce(v.id, t.id) AS id, v.rank AS vector_rank, t.rank AS text_rank,
