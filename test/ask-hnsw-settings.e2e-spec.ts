@@ -1,6 +1,10 @@
 import request from 'supertest';
 import type { EntityManager } from 'typeorm';
-import { ChunkSearchRepository, PARALLEL_WORKERS_SQL } from '../src/ask/chunk-search.repository.js';
+import {
+  ChunkSearchRepository,
+  SET_LOCAL_SEARCH_SETTINGS_SQL,
+  setLocalSearchSettings,
+} from '../src/ask/chunk-search.repository.js';
 import { type OptionsDroppingProxy, startOptionsDroppingProxy } from './support/options-dropping-proxy.js';
 import { TEST_TARGET } from './support/test-database.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
@@ -160,7 +164,8 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
           for (const setting of ['parallel_setup_cost', 'parallel_tuple_cost', 'min_parallel_table_scan_size']) {
             await manager.query(`SELECT set_config($1, '0', true)`, [setting]);
           }
-          if (workers !== undefined) await manager.query(PARALLEL_WORKERS_SQL, [String(workers)]);
+          if (workers !== undefined)
+            await setLocalSearchSettings(manager, { max_parallel_workers_per_gather: workers });
           const rows = await manager.query<Array<Record<string, string>>>(`EXPLAIN ${statement.sql}`, statement.params);
           return rows.map((r) => Object.values(r)[0]).join('\n');
         });
@@ -181,6 +186,26 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
       );
       expect(row).toEqual({ ef: '10', it: 'relaxed_order', workers: '0' });
     }
+  });
+
+  it('setLocalSearchSettings sets the given settings for its transaction only, leaving out the undefined ones', async () => {
+    const read = (manager: EntityManager) =>
+      manager
+        .query<Array<{ ef: string; it: string; workers: string }>>(
+          `SELECT current_setting('hnsw.ef_search') AS ef, current_setting('hnsw.iterative_scan') AS it,
+                  current_setting('max_parallel_workers_per_gather') AS workers`,
+        )
+        .then(([row]) => row);
+    const inside = await t.dataSource.transaction(async (manager) => {
+      await setLocalSearchSettings(manager, {
+        'hnsw.ef_search': 77,
+        'hnsw.iterative_scan': undefined,
+        max_parallel_workers_per_gather: 3,
+      });
+      return read(manager);
+    });
+    expect(inside).toEqual({ ef: '77', it: 'relaxed_order', workers: '3' });
+    expect(await read(t.dataSource.manager)).toEqual({ ef: '10', it: 'relaxed_order', workers: '0' });
   });
 
   it('returns k results when k is above ef_search', async () => {
@@ -295,8 +320,7 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
       expect(res.body.results[0].id).toBe('g500');
       expect(transactionOf('WITH hits')).toEqual([
         'START TRANSACTION',
-        `SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)`,
-        PARALLEL_WORKERS_SQL,
+        SET_LOCAL_SEARCH_SETTINGS_SQL,
         expect.stringContaining('WITH hits'),
         'COMMIT',
       ]);
@@ -308,7 +332,7 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
       expect(res.body.results[0].id).toBe('g5');
       expect(transactionOf('WITH hits')).toEqual([
         'START TRANSACTION',
-        PARALLEL_WORKERS_SQL,
+        SET_LOCAL_SEARCH_SETTINGS_SQL,
         expect.stringContaining('WITH hits'),
         'COMMIT',
       ]);

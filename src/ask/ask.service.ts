@@ -14,8 +14,8 @@ import {
   type ChunkHit,
   ChunkSearchRepository,
   hybridCandidates,
-  PARALLEL_WORKERS_SQL,
   type SearchTarget,
+  setLocalSearchSettings,
 } from './chunk-search.repository.js';
 import type { AskRequestDto, AskResponseDto, AskResultDto, SearchMode } from './dto/ask.dto.js';
 import { compileLangChainFilter, InvalidFilterError } from './filter/langchain-filter.js';
@@ -148,7 +148,9 @@ export class AskService {
         // Exact distances: of the settings, only the parallel workers matter.
         if (session.parallelWorkersPreset) return await this.replicas.run(run);
         return await this.replicas.transaction(async (manager) => {
-          await this.setParallelWorkers(manager);
+          await setLocalSearchSettings(manager, {
+            max_parallel_workers_per_gather: this.config.search.parallelWorkers,
+          });
           return run(manager);
         });
       }
@@ -160,28 +162,22 @@ export class AskService {
         // Every pooled connection already has these settings (see searchSessionOptions): one statement.
         return await this.replicas.run(run);
       }
-      const iterative = dto.filter !== undefined && session.iterativeScans;
       return await this.replicas.transaction(async (manager) => {
         // SET LOCAL, not SET: the pool hands this connection to other requests afterwards.
-        const efSearch = Math.min(Math.max(this.config.search.hnswEfSearch, wanted), MAX_EF_SEARCH);
-        await manager.query(
-          iterative
-            ? `SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)`
-            : `SELECT set_config('hnsw.ef_search', $1, true)`,
-          [String(efSearch)],
-        );
-        // A filter few chunks pass is read through ix_cmetadata_terms and sorted exactly, not by the index.
-        if (!session.parallelWorkersPreset) await this.setParallelWorkers(manager);
+        await setLocalSearchSettings(manager, {
+          'hnsw.ef_search': Math.min(Math.max(this.config.search.hnswEfSearch, wanted), MAX_EF_SEARCH),
+          'hnsw.iterative_scan': dto.filter !== undefined && session.iterativeScans ? 'relaxed_order' : undefined,
+          // The workers too: a filter few chunks pass is read through ix_cmetadata_terms and sorted
+          // exactly, not by the index.
+          max_parallel_workers_per_gather: session.parallelWorkersPreset
+            ? undefined
+            : this.config.search.parallelWorkers,
+        });
         return run(manager);
       });
     } finally {
       this.metrics?.observeSearch(mode, (performance.now() - started) / 1000);
     }
-  }
-
-  /** SET LOCAL of SEARCH_PARALLEL_WORKERS, for a transaction on a connection that did not start with it. */
-  private async setParallelWorkers(manager: EntityManager): Promise<void> {
-    await manager.query(PARALLEL_WORKERS_SQL, [String(this.config.search.parallelWorkers)]);
   }
 
   /**

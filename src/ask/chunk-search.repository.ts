@@ -64,11 +64,31 @@ export function hybridCandidates(k: number): number {
 }
 
 /**
- * Sets, for its transaction, the parallel workers an exact search may use ($1:
- * SEARCH_PARALLEL_WORKERS). Every connection starts with that value (searchSessionSettings); this is
- * for a connection that did not (a pooler that drops the startup options: see AskService).
+ * The settings a search may set for its own transaction. Every connection starts with them
+ * (searchSessionSettings); these are for a connection that did not (a pooler that drops the startup
+ * options: see AskService). Names from this fixed list only.
  */
-export const PARALLEL_WORKERS_SQL = `SELECT set_config('max_parallel_workers_per_gather', $1, true)`;
+export interface LocalSearchSettings {
+  'hnsw.ef_search'?: number;
+  'hnsw.iterative_scan'?: 'relaxed_order';
+  max_parallel_workers_per_gather?: number;
+}
+
+/**
+ * SET LOCAL of each given setting (set_config's is_local), in ONE statement whatever the settings:
+ * behind a pooler a search needs up to three, and each statement more is a round trip more on a
+ * search of a few milliseconds. One SQL text, so it is prepared once; names and values are bound.
+ */
+export const SET_LOCAL_SEARCH_SETTINGS_SQL = `SELECT set_config(s.name, s.value, true) FROM unnest($1::text[], $2::text[]) AS s(name, value)`;
+
+export async function setLocalSearchSettings(manager: EntityManager, settings: LocalSearchSettings): Promise<void> {
+  const entries = Object.entries(settings).filter(([, value]) => value !== undefined);
+  if (entries.length === 0) return;
+  await manager.query(SET_LOCAL_SEARCH_SETTINGS_SQL, [
+    entries.map(([name]) => name),
+    entries.map(([, value]) => String(value)),
+  ]);
+}
 
 /**
  * The search statements over LangChain's chunk table. Every value is a bound parameter; the only
