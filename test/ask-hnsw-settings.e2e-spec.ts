@@ -272,6 +272,72 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
 });
 
 /**
+ * A filtered index scan visits at most hnsw.max_scan_tuples chunks looking for k that pass the
+ * filter. With SEARCH_HNSW_MAX_SCAN_TUPLES=100 and a filter 1 % of the chunks pass, it stops with
+ * about one: /ask sees fewer than k and answers with the exact search instead.
+ */
+describe('POST /ask when a filtered index scan stops at SEARCH_HNSW_MAX_SCAN_TUPLES', () => {
+  let t: TestApp;
+  const ask = (body: Record<string, unknown>) => askGraph(t, body);
+  const rareFilter = { kind: { $ne: 'common' } };
+  /** The k nearest rare chunks, by exact distance. */
+  const exactRareIds = async (query: number[], k: number) =>
+    (
+      await t.dataSource.query<Array<{ id: string }>>(
+        `SELECT id FROM langchain_pg_embedding WHERE cmetadata->>'kind' <> 'common'
+          ORDER BY embedding <=> $1::vector, id LIMIT $2`,
+        [`[${query.join(',')}]`, k],
+      )
+    ).map((r) => r.id);
+  const ids = (res: request.Response) => (res.body.results as Array<{ id: string }>).map((r) => r.id);
+
+  beforeAll(async () => {
+    t = await startTestApp({ SEARCH_HNSW_EF_SEARCH: '10', SEARCH_HNSW_MAX_SCAN_TUPLES: '100' });
+    await seedGraph(t);
+  });
+  afterAll(() => t.close());
+
+  it('the index scan alone comes back short (what this block is about)', async () => {
+    const repository = t.app.get(ChunkSearchRepository);
+    const target = (await repository.findTarget(t.dataSource.manager, 'graph'))!;
+    for (const i of [500, 1234, 2999]) {
+      const hits = await repository.vectorSearch(t.dataSource.manager, {
+        collectionUuid: target.uuid,
+        embedding: vector(i),
+        k: 5,
+        question: 'q',
+        filter: rareFilter,
+        index: target.index,
+        metadataTerms: target.metadataTerms,
+      });
+      expect(hits.length).toBeLessThan(5);
+    }
+  });
+
+  it('returns the exact k nearest chunks that pass the filter, and counts the retry', async () => {
+    for (const i of [500, 1234, 2999]) {
+      expect(ids(await ask({ queryEmbedding: vector(i), k: 5, filter: rareFilter }))).toEqual(
+        await exactRareIds(vector(i), 5),
+      );
+    }
+    // The question matches no chunk's text, so the fused ranking is the vector ranking.
+    expect(ids(await ask({ queryEmbedding: vector(77), k: 5, filter: rareFilter, mode: 'hybrid' }))).toEqual(
+      await exactRareIds(vector(77), 5),
+    );
+    const metrics = (await request(t.server).get('/metrics').expect(200)).text;
+    expect(metrics).toContain('search_exact_retries_total{mode="vector"} 3');
+    expect(metrics).toContain('search_exact_retries_total{mode="hybrid"} 1');
+  });
+
+  it('does not search again when the index scan finds k that pass the filter', async () => {
+    const res = await ask({ queryEmbedding: vector(500), k: 5, filter: { kind: { $ne: 'rare' } } });
+    expect(res.body.results).toHaveLength(5);
+    const metrics = (await request(t.server).get('/metrics').expect(200)).text;
+    expect(metrics).toContain('search_exact_retries_total{mode="vector"} 3');
+  });
+});
+
+/**
  * Behind a pooler that drops the startup `options`, connections start with the server's defaults
  * (ef_search 40, no iterative scan, its parallel workers), and each search must set what it needs
  * with SET LOCAL in its own transaction. Server only: the embedded database has no startup packet.

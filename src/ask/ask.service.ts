@@ -13,6 +13,7 @@ import { ANSWER_GENERATOR, type AnswerGenerator } from './answer/answer-generato
 import {
   type ChunkHit,
   ChunkSearchRepository,
+  type ChunkSearchQuery,
   hybridCandidates,
   type SearchTarget,
   setLocalSearchSettings,
@@ -125,59 +126,68 @@ export class AskService {
     mode: SearchMode,
     k: number,
   ): Promise<ChunkHit[]> {
-    // Without the index's expression the planner cannot use the HNSW index: every chunk that passes
-    // the filter is compared, as in a collection that has none.
-    const index = dto.exact ? null : target.index;
-    const query = {
+    const query: ChunkSearchQuery = {
       collectionUuid: target.uuid,
       embedding,
       k,
       question: dto.question,
       filter: dto.filter,
-      index,
+      // Without the index's expression the planner cannot use the HNSW index: every chunk that
+      // passes the filter is compared, as in a collection that has none.
+      index: dto.exact ? null : target.index,
       metadataTerms: target.metadataTerms,
     };
+    const started = performance.now();
+    try {
+      const hits = await this.runSearch(query, mode);
+      // A filtered index scan walks the graph until k chunks pass the filter, but visits at most
+      // hnsw.max_scan_tuples: when few chunks pass, it can stop with fewer than k though more exist.
+      // Fewer than k is the sign; the exact search over the chunks the filter passes is the answer
+      // (and when it is an equality, ix_cmetadata_terms reads only those).
+      if (query.index === null || query.filter === undefined || hits.length >= k) return hits;
+      this.metrics?.countExactRetry(mode);
+      return await this.runSearch({ ...query, index: null }, mode);
+    } finally {
+      this.metrics?.observeSearch(mode, (performance.now() - started) / 1000);
+    }
+  }
+
+  /** One search statement, in a transaction that sets what the connection did not start with. */
+  private async runSearch(query: ChunkSearchQuery, mode: SearchMode): Promise<ChunkHit[]> {
     const run = (manager: EntityManager) =>
       mode === 'hybrid'
         ? this.search.hybridSearch(manager, query, this.config.search.hybridTextMatchLimit)
         : this.search.vectorSearch(manager, query);
-    const started = performance.now();
-    try {
-      const session = await this.sessionSettings();
-      if (!index) {
-        // Exact distances: of the settings, only the parallel workers matter.
-        if (session.parallelWorkersPreset) return await this.replicas.run(run);
-        return await this.replicas.transaction(async (manager) => {
-          await setLocalSearchSettings(manager, {
-            max_parallel_workers_per_gather: this.config.search.parallelWorkers,
-          });
-          return run(manager);
-        });
-      }
-      // hnsw.ef_search caps how many rows one index scan returns: below k, or below the hybrid
-      // candidate count, a search would silently return fewer rows. With a filter, pgvector 0.8's
-      // iterative scan keeps walking the graph until enough rows pass it.
-      const wanted = mode === 'hybrid' ? hybridCandidates(k) : k;
-      if (session.hnswPreset && wanted <= this.config.search.hnswEfSearch) {
-        // Every pooled connection already has these settings (see searchSessionOptions): one statement.
-        return await this.replicas.run(run);
-      }
-      return await this.replicas.transaction(async (manager) => {
-        // SET LOCAL, not SET: the pool hands this connection to other requests afterwards.
-        await setLocalSearchSettings(manager, {
-          'hnsw.ef_search': Math.min(Math.max(this.config.search.hnswEfSearch, wanted), MAX_EF_SEARCH),
-          'hnsw.iterative_scan': dto.filter !== undefined && session.iterativeScans ? 'relaxed_order' : undefined,
-          // The workers too: a filter few chunks pass is read through ix_cmetadata_terms and sorted
-          // exactly, not by the index.
-          max_parallel_workers_per_gather: session.parallelWorkersPreset
-            ? undefined
-            : this.config.search.parallelWorkers,
-        });
+    const session = await this.sessionSettings();
+    if (!query.index) {
+      // Exact distances: of the settings, only the parallel workers matter.
+      if (session.parallelWorkersPreset) return this.replicas.run(run);
+      return this.replicas.transaction(async (manager) => {
+        await setLocalSearchSettings(manager, { max_parallel_workers_per_gather: this.config.search.parallelWorkers });
         return run(manager);
       });
-    } finally {
-      this.metrics?.observeSearch(mode, (performance.now() - started) / 1000);
     }
+    // hnsw.ef_search caps how many rows one index scan returns: below k, or below the hybrid
+    // candidate count, a search would silently return fewer rows. With a filter, pgvector 0.8's
+    // iterative scan keeps walking the graph until enough rows pass it.
+    const wanted = mode === 'hybrid' ? hybridCandidates(query.k) : query.k;
+    if (session.hnswPreset && wanted <= this.config.search.hnswEfSearch) {
+      // Every pooled connection already has these settings (see searchSessionOptions): one statement.
+      return this.replicas.run(run);
+    }
+    const iterative = query.filter !== undefined && session.iterativeScans;
+    return this.replicas.transaction(async (manager) => {
+      // SET LOCAL, not SET: the pool hands this connection to other requests afterwards.
+      await setLocalSearchSettings(manager, {
+        'hnsw.ef_search': Math.min(Math.max(this.config.search.hnswEfSearch, wanted), MAX_EF_SEARCH),
+        'hnsw.iterative_scan': iterative ? 'relaxed_order' : undefined,
+        'hnsw.max_scan_tuples': iterative ? this.config.search.hnswMaxScanTuples : undefined,
+        // The workers too: a filter few chunks pass is read through ix_cmetadata_terms and sorted
+        // exactly, not by the index.
+        max_parallel_workers_per_gather: session.parallelWorkersPreset ? undefined : this.config.search.parallelWorkers,
+      });
+      return run(manager);
+    });
   }
 
   /**
@@ -188,16 +198,21 @@ export class AskService {
    */
   private sessionSettings(): Promise<SessionSettings> {
     this.session ??= this.dataSource
-      .query<Array<{ v: string | null; ef: string | null; it: string | null; workers: string | null }>>(
+      .query<
+        Array<{ v: string | null; ef: string | null; it: string | null; scan: string | null; workers: string | null }>
+      >(
         `SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS v,
                 current_setting('hnsw.ef_search', true) AS ef, current_setting('hnsw.iterative_scan', true) AS it,
+                current_setting('hnsw.max_scan_tuples', true) AS scan,
                 current_setting('max_parallel_workers_per_gather') AS workers`,
       )
       .then(([row]) => {
         const [major, minor] = (row?.v ?? '0.0').split('.').map(Number);
         const iterativeScans = major > 0 || minor >= 8;
         const hnswPreset =
-          row?.ef === String(this.config.search.hnswEfSearch) && (!iterativeScans || row.it === 'relaxed_order');
+          row?.ef === String(this.config.search.hnswEfSearch) &&
+          (!iterativeScans ||
+            (row.it === 'relaxed_order' && row.scan === String(this.config.search.hnswMaxScanTuples)));
         const parallelWorkersPreset = row?.workers === String(this.config.search.parallelWorkers);
         return { iterativeScans, hnswPreset, parallelWorkersPreset };
       })
@@ -213,7 +228,7 @@ export class AskService {
 /** What AskService.sessionSettings found on a connection. */
 interface SessionSettings {
   iterativeScans: boolean;
-  /** hnsw.ef_search and hnsw.iterative_scan as configured. */
+  /** hnsw.ef_search, hnsw.iterative_scan and hnsw.max_scan_tuples as configured. */
   hnswPreset: boolean;
   /** max_parallel_workers_per_gather as configured (SEARCH_PARALLEL_WORKERS). */
   parallelWorkersPreset: boolean;

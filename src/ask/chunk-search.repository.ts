@@ -71,6 +71,7 @@ export function hybridCandidates(k: number): number {
 export interface LocalSearchSettings {
   'hnsw.ef_search'?: number;
   'hnsw.iterative_scan'?: 'relaxed_order';
+  'hnsw.max_scan_tuples'?: number;
   max_parallel_workers_per_gather?: number;
 }
 

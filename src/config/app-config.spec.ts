@@ -58,6 +58,7 @@ describe('loadAppConfig', () => {
   it('reads the search settings, and the server connections start with them', () => {
     expect(loadAppConfig({}).search).toEqual({
       hnswEfSearch: 150,
+      hnswMaxScanTuples: 20_000,
       parallelWorkers: 0,
       hybridTextMatchLimit: 1000,
       targetCacheTtlMs: 5000,
@@ -65,12 +66,14 @@ describe('loadAppConfig', () => {
     });
     const config = loadAppConfig({
       SEARCH_HNSW_EF_SEARCH: '250',
+      SEARCH_HNSW_MAX_SCAN_TUPLES: '5000',
       SEARCH_PARALLEL_WORKERS: '4',
       SEARCH_HYBRID_TEXT_MATCH_LIMIT: '50',
       SEARCH_TARGET_CACHE_TTL_MS: '0',
     });
     expect(config.search).toEqual({
       hnswEfSearch: 250,
+      hnswMaxScanTuples: 5000,
       parallelWorkers: 4,
       hybridTextMatchLimit: 50,
       targetCacheTtlMs: 0,
@@ -85,13 +88,18 @@ describe('loadAppConfig', () => {
     expect(() => loadAppConfig({ SEARCH_HYBRID_TEXT_MATCH_LIMIT: '5' })).toThrow(
       /SEARCH_HYBRID_TEXT_MATCH_LIMIT must not be less than 10/,
     );
+    expect(() => loadAppConfig({ SEARCH_HNSW_MAX_SCAN_TUPLES: '0' })).toThrow(
+      /SEARCH_HNSW_MAX_SCAN_TUPLES must not be less than 1/,
+    );
     const server = loadAppConfig({
       DATABASE_URL: 'postgres://db/kb',
       SEARCH_HNSW_EF_SEARCH: '250',
+      SEARCH_HNSW_MAX_SCAN_TUPLES: '5000',
       SEARCH_PARALLEL_WORKERS: '4',
     });
     expect(buildDataSourceOptions(server, { url: 'postgres://db/kb' }).extra).toMatchObject({
-      options: '-c hnsw.ef_search=250 -c hnsw.iterative_scan=relaxed_order -c max_parallel_workers_per_gather=4',
+      options:
+        '-c hnsw.ef_search=250 -c hnsw.iterative_scan=relaxed_order -c hnsw.max_scan_tuples=5000 -c max_parallel_workers_per_gather=4',
     });
     // PGlite's socket server ignores the startup options: EmbeddedPostgres sets them on its one session.
     expect(buildDataSourceOptions(config, { host: '127.0.0.1', port: 1 }).extra).not.toHaveProperty('options');

@@ -193,6 +193,15 @@ class EnvironmentVariables {
   @IsOptional()
   @Transform(toInt)
   @IsInt()
+  @Min(1)
+  @Max(100_000_000)
+  // pgvector's own default. A filtered search that ends with fewer than k chunks is answered by the
+  // exact search anyway (AskService.searchIn), so a lower value trades recall for nothing but time.
+  SEARCH_HNSW_MAX_SCAN_TUPLES = 20_000;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
   @Min(0)
   @Max(64)
   // 0: on the 2-vCPU benchmark server an exact search of 100,000 chunks took 62.4 ms serial, 70.8
@@ -413,6 +422,11 @@ export interface AppConfig {
      */
     readonly hnswEfSearch: number;
     /**
+     * `hnsw.max_scan_tuples` every server connection starts with (pgvector ≥ 0.8): how many chunks a
+     * filtered index scan visits, at most, looking for k that pass the filter.
+     */
+    readonly hnswMaxScanTuples: number;
+    /**
      * `max_parallel_workers_per_gather` every server connection starts with: the workers
      * PostgreSQL may add to an exact search (no HNSW index, `exact`, or a filter read through
      * ix_cmetadata_terms), the one kind of statement of this service that scans many rows.
@@ -525,6 +539,7 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
       : undefined,
     search: {
       hnswEfSearch: vars.SEARCH_HNSW_EF_SEARCH,
+      hnswMaxScanTuples: vars.SEARCH_HNSW_MAX_SCAN_TUPLES,
       parallelWorkers: vars.SEARCH_PARALLEL_WORKERS,
       hybridTextMatchLimit: vars.SEARCH_HYBRID_TEXT_MATCH_LIMIT,
       targetCacheTtlMs: vars.SEARCH_TARGET_CACHE_TTL_MS,

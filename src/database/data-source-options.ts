@@ -67,7 +67,7 @@ export function buildDataSourceOptions(config: AppConfig, endpoint: DatabaseEndp
  * The search settings every connection starts with: the configured `hnsw.ef_search`, and
  * pgvector 0.8's relaxed iterative scan, so a filtered index scan keeps walking the graph until k
  * rows pass the filter (without a filter it never iterates: the first pass yields ef_search ≥ k
- * rows); and the parallel workers an exact search may use (SEARCH_PARALLEL_WORKERS, 0 by default).
+ * rows), or until it has visited `hnsw.max_scan_tuples` chunks; and the parallel workers an exact search may use (SEARCH_PARALLEL_WORKERS, 0 by default).
  * An older pgvector drops the unknown iterative_scan placeholder with a warning. A server
  * connection gets them in its startup packet (searchSessionOptions); the embedded database's one
  * session gets them when it opens (EmbeddedPostgres.start).
@@ -76,6 +76,7 @@ export function searchSessionSettings(config: AppConfig): Record<string, string>
   return {
     'hnsw.ef_search': String(config.search.hnswEfSearch),
     'hnsw.iterative_scan': 'relaxed_order',
+    'hnsw.max_scan_tuples': String(config.search.hnswMaxScanTuples),
     max_parallel_workers_per_gather: String(config.search.parallelWorkers),
   };
 }

@@ -35,6 +35,12 @@ export class MetricsService implements OnModuleInit {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
+  private readonly exactRetries = new Counter({
+    name: 'search_exact_retries_total',
+    help: 'Filtered searches through an HNSW index that found fewer than k chunks and were run again exactly',
+    labelNames: ['mode'] as const,
+    registers: [this.registry],
+  });
 
   private readonly embeddingRequests = new Counter({
     name: 'embedding_requests_total',
@@ -102,6 +108,10 @@ export class MetricsService implements OnModuleInit {
 
   observeSearch(mode: string, seconds: number): void {
     this.searchDuration.observe({ mode }, seconds);
+  }
+
+  countExactRetry(mode: string): void {
+    this.exactRetries.inc({ mode });
   }
 
   observeEmbedding(provider: EmbeddingProviderName, texts: number, seconds: number, succeeded: boolean): void {

@@ -106,7 +106,7 @@ export class AskRequestDto {
       'exact k nearest, where the index finds most of them (recall@10 0.95–0.99 on the benchmark, lower under a ' +
       'selective filter on a small collection), at the cost of a scan (26 ms p50 for 40,000 × 384 chunks without a ' +
       'filter on the 2-vCPU benchmark server). In hybrid mode it applies to the vector ranking. A collection without ' +
-      'an index is always searched exactly.',
+      'an index is always searched exactly, and so is a filtered search whose index scan found fewer than k chunks.',
   })
   @IsOptional()
   @IsBoolean()
