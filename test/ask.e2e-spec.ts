@@ -1,4 +1,5 @@
 import request from 'supertest';
+import { TEST_TARGET } from './support/test-database.js';
 import type { EntityManager } from 'typeorm';
 import { ChunkSearchRepository } from '../src/ask/chunk-search.repository.js';
 import { SearchTargetCache } from '../src/ask/search-target.cache.js';
@@ -443,6 +444,29 @@ describe('POST /ask', () => {
       await request(t.server).put('/collections/nope/vector-index').expect(404);
       const empty = await request(t.server).put('/collections/empty/vector-index').expect(400);
       expect(empty.body.message).toContain('holds no vectors yet');
+    });
+
+    it('builds and drops one index for concurrent requests: each waits for the one before', async () => {
+      // On a server, a lock that holds every CREATE INDEX back until all three requests have looked
+      // for the index (without the per-collection lock, all three then tried to build it).
+      const blocker = TEST_TARGET === 'postgres' ? t.dataSource.createQueryRunner() : undefined;
+      await blocker?.startTransaction();
+      await blocker?.query(`LOCK TABLE langchain_pg_embedding IN SHARE UPDATE EXCLUSIVE MODE`);
+      const pending = Promise.all([1, 2, 3].map(() => request(t.server).put('/collections/docs/vector-index')));
+      if (blocker) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        await blocker.commitTransaction();
+        await blocker.release();
+      }
+      const puts = await pending;
+      expect(puts.map((r) => r.status)).toEqual([200, 200, 200]);
+      expect(new Set(puts.map((r) => (r.body as { name: string }).name)).size).toBe(1);
+      expect((await request(t.server).get('/vector-indexes').expect(200)).body).toEqual([puts[0].body]);
+      const deletes = await Promise.all(
+        [1, 2, 3].map(() => request(t.server).delete('/collections/docs/vector-index')),
+      );
+      expect(deletes.map((r) => r.status)).toEqual([204, 204, 204]);
+      expect((await request(t.server).get('/vector-indexes').expect(200)).body).toEqual([]);
     });
   });
 });

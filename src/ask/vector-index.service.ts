@@ -1,6 +1,7 @@
 import { BadRequestException, Inject, Injectable, NotFoundException } from '@nestjs/common';
+import { setTimeout } from 'node:timers/promises';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { ChunkStore } from '../embeddings/chunk.store.js';
 import { SearchTargetCache } from './search-target.cache.js';
@@ -32,6 +33,9 @@ interface IndexRow {
   size_bytes: string;
 }
 
+/** How often a build or drop waiting for another one on the same collection asks for its lock. */
+const LOCK_POLL_MS = 100;
+
 /**
  * Builds, finds and drops the per-collection HNSW indexes (see vector-index.ts). DDL runs outside
  * any transaction: CREATE INDEX CONCURRENTLY refuses to run inside one.
@@ -45,8 +49,8 @@ export class VectorIndexService {
     private readonly searchTargets: SearchTargetCache,
   ) {}
 
-  async list(): Promise<VectorIndexInfo[]> {
-    const rows = await this.dataSource.query<IndexRow[]>(
+  async list(manager: EntityManager = this.dataSource.manager): Promise<VectorIndexInfo[]> {
+    const rows = await manager.query<IndexRow[]>(
       `SELECT c.relname AS name, col.name AS collection, pg_get_indexdef(i.indexrelid) AS definition,
               i.indisvalid AS valid, pg_relation_size(i.indexrelid)::text AS size_bytes
          FROM pg_index i
@@ -102,28 +106,31 @@ export class VectorIndexService {
     } catch (error) {
       throw new BadRequestException(`Collection "${collectionName}": ${(error as Error).message}`);
     }
-    const existing = (await this.list()).find((i) => i.name === spec.name);
-    if (existing?.valid && existing.dimensions === dimensions && existing.type === spec.type) {
-      return { index: existing, created: false };
-    }
     let statement: string;
     try {
       statement = createIndexStatement(spec, { ...options, concurrently: this.config.database.mode === 'server' });
     } catch (error) {
       throw new BadRequestException((error as Error).message);
     }
+    let created = false;
     try {
-      await this.withBuildSession(async (run) => {
-        if (existing) await run(`DROP INDEX ${this.concurrently()}IF EXISTS ${spec.name}`);
-        await run(statement);
+      await this.withBuildSession(collection.uuid, async (manager) => {
+        // Looked at under the collection's lock: a concurrent PUT has built the index meanwhile (then
+        // this one keeps it), or a DELETE of the collection has committed (then no index is built).
+        if (!(await this.chunks.findCollection(manager, collectionName))) return;
+        const existing = (await this.list(manager)).find((i) => i.name === spec.name);
+        if (existing?.valid && existing.dimensions === dimensions && existing.type === spec.type) return;
+        if (existing) await manager.query(`DROP INDEX ${this.concurrently()}IF EXISTS ${spec.name}`);
+        await manager.query(statement);
+        created = true;
       });
     } finally {
       // Searches go through the new index at once (or stop naming the dropped one).
-      this.searchTargets.invalidate(collectionName);
+      if (created) this.searchTargets.invalidate(collectionName);
     }
-    const built = (await this.list()).find((i) => i.name === spec.name);
-    if (!built) throw new Error(`index ${spec.name} was not created`);
-    return { index: built, created: true };
+    const index = (await this.list()).find((i) => i.name === spec.name);
+    if (!index) throw new NotFoundException(`Collection "${collectionName}" not found`);
+    return { index, created };
   }
 
   /** Drops the collection's index; `dropped: false` when it had none. */
@@ -131,16 +138,18 @@ export class VectorIndexService {
     const collection = await this.chunks.findCollection(this.dataSource.manager, collectionName);
     if (!collection) throw new NotFoundException(`Collection "${collectionName}" not found`);
     const name = vectorIndexName(collection.uuid);
-    const existing = (await this.list()).find((i) => i.name === name);
-    if (!existing) return { name, dropped: false };
+    let dropped = false;
     try {
-      await this.withBuildSession(async (run) => {
-        await run(`DROP INDEX ${this.concurrently()}IF EXISTS ${name}`);
+      await this.withBuildSession(collection.uuid, async (manager) => {
+        // Under the collection's lock: waits for a build of this index in progress.
+        if (!(await this.list(manager)).some((i) => i.name === name)) return;
+        await manager.query(`DROP INDEX ${this.concurrently()}IF EXISTS ${name}`);
+        dropped = true;
       });
     } finally {
-      this.searchTargets.invalidate(collectionName);
+      if (dropped) this.searchTargets.invalidate(collectionName);
     }
-    return { name, dropped: true };
+    return { name, dropped };
   }
 
   private concurrently(): string {
@@ -148,21 +157,41 @@ export class VectorIndexService {
   }
 
   /**
-   * One dedicated connection, outside any transaction, with the statement timeout lifted (an index
-   * build on a million chunks takes minutes, far beyond the per-request limit) and more memory for
-   * the build (HNSW builds much faster when the graph fits in maintenance_work_mem). Both are
-   * session settings, so they are reset before the connection goes back to the pool.
+   * One dedicated connection, outside any transaction, holding the collection's advisory lock (so
+   * two builds or a build and a drop of one collection's index run one after the other: without it
+   * two concurrent PUTs both saw no index and the second CREATE failed), with the statement timeout
+   * lifted (an index build on a million chunks takes minutes, far beyond the per-request limit) and
+   * more memory for the build (HNSW builds much faster when the graph fits in maintenance_work_mem).
+   * A session lock and session settings, because CREATE INDEX CONCURRENTLY runs outside any
+   * transaction: both are released and reset before the connection goes back to the pool.
    */
-  private async withBuildSession(fn: (run: (sql: string) => Promise<unknown>) => Promise<void>): Promise<void> {
+  private async withBuildSession(collectionUuid: string, fn: (manager: EntityManager) => Promise<void>): Promise<void> {
     const runner = this.dataSource.createQueryRunner();
     await runner.connect();
+    const lockKey = `${VECTOR_INDEX_PREFIX}${collectionUuid}`;
+    let locked = false;
     try {
       if (this.config.database.mode === 'server') {
         await runner.query(`SET statement_timeout = 0`);
         await runner.query(`SET maintenance_work_mem = '512MB'`);
       }
-      await fn((sql) => runner.query(sql));
+      // Polled, not pg_advisory_lock: a statement waiting for the lock holds a snapshot, and CREATE
+      // INDEX CONCURRENTLY in the session holding the lock waits for every older snapshot to end: a
+      // deadlock (answered 409).
+      while (!locked) {
+        const [row] = await runner.manager.query<Array<{ locked: boolean }>>(
+          `SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked`,
+          [lockKey],
+        );
+        locked = row.locked;
+        if (!locked) await setTimeout(LOCK_POLL_MS);
+      }
+      // The runner's manager: its queries run on this connection (the embedded database has one).
+      await fn(runner.manager);
     } finally {
+      if (locked) {
+        await runner.query(`SELECT pg_advisory_unlock(hashtextextended($1, 0))`, [lockKey]).catch(() => undefined);
+      }
       if (this.config.database.mode === 'server') await runner.query(`RESET ALL`).catch(() => undefined);
       await runner.release();
     }
