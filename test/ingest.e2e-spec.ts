@@ -208,7 +208,11 @@ describe('POST /documents/ingest', () => {
       [{ documentType: 'x', category: 'y', extra: '1' }, /property extra should not exist/],
       [
         { documentType: 'x', category: 'y', chunkSize: '200', chunkOverlap: '200' },
-        /chunkOverlap \(200\) must be smaller/,
+        /chunkOverlap \(200\) must be at most half of chunkSize \(200\)/,
+      ],
+      [
+        { documentType: 'x', category: 'y', chunkSize: '100', chunkOverlap: '51' },
+        /chunkOverlap \(51\) must be at most half of chunkSize \(100\)/,
       ],
     ];
     for (const [fields, message] of bad) {
@@ -243,5 +247,26 @@ describe('POST /documents/ingest', () => {
     const op = (res.body as { paths: Record<string, { post: { requestBody: { content: Record<string, unknown> } } }> })
       .paths['/documents/ingest'].post;
     expect(Object.keys(op.requestBody.content).sort()).toEqual(['application/json', 'multipart/form-data']);
+  });
+});
+
+describe('POST /documents/ingest with the default INGEST_MAX_FILE_BYTES (25 MB)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(() => t.close());
+
+  it('refuses with 413, writing nothing, a text that would make more than 100,000 chunks', async () => {
+    const before = await counts(t);
+    // 10.5 MB: about 105,000 chunks of 100 characters.
+    const res = await request(t.server)
+      .post('/documents/ingest')
+      .send({ documentType: 'x', category: 'y', chunkSize: 100, chunkOverlap: 0, text: 'word '.repeat(2_100_000) })
+      .expect(413);
+    expect((res.body as { message: string }).message).toMatch(
+      /^The text makes \d+ chunks at chunkSize 100, more than the limit of 100000 per document/,
+    );
+    expect(await counts(t)).toEqual(before);
   });
 });

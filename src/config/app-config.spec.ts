@@ -158,7 +158,7 @@ describe('loadAppConfig', () => {
         .database.replicaUrls,
     ).toEqual(['postgres://r1/kb', 'postgres://r2/kb']);
     expect(() => loadAppConfig({ INGEST_CHUNK_SIZE: '500', INGEST_CHUNK_OVERLAP: '500' })).toThrow(
-      /INGEST_CHUNK_OVERLAP must be smaller/,
+      /INGEST_CHUNK_OVERLAP must be at most half of INGEST_CHUNK_SIZE/,
     );
   });
 });

@@ -490,8 +490,8 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
     // The 384 default fits the local provider only; a remote model's dimension must be stated.
     throw new ConfigValidationError(['EMBEDDINGS_DIMENSIONS is required with EMBEDDINGS_PROVIDER=openai']);
   }
-  if (vars.INGEST_CHUNK_OVERLAP >= vars.INGEST_CHUNK_SIZE) {
-    throw new ConfigValidationError(['INGEST_CHUNK_OVERLAP must be smaller than INGEST_CHUNK_SIZE']);
+  if (vars.INGEST_CHUNK_OVERLAP * 2 > vars.INGEST_CHUNK_SIZE) {
+    throw new ConfigValidationError(['INGEST_CHUNK_OVERLAP must be at most half of INGEST_CHUNK_SIZE']);
   }
   const url = vars.DATABASE_URL;
   const replicaUrls = parseReplicaUrls(vars.DATABASE_REPLICA_URLS);

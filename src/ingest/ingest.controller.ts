@@ -83,8 +83,12 @@ export class IngestController {
   })
   @ApiCreatedResponse({ type: IngestResultDto, description: 'Document created, or its chunks replaced' })
   @ApiOkResponse({ type: IngestResultDto, description: 'Unchanged since the last ingest: skipped, nothing written' })
-  @ApiBadRequestResponse({ description: 'Invalid field, missing or empty file, chunkOverlap ≥ chunkSize' })
-  @ApiPayloadTooLargeResponse({ description: 'File or text larger than INGEST_MAX_FILE_BYTES' })
+  @ApiBadRequestResponse({
+    description: 'Invalid field, missing or empty file, chunkOverlap more than half of chunkSize',
+  })
+  @ApiPayloadTooLargeResponse({
+    description: 'File or text larger than INGEST_MAX_FILE_BYTES, or whose text makes more than 100,000 chunks',
+  })
   @ApiUnsupportedMediaTypeResponse({ description: 'File format not supported (the message lists the allowed ones)' })
   @ApiUnprocessableEntityResponse({ description: 'The file cannot be read, or holds no text' })
   async ingest(

@@ -66,6 +66,12 @@ export interface IngestResult {
 const ALLOWED = `allowed formats: ${SUPPORTED_EXTENSIONS.join(', ')}`;
 
 /**
+ * Chunks one ingest may write: a bound on one request's work (25 MB of text, the largest file, makes
+ * about 33,000 at the default chunkSize 1000 and chunkOverlap 200).
+ */
+const MAX_INGEST_CHUNKS = 100_000;
+
+/**
  * Files or text in, a document with its chunks and embeddings out: extraction, structure-aware
  * chunking, vectors from the configured provider, and one transaction for the document and all of
  * its chunks. The SQL over the chunk tables is ChunkStore's.
@@ -79,9 +85,11 @@ export class IngestService {
   ) {}
 
   async ingest(input: IngestInput): Promise<IngestResult> {
+    const chunkSize = input.chunkSize ?? this.config.ingest.chunkSize;
     const options: ChunkOptions = {
-      chunkSize: input.chunkSize ?? this.config.ingest.chunkSize,
-      chunkOverlap: input.chunkOverlap ?? this.config.ingest.chunkOverlap,
+      chunkSize,
+      // The configured overlap, but at most half of a chunkSize the request chose (see below).
+      chunkOverlap: input.chunkOverlap ?? Math.min(this.config.ingest.chunkOverlap, Math.floor(chunkSize / 2)),
     };
     if (
       !Number.isInteger(options.chunkSize) ||
@@ -93,23 +101,32 @@ export class IngestService {
     if (!Number.isInteger(options.chunkOverlap) || options.chunkOverlap < 0) {
       throw new BadRequestException('chunkOverlap must be a non-negative integer');
     }
-    if (options.chunkOverlap >= options.chunkSize) {
+    if (options.chunkOverlap * 2 > options.chunkSize) {
+      // More overlap repeats most of each chunk in the next: at chunkSize 100 and chunkOverlap 99 a
+      // 94 KB text made 14,974 chunks, and the request held the database for 37 s.
       throw new BadRequestException(
-        `chunkOverlap (${options.chunkOverlap}) must be smaller than chunkSize (${options.chunkSize})`,
+        `chunkOverlap (${options.chunkOverlap}) must be at most half of chunkSize (${options.chunkSize})`,
       );
     }
     const text = await this.extract(input);
+    let total = 0;
+    for (const chunks = chunkText(text, options); !chunks.next().done;) total += 1;
+    if (total > MAX_INGEST_CHUNKS) {
+      throw new PayloadTooLargeException(
+        `The text makes ${total} chunks at chunkSize ${options.chunkSize}, more than the limit of ${MAX_INGEST_CHUNKS} per document: use a larger chunkSize, or split the document`,
+      );
+    }
     const contentHash = createHash('sha256')
       .update(text)
       .update(`\u0000${options.chunkSize}\u0000${options.chunkOverlap}`)
       .digest('hex');
     const documentId = input.documentId ?? randomUUID();
     try {
-      return await this.write(input, documentId, text, contentHash, options);
+      return await this.write(input, documentId, text, contentHash, options, total);
     } catch (error) {
       // A concurrent first ingest of the same documentId committed first: now it is a re-ingest.
       if (!isDocumentIdConflict(error)) throw error;
-      return this.write(input, documentId, text, contentHash, options);
+      return this.write(input, documentId, text, contentHash, options, total);
     }
   }
 
@@ -157,6 +174,7 @@ export class IngestService {
     text: string,
     contentHash: string,
     options: ChunkOptions,
+    total: number,
   ): Promise<IngestResult> {
     const collectionName = input.collection ?? this.config.embeddings.defaultCollection;
     const fileName = input.fileName ?? 'inline';
@@ -192,10 +210,8 @@ export class IngestService {
       }
       const collection = await this.chunks.getOrCreateCollection(manager, collectionName);
 
-      // Counted first so every chunk can carry total_chunks; then written batch by batch, so only
-      // one batch of vectors is in memory at a time.
-      let total = 0;
-      for (const chunks = chunkText(text, options); !chunks.next().done;) total += 1;
+      // Counted first (in ingest) so every chunk can carry total_chunks; then written batch by batch,
+      // so only one batch of vectors is in memory at a time.
       const base = {
         document_id: documentId,
         total_chunks: total,

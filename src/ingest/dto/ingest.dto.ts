@@ -58,7 +58,9 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
     example: 200,
     minimum: 0,
     maximum: MAX_CHUNK_OVERLAP,
-    description: 'Characters shared by consecutive pieces of a split unit; INGEST_CHUNK_OVERLAP when absent',
+    description:
+      'Characters shared by consecutive pieces of a split unit, at most half of chunkSize; when absent INGEST_CHUNK_OVERLAP, ' +
+      'or half of chunkSize if that is less',
   })
   @IsOptional()
   @Type(() => Number)
