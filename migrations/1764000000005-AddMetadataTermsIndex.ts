@@ -56,8 +56,8 @@ function scalarTerm(value: string): string {
 }
 
 // A NULL term (a list or an object) is appended and removed once at the end: cheaper than a test
-// per value.
-const TERMS_FUNCTION_SQL = `
+// per value. Exported for HashLongMetadataTerms's down(), which restores this definition.
+export const TERMS_FUNCTION_SQL = `
 CREATE OR REPLACE FUNCTION chunk_metadata_terms(metadata jsonb) RETURNS text[]
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $body$
 DECLARE

@@ -6,6 +6,7 @@ import { AddChunkCounts1764000000004 } from './1764000000004-AddChunkCounts.js';
 import { AddMetadataTermsIndex1764000000005 } from './1764000000005-AddMetadataTermsIndex.js';
 import { AddDocumentsCreatedAtIndex1764000000006 } from './1764000000006-AddDocumentsCreatedAtIndex.js';
 import { KeepChunkVectorsInline1764000000007 } from './1764000000007-KeepChunkVectorsInline.js';
+import { HashLongMetadataTerms1764000000008 } from './1764000000008-HashLongMetadataTerms.js';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the app, the CLI and the tests load
@@ -21,6 +22,7 @@ export const MIGRATIONS = [
   AddMetadataTermsIndex1764000000005,
   AddDocumentsCreatedAtIndex1764000000006,
   KeepChunkVectorsInline1764000000007,
+  HashLongMetadataTerms1764000000008,
 ];
 
 /** The migration that `db:stamp` records by default: the schema the Python service created. */

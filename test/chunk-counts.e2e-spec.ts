@@ -330,6 +330,10 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
       ],
     });
     expect((await revert(ds)).lines).toEqual([
+      'Reverted HashLongMetadataTerms1764000000008',
+      'Head: KeepChunkVectorsInline1764000000007',
+    ]);
+    expect((await revert(ds)).lines).toEqual([
       'Reverted KeepChunkVectorsInline1764000000007',
       'Head: AddDocumentsCreatedAtIndex1764000000006',
     ]);
@@ -360,7 +364,7 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
       ],
     });
     expect((await check(ds)).lines).toEqual([
-      'Pending migrations (run `npm run db:migrate`): AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006, KeepChunkVectorsInline1764000000007',
+      'Pending migrations (run `npm run db:migrate`): AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006, KeepChunkVectorsInline1764000000007, HashLongMetadataTerms1764000000008',
       '4 difference(s) between the database and the entities:',
       '  - TypeORM would run: CREATE INDEX "ix_documents_created_at_id" ON "documents" ("created_at", "id")',
       '  - index ix_cmetadata_terms is missing (expected: CREATE INDEX ix_cmetadata_terms ON public.langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata)))',
@@ -373,7 +377,8 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
       'Applied AddMetadataTermsIndex1764000000005',
       'Applied AddDocumentsCreatedAtIndex1764000000006',
       'Applied KeepChunkVectorsInline1764000000007',
-      'Head: KeepChunkVectorsInline1764000000007',
+      'Applied HashLongMetadataTerms1764000000008',
+      'Head: HashLongMetadataTerms1764000000008',
     ]);
     await expectExact(ds);
     expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import type { DataSource } from 'typeorm';
-import { migrationStates, revert } from '../src/cli/db-commands.js';
+import { check, migrationStates, revert } from '../src/cli/db-commands.js';
 import { runPendingMigrations } from '../src/database/migration-runner.js';
 import { schemaSnapshot } from './support/legacy-schema.js';
 import {
@@ -19,7 +20,46 @@ const ALL_MIGRATIONS = [
   'AddMetadataTermsIndex1764000000005',
   'AddDocumentsCreatedAtIndex1764000000006',
   'KeepChunkVectorsInline1764000000007',
+  'HashLongMetadataTerms1764000000008',
 ];
+
+/** Reverts the newest migrations until `name` is the last applied one. */
+async function revertTo(ds: DataSource, name: string): Promise<void> {
+  while ((await migrationStates(ds)).filter((m) => m.applied).pop()?.name !== name) await revert(ds);
+}
+
+/**
+ * The ids of the chunks whose metadata terms hold those of `pair`, read through ix_cmetadata_terms
+ * (sequential and plain index scans, which compute the terms anew, are forbidden): what the index stores.
+ */
+async function idsThroughTermsIndex(ds: DataSource, pair: Record<string, unknown>): Promise<string[]> {
+  const runner = ds.createQueryRunner();
+  await runner.connect();
+  try {
+    await runner.startTransaction();
+    await runner.query(`SELECT set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true)`);
+    const sql = `SELECT id FROM langchain_pg_embedding
+                  WHERE chunk_metadata_terms(cmetadata) @> chunk_metadata_terms($1::jsonb)`;
+    const plan = (await runner.query(`EXPLAIN ${sql}`, [JSON.stringify(pair)])) as Array<{ 'QUERY PLAN': string }>;
+    expect(plan.map((r) => r['QUERY PLAN']).join('\n')).toContain('Bitmap Index Scan on ix_cmetadata_terms');
+    const rows = (await runner.query(sql, [JSON.stringify(pair)])) as Array<{ id: string }>;
+    await runner.rollbackTransaction();
+    return rows.map((r) => r.id).sort();
+  } finally {
+    await runner.release();
+  }
+}
+
+/** What PostgreSQL says when a GIN entry does not fit. */
+const TOO_LARGE_FOR_INDEX =
+  /index row size \d+ exceeds maximum \d+ for index "ix_cmetadata_terms"|index row requires \d+ bytes, maximum size is 8191/;
+
+/** `length` characters that do not compress (base64 of chained SHA-256 digests), after `prefix`. */
+function incompressible(prefix: string, seed: string, length: number): string {
+  let text = prefix;
+  for (let i = 0; text.length < length; i++) text += createHash('sha256').update(`${seed}:${i}`).digest('base64');
+  return text.slice(0, length);
+}
 
 describe('InitialSchema migration', () => {
   let db: TestDatabase;
@@ -62,6 +102,12 @@ describe('InitialSchema migration', () => {
         'trigger trigger_documents_updated_at',
       ]),
     );
+    // The schema's own functions, each with the md5 of its body: down and up again restore them exactly.
+    expect(first.filter((l) => l.startsWith('function '))).toEqual([
+      expect.stringMatching(/^function chunk_counts_track\(\) md5=/),
+      expect.stringMatching(/^function chunk_metadata_terms\(metadata jsonb\) md5=/),
+      expect.stringMatching(/^function update_documents_updated_at\(\) md5=/),
+    ]);
     // Every column carries a comment.
     expect(first.filter((l) => l.startsWith('column ') && l.endsWith('comment='))).toEqual([]);
 
@@ -171,10 +217,10 @@ describe('InitialSchema migration', () => {
     expect(await outOfLine('inline-3072')).toEqual([{ vector: true, text: true }]);
 
     // Under pgvector's default (what down() restores) the vector is the value moved out.
-    await revert(ds);
+    await revertTo(ds, 'AddDocumentsCreatedAtIndex1764000000006');
     await insert('external-384', 384);
     expect(await outOfLine('external-384')).toEqual([{ vector: true, text: false }]);
-    expect(await runPendingMigrations(ds)).toEqual(['KeepChunkVectorsInline1764000000007']);
+    expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(-2));
     // Rows written before keep their layout; every value reads back the same.
     expect(await outOfLine('external-384')).toEqual([{ vector: true, text: false }]);
     const [same] = await ds.query<Array<{ n: number }>>(
@@ -183,11 +229,83 @@ describe('InitialSchema migration', () => {
     expect(same.n).toBe(1);
   });
 
+  it('HashLongMetadataTerms makes a long value that does not compress writable, and keeps one stored before findable', async () => {
+    const collection = '5d0c7b1e-8a3f-4e62-b9d4-1f2e3a4b5c6d';
+    await ds.query(`INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES ($1, 'terms', '{}')`, [
+      collection,
+    ]);
+    const insert = (id: string, metadata: Record<string, unknown>) =>
+      ds.query(
+        `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+         VALUES ($1, $2, '[1,2,3]', 't', $3::jsonb)`,
+        [id, collection, JSON.stringify(metadata)],
+      );
+    const repeated = 'a'.repeat(20_000);
+    const random = incompressible('', 'random', 10_000);
+    const sameStart = incompressible(random.slice(0, 9_000), 'other', 10_000);
+
+    // Under AddMetadataTermsIndex's function a term is stored as it is: a long one fits in the index
+    // only when PostgreSQL can compress it under the GIN entry limit.
+    await revertTo(ds, 'KeepChunkVectorsInline1764000000007');
+    const before = await schemaSnapshot(ds);
+    await insert('repeated', { summary: repeated, kind: 'long' });
+    // (Above 8,191 bytes PostgreSQL refuses the entry before GIN's own 2,712-byte check.)
+    await expect(insert('random', { summary: random })).rejects.toThrow(TOO_LARGE_FOR_INDEX);
+    expect(await idsThroughTermsIndex(ds, { summary: repeated })).toEqual(['repeated']);
+    expect((await check(ds)).lines).toContain(
+      '  - function chunk_metadata_terms does not replace a long term by its digest: a chunk with a long metadata value cannot be indexed (migration HashLongMetadataTerms)',
+    );
+
+    // The index is rebuilt with the new function: the entry stored before for 'a' × 20,000 is its
+    // digest now, as the search computes it.
+    expect(await runPendingMigrations(ds)).toEqual(['HashLongMetadataTerms1764000000008']);
+    expect(await idsThroughTermsIndex(ds, { summary: repeated })).toEqual(['repeated']);
+    expect(await idsThroughTermsIndex(ds, { summary: repeated, kind: 'long' })).toEqual(['repeated']);
+    expect(await idsThroughTermsIndex(ds, { summary: repeated.slice(1) })).toEqual([]);
+    await insert('random', { summary: random });
+    expect(await idsThroughTermsIndex(ds, { summary: random })).toEqual(['random']);
+    expect(await idsThroughTermsIndex(ds, { summary: sameStart })).toEqual([]);
+    expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
+    const after = await schemaSnapshot(ds);
+    expect(after.filter((l) => !before.includes(l))).toEqual([
+      expect.stringMatching(/^function chunk_metadata_terms\(metadata jsonb\) md5=/),
+    ]);
+
+    // down() cannot index the random value with the old function: it fails, the migration stays
+    // applied, and its failed rebuild leaves an INVALID copy of the index behind.
+    await expect(revert(ds)).rejects.toThrow(TOO_LARGE_FOR_INDEX);
+    expect((await migrationStates(ds)).pop()).toMatchObject({
+      name: 'HashLongMetadataTerms1764000000008',
+      applied: true,
+    });
+    const leftovers = () =>
+      ds.query<Array<{ name: string; valid: boolean }>>(
+        `SELECT c.relname AS name, i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+          WHERE c.relname LIKE 'ix\\_cmetadata\\_terms%' ORDER BY 1`,
+      );
+    expect(await leftovers()).toEqual([
+      { name: 'ix_cmetadata_terms', valid: true },
+      { name: 'ix_cmetadata_terms_ccnew', valid: false },
+    ]);
+    // Without that chunk it goes down, dropping the leftover, and up again, each time rebuilding.
+    await ds.query(`DELETE FROM langchain_pg_embedding WHERE id = 'random'`);
+    expect((await revert(ds)).lines).toEqual([
+      'Reverted HashLongMetadataTerms1764000000008',
+      'Head: KeepChunkVectorsInline1764000000007',
+    ]);
+    expect(await leftovers()).toEqual([{ name: 'ix_cmetadata_terms', valid: true }]);
+    expect(await schemaSnapshot(ds)).toEqual(before);
+    expect(await idsThroughTermsIndex(ds, { summary: repeated })).toEqual(['repeated']);
+    expect(await runPendingMigrations(ds)).toEqual(['HashLongMetadataTerms1764000000008']);
+    expect(await schemaSnapshot(ds)).toEqual(after);
+    expect(await idsThroughTermsIndex(ds, { summary: repeated })).toEqual(['repeated']);
+  });
+
   // The embedded database has one session: nothing else can hold a lock there.
   (TEST_TARGET === 'postgres' ? it : it.skip)(
     'KeepChunkVectorsInline gives up after its lock_timeout behind a long statement on the chunk table, changing nothing',
     async () => {
-      await revert(ds);
+      await revertTo(ds, 'AddDocumentsCreatedAtIndex1764000000006');
       const storage = async () =>
         (
           await ds.query<Array<{ s: string }>>(
@@ -217,14 +335,14 @@ describe('InitialSchema migration', () => {
         expect(waiting).toBe(true);
         await expect(migrating).rejects.toThrow(/lock timeout/);
         expect(await storage()).toBe('e');
-        expect((await migrationStates(ds)).filter((m) => !m.applied).map((m) => m.name)).toEqual([
-          'KeepChunkVectorsInline1764000000007',
-        ]);
+        expect((await migrationStates(ds)).filter((m) => !m.applied).map((m) => m.name)).toEqual(
+          ALL_MIGRATIONS.slice(-2),
+        );
       } finally {
         await reader.rollbackTransaction();
         await reader.release();
       }
-      expect(await runPendingMigrations(ds)).toEqual(['KeepChunkVectorsInline1764000000007']);
+      expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(-2));
       expect(await storage()).toBe('m');
     },
   );

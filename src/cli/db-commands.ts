@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type DataSource, MigrationExecutor, type MigrationInterface, type QueryRunner } from 'typeorm';
@@ -381,6 +382,30 @@ async function chunkCountsDifferences(ds: DataSource): Promise<string[]> {
 /** pg_attribute.attstorage, as ALTER COLUMN … SET STORAGE names it. */
 const STORAGE_MODES: Record<string, string> = { p: 'PLAIN', e: 'EXTERNAL', m: 'MAIN', x: 'EXTENDED' };
 
+/**
+ * A metadata value too long to be a GIN entry, and the one term chunk_metadata_terms must give it
+ * since HashLongMetadataTerms: '#' and the SHA-256 of the whole term. The old function kept it as
+ * it is, and a chunk holding such a value that does not compress could not be written.
+ */
+const LONG_TERM_VALUE = 'x'.repeat(3000);
+const LONG_TERM_DIGEST = `#${createHash('sha256').update(`"k"s${LONG_TERM_VALUE}`).digest('hex')}`;
+
+/** chunk_metadata_terms (when it exists: the missing index is reported already) digests long terms. */
+async function metadataTermsDifferences(ds: DataSource): Promise<string[]> {
+  const [exists] = await ds.query<Array<{ found: boolean }>>(
+    `SELECT to_regprocedure('chunk_metadata_terms(jsonb)') IS NOT NULL AS found`,
+  );
+  if (!exists.found) return [];
+  const [probe] = await ds.query<Array<{ terms: string[] }>>(
+    `SELECT chunk_metadata_terms(jsonb_build_object('k', $1::text)) AS terms`,
+    [LONG_TERM_VALUE],
+  );
+  if (probe.terms.length === 1 && probe.terms[0] === LONG_TERM_DIGEST) return [];
+  return [
+    'function chunk_metadata_terms does not replace a long term by its digest: a chunk with a long metadata value cannot be indexed (migration HashLongMetadataTerms)',
+  ];
+}
+
 /** Lists every difference between the live schema and the entities (empty when they agree). */
 export async function schemaDifferences(ds: DataSource): Promise<string[]> {
   const differences: string[] = [];
@@ -400,6 +425,7 @@ export async function schemaDifferences(ds: DataSource): Promise<string[]> {
   }
 
   differences.push(...(await chunkCountsDifferences(ds)));
+  differences.push(...(await metadataTermsDifferences(ds)));
 
   const [vectors] = await ds.query<Array<{ storage: string }>>(
     `SELECT a.attstorage AS storage FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid

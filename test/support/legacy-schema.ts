@@ -185,7 +185,8 @@ export async function dataFingerprint(ds: DataSource): Promise<Record<string, st
 
 /**
  * Tables, columns (type, nullability, default, comment), columns stored other than their type's
- * default (`storage table.column=m`: pg_attribute.attstorage), constraints, indexes and triggers.
+ * default (`storage table.column=m`: pg_attribute.attstorage), constraints, indexes, triggers, and
+ * the functions of the schema (not an extension's) with an md5 of their body.
  */
 export async function schemaSnapshot(ds: DataSource): Promise<string[]> {
   const rows = await ds.query<Array<{ line: string }>>(`
@@ -211,6 +212,11 @@ export async function schemaSnapshot(ds: DataSource): Promise<string[]> {
     SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = current_schema()
     UNION ALL
     SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal
+    UNION ALL
+    SELECT 'function ' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ') md5=' || md5(p.prosrc)
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE n.nspname = current_schema()
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
     ORDER BY 1`);
   return rows.map((r) => r.line).filter((l) => !/\bmigrations\b/.test(l));
 }
