@@ -1,5 +1,6 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { buildIndexConcurrently } from './support/concurrent-index.js';
+import { BOUNDED_TERMS_FUNCTION_SQL } from './support/metadata-terms.js';
 
 /**
  * An exact index for metadata equalities (`{"field": value}` / `$eq` in a search filter):
@@ -31,7 +32,11 @@ export class AddMetadataTermsIndex1764000000005 implements MigrationInterface {
   transaction = false as const;
 
   public async up(q: QueryRunner): Promise<void> {
-    await q.query(TERMS_FUNCTION_SQL);
+    // The definition HashLongMetadataTerms brought, not this migration's first one: with that one a
+    // database holding a metadata value of more than about 2.7 KB that does not compress (which the
+    // Python service may have written) could not be adopted, the index build failing on it. The
+    // terms are otherwise the same, and HashLongMetadataTerms then keeps this definition.
+    await q.query(BOUNDED_TERMS_FUNCTION_SQL);
     await buildIndexConcurrently(
       q,
       'ix_cmetadata_terms',
@@ -44,43 +49,3 @@ export class AddMetadataTermsIndex1764000000005 implements MigrationInterface {
     await q.query(`DROP FUNCTION IF EXISTS chunk_metadata_terms(jsonb)`);
   }
 }
-
-/** The term of one JSON value (an expression over `value`); NULL for a list or an object. */
-function scalarTerm(value: string): string {
-  return `CASE pg_catalog.jsonb_typeof(${value})
-          WHEN 'string' THEN 's' || (${value} #>> '{}')
-          WHEN 'number' THEN 'n' || pg_catalog.trim_scale((${value} #>> '{}')::numeric)::text
-          WHEN 'boolean' THEN 'b' || (${value} #>> '{}')
-          WHEN 'null' THEN 'z'
-        END`;
-}
-
-// A NULL term (a list or an object) is appended and removed once at the end: cheaper than a test
-// per value. Exported for HashLongMetadataTerms's down(), which restores this definition.
-export const TERMS_FUNCTION_SQL = `
-CREATE OR REPLACE FUNCTION chunk_metadata_terms(metadata jsonb) RETURNS text[]
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $body$
-DECLARE
-  terms text[] := '{}';
-  objects jsonb;
-  field record;
-BEGIN
-  CASE pg_catalog.jsonb_typeof(metadata)
-    WHEN 'object' THEN objects := pg_catalog.jsonb_build_array(metadata);
-    WHEN 'array' THEN objects := pg_catalog.jsonb_path_query_array(metadata, 'strict $[*] ? (@.type() == "object")');
-    ELSE RETURN terms;
-  END CASE;
-  FOR o IN 0 .. pg_catalog.jsonb_array_length(objects) - 1 LOOP
-    FOR field IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(objects -> o) AS e LOOP
-      IF pg_catalog.jsonb_typeof(field.value) = 'array' THEN
-        FOR i IN 0 .. pg_catalog.jsonb_array_length(field.value) - 1 LOOP
-          terms := terms || (pg_catalog.to_json(field.key)::text || ${scalarTerm('(field.value -> i)')});
-        END LOOP;
-      ELSE
-        terms := terms || (pg_catalog.to_json(field.key)::text || ${scalarTerm('field.value')});
-      END IF;
-    END LOOP;
-  END LOOP;
-  RETURN pg_catalog.array_remove(terms, NULL);
-END
-$body$`;

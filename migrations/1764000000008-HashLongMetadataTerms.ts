@@ -1,15 +1,6 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { TERMS_FUNCTION_SQL as UNBOUNDED_TERMS_FUNCTION_SQL } from './1764000000005-AddMetadataTermsIndex.js';
 import { buildIndexConcurrently, indexState } from './support/concurrent-index.js';
-
-/**
- * The longest term, in bytes, that `chunk_metadata_terms` keeps as it is; a longer one becomes a
- * digest term. A GIN entry must fit in a third of a page (2,712 bytes with 8 KB pages; PostgreSQL
- * first tries to compress a key above 512 bytes, so a long but repetitive value used to pass and a
- * long random one did not). 1,000 bytes is well under that limit, with room for the entry's header
- * and posting list, and a term that long is a text (a summary, a heading), rarely a filter value.
- */
-export const MAX_TERM_BYTES = 1000;
+import { BOUNDED_TERMS_FUNCTION_SQL, UNBOUNDED_TERMS_FUNCTION_SQL } from './support/metadata-terms.js';
 
 /**
  * Before: `chunk_metadata_terms` (AddMetadataTermsIndex) put every (key, value) term into
@@ -19,7 +10,7 @@ export const MAX_TERM_BYTES = 1000;
  * ix_cmetadata_terms" (above 8 KB "index row requires … bytes, maximum size is 8191"), which the
  * service answered as 400 "A value is too large", naming no field.
  *
- * Now a term longer than MAX_TERM_BYTES is replaced by `'#'` and the hex SHA-256 of the whole term
+ * Now a term longer than MAX_TERM_BYTES (support/metadata-terms.ts) is replaced by `'#'` and the hex SHA-256 of the whole term
  * (65 bytes). No term written as it is begins with `#` (each begins with its key as a JSON string,
  * `"`), so a digest never equals a short term; shorter terms are exactly what they were. SHA-256
  * rather than md5: the index answers without a recheck, so two values whose digests collide would
@@ -79,54 +70,3 @@ async function rebuildTermsIndex(q: QueryRunner): Promise<void> {
     );
   }
 }
-
-/** The term of one JSON value (an expression over `value`); NULL for a list or an object. */
-function scalarTerm(value: string): string {
-  return `CASE pg_catalog.jsonb_typeof(${value})
-          WHEN 'string' THEN 's' || (${value} #>> '{}')
-          WHEN 'number' THEN 'n' || pg_catalog.trim_scale((${value} #>> '{}')::numeric)::text
-          WHEN 'boolean' THEN 'b' || (${value} #>> '{}')
-          WHEN 'null' THEN 'z'
-        END`;
-}
-
-/** Appends the term of `field.key` and `value`, or its digest when it is longer than MAX_TERM_BYTES. */
-function appendTerm(value: string): string {
-  return `term := pg_catalog.to_json(field.key)::text || ${scalarTerm(value)};
-          IF pg_catalog.octet_length(term) > ${MAX_TERM_BYTES} THEN
-            term := '#' || pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(term, 'UTF8')), 'hex');
-          END IF;
-          terms := terms || term;`;
-}
-
-// AddMetadataTermsIndex's function (the same terms, the same lax jsonpath rules: see there), with
-// the digest of a long term. A NULL term (a list or an object) skips the digest (octet_length NULL)
-// and is removed once at the end.
-const BOUNDED_TERMS_FUNCTION_SQL = `
-CREATE OR REPLACE FUNCTION chunk_metadata_terms(metadata jsonb) RETURNS text[]
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $body$
-DECLARE
-  terms text[] := '{}';
-  term text;
-  objects jsonb;
-  field record;
-BEGIN
-  CASE pg_catalog.jsonb_typeof(metadata)
-    WHEN 'object' THEN objects := pg_catalog.jsonb_build_array(metadata);
-    WHEN 'array' THEN objects := pg_catalog.jsonb_path_query_array(metadata, 'strict $[*] ? (@.type() == "object")');
-    ELSE RETURN terms;
-  END CASE;
-  FOR o IN 0 .. pg_catalog.jsonb_array_length(objects) - 1 LOOP
-    FOR field IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(objects -> o) AS e LOOP
-      IF pg_catalog.jsonb_typeof(field.value) = 'array' THEN
-        FOR i IN 0 .. pg_catalog.jsonb_array_length(field.value) - 1 LOOP
-          ${appendTerm('(field.value -> i)')}
-        END LOOP;
-      ELSE
-        ${appendTerm('field.value')}
-      END IF;
-    END LOOP;
-  END LOOP;
-  RETURN pg_catalog.array_remove(terms, NULL);
-END
-$body$`;

@@ -301,6 +301,22 @@ describe('InitialSchema migration', () => {
     expect(await idsThroughTermsIndex(ds, { summary: repeated })).toEqual(['repeated']);
   });
 
+  it('adopts a database that already holds a long value that does not compress: AddMetadataTermsIndex builds its index with the digest', async () => {
+    // Before AddMetadataTermsIndex, as in a database the Python service filled: nothing indexes the terms.
+    await revertTo(ds, 'AddChunkCounts1764000000004');
+    const random = incompressible('', 'adopted', 10_000);
+    await ds.query(
+      `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+       VALUES ('adopted-random', '5d0c7b1e-8a3f-4e62-b9d4-1f2e3a4b5c6d', '[1,2,3]', 't', $1::jsonb)`,
+      [JSON.stringify({ summary: random })],
+    );
+    expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(5));
+    expect(await idsThroughTermsIndex(ds, { summary: random })).toEqual(['adopted-random']);
+    expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
+    // The old function (HashLongMetadataTerms's down, in the tests below) could not index it.
+    await ds.query(`DELETE FROM langchain_pg_embedding WHERE id = 'adopted-random'`);
+  });
+
   // The embedded database has one session: nothing else can hold a lock there.
   (TEST_TARGET === 'postgres' ? it : it.skip)(
     'KeepChunkVectorsInline gives up after its lock_timeout behind a long statement on the chunk table, changing nothing',
