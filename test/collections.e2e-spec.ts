@@ -171,10 +171,11 @@ describe('Collections and embeddings OpenAPI', () => {
         .sort();
     expect(codes('/collections', 'get')).toEqual(['200']);
     expect(codes('/collections', 'post')).toEqual(['201', '400', '409']);
-    expect(codes('/collections/{name}', 'get')).toEqual(['200', '404']);
-    expect(codes('/collections/{name}', 'delete')).toEqual(['204', '404', '409']);
+    // The 400 of a path parameter holding a NUL character.
+    expect(codes('/collections/{name}', 'get')).toEqual(['200', '400', '404']);
+    expect(codes('/collections/{name}', 'delete')).toEqual(['204', '400', '404', '409']);
     expect(codes('/embeddings', 'post')).toEqual(['201', '400', '409']);
-    expect(codes('/embeddings/{id}', 'get')).toEqual(['200', '404']);
-    expect(codes('/embeddings/{id}', 'delete')).toEqual(['204', '404', '409']);
+    expect(codes('/embeddings/{id}', 'get')).toEqual(['200', '400', '404']);
+    expect(codes('/embeddings/{id}', 'delete')).toEqual(['204', '400', '404', '409']);
   });
 });

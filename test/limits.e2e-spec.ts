@@ -110,7 +110,9 @@ describe('Request limits: body size, malformed bodies, batch size', () => {
 
   it('answers a NUL character in a path or query parameter with 400, not a database error', async () => {
     expectCleanError(await request(t.server).get('/documents/a%00b'), 400);
-    expectCleanError(await request(t.server).get('/embeddings/%00'), 404); // checked by the service: no such id
+    const embedding = await request(t.server).get('/embeddings/%00');
+    expectCleanError(embedding, 400);
+    expect((embedding.body as { message: string }).message).toBe('id must not contain NUL characters');
     expectCleanError(await request(t.server).get('/documents?category=%00'), 400);
   });
 

@@ -7,6 +7,7 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
+import { NO_NUL_PARAM } from '../common/validation.js';
 import { RequiredScope } from '../auth/auth.decorators.js';
 import { VectorIndexDto } from './dto/vector-index.dto.js';
 import { VectorIndexService } from './vector-index.service.js';
@@ -32,9 +33,12 @@ export class VectorIndexController {
       'built CONCURRENTLY on a server so writers are not blocked. The request lasts as long as the build.',
   })
   @ApiOkResponse({ type: VectorIndexDto })
-  @ApiBadRequestResponse({ description: 'The collection holds no vectors, mixes dimensions, or has more than 4000' })
+  @ApiBadRequestResponse({
+    description:
+      'The collection holds no vectors, mixes dimensions, or has more than 4000; or name contains a NUL character',
+  })
   @ApiNotFoundResponse({ description: 'No collection with this name' })
-  async create(@Param('name') name: string): Promise<VectorIndexDto> {
+  async create(@Param('name', NO_NUL_PARAM) name: string): Promise<VectorIndexDto> {
     return (await this.indexes.create(name)).index;
   }
 
@@ -43,8 +47,9 @@ export class VectorIndexController {
   @HttpCode(HttpStatus.NO_CONTENT)
   @ApiOperation({ summary: "Drop the collection's HNSW index (search falls back to exact distances)" })
   @ApiNoContentResponse({ description: 'Dropped, or there was none' })
+  @ApiBadRequestResponse({ description: 'name contains a NUL character' })
   @ApiNotFoundResponse({ description: 'No collection with this name' })
-  async drop(@Param('name') name: string): Promise<void> {
+  async drop(@Param('name', NO_NUL_PARAM) name: string): Promise<void> {
     await this.indexes.drop(name);
   }
 }

@@ -54,10 +54,9 @@ const CHANGES: Array<[string, (item: Record<string, unknown>) => unknown]> = [
   ['a constructor key', (item) => JSON.parse(JSON.stringify({ ...item, constructor: 'x' })) as unknown],
   ['metadata an array', (item) => ({ ...item, metadata: [1] })],
   ['metadata a string', (item) => ({ ...item, metadata: 'm' })],
-  [
-    'metadata holding a constructor key',
-    (item) => ({ ...item, metadata: JSON.parse('{"constructor": 1}') as unknown }),
-  ],
+  ['metadata null', (item) => ({ ...item, metadata: null })],
+  ['id null', (item) => ({ ...item, id: null })],
+  ['embedding null', (item) => ({ ...item, embedding: null })],
   ['metadata holding a Date', (item) => ({ ...item, metadata: { at: new Date(0) } })],
   ['embedding a string', (item) => ({ ...item, embedding: 'not base64!' })],
   ['embedding empty', (item) => ({ ...item, embedding: [] })],
@@ -76,7 +75,13 @@ describe('compileItemArrayCheck', () => {
   });
 
   it('passes valid items, which the pipe accepts and hands on with the same values', async () => {
-    const items = [valid(), { content: 'no id, no metadata' }, { ...valid(), id: 'i'.repeat(255), metadata: null }];
+    // Metadata is handed on as sent, keys named like Object.prototype members included (IsJsonObject).
+    const prototypeNamed = JSON.parse('{"constructor": 1, "toString": "x", "a": {"valueOf": 2}}') as unknown;
+    const items = [
+      valid(),
+      { content: 'no id, no metadata' },
+      { ...valid(), id: 'i'.repeat(255), metadata: prototypeNamed },
+    ];
     const body = { collection: 'docs', items };
     expect(check.passes(items, body)).toBe(true);
     const verdict = await pipeVerdict(structuredClone(body));
@@ -171,7 +176,7 @@ describe('compileObjectCheck', () => {
     const bodies = everyCombination(
       {
         question: [undefined, 'Thuế suất?', '', ' ', 'a\u0000', 5, 'x'.repeat(4001)],
-        k: [undefined, 1, 100, 0, 101, 2.5, '5'],
+        k: [undefined, 1, 100, 0, 101, 2.5, '5', null],
         filter: [
           undefined,
           { document_type: 'law', n: { $lt: 3 } },
@@ -186,6 +191,8 @@ describe('compileObjectCheck', () => {
         {},
         { mode: 'hybrid', exact: true, answer: false },
         { mode: 'other' },
+        { mode: null },
+        { exact: null, answer: null },
         { exact: 'yes' },
         { collection: 'docs', minScore: 0.3 },
         { collection: 'bad name!' },

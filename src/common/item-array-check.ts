@@ -10,11 +10,14 @@ import {
 } from 'class-validator';
 import type { ValidationMetadata } from 'class-validator/types/metadata/ValidationMetadata.js';
 import { MAX_JSON_DEPTH } from '../limits/json-body.js';
+import { IS_JSON_OBJECT } from './validation.js';
 
 /** The rules of one property: its IsOptional/ValidateIf conditions, then its validators in order. */
 interface PropertyRules {
   conditions: Array<(object: object, value: unknown) => boolean>;
   validators: Array<{ validator: ValidatorConstraintInterface; constraints: unknown[] }>;
+  /** An IsJsonObject property: the pipe hands its object on as it is, every key kept. */
+  jsonObject: boolean;
 }
 
 /** The check of an array property and of its items (see compileItemArrayCheck). */
@@ -101,7 +104,7 @@ function propertyRules(
   const rules = new Map<string, PropertyRules>();
   for (const metadata of storage.getTargetValidationMetadatas(target, '', false, false)) {
     if (only !== undefined && metadata.propertyName !== only) continue;
-    const rule = rules.get(metadata.propertyName) ?? { conditions: [], validators: [] };
+    const rule = rules.get(metadata.propertyName) ?? { conditions: [], validators: [], jsonObject: false };
     rules.set(metadata.propertyName, rule);
     if (!addRule(rule, metadata, allowNested)) return null;
   }
@@ -121,6 +124,7 @@ function addRule(rule: PropertyRules, metadata: ValidationMetadata, allowNested:
       if (metadata.each || (metadata as { validateIf?: unknown }).validateIf !== undefined) return false;
       const constraints = getMetadataStorage().getTargetValidatorConstraints(metadata.constraintCls);
       if (constraints.length === 0 || constraints.some((c) => c.async)) return false;
+      if (metadata.name === IS_JSON_OBJECT) rule.jsonObject = true;
       for (const c of constraints) {
         rule.validators.push({
           validator: c.instance,
@@ -150,10 +154,12 @@ function objectPasses(rules: Map<string, PropertyRules>, targetName: string, ite
   const record = item as Record<string, unknown>;
   // forbidNonWhitelisted: a key without rules is a 400, worded by the pipe.
   for (const key of Object.keys(record)) {
-    if (!rules.has(key)) return false;
-    // The pipe hands on a copy of an object value (prototype keys stripped): equal only for plain JSON.
+    const rule = rules.get(key);
+    if (!rule) return false;
+    // The pipe hands on a copy of an object value (prototype keys stripped), or an IsJsonObject
+    // property's object as it is: equal only for plain JSON.
     const value = record[key];
-    if (typeof value === 'object' && value !== null && !isPlainJson(value)) return false;
+    if (typeof value === 'object' && value !== null && !isPlainJson(value, rule.jsonObject)) return false;
   }
   for (const [property, rule] of rules) {
     if (!satisfies(rule, targetName, property, record[property], record)) return false;
@@ -162,7 +168,8 @@ function objectPasses(rules: Map<string, PropertyRules>, targetName: string, ite
 }
 
 /**
- * Keys the ValidationPipe drops from a free-form object: stripProtoKeys deletes `__proto__`,
+ * Keys the ValidationPipe drops from an object value that is not an IsJsonObject property
+ * (JsonPreservingValidationPipe keeps those whole): stripProtoKeys deletes `__proto__`,
  * `prototype` and `constructor`, and class-transformer's copy skips every key that names a member
  * of Object.prototype (`toString`, `hasOwnProperty`, …).
  */
@@ -171,10 +178,11 @@ const DROPPED_KEYS: ReadonlySet<string> = new Set([...Object.getOwnPropertyNames
 /**
  * Whether the ValidationPipe would hand `value` back unchanged but for being a copy: an object or
  * array built the way JSON.parse builds values (plain objects, arrays without holes, strings,
- * numbers, booleans, null), no key of which is in DROPPED_KEYS. The walk keeps its own stack and
- * gives up past MAX_JSON_DEPTH levels (deeper JSON is refused before parsing).
+ * numbers, booleans, null), no key of which is in DROPPED_KEYS unless `anyKey` (the value of an
+ * IsJsonObject property, which the pipe does not copy). The walk keeps its own stack and gives up
+ * past MAX_JSON_DEPTH levels (deeper JSON is refused before parsing).
  */
-export function isPlainJson(value: object): boolean {
+export function isPlainJson(value: object, anyKey = false): boolean {
   const stack: Array<[object, number]> = [[value, 1]];
   while (stack.length > 0) {
     const [node, depth] = stack.pop()!;
@@ -192,7 +200,7 @@ export function isPlainJson(value: object): boolean {
     } else {
       if (Object.getPrototypeOf(node) !== Object.prototype) return false;
       for (const key of Object.keys(node)) {
-        if (DROPPED_KEYS.has(key)) return false;
+        if (!anyKey && DROPPED_KEYS.has(key)) return false;
         const item: unknown = (node as Record<string, unknown>)[key];
         if (typeof item === 'object' && item !== null) {
           if (depth >= MAX_JSON_DEPTH) return false;

@@ -1,4 +1,24 @@
-import { ValidationPipe, type ValidationPipeOptions } from '@nestjs/common';
+import {
+  type ArgumentMetadata,
+  BadRequestException,
+  type PipeTransform,
+  type Type,
+  ValidationPipe,
+  type ValidationPipeOptions,
+  applyDecorators,
+} from '@nestjs/common';
+// class-transformer's metadata (@Type) has no public reader.
+import { defaultMetadataStorage } from 'class-transformer/cjs/storage.js';
+import {
+  buildMessage,
+  getMetadataStorage,
+  isObject,
+  ValidateBy,
+  ValidateIf,
+  ValidationTypes,
+  type ValidationError,
+  type ValidationOptions,
+} from 'class-validator';
 
 /**
  * The options of the global ValidationPipe (app.factory.ts). Routes that validate a body by hand
@@ -10,7 +30,224 @@ export const VALIDATION_OPTIONS: ValidationPipeOptions = {
   transform: true,
 };
 
-/** A ValidationPipe with the global options. */
+/** A ValidationPipe with the global options; it hands free-form JSON objects on as sent. */
 export function createValidationPipe(): ValidationPipe {
-  return new ValidationPipe(VALIDATION_OPTIONS);
+  return new JsonPreservingValidationPipe(VALIDATION_OPTIONS);
 }
+
+/** The name of IsOptionalNotNull's validator. */
+const IS_NOT_NULL = 'isNotNull';
+
+/**
+ * An optional property that may be absent but not null. class-validator's IsOptional skips every
+ * rule for null as for undefined, so `{"status": null}` passed and reached the database as NULL;
+ * here only undefined (the key absent) skips them, and null is a 400 `<property> must not be null`
+ * (JsonPreservingValidationPipe leaves out the messages of the other rules null fails). For a
+ * property where null means something (documented as nullable in the API), keep IsOptional.
+ */
+export function IsOptionalNotNull(options?: ValidationOptions): PropertyDecorator {
+  return applyDecorators(
+    ValidateIf((_object: object, value: unknown) => value !== undefined, options),
+    ValidateBy(
+      {
+        name: IS_NOT_NULL,
+        validator: {
+          validate: (value: unknown) => value !== null,
+          defaultMessage: buildMessage((each) => `${each}$property must not be null`, options),
+        },
+      },
+      options,
+    ),
+  );
+}
+
+/** The name of IsJsonObject's validator, by which JsonPreservingValidationPipe finds its properties. */
+export const IS_JSON_OBJECT = 'isJsonObject';
+
+/**
+ * A free-form JSON object (chunk or collection metadata, a search filter): IsObject's rule and
+ * message, and the object is handed on exactly as the body had it (JsonPreservingValidationPipe),
+ * every key kept, `constructor` and `toString` included.
+ */
+export function IsJsonObject(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: IS_JSON_OBJECT,
+      validator: {
+        validate: (value: unknown) => isObject(value),
+        defaultMessage: buildMessage((each) => `${each}$property must be an object`, options),
+      },
+    },
+    options,
+  );
+}
+
+/** Where the IsJsonObject properties of a class are: its own, and those of its nested DTOs. */
+interface JsonObjectSchema {
+  own: string[];
+  nested: Array<[string, JsonObjectSchema]>;
+}
+
+/** A step of a path into a body: a property name or an array index. */
+type PathStep = string | number;
+
+const schemas = new WeakMap<object, JsonObjectSchema | null>();
+
+/** The class's JsonObjectSchema; null when neither it nor its nested DTOs have an IsJsonObject property. */
+function jsonObjectSchema(target: Type<unknown>, visiting = new Set<object>()): JsonObjectSchema | null {
+  if (schemas.has(target)) return schemas.get(target) ?? null;
+  if (visiting.has(target)) return null;
+  visiting.add(target);
+  const own = new Set<string>();
+  const nestedNames = new Set<string>();
+  for (const metadata of getMetadataStorage().getTargetValidationMetadatas(target, '', true, false)) {
+    if (metadata.name === IS_JSON_OBJECT) own.add(metadata.propertyName);
+    else if (metadata.type === ValidationTypes.NESTED_VALIDATION) nestedNames.add(metadata.propertyName);
+  }
+  const nested: Array<[string, JsonObjectSchema]> = [];
+  for (const name of nestedNames) {
+    const type = defaultMetadataStorage.findTypeMetadata(target, name)?.typeFunction() as Type<unknown> | undefined;
+    const schema = typeof type === 'function' ? jsonObjectSchema(type, visiting) : null;
+    if (schema) nested.push([name, schema]);
+  }
+  visiting.delete(target);
+  const schema = own.size > 0 || nested.length > 0 ? { own: [...own], nested } : null;
+  schemas.set(target, schema);
+  return schema;
+}
+
+/** A plain object, as JSON.parse builds them (of any realm: a test's structuredClone makes them in another). */
+function isPlainRecord(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const prototype: unknown = Object.getPrototypeOf(value);
+  return prototype === null || Object.getPrototypeOf(prototype) === null;
+}
+
+/** An array without holes: class-transformer keeps its indexes, so a path into it leads to the same item. */
+function isDenseArray(value: unknown): value is unknown[] {
+  return Array.isArray(value) && Object.keys(value).length === value.length;
+}
+
+/** Replaces each plain object at an IsJsonObject property of `body` by `{}`, recording where and what it was. */
+function takeJsonObjects(
+  body: Record<string, unknown>,
+  schema: JsonObjectSchema,
+  path: PathStep[],
+  taken: Array<{ holder: Record<string, unknown>; path: PathStep[]; value: unknown }>,
+): void {
+  for (const name of schema.own) {
+    const value = body[name];
+    if (Object.hasOwn(body, name) && isPlainRecord(value)) {
+      taken.push({ holder: body, path: [...path, name], value });
+      body[name] = {};
+    }
+  }
+  for (const [name, nested] of schema.nested) {
+    if (!Object.hasOwn(body, name)) continue;
+    const value = body[name];
+    if (isPlainRecord(value)) {
+      takeJsonObjects(value, nested, [...path, name], taken);
+    } else if (isDenseArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        const item = value[i];
+        if (isPlainRecord(item)) takeJsonObjects(item, nested, [...path, name, i], taken);
+      }
+    }
+  }
+}
+
+/** Sets the value at `path` of `root` if every step before the last leads to an object. */
+function putBack(root: unknown, path: PathStep[], value: unknown): void {
+  let node: unknown = root;
+  for (const step of path.slice(0, -1)) {
+    if (typeof node !== 'object' || node === null) return;
+    node = (node as Record<PathStep, unknown>)[step];
+  }
+  if (typeof node === 'object' && node !== null) (node as Record<PathStep, unknown>)[path[path.length - 1]] = value;
+}
+
+/**
+ * The ValidationPipe, except that the free-form JSON objects of a body (IsJsonObject properties, at
+ * any depth of nested DTOs) reach the handler exactly as parsed. Nest's pipe deletes `__proto__`,
+ * `prototype` and `constructor` keys from the whole body in place, and class-transformer's copy of
+ * a plain object skips every key that names a member of Object.prototype (`toString`,
+ * `hasOwnProperty`, …), at any depth: metadata `{"constructor": "x", "toString": "y", "a": 1}` was
+ * stored as `{"a": 1}`, and the filter `{"toString": "x"}` became empty. Such an object is taken out
+ * of the body before the pipe runs (an empty object stands in for it, which passes IsJsonObject's
+ * rule like the original) and put back into the result at the same place, and into the body. A
+ * JSON body holds no prototype-poisoning key (`__proto__`, or `constructor` holding `prototype`):
+ * the JSON parser refuses it (limits/json-body.ts).
+ */
+export class JsonPreservingValidationPipe extends ValidationPipe {
+  override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    const schema = metadata.metatype && isPlainRecord(value) ? jsonObjectSchema(metadata.metatype) : null;
+    if (!schema || !isPlainRecord(value)) return super.transform(value, metadata);
+    const taken: Array<{ holder: Record<string, unknown>; path: PathStep[]; value: unknown }> = [];
+    takeJsonObjects(value, schema, [], taken);
+    try {
+      const result: unknown = await super.transform(value, metadata);
+      for (const { path, value: original } of taken) putBack(result, path, original);
+      return result;
+    } finally {
+      for (const { holder, path, value: original } of taken) holder[path[path.length - 1]] = original;
+    }
+  }
+
+  /** A null refused by IsOptionalNotNull is reported by that rule alone, not by every rule null fails besides. */
+  protected override flattenValidationErrors(validationErrors: ValidationError[]): string[] {
+    const stack = [...validationErrors];
+    while (stack.length > 0) {
+      const error = stack.pop()!;
+      const notNull = error.constraints?.[IS_NOT_NULL];
+      if (notNull !== undefined) error.constraints = { [IS_NOT_NULL]: notNull };
+      if (error.children) stack.push(...error.children);
+    }
+    return super.flattenValidationErrors(validationErrors);
+  }
+}
+
+/** PostgreSQL text cannot hold U+0000: reject it as a 400 rather than let the insert fail. */
+export function NoNul(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'noNul',
+      validator: {
+        validate: (value: unknown) => typeof value !== 'string' || !value.includes('\u0000'),
+        defaultMessage: buildMessage((each) => `${each}$property must not contain NUL characters`, options),
+      },
+    },
+    options,
+  );
+}
+
+/** True when a key or string value anywhere in a JSON value holds U+0000, which PostgreSQL text and jsonb reject. */
+export function containsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(containsNul);
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value).some(([k, v]) => k.includes('\u0000') || containsNul(v));
+  }
+  return false;
+}
+
+/** The 400 for a JSON value (metadata) at `field` that holds U+0000, before anything is written. */
+export function assertNoNulInJson(value: unknown, field: string): void {
+  if (containsNul(value)) throw new BadRequestException(`${field} must not contain NUL characters`);
+}
+
+/**
+ * A path parameter that names a stored row (a documentId, a collection name, a chunk id): a 400
+ * `<name> must not contain NUL characters` for a value holding U+0000, which no stored text can
+ * hold, instead of the database's generic refusal.
+ */
+export class NoNulParamPipe implements PipeTransform<string, string> {
+  transform(value: string, metadata: ArgumentMetadata): string {
+    if (typeof value === 'string' && value.includes('\u0000')) {
+      throw new BadRequestException(`${metadata.data ?? 'parameter'} must not contain NUL characters`);
+    }
+    return value;
+  }
+}
+
+/** The one NoNulParamPipe of the routes: `@Param('documentId', NO_NUL_PARAM)`. */
+export const NO_NUL_PARAM = new NoNulParamPipe();

@@ -10,6 +10,7 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
+import { NO_NUL_PARAM } from '../common/validation.js';
 import { RouteSchema } from '@nestjs/platform-fastify';
 import { VectorBodyPipe } from '../embeddings/dto/vector-body.pipe.js';
 import { DocumentsService } from './documents.service.js';
@@ -55,18 +56,22 @@ export class DocumentsController {
   @Get(':documentId')
   @ApiOperation({ summary: 'One document by its documentId' })
   @ApiOkResponse({ type: DocumentDto })
+  @ApiBadRequestResponse({ description: 'documentId contains a NUL character' })
   @ApiNotFoundResponse({ description: 'No document with this documentId' })
   @RouteSchema({ response: { 200: DOCUMENT_RESPONSE_SCHEMA } })
-  get(@Param('documentId') documentId: string): Promise<DocumentDto> {
+  get(@Param('documentId', NO_NUL_PARAM) documentId: string): Promise<DocumentDto> {
     return this.documents.get(documentId);
   }
 
   @Get(':documentId/chunks')
   @ApiOperation({ summary: "The document's chunks, ordered by chunk_index then id" })
   @ApiOkResponse({ type: DocumentChunkListDto })
-  @ApiBadRequestResponse({ description: 'Invalid query parameter' })
+  @ApiBadRequestResponse({ description: 'Invalid query parameter, or documentId contains a NUL character' })
   @ApiNotFoundResponse({ description: 'No document with this documentId' })
-  chunks(@Param('documentId') documentId: string, @Query() query: ListChunksQueryDto): Promise<DocumentChunkListDto> {
+  chunks(
+    @Param('documentId', NO_NUL_PARAM) documentId: string,
+    @Query() query: ListChunksQueryDto,
+  ): Promise<DocumentChunkListDto> {
     return this.documents.listChunks(documentId, query);
   }
 
@@ -109,9 +114,9 @@ export class DocumentsController {
     summary: 'Update document fields; status, documentType and category are written into every chunk too',
   })
   @ApiOkResponse({ type: DocumentDto })
-  @ApiBadRequestResponse({ description: 'Invalid body' })
+  @ApiBadRequestResponse({ description: 'Invalid body, or documentId contains a NUL character' })
   @ApiNotFoundResponse({ description: 'No document with this documentId' })
-  update(@Param('documentId') documentId: string, @Body() dto: UpdateDocumentDto): Promise<DocumentDto> {
+  update(@Param('documentId', NO_NUL_PARAM) documentId: string, @Body() dto: UpdateDocumentDto): Promise<DocumentDto> {
     return this.documents.update(documentId, dto);
   }
 
@@ -119,8 +124,9 @@ export class DocumentsController {
   @HttpCode(HttpStatus.NO_CONTENT)
   @ApiOperation({ summary: 'Delete a document and its chunks in one transaction' })
   @ApiNoContentResponse({ description: 'Deleted' })
+  @ApiBadRequestResponse({ description: 'documentId contains a NUL character' })
   @ApiNotFoundResponse({ description: 'No document with this documentId' })
-  remove(@Param('documentId') documentId: string): Promise<void> {
+  remove(@Param('documentId', NO_NUL_PARAM) documentId: string): Promise<void> {
     return this.documents.remove(documentId);
   }
 }

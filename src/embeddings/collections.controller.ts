@@ -9,6 +9,7 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
+import { NO_NUL_PARAM } from '../common/validation.js';
 import { RequiredScope } from '../auth/auth.decorators.js';
 import { CollectionsService } from './collections.service.js';
 import { CollectionResponseDto, CreateCollectionDto } from './dto/collection.dto.js';
@@ -40,8 +41,9 @@ export class CollectionsController {
   @Get(':name')
   @ApiOperation({ summary: 'One collection by name' })
   @ApiOkResponse({ type: CollectionResponseDto })
+  @ApiBadRequestResponse({ description: 'name contains a NUL character' })
   @ApiNotFoundResponse({ description: 'No collection with this name' })
-  get(@Param('name') name: string): Promise<CollectionResponseDto> {
+  get(@Param('name', NO_NUL_PARAM) name: string): Promise<CollectionResponseDto> {
     return this.collections.get(name);
   }
 
@@ -53,11 +55,12 @@ export class CollectionsController {
     description: 'Chunks cascade; total_chunks of the documents that lost chunks is corrected in the same transaction.',
   })
   @ApiNoContentResponse({ description: 'Deleted' })
+  @ApiBadRequestResponse({ description: 'name contains a NUL character' })
   @ApiNotFoundResponse({ description: 'No collection with this name' })
   @ApiConflictResponse({
     description: 'Chunks for other documents kept arriving through three attempts; nothing deleted, retry',
   })
-  remove(@Param('name') name: string): Promise<void> {
+  remove(@Param('name', NO_NUL_PARAM) name: string): Promise<void> {
     return this.collections.remove(name);
   }
 }

@@ -10,6 +10,7 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
+import { NO_NUL_PARAM } from '../common/validation.js';
 import { VectorBodyPipe } from './dto/vector-body.pipe.js';
 import { CreateEmbeddingsDto, CreateEmbeddingsResponseDto, EmbeddingResponseDto } from './dto/embedding.dto.js';
 import { EmbeddingsService } from './embeddings.service.js';
@@ -56,8 +57,9 @@ export class EmbeddingsController {
   @Get(':id')
   @ApiOperation({ summary: 'One chunk with its vector' })
   @ApiOkResponse({ type: EmbeddingResponseDto })
+  @ApiBadRequestResponse({ description: 'id contains a NUL character' })
   @ApiNotFoundResponse({ description: 'No chunk with this id' })
-  get(@Param('id') id: string): Promise<EmbeddingResponseDto> {
+  get(@Param('id', NO_NUL_PARAM) id: string): Promise<EmbeddingResponseDto> {
     return this.embeddings.get(id);
   }
 
@@ -65,12 +67,13 @@ export class EmbeddingsController {
   @HttpCode(HttpStatus.NO_CONTENT)
   @ApiOperation({ summary: "Delete one chunk, keeping its document's total_chunks right" })
   @ApiNoContentResponse({ description: 'Deleted' })
+  @ApiBadRequestResponse({ description: 'id contains a NUL character' })
   @ApiNotFoundResponse({ description: 'No chunk with this id' })
   @ApiConflictResponse({
     description:
       'Concurrent writers kept moving this chunk between documents through three attempts; nothing deleted, retry',
   })
-  remove(@Param('id') id: string): Promise<void> {
+  remove(@Param('id', NO_NUL_PARAM) id: string): Promise<void> {
     return this.embeddings.remove(id);
   }
 }

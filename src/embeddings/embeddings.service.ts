@@ -1,6 +1,7 @@
 import { BadRequestException, Inject, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { containsNul } from '../common/validation.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { ChunkStore, retryOnOwnerChange } from './chunk.store.js';
 import type { CreateEmbeddingsDto, CreateEmbeddingsResponseDto, EmbeddingResponseDto } from './dto/embedding.dto.js';
@@ -11,16 +12,6 @@ const MAX_METADATA_CHARS = 100_000;
 function documentIdOf(metadata: Record<string, unknown> | undefined): string | null {
   const id = metadata?.document_id;
   return typeof id === 'string' || typeof id === 'number' ? String(id) : null;
-}
-
-/** True when a key or string value anywhere in the value holds U+0000, which jsonb rejects. */
-function hasNul(value: unknown): boolean {
-  if (typeof value === 'string') return value.includes('\u0000');
-  if (Array.isArray(value)) return value.some(hasNul);
-  if (value !== null && typeof value === 'object') {
-    return Object.entries(value).some(([k, v]) => k.includes('\u0000') || hasNul(v));
-  }
-  return false;
 }
 
 @Injectable()
@@ -46,7 +37,7 @@ export class EmbeddingsService {
     const metadataJson = dto.items.map((item, i) => {
       const json = JSON.stringify(item.metadata ?? {});
       // JSON.stringify writes U+0000 as the escape \u0000: without that text there is none to look for.
-      if (json.includes('\\u0000') && hasNul(item.metadata)) {
+      if (json.includes('\\u0000') && containsNul(item.metadata)) {
         throw new BadRequestException(`items.${i}.metadata must not contain NUL characters`);
       }
       if (json.length > MAX_METADATA_CHARS) {

@@ -189,6 +189,8 @@ function restoreUtf8Strings(value: unknown): unknown {
  * poisoned key (mayHoldPoisonedKeys) is parsed by JSON.parse directly, with the error Fastify's
  * parser gives for invalid JSON, as latin1 text when parsesAsLatin1 allows; an empty body, or one
  * starting with a byte order mark (which secure-json-parse strips), always goes to `parseJson`.
+ * A body `parseJson` refuses for a prototype-poisoning key is a 400 naming the key and where it is
+ * (poisonedKeyProblem), not Fastify's "Body is not valid JSON".
  */
 export function depthLimitedJsonParser(
   parseJson: FastifyBodyParser<string>,
@@ -202,7 +204,11 @@ export function depthLimitedJsonParser(
       return;
     }
     if (!asLatin1 && (text.length === 0 || text.charCodeAt(0) === 0xfeff || mayHoldPoisonedKeys(text))) {
-      void parseJson(request, text, done);
+      void parseJson(request, text, (error, value) => {
+        // Fastify words a refused prototype-poisoning key as invalid JSON: say what was refused.
+        const poisoned = error ? poisonedKeyProblem(text) : null;
+        done(poisoned === null ? error : new BadRequestException(poisoned), poisoned === null ? value : undefined);
+      });
       return;
     }
     let value: unknown;
@@ -214,6 +220,49 @@ export function depthLimitedJsonParser(
     }
     done(null, asLatin1 ? restoreUtf8Strings(value) : value);
   };
+}
+
+/**
+ * Why secure-json-parse refused a JSON text that JSON.parse accepts: the first object holding a
+ * `__proto__` key, or a `constructor` object with a `prototype` key (the keys it refuses, as it
+ * tests them), named by its path from the body's root, e.g. `items.0.metadata.__proto__`. Null for
+ * a text that is not JSON (the parser's own message is right) or holds neither. Such keys are
+ * refused rather than stored: they would be stripped (ValidationPipe) or change an object's
+ * prototype on the way to the database.
+ */
+export function poisonedKeyProblem(text: string): string | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+  } catch {
+    return null;
+  }
+  const stack: Array<[unknown, string]> = [[value, '']];
+  while (stack.length > 0) {
+    const [node, path] = stack.pop()!;
+    if (typeof node !== 'object' || node === null) continue;
+    const at = (key: string | number): string => (path === '' ? String(key) : `${path}.${key}`);
+    if (Array.isArray(node)) {
+      for (let i = node.length - 1; i >= 0; i--) stack.push([node[i], at(i)]);
+      continue;
+    }
+    const record = node as Record<string, unknown>;
+    if (Object.hasOwn(record, '__proto__')) {
+      return `A JSON body must not hold a "__proto__" key (found at ${at('__proto__')})`;
+    }
+    const ctor = record.constructor;
+    if (
+      Object.hasOwn(record, 'constructor') &&
+      typeof ctor === 'object' &&
+      ctor !== null &&
+      Object.hasOwn(ctor, 'prototype')
+    ) {
+      return `A JSON body must not hold a "constructor" object with a "prototype" key (found at ${at('constructor')}.prototype)`;
+    }
+    const keys = Object.keys(record);
+    for (let i = keys.length - 1; i >= 0; i--) stack.push([record[keys[i]], at(keys[i])]);
+  }
+  return null;
 }
 
 /** Installs depthLimitedJsonParser over Fastify's own JSON parser. Call before init. */

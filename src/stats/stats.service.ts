@@ -81,7 +81,9 @@ export class StatsService {
 
   private async documents(manager: EntityManager): Promise<DocumentsStatsDto> {
     const rows = await manager.query<DocumentsRow[]>(DOCUMENTS_SQL);
-    const result: DocumentsStatsDto = { total: 0, byType: {}, byCategory: {}, byStatus: {} };
+    // Without a prototype: a value named `__proto__` (or `constructor`) is a key like any other,
+    // where `{}[key] = n` would set the object's prototype instead and lose that count.
+    const result: DocumentsStatsDto = { total: 0, byType: counts(), byCategory: counts(), byStatus: counts() };
     for (const row of rows) {
       const n = Number(row.n);
       if (row.by_type) result.byType[row.document_type ?? NULL_STATUS_KEY] = n;
@@ -104,4 +106,9 @@ export class StatsService {
       lastMigration: applied[0] ?? null,
     };
   }
+}
+
+/** An empty map of counts by name, as a JSON object whose every key, `__proto__` included, is its own. */
+function counts(): Record<string, number> {
+  return Object.create(null) as Record<string, number>;
 }

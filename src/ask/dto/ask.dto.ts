@@ -4,7 +4,6 @@ import {
   IsIn,
   IsInt,
   IsNumber,
-  IsObject,
   IsOptional,
   IsString,
   Matches,
@@ -14,9 +13,9 @@ import {
   MinLength,
 } from 'class-validator';
 import { IsCollectionName } from '../../embeddings/dto/collection.dto.js';
+import { IsJsonObject, IsOptionalNotNull, NoNul } from '../../common/validation.js';
 import {
   IsVector,
-  NoNul,
   VECTOR_INPUT_DESCRIPTION,
   VECTOR_INPUT_FORMS,
   type VectorComponents,
@@ -54,25 +53,27 @@ export class AskRequestDto {
   question: string;
 
   @ApiPropertyOptional({ minimum: 1, maximum: MAX_K, default: 5, description: 'Number of chunks to return' })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsInt()
   @Min(1)
   @Max(MAX_K)
   k?: number;
 
   @ApiPropertyOptional({ example: 'docs', description: 'Collection to search; default DEFAULT_COLLECTION' })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsCollectionName()
   collection?: string;
 
   @ApiPropertyOptional({
     type: 'object',
     additionalProperties: true,
+    nullable: true,
     description: FILTER_DESCRIPTION,
     example: { document_type: 'law', chunk_index: { $lt: 10 } },
   })
+  // null is documented (docs/FILTERS.md): no filter, as when absent.
   @IsOptional()
-  @IsObject({ message: 'filter must be a JSON object' })
+  @IsJsonObject({ message: 'filter must be a JSON object' })
   filter?: Record<string, unknown>;
 
   @ApiPropertyOptional({
@@ -83,7 +84,7 @@ export class AskRequestDto {
       'The full-text side ranks every chunk containing a word of the question while at most SEARCH_HYBRID_TEXT_MATCH_LIMIT (default 1000) do; ' +
       "when more do, the words are too common to tell chunks apart, and it ranks only the vector side's candidates",
   })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsIn(SEARCH_MODES)
   mode?: SearchMode;
 
@@ -93,7 +94,7 @@ export class AskRequestDto {
     example: 0.3,
     description: 'Drop results whose score (1 − cosine distance) is below this',
   })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(-1)
   @Max(1)
@@ -108,7 +109,7 @@ export class AskRequestDto {
       'filter on the 2-vCPU benchmark server). In hybrid mode it applies to the vector ranking. A collection without ' +
       'an index is always searched exactly, and so is a filtered search whose index scan found fewer than k chunks.',
   })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsBoolean()
   exact?: boolean;
 
@@ -116,7 +117,7 @@ export class AskRequestDto {
     default: false,
     description: 'Also write an answer from the results with an LLM (needs LLM_BASE_URL), citing result ids',
   })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsBoolean()
   answer?: boolean;
 
@@ -127,7 +128,7 @@ export class AskRequestDto {
       'A precomputed query vector (same dimension as the collection); when given, the question is not embedded. ' +
       VECTOR_INPUT_DESCRIPTION,
   })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsVector()
   /** VectorComponents once VectorBodyPipe has checked it (a base64 string decoded). */
   queryEmbedding?: VectorComponents;

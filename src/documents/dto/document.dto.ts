@@ -7,7 +7,6 @@ import {
   IsBoolean,
   IsIn,
   IsInt,
-  IsOptional,
   IsString,
   Matches,
   Max,
@@ -17,7 +16,8 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { IsCollectionName } from '../../embeddings/dto/collection.dto.js';
-import { EmbeddingItemDto, NoNul } from '../../embeddings/dto/embedding.dto.js';
+import { IsOptionalNotNull, NoNul } from '../../common/validation.js';
+import { EmbeddingItemDto } from '../../embeddings/dto/embedding.dto.js';
 import { DOCUMENT_STATUSES, type DocumentStatus } from '../document.entity.js';
 
 /** Upper bound of the schema; the effective limit is EMBEDDINGS_MAX_BATCH, checked by the service. */
@@ -48,9 +48,10 @@ export class ChunkInputDto extends EmbeddingItemDto {
 
 export class CreateDocumentDto {
   @ApiPropertyOptional({ example: 'luat-dat-dai-2024', description: 'Business id; a uuid when absent' })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsString()
   @Matches(/^\S{1,255}$/, { message: 'documentId must be 1-255 characters without whitespace' })
+  @NoNul()
   documentId?: string;
 
   @ApiProperty({ example: 'Luật Đất đai 2024', maxLength: 10_000 })
@@ -82,7 +83,7 @@ export class CreateDocumentDto {
   sourceFile: string;
 
   @ApiPropertyOptional({ example: 'luat-dat-dai-2024.pdf', description: 'Basename of sourceFile when absent' })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
   @MaxLength(1024)
@@ -90,17 +91,17 @@ export class CreateDocumentDto {
   fileName?: string;
 
   @ApiPropertyOptional({ example: 'active', enum: DOCUMENT_STATUSES, default: 'active' })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsIn(DOCUMENT_STATUSES)
   status?: DocumentStatus;
 
   @ApiPropertyOptional({ example: 'docs', description: 'Collection of the chunks; DEFAULT_COLLECTION when absent' })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsCollectionName()
   collection?: string;
 
   @ApiPropertyOptional({ type: [ChunkInputDto], description: 'At most EMBEDDINGS_MAX_BATCH (default 1000) chunks' })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsArray()
   @ArrayMaxSize(ABSOLUTE_MAX_CHUNKS)
   @ValidateNested({ each: true })
@@ -110,7 +111,7 @@ export class CreateDocumentDto {
 
 export class UpdateDocumentDto {
   @ApiPropertyOptional({ example: 'Luật Đất đai 2024 (sửa đổi)', maxLength: 10_000 })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
   @MaxLength(10_000)
@@ -118,7 +119,7 @@ export class UpdateDocumentDto {
   documentName?: string;
 
   @ApiPropertyOptional({ example: 'decree', maxLength: 50 })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
   @MaxLength(50)
@@ -126,7 +127,7 @@ export class UpdateDocumentDto {
   documentType?: string;
 
   @ApiPropertyOptional({ example: 'thue', maxLength: 100 })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
   @MaxLength(100)
@@ -134,7 +135,7 @@ export class UpdateDocumentDto {
   category?: string;
 
   @ApiPropertyOptional({ example: '/data/laws/new.pdf', maxLength: 4096 })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
   @MaxLength(4096)
@@ -142,7 +143,7 @@ export class UpdateDocumentDto {
   sourceFile?: string;
 
   @ApiPropertyOptional({ example: 'new.pdf', maxLength: 1024 })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
   @MaxLength(1024)
@@ -150,26 +151,28 @@ export class UpdateDocumentDto {
   fileName?: string;
 
   @ApiPropertyOptional({ example: 'inactive', enum: DOCUMENT_STATUSES })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsIn(DOCUMENT_STATUSES)
   status?: DocumentStatus;
 }
 
 export class ListDocumentsQueryDto {
   @ApiPropertyOptional({ example: 'law', maxLength: 50 })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsString()
   @MaxLength(50)
+  @NoNul()
   documentType?: string;
 
   @ApiPropertyOptional({ example: 'dat-dai', maxLength: 100 })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsString()
   @MaxLength(100)
+  @NoNul()
   category?: string;
 
   @ApiPropertyOptional({ example: 'active', enum: DOCUMENT_STATUSES })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsIn(DOCUMENT_STATUSES)
   status?: DocumentStatus;
 
@@ -178,14 +181,14 @@ export class ListDocumentsQueryDto {
     maxLength: 255,
     description: 'Case-insensitive substring of documentName or documentId',
   })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsString()
   @MaxLength(255)
   @NoNul()
   search?: string;
 
   @ApiPropertyOptional({ example: 50, minimum: 1, maximum: 500, default: 50 })
-  @IsOptional()
+  @IsOptionalNotNull()
   @Type(() => Number)
   @IsInt()
   @Min(1)
@@ -193,7 +196,7 @@ export class ListDocumentsQueryDto {
   limit: number = 50;
 
   @ApiPropertyOptional({ example: 0, minimum: 0, default: 0 })
-  @IsOptional()
+  @IsOptionalNotNull()
   @Type(() => Number)
   @IsInt()
   @Min(0)
@@ -201,19 +204,19 @@ export class ListDocumentsQueryDto {
   offset: number = 0;
 
   @ApiPropertyOptional({ example: 'createdAt', enum: DOCUMENT_SORTS, default: 'createdAt' })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsIn(DOCUMENT_SORTS)
   sort: DocumentSort = 'createdAt';
 
   @ApiPropertyOptional({ example: 'desc', enum: SORT_ORDERS, default: 'desc' })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsIn(SORT_ORDERS)
   order: SortOrder = 'desc';
 }
 
 export class ListChunksQueryDto {
   @ApiPropertyOptional({ example: 100, minimum: 1, maximum: 1000, default: 100 })
-  @IsOptional()
+  @IsOptionalNotNull()
   @Type(() => Number)
   @IsInt()
   @Min(1)
@@ -221,7 +224,7 @@ export class ListChunksQueryDto {
   limit: number = 100;
 
   @ApiPropertyOptional({ example: 0, minimum: 0, default: 0 })
-  @IsOptional()
+  @IsOptionalNotNull()
   @Type(() => Number)
   @IsInt()
   @Min(0)
@@ -229,7 +232,7 @@ export class ListChunksQueryDto {
   offset: number = 0;
 
   @ApiPropertyOptional({ example: false, default: false, description: 'Include each chunk vector' })
-  @IsOptional()
+  @IsOptionalNotNull()
   @Transform(toBool)
   @IsBoolean({ message: 'includeEmbedding must be true or false' })
   includeEmbedding: boolean = false;
@@ -321,7 +324,7 @@ export class RecountDocumentsDto {
     maxItems: MAX_RECOUNT_IDS,
     description: 'The documents to recount; every document when absent',
   })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(MAX_RECOUNT_IDS)
@@ -332,7 +335,7 @@ export class RecountDocumentsDto {
   documentIds?: string[];
 
   @ApiPropertyOptional({ example: false, default: false, description: 'Report the differences, change nothing' })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsBoolean()
   dryRun: boolean = false;
 }

@@ -1,14 +1,15 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsObject, IsOptional, IsString, Matches } from 'class-validator';
+import { IsString, Matches } from 'class-validator';
+import { IsJsonObject, IsOptionalNotNull, NoNul } from '../../common/validation.js';
 
 /** Collection names: 1-255 characters without whitespace (the DEFAULT_COLLECTION rule). */
 export const COLLECTION_NAME = /^\S{1,255}$/;
 export const COLLECTION_NAME_MESSAGE = '$property must be 1-255 characters without whitespace';
 
-/** A collection name: a string of 1-255 characters without whitespace. */
+/** A collection name: a string of 1-255 characters without whitespace or NUL (which no stored name holds). */
 export function IsCollectionName(): PropertyDecorator {
-  return applyDecorators(IsString(), Matches(COLLECTION_NAME, { message: COLLECTION_NAME_MESSAGE }));
+  return applyDecorators(IsString(), Matches(COLLECTION_NAME, { message: COLLECTION_NAME_MESSAGE }), NoNul());
 }
 
 export class CreateCollectionDto {
@@ -22,8 +23,8 @@ export class CreateCollectionDto {
     type: 'object',
     additionalProperties: true,
   })
-  @IsOptional()
-  @IsObject()
+  @IsOptionalNotNull()
+  @IsJsonObject()
   metadata?: Record<string, unknown>;
 }
 

@@ -3,18 +3,15 @@ import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
   ArrayMinSize,
-  buildMessage,
   IsArray,
-  IsObject,
-  IsOptional,
   IsString,
   MaxLength,
   MinLength,
   ValidateBy,
   ValidateNested,
-  type ValidationOptions,
 } from 'class-validator';
 import os from 'node:os';
+import { IsJsonObject, IsOptionalNotNull, NoNul } from '../../common/validation.js';
 import { IsCollectionName } from './collection.dto.js';
 
 export const MAX_CONTENT_LENGTH = 100_000;
@@ -23,20 +20,6 @@ export const MAX_EMBEDDING_DIMENSIONS = 16_000;
 export const FLOAT4_MAX = 3.4e38;
 /** Upper bound of the schema; the effective limit is EMBEDDINGS_MAX_BATCH, checked by the service. */
 const ABSOLUTE_MAX_ITEMS = 100_000;
-
-/** PostgreSQL text cannot hold U+0000: reject it as a 400 rather than let the insert fail. */
-export function NoNul(options?: ValidationOptions): PropertyDecorator {
-  return ValidateBy(
-    {
-      name: 'noNul',
-      validator: {
-        validate: (value: unknown) => typeof value !== 'string' || !value.includes('\u0000'),
-        defaultMessage: buildMessage((each) => `${each}$property must not contain NUL characters`, options),
-      },
-    },
-    options,
-  );
-}
 
 /**
  * A vector once VectorBodyPipe has checked it: the JSON numbers as sent, or the float32 components a
@@ -183,7 +166,7 @@ export class EmbeddingItemDto {
     example: 'b7e6a1c2-3f4d-4e5a-8b9c-0d1e2f3a4b5c',
     description: 'Chunk id; an existing id is updated (upsert). Generated (uuid4) when absent',
   })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
   @MaxLength(255)
@@ -202,8 +185,8 @@ export class EmbeddingItemDto {
     type: 'object',
     additionalProperties: true,
   })
-  @IsOptional()
-  @IsObject()
+  @IsOptionalNotNull()
+  @IsJsonObject()
   metadata?: Record<string, unknown>;
 
   @ApiPropertyOptional({
@@ -211,7 +194,7 @@ export class EmbeddingItemDto {
     example: [0.12, -0.03, 0.5],
     description: `The vector; computed by the configured provider when absent. ${VECTOR_INPUT_DESCRIPTION}`,
   })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsVector()
   /** VectorComponents once VectorBodyPipe has checked it (a base64 string decoded). */
   embedding?: VectorComponents;
@@ -222,7 +205,7 @@ export class CreateEmbeddingsDto {
     example: 'docs',
     description: 'Target collection (created if missing); DEFAULT_COLLECTION when absent',
   })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsCollectionName()
   collection?: string;
 

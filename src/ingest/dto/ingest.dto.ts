@@ -1,8 +1,8 @@
 import { ApiProperty, ApiPropertyOptional, PickType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
+import { IsIn, IsInt, IsString, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
 import { CreateDocumentDto } from '../../documents/dto/document.dto.js';
-import { NoNul } from '../../embeddings/dto/embedding.dto.js';
+import { IsOptionalNotNull, NoNul } from '../../common/validation.js';
 import { TEXT_FORMATS, type TextFormat } from '../text-extraction.js';
 
 /** Bounds of chunkSize/chunkOverlap in a request (the same as INGEST_CHUNK_SIZE/INGEST_CHUNK_OVERLAP). */
@@ -24,9 +24,10 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
     example: 'luat-dat-dai-2024',
     description: 'Business id; a uuid when absent. An existing id is re-ingested: its chunks are replaced',
   })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsString()
   @Matches(/^\S{1,255}$/, { message: 'documentId must be 1-255 characters without whitespace' })
+  @NoNul()
   documentId?: string;
 
   @ApiPropertyOptional({
@@ -34,7 +35,7 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
     maxLength: 10_000,
     description: 'The file name when absent (on re-ingest: the stored name)',
   })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
   @MaxLength(10_000)
@@ -47,7 +48,7 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
     maximum: MAX_CHUNK_SIZE,
     description: 'Largest chunk in characters; INGEST_CHUNK_SIZE when absent',
   })
-  @IsOptional()
+  @IsOptionalNotNull()
   @Type(() => Number)
   @IsInt({ message: 'chunkSize must be an integer' })
   @Min(MIN_CHUNK_SIZE)
@@ -62,7 +63,7 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
       'Characters shared by consecutive pieces of a split unit, at most half of chunkSize; when absent INGEST_CHUNK_OVERLAP, ' +
       'or half of chunkSize if that is less',
   })
-  @IsOptional()
+  @IsOptionalNotNull()
   @Type(() => Number)
   @IsInt({ message: 'chunkOverlap must be an integer' })
   @Min(0)
@@ -96,7 +97,7 @@ export class IngestTextDto extends IngestOptionsDto {
     maxLength: 1024,
     description: "Stored as fileName; 'inline' when absent",
   })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
   @MaxLength(1024)
@@ -108,7 +109,7 @@ export class IngestTextDto extends IngestOptionsDto {
     enum: TEXT_FORMATS,
     description: "How to read text; from fileName's extension when absent, else txt",
   })
-  @IsOptional()
+  @IsOptionalNotNull()
   @IsIn(TEXT_FORMATS)
   format?: TextFormat;
 }

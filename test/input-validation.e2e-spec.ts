@@ -1,0 +1,417 @@
+import request from 'supertest';
+import { startTestApp, type TestApp } from './support/test-app.js';
+
+/**
+ * Inputs an audit found answered with a 500, a generic database message, a silently changed value
+ * or a misleading 400: NUL characters in stored strings and JSON metadata, null for optional
+ * fields, metadata keys named like Object.prototype members, prototype-poisoning keys, and a
+ * document type named `__proto__` in GET /stats. Every bad input is a 4xx naming the problem that
+ * writes nothing (read back from the tables); every good one is stored exactly as sent.
+ */
+
+/** Row counts and an md5 over every row of the three tables. */
+async function snapshot(t: TestApp): Promise<Record<string, unknown>> {
+  const [row] = await t.dataSource.query<Array<Record<string, unknown>>>(
+    `SELECT (SELECT count(*)::int FROM documents) AS documents,
+            (SELECT count(*)::int FROM langchain_pg_embedding) AS chunks,
+            (SELECT count(*)::int FROM langchain_pg_collection) AS collections,
+            md5(coalesce((SELECT string_agg(d::text, '|' ORDER BY d.id) FROM documents d), '')
+                || '#' || coalesce((SELECT string_agg(e::text, '|' ORDER BY e.id) FROM langchain_pg_embedding e), '')
+                || '#' || coalesce((SELECT string_agg(c::text, '|' ORDER BY c.uuid) FROM langchain_pg_collection c), ''))
+              AS checksum`,
+  );
+  return row;
+}
+
+const base = { documentType: 'law', category: 'dat-dai', sourceFile: '/data/laws/file.pdf' };
+
+/** A metadata object whose keys name members of Object.prototype, at several depths (JSON.parse: own keys). */
+const PROTOTYPE_NAMED = JSON.parse(
+  '{"constructor": "x", "toString": "y", "hasOwnProperty": 1, "valueOf": {}, "isPrototypeOf": null, "prototype": 2,' +
+    ' "a": 1, "nested": {"constructor": {"a": 1}, "toString": [{"valueOf": 2, "__defineGetter__": "g"}]}}',
+) as Record<string, unknown>;
+
+type Method = 'get' | 'post' | 'patch' | 'put' | 'delete';
+
+describe('Input validation (NUL, null, prototype-named keys)', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    await request(t.server)
+      .post('/documents')
+      .send({ ...base, documentId: 'd1', documentName: 'Document 1', chunks: [{ id: 'd1-c0', content: 'một' }] })
+      .expect(201);
+  });
+
+  afterAll(async () => {
+    await t.close();
+  });
+
+  /** Sends the request, expects `status` with `message` (a string, or the one message of a list), and no write. */
+  async function expectRefused(
+    method: Method,
+    url: string,
+    body: unknown,
+    status: number,
+    message: string,
+    raw = false,
+  ): Promise<void> {
+    const before = await snapshot(t);
+    let req = request(t.server)[method](url);
+    if (body !== undefined)
+      req = raw ? req.set('content-type', 'application/json').send(body as string) : req.send(body as object);
+    const res = await req;
+    expect({ url, status: res.status }).toEqual({ url, status });
+    const sent = (res.body as { message: unknown }).message;
+    expect(Array.isArray(sent) ? sent : [sent]).toEqual([message]);
+    expect(await snapshot(t)).toEqual(before);
+  }
+
+  describe('NUL characters', () => {
+    it('refuses NUL in collection metadata, in a value or a key at any depth, with a 400 naming metadata', async () => {
+      await expectRefused(
+        'post',
+        '/collections',
+        { name: 'cm', metadata: { k: '\u0000' } },
+        400,
+        'metadata must not contain NUL characters',
+      );
+      await expectRefused(
+        'post',
+        '/collections',
+        { name: 'cm', metadata: { a: [{ 'k\u0000': 1 }] } },
+        400,
+        'metadata must not contain NUL characters',
+      );
+      await request(t.server).get('/collections/cm').expect(404);
+    });
+
+    it('refuses NUL in chunk metadata of POST /documents with a 400 naming the chunk, and creates nothing', async () => {
+      await expectRefused(
+        'post',
+        '/documents',
+        { ...base, documentId: 'dn', documentName: 'x', chunks: [{ content: 'x', metadata: { 'k\u0000': 1 } }] },
+        400,
+        'chunks.0.metadata must not contain NUL characters',
+      );
+      await expectRefused(
+        'post',
+        '/documents',
+        {
+          ...base,
+          documentId: 'dn',
+          documentName: 'x',
+          chunks: [{ content: 'x' }, { content: 'y', metadata: { a: { b: ['ok', 'n\u0000'] } } }],
+        },
+        400,
+        'chunks.1.metadata must not contain NUL characters',
+      );
+      await request(t.server).get('/documents/dn').expect(404);
+    });
+
+    it('still refuses NUL in POST /embeddings metadata', async () => {
+      await expectRefused(
+        'post',
+        '/embeddings',
+        { items: [{ id: 'en', content: 'a', metadata: { k: '\u0000' } }] },
+        400,
+        'items.0.metadata must not contain NUL characters',
+      );
+    });
+
+    it('refuses NUL in stored strings of a body with a 400 naming the field', async () => {
+      const cases: Array<[Method, string, Record<string, unknown>, string]> = [
+        ['post', '/documents', { ...base, documentId: 'd\u0000', documentName: 'x' }, 'documentId'],
+        ['post', '/documents', { ...base, documentId: 'dq', documentName: 'x\u0000' }, 'documentName'],
+        ['post', '/documents', { ...base, documentId: 'dq', documentName: 'x', collection: 'c\u0000' }, 'collection'],
+        ['post', '/collections', { name: 'c\u0000m' }, 'name'],
+        ['post', '/embeddings', { collection: 'c\u0000', items: [{ content: 'a' }] }, 'collection'],
+        ['post', '/ask', { question: 'x', collection: 'c\u0000' }, 'collection'],
+        ['patch', '/documents/d1', { documentName: 'a\u0000' }, 'documentName'],
+        [
+          'post',
+          '/documents/ingest',
+          { text: 'hello', documentType: 'law', category: 'x', documentId: 'i\u0000' },
+          'documentId',
+        ],
+      ];
+      for (const [method, url, body, field] of cases) {
+        await expectRefused(method, url, body, 400, `${field} must not contain NUL characters`);
+      }
+    });
+
+    it('refuses NUL in a path or query parameter with a 400 naming it, not a database message', async () => {
+      const cases: Array<[Method, string, unknown, string]> = [
+        ['get', '/documents/a%00b', undefined, 'documentId'],
+        ['get', '/documents/a%00b/chunks', undefined, 'documentId'],
+        ['patch', '/documents/a%00b', { status: 'inactive' }, 'documentId'],
+        ['delete', '/documents/a%00b', undefined, 'documentId'],
+        ['get', '/collections/a%00b', undefined, 'name'],
+        ['delete', '/collections/a%00b', undefined, 'name'],
+        ['put', '/collections/a%00b/vector-index', undefined, 'name'],
+        ['delete', '/collections/a%00b/vector-index', undefined, 'name'],
+        ['get', '/embeddings/a%00b', undefined, 'id'],
+        ['delete', '/embeddings/a%00b', undefined, 'id'],
+        ['get', '/documents?documentType=a%00b', undefined, 'documentType'],
+        ['get', '/documents?category=a%00b', undefined, 'category'],
+      ];
+      for (const [method, url, body, field] of cases) {
+        await expectRefused(method, url, body, 400, `${field} must not contain NUL characters`);
+      }
+    });
+  });
+
+  describe('null for optional fields', () => {
+    it('PATCH /documents refuses null for every field with a 400 naming it, and changes neither the document nor its chunks', async () => {
+      for (const field of ['documentName', 'documentType', 'category', 'sourceFile', 'fileName', 'status']) {
+        await expectRefused('patch', '/documents/d1', { [field]: null }, 400, `${field} must not be null`);
+      }
+      const doc = await request(t.server).get('/documents/d1').expect(200);
+      expect(doc.body).toMatchObject({ documentName: 'Document 1', status: 'active' });
+      const chunks = await request(t.server).get('/documents/d1/chunks').expect(200);
+      const metadata = (chunks.body as { items: Array<{ metadata: Record<string, unknown> }> }).items[0].metadata;
+      expect(metadata.status).toBe('active');
+      expect(metadata).not.toHaveProperty('processing_metadata');
+    });
+
+    it('POST /documents/recount refuses dryRun: null and documentIds: null instead of running a recount', async () => {
+      // A count the recount would correct: a dry run with null would have been a real one.
+      await t.dataSource.query(`UPDATE documents SET total_chunks = 7 WHERE document_id = 'd1'`);
+      await expectRefused('post', '/documents/recount', { dryRun: null }, 400, 'dryRun must not be null');
+      await expectRefused('post', '/documents/recount', { documentIds: null }, 400, 'documentIds must not be null');
+      const [row] = await t.dataSource.query<Array<{ total_chunks: number }>>(
+        `SELECT total_chunks FROM documents WHERE document_id = 'd1'`,
+      );
+      expect(row.total_chunks).toBe(7);
+      const recount = await request(t.server).post('/documents/recount').send({ dryRun: false }).expect(200);
+      expect(recount.body).toMatchObject({ dryRun: false, corrected: 1 });
+    });
+
+    it('POST /documents, /embeddings, /collections, /documents/ingest and /ask refuse null for optional fields', async () => {
+      const document = { ...base, documentId: 'dz', documentName: 'x' };
+      const cases: Array<[string, Record<string, unknown>, string]> = [
+        ['/documents', { ...document, documentId: null }, 'documentId'],
+        ['/documents', { ...document, fileName: null }, 'fileName'],
+        ['/documents', { ...document, status: null }, 'status'],
+        ['/documents', { ...document, collection: null }, 'collection'],
+        ['/documents', { ...document, chunks: null }, 'chunks'],
+        ['/documents', { ...document, chunks: [{ id: null, content: 'a' }] }, 'chunks.0.id'],
+        ['/documents', { ...document, chunks: [{ content: 'a', metadata: null }] }, 'chunks.0.metadata'],
+        [
+          '/documents',
+          { ...document, chunks: [{ content: 'a' }, { content: 'b', embedding: null }] },
+          'chunks.1.embedding',
+        ],
+        ['/embeddings', { collection: null, items: [{ content: 'a' }] }, 'collection'],
+        ['/embeddings', { items: [{ content: 'a', id: null }] }, 'items.0.id'],
+        [
+          '/embeddings',
+          { items: [{ content: 'a' }, { content: 'b', metadata: null }, { content: 'c' }] },
+          'items.1.metadata',
+        ],
+        ['/collections', { name: 'cz', metadata: null }, 'metadata'],
+        [
+          '/documents/ingest',
+          { text: 'hello', documentType: 'law', category: 'x', documentName: null },
+          'documentName',
+        ],
+        ['/documents/ingest', { text: 'hello', documentType: 'law', category: 'x', chunkSize: null }, 'chunkSize'],
+        ['/ask', { question: 'x', k: null }, 'k'],
+        ['/ask', { question: 'x', mode: null }, 'mode'],
+        ['/ask', { question: 'x', minScore: null }, 'minScore'],
+        ['/ask', { question: 'x', exact: null }, 'exact'],
+        ['/ask', { question: 'x', queryEmbedding: null }, 'queryEmbedding'],
+      ];
+      for (const [url, body, field] of cases) await expectRefused('post', url, body, 400, `${field} must not be null`);
+    });
+
+    it('keeps filter: null on POST /ask, documented as no filter', async () => {
+      const res = await request(t.server).post('/ask').send({ question: 'một', filter: null }).expect(200);
+      expect((res.body as { results: Array<{ id: string }> }).results.map((r) => r.id)).toContain('d1-c0');
+    });
+
+    it('documents no request field as nullable but the filter', async () => {
+      const res = await request(t.server).get('/docs-json').expect(200);
+      const schemas = (
+        res.body as { components: { schemas: Record<string, { properties?: Record<string, { nullable?: boolean }> }> } }
+      ).components.schemas;
+      const requests = [
+        'CreateDocumentDto',
+        'UpdateDocumentDto',
+        'RecountDocumentsDto',
+        'ChunkInputDto',
+        'EmbeddingItemDto',
+        'CreateEmbeddingsDto',
+        'CreateCollectionDto',
+        'AskRequestDto',
+        'IngestTextDto',
+      ];
+      const nullable = requests.flatMap((name) =>
+        Object.entries(schemas[name].properties ?? {})
+          .filter(([, property]) => property.nullable === true)
+          .map(([property]) => `${name}.${property}`),
+      );
+      expect(nullable).toEqual(['AskRequestDto.filter']);
+    });
+  });
+
+  describe('metadata keys named like Object.prototype members', () => {
+    it('POST /embeddings stores them as sent, for one item and in a batch', async () => {
+      await request(t.server)
+        .post('/embeddings')
+        .send({ items: [{ id: 'ck1', content: 'a', metadata: PROTOTYPE_NAMED }] })
+        .expect(201);
+      await request(t.server)
+        .post('/embeddings')
+        .send({
+          items: [
+            { id: 'ck2', content: 'b', metadata: { a: 2 } },
+            { id: 'ck3', content: 'c', metadata: PROTOTYPE_NAMED },
+            { id: 'ck4', content: 'd', metadata: { toString: 'x' } },
+          ],
+        })
+        .expect(201);
+      for (const [id, metadata] of [
+        ['ck1', PROTOTYPE_NAMED],
+        ['ck2', { a: 2 }],
+        ['ck3', PROTOTYPE_NAMED],
+        ['ck4', { toString: 'x' }],
+      ] as const) {
+        const res = await request(t.server).get(`/embeddings/${id}`).expect(200);
+        expect(JSON.stringify((res.body as { metadata: unknown }).metadata)).toBe(
+          JSON.stringify((await storedMetadata(id)) ?? null),
+        );
+        expect(sortedJson((res.body as { metadata: unknown }).metadata)).toBe(sortedJson(metadata));
+      }
+    });
+
+    it('POST /documents stores them in chunk metadata as sent, beside the keys the service sets', async () => {
+      await request(t.server)
+        .post('/documents')
+        .send({
+          ...base,
+          documentId: 'dp',
+          documentName: 'x',
+          chunks: [
+            { id: 'dp-0', content: 'x', metadata: PROTOTYPE_NAMED },
+            { id: 'dp-1', content: 'y', metadata: { constructor: 'z' } },
+          ],
+        })
+        .expect(201);
+      const service = { document_id: 'dp', document_type: 'law', status: 'active', total_chunks: 2 };
+      expect(sortedJson(await storedMetadata('dp-0'))).toBe(
+        sortedJson({ ...PROTOTYPE_NAMED, ...service, chunk_id: 'dp-0', chunk_index: 0 }),
+      );
+      expect(sortedJson(await storedMetadata('dp-1'))).toBe(
+        sortedJson({ constructor: 'z', ...service, chunk_id: 'dp-1', chunk_index: 1 }),
+      );
+    });
+
+    it('POST /collections stores them in collection metadata as sent', async () => {
+      const res = await request(t.server)
+        .post('/collections')
+        .send({ name: 'cp', metadata: PROTOTYPE_NAMED })
+        .expect(201);
+      const expected = sortedJson({ embedding_model: 'local-hash-ngram-384', dimensions: 384, ...PROTOTYPE_NAMED });
+      expect(sortedJson((res.body as { metadata: unknown }).metadata)).toBe(expected);
+      const read = await request(t.server).get('/collections/cp').expect(200);
+      expect(sortedJson((read.body as { metadata: unknown }).metadata)).toBe(expected);
+    });
+
+    it('POST /ask takes {"toString": …} and {"constructor": …} as field filters', async () => {
+      const ids = async (filter: Record<string, unknown>): Promise<string[]> => {
+        const res = await request(t.server).post('/ask').send({ question: 'a', k: 100, filter }).expect(200);
+        return (res.body as { results: Array<{ id: string }> }).results.map((r) => r.id).sort();
+      };
+      expect(await ids({ toString: 'x' })).toEqual(['ck4']);
+      expect(await ids({ toString: 'y' })).toEqual(['ck1', 'ck3', 'dp-0']);
+      expect(await ids({ constructor: 'z' })).toEqual(['dp-1']);
+      expect(await ids({ hasOwnProperty: { $eq: 1 } })).toEqual(['ck1', 'ck3', 'dp-0']);
+    });
+
+    it('refuses a __proto__ key, or a constructor object with a prototype key, with a 400 naming it', async () => {
+      const cases: Array<[string, string, string]> = [
+        [
+          '/embeddings',
+          '{"items": [{"id": "pp", "content": "a", "metadata": {"a": 1, "__proto__": {"admin": true}}}]}',
+          'A JSON body must not hold a "__proto__" key (found at items.0.metadata.__proto__)',
+        ],
+        [
+          '/documents',
+          `{"documentId": "pp", "documentName": "x", "documentType": "law", "category": "c", "sourceFile": "s",
+            "chunks": [{"content": "a", "metadata": {"n": {"\\u005f_proto__": 1}}}]}`,
+          'A JSON body must not hold a "__proto__" key (found at chunks.0.metadata.n.__proto__)',
+        ],
+        [
+          '/collections',
+          '{"name": "pp", "metadata": {"constructor": {"prototype": {"admin": true}}}}',
+          'A JSON body must not hold a "constructor" object with a "prototype" key (found at metadata.constructor.prototype)',
+        ],
+        [
+          '/ask',
+          '{"question": "a", "__proto__": {}}',
+          'A JSON body must not hold a "__proto__" key (found at __proto__)',
+        ],
+      ];
+      for (const [url, body, message] of cases) await expectRefused('post', url, body, 400, message, true);
+    });
+  });
+
+  it('GET /stats counts every document type, category and status, __proto__ and constructor included', async () => {
+    for (const [documentId, documentType, category] of [
+      ['s1', '__proto__', 'constructor'],
+      ['s2', '__proto__', 'toString'],
+      ['s3', 'constructor', '__proto__'],
+      ['s4', 'hasOwnProperty', 'valueOf'],
+    ]) {
+      await request(t.server)
+        .post('/documents')
+        .send({ documentId, documentName: 'x', documentType, category, sourceFile: 's' })
+        .expect(201);
+    }
+    // A status written by another writer than this service (its API takes only the five statuses).
+    await t.dataSource.query(`UPDATE documents SET status = '__proto__' WHERE document_id = 's4'`);
+    const res = await request(t.server).get('/stats').expect(200);
+    const documents = (res.body as { documents: Record<string, unknown> }).documents;
+    const [{ total }] = await t.dataSource.query<Array<{ total: number }>>(
+      `SELECT count(*)::int AS total FROM documents`,
+    );
+    expect(documents.total).toBe(total);
+    const sum = (counts: unknown): number => Object.values(counts as Record<string, number>).reduce((a, b) => a + b, 0);
+    for (const key of ['byType', 'byCategory', 'byStatus']) expect(sum(documents[key])).toBe(total);
+    expect(Object.entries(documents.byType as object)).toEqual(
+      expect.arrayContaining([
+        ['__proto__', 2],
+        ['constructor', 1],
+        ['hasOwnProperty', 1],
+      ]),
+    );
+    expect(Object.entries(documents.byCategory as object)).toEqual(
+      expect.arrayContaining([
+        ['__proto__', 1],
+        ['constructor', 1],
+        ['toString', 1],
+        ['valueOf', 1],
+      ]),
+    );
+    expect(Object.entries(documents.byStatus as object)).toEqual(expect.arrayContaining([['__proto__', 1]]));
+  });
+
+  async function storedMetadata(id: string): Promise<unknown> {
+    const [row] = await t.dataSource.query<Array<{ cmetadata: unknown }>>(
+      `SELECT cmetadata FROM langchain_pg_embedding WHERE id = $1`,
+      [id],
+    );
+    return row?.cmetadata;
+  }
+});
+
+/** JSON with every object's keys sorted (jsonb reorders keys): equal for the same JSON value. */
+function sortedJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
