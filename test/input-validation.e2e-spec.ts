@@ -162,6 +162,35 @@ describe('Input validation (NUL, null, prototype-named keys)', () => {
     });
   });
 
+  describe('all-zero vectors', () => {
+    const ZERO = 'must not be all zeros: its cosine distance to any vector is undefined';
+    it('POST /embeddings refuses an all-zero vector, as numbers or as base64, with a 400 naming it', async () => {
+      await expectRefused(
+        'post',
+        '/embeddings',
+        { items: [{ id: 'z0', content: 'a', embedding: [0, 0, -0] }] },
+        400,
+        `items.0.embedding ${ZERO}`,
+      );
+      await expectRefused(
+        'post',
+        '/embeddings',
+        {
+          items: [
+            { id: 'z1', content: 'a', embedding: [1, 0, 0] },
+            { id: 'z2', content: 'b', embedding: Buffer.alloc(12).toString('base64') },
+          ],
+        },
+        400,
+        `items.1.embedding ${ZERO}`,
+      );
+    });
+
+    it('POST /ask refuses an all-zero queryEmbedding', async () => {
+      await expectRefused('post', '/ask', { question: 'q', queryEmbedding: [0, 0, 0] }, 400, `queryEmbedding ${ZERO}`);
+    });
+  });
+
   describe('null for optional fields', () => {
     it('PATCH /documents refuses null for every field with a 400 naming it, and changes neither the document nor its chunks', async () => {
       for (const field of ['documentName', 'documentType', 'category', 'sourceFile', 'fileName', 'status']) {

@@ -37,7 +37,7 @@ function everyCombination(
   return objects;
 }
 
-const valid = () => ({ id: 'chunk-1', content: 'Điều 1. Phạm vi', metadata: { document_id: 'law-1' }, embedding: [0] });
+const valid = () => ({ id: 'chunk-1', content: 'Điều 1. Phạm vi', metadata: { document_id: 'law-1' }, embedding: [1] });
 
 /** One change to an item each: every one of them is a 400, or a value the pipe would not hand on as it is. */
 const CHANGES: Array<[string, (item: Record<string, unknown>) => unknown]> = [
@@ -98,7 +98,7 @@ describe('compileItemArrayCheck', () => {
       id: [undefined, 'a', '', 'x'.repeat(255), 'x'.repeat(256), 5, null, 'a\u0000'],
       content: [undefined, '', 'text', 5, null, 'a\u0000'],
       metadata: [undefined, null, {}, { a: [1, { b: null }] }, [1], 'm', JSON.parse('{"constructor": 1}') as unknown],
-      embedding: [undefined, [0], [], 'x', null],
+      embedding: [undefined, [1], [], 'x', null],
     });
     let passed = 0;
     for (const item of items) {
@@ -197,7 +197,7 @@ describe('compileObjectCheck', () => {
         { collection: 'docs', minScore: 0.3 },
         { collection: 'bad name!' },
         { minScore: 2 },
-        { queryEmbedding: [0] },
+        { queryEmbedding: [1] },
         { queryEmbedding: 'not base64!' },
         { extra: 1 },
         JSON.parse('{"__proto__": {"k": 1}}') as Record<string, unknown>,

@@ -144,8 +144,15 @@ export class AskResultDto {
   @ApiProperty({ example: 'Điều 22. Biểu thuế lũy tiến từng phần…', nullable: true, type: String })
   content: string | null;
 
-  @ApiProperty({ example: 0.83, description: '1 − cosine distance between the chunk and the question' })
-  score: number;
+  @ApiProperty({
+    example: 0.83,
+    nullable: true,
+    type: Number,
+    description:
+      '1 − cosine distance between the chunk and the question; null for a chunk whose stored vector is all zeros ' +
+      '(this service refuses such vectors, another writer of the table may not)',
+  })
+  score: number | null;
 
   @ApiProperty({ type: 'object', additionalProperties: true, example: { document_id: 'luat-thue-tncn-2007' } })
   metadata: Record<string, unknown>;

@@ -78,6 +78,7 @@ describe('parseVector', () => {
       [[1, null], 'each value in embedding must be a number conforming to the specified constraints'],
       [[1e39], `each value in embedding must not be greater than ${FLOAT4_MAX}`],
       [[-1e39], `each value in embedding must not be less than ${-FLOAT4_MAX}`],
+      [[0, 0, -0], 'embedding must not be all zeros: its cosine distance to any vector is undefined'],
     ];
     for (const [value, problem] of cases) {
       expect(parseVector(value, 'embedding')).toEqual({ problem });

@@ -117,6 +117,7 @@ function dimensionsProblem(dimensions: number, property: string): string | null 
  * per batch of 500 × 384-dim vectors), which was a third of the ingest CPU time.
  */
 function componentsProblem(vector: ArrayLike<unknown>, property: string): string | null {
+  let zero = true;
   // An index, not for…of: here the iterator allocated per component (10 MB of garbage per batch of
   // 500 × 384-dimensional vectors) and took 6× as long.
   for (let i = 0; i < vector.length; i++) {
@@ -126,8 +127,11 @@ function componentsProblem(vector: ArrayLike<unknown>, property: string): string
     }
     if (v > FLOAT4_MAX) return `each value in ${property} must not be greater than ${FLOAT4_MAX}`;
     if (v < -FLOAT4_MAX) return `each value in ${property} must not be less than ${-FLOAT4_MAX}`;
+    if (v !== 0) zero = false;
   }
-  return null;
+  // Its cosine distance to every vector is NaN: stored, it would come back from every search with
+  // no score; as a query, every chunk would.
+  return zero ? `${property} must not be all zeros: its cosine distance to any vector is undefined` : null;
 }
 
 /**

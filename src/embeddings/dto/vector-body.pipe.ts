@@ -75,7 +75,7 @@ export class VectorBodyPipe<T extends object> implements PipeTransform<unknown, 
         const parsed = parseVector(slot.holder[slot.key], slot.key);
         if ('vector' in parsed) {
           checked.push([path, parsed.vector]);
-          slot.holder[slot.key] = [0];
+          slot.holder[slot.key] = [1];
         }
       }
       for (const path of this.objectPaths(body)) {
