@@ -162,9 +162,9 @@ describe('Collections and embeddings OpenAPI', () => {
   it('documents every route with its responses', async () => {
     const res = await request(t.server).get('/docs-json').expect(200);
     const paths = res.body.paths as Record<string, Record<string, { responses: Record<string, unknown> }>>;
-    // 401 and 403 (API keys), 429 (rate limit) and 503 (database) are on every operation, 413 on every
-    // JSON body; test/auth.e2e-spec.ts, test/limits.e2e-spec.ts and test/app.e2e-spec.ts cover them.
-    const crossCutting = ['401', '403', '413', '429', '503'];
+    // 401 and 403 (API keys), 429 (rate limit) and 503 (database) are on every operation, 413 and 415
+    // on every body; test/auth.e2e-spec.ts, test/limits.e2e-spec.ts and test/app.e2e-spec.ts cover them.
+    const crossCutting = ['401', '403', '413', '415', '429', '503'];
     const codes = (path: string, method: string) =>
       Object.keys(paths[path][method].responses)
         .filter((code) => !crossCutting.includes(code))

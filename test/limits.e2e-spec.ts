@@ -61,6 +61,14 @@ describe('Request limits: body size, malformed bodies, batch size', () => {
     });
     for (const o of operations.filter((x) => !x.operation.requestBody)) {
       expect({ name: o.name, declared: o.operation.responses['413'] }).toEqual({ name: o.name, declared: undefined });
+      expect({ name: o.name, declared: o.operation.responses['415'] }).toEqual({ name: o.name, declared: undefined });
+    }
+    // The 415 of a body in another media type than the operation takes, on every operation with a body.
+    for (const o of withJson.filter((x) => x.name !== 'post /documents/ingest')) {
+      expect({ name: o.name, description: o.operation.responses['415']?.description }).toEqual({
+        name: o.name,
+        description: 'The body is not application/json',
+      });
     }
   });
 
@@ -103,9 +111,30 @@ describe('Request limits: body size, malformed bodies, batch size', () => {
     const xml = await request(t.server).post('/ask').set('content-type', 'application/xml').send('<ask/>');
     expectCleanError(xml, 415);
     expect(xml.body).toMatchObject({ error: 'Unsupported Media Type' });
-    // Fastify parses text/plain as a string: not an object, so the DTO rejects it.
-    const text = await request(t.server).post('/documents').set('content-type', 'text/plain').send('documentId=x');
-    expectCleanError(text, 400);
+    // Fastify parses text/plain, and @fastify/multipart takes a form on every route: each is refused
+    // where the route takes JSON only, naming what it takes, before its handler runs.
+    const text = await request(t.server)
+      .post('/documents')
+      .set('content-type', 'text/plain')
+      .send('{"documentId":"x"}');
+    expectCleanError(text, 415);
+    expect((text.body as { message: string }).message).toBe(
+      'Content-Type text/plain is not accepted here: send application/json',
+    );
+    const form = await request(t.server).post('/documents/recount').field('dryRun', 'true');
+    expectCleanError(form, 415);
+    expect((form.body as { message: string }).message).toBe(
+      'Content-Type multipart/form-data is not accepted here: send application/json',
+    );
+    const patch = await request(t.server).patch('/documents/none').field('status', 'inactive');
+    expectCleanError(patch, 415);
+    // The ingest route takes both, as its OpenAPI operation says; a GET with a content type but no body is fine.
+    const ingest = await request(t.server).post('/documents/ingest').set('content-type', 'text/plain').send('x');
+    expectCleanError(ingest, 415);
+    expect((ingest.body as { message: string }).message).toBe(
+      'Content-Type text/plain is not accepted here: send multipart/form-data or application/json',
+    );
+    await request(t.server).get('/documents').set('content-type', 'text/plain').expect(200);
   });
 
   it('answers a NUL character in a path or query parameter with 400, not a database error', async () => {
