@@ -468,6 +468,24 @@ describe('POST /ask', () => {
       expect(deletes.map((r) => r.status)).toEqual([204, 204, 204]);
       expect((await request(t.server).get('/vector-indexes').expect(200)).body).toEqual([]);
     });
+
+    it("DELETE /collections/:name drops the collection's index with it", async () => {
+      await request(t.server)
+        .post('/embeddings')
+        .send({
+          collection: 'doomed',
+          items: [1, 2, 3].map((i) => ({ id: `doomed-${i}`, content: `c ${i}`, embedding: [i, 1, 0] })),
+        })
+        .expect(201);
+      const built = await request(t.server).put('/collections/doomed/vector-index').expect(200);
+      await request(t.server).delete('/collections/doomed').expect(204);
+      expect((await request(t.server).get('/vector-indexes').expect(200)).body).toEqual([]);
+      const [left] = await t.dataSource.query<Array<{ found: boolean }>>(
+        `SELECT to_regclass($1) IS NOT NULL AS found`,
+        [(built.body as { name: string }).name],
+      );
+      expect(left.found).toBe(false);
+    });
   });
 });
 

@@ -4,6 +4,7 @@ import { persistentTestDatabase, runCompiledScript } from './support/legacy-sche
 import { openRawDataSource } from './support/test-database.js';
 
 const COLLECTION = '2b0f3c55-9d1e-4f7a-8c3b-6a5d4e3f2a10';
+const KEPT = '7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f';
 
 describe('npm run index:create / index:drop', () => {
   let db: { env: Record<string, string>; drop: () => Promise<void> };
@@ -61,5 +62,39 @@ describe('npm run index:create / index:drop', () => {
     expect(dropped.stdout.trim()).toBe('Dropped ix_embedding_hnsw_2b0f3c559d1e4f7a8c3b6a5d4e3f2a10');
     expect(cli('drop', '--collection', 'laws').stdout.trim()).toBe('Collection "laws" has no vector index');
     expect(cli('list').stdout.trim()).toBe('No vector indexes.');
+  });
+
+  it('prunes the index of a collection deleted behind its back (LangChain, SQL), and only that one', async () => {
+    // The embedded database admits one process at a time: the SQL runs between CLI calls.
+    const sql = async (...statements: Array<[string, unknown[]]>) => {
+      const { dataSource: ds, close } = await openRawDataSource(loadAppConfig({ LOG_LEVEL: 'warn', ...db.env }));
+      try {
+        for (const [text, params] of statements) await ds.query(text, params);
+      } finally {
+        await close();
+      }
+    };
+    expect(cli('create', '--collection', 'laws').code).toBe(0);
+    // Another collection with an index, which stays.
+    await sql(
+      [`INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES ($1, 'kept', '{}')`, [KEPT]],
+      [
+        `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+         SELECT 'k' || i, $1, ('[' || i || ',0,1]')::vector, 'kept ' || i, '{}' FROM generate_series(1, 20) AS i`,
+        [KEPT],
+      ],
+    );
+    expect(cli('create', '--collection', 'kept').code).toBe(0);
+    await sql([`DELETE FROM langchain_pg_collection WHERE name = 'laws'`, []]);
+    expect(cli('list').stdout).toMatch(
+      /^\(deleted collection\)\tix_embedding_hnsw_2b0f3c559d1e4f7a8c3b6a5d4e3f2a10\t/m,
+    );
+    const pruned = cli('prune');
+    expect(pruned.code).toBe(0);
+    expect(pruned.stdout.trim()).toBe('Dropped ix_embedding_hnsw_2b0f3c559d1e4f7a8c3b6a5d4e3f2a10');
+    expect(cli('list').stdout).toMatch(
+      /^kept\tix_embedding_hnsw_7c1d2e3f4a5b4c6d8e9f0a1b2c3d4e5f\tvector\(3\)\tvalid\t/,
+    );
+    expect(cli('prune').stdout.trim()).toBe('No orphaned vector indexes.');
   });
 });

@@ -1,15 +1,17 @@
-import { BadRequestException, Inject, Injectable, NotFoundException } from '@nestjs/common';
+import { BadRequestException, Inject, Injectable, NotFoundException, type OnModuleInit } from '@nestjs/common';
 import { setTimeout } from 'node:timers/promises';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { ChunkStore } from '../embeddings/chunk.store.js';
+import { CollectionsService } from '../embeddings/collections.service.js';
 import { SearchTargetCache } from './search-target.cache.js';
 import {
   createIndexStatement,
   INDEXED_CAST,
   type HnswBuildOptions,
   VECTOR_INDEX_PREFIX,
+  collectionUuidOf,
   vectorIndexName,
   vectorIndexSpec,
   type VectorIndexSpec,
@@ -33,6 +35,9 @@ interface IndexRow {
   size_bytes: string;
 }
 
+/** What GET /vector-indexes shows as the collection of an index whose collection no longer exists. */
+const ORPHAN_COLLECTION = '(deleted collection)';
+
 /** How often a build or drop waiting for another one on the same collection asks for its lock. */
 const LOCK_POLL_MS = 100;
 
@@ -41,13 +46,22 @@ const LOCK_POLL_MS = 100;
  * any transaction: CREATE INDEX CONCURRENTLY refuses to run inside one.
  */
 @Injectable()
-export class VectorIndexService {
+export class VectorIndexService implements OnModuleInit {
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly chunks: ChunkStore,
     private readonly searchTargets: SearchTargetCache,
+    private readonly collections: CollectionsService,
   ) {}
+
+  /** A deleted collection's index goes with it (DELETE /collections/:name). */
+  onModuleInit(): void {
+    this.collections.onRemoved(async (uuid, name) => {
+      await this.dropOrphan(uuid);
+      this.searchTargets.invalidate(name);
+    });
+  }
 
   async list(manager: EntityManager = this.dataSource.manager): Promise<VectorIndexInfo[]> {
     const rows = await manager.query<IndexRow[]>(
@@ -63,7 +77,7 @@ export class VectorIndexService {
     return rows.map((r) => {
       const cast = INDEXED_CAST.exec(r.definition);
       return {
-        collection: r.collection ?? '(deleted collection)',
+        collection: r.collection ?? ORPHAN_COLLECTION,
         name: r.name,
         type: cast?.[1] === 'halfvec' ? 'halfvec' : 'vector',
         dimensions: Number(cast?.[2] ?? 0),
@@ -150,6 +164,38 @@ export class VectorIndexService {
       if (dropped) this.searchTargets.invalidate(collectionName);
     }
     return { name, dropped };
+  }
+
+  /**
+   * Drops the index of every collection that no longer exists: one deleted by LangChain
+   * (`delete_collection`) or by SQL leaves its index behind, and nothing else removes it.
+   * Returns the names dropped.
+   */
+  async dropOrphans(): Promise<string[]> {
+    const dropped: string[] = [];
+    for (const index of await this.list()) {
+      const uuid = collectionUuidOf(index.name);
+      if (index.collection !== ORPHAN_COLLECTION || uuid === null) continue;
+      if (await this.dropOrphan(uuid)) dropped.push(index.name);
+    }
+    return dropped;
+  }
+
+  /** Drops the index of the collection `uuid` if the collection is gone (looked at under its lock). */
+  private async dropOrphan(uuid: string): Promise<boolean> {
+    const name = vectorIndexName(uuid);
+    let dropped = false;
+    await this.withBuildSession(uuid, async (manager) => {
+      const [row] = await manager.query<Array<{ gone: boolean; indexed: boolean }>>(
+        `SELECT NOT EXISTS (SELECT 1 FROM langchain_pg_collection WHERE uuid = $1) AS gone,
+                to_regclass($2) IS NOT NULL AS indexed`,
+        [uuid, name],
+      );
+      if (!row.gone || !row.indexed) return;
+      await manager.query(`DROP INDEX ${this.concurrently()}IF EXISTS ${name}`);
+      dropped = true;
+    });
+    return dropped;
   }
 
   private concurrently(): string {

@@ -51,6 +51,14 @@ export function vectorIndexName(collectionUuid: string): string {
   return `${VECTOR_INDEX_PREFIX}${collectionUuid.replace(/-/g, '')}`;
 }
 
+/** The collection uuid an index name carries (the inverse of vectorIndexName), or null for another name. */
+export function collectionUuidOf(indexName: string): string | null {
+  if (!indexName.startsWith(VECTOR_INDEX_PREFIX)) return null;
+  const hex = indexName.slice(VECTOR_INDEX_PREFIX.length);
+  if (!/^[0-9a-f]{32}$/.test(hex)) return null;
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
 /** `...::vector(384))` / `...::halfvec(3072))` in pg_get_indexdef output. */
 export const INDEXED_CAST = /::(vector|halfvec)\((\d+)\)/;
 

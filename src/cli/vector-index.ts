@@ -7,11 +7,14 @@ import { ConfigValidationError, loadAppConfig, loadDotEnv } from '../config/app-
 
 const USAGE = `Usage: npm run index:create -- --collection NAME [--m 16] [--ef-construction 128]
        npm run index:drop -- --collection NAME
+       npm run index:prune
        node dist/src/cli/vector-index.js list
 
   create   build the collection's HNSW index (partial, on embedding::vector(N); halfvec(N) above
            2000 dimensions), CONCURRENTLY on a server; idempotent, rebuilds an INVALID leftover
   drop     drop it (search falls back to exact distances)
+  prune    drop the indexes of collections that no longer exist (deleted by LangChain or SQL;
+           DELETE /collections/:name drops its own)
   list     every managed vector index with its dimension, validity and size
 
 Honours DATABASE_URL; without it works on the embedded database in DATA_DIR (default ./data).`;
@@ -50,8 +53,12 @@ async function run(argv: string[]): Promise<number> {
     console.log(USAGE);
     return args.command === undefined ? 1 : 0;
   }
-  if (!['create', 'drop', 'list'].includes(args.command)) throw new UsageError(`Unknown command "${args.command}"`);
-  if (args.command !== 'list' && !args.collection) throw new UsageError('--collection NAME is required');
+  if (!['create', 'drop', 'prune', 'list'].includes(args.command)) {
+    throw new UsageError(`Unknown command "${args.command}"`);
+  }
+  if ((args.command === 'create' || args.command === 'drop') && !args.collection) {
+    throw new UsageError('--collection NAME is required');
+  }
 
   loadDotEnv();
   const config = loadAppConfig(process.env);
@@ -77,6 +84,13 @@ async function run(argv: string[]): Promise<number> {
       case 'drop': {
         const { name, dropped } = await indexes.drop(args.collection!);
         console.log(dropped ? `Dropped ${name}` : `Collection "${args.collection}" has no vector index`);
+        return 0;
+      }
+      case 'prune': {
+        const dropped = await indexes.dropOrphans();
+        console.log(
+          dropped.length === 0 ? 'No orphaned vector indexes.' : dropped.map((n) => `Dropped ${n}`).join('\n'),
+        );
         return 0;
       }
       default: {

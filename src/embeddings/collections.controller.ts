@@ -52,7 +52,9 @@ export class CollectionsController {
   @HttpCode(HttpStatus.NO_CONTENT)
   @ApiOperation({
     summary: 'Delete a collection and its chunks',
-    description: 'Chunks cascade; total_chunks of the documents that lost chunks is corrected in the same transaction.',
+    description:
+      'Chunks cascade; total_chunks of the documents that lost chunks is corrected in the same transaction. ' +
+      "After the commit the collection's HNSW index is dropped too.",
   })
   @ApiNoContentResponse({ description: 'Deleted' })
   @ApiBadRequestResponse({ description: 'name contains a NUL character' })

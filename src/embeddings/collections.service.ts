@@ -1,4 +1,4 @@
-import { ConflictException, Injectable, NotFoundException } from '@nestjs/common';
+import { ConflictException, Injectable, Logger, NotFoundException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import { assertNoNulInJson } from '../common/validation.js';
@@ -30,8 +30,14 @@ function toDto(row: CollectionRow): CollectionResponseDto {
   };
 }
 
+/** Work that follows a committed collection removal (its HNSW index: see VectorIndexService). */
+export type CollectionRemovalListener = (collectionUuid: string, name: string) => Promise<void>;
+
 @Injectable()
 export class CollectionsService {
+  private readonly logger = new Logger('Collections');
+  private readonly removalListeners: CollectionRemovalListener[] = [];
+
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly chunks: ChunkStore,
@@ -68,7 +74,7 @@ export class CollectionsService {
    */
   async remove(name: string): Promise<void> {
     if (name.includes('\u0000')) throw new NotFoundException('Collection not found');
-    await retryOnOwnerChange(() =>
+    const uuid = await retryOnOwnerChange(() =>
       this.dataSource.transaction(async (manager) => {
         const collection = await this.chunks.findCollection(manager, name);
         if (!collection) throw new NotFoundException(`Collection "${name}" not found`);
@@ -84,8 +90,26 @@ export class CollectionsService {
         if (owners.some((documentId) => !lockedDocuments.has(documentId))) throw new ChunkOwnerChangedException();
         await manager.query(`DELETE FROM langchain_pg_collection WHERE uuid = $1`, [collection.uuid]);
         await this.chunks.recountDocuments(manager, documentIds);
+        return collection.uuid;
       }),
     );
+    // After the commit: the collection is gone whatever follows. A listener that fails leaves
+    // something to clean up (an orphaned index: `npm run index:prune`), not a failed DELETE.
+    for (const listener of this.removalListeners) {
+      await listener(uuid, name).catch((error: unknown) =>
+        this.logger.warn(
+          `Collection "${name}" is deleted, but what follows its removal failed: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      );
+    }
+  }
+
+  /**
+   * Runs `listener` after each committed removal. The module that owns what hangs off a collection
+   * registers itself (the ask module, for HNSW indexes), so this module does not depend on it.
+   */
+  onRemoved(listener: CollectionRemovalListener): void {
+    this.removalListeners.push(listener);
   }
 
   private async find(manager: EntityManager, name: string): Promise<CollectionResponseDto | null> {

@@ -42,6 +42,6 @@ function createEmbeddingProvider(config: AppConfig): EmbeddingProvider {
     CollectionsService,
     EmbeddingsService,
   ],
-  exports: [EMBEDDING_PROVIDER, ChunkStore],
+  exports: [EMBEDDING_PROVIDER, ChunkStore, CollectionsService],
 })
 export class EmbeddingsModule {}
