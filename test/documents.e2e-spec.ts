@@ -6,29 +6,8 @@ import {
 import { driverPool } from '../src/database/driver-pool.js';
 import { PREPARED_STATEMENTS } from '../src/database/read-replicas.service.js';
 import { float32Base64, float32Values } from './support/float32-base64.js';
-import { startTestApp, type TestApp } from './support/test-app.js';
+import { rowsSnapshot, startTestApp, type TestApp } from './support/test-app.js';
 import { TEST_TARGET } from './support/test-database.js';
-
-interface Snapshot {
-  documents: number;
-  chunks: number;
-  collections: number;
-  checksum: string;
-}
-
-/** Row counts and an md5 over every row of the three tables. */
-async function snapshot(t: TestApp): Promise<Snapshot> {
-  const [row] = await t.dataSource.query<Array<Snapshot>>(
-    `SELECT (SELECT count(*)::int FROM documents) AS documents,
-            (SELECT count(*)::int FROM langchain_pg_embedding) AS chunks,
-            (SELECT count(*)::int FROM langchain_pg_collection) AS collections,
-            md5(coalesce((SELECT string_agg(d::text, '|' ORDER BY d.id) FROM documents d), '')
-                || '#' || coalesce((SELECT string_agg(e::text, '|' ORDER BY e.id) FROM langchain_pg_embedding e), '')
-                || '#' || coalesce((SELECT string_agg(c::text, '|' ORDER BY c.uuid) FROM langchain_pg_collection c), ''))
-              AS checksum`,
-  );
-  return row;
-}
 
 interface ChunkMeta {
   [key: string]: unknown;
@@ -161,7 +140,7 @@ describe('Documents API', () => {
     });
 
     it('refuses a duplicate documentId with 409 and changes nothing', async () => {
-      const before = await snapshot(t);
+      const before = await rowsSnapshot(t);
       const res = await request(t.server)
         .post('/documents')
         .send({ documentId: 'luat-dat-dai', documentName: 'Dup', ...base, chunks: [{ content: 'x' }] })
@@ -171,7 +150,7 @@ describe('Documents API', () => {
         message: 'Document "luat-dat-dai" already exists',
         error: 'Conflict',
       });
-      expect(await snapshot(t)).toEqual(before);
+      expect(await rowsSnapshot(t)).toEqual(before);
     });
 
     it.each([
@@ -189,10 +168,10 @@ describe('Documents API', () => {
         'chunks.0.property bogus should not exist',
       ],
     ])('rejects %j with 400 naming the problem', async (body, message) => {
-      const before = await snapshot(t);
+      const before = await rowsSnapshot(t);
       const res = await request(t.server).post('/documents').send(body).expect(400);
       expect(JSON.stringify(res.body.message)).toContain(message);
-      expect(await snapshot(t)).toEqual(before);
+      expect(await rowsSnapshot(t)).toEqual(before);
     });
 
     it('takes chunk embeddings as base64 float32, and refuses an invalid one naming the chunk', async () => {
@@ -215,7 +194,7 @@ describe('Documents API', () => {
       );
       expect(row).toEqual({ same: true, dims: 384 });
 
-      const before = await snapshot(t);
+      const before = await rowsSnapshot(t);
       const res = await request(t.server)
         .post('/documents')
         .send({
@@ -226,11 +205,11 @@ describe('Documents API', () => {
         })
         .expect(400);
       expect(res.body.message).toEqual(['chunks.1.each value in embedding must be a finite number']);
-      expect(await snapshot(t)).toEqual(before);
+      expect(await rowsSnapshot(t)).toEqual(before);
     });
 
     it('rolls back everything when the last chunk has another embedding dimension', async () => {
-      const before = await snapshot(t);
+      const before = await rowsSnapshot(t);
       const res = await request(t.server)
         .post('/documents')
         .send({
@@ -242,12 +221,12 @@ describe('Documents API', () => {
         })
         .expect(400);
       expect(res.body.message).toContain('dimension mismatch');
-      expect(await snapshot(t)).toEqual(before);
+      expect(await rowsSnapshot(t)).toEqual(before);
       await request(t.server).get('/documents/bad-dim').expect(404);
     });
 
     it('rolls back everything when a chunk id is repeated in the request', async () => {
-      const before = await snapshot(t);
+      const before = await rowsSnapshot(t);
       const res = await request(t.server)
         .post('/documents')
         .send({
@@ -258,11 +237,11 @@ describe('Documents API', () => {
         })
         .expect(400);
       expect(res.body.message).toContain('"same" appears more than once');
-      expect(await snapshot(t)).toEqual(before);
+      expect(await rowsSnapshot(t)).toEqual(before);
     });
 
     it('refuses with 409 a chunk id that belongs to another document, and changes nothing', async () => {
-      const before = await snapshot(t);
+      const before = await rowsSnapshot(t);
       const res = await request(t.server)
         .post('/documents')
         .send({
@@ -273,7 +252,7 @@ describe('Documents API', () => {
         })
         .expect(409);
       expect(res.body.message).toBe('Chunk id "wc-1" already belongs to another document');
-      expect(await snapshot(t)).toEqual(before);
+      expect(await rowsSnapshot(t)).toEqual(before);
     });
 
     it('refuses more chunks than EMBEDDINGS_MAX_BATCH', async () => {
@@ -566,11 +545,11 @@ describe('Documents API', () => {
 
   describe('DELETE /documents/:documentId', () => {
     it('deletes the document and its chunks, nothing else', async () => {
-      const before = await snapshot(t);
+      const before = await rowsSnapshot(t);
       await request(t.server).delete('/documents/with-chunks').expect(204);
       await request(t.server).get('/documents/with-chunks').expect(404);
       expect(await chunkMetadata(t, 'with-chunks')).toEqual([]);
-      const after = await snapshot(t);
+      const after = await rowsSnapshot(t);
       expect(after.documents).toBe(before.documents - 1);
       expect(after.chunks).toBe(before.chunks - 3);
     });

@@ -1,5 +1,5 @@
 import request from 'supertest';
-import { startTestApp, type TestApp } from './support/test-app.js';
+import { rowsSnapshot, startTestApp, type TestApp } from './support/test-app.js';
 
 /**
  * Inputs an audit found answered with a 500, a generic database message, a silently changed value
@@ -8,20 +8,6 @@ import { startTestApp, type TestApp } from './support/test-app.js';
  * document type named `__proto__` in GET /stats. Every bad input is a 4xx naming the problem that
  * writes nothing (read back from the tables); every good one is stored exactly as sent.
  */
-
-/** Row counts and an md5 over every row of the three tables. */
-async function snapshot(t: TestApp): Promise<Record<string, unknown>> {
-  const [row] = await t.dataSource.query<Array<Record<string, unknown>>>(
-    `SELECT (SELECT count(*)::int FROM documents) AS documents,
-            (SELECT count(*)::int FROM langchain_pg_embedding) AS chunks,
-            (SELECT count(*)::int FROM langchain_pg_collection) AS collections,
-            md5(coalesce((SELECT string_agg(d::text, '|' ORDER BY d.id) FROM documents d), '')
-                || '#' || coalesce((SELECT string_agg(e::text, '|' ORDER BY e.id) FROM langchain_pg_embedding e), '')
-                || '#' || coalesce((SELECT string_agg(c::text, '|' ORDER BY c.uuid) FROM langchain_pg_collection c), ''))
-              AS checksum`,
-  );
-  return row;
-}
 
 const base = { documentType: 'law', category: 'dat-dai', sourceFile: '/data/laws/file.pdf' };
 
@@ -57,7 +43,7 @@ describe('Input validation (NUL, null, prototype-named keys)', () => {
     message: string,
     raw = false,
   ): Promise<void> {
-    const before = await snapshot(t);
+    const before = await rowsSnapshot(t);
     let req = request(t.server)[method](url);
     if (body !== undefined)
       req = raw ? req.set('content-type', 'application/json').send(body as string) : req.send(body as object);
@@ -65,7 +51,7 @@ describe('Input validation (NUL, null, prototype-named keys)', () => {
     expect({ url, status: res.status }).toEqual({ url, status });
     const sent = (res.body as { message: unknown }).message;
     expect(Array.isArray(sent) ? sent : [sent]).toEqual([message]);
-    expect(await snapshot(t)).toEqual(before);
+    expect(await rowsSnapshot(t)).toEqual(before);
   }
 
   describe('NUL characters', () => {

@@ -23,13 +23,17 @@ function scalarTerm(value: string): string {
         END`;
 }
 
-// A NULL term (a list or an object) is appended and removed once at the end: cheaper than a test
-// per value. AddMetadataTermsIndex's definition until HashLongMetadataTerms; its down() restores it.
-export const UNBOUNDED_TERMS_FUNCTION_SQL = `
+/**
+ * The function, with `append(value)` as the statements that add the term of `field.key` and the
+ * JSON `value` to `terms` (declaring `term text` when `usesTerm`). A NULL term (a list or an object)
+ * is appended and removed once at the end: cheaper than a test per value.
+ */
+function termsFunctionSql(append: (value: string) => string, usesTerm: boolean): string {
+  return `
 CREATE OR REPLACE FUNCTION chunk_metadata_terms(metadata jsonb) RETURNS text[]
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $body$
 DECLARE
-  terms text[] := '{}';
+  terms text[] := '{}';${usesTerm ? '\n  term text;' : ''}
   objects jsonb;
   field record;
 BEGIN
@@ -42,54 +46,33 @@ BEGIN
     FOR field IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(objects -> o) AS e LOOP
       IF pg_catalog.jsonb_typeof(field.value) = 'array' THEN
         FOR i IN 0 .. pg_catalog.jsonb_array_length(field.value) - 1 LOOP
-          terms := terms || (pg_catalog.to_json(field.key)::text || ${scalarTerm('(field.value -> i)')});
+          ${append('(field.value -> i)')}
         END LOOP;
       ELSE
-        terms := terms || (pg_catalog.to_json(field.key)::text || ${scalarTerm('field.value')});
+        ${append('field.value')}
       END IF;
     END LOOP;
   END LOOP;
   RETURN pg_catalog.array_remove(terms, NULL);
 END
 $body$`;
+}
 
-/** Appends the term of `field.key` and `value`, or its digest when it is longer than MAX_TERM_BYTES. */
-function appendTerm(value: string): string {
-  return `term := pg_catalog.to_json(field.key)::text || ${scalarTerm(value)};
+/** AddMetadataTermsIndex's definition until HashLongMetadataTerms: every term as it is. Its down() restores it. */
+export const UNBOUNDED_TERMS_FUNCTION_SQL = termsFunctionSql(
+  (value) => `terms := terms || (pg_catalog.to_json(field.key)::text || ${scalarTerm(value)});`,
+  false,
+);
+
+/**
+ * The definition since HashLongMetadataTerms: a term longer than MAX_TERM_BYTES is its digest (a
+ * NULL term skips the test, octet_length being NULL).
+ */
+export const BOUNDED_TERMS_FUNCTION_SQL = termsFunctionSql(
+  (value) => `term := pg_catalog.to_json(field.key)::text || ${scalarTerm(value)};
           IF pg_catalog.octet_length(term) > ${MAX_TERM_BYTES} THEN
             term := '#' || pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(term, 'UTF8')), 'hex');
           END IF;
-          terms := terms || term;`;
-}
-
-// AddMetadataTermsIndex's function (the same terms, the same lax jsonpath rules: see there), with
-// the digest of a long term. A NULL term (a list or an object) skips the digest (octet_length NULL)
-// and is removed once at the end.
-export const BOUNDED_TERMS_FUNCTION_SQL = `
-CREATE OR REPLACE FUNCTION chunk_metadata_terms(metadata jsonb) RETURNS text[]
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $body$
-DECLARE
-  terms text[] := '{}';
-  term text;
-  objects jsonb;
-  field record;
-BEGIN
-  CASE pg_catalog.jsonb_typeof(metadata)
-    WHEN 'object' THEN objects := pg_catalog.jsonb_build_array(metadata);
-    WHEN 'array' THEN objects := pg_catalog.jsonb_path_query_array(metadata, 'strict $[*] ? (@.type() == "object")');
-    ELSE RETURN terms;
-  END CASE;
-  FOR o IN 0 .. pg_catalog.jsonb_array_length(objects) - 1 LOOP
-    FOR field IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(objects -> o) AS e LOOP
-      IF pg_catalog.jsonb_typeof(field.value) = 'array' THEN
-        FOR i IN 0 .. pg_catalog.jsonb_array_length(field.value) - 1 LOOP
-          ${appendTerm('(field.value -> i)')}
-        END LOOP;
-      ELSE
-        ${appendTerm('field.value')}
-      END IF;
-    END LOOP;
-  END LOOP;
-  RETURN pg_catalog.array_remove(terms, NULL);
-END
-$body$`;
+          terms := terms || term;`,
+  true,
+);

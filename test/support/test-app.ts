@@ -34,3 +34,24 @@ export async function startTestApp(
     },
   };
 }
+
+/** Row counts of the three tables and an md5 over every column of every row: equal before and after = nothing written. */
+export interface RowsSnapshot {
+  documents: number;
+  chunks: number;
+  collections: number;
+  checksum: string;
+}
+
+export async function rowsSnapshot(t: TestApp): Promise<RowsSnapshot> {
+  const [row] = await t.dataSource.query<RowsSnapshot[]>(
+    `SELECT (SELECT count(*)::int FROM documents) AS documents,
+            (SELECT count(*)::int FROM langchain_pg_embedding) AS chunks,
+            (SELECT count(*)::int FROM langchain_pg_collection) AS collections,
+            md5(coalesce((SELECT string_agg(d::text, '|' ORDER BY d.id) FROM documents d), '')
+                || '#' || coalesce((SELECT string_agg(e::text, '|' ORDER BY e.id) FROM langchain_pg_embedding e), '')
+                || '#' || coalesce((SELECT string_agg(c::text, '|' ORDER BY c.uuid) FROM langchain_pg_collection c), ''))
+              AS checksum`,
+  );
+  return row;
+}
