@@ -149,7 +149,8 @@ describe('Input validation (NUL, null, prototype-named keys)', () => {
   });
 
   describe('all-zero vectors', () => {
-    const ZERO = 'must not be all zeros: its cosine distance to any vector is undefined';
+    const ZERO =
+      'must not be all zeros, or so close to it that its float32 norm underflows: its cosine distance to any vector is undefined';
     it('POST /embeddings refuses an all-zero vector, as numbers or as base64, with a 400 naming it', async () => {
       await expectRefused(
         'post',
@@ -174,6 +175,14 @@ describe('Input validation (NUL, null, prototype-named keys)', () => {
 
     it('POST /ask refuses an all-zero queryEmbedding', async () => {
       await expectRefused('post', '/ask', { question: 'q', queryEmbedding: [0, 0, 0] }, 400, `queryEmbedding ${ZERO}`);
+      // Not zero as a double, but its float32 squares underflow: every chunk would score the same.
+      await expectRefused(
+        'post',
+        '/ask',
+        { question: 'q', queryEmbedding: [1e-30, 1e-30, 1e-30] },
+        400,
+        `queryEmbedding ${ZERO}`,
+      );
     });
   });
 

@@ -67,6 +67,9 @@ describe('parseVector', () => {
     const vector = [0.5, -1, 2, 3.4e38];
     expect((parseVector(vector, 'embedding') as { vector: number[] }).vector).toBe(vector);
     expect(vectorProblem(vector, 'embedding')).toBeNull();
+    // Small, but with a float32 norm: fine.
+    expect(vectorProblem([1e-18], 'embedding')).toBeNull();
+    expect(vectorProblem(Array(384).fill(1e-19), 'embedding')).toBeNull();
     const cases: Array<[unknown, string]> = [
       [[], 'embedding must contain at least 1 elements'],
       [
@@ -78,7 +81,10 @@ describe('parseVector', () => {
       [[1, null], 'each value in embedding must be a number conforming to the specified constraints'],
       [[1e39], `each value in embedding must not be greater than ${FLOAT4_MAX}`],
       [[-1e39], `each value in embedding must not be less than ${-FLOAT4_MAX}`],
-      [[0, 0, -0], 'embedding must not be all zeros: its cosine distance to any vector is undefined'],
+      ...[[0, 0, -0], [1e-50, 0], Array(384).fill(1e-30), [1e-20, 1e-20]].map((value): [unknown, string] => [
+        value,
+        'embedding must not be all zeros, or so close to it that its float32 norm underflows: its cosine distance to any vector is undefined',
+      ]),
     ];
     for (const [value, problem] of cases) {
       expect(parseVector(value, 'embedding')).toEqual({ problem });

@@ -117,7 +117,7 @@ function dimensionsProblem(dimensions: number, property: string): string | null 
  * per batch of 500 × 384-dim vectors), which was a third of the ingest CPU time.
  */
 function componentsProblem(vector: ArrayLike<unknown>, property: string): string | null {
-  let zero = true;
+  let largest = 0;
   // An index, not for…of: here the iterator allocated per component (10 MB of garbage per batch of
   // 500 × 384-dimensional vectors) and took 6× as long.
   for (let i = 0; i < vector.length; i++) {
@@ -127,11 +127,30 @@ function componentsProblem(vector: ArrayLike<unknown>, property: string): string
     }
     if (v > FLOAT4_MAX) return `each value in ${property} must not be greater than ${FLOAT4_MAX}`;
     if (v < -FLOAT4_MAX) return `each value in ${property} must not be less than ${-FLOAT4_MAX}`;
-    if (v !== 0) zero = false;
+    const magnitude = v < 0 ? -v : v;
+    if (magnitude > largest) largest = magnitude;
   }
-  // Its cosine distance to every vector is NaN: stored, it would come back from every search with
-  // no score; as a query, every chunk would.
-  return zero ? `${property} must not be all zeros: its cosine distance to any vector is undefined` : null;
+  // pgvector computes cosine distance in float32: a vector whose float32 squares sum to less than
+  // the smallest normal float32 (all zeros, or 1e-30 in every component) has no usable norm, and its
+  // distance to every vector is NaN or meaningless (every chunk scored 1). Only a vector without any
+  // component of 1e-18 or more can be one, so the sum is taken for those alone.
+  if (largest < 1e-18 && float32SquaredNorm(vector as ArrayLike<number>) < FLOAT32_MIN_NORMAL) {
+    return `${property} must not be all zeros, or so close to it that its float32 norm underflows: its cosine distance to any vector is undefined`;
+  }
+  return null;
+}
+
+/** The smallest positive normal float32. */
+const FLOAT32_MIN_NORMAL = 2 ** -126;
+
+/** The sum of the squares of the components as float32 values, as pgvector adds them. */
+function float32SquaredNorm(vector: ArrayLike<number>): number {
+  let sum = 0;
+  for (let i = 0; i < vector.length; i++) {
+    const component = Math.fround(vector[i]);
+    sum = Math.fround(sum + Math.fround(component * component));
+  }
+  return sum;
 }
 
 /**
