@@ -1,4 +1,4 @@
-import { NestFactory, Reflector } from '@nestjs/core';
+import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
@@ -7,7 +7,7 @@ import type { AppConfig, LogLevel } from './config/app-config.js';
 import { logAccessControl, registerHttpSecurity } from './auth/http-security.js';
 import { documentApiKeySecurity, withApiKeySecurity } from './auth/openapi-security.js';
 import { AppModule } from './app.module.js';
-import { ContentTypeInterceptor, documentUnsupportedMediaType } from './common/content-type.js';
+import { documentUnsupportedMediaType, useContentTypeCheck } from './common/content-type.js';
 import { multipartForUploads } from './common/multipart.js';
 import { documentErrorResponses, documentServiceUnavailable } from './common/openapi-errors.js';
 import { createValidationPipe } from './common/validation.js';
@@ -56,7 +56,6 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   await registerHttpSecurity(app, config);
   logAccessControl(config);
   app.useGlobalPipes(createValidationPipe());
-  app.useGlobalInterceptors(new ContentTypeInterceptor(app.get(Reflector)));
   const document = SwaggerModule.createDocument(
     app,
     withApiKeySecurity(
@@ -72,6 +71,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   documentRateLimit(document, config);
   documentBodyLimit(document, config.http.bodyLimitBytes);
   documentUnsupportedMediaType(document);
+  useContentTypeCheck(app, document);
   documentServiceUnavailable(document);
   documentErrorResponses(document);
   // Swagger UI is not a controller route, so ApiKeyGuard never blocks it; Authorize keeps the key across reloads.

@@ -24,12 +24,12 @@ const ERROR_RESPONSE_SCHEMA: SchemaObject = {
 const METHODS = ['get', 'head', 'post', 'put', 'patch', 'delete', 'options'] as const;
 export type HttpMethod = (typeof METHODS)[number];
 
-/** Every operation of the document with its method, for the passes that complete the document. */
-export function* documentOperations(document: OpenAPIObject): Generator<[OperationObject, HttpMethod]> {
-  for (const path of Object.values(document.paths)) {
+/** Every operation of the document with its method and path, for the passes that complete the document. */
+export function* documentOperations(document: OpenAPIObject): Generator<[OperationObject, HttpMethod, string]> {
+  for (const [route, path] of Object.entries(document.paths)) {
     for (const method of METHODS) {
       const operation = path[method];
-      if (operation) yield [operation, method];
+      if (operation) yield [operation, method, route];
     }
   }
 }
