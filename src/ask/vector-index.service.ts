@@ -134,7 +134,7 @@ export class VectorIndexService implements OnModuleInit {
         if (!(await this.chunks.findCollection(manager, collectionName))) return;
         const existing = (await this.list(manager)).find((i) => i.name === spec.name);
         if (existing?.valid && existing.dimensions === dimensions && existing.type === spec.type) return;
-        if (existing) await manager.query(`DROP INDEX ${this.concurrently()}IF EXISTS ${spec.name}`);
+        if (existing) await manager.query(this.dropIndexStatement(spec.name));
         await manager.query(statement);
         created = true;
       });
@@ -157,7 +157,7 @@ export class VectorIndexService implements OnModuleInit {
       await this.withBuildSession(collection.uuid, async (manager) => {
         // Under the collection's lock: waits for a build of this index in progress.
         if (!(await this.list(manager)).some((i) => i.name === name)) return;
-        await manager.query(`DROP INDEX ${this.concurrently()}IF EXISTS ${name}`);
+        await manager.query(this.dropIndexStatement(name));
         dropped = true;
       });
     } finally {
@@ -192,14 +192,15 @@ export class VectorIndexService implements OnModuleInit {
         [uuid, name],
       );
       if (!row.gone || !row.indexed) return;
-      await manager.query(`DROP INDEX ${this.concurrently()}IF EXISTS ${name}`);
+      await manager.query(this.dropIndexStatement(name));
       dropped = true;
     });
     return dropped;
   }
 
-  private concurrently(): string {
-    return this.config.database.mode === 'server' ? 'CONCURRENTLY ' : '';
+  /** DROP INDEX of a managed index (a name built by vectorIndexName), CONCURRENTLY on a server. */
+  private dropIndexStatement(name: string): string {
+    return `DROP INDEX ${this.config.database.mode === 'server' ? 'CONCURRENTLY ' : ''}IF EXISTS ${name}`;
   }
 
   /**

@@ -1,7 +1,7 @@
 import { BadRequestException, Inject, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { containsNul } from '../common/validation.js';
+import { assertNoNulInJson } from '../common/validation.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { ChunkStore, retryOnOwnerChange } from './chunk.store.js';
 import type { CreateEmbeddingsDto, CreateEmbeddingsResponseDto, EmbeddingResponseDto } from './dto/embedding.dto.js';
@@ -37,9 +37,7 @@ export class EmbeddingsService {
     const metadataJson = dto.items.map((item, i) => {
       const json = JSON.stringify(item.metadata ?? {});
       // JSON.stringify writes U+0000 as the escape \u0000: without that text there is none to look for.
-      if (json.includes('\\u0000') && containsNul(item.metadata)) {
-        throw new BadRequestException(`items.${i}.metadata must not contain NUL characters`);
-      }
+      if (json.includes('\\u0000')) assertNoNulInJson(item.metadata, `items.${i}.metadata`);
       if (json.length > MAX_METADATA_CHARS) {
         throw new BadRequestException(`items.${i}.metadata must be at most ${MAX_METADATA_CHARS} characters as JSON`);
       }
