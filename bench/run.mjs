@@ -12,8 +12,10 @@
 // The service is `node dist/src/main.js` (build first: npm run build); the comparisons run in
 // bench/lib/floor.mjs, another child process; load comes from this process, over loopback.
 // BENCH_SERVICE_NODE_ARGS: node flags for the service (for --cpu-prof; see docs/PERFORMANCE.md).
+// BENCH_TRACE_DIR=/tmp/trace: every child's whole output goes to <dir>/<child>-<pid>.log (for
+//   --trace-gc), and each ingest batch's start time, latency and writer to <dir>/ingest-batches.tsv.
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -177,7 +179,11 @@ class Child {
     this.started = now();
     this.proc = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(this.proc);
+    const trace = process.env.BENCH_TRACE_DIR
+      ? createWriteStream(join(process.env.BENCH_TRACE_DIR, `${name.replace(/\W+/g, '-')}-${this.proc.pid}.log`))
+      : null;
     const keep = (chunk) => {
+      trace?.write(chunk);
       this.output = (this.output + chunk.toString()).slice(-20_000);
     };
     this.proc.stdout.on('data', keep);
@@ -465,6 +471,11 @@ async function ingestScenario() {
     const t0 = now();
     const res = await request('POST', `${service.url}/embeddings`, body);
     const ms = now() - t0;
+    if (process.env.BENCH_TRACE_DIR) {
+      // Start in the service's clock (ms since its spawn), to line up with its --trace-gc output.
+      const line = `${(t0 - service.started).toFixed(0)}\t${ms.toFixed(1)}\t${base64 ? 'base64' : 'json'}\t${from}\n`;
+      appendFileSync(join(process.env.BENCH_TRACE_DIR, 'ingest-batches.tsv'), line);
+    }
     if (res.status !== 201)
       throw new Error(`POST /embeddings → ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`);
     return ms;

@@ -176,6 +176,28 @@ export interface TotalChunksChange {
 }
 
 /**
+ * Sets documents.total_chunks of the documents named in $1 to the number of chunks naming each,
+ * where it differs, and returns them with the value before and after.
+ *
+ * One count per document, a subquery the planner runs as a lookup in idx_embedding_document_id
+ * whatever the statistics say (a scan per document never costs less). As a join it was planned
+ * from statistics: while a table fills faster than autovacuum analyzes it, the planner took each
+ * document for 0.5 % of the chunks and hashed a scan of the whole table, on every write (90–260 ms
+ * a batch at 36,000 chunks, where the lookups take 2 ms; docs/PERFORMANCE.md). MATERIALIZED: each
+ * count once, not once per reference to it.
+ */
+export const RECOUNT_DOCUMENTS_SQL = `WITH c AS MATERIALIZED (
+   SELECT d2.document_id, d2.total_chunks AS before,
+          (SELECT count(*) FROM langchain_pg_embedding e
+            WHERE e.cmetadata->>'document_id' = d2.document_id)::int AS n
+     FROM documents d2
+    WHERE d2.document_id = ANY($1))
+ UPDATE documents d SET total_chunks = c.n
+   FROM c
+  WHERE d.document_id = c.document_id AND d.total_chunks IS DISTINCT FROM c.n
+  RETURNING d.document_id AS "documentId", c.before AS "before", c.n AS "after"`;
+
+/**
  * SQL over LangChain's tables, shared by the documents and embeddings services. Every method takes
  * the EntityManager of the caller's transaction: the services own the transactions, this class
  * owns the statements. Writes go the way LangChain writes (string ids, `ON CONFLICT (id) DO UPDATE`).
@@ -491,17 +513,7 @@ export class ChunkStore {
     const ids = [...new Set(documentIds)];
     if (ids.length === 0) return [];
     // TypeORM returns [rows, affected] for an UPDATE.
-    const [changes] = await manager.query<[TotalChunksChange[], number]>(
-      `UPDATE documents d SET total_chunks = c.n
-         FROM (SELECT d2.document_id, d2.total_chunks AS before, count(e.id)::int AS n
-                 FROM documents d2
-                 LEFT JOIN langchain_pg_embedding e ON e.cmetadata->>'document_id' = d2.document_id
-                WHERE d2.document_id = ANY($1)
-                GROUP BY d2.document_id, d2.total_chunks) c
-        WHERE d.document_id = c.document_id AND d.total_chunks IS DISTINCT FROM c.n
-        RETURNING d.document_id AS "documentId", c.before AS "before", c.n AS "after"`,
-      [ids],
-    );
+    const [changes] = await manager.query<[TotalChunksChange[], number]>(RECOUNT_DOCUMENTS_SQL, [ids]);
     return changes;
   }
 }
