@@ -176,26 +176,48 @@ export interface TotalChunksChange {
 }
 
 /**
- * Sets documents.total_chunks of the documents named in $1 to the number of chunks naming each,
- * where it differs, and returns them with the value before and after.
- *
- * One count per document, a subquery the planner runs as a lookup in idx_embedding_document_id
- * whatever the statistics say (a scan per document never costs less). As a join it was planned
- * from statistics: while a table fills faster than autovacuum analyzes it, the planner took each
- * document for 0.5 % of the chunks and hashed a scan of the whole table, on every write (90–260 ms
- * a batch at 36,000 chunks, where the lookups take 2 ms; docs/PERFORMANCE.md). MATERIALIZED: each
+ * The documents named in $1, each with its total_chunks (`before`) and the number of chunks naming it
+ * (`n`): one count per document, a subquery the planner runs as a lookup in idx_embedding_document_id
+ * whatever the statistics say (a scan per document never costs less). As a join it was planned from
+ * statistics: while a table fills faster than autovacuum analyzes it, the planner took each
+ * document for 0.5 % of the chunks and hashed a scan of the whole table, on every write (90–260 ms a
+ * batch at 36,000 chunks, where the lookups take 2 ms; docs/PERFORMANCE.md). MATERIALIZED: each
  * count once, not once per reference to it.
  */
-export const RECOUNT_DOCUMENTS_SQL = `WITH c AS MATERIALIZED (
+const COUNTS_OF_DOCUMENTS_CTE = `c AS MATERIALIZED (
    SELECT d2.document_id, d2.total_chunks AS before,
           (SELECT count(*) FROM langchain_pg_embedding e
             WHERE e.cmetadata->>'document_id' = d2.document_id)::int AS n
      FROM documents d2
-    WHERE d2.document_id = ANY($1))
+    WHERE d2.document_id = ANY($1))`;
+
+/**
+ * Sets documents.total_chunks of the documents named in $1 to the number of chunks naming each,
+ * where it differs, and returns them with the value before and after.
+ */
+export const RECOUNT_DOCUMENTS_SQL = `WITH ${COUNTS_OF_DOCUMENTS_CTE}
  UPDATE documents d SET total_chunks = c.n
    FROM c
   WHERE d.document_id = c.document_id AND d.total_chunks IS DISTINCT FROM c.n
   RETURNING d.document_id AS "documentId", c.before AS "before", c.n AS "after"`;
+
+/** Of the documents named in $1, those whose total_chunks differs from their chunks, with both values. */
+export const MISMATCHES_OF_DOCUMENTS_SQL = `WITH ${COUNTS_OF_DOCUMENTS_CTE}
+ SELECT c.document_id AS "documentId", c.before AS "before", c.n AS "after"
+   FROM c
+  WHERE c.before IS DISTINCT FROM c.n`;
+
+/**
+ * Every document whose total_chunks differs from its chunks, with both values: one scan of the
+ * chunk table grouped by document_id.
+ */
+const ALL_MISMATCHES_SQL = `SELECT d.document_id AS "documentId", d.total_chunks AS "before", coalesce(p.n, 0)::int AS "after"
+   FROM documents d
+   LEFT JOIN (SELECT cmetadata->>'document_id' AS document_id, count(*)::int AS n
+                FROM langchain_pg_embedding
+               GROUP BY 1) p ON p.document_id = d.document_id
+  WHERE d.document_id IS NOT NULL -- a legacy row before AlignLegacySchema may lack one: no chunk can name it
+    AND d.total_chunks IS DISTINCT FROM coalesce(p.n, 0)`;
 
 /**
  * SQL over LangChain's tables, shared by the documents and embeddings services. Every method takes
@@ -481,27 +503,16 @@ export class ChunkStore {
 
   /**
    * The documents whose total_chunks differs from the number of chunks that name them, with both
-   * values, in no particular order: among `documentIds`, or among every document when null. Without
-   * ids it is one scan of the chunk table grouped by document_id (0.6–0.7 s at a million chunks of
-   * 384 dimensions, a 2 GB table, on the benchmark machine); it counts the chunks rather than reading
-   * chunk_counts, whose triggers an operator may have disabled. No locks: recountDocuments, under
-   * lockDocuments, makes the change.
+   * values, in no particular order: among `documentIds` (one index lookup each), or among every
+   * document when null. Without ids it is one scan of the chunk table grouped by document_id
+   * (0.6–0.7 s at a million chunks of 384 dimensions, a 2 GB table, on the benchmark machine); it
+   * counts the chunks rather than reading chunk_counts, whose triggers an operator may have
+   * disabled. No locks: recountDocuments, under lockDocuments, makes the change.
    */
-  async totalChunksMismatches(manager: EntityManager, documentIds: string[] | null): Promise<TotalChunksChange[]> {
-    // With ids, both filters are index lookups (ix_documents_document_id, idx_embedding_document_id);
-    // null folds `$1 IS NULL` to true in the plan made for this execution.
-    return manager.query<TotalChunksChange[]>(
-      `SELECT d.document_id AS "documentId", d.total_chunks AS "before", coalesce(p.n, 0)::int AS "after"
-         FROM documents d
-         LEFT JOIN (SELECT cmetadata->>'document_id' AS document_id, count(*)::int AS n
-                      FROM langchain_pg_embedding
-                     WHERE $1::text[] IS NULL OR cmetadata->>'document_id' = ANY($1::text[])
-                     GROUP BY 1) p ON p.document_id = d.document_id
-        WHERE ($1::text[] IS NULL OR d.document_id = ANY($1::text[]))
-          AND d.document_id IS NOT NULL -- a legacy row before AlignLegacySchema may lack one: no chunk can name it
-          AND d.total_chunks IS DISTINCT FROM coalesce(p.n, 0)`,
-      [documentIds],
-    );
+  totalChunksMismatches(manager: EntityManager, documentIds: string[] | null): Promise<TotalChunksChange[]> {
+    return documentIds
+      ? manager.query<TotalChunksChange[]>(MISMATCHES_OF_DOCUMENTS_SQL, [documentIds])
+      : manager.query<TotalChunksChange[]>(ALL_MISMATCHES_SQL);
   }
 
   /**
