@@ -148,6 +148,62 @@ describe('Input validation (NUL, null, prototype-named keys)', () => {
     });
   });
 
+  describe('unpaired UTF-16 surrogates', () => {
+    // A JSON "\ud800" escape parses to a lone surrogate, which UTF-8 cannot encode: the driver used
+    // to store U+FFFD in its place, so the text read back differed from the one sent.
+    const UNPAIRED = 'must not contain unpaired UTF-16 surrogates';
+
+    it('refuses one in a stored string with a 400 naming the field, and writes nothing', async () => {
+      const cases: Array<[string, Record<string, unknown>, string]> = [
+        ['/embeddings', { items: [{ id: 's0', content: 'a\ud800b', embedding: [1, 0] }] }, 'items.0.content'],
+        [
+          '/embeddings',
+          {
+            items: [
+              { id: 's1', content: 'fine', embedding: [1, 0] },
+              { id: 's2', content: '\udc00 low first', embedding: [0, 1] },
+            ],
+          },
+          'items.1.content',
+        ],
+        ['/embeddings', { items: [{ id: 's3\ud83d', content: 'a', embedding: [1, 0] }] }, 'items.0.id'],
+        [
+          '/documents',
+          { ...base, documentId: 'ds', documentName: 'x', chunks: [{ content: 'end \ud83d', embedding: [1, 0] }] },
+          'chunks.0.content',
+        ],
+        ['/documents', { ...base, documentId: 'ds', documentName: 'x\udfff' }, 'documentName'],
+        ['/documents/ingest', { text: 'hello \ud800', documentType: 'law', category: 'x' }, 'text'],
+        // In JSON metadata, a key or a value at any depth.
+        [
+          '/embeddings',
+          { items: [{ id: 's4', content: 'a', embedding: [1, 0], metadata: { a: [{ b: 'x\ud800' }] } }] },
+          'items.0.metadata',
+        ],
+        [
+          '/documents',
+          { ...base, documentId: 'ds', documentName: 'x', chunks: [{ content: 'x', metadata: { 'k\udc00': 1 } }] },
+          'chunks.0.metadata',
+        ],
+        ['/collections', { name: 'cs', metadata: { k: '\ud800' } }, 'metadata'],
+      ];
+      for (const [url, body, field] of cases) {
+        await expectRefused('post', url, body, 400, `${field} ${UNPAIRED}`);
+      }
+      await request(t.server).get('/documents/ds').expect(404);
+    });
+
+    it('stores a surrogate pair (an emoji) exactly as sent', async () => {
+      await request(t.server)
+        .post('/embeddings')
+        .send({ collection: 'emoji', items: [{ id: 'emoji', content: 'grinning \ud83d\ude00', embedding: [1, 0] }] })
+        .expect(201);
+      const res = await request(t.server).get('/embeddings/emoji').expect(200);
+      expect(res.body.content).toBe('grinning 😀');
+      await request(t.server).delete('/embeddings/emoji').expect(204);
+    });
+  });
+
   describe('all-zero vectors', () => {
     const ZERO =
       'must not be all zeros, or so close to it that its float32 norm underflows: its cosine distance to any vector is undefined';

@@ -206,33 +206,58 @@ export class JsonPreservingValidationPipe extends ValidationPipe {
   }
 }
 
-/** PostgreSQL text cannot hold U+0000: reject it as a 400 rather than let the insert fail. */
-export function NoNul(options?: ValidationOptions): PropertyDecorator {
+/**
+ * Text PostgreSQL can store as sent: without U+0000, which text cannot hold (the insert would fail),
+ * and without unpaired UTF-16 surrogates (a JSON `"\ud800"` escape), which UTF-8 cannot encode: the
+ * driver would write U+FFFD in their place and the stored text would differ from the one sent. A 400
+ * naming the property and the problem.
+ */
+export function StorableText(options?: ValidationOptions): PropertyDecorator {
   return ValidateBy(
     {
-      name: 'noNul',
+      name: 'storableText',
       validator: {
-        validate: (value: unknown) => typeof value !== 'string' || !value.includes('\u0000'),
-        defaultMessage: buildMessage((each) => `${each}$property must not contain NUL characters`, options),
+        validate: (value: unknown) => typeof value !== 'string' || textProblem(value) === null,
+        defaultMessage: buildMessage(
+          (each, args) => `${each}$property ${textProblem(String(args?.value)) ?? 'must be storable text'}`,
+          options,
+        ),
       },
     },
     options,
   );
 }
 
-/** True when a key or string value anywhere in a JSON value holds U+0000, which PostgreSQL text and jsonb reject. */
-export function containsNul(value: unknown): boolean {
-  if (typeof value === 'string') return value.includes('\u0000');
-  if (Array.isArray(value)) return value.some(containsNul);
-  if (value !== null && typeof value === 'object') {
-    return Object.entries(value).some(([k, v]) => k.includes('\u0000') || containsNul(v));
-  }
-  return false;
+/** What keeps a string from being stored as sent (see StorableText), or null when nothing does. */
+function textProblem(text: string): string | null {
+  if (text.includes('\u0000')) return 'must not contain NUL characters';
+  return text.isWellFormed() ? null : 'must not contain unpaired UTF-16 surrogates';
 }
 
-/** The 400 for a JSON value (metadata) at `field` that holds U+0000, before anything is written. */
-export function assertNoNulInJson(value: unknown, field: string): void {
-  if (containsNul(value)) throw new BadRequestException(`${field} must not contain NUL characters`);
+/** The first key or string value anywhere in a JSON value that cannot be stored as sent, and why. */
+function jsonTextProblem(value: unknown): string | null {
+  if (typeof value === 'string') return textProblem(value);
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const problem = jsonTextProblem(item);
+      if (problem) return problem;
+    }
+  } else if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      const problem = textProblem(key) ?? jsonTextProblem(item);
+      if (problem) return problem;
+    }
+  }
+  return null;
+}
+
+/**
+ * The 400 for a JSON value (metadata) at `field` with a key or string PostgreSQL's jsonb cannot
+ * hold: U+0000, or an unpaired surrogate. Before anything is written.
+ */
+export function assertStorableJson(value: unknown, field: string): void {
+  const problem = jsonTextProblem(value);
+  if (problem) throw new BadRequestException(`${field} ${problem}`);
 }
 
 /**

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
 import { DataSource, type EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
-import { assertNoNulInJson } from '../common/validation.js';
+import { assertStorableJson } from '../common/validation.js';
 import { PREPARED_STATEMENTS, ReadReplicas } from '../database/read-replicas.service.js';
 import { ChunkOwnerChangedException, ChunkStore, type TotalChunksChange } from '../embeddings/chunk.store.js';
 import { DocumentEntity, isDocumentIdConflict } from './document.entity.js';
@@ -137,7 +137,7 @@ export class DocumentsService {
       throw new BadRequestException(`chunks must contain at most ${maxBatch} items (got ${drafts.length})`);
     }
     // jsonb cannot hold U+0000: a 400 naming the chunk, before anything is written.
-    drafts.forEach((chunk, i) => assertNoNulInJson(chunk.metadata, `chunks.${i}.metadata`));
+    drafts.forEach((chunk, i) => assertStorableJson(chunk.metadata, `chunks.${i}.metadata`));
     const documentId = dto.documentId ?? randomUUID();
     const status = dto.status ?? 'active';
     return this.dataSource

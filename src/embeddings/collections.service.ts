@@ -1,7 +1,7 @@
 import { ConflictException, Injectable, Logger, NotFoundException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
-import { assertNoNulInJson } from '../common/validation.js';
+import { assertStorableJson } from '../common/validation.js';
 import { ReadReplicas } from '../database/read-replicas.service.js';
 import { ChunkOwnerChangedException, ChunkStore, retryOnOwnerChange } from './chunk.store.js';
 import type { CollectionResponseDto, CreateCollectionDto } from './dto/collection.dto.js';
@@ -58,7 +58,7 @@ export class CollectionsService {
 
   async create(dto: CreateCollectionDto): Promise<CollectionResponseDto> {
     // jsonb cannot hold U+0000: a 400 naming the field rather than the database's refusal.
-    assertNoNulInJson(dto.metadata, 'metadata');
+    assertStorableJson(dto.metadata, 'metadata');
     const created = await this.chunks.createCollection(this.dataSource.manager, dto.name, dto.metadata ?? {});
     if (!created) throw new ConflictException(`Collection "${dto.name}" already exists`);
     return { uuid: created.uuid, name: created.name, metadata: created.cmetadata, chunkCount: 0, dimensions: null };

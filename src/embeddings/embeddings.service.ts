@@ -1,7 +1,7 @@
 import { BadRequestException, Inject, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { assertNoNulInJson } from '../common/validation.js';
+import { assertStorableJson } from '../common/validation.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { ChunkStore, retryOnOwnerChange } from './chunk.store.js';
 import type { CreateEmbeddingsDto, CreateEmbeddingsResponseDto, EmbeddingResponseDto } from './dto/embedding.dto.js';
@@ -36,8 +36,9 @@ export class EmbeddingsService {
     // Serialized once: the length check and the upsert use the same text.
     const metadataJson = dto.items.map((item, i) => {
       const json = JSON.stringify(item.metadata ?? {});
-      // JSON.stringify writes U+0000 as the escape \u0000: without that text there is none to look for.
-      if (json.includes('\\u0000')) assertNoNulInJson(item.metadata, `items.${i}.metadata`);
+      // JSON.stringify writes U+0000 as the escape \u0000 and an unpaired surrogate as \udXXX:
+      // without either text there is nothing to look for.
+      if (json.includes('\\u0000') || json.includes('\\ud')) assertStorableJson(item.metadata, `items.${i}.metadata`);
       if (json.length > MAX_METADATA_CHARS) {
         throw new BadRequestException(`items.${i}.metadata must be at most ${MAX_METADATA_CHARS} characters as JSON`);
       }

@@ -13,7 +13,7 @@ import {
   MinLength,
 } from 'class-validator';
 import { IsCollectionName } from '../../embeddings/dto/collection.dto.js';
-import { IsJsonObject, IsOptionalNotNull, NoNul } from '../../common/validation.js';
+import { IsJsonObject, IsOptionalNotNull, StorableText } from '../../common/validation.js';
 import {
   IsVector,
   VECTOR_INPUT_DESCRIPTION,
@@ -49,7 +49,7 @@ export class AskRequestDto {
   @MinLength(1)
   @MaxLength(MAX_QUESTION_LENGTH)
   @Matches(/\S/, { message: 'question must not be blank' })
-  @NoNul()
+  @StorableText()
   question: string;
 
   @ApiPropertyOptional({ minimum: 1, maximum: MAX_K, default: 5, description: 'Number of chunks to return' })

@@ -81,8 +81,6 @@ export const FILTER_OPERATORS: readonly string[] = Object.freeze([...FIELD_OPERA
 
 /** ASCII identifiers only: Python's `str.isidentifier()` also admits non-ASCII letters (see docs). */
 const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** PostgreSQL rejects unpaired surrogates in jsonb (and NUL in text and jsonb): refuse them up front. */
-const UNPAIRED_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 type Scalar = string | number | boolean | null;
 
@@ -316,7 +314,8 @@ class FilterCompiler {
   }
 
   private storableText(value: string, path: string): string {
-    if (value.includes('\u0000') || UNPAIRED_SURROGATE.test(value)) {
+    // PostgreSQL rejects unpaired surrogates in jsonb (and NUL in text and jsonb): refuse them up front.
+    if (value.includes('\u0000') || !value.isWellFormed()) {
       fail(path, 'Strings must not contain NUL characters or unpaired surrogates');
     }
     const probe = this.rejectSqlProbes ? findSqlProbe(value) : undefined;

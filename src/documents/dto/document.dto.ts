@@ -16,7 +16,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { IsCollectionName } from '../../embeddings/dto/collection.dto.js';
-import { IsOptionalNotNull, NoNul } from '../../common/validation.js';
+import { IsOptionalNotNull, StorableText } from '../../common/validation.js';
 import { EmbeddingItemDto } from '../../embeddings/dto/embedding.dto.js';
 import { DOCUMENT_STATUSES, type DocumentStatus } from '../document.entity.js';
 
@@ -51,35 +51,35 @@ export class CreateDocumentDto {
   @IsOptionalNotNull()
   @IsString()
   @Matches(/^\S{1,255}$/, { message: 'documentId must be 1-255 characters without whitespace' })
-  @NoNul()
+  @StorableText()
   documentId?: string;
 
   @ApiProperty({ example: 'Luật Đất đai 2024', maxLength: 10_000 })
   @IsString()
   @MinLength(1)
   @MaxLength(10_000)
-  @NoNul()
+  @StorableText()
   documentName: string;
 
   @ApiProperty({ example: 'law', maxLength: 50 })
   @IsString()
   @MinLength(1)
   @MaxLength(50)
-  @NoNul()
+  @StorableText()
   documentType: string;
 
   @ApiProperty({ example: 'dat-dai', maxLength: 100 })
   @IsString()
   @MinLength(1)
   @MaxLength(100)
-  @NoNul()
+  @StorableText()
   category: string;
 
   @ApiProperty({ example: '/data/laws/luat-dat-dai-2024.pdf', maxLength: 4096 })
   @IsString()
   @MinLength(1)
   @MaxLength(4096)
-  @NoNul()
+  @StorableText()
   sourceFile: string;
 
   @ApiPropertyOptional({ example: 'luat-dat-dai-2024.pdf', description: 'Basename of sourceFile when absent' })
@@ -87,7 +87,7 @@ export class CreateDocumentDto {
   @IsString()
   @MinLength(1)
   @MaxLength(1024)
-  @NoNul()
+  @StorableText()
   fileName?: string;
 
   @ApiPropertyOptional({ example: 'active', enum: DOCUMENT_STATUSES, default: 'active' })
@@ -115,7 +115,7 @@ export class UpdateDocumentDto {
   @IsString()
   @MinLength(1)
   @MaxLength(10_000)
-  @NoNul()
+  @StorableText()
   documentName?: string;
 
   @ApiPropertyOptional({ example: 'decree', maxLength: 50 })
@@ -123,7 +123,7 @@ export class UpdateDocumentDto {
   @IsString()
   @MinLength(1)
   @MaxLength(50)
-  @NoNul()
+  @StorableText()
   documentType?: string;
 
   @ApiPropertyOptional({ example: 'thue', maxLength: 100 })
@@ -131,7 +131,7 @@ export class UpdateDocumentDto {
   @IsString()
   @MinLength(1)
   @MaxLength(100)
-  @NoNul()
+  @StorableText()
   category?: string;
 
   @ApiPropertyOptional({ example: '/data/laws/new.pdf', maxLength: 4096 })
@@ -139,7 +139,7 @@ export class UpdateDocumentDto {
   @IsString()
   @MinLength(1)
   @MaxLength(4096)
-  @NoNul()
+  @StorableText()
   sourceFile?: string;
 
   @ApiPropertyOptional({ example: 'new.pdf', maxLength: 1024 })
@@ -147,7 +147,7 @@ export class UpdateDocumentDto {
   @IsString()
   @MinLength(1)
   @MaxLength(1024)
-  @NoNul()
+  @StorableText()
   fileName?: string;
 
   @ApiPropertyOptional({ example: 'inactive', enum: DOCUMENT_STATUSES })
@@ -161,14 +161,14 @@ export class ListDocumentsQueryDto {
   @IsOptionalNotNull()
   @IsString()
   @MaxLength(50)
-  @NoNul()
+  @StorableText()
   documentType?: string;
 
   @ApiPropertyOptional({ example: 'dat-dai', maxLength: 100 })
   @IsOptionalNotNull()
   @IsString()
   @MaxLength(100)
-  @NoNul()
+  @StorableText()
   category?: string;
 
   @ApiPropertyOptional({ example: 'active', enum: DOCUMENT_STATUSES })
@@ -184,7 +184,7 @@ export class ListDocumentsQueryDto {
   @IsOptionalNotNull()
   @IsString()
   @MaxLength(255)
-  @NoNul()
+  @StorableText()
   search?: string;
 
   @ApiPropertyOptional({ example: 50, minimum: 1, maximum: 500, default: 50 })
@@ -331,7 +331,7 @@ export class RecountDocumentsDto {
   @IsString({ each: true })
   @MinLength(1, { each: true })
   @MaxLength(255, { each: true })
-  @NoNul({ each: true })
+  @StorableText({ each: true })
   documentIds?: string[];
 
   @ApiPropertyOptional({ example: false, default: false, description: 'Report the differences, change nothing' })

@@ -1,7 +1,7 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsString, Matches } from 'class-validator';
-import { IsJsonObject, IsOptionalNotNull, NoNul } from '../../common/validation.js';
+import { IsJsonObject, IsOptionalNotNull, StorableText } from '../../common/validation.js';
 
 /** Collection names: 1-255 characters without whitespace (the DEFAULT_COLLECTION rule). */
 export const COLLECTION_NAME = /^\S{1,255}$/;
@@ -9,7 +9,7 @@ export const COLLECTION_NAME_MESSAGE = '$property must be 1-255 characters witho
 
 /** A collection name: a string of 1-255 characters without whitespace or NUL (which no stored name holds). */
 export function IsCollectionName(): PropertyDecorator {
-  return applyDecorators(IsString(), Matches(COLLECTION_NAME, { message: COLLECTION_NAME_MESSAGE }), NoNul());
+  return applyDecorators(IsString(), Matches(COLLECTION_NAME, { message: COLLECTION_NAME_MESSAGE }), StorableText());
 }
 
 export class CreateCollectionDto {

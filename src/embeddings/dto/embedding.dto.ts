@@ -11,7 +11,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import os from 'node:os';
-import { IsJsonObject, IsOptionalNotNull, NoNul } from '../../common/validation.js';
+import { IsJsonObject, IsOptionalNotNull, StorableText } from '../../common/validation.js';
 import { IsCollectionName } from './collection.dto.js';
 
 export const MAX_CONTENT_LENGTH = 100_000;
@@ -193,13 +193,13 @@ export class EmbeddingItemDto {
   @IsString()
   @MinLength(1)
   @MaxLength(255)
-  @NoNul()
+  @StorableText()
   id?: string;
 
   @ApiProperty({ example: 'Điều 1. Phạm vi điều chỉnh', maxLength: MAX_CONTENT_LENGTH })
   @IsString()
   @MaxLength(MAX_CONTENT_LENGTH)
-  @NoNul()
+  @StorableText()
   content: string;
 
   @ApiPropertyOptional({

@@ -2,7 +2,7 @@ import { ApiProperty, ApiPropertyOptional, PickType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsString, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
 import { CreateDocumentDto } from '../../documents/dto/document.dto.js';
-import { IsOptionalNotNull, NoNul } from '../../common/validation.js';
+import { IsOptionalNotNull, StorableText } from '../../common/validation.js';
 import { TEXT_FORMATS, type TextFormat } from '../text-extraction.js';
 
 /** Bounds of chunkSize/chunkOverlap in a request (the same as INGEST_CHUNK_SIZE/INGEST_CHUNK_OVERLAP). */
@@ -27,7 +27,7 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
   @IsOptionalNotNull()
   @IsString()
   @Matches(/^\S{1,255}$/, { message: 'documentId must be 1-255 characters without whitespace' })
-  @NoNul()
+  @StorableText()
   documentId?: string;
 
   @ApiPropertyOptional({
@@ -39,7 +39,7 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
   @IsString()
   @MinLength(1)
   @MaxLength(10_000)
-  @NoNul()
+  @StorableText()
   documentName?: string;
 
   @ApiPropertyOptional({
@@ -89,7 +89,7 @@ export class IngestTextDto extends IngestOptionsDto {
   })
   @IsString()
   @MinLength(1, { message: 'text must not be empty' })
-  @NoNul()
+  @StorableText()
   text: string;
 
   @ApiPropertyOptional({
@@ -101,7 +101,7 @@ export class IngestTextDto extends IngestOptionsDto {
   @IsString()
   @MinLength(1)
   @MaxLength(1024)
-  @NoNul()
+  @StorableText()
   fileName?: string;
 
   @ApiPropertyOptional({
