@@ -435,6 +435,44 @@ describe('POST /ask', () => {
       await request(t.server).delete('/collections/openai-3072/vector-index').expect(204);
     });
 
+    it('a halfvec index and components beyond ±65504: 400s naming them, and searches that still answer', async () => {
+      const vector = (seed: number) => Array.from({ length: 2001 }, (_, i) => Math.cos(seed * 1000 + i));
+      const huge = (seed: number) => vector(seed).map((x, i) => (i === 7 ? 70000 : x));
+      const collection = 'halfvec-range';
+      const post = (items: unknown[]) => request(t.server).post('/embeddings').send({ collection, items });
+      await post(
+        [1, 2].map((seed) => ({ id: `hr-${seed}`, content: `chunk ${seed}`, embedding: vector(seed) })),
+      ).expect(201);
+      await post([{ id: 'hr-big', content: 'big', embedding: huge(3) }]).expect(201);
+      // The build meets the big component: a 400 saying so, and no index (not even an invalid one) left.
+      const refused = await request(t.server).put(`/collections/${collection}/vector-index`).expect(400);
+      expect(refused.body.message).toBe(
+        `Collection "${collection}" holds a vector with a component beyond ±65504: above 2000 dimensions HNSW indexes half-precision (halfvec) vectors, which cannot hold it`,
+      );
+      const listed = await request(t.server).get('/vector-indexes').expect(200);
+      expect(JSON.stringify(listed.body)).not.toContain(collection);
+
+      await request(t.server).delete('/embeddings/hr-big').expect(204);
+      await request(t.server).put(`/collections/${collection}/vector-index`).expect(200);
+      const before = await request(t.server).get(`/collections/${collection}`).expect(200);
+      // A write with such a component is a 400 naming the item; nothing of the batch is written.
+      const res = await post([
+        { id: 'hr-ok', content: 'ok', embedding: vector(4) },
+        { id: 'hr-big', content: 'big', embedding: huge(5) },
+      ]).expect(400);
+      expect(res.body.message).toBe(
+        "items.1.embedding has a component beyond ±65504, which the collection's vector index cannot hold: above 2000 dimensions it stores half-precision (halfvec) vectors",
+      );
+      await request(t.server).get('/embeddings/hr-ok').expect(404);
+      expect((await request(t.server).get(`/collections/${collection}`).expect(200)).body).toEqual(before.body);
+      // A query vector the index cannot hold is answered by the exact search, with its answer.
+      const found = await ask({ question: 'x', collection, queryEmbedding: huge(2), k: 2 }).expect(200);
+      const exact = await ask({ question: 'x', collection, queryEmbedding: huge(2), k: 2, exact: true }).expect(200);
+      expect(results(found)).toHaveLength(2);
+      expect(results(found)).toEqual(results(exact));
+      await request(t.server).delete(`/collections/${collection}`).expect(204);
+    });
+
     it('drops the index; search goes back to exact distances', async () => {
       await request(t.server).delete('/collections/docs/vector-index').expect(204);
       await request(t.server).delete('/collections/docs/vector-index').expect(204);

@@ -21,6 +21,7 @@ import {
 import type { AskRequestDto, AskResponseDto, AskResultDto, SearchMode } from './dto/ask.dto.js';
 import { compileLangChainFilter, InvalidFilterError } from './filter/langchain-filter.js';
 import { SearchTargetCache } from './search-target.cache.js';
+import { firstBeyondHalfvec } from './vector-index.js';
 
 export const DEFAULT_K = 5;
 /** pgvector's upper bound for hnsw.ef_search. */
@@ -133,8 +134,10 @@ export class AskService {
       question: dto.question,
       filter: dto.filter,
       // Without the index's expression the planner cannot use the HNSW index: every chunk that
-      // passes the filter is compared, as in a collection that has none.
-      index: dto.exact ? null : target.index,
+      // passes the filter is compared, as in a collection that has none. So too for a query vector a
+      // half-precision index cannot hold (a component beyond ±65504): the cast would fail, the
+      // exact distance does not.
+      index: dto.exact || !fitsIndex(target.index, embedding) ? null : target.index,
       metadataTerms: target.metadataTerms,
     };
     const started = performance.now();
@@ -245,6 +248,11 @@ function assertValidFilter(filter: Record<string, unknown> | undefined, rejectSq
 }
 
 /** pgvector's errors for vectors of two dimensions meeting (a distance, or a cast to vector(N)). */
+/** Whether the query vector can be cast to the index's type (a halfvec index holds up to ±65504). */
+function fitsIndex(index: SearchTarget['index'], embedding: VectorComponents): boolean {
+  return index?.type !== 'halfvec' || firstBeyondHalfvec(embedding) === -1;
+}
+
 function isDimensionError(error: unknown): boolean {
   const message = error instanceof Error ? error.message : '';
   return /different (?:vector|halfvec) dimensions|expected \d+ dimensions, not \d+/.test(message);

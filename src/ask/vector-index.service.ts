@@ -12,6 +12,9 @@ import {
   type HnswBuildOptions,
   VECTOR_INDEX_PREFIX,
   collectionUuidOf,
+  HALFVEC_MAX,
+  isOutOfRangeError,
+  MAX_VECTOR_INDEX_DIMENSIONS,
   vectorIndexName,
   vectorIndexSpec,
   type VectorIndexSpec,
@@ -135,7 +138,16 @@ export class VectorIndexService implements OnModuleInit {
         const existing = (await this.list(manager)).find((i) => i.name === spec.name);
         if (existing?.valid && existing.dimensions === dimensions && existing.type === spec.type) return;
         if (existing) await manager.query(this.dropIndexStatement(spec.name));
-        await manager.query(statement);
+        try {
+          await manager.query(statement);
+        } catch (error) {
+          if (spec.type !== 'halfvec' || !isOutOfRangeError(error)) throw error;
+          // A failed CREATE INDEX CONCURRENTLY leaves its index behind, invalid: drop it.
+          await manager.query(this.dropIndexStatement(spec.name));
+          throw new BadRequestException(
+            `Collection "${collectionName}" holds a vector with a component beyond ±${HALFVEC_MAX}: above ${MAX_VECTOR_INDEX_DIMENSIONS} dimensions HNSW indexes half-precision (halfvec) vectors, which cannot hold it`,
+          );
+        }
         created = true;
       });
     } finally {

@@ -13,6 +13,23 @@
 export const MAX_VECTOR_INDEX_DIMENSIONS = 2000;
 export const MAX_HALFVEC_INDEX_DIMENSIONS = 4000;
 
+/** The largest finite half-precision value: a halfvec index cannot hold a component beyond ±this. */
+export const HALFVEC_MAX = 65504;
+
+/** The index of the first component a half-precision index cannot hold (beyond ±HALFVEC_MAX), or -1. */
+export function firstBeyondHalfvec(components: ArrayLike<number>): number {
+  for (let i = 0; i < components.length; i++) {
+    if (Math.abs(components[i]) > HALFVEC_MAX) return i;
+  }
+  return -1;
+}
+
+/** Whether an error is PostgreSQL's numeric_value_out_of_range (22003), e.g. pgvector's halfvec cast. */
+export function isOutOfRangeError(error: unknown): boolean {
+  const cause = (error as { driverError?: unknown } | null)?.driverError ?? error;
+  return (cause as { code?: unknown } | null)?.code === '22003';
+}
+
 /** Every index this service manages starts with this; schema comparison (db:check) ignores them. */
 export const VECTOR_INDEX_PREFIX = 'ix_embedding_hnsw_';
 

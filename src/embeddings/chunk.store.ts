@@ -1,6 +1,12 @@
 import { BadRequestException, ConflictException, Inject, Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
+import {
+  firstBeyondHalfvec,
+  HALFVEC_MAX,
+  isOutOfRangeError,
+  MAX_VECTOR_INDEX_DIMENSIONS,
+} from '../ask/vector-index.js';
 import { CollectionEntity } from './collection.entity.js';
 import { LITTLE_ENDIAN, type VectorComponents } from './dto/embedding.dto.js';
 import { EMBEDDING_PROVIDER, type EmbeddingProvider } from './providers/embedding-provider.js';
@@ -220,6 +226,21 @@ const ALL_MISMATCHES_SQL = `SELECT d.document_id AS "documentId", d.total_chunks
     AND d.total_chunks IS DISTINCT FROM coalesce(p.n, 0)`;
 
 /**
+ * The 400 for an upsert that failed because a vector has a component beyond ±65504 and the
+ * collection's HNSW index (above 2000 dimensions) stores half precision, naming the first such
+ * `<field>.<i>.embedding`; null for any other failure. Looked for only once the statement failed,
+ * so a write pays nothing for it.
+ */
+function halfvecRangeProblem(error: unknown, rows: ChunkRow[], field: string): BadRequestException | null {
+  if (!isOutOfRangeError(error)) return null;
+  const i = rows.findIndex((r) => firstBeyondHalfvec(r.embedding) !== -1);
+  if (i === -1) return null;
+  return new BadRequestException(
+    `${field}.${i}.embedding has a component beyond ±${HALFVEC_MAX}, which the collection's vector index cannot hold: above ${MAX_VECTOR_INDEX_DIMENSIONS} dimensions it stores half-precision (halfvec) vectors`,
+  );
+}
+
+/**
  * SQL over LangChain's tables, shared by the documents and embeddings services. Every method takes
  * the EntityManager of the caller's transaction: the services own the transactions, this class
  * owns the statements. Writes go the way LangChain writes (string ids, `ON CONFLICT (id) DO UPDATE`).
@@ -427,6 +448,7 @@ export class ChunkStore {
     rows: ChunkRow[],
     lockedDocumentIds: readonly string[],
     metadataJson: string[] = rows.map((r) => JSON.stringify(r.metadata)),
+    field = 'chunks',
   ): Promise<void> {
     if (rows.length === 0) return;
     if (this.vectorTypeOid === undefined) {
@@ -434,8 +456,9 @@ export class ChunkStore {
       this.vectorTypeOid = Number(type.oid);
     }
     // A CTE makes the statement return its count as a plain row on every driver.
-    const [{ written }] = await manager.query<Array<{ written: number }>>(
-      `WITH written AS (
+    const [{ written }] = await manager
+      .query<Array<{ written: number }>>(
+        `WITH written AS (
          INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
          SELECT t.id, $1::uuid, t.embedding, t.document, t.cmetadata::jsonb
            FROM unnest($2::varchar[], $3::vector[], $4::text[], $5::text[]) AS t(id, embedding, document, cmetadata)
@@ -448,24 +471,27 @@ export class ChunkStore {
          RETURNING 1
        )
        SELECT count(*)::int AS written FROM written`,
-      [
-        collectionUuid,
-        encodeTextArray(
-          rows.map((r) => r.id),
-          VARCHAR_OID,
-        ),
-        encodeVectorArray(
-          rows.map((r) => r.embedding),
-          this.vectorTypeOid,
-        ),
-        encodeTextArray(
-          rows.map((r) => r.content),
-          TEXT_OID,
-        ),
-        encodeTextArray(metadataJson, TEXT_OID),
-        lockedDocumentIds,
-      ],
-    );
+        [
+          collectionUuid,
+          encodeTextArray(
+            rows.map((r) => r.id),
+            VARCHAR_OID,
+          ),
+          encodeVectorArray(
+            rows.map((r) => r.embedding),
+            this.vectorTypeOid,
+          ),
+          encodeTextArray(
+            rows.map((r) => r.content),
+            TEXT_OID,
+          ),
+          encodeTextArray(metadataJson, TEXT_OID),
+          lockedDocumentIds,
+        ],
+      )
+      .catch((error: unknown) => {
+        throw halfvecRangeProblem(error, rows, field) ?? error;
+      });
     // A row the condition skipped is neither inserted nor updated.
     if (written !== rows.length) throw new ChunkOwnerChangedException();
   }
