@@ -4,6 +4,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
+import { SEARCH_MODES } from '../ask/dto/ask.dto.js';
 import { APP_CONFIG, type AppConfig, type EmbeddingProviderName } from '../config/app-config.js';
 import { driverPool } from '../database/driver-pool.js';
 import { HttpRequestMetrics } from './http-request-metrics.js';
@@ -67,6 +68,8 @@ export class MetricsService implements OnModuleInit {
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly adapterHost: HttpAdapterHost,
   ) {
+    // Each mode's series from the start, at 0: a rate() over it answers before the first retry.
+    for (const mode of SEARCH_MODES) this.exactRetries.inc({ mode }, 0);
     const primaryPool = () => driverPool(this.dataSource);
     new Gauge({
       name: 'db_pool_connections',
