@@ -168,7 +168,11 @@ export class VectorIndexService implements OnModuleInit {
     try {
       await this.withBuildSession(collection.uuid, async (manager) => {
         // Under the collection's lock: waits for a build of this index in progress.
-        if (!(await this.list(manager)).some((i) => i.name === name)) return;
+        const [{ indexed }] = await manager.query<Array<{ indexed: boolean }>>(
+          `SELECT to_regclass($1) IS NOT NULL AS indexed`,
+          [name],
+        );
+        if (!indexed) return;
         await manager.query(this.dropIndexStatement(name));
         dropped = true;
       });
