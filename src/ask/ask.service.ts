@@ -247,12 +247,12 @@ function assertValidFilter(filter: Record<string, unknown> | undefined, rejectSq
   }
 }
 
-/** pgvector's errors for vectors of two dimensions meeting (a distance, or a cast to vector(N)). */
 /** Whether the query vector can be cast to the index's type (a halfvec index holds up to ±65504). */
 function fitsIndex(index: SearchTarget['index'], embedding: VectorComponents): boolean {
   return index?.type !== 'halfvec' || firstBeyondHalfvec(embedding) === -1;
 }
 
+/** pgvector's errors for vectors of two dimensions meeting (a distance, or a cast to vector(N)). */
 function isDimensionError(error: unknown): boolean {
   const message = error instanceof Error ? error.message : '';
   return /different (?:vector|halfvec) dimensions|expected \d+ dimensions, not \d+/.test(message);

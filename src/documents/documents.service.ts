@@ -136,7 +136,7 @@ export class DocumentsService {
     if (drafts.length > maxBatch) {
       throw new BadRequestException(`chunks must contain at most ${maxBatch} items (got ${drafts.length})`);
     }
-    // jsonb cannot hold U+0000: a 400 naming the chunk, before anything is written.
+    // jsonb cannot hold U+0000 or an unpaired surrogate: a 400 naming the chunk, before anything is written.
     drafts.forEach((chunk, i) => assertStorableJson(chunk.metadata, `chunks.${i}.metadata`));
     const documentId = dto.documentId ?? randomUUID();
     const status = dto.status ?? 'active';
