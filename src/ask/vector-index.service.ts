@@ -103,6 +103,11 @@ export class VectorIndexService implements OnModuleInit {
     if (!collection) throw new NotFoundException(`Collection "${collectionName}" not found`);
     const dimensions = await this.chunks.collectionDimension(this.dataSource.manager, collection.uuid);
     if (dimensions === null) {
+      // A DELETE of the collection that committed since the lookup above left it without vectors
+      // too: that is a 404, not "no vectors yet".
+      if (!(await this.chunks.findCollection(this.dataSource.manager, collectionName))) {
+        throw new NotFoundException(`Collection "${collectionName}" not found`);
+      }
       throw new BadRequestException(
         `Collection "${collectionName}" holds no vectors yet: its dimension is unknown, so no index can be built. Add chunks first`,
       );
