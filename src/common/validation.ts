@@ -217,9 +217,9 @@ export function StorableText(options?: ValidationOptions): PropertyDecorator {
     {
       name: 'storableText',
       validator: {
-        validate: (value: unknown) => typeof value !== 'string' || textProblem(value) === null,
+        validate: (value: unknown) => typeof value !== 'string' || storableTextProblem(value) === null,
         defaultMessage: buildMessage(
-          (each, args) => `${each}$property ${textProblem(String(args?.value)) ?? 'must be storable text'}`,
+          (each, args) => `${each}$property ${storableTextProblem(String(args?.value)) ?? 'must be storable text'}`,
           options,
         ),
       },
@@ -229,14 +229,14 @@ export function StorableText(options?: ValidationOptions): PropertyDecorator {
 }
 
 /** What keeps a string from being stored as sent (see StorableText), or null when nothing does. */
-function textProblem(text: string): string | null {
+export function storableTextProblem(text: string): string | null {
   if (text.includes('\u0000')) return 'must not contain NUL characters';
   return text.isWellFormed() ? null : 'must not contain unpaired UTF-16 surrogates';
 }
 
 /** The first key or string value anywhere in a JSON value that cannot be stored as sent, and why. */
 function jsonTextProblem(value: unknown): string | null {
-  if (typeof value === 'string') return textProblem(value);
+  if (typeof value === 'string') return storableTextProblem(value);
   if (Array.isArray(value)) {
     for (const item of value) {
       const problem = jsonTextProblem(item);
@@ -244,7 +244,7 @@ function jsonTextProblem(value: unknown): string | null {
     }
   } else if (value !== null && typeof value === 'object') {
     for (const [key, item] of Object.entries(value)) {
-      const problem = textProblem(key) ?? jsonTextProblem(item);
+      const problem = storableTextProblem(key) ?? jsonTextProblem(item);
       if (problem) return problem;
     }
   }

@@ -57,7 +57,7 @@ export class CollectionsService {
   }
 
   async create(dto: CreateCollectionDto): Promise<CollectionResponseDto> {
-    // jsonb cannot hold U+0000: a 400 naming the field rather than the database's refusal.
+    // jsonb cannot hold U+0000 or an unpaired surrogate: a 400 naming the field rather than the database's refusal.
     assertStorableJson(dto.metadata, 'metadata');
     const created = await this.chunks.createCollection(this.dataSource.manager, dto.name, dto.metadata ?? {});
     if (!created) throw new ConflictException(`Collection "${dto.name}" already exists`);

@@ -8,6 +8,7 @@
  * `column` expression and fixed keywords are spliced. See docs/FILTERS.md.
  */
 
+import { storableTextProblem } from '../../common/validation.js';
 import { findSqlProbe } from './sql-probe.js';
 
 export class InvalidFilterError extends Error {
@@ -315,7 +316,7 @@ class FilterCompiler {
 
   private storableText(value: string, path: string): string {
     // PostgreSQL rejects unpaired surrogates in jsonb (and NUL in text and jsonb): refuse them up front.
-    if (value.includes('\u0000') || !value.isWellFormed()) {
+    if (storableTextProblem(value) !== null) {
       fail(path, 'Strings must not contain NUL characters or unpaired surrogates');
     }
     const probe = this.rejectSqlProbes ? findSqlProbe(value) : undefined;

@@ -7,7 +7,7 @@ import { IsJsonObject, IsOptionalNotNull, StorableText } from '../../common/vali
 export const COLLECTION_NAME = /^\S{1,255}$/;
 export const COLLECTION_NAME_MESSAGE = '$property must be 1-255 characters without whitespace';
 
-/** A collection name: a string of 1-255 characters without whitespace or NUL (which no stored name holds). */
+/** A collection name: 1-255 characters without whitespace, NUL or unpaired surrogates (which no stored name holds). */
 export function IsCollectionName(): PropertyDecorator {
   return applyDecorators(IsString(), Matches(COLLECTION_NAME, { message: COLLECTION_NAME_MESSAGE }), StorableText());
 }
