@@ -143,23 +143,27 @@ export class ChunkSearchRepository {
     const filter = searchFilter(query, 4);
     // MATERIALIZED + outer ORDER BY: with pgvector's relaxed_order iterative scan the index may
     // return rows slightly out of order; the outer sort restores exact order over the k rows.
-    // The ranking carries only id and distance: an exact search sorts every chunk that passes the
-    // filter, and copying each one's text and metadata into the sort cost more than fetching the
-    // k winners again by primary key. A chunk without a vector has a NULL distance, which sorts
-    // after every other: dropping it after the LIMIT gives the same rows as testing
-    // `embedding IS NOT NULL` on every chunk the filter passes, which took 0.2 ms of a 17 ms exact
-    // search over 19,857 of them.
+    // The ranking carries only each row's ctid and distance: an exact search sorts every chunk
+    // that passes the filter, and copying each one's text and metadata into the sort cost more than
+    // fetching the k winners again. It fetches them by ctid (a TID scan), not by primary key:
+    // carrying the varchar id through the sort and probing the primary key took 0.8 ms more of a
+    // 17 ms exact search over 19,857 chunks (docs/PERFORMANCE.md). A ctid names the same row
+    // version for the whole statement, since both parts read with one snapshot; and it is unique
+    // because the chunk table is a plain table (its migrations build indexes CONCURRENTLY, which a
+    // partitioned table refuses). A chunk without a vector has a NULL distance, which sorts after
+    // every other: dropping it after the LIMIT gives the same rows as testing
+    // `embedding IS NOT NULL` on every chunk the filter passes, which took 0.2 ms of the 17.
     const rows = await manager.query<HitRow[]>(
       `WITH hits AS MATERIALIZED (
-         SELECT e.id, ${distance} AS distance
+         SELECT e.ctid AS tid, ${distance} AS distance
            FROM langchain_pg_embedding e
           WHERE e.collection_id = $2 AND (${filter.sql})
           ORDER BY ${distance}
           LIMIT $3)
        SELECT e.id, e.document, e.cmetadata, (1 - h.distance)::float8 AS score
-         FROM hits h JOIN langchain_pg_embedding e ON e.id = h.id
+         FROM hits h JOIN langchain_pg_embedding e ON e.ctid = h.tid
         WHERE h.distance IS NOT NULL
-        ORDER BY h.distance, h.id`,
+        ORDER BY h.distance, e.id`,
       [encodeVector(query.embedding), query.collectionUuid, query.k, ...filter.params],
     );
     return rows.map(toHit);
