@@ -1,3 +1,5 @@
+import { sqlState } from '../database/connection-errors.js';
+
 /**
  * The shape of a per-collection HNSW index, shared by the index command (which builds it) and the
  * search query (which must repeat its expression exactly, or the planner cannot use it).
@@ -26,8 +28,7 @@ export function firstBeyondHalfvec(components: ArrayLike<number>): number {
 
 /** Whether an error is PostgreSQL's numeric_value_out_of_range (22003), e.g. pgvector's halfvec cast. */
 export function isOutOfRangeError(error: unknown): boolean {
-  const cause = (error as { driverError?: unknown } | null)?.driverError ?? error;
-  return (cause as { code?: unknown } | null)?.code === '22003';
+  return sqlState(error) === '22003';
 }
 
 /** Every index this service manages starts with this; schema comparison (db:check) ignores them. */

@@ -3,7 +3,7 @@ import type { FastifyReply } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import pg from 'pg';
 import { QueryFailedError } from 'typeorm';
-import { isConnectionFailure } from '../database/connection-errors.js';
+import { isConnectionFailure, sqlState } from '../database/connection-errors.js';
 import { redactConnectionStrings } from '../observability/redact.js';
 
 /** PostgreSQL error codes a client can cause, with the status and a message that carries no SQL. */
@@ -66,23 +66,17 @@ export class DatabaseExceptionFilter implements ExceptionFilter {
           : (response as Record<string, unknown>);
       return [exception.getStatus(), body];
     }
-    if (exception instanceof QueryFailedError) {
-      const code = (exception.driverError as { code?: string } | undefined)?.code ?? '';
-      const known = CLIENT_ERRORS[code];
-      if (known) {
-        const [status, message] = known;
-        if (status >= 500) this.logger.warn(`${message} (SQLSTATE ${code})`);
-        return [status, standardBody(status, message)];
-      }
-    }
-    // A server refusing a new connection (starting up, shutting down, too many clients) fails the
-    // pool's connect with a pg DatabaseError, not a QueryFailedError: same SQLSTATEs, same 503s.
-    if (exception instanceof pg.DatabaseError) {
-      const known = CLIENT_ERRORS[exception.code ?? ''];
-      if (known && known[0] >= 500) {
-        this.logger.warn(`${known[1]} (SQLSTATE ${exception.code})`);
-        return [known[0], standardBody(known[0], known[1])];
-      }
+    // A failed statement's SQLSTATE (QueryFailedError) gives its status. A server refusing a new
+    // connection (starting up, shutting down, too many clients) fails the pool's connect with a pg
+    // DatabaseError instead: its SQLSTATEs give the same 503s, but never a 4xx, which only a
+    // statement can cause.
+    const code =
+      exception instanceof QueryFailedError || exception instanceof pg.DatabaseError ? sqlState(exception) : undefined;
+    const known = code === undefined ? undefined : CLIENT_ERRORS[code];
+    if (known && (exception instanceof QueryFailedError || known[0] >= 500)) {
+      const [status, message] = known;
+      if (status >= 500) this.logger.warn(`${message} (SQLSTATE ${code})`);
+      return [status, standardBody(status, message)];
     }
     // Logged, never sent: a driver message may quote a connection string, so its password goes.
     const message = redactConnectionStrings(exception instanceof Error ? exception.message : String(exception));

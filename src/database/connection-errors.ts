@@ -20,6 +20,19 @@ const CONNECTION_MESSAGES =
   /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Driver not Connected|query runner (was )?already released/i;
 
 /**
+ * The SQLSTATE PostgreSQL sent with an error (of a statement, or of a connection it refused):
+ * read from TypeORM's QueryFailedError (its driverError) or from pg's own error. Undefined for any
+ * other error, including the socket's (ECONNREFUSED is not a SQLSTATE). The one place that knows
+ * where the code sits: callers compare it with the SQLSTATE they handle.
+ */
+export function sqlState(error: unknown): string | undefined {
+  // Duck-typed, as below: the error may come from another realm (jest's module sandbox).
+  const cause = (error as { driverError?: unknown } | null)?.driverError ?? error;
+  const code = (cause as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/**
  * True for failures of the connection (refused, timed out, dropped, server shutting down), which
  * another server may not have; false for errors of the query itself (22P02, 23505…), which would
  * fail the same way anywhere and must not be retried. The one test of "the database is

@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type pg from 'pg';
 import { DataSource, type EntityManager, QueryFailedError } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
-import { isConnectionFailure } from './connection-errors.js';
+import { isConnectionFailure, sqlState } from './connection-errors.js';
 import { buildReplicaDataSourceOptions } from './data-source-options.js';
 import { driverPool } from './driver-pool.js';
 
@@ -315,17 +315,12 @@ function pooledQuery<T>(
  * prepared statement whose result columns an ALTER TABLE has changed since it was prepared.
  */
 function isStalePreparedStatement(error: Error): boolean {
-  return (error as { code?: unknown }).code === '0A000';
+  return sqlState(error) === '0A000';
 }
 
 /** An error the server sent for a statement (it has a SQLSTATE): the connection itself is fine. */
 function isServerError(error: unknown): boolean {
-  return (
-    typeof error === 'object' &&
-    error !== null &&
-    typeof (error as { code?: unknown }).code === 'string' &&
-    /^[0-9A-Z]{5}$/.test((error as { code: string }).code)
-  );
+  return sqlState(error) !== undefined;
 }
 
 /** host:port/database of a postgres URL, without user or password. */

@@ -7,6 +7,7 @@ import {
   QueryFailedError,
   UpdateDateColumn,
 } from 'typeorm';
+import { sqlState } from '../database/connection-errors.js';
 
 export const DOCUMENT_STATUSES = ['active', 'inactive', 'processing', 'expired', 'deleted'] as const;
 export type DocumentStatus = (typeof DOCUMENT_STATUSES)[number];
@@ -91,11 +92,7 @@ export class DocumentEntity {
 
 /** A unique violation of documentId (ix_documents_document_id): a concurrent create won the race. */
 export function isDocumentIdConflict(error: unknown): boolean {
-  if (!(error instanceof QueryFailedError)) return false;
-  const driverError = (error as QueryFailedError<Error>).driverError as
-    { code?: string; constraint?: string } | undefined;
-  return (
-    driverError?.code === '23505' &&
-    (driverError.constraint ?? 'ix_documents_document_id') === 'ix_documents_document_id'
-  );
+  if (!(error instanceof QueryFailedError) || sqlState(error) !== '23505') return false;
+  const { constraint } = error.driverError as { constraint?: string };
+  return (constraint ?? 'ix_documents_document_id') === 'ix_documents_document_id';
 }
