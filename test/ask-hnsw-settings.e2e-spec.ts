@@ -91,6 +91,36 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
     for (const plan of plans) expect(plan).toContain(`Index Scan using ${indexName}`);
   });
 
+  it("ranks hybrid mode's vector candidates once it has them: read from the index, or kept by a top-N sort without it", async () => {
+    const target = (await t.app.get(ChunkSearchRepository).findTarget(t.dataSource.manager, 'graph'))!;
+    const plans: string[] = [];
+    const explaining = {
+      query: async (sql: string, params: unknown[]) => {
+        const rows = await t.dataSource.query<Array<Record<string, string>>>(
+          `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) ${sql}`,
+          params,
+        );
+        plans.push(rows.map((r) => Object.values(r)[0]).join('\n'));
+        return [];
+      },
+    } as unknown as EntityManager;
+    const query = {
+      collectionUuid: target.uuid,
+      embedding: vector(5),
+      k: 5,
+      question: 'chunk',
+      index: target.index,
+      metadataTerms: target.metadataTerms,
+    };
+    const repository = t.app.get(ChunkSearchRepository);
+    await repository.hybridSearch(explaining, query, t.config.search.hybridTextMatchLimit);
+    await repository.hybridSearch(explaining, { ...query, index: null }, t.config.search.hybridTextMatchLimit);
+    const vectorSide = (plan: string) => plan.slice(plan.indexOf('CTE vector_hits'), plan.indexOf('CTE text_query'));
+    expect(vectorSide(plans[0])).toContain(`Index Scan using ${indexName}`);
+    // Exact: the sort keeps the 20 candidates. A window function over the scan had it sort all 3,000.
+    expect(vectorSide(plans[1])).toContain('top-N heapsort');
+  });
+
   it('reads ix_cmetadata_terms for a filter equality: always in an exact search, next to the HNSW index when few chunks pass', async () => {
     const target = (await t.app.get(ChunkSearchRepository).findTarget(t.dataSource.manager, 'graph'))!;
     expect(target.metadataTerms).toBe(true);

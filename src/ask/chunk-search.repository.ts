@@ -189,12 +189,15 @@ export class ChunkSearchRepository {
     const distance = cosineDistance(query.index, 'e.embedding', '$1');
     const filter = searchFilter(query, 8);
     const rows = await manager.query<HitRow[]>(
+      // The candidates are ranked after the LIMIT: a window function over the whole scan made the
+      // planner sort every chunk (100,000: 58 ms, spilling to disk) instead of keeping the top ones.
       `WITH vector_hits AS MATERIALIZED (
-         SELECT e.id, row_number() OVER (ORDER BY ${distance}, e.id) AS rank
-           FROM langchain_pg_embedding e
-          WHERE e.collection_id = $2 AND e.embedding IS NOT NULL AND (${filter.sql})
-          ORDER BY ${distance}, e.id
-          LIMIT $3),
+         SELECT c.id, row_number() OVER (ORDER BY c.distance, c.id) AS rank
+           FROM (SELECT e.id, ${distance} AS distance
+                   FROM langchain_pg_embedding e
+                  WHERE e.collection_id = $2 AND e.embedding IS NOT NULL AND (${filter.sql})
+                  ORDER BY ${distance}, e.id
+                  LIMIT $3) c),
        text_query AS (
          SELECT replace(plainto_tsquery('simple'::regconfig, $4)::text, ' & ', ' | ')::tsquery AS q),
        text_matches AS MATERIALIZED (
