@@ -48,6 +48,17 @@ const askGraph = (t: TestApp, body: Record<string, unknown>) =>
     .send({ question: 'q', collection: 'graph', ...body })
     .expect(200);
 
+/** A stand-in EntityManager whose query() EXPLAINs the statement (`explain` options) and appends the plan's text to `plans`. */
+function explainingManager(t: TestApp, plans: string[], explain = ''): EntityManager {
+  return {
+    query: async (sql: string, params: unknown[]) => {
+      const rows = await t.dataSource.query<Array<Record<string, string>>>(`EXPLAIN ${explain} ${sql}`, params);
+      plans.push(rows.map((r) => Object.values(r)[0]).join('\n'));
+      return [];
+    },
+  } as unknown as EntityManager;
+}
+
 /**
  * hnsw.ef_search caps what one index scan returns, and without pgvector 0.8's iterative scan a
  * filter is applied to those rows only. With SEARCH_HNSW_EF_SEARCH=10, a k above it, or a filter
@@ -68,13 +79,7 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
   it('the planner searches this collection through its index (so the settings below matter)', async () => {
     const target = (await t.app.get(ChunkSearchRepository).findTarget(t.dataSource.manager, 'graph'))!;
     const plans: string[] = [];
-    const explaining = {
-      query: async (sql: string, params: unknown[]) => {
-        const rows = await t.dataSource.query<Array<Record<string, string>>>(`EXPLAIN ${sql}`, params);
-        plans.push(rows.map((r) => Object.values(r)[0]).join('\n'));
-        return [];
-      },
-    } as unknown as EntityManager;
+    const explaining = explainingManager(t, plans);
     const query = {
       collectionUuid: target.uuid,
       embedding: vector(5),
@@ -94,16 +99,7 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
   it("ranks hybrid mode's vector candidates once it has them: read from the index, or kept by a top-N sort without it", async () => {
     const target = (await t.app.get(ChunkSearchRepository).findTarget(t.dataSource.manager, 'graph'))!;
     const plans: string[] = [];
-    const explaining = {
-      query: async (sql: string, params: unknown[]) => {
-        const rows = await t.dataSource.query<Array<Record<string, string>>>(
-          `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) ${sql}`,
-          params,
-        );
-        plans.push(rows.map((r) => Object.values(r)[0]).join('\n'));
-        return [];
-      },
-    } as unknown as EntityManager;
+    const explaining = explainingManager(t, plans, '(ANALYZE, COSTS OFF, TIMING OFF)');
     const query = {
       collectionUuid: target.uuid,
       embedding: vector(5),
@@ -129,14 +125,8 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
       index: typeof target.index,
       { metadataTerms = true, kind = 'rare' } = {},
     ) => {
-      let text = '';
-      const explaining = {
-        query: async (sql: string, params: unknown[]) => {
-          const rows = await t.dataSource.query<Array<Record<string, string>>>(`EXPLAIN ${sql}`, params);
-          text = rows.map((r) => Object.values(r)[0]).join('\n');
-          return [];
-        },
-      } as unknown as EntityManager;
+      const plans: string[] = [];
+      const explaining = explainingManager(t, plans);
       const query = {
         collectionUuid: target.uuid,
         embedding: vector(5),
@@ -150,7 +140,7 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
       await (search === 'vectorSearch'
         ? repository.vectorSearch(explaining, query)
         : repository.hybridSearch(explaining, query, t.config.search.hybridTextMatchLimit));
-      return text;
+      return plans[0];
     };
     // Exact distances: 30 of 3,000 chunks pass, and the GIN index finds them without reading the rest.
     expect(await plan('vectorSearch', null)).toContain('Bitmap Index Scan on ix_cmetadata_terms');
