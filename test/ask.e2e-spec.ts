@@ -146,6 +146,51 @@ describe('POST /ask', () => {
     expect(missing.body.message).toBe('Collection "nope" not found');
   });
 
+  it('returns whole, current results while the chunks it finds are being rewritten', async () => {
+    // The search fetches its winners by ctid, which an upsert changes: the fetch must still find
+    // each winner (the statement reads with one snapshot), in both modes, with and without a filter.
+    const collection = 'churn';
+    const embedding = (i: number) => [1, i / 10, 0.5];
+    const upsert = (round: number) =>
+      request(t.server)
+        .post('/embeddings')
+        .send({
+          collection,
+          items: Array.from({ length: 12 }, (_, i) => ({
+            id: `churn-${i}`,
+            content: `churn ${i} round ${round}`,
+            metadata: { kind: i % 2 === 0 ? 'even' : 'odd' },
+            embedding: embedding(i),
+          })),
+        })
+        .expect(201);
+    await upsert(0);
+    const searches = [
+      [{}, ['churn-0', 'churn-1', 'churn-2', 'churn-3', 'churn-4']],
+      [{ mode: 'hybrid' }, ['churn-0', 'churn-1', 'churn-2', 'churn-3', 'churn-4']],
+      [{ filter: { kind: 'even' } }, ['churn-0', 'churn-2', 'churn-4', 'churn-6', 'churn-8']],
+    ] as const;
+    try {
+      for (let round = 1; round <= 8; round++) {
+        const [, ...answers] = await Promise.all([
+          upsert(round),
+          ...searches.map(([body]) =>
+            ask({ question: 'zzz', collection, queryEmbedding: embedding(0), k: 5, ...body }).expect(200),
+          ),
+        ]);
+        answers.forEach((res, s) => {
+          const found = res.body.results as Array<{ id: string; content: string }>;
+          expect(found.map((r) => r.id)).toEqual(searches[s][1]);
+          for (const r of found)
+            expect(r.content).toMatch(new RegExp(`^${r.id.replace('-', ' ')} round [${round - 1}${round}]$`));
+        });
+      }
+    } finally {
+      // The filter tests below compare /ask with the same filter over every chunk in the table.
+      await request(t.server).delete(`/collections/${collection}`).expect(204);
+    }
+  });
+
   it('leaves out chunks without a vector, even when k asks for more chunks than have one', async () => {
     // LangChain's column is nullable: a chunk may be stored without its vector.
     await t.dataSource.query(
