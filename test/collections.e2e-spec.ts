@@ -97,6 +97,34 @@ describe('Collections API', () => {
     expect(names).toEqual([...names].sort());
   });
 
+  it('reads the counts from chunk_counts, and from the chunks while chunk_counts is absent (AddChunkCounts not applied)', async () => {
+    const listed = async () => {
+      const res = await request(t.server).get('/collections').expect(200);
+      return (res.body as Array<{ name: string }>).find((c) => c.name === 'legacy');
+    };
+    const one = async () => (await request(t.server).get('/collections/legacy').expect(200)).body as unknown;
+    const exact = { uuid: LEGACY, name: 'legacy', metadata: null, chunkCount: 2, dimensions: 3 };
+    // Which one it read shows when the summary is made to disagree with the chunks: nothing but the
+    // triggers writes chunk_counts, so a user never sees this.
+    await t.dataSource.query(`UPDATE chunk_counts SET n = n + 1000 WHERE collection_id = $1`, [LEGACY]);
+    try {
+      expect(await listed()).toEqual({ ...exact, chunkCount: 1002 });
+      expect(await one()).toEqual({ ...exact, chunkCount: 1002 });
+      await t.dataSource.query(`ALTER TABLE chunk_counts RENAME TO chunk_counts_hidden_by_collections_test`);
+      try {
+        // The first statement without it fails (42P01) and is answered by the scan; so are the next.
+        expect(await listed()).toEqual(exact);
+        expect(await one()).toEqual(exact);
+      } finally {
+        await t.dataSource.query(`ALTER TABLE chunk_counts_hidden_by_collections_test RENAME TO chunk_counts`);
+      }
+      expect(await listed()).toEqual({ ...exact, chunkCount: 1002 });
+    } finally {
+      await t.dataSource.query(`UPDATE chunk_counts SET n = n - 1000 WHERE collection_id = $1`, [LEGACY]);
+    }
+    expect(await one()).toEqual(exact);
+  });
+
   it('gets one collection by name, 404 when missing', async () => {
     const res = await request(t.server).get('/collections/legacy').expect(200);
     expect(res.body).toEqual({ uuid: LEGACY, name: 'legacy', metadata: null, chunkCount: 2, dimensions: 3 });
