@@ -233,18 +233,39 @@ function serviceEnv(target, port) {
   return env;
 }
 
-async function startService(target) {
-  const port = await freePort();
-  // Profiling aid: node flags for the service, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-  const flags = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = new Child('service', [...flags, 'dist/src/main.js'], serviceEnv(target, port));
-  child.url = `http://127.0.0.1:${port}`;
-  child.startupMs = await child.ready(`${child.url}/health`);
-  return child;
+/**
+ * `start(port)` on a free port, and again on another when the child found it taken (EADDRINUSE): a
+ * port is free when freePort() closes it, but another process may bind it before the child listens,
+ * such as the embedded database's socket server of the child started beside it.
+ */
+async function onFreePort(name, start) {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    try {
+      return await start(port);
+    } catch (error) {
+      if (attempt >= 3 || !/EADDRINUSE/.test(String(error?.message))) throw error;
+      log(`${name}: port ${port} was taken before it listened; starting it on another`);
+    }
+  }
 }
 
-async function startFloor(target, opts, { migrate = false } = {}) {
-  const port = await freePort();
+function startService(target) {
+  // Profiling aid: node flags for the service, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const flags = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  return onFreePort('service', async (port) => {
+    const child = new Child('service', [...flags, 'dist/src/main.js'], serviceEnv(target, port));
+    child.url = `http://127.0.0.1:${port}`;
+    child.startupMs = await child.ready(`${child.url}/health`);
+    return child;
+  });
+}
+
+function startFloor(target, opts, { migrate = false } = {}) {
+  return onFreePort('floor', (port) => startFloorOn(port, target, opts, migrate));
+}
+
+async function startFloorOn(port, target, opts, migrate) {
   const env = {
     ...process.env,
     BENCH_MIGRATE: migrate ? '1' : '0',
