@@ -70,10 +70,10 @@ export class DatabaseExceptionFilter implements ExceptionFilter {
     // connection (starting up, shutting down, too many clients) fails the pool's connect with a pg
     // DatabaseError instead: its SQLSTATEs give the same 503s, but never a 4xx, which only a
     // statement can cause.
-    const code =
-      exception instanceof QueryFailedError || exception instanceof pg.DatabaseError ? sqlState(exception) : undefined;
+    const ofStatement = exception instanceof QueryFailedError;
+    const code = ofStatement || exception instanceof pg.DatabaseError ? sqlState(exception) : undefined;
     const known = code === undefined ? undefined : CLIENT_ERRORS[code];
-    if (known && (exception instanceof QueryFailedError || known[0] >= 500)) {
+    if (known && (ofStatement || known[0] >= 500)) {
       const [status, message] = known;
       if (status >= 500) this.logger.warn(`${message} (SQLSTATE ${code})`);
       return [status, standardBody(status, message)];
