@@ -484,6 +484,14 @@ describe('Documents API', () => {
       const after = (await request(t.server).patch('/documents/patch-me').send({ fileName: 'z.pdf' }).expect(200)).body;
       expect(after.fileName).toBe('z.pdf');
       expect(new Date(after.updatedAt).getTime()).toBeGreaterThanOrEqual(new Date(before).getTime());
+      // The stored values again: nothing written, updatedAt and the chunks' metadata as they were.
+      const metas = await chunkMetadata(t, 'patch-me');
+      const same = await request(t.server)
+        .patch('/documents/patch-me')
+        .send({ fileName: 'z.pdf', status: after.status, documentType: after.documentType })
+        .expect(200);
+      expect(same.body).toEqual(after);
+      expect(await chunkMetadata(t, 'patch-me')).toEqual(metas);
     });
 
     it.each([

@@ -129,6 +129,43 @@ describe('POST /documents/ingest', () => {
     expect(again.body).toEqual({ ...created, skipped: true });
     expect((await storedChunks(t, 'luat-ong-json')).map((c) => c.id)).toEqual(before.map((c) => c.id));
 
+    // The same text with other fields: the chunks (and vectors) stay, the fields are written to the
+    // document and its chunks' metadata as PATCH writes them.
+    const refiled = await request(t.server)
+      .post('/documents/ingest')
+      .send({ ...body, documentType: 'decree', category: 'thue', status: 'inactive', documentName: 'Nghị định' })
+      .expect(200);
+    expect(refiled.body).toEqual({ ...created, documentName: 'Nghị định', skipped: true });
+    const refiledChunks = await storedChunks(t, 'luat-ong-json');
+    expect(refiledChunks.map((c) => c.id)).toEqual(before.map((c) => c.id));
+    for (const c of refiledChunks) {
+      expect(c.cmetadata).toMatchObject({ document_type: 'decree', category: 'thue', status: 'inactive' });
+      expect(c.cmetadata.processing_metadata).toMatchObject({
+        processing_status: 'inactive',
+        status_change_history: [expect.objectContaining({ from: 'active', to: 'inactive' })],
+      });
+    }
+    const refiledDoc = await request(t.server).get('/documents/luat-ong-json').expect(200);
+    expect(refiledDoc.body).toMatchObject({
+      documentType: 'decree',
+      category: 'thue',
+      status: 'inactive',
+      documentName: 'Nghị định',
+      totalChunks: created.chunks,
+    });
+    // Sent again unchanged: nothing is written, not even updated_at.
+    await request(t.server)
+      .post('/documents/ingest')
+      .send({ ...body, documentType: 'decree', category: 'thue', documentName: 'Nghị định' })
+      .expect(200);
+    const untouched = await request(t.server).get('/documents/luat-ong-json').expect(200);
+    expect(untouched.body).toEqual(refiledDoc.body);
+    expect((await storedChunks(t, 'luat-ong-json'))[0].cmetadata).toEqual(refiledChunks[0].cmetadata);
+    await request(t.server)
+      .post('/documents/ingest')
+      .send({ ...body, status: 'active' })
+      .expect(200);
+
     // Other chunking options make other chunks: not skipped.
     const resized = await request(t.server)
       .post('/documents/ingest')

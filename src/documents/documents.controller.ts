@@ -112,6 +112,8 @@ export class DocumentsController {
   @Patch(':documentId')
   @ApiOperation({
     summary: 'Update document fields; status, documentType and category are written into every chunk too',
+    description:
+      'Only fields whose value differs from the stored one are written: a PATCH that changes nothing leaves updatedAt as it was.',
   })
   @ApiOkResponse({ type: DocumentDto })
   @ApiBadRequestResponse({ description: 'Invalid body, or documentId contains a NUL character' })

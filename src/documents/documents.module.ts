@@ -9,5 +9,6 @@ import { DocumentsService } from './documents.service.js';
   imports: [TypeOrmModule.forFeature([DocumentEntity]), EmbeddingsModule],
   controllers: [DocumentsController],
   providers: [DocumentsService],
+  exports: [DocumentsService],
 })
 export class DocumentsModule {}

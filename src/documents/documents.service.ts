@@ -53,6 +53,9 @@ const PROPAGATE_STATUS = `UPDATE langchain_pg_embedding
                     || jsonb_build_array($4::jsonb)))
   WHERE cmetadata->>'document_id' = $1`;
 
+/** The document fields a PATCH (and a re-ingest) may change. */
+const DOCUMENT_FIELDS = ['documentName', 'documentType', 'category', 'sourceFile', 'fileName', 'status'] as const;
+
 function toDto(e: DocumentEntity): DocumentDto {
   return {
     id: e.id,
@@ -198,35 +201,43 @@ export class DocumentsService {
     return this.dataSource.transaction(async (manager) => {
       await this.chunks.lockDocuments(manager, [documentId]);
       const doc = await this.findOrFail(manager, documentId);
-      const changed: Record<string, string> = {};
-      if (dto.status !== undefined && dto.status !== doc.status) changed.status = dto.status;
-      if (dto.documentType !== undefined && dto.documentType !== doc.documentType) {
-        changed.document_type = dto.documentType;
-      }
-      if (dto.category !== undefined && dto.category !== doc.category) changed.category = dto.category;
-
-      const patch: Partial<DocumentEntity> = {};
-      if (dto.documentName !== undefined) patch.documentName = dto.documentName;
-      if (dto.documentType !== undefined) patch.documentType = dto.documentType;
-      if (dto.category !== undefined) patch.category = dto.category;
-      if (dto.sourceFile !== undefined) patch.sourceFile = dto.sourceFile;
-      if (dto.fileName !== undefined) patch.fileName = dto.fileName;
-      if (dto.status !== undefined) patch.status = dto.status;
-      if (Object.keys(patch).length > 0) await manager.update(DocumentEntity, { id: doc.id }, patch);
-
-      if (changed.status !== undefined) {
-        const entry = { from: doc.status, to: changed.status, changed_at: new Date().toISOString() };
-        await manager.query(PROPAGATE_STATUS, [
-          documentId,
-          JSON.stringify(changed),
-          changed.status,
-          JSON.stringify(entry),
-        ]);
-      } else if (Object.keys(changed).length > 0) {
-        await manager.query(PROPAGATE_FIELDS, [documentId, JSON.stringify(changed)]);
-      }
+      if (!(await this.writeFields(manager, doc, dto))) return toDto(doc);
       return toDto(await this.findOrFail(manager, documentId));
     });
+  }
+
+  /**
+   * Writes the fields of `fields` that differ from `doc` to its row, and a changed status,
+   * document_type or category into every chunk's cmetadata (a status change also to the nested
+   * status keys and the status history). Nothing is written when nothing differs, so updated_at
+   * stays. The caller's transaction holds the document's lock (ChunkStore.lockDocuments). Returns
+   * whether anything was written. Used by PATCH and by a re-ingest that keeps the chunks.
+   */
+  async writeFields(manager: EntityManager, doc: DocumentEntity, fields: UpdateDocumentDto): Promise<boolean> {
+    const patch: { [K in (typeof DOCUMENT_FIELDS)[number]]?: string } = {};
+    for (const key of DOCUMENT_FIELDS) {
+      const value = fields[key];
+      if (value !== undefined && value !== doc[key]) patch[key] = value;
+    }
+    if (Object.keys(patch).length === 0) return false;
+    await manager.update(DocumentEntity, { id: doc.id }, patch);
+
+    const changed: Record<string, string> = {};
+    if (patch.status !== undefined) changed.status = patch.status;
+    if (patch.documentType !== undefined) changed.document_type = patch.documentType;
+    if (patch.category !== undefined) changed.category = patch.category;
+    if (patch.status !== undefined) {
+      const entry = { from: doc.status, to: patch.status, changed_at: new Date().toISOString() };
+      await manager.query(PROPAGATE_STATUS, [
+        doc.documentId,
+        JSON.stringify(changed),
+        patch.status,
+        JSON.stringify(entry),
+      ]);
+    } else if (Object.keys(changed).length > 0) {
+      await manager.query(PROPAGATE_FIELDS, [doc.documentId, JSON.stringify(changed)]);
+    }
+    return true;
   }
 
   async remove(documentId: string): Promise<void> {

@@ -73,7 +73,8 @@ export class IngestController {
       'Formats: .txt, .md, .html/.htm, .docx, .pdf (by extension, else Content-Type). Chunks follow markdown ' +
       'headings and Vietnamese legal units (Phần, Chương, Mục, Điều, khoản, điểm) and carry hierarchy, level and ' +
       'section_title in their metadata. An existing documentId is re-ingested: 200 with skipped=true when the ' +
-      'text and chunking options are unchanged (nothing written), else its chunks are replaced (201).',
+      'text and chunking options are unchanged (its chunks and vectors kept; changed document fields written to ' +
+      'the document and its chunks as PATCH does), else its chunks are replaced (201).',
   })
   @ApiConsumes('multipart/form-data', 'application/json')
   @ApiExtraModels(IngestFileDto, IngestTextDto)
@@ -82,7 +83,10 @@ export class IngestController {
     schema: { oneOf: [{ $ref: getSchemaPath(IngestFileDto) }, { $ref: getSchemaPath(IngestTextDto) }] },
   })
   @ApiCreatedResponse({ type: IngestResultDto, description: 'Document created, or its chunks replaced' })
-  @ApiOkResponse({ type: IngestResultDto, description: 'Unchanged since the last ingest: skipped, nothing written' })
+  @ApiOkResponse({
+    type: IngestResultDto,
+    description: 'Same text and options as the last ingest: chunks kept, only changed fields written',
+  })
   @ApiBadRequestResponse({
     description: 'Invalid field, missing or empty file, chunkOverlap more than half of chunkSize',
   })

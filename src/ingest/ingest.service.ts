@@ -11,6 +11,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { DataSource, type EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { DocumentEntity, type DocumentStatus, isDocumentIdConflict } from '../documents/document.entity.js';
+import { DocumentsService } from '../documents/documents.service.js';
 import { ChunkStore, type ChunkDraft } from '../embeddings/chunk.store.js';
 import { chunkText, type ChunkOptions } from './chunker.js';
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from './dto/ingest.dto.js';
@@ -82,6 +83,7 @@ export class IngestService {
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly chunks: ChunkStore,
+    private readonly documents: DocumentsService,
   ) {}
 
   async ingest(input: IngestInput): Promise<IngestResult> {
@@ -181,19 +183,7 @@ export class IngestService {
     return this.dataSource.transaction(async (manager) => {
       await this.chunks.lockDocuments(manager, [documentId]);
       const existing = await manager.findOne(DocumentEntity, { where: { documentId } });
-      if (existing) {
-        const stored = await this.storedChunks(manager, documentId, contentHash, collectionName);
-        if (stored > 0 && stored === existing.totalChunks) {
-          return {
-            documentId,
-            documentName: existing.documentName,
-            chunks: stored,
-            skipped: true,
-            contentHash,
-            collection: collectionName,
-          };
-        }
-      }
+      // The same fields whether the chunks are kept or replaced.
       const fields = {
         documentName: input.documentName ?? existing?.documentName ?? fileName,
         documentType: input.documentType,
@@ -202,6 +192,21 @@ export class IngestService {
         fileName,
         status: input.status ?? (existing?.status as DocumentStatus | null | undefined) ?? 'active',
       };
+      if (existing) {
+        const stored = await this.storedChunks(manager, documentId, contentHash, collectionName);
+        if (stored > 0 && stored === existing.totalChunks) {
+          // Same text and options: the chunks and their vectors stay; changed fields are written as PATCH does.
+          await this.documents.writeFields(manager, existing, fields);
+          return {
+            documentId,
+            documentName: fields.documentName,
+            chunks: stored,
+            skipped: true,
+            contentHash,
+            collection: collectionName,
+          };
+        }
+      }
       if (existing) {
         await this.chunks.deleteDocumentChunks(manager, documentId);
         await manager.update(DocumentEntity, { id: existing.id }, fields);

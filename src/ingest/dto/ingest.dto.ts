@@ -124,7 +124,10 @@ export class IngestResultDto {
   @ApiProperty({ example: 42, description: 'Chunks of the document (when skipped: those already stored)' })
   chunks: number;
 
-  @ApiProperty({ example: false, description: 'True when the stored chunks came from the same text and options' })
+  @ApiProperty({
+    example: false,
+    description: 'True when the stored chunks came from the same text and options: kept, only changed fields written',
+  })
   skipped: boolean;
 
   @ApiProperty({
