@@ -107,7 +107,7 @@ export interface HnswBuildOptions {
   m?: number;
   /**
    * Candidate list size while building. 128, not pgvector's 64: at 64 recall@10 sat right at 0.95 on
-   * the 100k × 384 benchmark; a better graph costs a slower build once (docs/PERFORMANCE.md).
+   * the 100k × 384 benchmark; a better graph costs a slower build once (docs/PERFORMANCE-HISTORY.md).
    */
   efConstruction?: number;
 }

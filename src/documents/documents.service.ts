@@ -350,7 +350,7 @@ export class DocumentsService {
    * One document by documentId, in the caller's transaction (writes lock and re-read it). Plain SQL
    * with the entity's property names as aliases rather than `findOne`, like `get`: TypeORM's query
    * building and hydration were the largest CPU cost of GET /documents/:documentId in the
-   * benchmark profile (docs/PERFORMANCE.md).
+   * benchmark profile (docs/PERFORMANCE-HISTORY.md).
    */
   private async findOrFail(manager: EntityManager, documentId: string): Promise<DocumentEntity> {
     const [doc] = await manager.query<DocumentEntity[]>(GET_DOCUMENT_SQL, [documentId]);

@@ -21,7 +21,7 @@ function givenByOperator(name: string): boolean {
  * and their sites are marked. After that the same sites keep allocating in the old generation for
  * short reads too, and each scavenge faults in old-space pages for them: measured on a list of 50
  * documents, 0.4 → 6.8 page faults and 478 → 711 µs of CPU per request after 60 ingest batches; with
- * pretenuring off 545 µs and 0.4 faults, and ingest itself no slower (docs/PERFORMANCE.md).
+ * pretenuring off 545 µs and 0.4 faults, and ingest itself no slower (docs/PERFORMANCE-HISTORY.md).
  */
 if (!givenByOperator('allocation-site-pretenuring')) setFlagsFromString('--no-allocation-site-pretenuring');
 
@@ -31,6 +31,6 @@ if (!givenByOperator('allocation-site-pretenuring')) setFlagsFromString('--no-al
  * vectors, each allocating its parsed body and its parameters afresh, ran a full mark-compact every
  * second to sixth batch: 10–40 ms of incremental marking on the main thread and an 8–25 ms pause,
  * each time. With 2 it runs about every tenth batch: CPU per JSON-number batch 92–106 → 66–73 ms,
- * per base64 batch 56–68 → 41–51 ms, peak RSS the same (about 210 MiB; docs/PERFORMANCE.md).
+ * per base64 batch 56–68 → 41–51 ms, peak RSS the same (about 210 MiB; docs/PERFORMANCE-HISTORY.md).
  */
 if (!givenByOperator('heap-growing-percent')) setFlagsFromString('--heap-growing-percent=100');
