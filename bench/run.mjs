@@ -5,7 +5,10 @@
 //   npm run bench                         full run (100,000 chunks × 384 dims)
 //   npm run bench -- --quick              10,000 chunks, short slots (under 2 minutes on the embedded database)
 //   node bench/run.mjs [--quick] [--chunks N] [--dims D] [--scenarios a,b] [--rounds R] [--seconds S]
-//                      [--keep] [--explain] [--json FILE]
+//                      [--keep] [--explain] [--json FILE] [--drop-indexes fts,terms,jsonb,type]
+//
+// --drop-indexes (server, ingest only): a what-if that drops these secondary indexes of the chunk
+// table after the migrations, to measure what they cost every writer (DROPPABLE_INDEXES).
 //
 // BENCH_DATABASE_URL=postgresql://…/postgres   run on that server: a fresh database kb_bench_<pid> is
 // created there (dropped at the end unless --keep); unset: the embedded database, in a temp DATA_DIR.
@@ -40,6 +43,16 @@ const SCENARIOS = [
   'stats-1m',
   'memory',
 ];
+/**
+ * Secondary indexes of the chunk table that --drop-indexes may drop, by short name. The ones the
+ * write path itself reads (the primary key, idx_embedding_document_id for the recount) are not here.
+ */
+const DROPPABLE_INDEXES = {
+  fts: 'ix_embedding_document_fts', // hybrid search's full-text index
+  terms: 'ix_cmetadata_terms', // the filtered searches' metadata terms
+  jsonb: 'ix_cmetadata_gin', // LangChain's jsonb_path_ops
+  type: 'idx_embedding_document_type', // the Python service's btree on document_type
+};
 const COLLECTION = 'bench';
 const FILTER = { document_type: 'law' };
 const K = 10;
@@ -67,6 +80,7 @@ function parseOptions(argv) {
     else if (a === '--compare-share') o.compareShare = Number(value());
     else if (a === '--json') o.json = value();
     else if (a === '--scenarios') o.scenarios = value().split(',').filter(Boolean);
+    else if (a === '--drop-indexes') o.dropIndexes = value().split(',').filter(Boolean);
     else if (a === '--help' || a === '-h') {
       console.log(
         readFileSync(fileURLToPath(import.meta.url), 'utf8')
@@ -93,6 +107,12 @@ function parseOptions(argv) {
   for (const s of o.scenarios)
     if (!SCENARIOS.includes(s)) throw new Error(`Unknown scenario ${s}: use ${SCENARIOS.join(',')}`);
   if (!Number.isInteger(o.chunks) || o.chunks < 1000) throw new Error('--chunks must be an integer ≥ 1000');
+  o.dropIndexes ??= [];
+  for (const name of o.dropIndexes)
+    if (!(name in DROPPABLE_INDEXES))
+      throw new Error(`Unknown index ${name} for --drop-indexes: use ${Object.keys(DROPPABLE_INDEXES).join(',')}`);
+  if (o.dropIndexes.length > 0 && (o.mode !== 'server' || o.scenarios.some((s) => s !== 'ingest')))
+    throw new Error('--drop-indexes is a what-if for the ingest scenario alone, on a server: add --scenarios ingest');
   return o;
 }
 
@@ -1119,6 +1139,10 @@ async function main() {
     } else {
       service = await startService(target);
       floor = await startFloor(target, opts);
+      for (const name of opts.dropIndexes) await sql(`DROP INDEX ${DROPPABLE_INDEXES[name]}`);
+      if (opts.dropIndexes.length > 0) {
+        notes.push(`what-if: the chunk table without ${opts.dropIndexes.map((n) => DROPPABLE_INDEXES[n]).join(', ')}.`);
+      }
       await createDocuments();
       if (has('ingest')) {
         await ingestScenario();
