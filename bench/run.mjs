@@ -82,10 +82,16 @@ function parseOptions(argv) {
     else if (a === '--scenarios') o.scenarios = value().split(',').filter(Boolean);
     else if (a === '--drop-indexes') o.dropIndexes = value().split(',').filter(Boolean);
     else if (a === '--help' || a === '-h') {
+      // The comment block at the top of this file, up to its first line of code.
+      const lines = readFileSync(fileURLToPath(import.meta.url), 'utf8')
+        .split('\n')
+        .slice(1);
       console.log(
-        readFileSync(fileURLToPath(import.meta.url), 'utf8')
-          .split('\n')
-          .slice(1, 14)
+        lines
+          .slice(
+            0,
+            lines.findIndex((line) => !line.startsWith('//')),
+          )
           .join('\n'),
       );
       process.exit(0);
@@ -109,7 +115,7 @@ function parseOptions(argv) {
   if (!Number.isInteger(o.chunks) || o.chunks < 1000) throw new Error('--chunks must be an integer ≥ 1000');
   o.dropIndexes ??= [];
   for (const name of o.dropIndexes)
-    if (!(name in DROPPABLE_INDEXES))
+    if (!Object.hasOwn(DROPPABLE_INDEXES, name))
       throw new Error(`Unknown index ${name} for --drop-indexes: use ${Object.keys(DROPPABLE_INDEXES).join(',')}`);
   if (o.dropIndexes.length > 0 && (o.mode !== 'server' || o.scenarios.some((s) => s !== 'ingest')))
     throw new Error('--drop-indexes is a what-if for the ingest scenario alone, on a server: add --scenarios ingest');
