@@ -222,11 +222,12 @@ export class DocumentsService {
     if (Object.keys(patch).length === 0) return false;
     await manager.update(DocumentEntity, { id: doc.id }, patch);
 
+    // The chunks carry status, document_type and category; a status change also its history.
     const changed: Record<string, string> = {};
-    if (patch.status !== undefined) changed.status = patch.status;
     if (patch.documentType !== undefined) changed.document_type = patch.documentType;
     if (patch.category !== undefined) changed.category = patch.category;
     if (patch.status !== undefined) {
+      changed.status = patch.status;
       const entry = { from: doc.status, to: patch.status, changed_at: new Date().toISOString() };
       await manager.query(PROPAGATE_STATUS, [
         doc.documentId,
