@@ -376,6 +376,35 @@ describe('POST /ask', () => {
     );
   });
 
+  it('answers a search of a collection that another tool filled with two dimensions with a 400 naming both', async () => {
+    // LangChain, say, wrote 3- and 4-dimensional vectors into one collection.
+    await t.dataSource.query(
+      `WITH c AS (INSERT INTO langchain_pg_collection (uuid, name, cmetadata)
+                  VALUES (gen_random_uuid(), 'mixed-dims', '{}') RETURNING uuid)
+       INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+       SELECT v.id, c.uuid, v.embedding::vector, v.id, '{}' FROM c,
+              (VALUES ('mixed-3', '[1,0,0]'), ('mixed-4', '[1,0,0,0]')) AS v(id, embedding)`,
+    );
+    // The service takes the collection's dimension from one of its vectors: query with that one.
+    const [{ dims }] = await t.dataSource.query<Array<{ dims: number }>>(
+      `SELECT vector_dims(e.embedding) AS dims FROM langchain_pg_embedding e
+         JOIN langchain_pg_collection c ON c.uuid = e.collection_id
+        WHERE c.name = 'mixed-dims' AND e.embedding IS NOT NULL LIMIT 1`,
+    );
+    const res = await ask({
+      question: 'x',
+      collection: 'mixed-dims',
+      queryEmbedding: Array.from({ length: dims }, (_, i) => (i === 0 ? 1 : 0)),
+    }).expect(400);
+    expect(res.body).toEqual({
+      statusCode: 400,
+      message: expect.stringMatching(
+        /^Vectors of (3 and 4|4 and 3) dimensions met: the collection holds vectors of more than one dimension, which cannot be compared$/,
+      ) as unknown,
+      error: 'Bad Request',
+    });
+  });
+
   it('takes the query vector as base64 float32 too, with the same results as the array', async () => {
     const [row] = await t.dataSource.query<Array<{ embedding: string }>>(
       `SELECT embedding::text AS embedding FROM langchain_pg_embedding WHERE id = $1`,

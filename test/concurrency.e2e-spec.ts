@@ -1,5 +1,6 @@
 import request from 'supertest';
 import type { QueryRunner } from 'typeorm';
+import { FIRST_VECTORS_LOCK_SQL } from '../src/embeddings/chunk.store.js';
 import { eventually } from './support/private-postgres.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { TEST_TARGET } from './support/test-database.js';
@@ -414,6 +415,55 @@ describe('Concurrent document and chunk writes', () => {
         total_chunks: 0,
         n: 0,
       });
+    });
+
+    it("writes of an empty collection's first vectors wait for another writer's and are checked against them", async () => {
+      const name = 'first-vectors';
+      const created = await request(t.server).post('/collections').send({ name }).expect(201);
+      const uuid = (created.body as { uuid: string }).uuid;
+      // Another instance of the service writes the collection's first vectors, 3-dimensional, and
+      // holds its transaction open.
+      const other = await openTransaction();
+      await other.runner.query(FIRST_VECTORS_LOCK_SQL, [uuid]);
+      await other.runner.query(
+        `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+         VALUES ('first-3', $1, '[1,2,3]', 'three', '{}')`,
+        [uuid],
+      );
+      const viaEmbeddings = request(t.server)
+        .post('/embeddings')
+        .send({ collection: name, items: [{ id: 'first-4', content: 'four', embedding: [1, 2, 3, 4] }] })
+        .then((r) => r);
+      const viaDocuments = request(t.server)
+        .post('/documents')
+        .send({
+          documentId: 'first-4-doc',
+          documentName: 'four',
+          ...base,
+          collection: name,
+          chunks: [{ id: 'first-4-chunk', content: 'four', embedding: [1, 2, 3, 4] }],
+        })
+        .then((r) => r);
+      const waited = await blockedBy(other.pid);
+      await other.runner.commitTransaction();
+      await other.runner.release();
+      expect(waited).toBe(true);
+      const [embeddings, documents] = await Promise.all([viaEmbeddings, viaDocuments]);
+      expect([embeddings.status, embeddings.body.message]).toEqual([
+        400,
+        `Embedding dimension mismatch in collection "${name}": it holds 3-dimensional vectors, item 0 has 4`,
+      ]);
+      expect([documents.status, documents.body.message]).toEqual([
+        400,
+        `Embedding dimension mismatch in collection "${name}": it holds 3-dimensional vectors, item 0 has 4`,
+      ]);
+      const stored = await t.dataSource.query(
+        `SELECT e.id FROM langchain_pg_embedding e JOIN langchain_pg_collection c ON c.uuid = e.collection_id
+          WHERE c.name = $1`,
+        [name],
+      );
+      expect(stored).toEqual([{ id: 'first-3' }]);
+      await request(t.server).get('/documents/first-4-doc').expect(404);
     });
   },
 );

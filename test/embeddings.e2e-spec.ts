@@ -437,6 +437,44 @@ describe('Embeddings API', () => {
     expect(await snapshot(t)).toEqual(before);
   });
 
+  it("refuses new vectors of another dimension than an emptied collection's vector index, naming it, until it is dropped", async () => {
+    const collection = 'reembedded';
+    await request(t.server)
+      .post('/embeddings')
+      .send({ collection, items: [{ id: 'old-model-1', content: 'a', embedding: [0.1, 0.2, 0.3] }] })
+      .expect(201);
+    await request(t.server).put(`/collections/${collection}/vector-index`).expect(200);
+    await request(t.server).delete('/embeddings/old-model-1').expect(204);
+
+    const before = await snapshot(t);
+    const refused = await request(t.server)
+      .post('/embeddings')
+      .send({ collection, items: [{ id: 'new-model-1', content: 'b', embedding: [0.1, 0.2, 0.3, 0.4] }] })
+      .expect(400);
+    expect(refused.body).toEqual({
+      statusCode: 400,
+      message: `Collection "${collection}" holds no vectors, but its vector index was built for 3-dimensional ones and item 0 has 4: drop the index first (DELETE /collections/${collection}/vector-index)`,
+      error: 'Bad Request',
+    });
+    expect(await snapshot(t)).toEqual(before);
+    // Vectors of the index's dimension still go in.
+    await request(t.server)
+      .post('/embeddings')
+      .send({ collection, items: [{ id: 'old-model-2', content: 'c', embedding: [0.3, 0.2, 0.1] }] })
+      .expect(201);
+    await request(t.server).delete('/embeddings/old-model-2').expect(204);
+
+    await request(t.server).delete(`/collections/${collection}/vector-index`).expect(204);
+    await request(t.server)
+      .post('/embeddings')
+      .send({ collection, items: [{ id: 'new-model-1', content: 'b', embedding: [0.1, 0.2, 0.3, 0.4] }] })
+      .expect(201);
+    const [stored] = await t.dataSource.query<Array<{ dims: number }>>(
+      `SELECT vector_dims(embedding) AS dims FROM langchain_pg_embedding WHERE id = 'new-model-1'`,
+    );
+    expect(stored.dims).toBe(4);
+  });
+
   it('stores a large batch of non-ASCII text, metadata and vectors exactly as sent', async () => {
     // Over 64 KB of mostly non-ASCII JSON (the body parser's transcoding path), text with 4-byte
     // characters, metadata holding the literal text \u0000 (not a NUL) and at the length limit.

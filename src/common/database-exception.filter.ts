@@ -18,7 +18,7 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
   // e.g. a NUL character in a path or query parameter: text cannot hold U+0000.
   '22021': [HttpStatus.BAD_REQUEST, 'A value contains a character the database cannot store'],
   '22023': [HttpStatus.BAD_REQUEST, 'A value is invalid'],
-  '22000': [HttpStatus.BAD_REQUEST, 'A value is invalid'], // pgvector: "different vector dimensions"
+  '22000': [HttpStatus.BAD_REQUEST, 'A value is invalid'], // pgvector's dimension errors: vectorDimensionProblem
   '54000': [HttpStatus.BAD_REQUEST, 'A value is too large'],
   '40P01': [HttpStatus.CONFLICT, 'The request conflicted with a concurrent change; retry it'],
   '40001': [HttpStatus.CONFLICT, 'The request conflicted with a concurrent change; retry it'],
@@ -74,7 +74,8 @@ export class DatabaseExceptionFilter implements ExceptionFilter {
     const code = ofStatement || exception instanceof pg.DatabaseError ? sqlState(exception) : undefined;
     const known = code === undefined ? undefined : CLIENT_ERRORS[code];
     if (known && (ofStatement || known[0] >= 500)) {
-      const [status, message] = known;
+      const [status, generic] = known;
+      const message = (code === '22000' && vectorDimensionProblem(exception)) || generic;
       if (status >= 500) this.logger.warn(`${message} (SQLSTATE ${code})`);
       return [status, standardBody(status, message)];
     }
@@ -92,6 +93,23 @@ export class DatabaseExceptionFilter implements ExceptionFilter {
     this.logger.error(message, stack);
     return [HttpStatus.INTERNAL_SERVER_ERROR, standardBody(HttpStatus.INTERNAL_SERVER_ERROR, 'Internal server error')];
   }
+}
+
+/**
+ * pgvector's refusals of vectors of two dimensions (SQLSTATE 22000), reworded with their numbers
+ * and nothing else of the statement: a collection holding more than one dimension (written by
+ * another tool) met in a distance, or a vector cast to a sized type such as a vector index's
+ * expression. Null for any other message.
+ */
+export function vectorDimensionProblem(error: unknown): string | null {
+  const message = error instanceof Error ? error.message : '';
+  const mixed = /^different (?:vector|halfvec|sparsevec) dimensions (\d+) and (\d+)$/.exec(message);
+  if (mixed) {
+    return `Vectors of ${mixed[1]} and ${mixed[2]} dimensions met: the collection holds vectors of more than one dimension, which cannot be compared`;
+  }
+  const sized = /^expected (\d+) dimensions, not (\d+)$/.exec(message);
+  if (sized) return `A vector has ${sized[2]} dimensions where ${sized[1]} are expected`;
+  return null;
 }
 
 const STATUS_NAMES: Partial<Record<number, string>> = {

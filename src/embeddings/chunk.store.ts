@@ -6,6 +6,8 @@ import {
   HALFVEC_MAX,
   isOutOfRangeError,
   MAX_VECTOR_INDEX_DIMENSIONS,
+  parseIndexDefinition,
+  VECTOR_INDEX_PREFIX,
 } from '../ask/vector-index.js';
 import { CollectionEntity } from './collection.entity.js';
 import { LITTLE_ENDIAN, type VectorComponents } from './dto/embedding.dto.js';
@@ -139,6 +141,13 @@ function writeVector(out: Buffer, at: number, v: ArrayLike<number>): number {
 const OWNER_LOCKED_OR_NONE = (lockedParam: string): string =>
   `(langchain_pg_embedding.cmetadata->>'document_id' IS NULL
     OR langchain_pg_embedding.cmetadata->>'document_id' = ANY(${lockedParam}::text[]))`;
+
+/**
+ * The transaction-scoped lock a write of a collection's first vectors takes (see
+ * ChunkStore.assertFirstVectorsDimension), keyed by the collection's uuid in $1. Every instance of
+ * the service takes the same one.
+ */
+export const FIRST_VECTORS_LOCK_SQL = `SELECT pg_advisory_xact_lock(hashtextextended('rag-kb:collection:' || $1::text, 0))`;
 
 /** Built-in type oids (fixed in every PostgreSQL). */
 const TEXT_OID = 25;
@@ -360,11 +369,54 @@ export class ChunkStore {
   /**
    * Rejects a batch whose vectors differ in dimension from each other or from what the collection
    * already holds, and a batch that names one id twice. Nothing is written before this passes.
+   * The caller's transaction holds its documents' locks (lockDocuments).
    */
   async assertWritable(manager: EntityManager, collection: CollectionEntity, rows: ChunkRow[]): Promise<void> {
     this.assertUniqueIds(rows);
     if (rows.length === 0) return;
-    this.assertDimension(collection, await this.collectionDimension(manager, collection.uuid), rows);
+    const stored = await this.collectionDimension(manager, collection.uuid);
+    if (stored !== null) this.assertDimension(collection, stored, rows);
+    else await this.assertFirstVectorsDimension(manager, collection, rows);
+  }
+
+  /**
+   * For a write into a collection that held no vectors when the caller looked: takes the
+   * collection's write lock (FIRST_VECTORS_LOCK_SQL), then checks the batch against what the
+   * collection holds now, or, still empty, against its vector index. Without the lock two writers
+   * of different dimensions both saw an empty collection and both wrote, and every search of it
+   * then failed; the second now waits for the first to commit and reads its vectors. Only a
+   * collection's first vectors take the lock. An index built while the collection held vectors of
+   * another dimension stays when they are deleted, and would refuse every row of the new ones.
+   * Taken after the documents' locks, the order every chunk writer and DELETE /collections use.
+   */
+  async assertFirstVectorsDimension(
+    manager: EntityManager,
+    collection: CollectionEntity,
+    rows: ChunkRow[],
+  ): Promise<void> {
+    if (rows.length === 0) return;
+    await manager.query(FIRST_VECTORS_LOCK_SQL, [collection.uuid]);
+    const [row] = await manager.query<Array<{ dims: number | null; def: string | null }>>(
+      `SELECT (SELECT vector_dims(embedding) FROM langchain_pg_embedding
+                WHERE collection_id = $1 AND embedding IS NOT NULL LIMIT 1) AS dims,
+              (SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
+                 JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
+                WHERE n.nspname = current_schema() AND i.indisready
+                  AND ic.relname = $2 || replace($1::text, '-', '')) AS def`,
+      [collection.uuid, VECTOR_INDEX_PREFIX],
+    );
+    if (row.dims !== null) {
+      this.assertDimension(collection, Number(row.dims), rows);
+      return;
+    }
+    const index = parseIndexDefinition(collection.uuid, row.def);
+    const i = index === null ? -1 : rows.findIndex((r) => r.embedding.length !== index.dimensions);
+    if (index !== null && i !== -1) {
+      throw new BadRequestException(
+        `Collection "${collection.name}" holds no vectors, but its vector index was built for ${index.dimensions}-dimensional ones and item ${i} has ${rows[i].embedding.length}: drop the index first (DELETE /collections/${encodeURIComponent(collection.name)}/vector-index)`,
+      );
+    }
+    this.assertDimension(collection, null, rows);
   }
 
   /** Rejects a batch that names one id twice. */
