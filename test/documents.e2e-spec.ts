@@ -255,6 +255,22 @@ describe('Documents API', () => {
       expect(await rowsSnapshot(t)).toEqual(before);
     });
 
+    it('adopts a chunk id that belongs to no document, as POST /embeddings does', async () => {
+      await request(t.server)
+        .post('/embeddings')
+        .send({ items: [{ id: 'loose-1', content: 'loose', metadata: { source: 'langchain' } }] })
+        .expect(201);
+      await request(t.server)
+        .post('/documents')
+        .send({ documentId: 'adopter', documentName: 'x', ...base, chunks: [{ id: 'loose-1', content: 'adopted' }] })
+        .expect(201);
+      const [chunk] = await t.dataSource.query<Array<{ document: string; owner: string }>>(
+        `SELECT document, cmetadata->>'document_id' AS owner FROM langchain_pg_embedding WHERE id = 'loose-1'`,
+      );
+      expect(chunk).toEqual({ document: 'adopted', owner: 'adopter' });
+      expect((await request(t.server).get('/documents/adopter').expect(200)).body.totalChunks).toBe(1);
+    });
+
     it('refuses more chunks than EMBEDDINGS_MAX_BATCH', async () => {
       const chunks = Array.from({ length: t.config.embeddings.maxBatch + 1 }, (_, i) => ({ content: `c${i}` }));
       const res = await request(t.server)

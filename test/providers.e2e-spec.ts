@@ -5,6 +5,7 @@ import request from 'supertest';
 import { createApp } from '../src/app.factory.js';
 import { LocalEmbeddingProvider } from '../src/embeddings/providers/local-embedding.provider.js';
 import { LogCapture } from './support/log-capture.js';
+import { eventually } from './support/private-postgres.js';
 import { startFakeOpenAIServer, type FakeOpenAIServer } from './support/fake-openai-server.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { createTestDatabase, TEST_TARGET, testConfig } from './support/test-database.js';
@@ -74,6 +75,34 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
       dimensions: 64,
       metadata: { embedding_model: 'fake-embed', dimensions: 64 },
     });
+  });
+
+  it('POST /documents asks the provider before it opens a transaction, so a slow one holds no connection', async () => {
+    server.setDelay(700); // under the suite's 1000 ms timeout
+    const created = request(t.server)
+      .post('/documents')
+      .send({
+        documentId: 'provider-first',
+        documentName: 'x',
+        documentType: 'law',
+        category: 'c',
+        sourceFile: '/f.pdf',
+        chunks: [{ content: 'Điều 1' }],
+      })
+      .then((r) => r);
+    expect(await eventually(() => Promise.resolve(server.requests.length > 0), 200, 5)).toBe(true);
+    // While the provider computes: the pool has a connection for others (on the embedded database
+    // its only one; a transaction holding it would keep this query waiting until its commit, and the
+    // document would be there), and no session of the service sits in a transaction.
+    const [during] = await t.dataSource.query<Array<{ documents: number; open: number }>>(
+      `SELECT (SELECT count(*)::int FROM documents WHERE document_id = 'provider-first') AS documents,
+              (SELECT count(*)::int FROM pg_stat_activity
+                WHERE datname = current_database() AND state LIKE 'idle in transaction%') AS open`,
+    );
+    expect(during).toEqual({ documents: 0, open: 0 });
+    const res = await created;
+    expect(res.status).toBe(201);
+    expect(res.body.totalChunks).toBe(1);
   });
 
   it('rides out a 429 with Retry-After', async () => {

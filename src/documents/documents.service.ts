@@ -72,11 +72,15 @@ function toDto(e: DocumentEntity): DocumentDto {
   };
 }
 
-/** A 409 naming the first of `ids` that a chunk of a document other than `documentId` holds. */
+/**
+ * A 409 naming the first of `ids` that a chunk of a document other than `documentId` holds. A chunk
+ * of no document (no `document_id` in its metadata) is not taken: the create adopts it, as
+ * ChunkStore.upsert and POST /embeddings do.
+ */
 async function assertChunksUntaken(manager: EntityManager, ids: string[], documentId: string): Promise<void> {
   const taken = await manager.query<Array<{ id: string }>>(
     `SELECT id FROM langchain_pg_embedding
-      WHERE id = ANY($1) AND cmetadata->>'document_id' IS DISTINCT FROM $2 ORDER BY id LIMIT 1`,
+      WHERE id = ANY($1) AND cmetadata->>'document_id' <> $2 ORDER BY id LIMIT 1`,
     [ids, documentId],
   );
   if (taken.length > 0) throw new ConflictException(`Chunk id "${taken[0].id}" already belongs to another document`);
@@ -143,6 +147,26 @@ export class DocumentsService {
     drafts.forEach((chunk, i) => assertStorableJson(chunk.metadata, `chunks.${i}.metadata`));
     const documentId = dto.documentId ?? randomUUID();
     const status = dto.status ?? 'active';
+    // Vectors are computed before the transaction opens: a slow provider must not hold a connection
+    // (on the embedded database, the only one). A duplicate documentId is refused before paying for them.
+    if (
+      drafts.some((d) => !d.embedding) &&
+      (await this.dataSource.manager.exists(DocumentEntity, { where: { documentId } }))
+    ) {
+      throw new ConflictException(`Document "${documentId}" already exists`);
+    }
+    const rows = await this.chunks.complete(drafts);
+    rows.forEach((row, index) => {
+      row.metadata = {
+        ...row.metadata,
+        document_id: documentId,
+        chunk_id: row.id,
+        chunk_index: index,
+        total_chunks: rows.length,
+        document_type: dto.documentType,
+        status,
+      };
+    });
     return this.dataSource
       .transaction(async (manager) => {
         // Chunks that name this documentId and arrive while it is being created wait for it.
@@ -160,20 +184,8 @@ export class DocumentsService {
           status,
           totalChunks: 0,
         });
-        if (drafts.length > 0) {
+        if (rows.length > 0) {
           const collection = await this.chunks.getOrCreateCollection(manager, dto.collection ?? defaultCollection);
-          const rows = await this.chunks.complete(drafts);
-          rows.forEach((row, index) => {
-            row.metadata = {
-              ...row.metadata,
-              document_id: documentId,
-              chunk_id: row.id,
-              chunk_index: index,
-              total_chunks: rows.length,
-              document_type: dto.documentType,
-              status,
-            };
-          });
           await this.chunks.assertWritable(manager, collection, rows);
           const ids = rows.map((r) => r.id);
           await assertChunksUntaken(manager, ids, documentId);
