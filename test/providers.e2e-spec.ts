@@ -5,6 +5,7 @@ import request from 'supertest';
 import { createApp } from '../src/app.factory.js';
 import { LocalEmbeddingProvider } from '../src/embeddings/providers/local-embedding.provider.js';
 import { LogCapture } from './support/log-capture.js';
+import { openApiOperations } from './support/openapi.js';
 import { eventually } from './support/private-postgres.js';
 import { startFakeOpenAIServer, type FakeOpenAIServer } from './support/fake-openai-server.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
@@ -103,6 +104,18 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
     const res = await created;
     expect(res.status).toBe(201);
     expect(res.body.totalChunks).toBe(1);
+  });
+
+  it('declares the 502 and 504 it answers on every operation that computes vectors', async () => {
+    const computing = ['post /embeddings', 'post /documents', 'post /documents/ingest', 'post /ask'];
+    const operations = await openApiOperations(t.server);
+    for (const name of computing) {
+      const responses = operations.find((o) => o.name === name)?.operation.responses ?? {};
+      expect({ name, codes: ['502', '504'].filter((code) => responses[code] !== undefined) }).toEqual({
+        name,
+        codes: ['502', '504'],
+      });
+    }
   });
 
   it('rides out a 429 with Retry-After', async () => {

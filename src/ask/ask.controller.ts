@@ -1,6 +1,5 @@
 import { Body, Controller, HttpCode, HttpStatus, Post } from '@nestjs/common';
 import {
-  ApiBadGatewayResponse,
   ApiBadRequestResponse,
   ApiBody,
   ApiNotFoundResponse,
@@ -12,6 +11,7 @@ import { RequiredScope } from '../auth/auth.decorators.js';
 import { VectorBodyPipe } from '../embeddings/dto/vector-body.pipe.js';
 import { AskService } from './ask.service.js';
 import { AskRequestDto, AskResponseDto } from './dto/ask.dto.js';
+import { ApiEmbeddingProviderResponses } from '../common/openapi-errors.js';
 
 @ApiTags('ask')
 @Controller('ask')
@@ -36,7 +36,7 @@ export class AskController {
       'Invalid body or filter (the message names the part), a query vector of the wrong dimension, or answer: true without an LLM',
   })
   @ApiNotFoundResponse({ description: 'No collection with this name' })
-  @ApiBadGatewayResponse({ description: 'The embedding or LLM service failed (503/504 when unreachable or slow)' })
+  @ApiEmbeddingProviderResponses('the LLM (answer: true)')
   @ApiBody({ type: AskRequestDto })
   // Readonly<…>, a mapped type, on purpose: its runtime type metadata is Object, so the global
   // ValidationPipe passes the body through and VectorBodyPipe validates it (see there why).

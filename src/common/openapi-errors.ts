@@ -1,3 +1,5 @@
+import { applyDecorators } from '@nestjs/common';
+import { ApiBadGatewayResponse, ApiGatewayTimeoutResponse } from '@nestjs/swagger';
 import type { ContentObject, HeaderObject, OpenAPIObject, OperationObject, SchemaObject } from '@nestjs/swagger';
 import { DATABASE_RETRY_AFTER_SECONDS } from './database-exception.filter.js';
 
@@ -93,4 +95,21 @@ export function documentErrorResponses(document: OpenAPIObject): OpenAPIObject {
     }
   }
   return document;
+}
+
+/**
+ * The 502 and 504 of an operation that may compute vectors with EMBEDDINGS_PROVIDER (OpenAIHttp's
+ * answers when the provider fails or does not answer in time; unreachable is the global 503).
+ * `extra` names what else the operation calls, such as the LLM.
+ */
+export function ApiEmbeddingProviderResponses(extra = ''): MethodDecorator {
+  const also = extra === '' ? '' : ` or ${extra}`;
+  return applyDecorators(
+    ApiBadGatewayResponse({
+      description: `The embedding provider${also} answered with an error or an unusable response, through its retries`,
+    }),
+    ApiGatewayTimeoutResponse({
+      description: `The embedding provider${also} did not answer within its timeout (EMBEDDINGS_TIMEOUT_MS${extra === '' ? '' : ', LLM_TIMEOUT_MS'})`,
+    }),
+  );
 }

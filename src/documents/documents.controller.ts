@@ -26,6 +26,7 @@ import {
   UpdateDocumentDto,
 } from './dto/document.dto.js';
 import { DOCUMENT_LIST_RESPONSE_SCHEMA, DOCUMENT_RESPONSE_SCHEMA } from './dto/document.response-schema.js';
+import { ApiEmbeddingProviderResponses } from '../common/openapi-errors.js';
 
 /**
  * The POST /documents body, with every chunk's embedding checked (and a base64 one decoded) and the
@@ -85,6 +86,7 @@ export class DocumentsController {
   @ApiCreatedResponse({ type: DocumentDto })
   @ApiBadRequestResponse({ description: 'Invalid body, too many chunks, dimension mismatch or duplicate chunk ids' })
   @ApiConflictResponse({ description: 'documentId exists, or a chunk id belongs to another document' })
+  @ApiEmbeddingProviderResponses()
   @ApiBody({ type: CreateDocumentDto })
   // Readonly<…>, a mapped type: its runtime type metadata is Object, so the global ValidationPipe
   // passes the body through to CREATE_DOCUMENT_BODY, which decodes base64 chunk embeddings.

@@ -14,6 +14,7 @@ import { NO_NUL_PARAM } from '../common/validation.js';
 import { VectorBodyPipe } from './dto/vector-body.pipe.js';
 import { CreateEmbeddingsDto, CreateEmbeddingsResponseDto, EmbeddingResponseDto } from './dto/embedding.dto.js';
 import { EmbeddingsService } from './embeddings.service.js';
+import { ApiEmbeddingProviderResponses } from '../common/openapi-errors.js';
 
 const itemPaths = (body: Record<string, unknown>, property: string) =>
   Array.isArray(body.items) ? body.items.map((_, i) => ['items', i, property]) : [];
@@ -42,6 +43,7 @@ export class EmbeddingsController {
       'collection share one dimension. The whole batch is written in one transaction, or nothing is; the ' +
       'total_chunks of the documents named in the chunk metadata is kept right.',
   })
+  @ApiEmbeddingProviderResponses()
   @ApiBody({ type: CreateEmbeddingsDto })
   @ApiCreatedResponse({ type: CreateEmbeddingsResponseDto })
   @ApiBadRequestResponse({ description: 'Invalid body, too many items, dimension mismatch or duplicate ids' })

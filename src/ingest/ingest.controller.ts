@@ -30,6 +30,7 @@ import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { IngestFileDto, IngestOptionsDto, IngestResultDto, IngestTextDto } from './dto/ingest.dto.js';
 import { IngestService } from './ingest.service.js';
 import { createValidationPipe } from '../common/validation.js';
+import { ApiEmbeddingProviderResponses } from '../common/openapi-errors.js';
 
 /** The global pipe's settings, applied by hand: one route takes two body shapes. */
 const validation = createValidationPipe();
@@ -95,6 +96,7 @@ export class IngestController {
   })
   @ApiUnsupportedMediaTypeResponse({ description: 'File format not supported (the message lists the allowed ones)' })
   @ApiUnprocessableEntityResponse({ description: 'The file cannot be read, or holds no text' })
+  @ApiEmbeddingProviderResponses()
   async ingest(
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,

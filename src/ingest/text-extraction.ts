@@ -213,7 +213,9 @@ async function pdfToText(buffer: Buffer): Promise<string> {
   }
   try {
     const { text } = await extractPdfText(pdf, { mergePages: false });
-    return text.join('\n\n');
+    // pdf.js may give U+0000 for a glyph its font maps to no character; PostgreSQL text cannot hold
+    // it, and the rest of the page is readable: the glyph goes, not the document.
+    return text.join('\n\n').replaceAll('\u0000', '');
   } catch (err) {
     throw new ExtractionError(`The PDF's text could not be read (${errorText(err)})`, 'unreadable');
   } finally {
