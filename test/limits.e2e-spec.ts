@@ -1,6 +1,7 @@
 import { type AddressInfo, connect } from 'node:net';
 import request from 'supertest';
 import type { QueryRunner } from 'typeorm';
+import { VECTOR_INDEX_PREFIX } from '../src/ask/vector-index.js';
 import { MAX_JSON_DEPTH } from '../src/limits/json-body.js';
 import { dataFingerprint } from './support/legacy-schema.js';
 import { openApiOperations } from './support/openapi.js';
@@ -259,6 +260,36 @@ describe('Slow clients: HTTP_REQUEST_TIMEOUT_MS', () => {
   it('answers 408 to headers that stop arriving', async () => {
     expect(await stall('GET /documents HTTP/1.1\r\nHost: x\r\n')).toMatch(/^HTTP\/1\.1 408 /);
   });
+
+  // On the embedded database every connection is one session, which holds the lock already.
+  (TEST_TARGET === 'postgres' ? it : it.skip)(
+    "gives up a vector index build or drop with a 409 when another session keeps the collection's lock past it",
+    async () => {
+      const collection = 'locked-index';
+      await request(t.server)
+        .post('/embeddings')
+        .send({ collection, items: [{ id: 'locked-1', content: 'x', embedding: [1, 0] }] })
+        .expect(201);
+      const { uuid } = (await request(t.server).get(`/collections/${collection}`).expect(200)).body as { uuid: string };
+      // A session that took the lock as a build does, and never gave it back (a pooler sent the
+      // unlock to another backend, say).
+      const holder = t.dataSource.createQueryRunner();
+      await holder.connect();
+      await holder.query(`SELECT pg_advisory_lock(hashtextextended($1, 0))`, [`${VECTOR_INDEX_PREFIX}${uuid}`]);
+      try {
+        const message =
+          "Another build or drop of this collection's vector index still held its lock after 1 s; retry later";
+        const put = await request(t.server).put(`/collections/${collection}/vector-index`).expect(409);
+        expect(put.body.message).toBe(message);
+        const drop = await request(t.server).delete(`/collections/${collection}/vector-index`).expect(409);
+        expect(drop.body.message).toBe(message);
+      } finally {
+        await holder.query(`SELECT pg_advisory_unlock_all()`);
+        await holder.release();
+      }
+      await request(t.server).put(`/collections/${collection}/vector-index`).expect(200);
+    },
+  );
 
   it('serves a request that arrives in time', async () => {
     const res = await fetch(`http://127.0.0.1:${port}/documents?limit=1`);

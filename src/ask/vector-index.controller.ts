@@ -1,6 +1,7 @@
 import { Controller, Delete, Get, HttpCode, HttpStatus, Param, Put } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
+  ApiConflictResponse,
   ApiNoContentResponse,
   ApiNotFoundResponse,
   ApiOkResponse,
@@ -11,6 +12,9 @@ import { NO_NUL_PARAM } from '../common/validation.js';
 import { RequiredScope } from '../auth/auth.decorators.js';
 import { VectorIndexDto } from './dto/vector-index.dto.js';
 import { VectorIndexService } from './vector-index.service.js';
+
+const LOCK_WAIT_CONFLICT =
+  "Another build or drop of the collection's index held its lock for longer than HTTP_REQUEST_TIMEOUT_MS; retry later";
 
 @ApiTags('vector indexes')
 @Controller()
@@ -38,6 +42,7 @@ export class VectorIndexController {
       'The collection holds no vectors, mixes dimensions, or has more than 4000; or name contains a NUL character',
   })
   @ApiNotFoundResponse({ description: 'No collection with this name' })
+  @ApiConflictResponse({ description: LOCK_WAIT_CONFLICT })
   async create(@Param('name', NO_NUL_PARAM) name: string): Promise<VectorIndexDto> {
     return (await this.indexes.create(name)).index;
   }
@@ -49,6 +54,7 @@ export class VectorIndexController {
   @ApiNoContentResponse({ description: 'Dropped, or there was none' })
   @ApiBadRequestResponse({ description: 'name contains a NUL character' })
   @ApiNotFoundResponse({ description: 'No collection with this name' })
+  @ApiConflictResponse({ description: LOCK_WAIT_CONFLICT })
   async drop(@Param('name', NO_NUL_PARAM) name: string): Promise<void> {
     await this.indexes.drop(name);
   }

@@ -1,4 +1,11 @@
-import { BadRequestException, Inject, Injectable, NotFoundException, type OnModuleInit } from '@nestjs/common';
+import {
+  BadRequestException,
+  ConflictException,
+  Inject,
+  Injectable,
+  NotFoundException,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { setTimeout } from 'node:timers/promises';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
@@ -43,6 +50,9 @@ const ORPHAN_COLLECTION = '(deleted collection)';
 
 /** How often a build or drop waiting for another one on the same collection asks for its lock. */
 const LOCK_POLL_MS = 100;
+
+/** How long a build or drop waits for another one when HTTP_REQUEST_TIMEOUT_MS is 0 (none). */
+const MAX_LOCK_WAIT_MS = 3_600_000;
 
 /**
  * Builds, finds and drops the per-collection HNSW indexes (see vector-index.ts). DDL runs outside
@@ -245,8 +255,16 @@ export class VectorIndexService implements OnModuleInit {
       }
       // Polled, not pg_advisory_lock: a statement waiting for the lock holds a snapshot, and CREATE
       // INDEX CONCURRENTLY in the session holding the lock waits for every older snapshot to end: a
-      // deadlock (answered 409).
+      // deadlock (answered 409). Bounded: a lock that is never released (a session a transaction
+      // pooler kept after its unlock went to another backend) would keep this connection polling.
+      const waitMs = this.config.http.requestTimeoutMs || MAX_LOCK_WAIT_MS;
+      const deadline = Date.now() + waitMs;
       while (!locked) {
+        if (Date.now() > deadline) {
+          throw new ConflictException(
+            `Another build or drop of this collection's vector index still held its lock after ${waitMs / 1000} s; retry later`,
+          );
+        }
         const [row] = await runner.manager.query<Array<{ locked: boolean }>>(
           `SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked`,
           [lockKey],
