@@ -4,7 +4,7 @@ import type { AppConfig } from '../config/app-config.js';
 import { DocumentEntity } from '../documents/document.entity.js';
 import { CollectionEntity } from '../embeddings/collection.entity.js';
 import { EmbeddingEntity } from '../embeddings/embedding.entity.js';
-import { PG_TYPES } from './pg-types.js';
+import { PgTypes } from './pg-types.js';
 
 export const ENTITIES = [DocumentEntity, CollectionEntity, EmbeddingEntity];
 
@@ -41,7 +41,8 @@ export function buildDataSourceOptions(config: AppConfig, endpoint: DatabaseEndp
     poolSize: embedded ? 1 : config.database.poolMax,
     extra: {
       connectionTimeoutMillis: config.database.acquireTimeoutMs,
-      types: PG_TYPES,
+      // Its own: readTimestampsInSessionTimeZone sets its zone once the DataSource is up.
+      types: new PgTypes(),
       // A server-side limit on every statement, so one slow query cannot hold a connection forever.
       ...(config.database.statementTimeoutMs > 0 && !embedded
         ? { statement_timeout: config.database.statementTimeoutMs }

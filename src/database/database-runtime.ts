@@ -4,6 +4,7 @@ import type { AppConfig, DatabaseMode } from '../config/app-config.js';
 import { searchSessionSettings, type DatabaseEndpoint } from './data-source-options.js';
 import { EmbeddedPostgres } from './embedded-postgres.js';
 import { runPendingMigrations } from './migration-runner.js';
+import { readTimestampsInSessionTimeZone } from './pg-types.js';
 
 /**
  * What the DataSource connects to, and the embedded server's lifetime when there is one.
@@ -43,14 +44,15 @@ export async function initializeDataSource(
 ): Promise<DataSource> {
   const dataSource = new DataSource({ ...options, migrationsRun: false });
   await dataSource.initialize();
-  if (options.migrationsRun) {
-    try {
+  try {
+    await readTimestampsInSessionTimeZone(dataSource);
+    if (options.migrationsRun) {
       const applied = await runPendingMigrations(dataSource);
       if (applied.length > 0) logger.log(`Applied migrations: ${applied.join(', ')}`);
-    } catch (err) {
-      await dataSource.destroy();
-      throw err;
     }
+  } catch (err) {
+    await dataSource.destroy();
+    throw err;
   }
   return dataSource;
 }

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { parseTimestamp, PG_TYPES } from './pg-types.js';
+import { parseTimestamp, parseUtcTimestamp, PgTypes, timestampParserFor } from './pg-types.js';
 
 const postgresDate = pg.types.getTypeParser(1114, 'text') as (text: string) => unknown;
 
@@ -40,9 +40,44 @@ describe('parseTimestamp', () => {
     for (const text of texts) expect(answer(parseTimestamp(text))).toBe(answer(postgresDate(text)));
   });
 
-  it('is the text parser of `timestamp` in the pools, and leaves every other type to pg', () => {
-    expect(PG_TYPES.getTypeParser(1114, 'text')).toBe(parseTimestamp);
-    expect(PG_TYPES.getTypeParser(1184, 'text')).toBe(pg.types.getTypeParser(1184, 'text'));
-    expect(PG_TYPES.getTypeParser(20, 'text')).toBe(pg.types.getTypeParser(20, 'text'));
+  it('is the text parser of `timestamp` in the pools until a zone is set, and leaves every other type to pg', () => {
+    const types = new PgTypes();
+    expect(types.getTypeParser(1114, 'text')).toBe(parseTimestamp);
+    expect(types.getTypeParser(1184, 'text')).toBe(pg.types.getTypeParser(1184, 'text'));
+    expect(types.getTypeParser(20, 'text')).toBe(pg.types.getTypeParser(20, 'text'));
+    types.useTimeZone('Etc/UTC', 0);
+    expect(types.getTypeParser(1114, 'text')).toBe(parseUtcTimestamp);
+  });
+});
+
+describe('timestampParserFor', () => {
+  const iso = (zone: string, text: string, offsetSeconds = 0): unknown => {
+    const value = timestampParserFor(zone, offsetSeconds)(text);
+    return value instanceof Date ? value.toISOString() : value;
+  };
+
+  it('reads the wall-clock time of UTC under each name PostgreSQL gives it', () => {
+    for (const zone of ['UTC', 'Etc/UTC', 'GMT', 'Etc/GMT', 'UCT', 'Universal', 'Zulu']) {
+      expect(iso(zone, '2024-01-01 00:00:00.123456')).toBe('2024-01-01T00:00:00.123Z');
+    }
+  });
+
+  it("reads the wall-clock time of another zone, at each date's own offset", () => {
+    expect(iso('Asia/Ho_Chi_Minh', '2024-01-01 07:00:00')).toBe('2024-01-01T00:00:00.000Z');
+    expect(iso('America/New_York', '2024-01-15 12:00:00.5')).toBe('2024-01-15T17:00:00.500Z');
+    expect(iso('America/New_York', '2024-07-15 12:00:00')).toBe('2024-07-15T16:00:00.000Z');
+    // Around the change of 2024-03-10 (02:00 EST became 03:00 EDT).
+    expect(iso('America/New_York', '2024-03-10 01:59:59')).toBe('2024-03-10T06:59:59.000Z');
+    expect(iso('America/New_York', '2024-03-10 03:00:00')).toBe('2024-03-10T07:00:00.000Z');
+    expect(iso('Asia/Kolkata', '2024-01-01 05:30:00')).toBe('2024-01-01T00:00:00.000Z');
+  });
+
+  it('takes the offset PostgreSQL gives for a zone Intl does not know', () => {
+    expect(iso('<+07>-07', '2024-01-01 07:00:00', 7 * 3600)).toBe('2024-01-01T00:00:00.000Z');
+  });
+
+  it('leaves what is not a date as postgres-date gives it', () => {
+    expect(iso('Asia/Ho_Chi_Minh', 'infinity')).toBe(Infinity);
+    expect(iso('UTC', '-infinity')).toBe(-Infinity);
   });
 });

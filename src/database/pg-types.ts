@@ -1,4 +1,5 @@
 import pg from 'pg';
+import type { DataSource } from 'typeorm';
 
 /** The oid of `timestamp` (without time zone), fixed in every PostgreSQL. */
 const TIMESTAMP_OID = 1114;
@@ -27,8 +28,103 @@ export function parseTimestamp(text: string): unknown {
   return new Date(pair(0) * 100 + pair(2), pair(5) - 1, pair(8), pair(11), pair(14), pair(17), ms);
 }
 
-/** pg's type parsers with parseTimestamp for `timestamp` text values: the `types` of every pool. */
-export const PG_TYPES = {
-  getTypeParser: (oid: number, format: 'text' | 'binary' = 'text'): TextParser =>
-    oid === TIMESTAMP_OID && format === 'text' ? parseTimestamp : (pg.types.getTypeParser(oid, format) as TextParser),
-};
+/** parseTimestamp for a `timestamp` that is a wall-clock time in UTC: Date.UTC instead of local fields. */
+export function parseUtcTimestamp(text: string): unknown {
+  if (!ISO_TIMESTAMP.test(text)) return localToUtc(parseTimestampSlowly(text));
+  const pair = (at: number): number => (text.charCodeAt(at) - 48) * 10 + text.charCodeAt(at + 1) - 48;
+  const ms = text.length > 19 ? 1000 * parseFloat(text.slice(19)) : 0;
+  return new Date(Date.UTC(pair(0) * 100 + pair(2), pair(5) - 1, pair(8), pair(11), pair(14), pair(17), ms));
+}
+
+/** The instant whose UTC fields are the local fields of `value` (a Date from postgres-date), else `value`. */
+function localToUtc(value: unknown): unknown {
+  return value instanceof Date ? new Date(value.getTime() - value.getTimezoneOffset() * 60_000) : value;
+}
+
+/** Time zone names PostgreSQL may report for UTC. */
+const UTC_ZONES = /^(?:Etc\/)?(?:UTC|UCT|GMT|GMT[+-]?0|Universal|Zulu|Greenwich)$/i;
+
+/**
+ * The parser of `timestamp` text written as wall-clock time in `zone`, a PostgreSQL TimeZone
+ * setting: parseUtcTimestamp for UTC, parseTimestamp when it is this process's own zone, else the
+ * UTC reading moved by the zone's offset at that time (looked up through Intl once per hour of
+ * wall-clock time; a wall-clock time inside the hour a daylight-saving change skips or repeats takes
+ * that hour's offset). A zone Intl does not know (a POSIX zone such as `<+07>-07`) takes
+ * `offsetSeconds`, its offset now.
+ */
+export function timestampParserFor(zone: string, offsetSeconds: number): TextParser {
+  if (UTC_ZONES.test(zone)) return parseUtcTimestamp;
+  if (zone === Intl.DateTimeFormat().resolvedOptions().timeZone) return parseTimestamp;
+  let offsetAt: (utcMs: number) => number;
+  try {
+    const format = new Intl.DateTimeFormat('en-US', {
+      timeZone: zone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
+    offsetAt = (utcMs) => {
+      const fields: Record<string, number> = {};
+      for (const part of format.formatToParts(utcMs)) fields[part.type] = Number(part.value);
+      const wall = Date.UTC(fields.year, fields.month - 1, fields.day, fields.hour, fields.minute, fields.second);
+      return wall - Math.floor(utcMs / 1000) * 1000;
+    };
+  } catch {
+    offsetAt = () => offsetSeconds * 1000;
+  }
+  const offsetByHour = new Map<number, number>();
+  return (text) => {
+    const utc = parseUtcTimestamp(text);
+    if (!(utc instanceof Date) || Number.isNaN(utc.getTime())) return utc;
+    const wall = utc.getTime();
+    const hour = Math.floor(wall / 3_600_000);
+    let offset = offsetByHour.get(hour);
+    if (offset === undefined) {
+      // The offset at the instant the wall-clock time names: a first guess, then the offset there.
+      offset = offsetAt(wall - offsetAt(wall));
+      if (offsetByHour.size >= 10_000) offsetByHour.clear();
+      offsetByHour.set(hour, offset);
+    }
+    return new Date(wall - offset);
+  };
+}
+
+/**
+ * pg's type parsers with a `timestamp` parser of the database session's TimeZone: the `types` of
+ * one DataSource's pools. `documents.created_at` and `updated_at` are `timestamp without time zone`
+ * (as the Python service created them), filled by the database's `now()` as wall-clock time in the
+ * session's TimeZone; pg reads such a value as wall-clock time of the Node process's zone, which is
+ * another instant when the two zones differ (PGlite's is always UTC, a laptop's seldom is).
+ * Until useTimeZone is called, the process's zone.
+ */
+export class PgTypes {
+  private timestampParser: TextParser = parseTimestamp;
+
+  getTypeParser(oid: number, format: 'text' | 'binary' = 'text'): TextParser {
+    return oid === TIMESTAMP_OID && format === 'text'
+      ? this.timestampParser
+      : (pg.types.getTypeParser(oid, format) as TextParser);
+  }
+
+  /** Reads `timestamp` values from now on as wall-clock times of `zone` (see timestampParserFor). */
+  useTimeZone(zone: string, offsetSeconds: number): void {
+    this.timestampParser = timestampParserFor(zone, offsetSeconds);
+  }
+}
+
+/**
+ * Makes the DataSource's PgTypes read `timestamp` values in its sessions' TimeZone (every connection
+ * of a pool starts with the same one). Call once the DataSource is initialized.
+ */
+export async function readTimestampsInSessionTimeZone(dataSource: DataSource): Promise<void> {
+  const types = (dataSource.options.extra as { types?: unknown } | undefined)?.types;
+  if (!(types instanceof PgTypes)) return;
+  const [row] = await dataSource.query<Array<{ zone: string; offset: number }>>(
+    `SELECT current_setting('TimeZone') AS zone, extract(timezone FROM now())::int AS offset`,
+  );
+  types.useTimeZone(row.zone, Number(row.offset));
+}

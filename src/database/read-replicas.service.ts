@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type pg from 'pg';
-import { DataSource, type EntityManager, QueryFailedError } from 'typeorm';
+import { DataSource, type DataSourceOptions, type EntityManager, QueryFailedError } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { isConnectionFailure, sqlState } from './connection-errors.js';
 import { buildReplicaDataSourceOptions } from './data-source-options.js';
@@ -63,7 +63,7 @@ export class ReadReplicas implements OnModuleInit, OnApplicationShutdown {
   ) {
     this.replicas = config.database.replicaUrls.map((url, i) => ({
       label: `replica#${i + 1} (${describeEndpoint(url)})`,
-      dataSource: new DataSource(buildReplicaDataSourceOptions(config, url)),
+      dataSource: new DataSource(withPrimaryTypes(buildReplicaDataSourceOptions(config, url), primary)),
       downUntil: 0,
     }));
     this.preparedStatements = config.database.preparedStatements;
@@ -331,4 +331,14 @@ function describeEndpoint(url: string): string {
   } catch {
     return 'unparsable URL';
   }
+}
+
+/**
+ * A replica's options with the primary's type parsers: a replica serves the primary's databases
+ * with their settings (`ALTER DATABASE … SET TimeZone` included), so its `timestamp` values are read
+ * in the zone the primary's sessions have (readTimestampsInSessionTimeZone).
+ */
+function withPrimaryTypes(options: DataSourceOptions, primary: DataSource): DataSourceOptions {
+  const types = (primary.options.extra as { types?: unknown } | undefined)?.types;
+  return types === undefined ? options : { ...options, extra: { ...(options.extra as object), types } };
 }
