@@ -6,6 +6,7 @@ const LIMIT = 20;
 
 interface HybridResult {
   id: string;
+  score: number | null;
   vectorRank: number | null;
   textRank: number | null;
 }
@@ -48,8 +49,31 @@ describe('POST /ask hybrid: how many chunks the text side ranks', () => {
     const results = await askHybrid('few');
     expect(results).toHaveLength(10);
     for (const r of results) expect(r.textRank).not.toBeNull();
-    // Chunks without a vector, found by their text alone.
-    expect(results.filter((r) => r.vectorRank === null).length).toBeGreaterThan(0);
+    // Chunks without a vector, found by their text alone: no score (no distance to the question).
+    const textOnly = results.filter((r) => r.vectorRank === null);
+    expect(textOnly.length).toBeGreaterThan(0);
+    for (const r of textOnly) expect({ id: r.id, score: r.score }).toEqual({ id: r.id, score: null });
+    for (const r of results.filter((x) => x.vectorRank !== null)) expect(typeof r.score).toBe('number');
+    // minScore keeps only results that have a score, even at its lowest value.
+    const scored = (
+      await request(t.server)
+        .post('/ask')
+        .send({
+          question: 'hiếm',
+          mode: 'hybrid',
+          k: 10,
+          collection: 'few',
+          queryEmbedding: [1, 0, 0, 0],
+          minScore: -1,
+        })
+        .expect(200)
+    ).body.results as HybridResult[];
+    expect(scored.map((r) => r.id).sort()).toEqual(
+      results
+        .filter((r) => r.vectorRank !== null)
+        .map((r) => r.id)
+        .sort(),
+    );
   });
 
   it("ranks by text only the vector side's candidates when more chunks than the limit contain one", async () => {

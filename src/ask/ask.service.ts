@@ -98,7 +98,9 @@ export class AskService {
       break;
     }
 
-    const results = hits.filter((h) => dto.minScore === undefined || h.score >= dto.minScore).map(toAskResult);
+    const results = hits
+      .filter((h) => dto.minScore === undefined || (h.score !== null && h.score >= dto.minScore))
+      .map(toAskResult);
     const response: AskResponseDto = { question: dto.question, mode, collection: target.name, results, tookMs: 0 };
     if (dto.answer && this.answers) {
       const generated = await this.answers.generate(

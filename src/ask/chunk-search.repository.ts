@@ -36,7 +36,8 @@ export interface ChunkHit {
   id: string;
   content: string | null;
   metadata: Record<string, unknown>;
-  score: number;
+  /** Null for a chunk without a vector, which only a hybrid search finds (by its text). */
+  score: number | null;
   fusedScore?: number;
   vectorRank?: number | null;
   textRank?: number | null;
@@ -46,7 +47,7 @@ interface HitRow {
   id: string;
   document: string | null;
   cmetadata: Record<string, unknown> | null;
-  score: number;
+  score: number | null;
   fused_score?: number;
   vector_rank?: string | null;
   text_rank?: string | null;
@@ -269,7 +270,8 @@ function toHit(row: HitRow): ChunkHit {
     id: row.id,
     content: row.document,
     metadata: row.cmetadata ?? {},
-    score: Number(row.score),
+    // NULL for a chunk without a vector (a hybrid text match): no distance, so no score, not 0.
+    score: row.score === null ? null : Number(row.score),
   };
   if (row.fused_score !== undefined) {
     hit.fusedScore = Number(row.fused_score);

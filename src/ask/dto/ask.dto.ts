@@ -92,7 +92,7 @@ export class AskRequestDto {
     minimum: -1,
     maximum: 1,
     example: 0.3,
-    description: 'Drop results whose score (1 − cosine distance) is below this',
+    description: 'Drop results whose score (1 − cosine distance) is below this, and those without a score',
   })
   @IsOptionalNotNull()
   @IsNumber({ allowNaN: false, allowInfinity: false })
@@ -150,7 +150,7 @@ export class AskResultDto {
     type: Number,
     description:
       '1 − cosine distance between the chunk and the question; null for a chunk whose stored vector is all zeros ' +
-      '(this service refuses such vectors, another writer of the table may not)',
+      '(this service refuses such vectors, another writer of the table may not), and for a hybrid match by text of a chunk without a vector',
   })
   score: number | null;
 
