@@ -202,7 +202,8 @@ describe('Collections and embeddings OpenAPI', () => {
     // The 400 of a path parameter holding a NUL character.
     expect(codes('/collections/{name}', 'get')).toEqual(['200', '400', '404']);
     expect(codes('/collections/{name}', 'delete')).toEqual(['204', '400', '404', '409']);
-    expect(codes('/embeddings', 'post')).toEqual(['201', '400', '409']);
+    // 502 and 504: the embedding provider, for items without a vector.
+    expect(codes('/embeddings', 'post')).toEqual(['201', '400', '409', '502', '504']);
     expect(codes('/embeddings/{id}', 'get')).toEqual(['200', '400', '404']);
     expect(codes('/embeddings/{id}', 'delete')).toEqual(['204', '400', '404', '409']);
   });
