@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { boundLockWaits } from './support/lock-timeout.js';
 
 /**
  * Brings a database the Python service created (and that `db:stamp` recorded as InitialSchema) to
@@ -17,12 +18,15 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  *   transaction, and that migration then finds them and does nothing.
  * - comments of InitialSchema written; the updated_at trigger and its function ensured.
  *
- * Runs in one transaction (locks in docs/MIGRATIONS.md). Frozen history: no entity imports.
+ * Runs in one transaction (locks in docs/MIGRATIONS.md), each lock waited for at most LOCK_TIMEOUT
+ * (support/lock-timeout.ts). Frozen history: no entity imports.
  */
 export class AlignLegacySchema1764000000001 implements MigrationInterface {
   name = 'AlignLegacySchema1764000000001';
 
   public async up(q: QueryRunner): Promise<void> {
+    // Its ALTERs take ACCESS EXCLUSIVE on tables the Python service may still be using.
+    await boundLockWaits(q);
     // documents: timestamps. One UPDATE with the updated_at trigger disabled, so that backfilling
     // keeps every existing timestamp (the trigger would stamp now() on each row it touches).
     const nulls = (await q.query(

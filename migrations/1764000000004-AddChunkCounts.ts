@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { boundLockWaits } from './support/lock-timeout.js';
 
 /**
  * `chunk_counts`: the number of chunks per (collection_id, cmetadata->>'document_id'), kept exact by
@@ -22,12 +23,14 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  *
  * Backfill and trigger creation happen in this migration's transaction, after taking SHARE ROW
  * EXCLUSIVE on langchain_pg_embedding: writers wait for the one grouping scan, readers and searches
- * go on, no row is rewritten. Frozen history: no entity imports.
+ * go on, no row is rewritten. The lock is waited for at most LOCK_TIMEOUT (support/lock-timeout.ts).
+ * Frozen history: no entity imports.
  */
 export class AddChunkCounts1764000000004 implements MigrationInterface {
   name = 'AddChunkCounts1764000000004';
 
   public async up(q: QueryRunner): Promise<void> {
+    await boundLockWaits(q);
     await q.query(`LOCK TABLE langchain_pg_embedding IN SHARE ROW EXCLUSIVE MODE`);
     await q.query(`
       CREATE TABLE chunk_counts (

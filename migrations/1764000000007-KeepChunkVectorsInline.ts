@@ -1,7 +1,8 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { boundLockWaits } from './support/lock-timeout.js';
 
 /** How long the ALTER may wait for the table's lock (see the class). */
-export const LOCK_TIMEOUT = '5s';
+export { LOCK_TIMEOUT } from './support/lock-timeout.js';
 
 /**
  * Stores chunk vectors in the table's own rows (storage MAIN) instead of out of line in its TOAST
@@ -27,7 +28,7 @@ export class KeepChunkVectorsInline1764000000007 implements MigrationInterface {
 
   public async up(q: QueryRunner): Promise<void> {
     // SET LOCAL: the migration's own transaction only.
-    await q.query(`SELECT set_config('lock_timeout', $1, true)`, [LOCK_TIMEOUT]);
+    await boundLockWaits(q);
     await q.query(`ALTER TABLE langchain_pg_embedding ALTER COLUMN embedding SET STORAGE MAIN`);
   }
 

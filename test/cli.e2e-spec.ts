@@ -1,6 +1,7 @@
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import type { DataSource, QueryRunner } from 'typeorm';
 import { AlignLegacySchema1764000000001 } from '../migrations/1764000000001-AlignLegacySchema.js';
 import { check, create, generate, migrate, revert, stamp, status } from '../src/cli/db-commands.js';
@@ -13,7 +14,13 @@ import {
   runCli,
   schemaSnapshot,
 } from './support/legacy-schema.js';
-import { createTestDatabase, openRawDataSource, type TestDatabase, testConfig } from './support/test-database.js';
+import {
+  createTestDatabase,
+  openRawDataSource,
+  TEST_TARGET,
+  type TestDatabase,
+  testConfig,
+} from './support/test-database.js';
 
 describe('db CLI on a database this service creates', () => {
   let db: TestDatabase;
@@ -258,6 +265,30 @@ describe('db CLI refusals', () => {
       const unknown = runCli(db.env, 'frobnicate');
       expect(unknown.code).toBe(1);
       expect(unknown.stderr).toContain('Unknown command "frobnicate"');
+      // Asking for help runs nothing; a mistyped option or a surplus argument is refused.
+      const help = runCli(db.env, 'revert', '--help');
+      expect(help.code).toBe(0);
+      expect(help.stdout).toContain('Usage: node dist/src/cli/db.js');
+      const refusals: Array<[string[], string]> = [
+        [['migrate', '--dryrun'], 'Unknown option "--dryrun" for migrate: it takes --dry-run. Nothing was done.'],
+        [['revert', '-n'], 'Unknown option "-n" for revert: it takes --drop-tables. Nothing was done.'],
+        [['check', '--fix'], 'Unknown option "--fix" for check: it takes no options. Nothing was done.'],
+        [['status', 'all'], 'Unexpected argument "all" for status: it takes none. Nothing was done.'],
+        [
+          ['stamp', 'InitialSchema', 'more'],
+          'Unexpected argument "more" for stamp: it takes at most 1. Nothing was done.',
+        ],
+      ];
+      for (const [args, message] of refusals) {
+        const refusal = runCli(db.env, ...args);
+        expect({ args, code: refusal.code, first: refusal.stderr.split('\n')[0] }).toEqual({
+          args,
+          code: 1,
+          first: message,
+        });
+      }
+      const after = runCli(db.env, 'migrate');
+      expect([after.code, after.stdout.trim()]).toEqual([0, 'No pending migrations: the database is up to date.']);
 
       const reopened = await openRawDataSource(loadAppConfig({ LOG_LEVEL: 'warn', ...db.env }));
       try {
@@ -269,5 +300,56 @@ describe('db CLI refusals', () => {
     } finally {
       await db.drop();
     }
+  });
+});
+
+// PGlite ignores statement_timeout and serves one session: a server-only behaviour.
+(TEST_TARGET === 'postgres' ? describe : describe.skip)('db:migrate next to a Python writer (server only)', () => {
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const { dataSource: ds, close } = await openRawDataSource(testConfig(db));
+    try {
+      await buildLegacySchema(ds);
+    } finally {
+      await close();
+    }
+    expect(runCli(db.env, 'stamp').code).toBe(0);
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  /** A session of the Python service that has read the chunk table and sits idle in its transaction. */
+  async function idleReader(idleTimeout?: string): Promise<pg.Client> {
+    const client = new pg.Client({ connectionString: db.env.DATABASE_URL });
+    client.on('error', () => undefined); // the server ends it (idle_in_transaction_session_timeout)
+    await client.connect();
+    if (idleTimeout) await client.query(`SET idle_in_transaction_session_timeout = '${idleTimeout}'`);
+    await client.query(`BEGIN`);
+    await client.query(`SELECT count(*) FROM langchain_pg_embedding`);
+    return client;
+  }
+
+  it('gives up after lock_timeout, changing nothing, while the writer holds the table; then applies', async () => {
+    const reader = await idleReader();
+    let blocked: ReturnType<typeof runCli>;
+    try {
+      blocked = runCli(db.env, 'migrate');
+    } finally {
+      await reader.end();
+    }
+    expect(blocked.code).toBe(1);
+    expect(blocked.stderr).toMatch(/lock timeout/);
+    const still = runCli(db.env, 'status');
+    expect(still.stdout).toContain('Head: InitialSchema1764000000000');
+
+    // A writer that lets go within seconds, under a statement timeout of one second: the migrations
+    // wait for it (their lock waits are bounded by lock_timeout, not by DB_STATEMENT_TIMEOUT_MS).
+    await idleReader('3s');
+    const applied = runCli({ ...db.env, DB_STATEMENT_TIMEOUT_MS: '1000' }, 'migrate');
+    expect({ code: applied.code, stderr: applied.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(applied.stdout).toContain('Applied AlignLegacySchema1764000000001');
   });
 });

@@ -68,13 +68,26 @@ export async function assertStampedOrEmpty(runner: QueryRunner): Promise<void> {
   throw new DatabaseNotStampedError(present.map((r) => r.name));
 }
 
-/** Takes the migration lock on `runner`'s session, runs `fn`, and releases the lock. */
+/**
+ * Takes the migration lock on `runner`'s session, runs `fn`, and releases the lock. The session
+ * runs without the per-request statement timeout (DB_STATEMENT_TIMEOUT_MS, which every connection
+ * starts with): building an index concurrently waits for every transaction older than it and then
+ * reads the whole table, a backfill reads it too (minutes on a large database), and a second
+ * instance starting with DB_MIGRATE_ON_START waits here for the first one's migrations. Migrations
+ * that take exclusive locks bound their waits with `lock_timeout` instead. The setting is reset
+ * before the connection goes back to the pool.
+ */
 export async function withMigrationLock<T>(runner: QueryRunner, fn: () => Promise<T>): Promise<T> {
-  await runner.query(`SELECT pg_advisory_lock($1)`, [MIGRATION_LOCK_KEY]);
+  await runner.query(`SET statement_timeout = 0`);
   try {
-    return await fn();
+    await runner.query(`SELECT pg_advisory_lock($1)`, [MIGRATION_LOCK_KEY]);
+    try {
+      return await fn();
+    } finally {
+      await runner.query(`SELECT pg_advisory_unlock($1)`, [MIGRATION_LOCK_KEY]);
+    }
   } finally {
-    await runner.query(`SELECT pg_advisory_unlock($1)`, [MIGRATION_LOCK_KEY]);
+    await runner.query(`RESET statement_timeout`);
   }
 }
 
