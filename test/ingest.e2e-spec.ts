@@ -166,6 +166,14 @@ describe('POST /documents/ingest', () => {
       .send({ ...body, status: 'active' })
       .expect(200);
 
+    // A chunk deleted since (its document recounted): the same text writes every chunk again.
+    await request(t.server).delete(`/embeddings/${before[1].id}`).expect(204);
+    const repaired = await request(t.server).post('/documents/ingest').send(body).expect(201);
+    expect(repaired.body).toMatchObject({ skipped: false, chunks: created.chunks });
+    const repairedChunks = await storedChunks(t, 'luat-ong-json');
+    expect(repairedChunks.map((c) => c.cmetadata.chunk_index)).toEqual(before.map((c) => c.cmetadata.chunk_index));
+    expect((await request(t.server).get('/documents/luat-ong-json').expect(200)).body.totalChunks).toBe(created.chunks);
+
     // Other chunking options make other chunks: not skipped.
     const resized = await request(t.server)
       .post('/documents/ingest')

@@ -194,7 +194,9 @@ export class IngestService {
       };
       if (existing) {
         const stored = await this.storedChunks(manager, documentId, contentHash, collectionName);
-        if (stored > 0 && stored === existing.totalChunks) {
+        // Every chunk the text makes, still there: a chunk deleted since (DELETE /embeddings/:id,
+        // which recounts total_chunks) makes the text write them all again.
+        if (stored > 0 && stored === total && stored === existing.totalChunks) {
           // Same text and options: the chunks and their vectors stay; changed fields are written as PATCH does.
           await this.documents.writeFields(manager, existing, fields);
           return {
