@@ -71,6 +71,29 @@ describe('ingest CLI', () => {
     }
   });
 
+  it('refuses a second file that would get the documentId of another of the run, and ingests a file named twice once', async () => {
+    for (const name of ['a', 'b']) {
+      mkdirSync(join(dir, 'twins', name), { recursive: true });
+      writeFileSync(join(dir, 'twins', name, 'readme.md'), `# ${name}\n\nVăn bản ${name}.\n`);
+    }
+    const a = join(dir, 'twins', 'a', 'readme.md');
+    const b = join(dir, 'twins', 'b', 'readme.md');
+    const run = runIngest(db.env, a, b, a, '--type', 'guide', '--category', 'twins');
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`failed: ${b}: would get documentId readme-md-`);
+    expect(run.stderr).toContain(`as ${a} does in this run, and replace its chunks`);
+    expect(SUMMARY.exec(run.stdout)!.slice(1, 4).map(Number)).toEqual([1, 0, 1]);
+    const { dataSource, close } = await openRawDataSource(testConfig(db));
+    try {
+      const chunks = await dataSource.query<Array<{ document: string }>>(
+        `SELECT document FROM langchain_pg_embedding WHERE cmetadata->>'category' = 'twins'`,
+      );
+      expect(chunks.map((c) => c.document)).toEqual(['# a\n\nVăn bản a.']);
+    } finally {
+      await close();
+    }
+  });
+
   it('prints usage and exits 1 without paths or with an unknown option', () => {
     const none = runIngest(db.env);
     expect(none.code).toBe(1);

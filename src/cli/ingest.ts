@@ -115,7 +115,31 @@ async function collectJobs(paths: string[], failures: string[]): Promise<Job[]> 
       );
     }
   }
-  return jobs;
+  return withoutSharedDocumentIds(jobs, failures);
+}
+
+/**
+ * The jobs with one per documentId: a file named twice is ingested once, and a second file that
+ * would get the documentId of another of this run (`a/readme.md b/readme.md`: a file's id comes
+ * from its name) becomes a failure instead of silently replacing the first one's chunks.
+ */
+function withoutSharedDocumentIds(jobs: Job[], failures: string[]): Job[] {
+  const firstById = new Map<string, Job>();
+  return jobs.filter((job) => {
+    const id = documentIdForPath(job.idPath);
+    const first = firstById.get(id);
+    if (first === undefined) {
+      firstById.set(id, job);
+      return true;
+    }
+    if (resolve(first.path) !== resolve(job.path)) {
+      failures.push(
+        `${job.path}: would get documentId ${id}, as ${first.path} does in this run, and replace its chunks; ` +
+          'rename one, or pass their common parent folder (its files get ids from their path inside it)',
+      );
+    }
+    return false;
+  });
 }
 
 /** A readable, stable documentId: the path as a slug plus a short hash that keeps distinct paths apart. */
