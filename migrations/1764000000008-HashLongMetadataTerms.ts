@@ -41,24 +41,27 @@ export class HashLongMetadataTerms1764000000008 implements MigrationInterface {
   /**
    * Back to AddMetadataTermsIndex's function, and the index rebuilt with it. Fails (and can be run
    * again afterwards) while a chunk holds a long value that the old function cannot index: the very
-   * chunks this migration made writable; shorten or delete them first.
+   * chunks this migration made writable; shorten or delete them first. Without a transaction around
+   * it, the old function would stay after such a failure while the migration stays recorded (new
+   * long values unwritable again, long ones stored before missed through the index): so the bounded
+   * function is put back and the index left as up() made it before the error is rethrown.
    */
   public async down(q: QueryRunner): Promise<void> {
     await q.query(UNBOUNDED_TERMS_FUNCTION_SQL);
-    await rebuildTermsIndex(q);
+    try {
+      await rebuildTermsIndex(q);
+    } catch (error) {
+      await q.query(BOUNDED_TERMS_FUNCTION_SQL);
+      await dropFailedRebuilds(q);
+      if ((await indexState(q, 'ix_cmetadata_terms')) !== 'valid') await rebuildTermsIndex(q);
+      throw error;
+    }
   }
 }
 
 /** Rebuilds ix_cmetadata_terms from the current function, without blocking chunk writers. */
 async function rebuildTermsIndex(q: QueryRunner): Promise<void> {
-  // What a failed REINDEX CONCURRENTLY leaves behind: an INVALID copy under a suffixed name.
-  const leftovers = (await q.query(
-    `SELECT c.relname AS name FROM pg_index i
-       JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = current_schema() AND NOT i.indisvalid AND c.relname ~ '^ix_cmetadata_terms_cc(new|old)[0-9]*$'
-      ORDER BY 1`,
-  )) as Array<{ name: string }>;
-  for (const { name } of leftovers) await q.query(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`);
+  await dropFailedRebuilds(q);
   if ((await indexState(q, 'ix_cmetadata_terms')) === 'valid') {
     await q.query(`REINDEX INDEX CONCURRENTLY ix_cmetadata_terms`);
   } else {
@@ -69,4 +72,15 @@ async function rebuildTermsIndex(q: QueryRunner): Promise<void> {
       'langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata))',
     );
   }
+}
+
+/** Drops what a failed REINDEX CONCURRENTLY leaves behind: an INVALID copy under a suffixed name. */
+async function dropFailedRebuilds(q: QueryRunner): Promise<void> {
+  const leftovers = (await q.query(
+    `SELECT c.relname AS name FROM pg_index i
+       JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = current_schema() AND NOT i.indisvalid AND c.relname ~ '^ix_cmetadata_terms_cc(new|old)[0-9]*$'
+      ORDER BY 1`,
+  )) as Array<{ name: string }>;
+  for (const { name } of leftovers) await q.query(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`);
 }
