@@ -376,6 +376,25 @@ describe('POST /ask', () => {
     );
   });
 
+  it('searches and writes a collection LangChain named with spaces, as any name it stores', async () => {
+    const name = 'Luật thuế 2024 (bản gốc)';
+    await t.dataSource.query(
+      `WITH c AS (INSERT INTO langchain_pg_collection (uuid, name, cmetadata)
+                  VALUES (gen_random_uuid(), $1, '{}') RETURNING uuid)
+       INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+       SELECT 'spaced-1', c.uuid, '[1,0,0]', 'thuế', '{}' FROM c`,
+      [name],
+    );
+    const found = await ask({ question: 'x', collection: name, queryEmbedding: [1, 0, 0] }).expect(200);
+    expect((found.body.results as Array<{ id: string }>).map((r) => r.id)).toEqual(['spaced-1']);
+    await request(t.server)
+      .post('/embeddings')
+      .send({ collection: name, items: [{ id: 'spaced-2', content: 'phí', embedding: [0, 1, 0] }] })
+      .expect(201);
+    const listed = await request(t.server).get(`/collections/${encodeURIComponent(name)}`).expect(200);
+    expect(listed.body).toMatchObject({ name, chunkCount: 2 });
+  });
+
   it('answers a search of a collection that another tool filled with two dimensions with a 400 naming both', async () => {
     // LangChain, say, wrote 3- and 4-dimensional vectors into one collection.
     await t.dataSource.query(

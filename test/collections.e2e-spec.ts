@@ -67,9 +67,10 @@ describe('Collections API', () => {
   });
 
   it.each([
-    [{}, 'name must be 1-255 characters without whitespace'],
-    [{ name: 'has space' }, 'name must be 1-255 characters without whitespace'],
-    [{ name: 'x'.repeat(256) }, 'name must be 1-255 characters without whitespace'],
+    [{}, 'name must be 1-500 characters, not all whitespace'],
+    [{ name: ' \t ' }, 'name must be 1-500 characters, not all whitespace'],
+    [{ name: '' }, 'name must be 1-500 characters, not all whitespace'],
+    [{ name: 'x'.repeat(501) }, 'name must be 1-500 characters, not all whitespace'],
     [{ name: 5 }, 'name must be a string'],
     [{ name: 'ok', metadata: [1, 2] }, 'metadata must be an object'],
     [{ name: 'ok', metadata: 'x' }, 'metadata must be an object'],

@@ -314,8 +314,8 @@ describe('Embeddings API', () => {
     ],
     [
       'bad collection name',
-      { collection: 'a b', items: [{ content: 'a' }] },
-      'collection must be 1-255 characters without whitespace',
+      { collection: '   ', items: [{ content: 'a' }] },
+      'collection must be 1-500 characters, not all whitespace',
     ],
   ])('rejects %s with 400 and writes nothing', async (_label, body, message) => {
     const before = await snapshot(t);

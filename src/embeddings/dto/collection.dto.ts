@@ -3,17 +3,24 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsString, Matches } from 'class-validator';
 import { IsJsonObject, IsOptionalNotNull, StorableText } from '../../common/validation.js';
 
-/** Collection names: 1-255 characters without whitespace (the DEFAULT_COLLECTION rule). */
-export const COLLECTION_NAME = /^\S{1,255}$/;
-export const COLLECTION_NAME_MESSAGE = '$property must be 1-255 characters without whitespace';
+/**
+ * Collection names: what LangChain's `PGVector(collection_name=…)` stores (any string), so that a
+ * collection of an adopted database, "Luật thuế" say, can be searched and written: 1-500 characters
+ * with at least one that is not whitespace. The bound keeps a name within what the unique btree
+ * index on `langchain_pg_collection.name` can hold (about 2,700 bytes; 500 characters are at most
+ * 2,000 bytes of UTF-8). NUL and unpaired surrogates, which no stored name holds, are refused by
+ * StorableText.
+ */
+export const COLLECTION_NAME = /^(?=[\s\S]*\S)[\s\S]{1,500}$/u;
+export const COLLECTION_NAME_MESSAGE = '$property must be 1-500 characters, not all whitespace';
 
-/** A collection name: 1-255 characters without whitespace, NUL or unpaired surrogates (which no stored name holds). */
+/** A collection name (COLLECTION_NAME), without NUL or unpaired surrogates. */
 export function IsCollectionName(): PropertyDecorator {
   return applyDecorators(IsString(), Matches(COLLECTION_NAME, { message: COLLECTION_NAME_MESSAGE }), StorableText());
 }
 
 export class CreateCollectionDto {
-  @ApiProperty({ example: 'luat-thue', description: 'Unique collection name, 1-255 characters without whitespace' })
+  @ApiProperty({ example: 'luat-thue', description: 'Unique collection name, 1-500 characters, not all whitespace' })
   @IsCollectionName()
   name: string;
 
