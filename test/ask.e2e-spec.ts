@@ -391,7 +391,9 @@ describe('POST /ask', () => {
       .post('/embeddings')
       .send({ collection: name, items: [{ id: 'spaced-2', content: 'phí', embedding: [0, 1, 0] }] })
       .expect(201);
-    const listed = await request(t.server).get(`/collections/${encodeURIComponent(name)}`).expect(200);
+    const listed = await request(t.server)
+      .get(`/collections/${encodeURIComponent(name)}`)
+      .expect(200);
     expect(listed.body).toMatchObject({ name, chunkCount: 2 });
   });
 
