@@ -55,6 +55,26 @@ describe('loadAppConfig', () => {
     expect(message).toMatch(/DB_POOL_MAX must not be less than 1/);
   });
 
+  it('names the rule a value breaks first: its type before its range, a missing value before its form', () => {
+    const messageOf = (env: Record<string, string>): string => {
+      try {
+        loadAppConfig(env);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'no error';
+    };
+    expect(messageOf({ PORT: '80a' })).toBe('Invalid configuration: PORT must be an integer number');
+    expect(messageOf({ DB_POOL_MAX: 'ten' })).toBe('Invalid configuration: DB_POOL_MAX must be an integer number');
+    expect(messageOf({ PORT: '99999' })).toBe('Invalid configuration: PORT must not be greater than 65535');
+    expect(
+      messageOf({ EMBEDDINGS_PROVIDER: 'openai', EMBEDDINGS_BASE_URL: 'http://x', EMBEDDINGS_DIMENSIONS: '768' }),
+    ).toBe('Invalid configuration: EMBEDDINGS_MODEL is required with EMBEDDINGS_PROVIDER=openai');
+    expect(messageOf({ EMBEDDINGS_MODEL: 'two words' })).toBe(
+      'Invalid configuration: EMBEDDINGS_MODEL must be 1-200 characters without spaces',
+    );
+  });
+
   it('reads the search settings, and the server connections start with them', () => {
     expect(loadAppConfig({}).search).toEqual({
       hnswEfSearch: 150,

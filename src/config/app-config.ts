@@ -482,8 +482,11 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
   const vars = plainToInstance(EnvironmentVariables, raw, { exposeDefaultValues: true });
   const errors = validateSync(vars, { whitelist: false, skipMissingProperties: false });
   if (errors.length > 0) {
+    // One message per variable: the rule declared first (a type before its range). Decorators apply
+    // bottom-up, so class-validator lists a property's failed rules in reverse declaration order:
+    // "PORT=80a" failed the range checks too, and was reported as "must not be greater than 65535".
     throw new ConfigValidationError(
-      errors.map((e) => Object.values(e.constraints ?? {})[0] ?? `${e.property} is invalid`),
+      errors.map((e) => Object.values(e.constraints ?? {}).at(-1) ?? `${e.property} is invalid`),
     );
   }
   if (vars.EMBEDDINGS_PROVIDER === 'openai' && raw.EMBEDDINGS_DIMENSIONS === undefined) {
