@@ -69,7 +69,11 @@ describe('the application', () => {
     for (const { name, operation } of operations.filter((o) => !o.name.startsWith('get /health'))) {
       expect({ name, retryAfter: operation.responses['503']?.headers?.['Retry-After'] }).toEqual({
         name,
-        retryAfter: { description: 'Seconds before retrying: 1', schema: { type: 'integer', minimum: 0 } },
+        retryAfter: {
+          description:
+            "Seconds before retrying: 1 for the database; an embedding provider's or LLM's own wait when it rate-limits",
+          schema: { type: 'integer', minimum: 0 },
+        },
       });
     }
     expect(operations.find((o) => o.name === 'get /health/live')?.operation.responses['503']).toBeUndefined();

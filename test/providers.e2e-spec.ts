@@ -162,6 +162,19 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
     expect(await chunkCount(t)).toBe(before);
     await request(t.server).get('/collections/slow').expect(404);
   });
+
+  it("answers 503 with the server's own Retry-After when it rate-limits for longer than the service waits", async () => {
+    const before = await chunkCount(t);
+    server.failNext(429, 1, { 'retry-after': '120' });
+    const res = await request(t.server)
+      .post('/embeddings')
+      .send({ items: [{ content: 'throttled' }] })
+      .expect(503);
+    expect(res.headers['retry-after']).toBe('120');
+    expect(res.body.message).toContain('429');
+    expect(server.requests).toHaveLength(1);
+    expect(await chunkCount(t)).toBe(before);
+  });
 });
 
 describe('a collection embedded with another model', () => {

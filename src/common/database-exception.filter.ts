@@ -1,4 +1,12 @@
-import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import {
+  type ArgumentsHost,
+  Catch,
+  type ExceptionFilter,
+  HttpException,
+  HttpStatus,
+  Logger,
+  ServiceUnavailableException,
+} from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import pg from 'pg';
@@ -33,6 +41,20 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
 export const DATABASE_RETRY_AFTER_SECONDS = 1;
 
 /**
+ * A 503 whose cause said when to come back: an embedding provider or LLM that rate-limits with a
+ * Retry-After longer than the service waits itself. The filter sends that wait instead of the
+ * database's second, so clients do not come back at once and add to the throttling.
+ */
+export class ServiceUnavailableWithRetryAfter extends ServiceUnavailableException {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
  * The one global exception filter: HttpExceptions pass through in Nest's standard shape; database
  * errors become a 4xx or 503 naming the problem, never SQL; anything else is a 500 whose details
  * go to the log only.
@@ -47,7 +69,11 @@ export class DatabaseExceptionFilter implements ExceptionFilter {
     // Every 503 here is a database that is busy, restarting or unreachable: say when to retry, so
     // clients and proxies back off instead of retrying at once (an upstream 503 keeps its own value).
     if (status === Number(HttpStatus.SERVICE_UNAVAILABLE) && !reply.hasHeader('retry-after')) {
-      void reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
+      const seconds =
+        exception instanceof ServiceUnavailableWithRetryAfter
+          ? exception.retryAfterSeconds
+          : DATABASE_RETRY_AFTER_SECONDS;
+      void reply.header('retry-after', String(seconds));
     }
     void reply.status(status).send(body);
   }

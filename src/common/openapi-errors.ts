@@ -68,7 +68,9 @@ export function documentServiceUnavailable(document: OpenAPIObject): OpenAPIObje
     if ('$ref' in response) continue;
     response.headers = {
       ...response.headers,
-      'Retry-After': retryAfterHeader(`Seconds before retrying: ${DATABASE_RETRY_AFTER_SECONDS}`),
+      'Retry-After': retryAfterHeader(
+        `Seconds before retrying: ${DATABASE_RETRY_AFTER_SECONDS} for the database; an embedding provider's or LLM's own wait when it rate-limits`,
+      ),
     };
     response.content ??= errorResponseContent({
       statusCode: 503,

@@ -6,6 +6,7 @@ import {
   ServiceUnavailableException,
 } from '@nestjs/common';
 import { STATUS_CODES } from 'node:http';
+import { ServiceUnavailableWithRetryAfter } from '../../common/database-exception.filter.js';
 
 /** Where and how to reach an OpenAI-compatible API (OpenAI, Azure, Ollama, vLLM, TEI, LiteLLM...). */
 export interface OpenAIHttpOptions {
@@ -168,6 +169,10 @@ export class OpenAIHttpClient {
     const suffix = attempts > 1 ? ` (gave up after ${attempts} attempts)` : '';
     const message = this.redact(this.describe(failure) + suffix);
     if (failure.kind === 'timeout') return new GatewayTimeoutException(message);
+    // Still rate-limited, and it said for how long: the client is told the same (see the filter).
+    if (failure.status === 429 && failure.retryAfterMs !== undefined) {
+      return new ServiceUnavailableWithRetryAfter(message, Math.max(1, Math.ceil(failure.retryAfterMs / 1000)));
+    }
     if (failure.kind === 'network' || failure.status === 429) return new ServiceUnavailableException(message);
     return new BadGatewayException(message);
   }
