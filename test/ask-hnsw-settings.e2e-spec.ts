@@ -377,6 +377,21 @@ describe('POST /ask when a filtered index scan stops at SEARCH_HNSW_MAX_SCAN_TUP
     const metrics = (await request(t.server).get('/metrics').expect(200)).text;
     expect(metrics).toContain('search_exact_retries_total{mode="vector"} 3');
   });
+
+  it('takes filter: null for no filter: fewer than k chunks in an indexed collection is no retry', async () => {
+    await request(t.server)
+      .post('/embeddings')
+      .send({ collection: 'tiny', items: [1, 2, 3].map((i) => ({ id: `tiny-${i}`, content: 't', embedding: [i, 1] })) })
+      .expect(201);
+    await request(t.server).put('/collections/tiny/vector-index').expect(200);
+    const res = await request(t.server)
+      .post('/ask')
+      .send({ question: 'q', collection: 'tiny', queryEmbedding: [1, 1], k: 5, filter: null })
+      .expect(200);
+    expect(res.body.results).toHaveLength(3);
+    const metrics = (await request(t.server).get('/metrics').expect(200)).text;
+    expect(metrics).toContain('search_exact_retries_total{mode="vector"} 3');
+  });
 });
 
 /**

@@ -134,7 +134,8 @@ export class AskService {
       embedding,
       k,
       question: dto.question,
-      filter: dto.filter,
+      // null is "no filter" (docs/FILTERS.md): not a filtered search, which may be run again exactly.
+      filter: dto.filter ?? undefined,
       // Without the index's expression the planner cannot use the HNSW index: every chunk that
       // passes the filter is compared, as in a collection that has none. So too for a query vector a
       // half-precision index cannot hold (a component beyond ±65504): the cast would fail, the
