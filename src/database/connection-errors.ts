@@ -49,3 +49,14 @@ export function isConnectionFailure(error: unknown): boolean {
   if (Array.isArray(errors) && errors.some(isConnectionFailure)) return true;
   return typeof message === 'string' && CONNECTION_MESSAGES.test(message);
 }
+
+/**
+ * True for a read a hot standby cancelled because it conflicted with the WAL it replays ("canceling
+ * statement due to conflict with recovery": SQLSTATE 40001, or 40P01 for a buffer-pin deadlock).
+ * The read itself is fine: another server, or the primary, answers it. Only read replicas use it
+ * (a read-only transaction on a replica meets no other serialization failure).
+ */
+export function isRecoveryConflict(error: unknown): boolean {
+  const code = sqlState(error);
+  return code === '40001' || code === '40P01';
+}

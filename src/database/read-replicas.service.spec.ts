@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { QueryFailedError } from 'typeorm';
-import { isConnectionFailure } from './connection-errors.js';
+import { isConnectionFailure, isRecoveryConflict } from './connection-errors.js';
 
 /** Errors shaped as the pg driver raises them (messages observed against a stopped PostgreSQL 17). */
 function databaseError(message: string, code: string): pg.DatabaseError {
@@ -48,5 +48,24 @@ describe('isConnectionFailure (which replica errors move a read to the next serv
     ['a thrown non-error', 'boom'],
   ])('does not retry after %s', (_label, error) => {
     expect(isConnectionFailure(error)).toBe(false);
+  });
+});
+
+describe('isRecoveryConflict (which replica errors run the read on the next server without marking it down)', () => {
+  const conflict = 'canceling statement due to conflict with recovery';
+  it.each([
+    ['a statement cancelled by recovery (40001)', new QueryFailedError('SELECT', [], databaseError(conflict, '40001'))],
+    ['a buffer-pin deadlock with recovery (40P01)', databaseError(conflict, '40P01')],
+  ])('runs elsewhere after %s', (_label, error) => {
+    expect(isRecoveryConflict(error)).toBe(true);
+    expect(isConnectionFailure(error)).toBe(false);
+  });
+
+  it.each([
+    ['a malformed value (22P02)', new QueryFailedError('SELECT', [], databaseError('invalid input', '22P02'))],
+    ['a refused connect', refused()],
+    ['an error of our own code', new Error('Document "x" not found')],
+  ])('not after %s', (_label, error) => {
+    expect(isRecoveryConflict(error)).toBe(false);
   });
 });

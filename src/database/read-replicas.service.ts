@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type pg from 'pg';
 import { DataSource, type DataSourceOptions, type EntityManager, QueryFailedError } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
-import { isConnectionFailure, sqlState } from './connection-errors.js';
+import { isConnectionFailure, isRecoveryConflict, sqlState } from './connection-errors.js';
 import { buildReplicaDataSourceOptions } from './data-source-options.js';
 import { driverPool } from './driver-pool.js';
 
@@ -180,6 +180,8 @@ export class ReadReplicas implements OnModuleInit, OnApplicationShutdown {
         }
         return result;
       } catch (error) {
+        // Cancelled by the replay of the primary's changes: run elsewhere; the replica is not down.
+        if (isRecoveryConflict(error)) continue;
         const failure = error instanceof ReplicaUnreachable ? error.cause : error;
         if (!(error instanceof ReplicaUnreachable) && !isConnectionFailure(error)) throw error;
         this.markDown(replica, failure);
