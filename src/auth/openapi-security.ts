@@ -28,8 +28,9 @@ function errorResponse(description: string, statusCode: number, error: string, m
 }
 
 /**
- * Adds 401 and 403 responses, naming the scope, to every operation that needs a key; `@Public()`
- * operations (security `[{}]`) are left alone. Existing responses with those codes are kept.
+ * Adds 401 and 403 responses, naming the scope, to every operation that needs a key (403 only where
+ * the scope is write or admin); `@Public()` operations (security `[{}]`) are left alone. Existing
+ * responses with those codes are kept.
  */
 export function documentApiKeySecurity(document: OpenAPIObject): OpenAPIObject {
   for (const [operation, method] of documentOperations(document)) {
@@ -46,6 +47,8 @@ export function documentApiKeySecurity(document: OpenAPIObject): OpenAPIObject {
       'Unauthorized',
       MISSING_KEY_MESSAGE,
     );
+    // Every key holds "read" (write and admin include it): a read operation never answers 403.
+    if (scope === 'read') continue;
     operation.responses['403'] ??= errorResponse(
       `The API key lacks the "${scope}" scope`,
       403,
