@@ -52,7 +52,13 @@ export class AskRequestDto {
   @StorableText()
   question: string;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: MAX_K, default: 5, description: 'Number of chunks to return' })
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    maximum: MAX_K,
+    default: 5,
+    description: 'Number of chunks to return',
+  })
   @IsOptionalNotNull()
   @IsInt()
   @Min(1)

@@ -187,7 +187,7 @@ export class ListDocumentsQueryDto {
   @StorableText()
   search?: string;
 
-  @ApiPropertyOptional({ example: 50, minimum: 1, maximum: 500, default: 50 })
+  @ApiPropertyOptional({ type: 'integer', example: 50, minimum: 1, maximum: 500, default: 50 })
   @IsOptionalNotNull()
   @Type(() => Number)
   @IsInt()
@@ -195,7 +195,7 @@ export class ListDocumentsQueryDto {
   @Max(500)
   limit: number = 50;
 
-  @ApiPropertyOptional({ example: 0, minimum: 0, default: 0 })
+  @ApiPropertyOptional({ type: 'integer', example: 0, minimum: 0, maximum: 2_147_483_647, default: 0 })
   @IsOptionalNotNull()
   @Type(() => Number)
   @IsInt()
@@ -215,7 +215,7 @@ export class ListDocumentsQueryDto {
 }
 
 export class ListChunksQueryDto {
-  @ApiPropertyOptional({ example: 100, minimum: 1, maximum: 1000, default: 100 })
+  @ApiPropertyOptional({ type: 'integer', example: 100, minimum: 1, maximum: 1000, default: 100 })
   @IsOptionalNotNull()
   @Type(() => Number)
   @IsInt()
@@ -223,7 +223,7 @@ export class ListChunksQueryDto {
   @Max(1000)
   limit: number = 100;
 
-  @ApiPropertyOptional({ example: 0, minimum: 0, default: 0 })
+  @ApiPropertyOptional({ type: 'integer', example: 0, minimum: 0, maximum: 2_147_483_647, default: 0 })
   @IsOptionalNotNull()
   @Type(() => Number)
   @IsInt()
@@ -321,8 +321,9 @@ export class RecountDocumentsDto {
   @ApiPropertyOptional({
     example: ['luat-dat-dai-2024'],
     type: [String],
+    minItems: 1,
     maxItems: MAX_RECOUNT_IDS,
-    description: 'The documents to recount; every document when absent',
+    description: 'The documents to recount (each 1-255 characters); every document when absent',
   })
   @IsOptionalNotNull()
   @IsArray()

@@ -43,6 +43,7 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
   documentName?: string;
 
   @ApiPropertyOptional({
+    type: 'integer',
     example: 1000,
     minimum: MIN_CHUNK_SIZE,
     maximum: MAX_CHUNK_SIZE,
@@ -56,6 +57,7 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
   chunkSize?: number;
 
   @ApiPropertyOptional({
+    type: 'integer',
     example: 200,
     minimum: 0,
     maximum: MAX_CHUNK_OVERLAP,
