@@ -28,7 +28,8 @@ export class RequestLoggingHook implements OnModuleInit {
     fastify.addHook('onRequest', (request, _reply, done) => {
       this.pinoLogger.runInContext(done, { bindings: { reqId: request.id } });
     });
-    // onSend, not onRequest: it also runs for replies that earlier onRequest hooks send (CORS preflight, 503 on shutdown).
+    // onSend, not onRequest: it also runs for replies that earlier onRequest hooks send (CORS preflight).
+    // Not for the 503 Fastify writes itself to a request that arrives while the server closes: no hook runs for it.
     fastify.addHook('onSend', (request, reply, payload, done) => {
       void reply.header(REQUEST_ID_HEADER, request.id);
       done(null, payload);
