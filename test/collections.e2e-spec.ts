@@ -207,5 +207,11 @@ describe('Collections and embeddings OpenAPI', () => {
     expect(codes('/embeddings', 'post')).toEqual(['201', '400', '409', '502', '504']);
     expect(codes('/embeddings/{id}', 'get')).toEqual(['200', '400', '404']);
     expect(codes('/embeddings/{id}', 'delete')).toEqual(['204', '400', '404', '409']);
+    // The length and form rules of names and ids, as a client generator reads them.
+    const schemas = res.body.components.schemas as Record<string, { properties: Record<string, unknown> }>;
+    expect(schemas.CreateCollectionDto.properties.name).toMatchObject({ minLength: 1, maxLength: 500 });
+    expect(schemas.CreateEmbeddingsDto.properties.collection).toMatchObject({ minLength: 1, maxLength: 500 });
+    expect(schemas.EmbeddingItemDto.properties.id).toMatchObject({ minLength: 1, maxLength: 255 });
+    expect(schemas.CreateDocumentDto.properties.documentId).toMatchObject({ pattern: '^\\S{1,255}$' });
   });
 });

@@ -65,7 +65,12 @@ export class AskRequestDto {
   @Max(MAX_K)
   k?: number;
 
-  @ApiPropertyOptional({ example: 'docs', description: 'Collection to search; default DEFAULT_COLLECTION' })
+  @ApiPropertyOptional({
+    example: 'docs',
+    minLength: 1,
+    maxLength: 500,
+    description: 'Collection to search; default DEFAULT_COLLECTION',
+  })
   @IsOptionalNotNull()
   @IsCollectionName()
   collection?: string;

@@ -20,6 +20,9 @@ import { IsOptionalNotNull, StorableText } from '../../common/validation.js';
 import { EmbeddingItemDto } from '../../embeddings/dto/embedding.dto.js';
 import { DOCUMENT_STATUSES, type DocumentStatus } from '../document.entity.js';
 
+/** A new document's documentId: 1-255 characters without whitespace (the rule, and its OpenAPI pattern). */
+export const DOCUMENT_ID_PATTERN = '^\\S{1,255}$';
+
 /** Upper bound of the schema; the effective limit is EMBEDDINGS_MAX_BATCH, checked by the service. */
 const ABSOLUTE_MAX_CHUNKS = 100_000;
 
@@ -47,10 +50,14 @@ export class ChunkInputDto extends EmbeddingItemDto {
 }
 
 export class CreateDocumentDto {
-  @ApiPropertyOptional({ example: 'luat-dat-dai-2024', description: 'Business id; a uuid when absent' })
+  @ApiPropertyOptional({
+    example: 'luat-dat-dai-2024',
+    pattern: DOCUMENT_ID_PATTERN,
+    description: 'Business id, 1-255 characters without whitespace; a uuid when absent',
+  })
   @IsOptionalNotNull()
   @IsString()
-  @Matches(/^\S{1,255}$/, { message: 'documentId must be 1-255 characters without whitespace' })
+  @Matches(new RegExp(DOCUMENT_ID_PATTERN), { message: 'documentId must be 1-255 characters without whitespace' })
   @StorableText()
   documentId?: string;
 
@@ -95,7 +102,12 @@ export class CreateDocumentDto {
   @IsIn(DOCUMENT_STATUSES)
   status?: DocumentStatus;
 
-  @ApiPropertyOptional({ example: 'docs', description: 'Collection of the chunks; DEFAULT_COLLECTION when absent' })
+  @ApiPropertyOptional({
+    example: 'docs',
+    minLength: 1,
+    maxLength: 500,
+    description: 'Collection of the chunks; DEFAULT_COLLECTION when absent',
+  })
   @IsOptionalNotNull()
   @IsCollectionName()
   collection?: string;

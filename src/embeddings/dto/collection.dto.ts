@@ -20,7 +20,12 @@ export function IsCollectionName(): PropertyDecorator {
 }
 
 export class CreateCollectionDto {
-  @ApiProperty({ example: 'luat-thue', description: 'Unique collection name, 1-500 characters, not all whitespace' })
+  @ApiProperty({
+    example: 'luat-thue',
+    minLength: 1,
+    maxLength: 500,
+    description: 'Unique collection name, 1-500 characters, not all whitespace',
+  })
   @IsCollectionName()
   name: string;
 

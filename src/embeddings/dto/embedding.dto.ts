@@ -187,6 +187,8 @@ export const VECTOR_INPUT_DESCRIPTION =
 export class EmbeddingItemDto {
   @ApiPropertyOptional({
     example: 'b7e6a1c2-3f4d-4e5a-8b9c-0d1e2f3a4b5c',
+    minLength: 1,
+    maxLength: 255,
     description: 'Chunk id; an existing id is updated (upsert). Generated (uuid4) when absent',
   })
   @IsOptionalNotNull()
@@ -226,6 +228,8 @@ export class EmbeddingItemDto {
 export class CreateEmbeddingsDto {
   @ApiPropertyOptional({
     example: 'docs',
+    minLength: 1,
+    maxLength: 500,
     description: 'Target collection (created if missing); DEFAULT_COLLECTION when absent',
   })
   @IsOptionalNotNull()

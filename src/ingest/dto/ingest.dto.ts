@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional, PickType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsString, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
-import { CreateDocumentDto } from '../../documents/dto/document.dto.js';
+import { CreateDocumentDto, DOCUMENT_ID_PATTERN } from '../../documents/dto/document.dto.js';
 import { IsOptionalNotNull, StorableText } from '../../common/validation.js';
 import { TEXT_FORMATS, type TextFormat } from '../text-extraction.js';
 
@@ -22,11 +22,13 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
 ] as const) {
   @ApiPropertyOptional({
     example: 'luat-dat-dai-2024',
-    description: 'Business id; a uuid when absent. An existing id is re-ingested: its chunks are replaced',
+    pattern: DOCUMENT_ID_PATTERN,
+    description:
+      'Business id, 1-255 characters without whitespace; a uuid when absent. An existing id is re-ingested: its chunks are replaced',
   })
   @IsOptionalNotNull()
   @IsString()
-  @Matches(/^\S{1,255}$/, { message: 'documentId must be 1-255 characters without whitespace' })
+  @Matches(new RegExp(DOCUMENT_ID_PATTERN), { message: 'documentId must be 1-255 characters without whitespace' })
   @StorableText()
   documentId?: string;
 
