@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { chunkText, type ChunkOptions, splitText, type TextChunk } from './chunker.js';
+import { chunkText, type ChunkOptions, markdownHeading, splitText, type TextChunk } from './chunker.js';
 
 const LEGAL = `LUẬT NUÔI ONG MẬT
 
@@ -258,5 +258,27 @@ describe('chunkText and splitText: sizes and overlap', () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('markdownHeading', () => {
+  /** The expression it replaces: the same answers, in time quadratic in a run of spaces. */
+  const PREVIOUS = /^(#{1,6})\s+(.+?)(?:\s+#+)?\s*$/u;
+
+  it('finds what the previous regular expression found, on any trimmed line', () => {
+    const piece = fc.constantFrom('#', '##', ' ', '\t', '\u00a0', 'a', 'Điều', '#x', ' #', '1.');
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 12 }), (pieces) => {
+        const line = pieces.join('').trim();
+        const previous = PREVIOUS.exec(line);
+        expect(markdownHeading(line)).toEqual(previous ? { hashes: previous[1], inner: previous[2] } : null);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('reads a heading line with a million spaces in it at once', () => {
+    const line = `# a${' '.repeat(1_000_000)}b ##`;
+    expect(markdownHeading(line)).toEqual({ hashes: '#', inner: `a${' '.repeat(1_000_000)}b` });
   });
 });

@@ -94,18 +94,35 @@ const ARTICLE = /^(?:Điều|ĐIỀU)\s+(\d+[a-zđ]?)\s*(?:[.:]|$)/u;
 const CLAUSE_WORD = /^(?:Khoản|KHOẢN)\s+(\d+)(?=$|[\s.:])/u;
 const CLAUSE_NUMBER = /^(\d{1,3})\.\s+\S/u;
 const POINT = /^([a-zđ])\)\s+\S/u;
-const MARKDOWN = /^(#{1,6})\s+(.+?)(?:\s+#+)?\s*$/u;
+const MARKDOWN_OPENING = /^(#{1,6})\s+/u;
+
+/**
+ * A Markdown ATX heading of a trimmed line: its level and text, without a closing run of `#` that
+ * follows a space. What `/^(#{1,6})\s+(.+?)(?:\s+#+)?\s*$/u` matched, found without it: that
+ * expression retried its end from every position of a run of spaces, so one heading line of a
+ * million spaces took minutes.
+ */
+export function markdownHeading(text: string): { hashes: string; inner: string } | null {
+  const opening = MARKDOWN_OPENING.exec(text);
+  if (!opening) return null;
+  let rest = text.slice(opening[0].length);
+  let end = rest.length;
+  while (end > 0 && rest.charCodeAt(end - 1) === 0x23) end -= 1;
+  if (end > 0 && end < rest.length && /\s/u.test(rest[end - 1])) rest = rest.slice(0, end);
+  rest = rest.trimEnd();
+  return rest === '' ? null : { hashes: opening[1], inner: rest };
+}
 
 /** Recognises a structural heading at the start of a line; clauses and points only inside their parent. */
 function detectHeading(line: string, open: readonly Unit[]): Heading | null {
   const text = line.trim();
   if (text === '') return null;
-  const markdown = MARKDOWN.exec(text);
+  const markdown = markdownHeading(text);
   if (markdown) {
-    const inner = markdown[2].trim();
+    const inner = markdown.inner.trim();
     const legal = detectLegalUnit(inner, open);
     if (legal && legal.level !== 'clause' && legal.level !== 'point') return legal;
-    const level = `heading${markdown[1].length}` as Heading['level'];
+    const level = `heading${markdown.hashes.length}` as Heading['level'];
     return { level, rank: RANK[level], label: shorten(inner, 80), title: inner, bare: false };
   }
   return detectLegalUnit(text, open);

@@ -63,3 +63,19 @@ describe('text extraction', () => {
     await expect(extractText(Buffer.from(' \n\n '), 'md')).rejects.toMatchObject({ reason: 'empty' });
   });
 });
+
+describe('text extraction on hostile input', () => {
+  it('tidies a line with a million spaces inside at once (a regular expression took minutes)', () => {
+    expect(textOf(`a${' '.repeat(1_000_000)}b \t`, 'txt')).toBe(`a${' '.repeat(1_000_000)}b`);
+  });
+
+  it('reads HTML nested 100,000 elements deep (it overflowed the call stack)', () => {
+    expect(textOf(`<div>${'<span>'.repeat(100_000)}x${'</span>'.repeat(100_000)}</div><p>y</p>`, 'html')).toBe(
+      'x\n\ny',
+    );
+  });
+
+  it('drops U+0000, which a .docx can spell &#0; and PostgreSQL text cannot hold', () => {
+    expect(textOf('Điều 1. Phạm vi\u0000 điều chỉnh', 'txt')).toBe('Điều 1. Phạm vi điều chỉnh');
+  });
+});
