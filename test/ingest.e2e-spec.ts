@@ -272,6 +272,44 @@ describe('POST /documents/ingest', () => {
     expect((noFile.body as { message: string }).message).toMatch(/file is required/);
     await upload(t, { ...txt, buffer: Buffer.alloc(0) }, { documentType: 'x', category: 'y' }).expect(400);
     await request(t.server).post('/documents/ingest').send({ documentType: 'x', category: 'y', text: '' }).expect(400);
+    // Multipart bodies as browsers and other clients write them.
+    const raw = (...parts: string[]) =>
+      request(t.server)
+        .post('/documents/ingest')
+        .set('content-type', 'multipart/form-data; boundary=b')
+        .send(`${parts.map((p) => `--b\r\n${p}\r\n`).join('')}--b--\r\n`);
+    const field = (name: string, value: string, type = '') =>
+      `Content-Disposition: form-data; name="${name}"${type ? `\r\nContent-Type: ${type}` : ''}\r\n\r\n${value}`;
+    const filePart = (disposition: string, body: string) =>
+      `Content-Disposition: form-data; name="file"; ${disposition}\r\nContent-Type: application/octet-stream\r\n\r\n${body}`;
+    const refusals: Array<[request.Test, string]> = [
+      // A form whose file input was left empty.
+      [
+        raw(field('documentType', 'x'), field('category', 'y'), filePart('filename=""', '')),
+        'file is required: send the document in the multipart field "file"',
+      ],
+      // An empty file is empty whatever its type (it was a 415 for a name without a known extension).
+      [raw(field('documentType', 'x'), field('category', 'y'), filePart('filename="a.bin"', '')), 'The file is empty'],
+      [
+        raw(field('documentType', 'x'), field('category', 'y'), field('documentName', '{"a":1}', 'application/json')),
+        'Field "documentName" must be plain text, not application/json',
+      ],
+      [
+        raw(field('documentType', 'x'), field('category', 'y'), filePart("filename*=UTF-8''a%00.txt", 'Nội dung.')),
+        'fileName must not contain NUL characters',
+      ],
+      [
+        raw(field('documentType', 'x'), field('category', 'y'), filePart(`filename="${'n'.repeat(1021)}.txt"`, 'x')),
+        'fileName must be shorter than or equal to 1024 characters',
+      ],
+    ];
+    for (const [sent, message] of refusals) {
+      const res = await sent;
+      expect({ status: res.status, message: [(res.body as { message: unknown }).message].flat().join('; ') }).toEqual({
+        status: 400,
+        message,
+      });
+    }
 
     const corrupt = await upload(
       t,

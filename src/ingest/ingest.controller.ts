@@ -27,7 +27,13 @@ import {
 } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
-import { IngestFileDto, IngestOptionsDto, IngestResultDto, IngestTextDto } from './dto/ingest.dto.js';
+import {
+  IngestFileDto,
+  IngestOptionsDto,
+  IngestResultDto,
+  IngestTextDto,
+  UploadedFileNameDto,
+} from './dto/ingest.dto.js';
 import { IngestService } from './ingest.service.js';
 import { createValidationPipe } from '../common/validation.js';
 import { ApiEmbeddingProviderResponses } from '../common/openapi-errors.js';
@@ -128,11 +134,17 @@ export class IngestController {
           if (part.fieldname !== 'file') {
             throw new BadRequestException(`Unexpected file field "${part.fieldname}": send the file as "file"`);
           }
-          file = { buffer: await part.toBuffer(), fileName: part.filename, mimeType: part.mimetype };
+          const buffer = await part.toBuffer();
+          // What a browser form sends when no file was chosen: no name, no bytes.
+          if (part.filename === '' && buffer.length === 0) continue;
+          file = { buffer, fileName: part.filename, mimeType: part.mimetype };
         } else if (Object.hasOwn(fields, part.fieldname)) {
           throw new BadRequestException(`Field "${part.fieldname}" appears more than once`);
+        } else if (typeof part.value !== 'string') {
+          // @fastify/multipart parses a field sent as application/json; every field here is text.
+          throw new BadRequestException(`Field "${part.fieldname}" must be plain text, not ${part.mimetype}`);
         } else {
-          fields[part.fieldname] = String(part.value);
+          fields[part.fieldname] = part.value;
         }
       }
     } catch (error) {
@@ -140,6 +152,10 @@ export class IngestController {
     }
     const dto = (await validation.transform(fields, { type: 'body', metatype: IngestOptionsDto })) as IngestOptionsDto;
     if (!file) throw new BadRequestException('file is required: send the document in the multipart field "file"');
+    // The upload's name becomes the document's fileName (and its name by default): the same rules as in JSON.
+    if (file.fileName !== '') {
+      await validation.transform({ fileName: file.fileName }, { type: 'body', metatype: UploadedFileNameDto });
+    }
     return this.ingestion.ingest({
       ...dto,
       buffer: file.buffer,

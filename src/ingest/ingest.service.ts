@@ -143,12 +143,13 @@ export class IngestService {
         return textOf(input.text, this.textFormat(input));
       }
       if (input.buffer === undefined) throw new BadRequestException('Either a file or text is required');
+      // Before the format: an empty file is empty whatever its name or type says.
+      if (input.buffer.length === 0) throw new BadRequestException('The file is empty');
       const format = detectFormat(input.fileName, input.mimeType);
       if (format === null) {
         const what = input.fileName ? `"${input.fileName}"` : `of type ${input.mimeType ?? 'unknown'}`;
         throw new UnsupportedMediaTypeException(`Unsupported file ${what}: ${ALLOWED}`);
       }
-      if (input.buffer.length === 0) throw new BadRequestException('The file is empty');
       if (input.buffer.length > maxFileBytes) {
         throw new PayloadTooLargeException(`The file is larger than the limit of ${maxFileBytes} bytes`);
       }

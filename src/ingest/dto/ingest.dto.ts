@@ -118,6 +118,9 @@ export class IngestTextDto extends IngestOptionsDto {
   format?: TextFormat;
 }
 
+/** The name of an uploaded file, checked with the rules of the JSON body's `fileName`. */
+export class UploadedFileNameDto extends PickType(IngestTextDto, ['fileName'] as const) {}
+
 export class IngestResultDto {
   @ApiProperty({ example: 'luat-dat-dai-2024' })
   documentId: string;
