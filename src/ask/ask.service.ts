@@ -22,6 +22,7 @@ import type { AskRequestDto, AskResponseDto, AskResultDto, SearchMode } from './
 import { compileLangChainFilter, InvalidFilterError } from './filter/langchain-filter.js';
 import { SearchTargetCache } from './search-target.cache.js';
 import { firstBeyondHalfvec } from './vector-index.js';
+import { vectorDimensionProblem } from '../common/database-exception.filter.js';
 
 export const DEFAULT_K = 5;
 /** pgvector's upper bound for hnsw.ef_search. */
@@ -257,8 +258,7 @@ function fitsIndex(index: SearchTarget['index'], embedding: VectorComponents): b
 
 /** pgvector's errors for vectors of two dimensions meeting (a distance, or a cast to vector(N)). */
 function isDimensionError(error: unknown): boolean {
-  const message = error instanceof Error ? error.message : '';
-  return /different (?:vector|halfvec) dimensions|expected \d+ dimensions, not \d+/.test(message);
+  return vectorDimensionProblem(error) !== null;
 }
 
 function sameTarget(a: SearchTarget, b: SearchTarget): boolean {

@@ -20,20 +20,26 @@ const ISO_TIMESTAMP = /^[1-9]\d{3}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?$/
  * `GET /documents?limit=50` costs (CPU profile, docs/PERFORMANCE.md).
  */
 export function parseTimestamp(text: string): unknown {
-  if (!ISO_TIMESTAMP.test(text)) return parseTimestampSlowly(text);
-  // Two ASCII digits at `at` (the expression has checked they are digits): no substring per field.
-  const pair = (at: number): number => (text.charCodeAt(at) - 48) * 10 + text.charCodeAt(at + 1) - 48;
-  // postgres-date: `1000 * parseFloat('.123456')`, then the Date constructor truncates.
-  const ms = text.length > 19 ? 1000 * parseFloat(text.slice(19)) : 0;
-  return new Date(pair(0) * 100 + pair(2), pair(5) - 1, pair(8), pair(11), pair(14), pair(17), ms);
+  return parseIsoTimestamp(text, false);
 }
 
 /** parseTimestamp for a `timestamp` that is a wall-clock time in UTC: Date.UTC instead of local fields. */
 export function parseUtcTimestamp(text: string): unknown {
-  if (!ISO_TIMESTAMP.test(text)) return localToUtc(parseTimestampSlowly(text));
+  return parseIsoTimestamp(text, true);
+}
+
+/** The one parse behind parseTimestamp and parseUtcTimestamp: the fields read as local time or as UTC. */
+function parseIsoTimestamp(text: string, utc: boolean): unknown {
+  if (!ISO_TIMESTAMP.test(text)) return utc ? localToUtc(parseTimestampSlowly(text)) : parseTimestampSlowly(text);
+  // Two ASCII digits at `at` (the expression has checked they are digits): no substring per field.
   const pair = (at: number): number => (text.charCodeAt(at) - 48) * 10 + text.charCodeAt(at + 1) - 48;
+  // postgres-date: `1000 * parseFloat('.123456')`, then the Date constructor truncates.
   const ms = text.length > 19 ? 1000 * parseFloat(text.slice(19)) : 0;
-  return new Date(Date.UTC(pair(0) * 100 + pair(2), pair(5) - 1, pair(8), pair(11), pair(14), pair(17), ms));
+  const year = pair(0) * 100 + pair(2);
+  const month = pair(5) - 1;
+  return utc
+    ? new Date(Date.UTC(year, month, pair(8), pair(11), pair(14), pair(17), ms))
+    : new Date(year, month, pair(8), pair(11), pair(14), pair(17), ms);
 }
 
 /** The instant whose UTC fields are the local fields of `value` (a Date from postgres-date), else `value`. */
