@@ -1,3 +1,5 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { type CorpusFile, LEGAL_SENTENCE, LEGAL_TEXT, makeCorpus } from './support/corpus.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
@@ -339,6 +341,91 @@ describe('POST /documents/ingest with the default INGEST_MAX_FILE_BYTES (25 MB)'
     t = await startTestApp();
   });
   afterAll(() => t.close());
+
+  it('reads the rest of an upload it refuses part-way, so the keep-alive connection answers its next request', async () => {
+    await t.app.listen(0, '127.0.0.1');
+    const { port } = t.server.address() as AddressInfo;
+    // One socket: each request must wait for the one before it to be sent completely.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const sockets = new Set<unknown>();
+    // Settles once the answer has arrived and the whole request has been sent: a server that stops
+    // reading an upload leaves the client writing it, and its next request waiting for the socket.
+    const send = (path: string, body?: Buffer) =>
+      new Promise<{ status: number; message: unknown }>((resolve, reject) => {
+        let answer: { status: number; message: unknown } | undefined;
+        let sent = false;
+        const settle = () => {
+          if (answer && sent) resolve(answer);
+        };
+        const req = http.request(
+          {
+            host: '127.0.0.1',
+            port,
+            path,
+            agent,
+            method: body ? 'POST' : 'GET',
+            headers: body ? { 'content-type': 'multipart/form-data; boundary=b' } : {},
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              const text = Buffer.concat(chunks).toString();
+              answer = { status: res.statusCode ?? 0, message: (JSON.parse(text) as { message?: unknown }).message };
+              settle();
+            });
+          },
+        );
+        // Far below the minute the next request had waited behind an unread upload.
+        const timer = setTimeout(() => {
+          reject(new Error(`${path}: ${answer ? 'answered, but the request body was not read' : 'no answer'} in 20 s`));
+          req.destroy();
+        }, 20_000);
+        req.on('close', () => clearTimeout(timer));
+        req.on('finish', () => {
+          sent = true;
+          settle();
+        });
+        req.on('socket', (socket) => sockets.add(socket));
+        req.on('error', reject);
+        req.end(body);
+      });
+    // Larger than what loopback socket buffers hold, so the server must read it for the client to finish sending.
+    const large = Buffer.alloc(16 * 1024 * 1024, 'a');
+    const part = (disposition: string, type: string, content: string | Buffer) =>
+      Buffer.concat([
+        Buffer.from(`--b\r\nContent-Disposition: form-data; ${disposition}\r\nContent-Type: ${type}\r\n\r\n`),
+        Buffer.from(content),
+        Buffer.from('\r\n'),
+      ]);
+    const form = (...parts: Buffer[]) => Buffer.concat([...parts, Buffer.from('--b--\r\n')]);
+    const file = part('name="file"; filename="a.txt"', 'text/plain', large);
+    const refused: Array<[Buffer, string]> = [
+      [
+        form(part('name="other"; filename="o.txt"', 'text/plain', large), file),
+        'Unexpected file field "other": send the file as "file"',
+      ],
+      [
+        form(part('name="category"', 'text/plain', 'a'), part('name="category"', 'text/plain', 'b'), file),
+        'Field "category" appears more than once',
+      ],
+      [
+        form(part('name="documentName"', 'application/json', '{}'), file),
+        'Field "documentName" must be plain text, not application/json',
+      ],
+    ];
+    const before = await counts(t);
+    try {
+      for (const [body, message] of refused) {
+        expect(await send('/documents/ingest', body)).toEqual({ status: 400, message });
+        expect(await send('/health/live')).toEqual({ status: 200, message: undefined });
+      }
+    } finally {
+      agent.destroy();
+    }
+    expect(sockets.size).toBe(1);
+    expect(await counts(t)).toEqual(before);
+  });
 
   it('refuses with 413, writing nothing, a text that would make more than 100,000 chunks', async () => {
     const before = await counts(t);

@@ -65,6 +65,20 @@ function multipartError(error: unknown, maxFileBytes: number): unknown {
   }
 }
 
+/**
+ * Reads and drops what is left of a multipart body once it has been refused part-way. The body is
+ * piped into the multipart parser, which stops reading when a part nobody consumes fills its
+ * buffer; Node drops an unread body itself only when nothing consumes it, so the rest of a large
+ * upload would stay on the wire, and the next request on that keep-alive connection would wait
+ * behind it until the server's header timeout (60 s and more).
+ */
+function discardRestOfBody(request: FastifyRequest): void {
+  const body = request.raw;
+  if (body.readableEnded || body.destroyed) return;
+  body.unpipe();
+  body.resume();
+}
+
 @ApiTags('documents')
 @Controller('documents')
 export class IngestController {
@@ -148,6 +162,7 @@ export class IngestController {
         }
       }
     } catch (error) {
+      discardRestOfBody(request);
       throw multipartError(error, maxFileBytes);
     }
     const dto = (await validation.transform(fields, { type: 'body', metatype: IngestOptionsDto })) as IngestOptionsDto;
