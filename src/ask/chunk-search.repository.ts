@@ -3,7 +3,14 @@ import type { EntityManager } from 'typeorm';
 import { encodeVector } from '../embeddings/chunk.store.js';
 import type { VectorComponents } from '../embeddings/dto/embedding.dto.js';
 import { type CompiledFilter, compileLangChainFilter } from './filter/langchain-filter.js';
-import { cosineDistance, parseIndexDefinition, VECTOR_INDEX_PREFIX, type VectorIndexSpec } from './vector-index.js';
+import {
+  cosineDistance,
+  parseIndexDefinition,
+  storedDimensionSql,
+  VECTOR_INDEX_PREFIX,
+  vectorIndexDefinitionSql,
+  type VectorIndexSpec,
+} from './vector-index.js';
 
 export interface ChunkSearchQuery {
   collectionUuid: string;
@@ -117,12 +124,8 @@ export class ChunkSearchRepository {
       }>
     >(
       `SELECT c.uuid, c.name, c.cmetadata,
-              (SELECT vector_dims(e.embedding) FROM langchain_pg_embedding e
-                WHERE e.collection_id = c.uuid AND e.embedding IS NOT NULL LIMIT 1) AS dims,
-              (SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
-                 JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
-                WHERE n.nspname = current_schema() AND i.indisvalid
-                  AND ic.relname = $2 || replace(c.uuid::text, '-', '')) AS def,
+              ${storedDimensionSql('c.uuid')} AS dims,
+              ${vectorIndexDefinitionSql('c.uuid', '$2', 'indisvalid')} AS def,
               to_regprocedure('chunk_metadata_terms(jsonb)') IS NOT NULL AS terms
          FROM langchain_pg_collection c WHERE c.name = $1`,
       [name, VECTOR_INDEX_PREFIX],

@@ -86,6 +86,34 @@ export function parseIndexDefinition(collectionUuid: string, definition: string 
   return cast ? vectorIndexSpec(collectionUuid, Number(cast[2])) : null;
 }
 
+/**
+ * A scalar subquery: the dimension of one stored vector of the collection whose uuid the SQL
+ * expression `collectionUuid` gives (a column or a parameter; null when it holds none). One row is
+ * enough: every vector of a collection has its dimension (the writers check it).
+ */
+export function storedDimensionSql(collectionUuid: string): string {
+  return `(SELECT vector_dims(e.embedding) FROM langchain_pg_embedding e
+            WHERE e.collection_id = ${collectionUuid} AND e.embedding IS NOT NULL LIMIT 1)`;
+}
+
+/**
+ * A scalar subquery: the definition (pg_get_indexdef) of the vector index of the collection whose
+ * uuid the SQL expression `collectionUuid` gives, or null; `prefixParam` is the parameter bound to
+ * VECTOR_INDEX_PREFIX. `state` says which index counts: a search may use one that is `indisvalid`;
+ * a write must respect one that is only `indisready` too (a concurrent build in progress already
+ * receives the new rows, and refuses a row of another dimension).
+ */
+export function vectorIndexDefinitionSql(
+  collectionUuid: string,
+  prefixParam: string,
+  state: 'indisvalid' | 'indisready',
+): string {
+  return `(SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
+             JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
+            WHERE n.nspname = current_schema() AND i.${state}
+              AND ic.relname = ${prefixParam} || replace(${collectionUuid}::text, '-', ''))`;
+}
+
 /** `embedding::vector(N)` (or halfvec): the indexed expression, over the given column reference. */
 export function indexedExpression(spec: VectorIndexSpec, column: string): string {
   return `(${column}::${spec.type}(${spec.dimensions}))`;

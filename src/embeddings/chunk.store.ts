@@ -7,7 +7,9 @@ import {
   isOutOfRangeError,
   MAX_VECTOR_INDEX_DIMENSIONS,
   parseIndexDefinition,
+  storedDimensionSql,
   VECTOR_INDEX_PREFIX,
+  vectorIndexDefinitionSql,
 } from '../ask/vector-index.js';
 import { CollectionEntity } from './collection.entity.js';
 import { LITTLE_ENDIAN, type VectorComponents } from './dto/embedding.dto.js';
@@ -324,8 +326,7 @@ export class ChunkStore {
          SELECT uuid, name, cmetadata FROM langchain_pg_collection WHERE name = $2
        )
        SELECT t.uuid, t.name, t.cmetadata,
-              (SELECT vector_dims(e.embedding) FROM langchain_pg_embedding e
-                WHERE e.collection_id = t.uuid AND e.embedding IS NOT NULL LIMIT 1) AS dims,
+              ${storedDimensionSql('t.uuid')} AS dims,
               ARRAY(SELECT DISTINCT e.cmetadata->>'document_id' FROM langchain_pg_embedding e
                      WHERE e.id = ANY($4::varchar[]) AND e.cmetadata ? 'document_id') AS previous_document_ids
          FROM target t LIMIT 1`,
@@ -345,12 +346,11 @@ export class ChunkStore {
 
   /** The dimension of the vectors already stored in a collection, or null when it holds none. */
   async collectionDimension(manager: EntityManager, collectionUuid: string): Promise<number | null> {
-    const rows = await manager.query<Array<{ dims: number }>>(
-      `SELECT vector_dims(embedding) AS dims FROM langchain_pg_embedding
-        WHERE collection_id = $1 AND embedding IS NOT NULL LIMIT 1`,
+    const [row] = await manager.query<Array<{ dims: number | null }>>(
+      `SELECT ${storedDimensionSql('$1::uuid')} AS dims`,
       [collectionUuid],
     );
-    return rows[0]?.dims ?? null;
+    return row.dims;
   }
 
   /** Fills in missing ids (uuid4 strings, as LangChain writes them) and missing vectors (one provider call). */
@@ -397,12 +397,7 @@ export class ChunkStore {
     if (rows.length === 0) return;
     await manager.query(FIRST_VECTORS_LOCK_SQL, [collection.uuid]);
     const [row] = await manager.query<Array<{ dims: number | null; def: string | null }>>(
-      `SELECT (SELECT vector_dims(embedding) FROM langchain_pg_embedding
-                WHERE collection_id = $1 AND embedding IS NOT NULL LIMIT 1) AS dims,
-              (SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
-                 JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
-                WHERE n.nspname = current_schema() AND i.indisready
-                  AND ic.relname = $2 || replace($1::text, '-', '')) AS def`,
+      `SELECT ${storedDimensionSql('$1::uuid')} AS dims, ${vectorIndexDefinitionSql('$1::uuid', '$2', 'indisready')} AS def`,
       [collection.uuid, VECTOR_INDEX_PREFIX],
     );
     if (row.dims !== null) {
