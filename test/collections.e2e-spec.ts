@@ -173,6 +173,33 @@ describe('Collections API', () => {
     await request(t.server).get('/collections/kept').expect(200);
   });
 
+  it('deletes a collection whose chunks belong to more documents than the lock table holds', async () => {
+    // 100,000 documents: more than a lock per document fits in the server's lock table
+    // (max_locks_per_transaction × max_connections, nominally; 19,200 on the CI server, where 60,000 locks fail).
+    await t.dataSource.query(
+      `INSERT INTO documents (document_id, document_name, category, document_type, source_file, file_name, total_chunks)
+       VALUES ('crowd-0', 'Nghị định', 'c', 'decree', 's', 'f', 0)`,
+    );
+    await request(t.server)
+      .post('/embeddings')
+      .send({ collection: 'crowded', items: [{ id: 'crowded-0', content: 'x', metadata: { document_id: 'crowd-0' } }] })
+      .expect(201);
+    await t.dataSource.query(
+      `INSERT INTO langchain_pg_embedding (id, collection_id, document, cmetadata)
+       SELECT 'crowded-' || i, c.uuid, 'x', jsonb_build_object('document_id', 'crowd-' || i)
+         FROM langchain_pg_collection c, generate_series(1, 100000) AS i WHERE c.name = 'crowded'`,
+    );
+    expect(await totalChunks(t, 'crowd-0')).toBe(1);
+
+    await request(t.server).delete('/collections/crowded').expect(204);
+
+    expect(await totalChunks(t, 'crowd-0')).toBe(0);
+    const [left] = await t.dataSource.query<Array<{ n: number }>>(
+      `SELECT count(*)::int AS n FROM langchain_pg_embedding WHERE id LIKE 'crowded-%'`,
+    );
+    expect(left.n).toBe(0);
+  });
+
   it('answers 404 when deleting a missing collection', async () => {
     const res = await request(t.server).delete('/collections/nope').expect(404);
     expect(res.body).toEqual({ statusCode: 404, message: 'Collection "nope" not found', error: 'Not Found' });

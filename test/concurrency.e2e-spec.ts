@@ -1,9 +1,14 @@
 import request from 'supertest';
 import type { QueryRunner } from 'typeorm';
-import { FIRST_VECTORS_LOCK_SQL } from '../src/embeddings/chunk.store.js';
+import { DOCUMENT_LOCK_CLASS, documentLockBucket, FIRST_VECTORS_LOCK_SQL } from '../src/embeddings/chunk.store.js';
 import { eventually } from './support/private-postgres.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { TEST_TARGET } from './support/test-database.js';
+
+/** Takes a document's lock in `runner`'s transaction, as ChunkStore.lockDocuments takes it. */
+async function holdDocumentLock(runner: QueryRunner, documentId: string): Promise<void> {
+  await runner.query('SELECT pg_advisory_xact_lock($1, $2)', [DOCUMENT_LOCK_CLASS, documentLockBucket(documentId)]);
+}
 
 const base = { documentType: 'law', category: 'dat-dai', sourceFile: '/data/laws/file.pdf' };
 
@@ -308,7 +313,7 @@ describe('Concurrent document and chunk writes', () => {
       expect(await blockedBy(mover.pid)).toBe(true);
       // Another writer of this service takes owner-d's locks (lockDocuments) before the mover commits.
       const writer = await openTransaction();
-      await writer.runner.query(`SELECT pg_advisory_xact_lock(hashtextextended('rag-kb:document:owner-d', 0))`);
+      await holdDocumentLock(writer.runner, 'owner-d');
       await writer.runner.query(`SELECT 1 FROM documents WHERE document_id = 'owner-d' FOR UPDATE`);
       await mover.runner.commitTransaction();
       await mover.runner.release();
@@ -338,9 +343,7 @@ describe('Concurrent document and chunk writes', () => {
       /** A writer of this service holding a document's locks (its advisory lock is all it needs here). */
       const holdDocument = async (documentId: string) => {
         const gate = await openTransaction();
-        await gate.runner.query(`SELECT pg_advisory_xact_lock(hashtextextended('rag-kb:document:' || $1, 0))`, [
-          documentId,
-        ]);
+        await holdDocumentLock(gate.runner, documentId);
         return gate;
       };
       let gate = await holdDocument(owners[0]);
@@ -388,7 +391,7 @@ describe('Concurrent document and chunk writes', () => {
         .expect(201);
       // A writer of this service holds owner-e's locks, as lockDocuments takes them.
       const writer = await openTransaction();
-      await writer.runner.query(`SELECT pg_advisory_xact_lock(hashtextextended('rag-kb:document:owner-e', 0))`);
+      await holdDocumentLock(writer.runner, 'owner-e');
       await writer.runner.query(`SELECT 1 FROM documents WHERE document_id = 'owner-e' FOR UPDATE`);
       const del = request(t.server)
         .delete(`/collections/${doomed}`)

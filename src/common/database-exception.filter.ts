@@ -32,6 +32,9 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
   '40001': [HttpStatus.CONFLICT, 'The request conflicted with a concurrent change; retry it'],
   '57014': [HttpStatus.SERVICE_UNAVAILABLE, 'The query took too long and was cancelled'],
   '53300': [HttpStatus.SERVICE_UNAVAILABLE, 'The database has no free connection'],
+  // The shared lock table is full (max_locks_per_transaction): another session's large transaction
+  // holds it, and it frees when that one ends.
+  '53200': [HttpStatus.SERVICE_UNAVAILABLE, 'The database is out of lock memory; retry shortly'],
   '57P01': [HttpStatus.SERVICE_UNAVAILABLE, 'The database is restarting'],
   '57P02': [HttpStatus.SERVICE_UNAVAILABLE, 'The database is restarting'], // another backend crashed
   '57P03': [HttpStatus.SERVICE_UNAVAILABLE, 'The database is starting up'],

@@ -87,10 +87,9 @@ async function assertChunksUntaken(manager: EntityManager, ids: string[], docume
 }
 
 /**
- * Documents locked and recounted per transaction by recountTotalChunks. Each document's advisory
- * lock takes a slot in the server's shared lock table (max_locks_per_transaction × max_connections,
- * 6,400 by default), so one transaction over every document of a large database could exhaust it;
- * each document's recount stands alone, so nothing needs them in one transaction.
+ * Documents locked and recounted per transaction by recountTotalChunks. Each document's recount
+ * stands alone, so nothing needs them in one transaction, and a short one holds its locks (up to
+ * DOCUMENT_LOCK_BUCKETS of them) and the documents' row locks only briefly.
  */
 const RECOUNT_BATCH = 500;
 

@@ -151,6 +151,31 @@ const OWNER_LOCKED_OR_NONE = (lockedParam: string): string =>
  */
 export const FIRST_VECTORS_LOCK_SQL = `SELECT pg_advisory_xact_lock(hashtextextended('rag-kb:collection:' || $1::text, 0))`;
 
+/**
+ * Document locks (ChunkStore.lockDocuments) are advisory locks on a fixed number of buckets, the
+ * bucket a hash of the documentId. PostgreSQL keeps every advisory lock in its shared lock table
+ * (max_locks_per_transaction × max_connections entries, 6,400 by default) until the transaction
+ * ends: a lock per document made a delete of a collection of many documents run out of it
+ * ("out of shared memory", a 500 at every try) and fail every other session's locks meanwhile. A
+ * transaction now holds at most this many; two documents sharing a bucket only wait for each other.
+ */
+export const DOCUMENT_LOCK_BUCKETS = 512;
+/**
+ * The first key of every document lock. Advisory locks with two int4 keys do not share their key
+ * space with the one-bigint form (FIRST_VECTORS_LOCK_SQL, the migration lock).
+ */
+export const DOCUMENT_LOCK_CLASS = 0x7261_6b64; // 'rakd'
+
+/** The bucket (second lock key) of a document's lock: FNV-1a over the id's UTF-16 code units. */
+export function documentLockBucket(documentId: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < documentId.length; i++) {
+    hash ^= documentId.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % DOCUMENT_LOCK_BUCKETS;
+}
+
 /** Built-in type oids (fixed in every PostgreSQL). */
 const TEXT_OID = 25;
 const VARCHAR_OID = 1043;
@@ -441,16 +466,17 @@ export class ChunkStore {
    * transactions changing chunks of one document then run one after the other, so the recount at
    * their end always sees the other's committed chunks. A transaction-scoped advisory lock per
    * documentId comes first because a row lock cannot cover a document that is being created: chunks
-   * added for it while its create has not committed would otherwise miss both recounts.
+   * added for it while its create has not committed would otherwise miss both recounts. The lock
+   * stands for the document's bucket (DOCUMENT_LOCK_BUCKETS), so a transaction takes a bounded number.
    */
   async lockDocuments(manager: EntityManager, documentIds: Iterable<string>): Promise<void> {
     const ids = [...new Set(documentIds)].sort();
     if (ids.length === 0) return;
+    const buckets = [...new Set(ids.map(documentLockBucket))].sort((a, b) => a - b);
     // WITH ORDINALITY keeps the array's (sorted) order, so every transaction locks in the same order.
     await manager.query(
-      `SELECT pg_advisory_xact_lock(hashtextextended('rag-kb:document:' || t.id, 0))
-         FROM unnest($1::text[]) WITH ORDINALITY AS t(id, n)`,
-      [ids],
+      `SELECT pg_advisory_xact_lock($1, t.bucket) FROM unnest($2::int[]) WITH ORDINALITY AS t(bucket, n)`,
+      [DOCUMENT_LOCK_CLASS, buckets],
     );
     await manager.query(`SELECT 1 FROM documents WHERE document_id = ANY($1) ORDER BY document_id FOR UPDATE`, [ids]);
   }
