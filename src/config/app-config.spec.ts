@@ -149,6 +149,29 @@ describe('loadAppConfig', () => {
     expect(loadAppConfig({}).auth.apiKeys).toEqual([]);
   });
 
+  it('takes any http(s) base URL fetch() can call, and refuses one with credentials before they reach a log', () => {
+    const openai = { EMBEDDINGS_PROVIDER: 'openai', EMBEDDINGS_MODEL: 'm', EMBEDDINGS_DIMENSIONS: '8' };
+    // A Docker Compose service name: validator.js's isURL refused the underscore.
+    expect(
+      loadAppConfig({ ...openai, EMBEDDINGS_BASE_URL: 'http://my_ollama:11434/v1' }).embeddings.openai?.baseUrl,
+    ).toBe('http://my_ollama:11434/v1');
+    expect(loadAppConfig({ LLM_BASE_URL: 'https://llm_gateway.internal/v1' }).llm?.baseUrl).toBe(
+      'https://llm_gateway.internal/v1',
+    );
+    expect(() => loadAppConfig({ ...openai, EMBEDDINGS_BASE_URL: 'https://user:s3cret@ollama.example/v1' })).toThrow(
+      'Invalid configuration: EMBEDDINGS_BASE_URL must not contain a user name or password (fetch() refuses them): send the key as the API key',
+    );
+    expect(() => loadAppConfig({ LLM_BASE_URL: 'http://user@llm.example/v1' })).toThrow(
+      'Invalid configuration: LLM_BASE_URL must not contain a user name or password',
+    );
+    expect(() => loadAppConfig({ ...openai, EMBEDDINGS_BASE_URL: 'ftp://ollama.example/v1' })).toThrow(
+      'Invalid configuration: EMBEDDINGS_BASE_URL must be an http(s) URL (required with EMBEDDINGS_PROVIDER=openai)',
+    );
+    expect(() => loadAppConfig({ LLM_BASE_URL: 'not a url' })).toThrow(
+      'Invalid configuration: LLM_BASE_URL must be an http(s) URL',
+    );
+  });
+
   it('requires what the openai provider needs, and replicas only beside a primary', () => {
     expect(() => loadAppConfig({ EMBEDDINGS_PROVIDER: 'openai' })).toThrow(/EMBEDDINGS_BASE_URL/);
     expect(() =>

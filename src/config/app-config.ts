@@ -5,12 +5,13 @@ import {
   IsInt,
   IsOptional,
   IsString,
-  IsUrl,
   Matches,
   Max,
   Min,
+  ValidateBy,
   ValidateIf,
   validateSync,
+  type ValidationOptions,
 } from 'class-validator';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -27,8 +28,39 @@ export class ConfigValidationError extends Error {
   }
 }
 
-// Loopback and LAN hosts are valid too: Ollama, vLLM and TEI usually run there.
-const HTTP_URL = { protocols: ['http', 'https'], require_protocol: true, require_tld: false };
+/**
+ * What is wrong with an http(s) base URL of an embedding or LLM service, or null. Any host WHATWG
+ * URL parsing accepts, as fetch() does: loopback and LAN hosts, and Docker Compose service names
+ * with underscores (`http://my_ollama:11434/v1`). No user name or password: fetch() refuses such a
+ * URL at every call, and its error message, which repeats the URL, would reach logs and responses.
+ */
+export function httpBaseUrlProblem(value: unknown): string | null {
+  const url = typeof value === 'string' && URL.canParse(value) ? new URL(value) : null;
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+    return 'must be an http(s) URL';
+  }
+  if (url.username !== '' || url.password !== '') {
+    return 'must not contain a user name or password (fetch() refuses them): send the key as the API key';
+  }
+  return null;
+}
+
+/** An http(s) base URL (httpBaseUrlProblem); `hint` ends the message about a value that is not one. */
+function IsHttpBaseUrl(hint = '', options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'isHttpBaseUrl',
+      validator: {
+        validate: (value: unknown) => httpBaseUrlProblem(value) === null,
+        defaultMessage: (args) => {
+          const problem = httpBaseUrlProblem(args?.value) ?? '';
+          return `${args?.property} ${problem}${problem === 'must be an http(s) URL' ? hint : ''}`;
+        },
+      },
+    },
+    options,
+  );
+}
 
 const toInt = ({ value }: { value: unknown }): unknown =>
   typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : value;
@@ -128,7 +160,7 @@ class EnvironmentVariables {
   DEFAULT_COLLECTION = 'docs';
 
   @ValidateIf((o: EnvironmentVariables) => o.EMBEDDINGS_PROVIDER === 'openai' || o.EMBEDDINGS_BASE_URL !== undefined)
-  @IsUrl(HTTP_URL, { message: 'EMBEDDINGS_BASE_URL must be an http(s) URL (required with EMBEDDINGS_PROVIDER=openai)' })
+  @IsHttpBaseUrl(' (required with EMBEDDINGS_PROVIDER=openai)')
   EMBEDDINGS_BASE_URL?: string;
 
   @IsOptional()
@@ -162,7 +194,7 @@ class EnvironmentVariables {
   EMBEDDINGS_REQUEST_BATCH = 128;
 
   @IsOptional()
-  @IsUrl(HTTP_URL, { message: 'LLM_BASE_URL must be an http(s) URL' })
+  @IsHttpBaseUrl()
   LLM_BASE_URL?: string;
 
   @IsOptional()

@@ -196,6 +196,19 @@ describe('OpenAIEmbeddingProvider', () => {
       );
       expect(JSON.stringify(err.getResponse())).not.toContain(secret);
       expect(warnings.join('\n')).not.toContain(secret);
+
+      // A key long enough that the echo is cut inside it: no part of it may remain.
+      const longSecret = `sk-${'0123456789'.repeat(30)}`;
+      const cut = await failure(
+        new OpenAIEmbeddingProvider(
+          { baseUrl: guarded.url, apiKey: longSecret, model: 'm', timeoutMs: 5000, maxRetries: 0, requestBatch: 8 },
+          64,
+          retry,
+        ).embed(['x']),
+      );
+      expect(cut.message).toBe(
+        `Embedding service at ${new URL(guarded.url).host} failed: 401 Unauthorized (Incorrect API key provided: ***)`,
+      );
     } finally {
       await guarded.close();
     }

@@ -121,7 +121,9 @@ export class OpenAIHttpClient {
       return {
         kind: 'http',
         status,
-        detail: `${status} ${response.statusText || STATUS_CODES[status] || ''}`.trim() + errorMessageOf(text),
+        // Redacted before errorMessageOf shortens it: a key cut at the excerpt's end would no longer match.
+        detail:
+          `${status} ${response.statusText || STATUS_CODES[status] || ''}`.trim() + errorMessageOf(this.redact(text)),
         retryable: status === 408 || status === 429 || status >= 500,
         retryAfterMs: retryAfterMs(response.headers),
       };
