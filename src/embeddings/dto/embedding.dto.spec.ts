@@ -7,7 +7,7 @@ const NOT_BASE64 =
 
 describe('parseVector', () => {
   it('decodes base64 to the float32 values it holds, little-endian, as a Float32Array', () => {
-    const values = [0.1, -0.1, 1 / 3, 0.5, -0, 3.4e38, -1.4e-45, 123456.789];
+    const values = [0.1, -0.1, 1 / 3, 0.5, -0, 1.8e19, -1.4e-45, 123456.789];
     const parsed = parseVector(float32Base64(values), 'embedding') as { vector: Float32Array };
     expect(parsed.vector).toBeInstanceOf(Float32Array);
     expect(Array.from(parsed.vector)).toEqual(float32Values(values));
@@ -64,12 +64,15 @@ describe('parseVector', () => {
   });
 
   it('hands a valid array back as it is, and refuses an invalid one as before', () => {
-    const vector = [0.5, -1, 2, 3.4e38];
+    const vector = [0.5, -1, 2, 1.8e19];
     expect((parseVector(vector, 'embedding') as { vector: number[] }).vector).toBe(vector);
     expect(vectorProblem(vector, 'embedding')).toBeNull();
     // Small, but with a float32 norm: fine.
     expect(vectorProblem([1e-18], 'embedding')).toBeNull();
     expect(vectorProblem(Array(384).fill(1e-19), 'embedding')).toBeNull();
+    // Large, with a float32 norm: fine (16,000 × 1e34 = 1.6e38).
+    expect(vectorProblem([1e19, -1e19], 'embedding')).toBeNull();
+    expect(vectorProblem(Array(MAX_EMBEDDING_DIMENSIONS).fill(9.9e16), 'embedding')).toBeNull();
     const cases: Array<[unknown, string]> = [
       [[], 'embedding must contain at least 1 elements'],
       [
@@ -81,6 +84,11 @@ describe('parseVector', () => {
       [[1, null], 'each value in embedding must be a number conforming to the specified constraints'],
       [[1e39], `each value in embedding must not be greater than ${FLOAT4_MAX}`],
       [[-1e39], `each value in embedding must not be less than ${-FLOAT4_MAX}`],
+      // Squares beyond the largest float32: 2e19 alone, 1e19 twice (2e38 fits, 3e38 does not), 1e18 in 384.
+      ...[[2e19], [1e19, 1e19, 1e19, 1e19], Array(384).fill(1e18), [-3.4e38, 1]].map((value): [unknown, string] => [
+        value,
+        'embedding is too large: the sum of its float32 squares overflows, so its cosine distance to any vector is undefined',
+      ]),
       ...[[0, 0, -0], [1e-50, 0], Array(384).fill(1e-30), [1e-20, 1e-20]].map((value): [unknown, string] => [
         value,
         'embedding must not be all zeros, or so close to it that its float32 norm underflows: its cosine distance to any vector is undefined',

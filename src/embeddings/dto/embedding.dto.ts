@@ -116,7 +116,7 @@ function dimensionsProblem(dimensions: number, property: string): string | null 
  * equivalent stack of `{ each: true }` decorators makes three validator calls per component (576,000
  * per batch of 500 × 384-dim vectors), which was a third of the ingest CPU time.
  */
-function componentsProblem(vector: ArrayLike<unknown>, property: string): string | null {
+export function componentsProblem(vector: ArrayLike<unknown>, property: string): string | null {
   let largest = 0;
   // An index, not for…of: here the iterator allocated per component (10 MB of garbage per batch of
   // 500 × 384-dimensional vectors) and took 6× as long.
@@ -136,6 +136,12 @@ function componentsProblem(vector: ArrayLike<unknown>, property: string): string
   // component of 1e-18 or more can be one, so the sum is taken for those alone.
   if (largest < 1e-18 && float32SquaredNorm(vector as ArrayLike<number>) < FLOAT32_MIN_NORMAL) {
     return `${property} must not be all zeros, or so close to it that its float32 norm underflows: its cosine distance to any vector is undefined`;
+  }
+  // The other end: squares summing beyond the largest float32 (1e19 in two components, 1e18 in
+  // 384) make the norm infinite, and every distance NaN or 1. Below 1e17 in every component no
+  // vector of up to MAX_EMBEDDING_DIMENSIONS components can get there.
+  if (largest >= 1e17 && float32SquaredNorm(vector as ArrayLike<number>) === Infinity) {
+    return `${property} is too large: the sum of its float32 squares overflows, so its cosine distance to any vector is undefined`;
   }
   return null;
 }

@@ -1,5 +1,8 @@
 import { HttpException, Logger } from '@nestjs/common';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startFakeOpenAIServer, type FakeOpenAIServer } from '../../../test/support/fake-openai-server.js';
+import { FLOAT4_MAX } from '../dto/embedding.dto.js';
 import { LocalEmbeddingProvider } from './local-embedding.provider.js';
 import { OpenAIEmbeddingProvider, type OpenAIEmbeddingOptions } from './openai-embedding.provider.js';
 
@@ -174,6 +177,46 @@ describe('OpenAIEmbeddingProvider', () => {
     expect(err.message).toBe(
       `Embedding model "fake-embed" at ${new URL(server.url).host} returned 64-dimensional vectors but EMBEDDINGS_DIMENSIONS is 128`,
     );
+  });
+
+  it('answers 502 for vectors no request could carry: all zeros, or squares beyond float32', async () => {
+    let embedding: number[] = [];
+    const upstream = createServer((_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ data: [{ index: 0, embedding }] }));
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    try {
+      const client = new OpenAIEmbeddingProvider(
+        { baseUrl: `http://${host}/v1`, model: 'm', timeoutMs: 5000, maxRetries: 0, requestBatch: 8 },
+        4,
+        retry,
+      );
+      const cases: Array<[number[], string]> = [
+        [
+          [0, 0, 0, 0],
+          'an embedding must not be all zeros, or so close to it that its float32 norm underflows: its cosine distance to any vector is undefined',
+        ],
+        [
+          [2e19, 0, 0, 0],
+          'an embedding is too large: the sum of its float32 squares overflows, so its cosine distance to any vector is undefined',
+        ],
+        [[1e39, 0, 0, 0], `each value in an embedding must not be greater than ${FLOAT4_MAX}`],
+      ];
+      for (const [sent, problem] of cases) {
+        embedding = sent;
+        const err = await failure(client.embed(['x']));
+        expect([err.getStatus(), err.message]).toEqual([
+          502,
+          `Embedding service at ${host} returned an unusable response: ${problem}`,
+        ]);
+      }
+      embedding = [1e19, 0, 0, 1];
+      expect(await client.embed(['x'])).toEqual([[1e19, 0, 0, 1]]);
+    } finally {
+      await new Promise((resolve) => upstream.close(resolve));
+    }
   });
 
   it('never puts the API key into an error message or a log line', async () => {

@@ -1,6 +1,6 @@
 import { BadGatewayException } from '@nestjs/common';
 import type { AppConfig } from '../../config/app-config.js';
-import { float32FromLittleEndian } from '../dto/embedding.dto.js';
+import { componentsProblem, float32FromLittleEndian } from '../dto/embedding.dto.js';
 import type { EmbeddingProvider } from './embedding-provider.js';
 import { OpenAIHttpClient, type RetryPolicy } from './openai-http.js';
 
@@ -94,6 +94,10 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
           `but EMBEDDINGS_DIMENSIONS is ${this.dimensions}`,
       );
     }
+    // What a client could not send either (an all-zero vector, squares beyond float32, a component
+    // beyond float4): stored or searched with, it scores nothing or fails as the client's 400.
+    const problem = componentsProblem(vector, 'an embedding');
+    if (problem !== null) throw this.badResponse(problem);
     return vector as number[];
   }
 
