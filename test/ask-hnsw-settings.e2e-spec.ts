@@ -368,7 +368,20 @@ describe('POST /ask when a filtered index scan stops at SEARCH_HNSW_MAX_SCAN_TUP
         config.hybridTextMatchLimit,
       );
     });
-    expect(metrics).toContain(`search_exact_retries_total{mode="hybrid"} ${first.length < 5 ? 1 : 0}`);
+    expect(metrics).toContain(`search_exact_retries_total{mode="hybrid"} ${first.vectorCandidates < 5 ? 1 : 0}`);
+
+    // A question every chunk's text matches ("chunk <i>"): the text side fills the fused hits up to
+    // k whatever the scan found, so only the scan's own count can tell that it came back short.
+    const hybrid = { queryEmbedding: vector(77), k: 5, filter: rareFilter, mode: 'hybrid', question: 'chunk' };
+    const answered = (await ask(hybrid)).body.results as Array<{ id: string; vectorRank: number | null }>;
+    const exact = (await ask({ ...hybrid, exact: true })).body.results as typeof answered;
+    const after = (await request(t.server).get('/metrics').expect(200)).text;
+    if (first.vectorCandidates < 5) {
+      expect(answered).toEqual(exact);
+      expect(after).toContain('search_exact_retries_total{mode="hybrid"} 2');
+    } else {
+      expect(after).toContain('search_exact_retries_total{mode="hybrid"} 0');
+    }
   });
 
   it('does not search again when the index scan finds k that pass the filter', async () => {

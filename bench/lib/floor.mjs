@@ -150,7 +150,7 @@ async function floorAsk(body, { exact = false, via } = {}) {
   const mode = body.mode === 'hybrid' ? 'hybrid' : 'vector';
   const hits =
     mode === 'hybrid'
-      ? await search.hybridSearch(via ?? manager, query, HYBRID_TEXT_MATCH_LIMIT)
+      ? (await search.hybridSearch(via ?? manager, query, HYBRID_TEXT_MATCH_LIMIT)).hits
       : await search.vectorSearch(via ?? manager, query);
   const results = hits.map(toAskResult);
   return {

@@ -15,6 +15,7 @@ import {
   ChunkSearchRepository,
   type ChunkSearchQuery,
   hybridCandidates,
+  type HybridHits,
   type SearchTarget,
   setLocalSearchSettings,
 } from './chunk-search.repository.js';
@@ -146,25 +147,27 @@ export class AskService {
     };
     const started = performance.now();
     try {
-      const hits = await this.runSearch(query, mode);
+      const { hits, vectorCandidates } = await this.runSearch(query, mode);
       // A filtered index scan walks the graph until k chunks pass the filter, but visits at most
       // hnsw.max_scan_tuples: when few chunks pass, it can stop with fewer than k though more exist.
-      // Fewer than k is the sign; the exact search over the chunks the filter passes is the answer
-      // (and when it is an equality, ix_cmetadata_terms reads only those).
-      if (query.index === null || query.filter === undefined || hits.length >= k) return hits;
+      // Fewer than k from the scan is the sign (in hybrid mode the text side fills the fused hits
+      // up to k whatever the scan found); the exact search over the chunks the filter passes is the
+      // answer (and when it is an equality, ix_cmetadata_terms reads only those).
+      if (query.index === null || query.filter === undefined || vectorCandidates >= k) return hits;
       this.metrics?.countExactRetry(mode);
-      return await this.runSearch({ ...query, index: null }, mode);
+      return (await this.runSearch({ ...query, index: null }, mode)).hits;
     } finally {
       this.metrics?.observeSearch(mode, (performance.now() - started) / 1000);
     }
   }
 
   /** One search statement, in a transaction that sets what the connection did not start with. */
-  private async runSearch(query: ChunkSearchQuery, mode: SearchMode): Promise<ChunkHit[]> {
-    const run = (manager: EntityManager) =>
-      mode === 'hybrid'
-        ? this.search.hybridSearch(manager, query, this.config.search.hybridTextMatchLimit)
-        : this.search.vectorSearch(manager, query);
+  private async runSearch(query: ChunkSearchQuery, mode: SearchMode): Promise<HybridHits> {
+    const run = async (manager: EntityManager): Promise<HybridHits> => {
+      if (mode === 'hybrid') return this.search.hybridSearch(manager, query, this.config.search.hybridTextMatchLimit);
+      const hits = await this.search.vectorSearch(manager, query);
+      return { hits, vectorCandidates: hits.length };
+    };
     const session = await this.sessionSettings();
     if (!query.index) {
       // Exact distances: of the settings, only the parallel workers matter.

@@ -50,6 +50,17 @@ export interface ChunkHit {
   textRank?: number | null;
 }
 
+/** A hybrid search's fused hits, and how many candidates its vector side found. */
+export interface HybridHits {
+  hits: ChunkHit[];
+  /**
+   * The vector side's candidates (at most hybridCandidates(k)). Fewer than k from a filtered index
+   * scan means it may have stopped at hnsw.max_scan_tuples: the fused hits, which the text side
+   * fills up to k, cannot tell.
+   */
+  vectorCandidates: number;
+}
+
 interface HitRow {
   id: string;
   document: string | null;
@@ -58,6 +69,7 @@ interface HitRow {
   fused_score?: number;
   vector_rank?: string | null;
   text_rank?: string | null;
+  vector_candidates?: number;
 }
 
 /** The full-text expression of the GIN index ix_embedding_document_fts (AddChunkFullTextIndex), verbatim. */
@@ -189,7 +201,7 @@ export class ChunkSearchRepository {
    * chunks before (docs/PERFORMANCE.md). Each pooled chunk's tsvector is computed once
    * (text_pool is MATERIALIZED), then tested and ranked.
    */
-  async hybridSearch(manager: EntityManager, query: ChunkSearchQuery, textMatchLimit: number): Promise<ChunkHit[]> {
+  async hybridSearch(manager: EntityManager, query: ChunkSearchQuery, textMatchLimit: number): Promise<HybridHits> {
     const distance = cosineDistance(query.index, 'e.embedding', '$1');
     const filter = searchFilter(query, 8);
     const rows = await manager.query<HitRow[]>(
@@ -230,7 +242,8 @@ export class ChunkSearchRepository {
           ORDER BY fused_score DESC, id
           LIMIT $6)
        SELECT e.id, e.document, e.cmetadata, f.vector_rank, f.text_rank, f.fused_score::float8 AS fused_score,
-              (1 - (e.embedding <=> $1::vector))::float8 AS score
+              (1 - (e.embedding <=> $1::vector))::float8 AS score,
+              (SELECT count(*) FROM vector_hits)::int AS vector_candidates
          FROM fused f JOIN langchain_pg_embedding e ON e.id = f.id
         ORDER BY f.fused_score DESC, e.id`,
       [
@@ -244,7 +257,8 @@ export class ChunkSearchRepository {
         ...filter.params,
       ],
     );
-    return rows.map(toHit);
+    // No row: nothing fused, so the vector side found nothing either.
+    return { hits: rows.map(toHit), vectorCandidates: rows[0]?.vector_candidates ?? 0 };
   }
 }
 
