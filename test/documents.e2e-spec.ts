@@ -612,6 +612,19 @@ describe('Documents API', () => {
       );
       expect(n).toBe(2);
       await request(t.server).delete('/documents/ghost').expect(204);
+
+      // Without chunks in the request too: the chunks written before the document are counted.
+      await request(t.server)
+        .post('/embeddings')
+        .send({ items: [{ id: 'early-1', content: 'a', metadata: { document_id: 'early' } }] })
+        .expect(201);
+      const early = await request(t.server)
+        .post('/documents')
+        .send({ documentId: 'early', documentName: 'E', ...base })
+        .expect(201);
+      expect(early.body.totalChunks).toBe(1);
+      expect((await request(t.server).get('/documents/early').expect(200)).body.totalChunks).toBe(1);
+      await request(t.server).delete('/documents/early').expect(204);
     });
   });
 });

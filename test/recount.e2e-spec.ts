@@ -128,6 +128,26 @@ describe('POST /documents/recount', () => {
     expect(counts.find((c) => c.document_id === 'gained')).toEqual({ document_id: 'gained', total_chunks: 2, n: 3 });
   });
 
+  it('takes total_chunks NULL for 0, as /stats does: a document without chunks saying NULL is no difference', async () => {
+    await createDocuments(t, 0, 'empty-null');
+    await t.dataSource.query(`UPDATE documents SET total_chunks = NULL WHERE document_id = 'empty-null'`);
+    expect(await totalChunksMismatch(t)).toBe(4);
+    for (const body of [{ dryRun: true }, { documentIds: ['empty-null'] }]) {
+      const res = await request(t.server).post('/documents/recount').send(body).expect(200);
+      expect(
+        (res.body as { documents: Array<{ documentId: string }> }).documents.map((d) => d.documentId),
+      ).not.toContain('empty-null');
+    }
+    await request(t.server).post('/documents/recount').send({}).expect(200);
+    const counts = await countsByDocument(t);
+    expect(counts.find((c) => c.document_id === 'empty-null')).toEqual({
+      document_id: 'empty-null',
+      total_chunks: null,
+      n: 0,
+    });
+    expect(await totalChunksMismatch(t)).toBe(0);
+  });
+
   it('answers 404 naming an unknown documentId, and changes none of the others', async () => {
     const before = await countsByDocument(t);
     const res = await request(t.server)

@@ -195,8 +195,10 @@ export class DocumentsService {
             if (error instanceof ChunkOwnerChangedException) await assertChunksUntaken(manager, ids, documentId);
             throw error;
           }
-          await this.chunks.recountDocuments(manager, [documentId]);
         }
+        // Also without chunks in the request: chunks that already name this documentId (written
+        // before it existed, by POST /embeddings or LangChain) are its chunks from now on.
+        await this.chunks.recountDocuments(manager, [documentId]);
         return toDto(await this.findOrFail(manager, documentId));
       })
       .catch((error: unknown) => {

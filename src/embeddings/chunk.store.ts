@@ -235,19 +235,20 @@ const COUNTS_OF_DOCUMENTS_CTE = `c AS MATERIALIZED (
 
 /**
  * Sets documents.total_chunks of the documents named in $1 to the number of chunks naming each,
- * where it differs, and returns them with the value before and after.
+ * where it differs, and returns them with the value before and after. NULL (a legacy row) counts
+ * as 0, as in /stats: a document without chunks keeps its NULL.
  */
 export const RECOUNT_DOCUMENTS_SQL = `WITH ${COUNTS_OF_DOCUMENTS_CTE}
  UPDATE documents d SET total_chunks = c.n
    FROM c
-  WHERE d.document_id = c.document_id AND d.total_chunks IS DISTINCT FROM c.n
+  WHERE d.document_id = c.document_id AND coalesce(d.total_chunks, 0) <> c.n
   RETURNING d.document_id AS "documentId", c.before AS "before", c.n AS "after"`;
 
 /** Of the documents named in $1, those whose total_chunks differs from their chunks, with both values. */
 export const MISMATCHES_OF_DOCUMENTS_SQL = `WITH ${COUNTS_OF_DOCUMENTS_CTE}
  SELECT c.document_id AS "documentId", c.before AS "before", c.n AS "after"
    FROM c
-  WHERE c.before IS DISTINCT FROM c.n`;
+  WHERE coalesce(c.before, 0) <> c.n`;
 
 /**
  * Every document whose total_chunks differs from its chunks, with both values: one scan of the
@@ -259,7 +260,7 @@ const ALL_MISMATCHES_SQL = `SELECT d.document_id AS "documentId", d.total_chunks
                 FROM langchain_pg_embedding
                GROUP BY 1) p ON p.document_id = d.document_id
   WHERE d.document_id IS NOT NULL -- a legacy row before AlignLegacySchema may lack one: no chunk can name it
-    AND d.total_chunks IS DISTINCT FROM coalesce(p.n, 0)`;
+    AND coalesce(d.total_chunks, 0) <> coalesce(p.n, 0)`;
 
 /**
  * The 400 for an upsert that failed because a vector has a component beyond ±65504 and the
