@@ -242,6 +242,48 @@ describe('Input validation (NUL, null, prototype-named keys)', () => {
     });
   });
 
+  describe('metadata that would not be stored or counted as sent', () => {
+    it('refuses a number beyond a double (stored as null) in chunk, document and collection metadata', async () => {
+      const problem = 'must not hold a number beyond the range of a double (it would be stored as null)';
+      await expectRefused(
+        'post',
+        '/embeddings',
+        '{"items":[{"id":"n1","content":"a","metadata":{"document_id":"d1","score":1e400}}]}',
+        400,
+        `items.0.metadata ${problem}`,
+        true,
+      );
+      await expectRefused(
+        'post',
+        '/documents',
+        '{"documentId":"huge","documentName":"x","documentType":"t","category":"c","sourceFile":"s","chunks":[{"content":"a","metadata":{"v":1e400}}]}',
+        400,
+        `chunks.0.metadata ${problem}`,
+        true,
+      );
+      await expectRefused(
+        'post',
+        '/collections',
+        '{"name":"huge-meta","metadata":{"limits":[1,-1e999]}}',
+        400,
+        `metadata ${problem}`,
+        true,
+      );
+    });
+
+    it('refuses a document_id that SQL would read as another text than the service (true, 1e21)', async () => {
+      for (const documentId of [true, 1e21, 0.5, { id: 'd1' }]) {
+        await expectRefused(
+          'post',
+          '/embeddings',
+          { items: [{ id: 'n2', content: 'a', metadata: { document_id: documentId } }] },
+          400,
+          "items.0.metadata.document_id must be a string or an integer: it names the chunk's document",
+        );
+      }
+    });
+  });
+
   describe('vectors too large for a float32 norm', () => {
     const HUGE =
       'is too large: the sum of its float32 squares overflows, so its cosine distance to any vector is undefined';

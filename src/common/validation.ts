@@ -234,9 +234,18 @@ export function storableTextProblem(text: string): string | null {
   return text.isWellFormed() ? null : 'must not contain unpaired UTF-16 surrogates';
 }
 
-/** The first key or string value anywhere in a JSON value that cannot be stored as sent, and why. */
+/**
+ * The first key, string or number anywhere in a JSON value that cannot be stored as sent, and why.
+ * A number beyond a double's range (`1e400`) is Infinity once parsed, and JSON.stringify writes it
+ * as null: the stored metadata would silently differ from the body.
+ */
 function jsonTextProblem(value: unknown): string | null {
   if (typeof value === 'string') return storableTextProblem(value);
+  if (typeof value === 'number') {
+    return Number.isFinite(value)
+      ? null
+      : 'must not hold a number beyond the range of a double (it would be stored as null)';
+  }
   if (Array.isArray(value)) {
     for (const item of value) {
       const problem = jsonTextProblem(item);
@@ -253,7 +262,7 @@ function jsonTextProblem(value: unknown): string | null {
 
 /**
  * The 400 for a JSON value (metadata) at `field` with a key or string PostgreSQL's jsonb cannot
- * hold: U+0000, or an unpaired surrogate. Before anything is written.
+ * hold (U+0000, an unpaired surrogate), or a number it would not get as sent. Before anything is written.
  */
 export function assertStorableJson(value: unknown, field: string): void {
   const problem = jsonTextProblem(value);

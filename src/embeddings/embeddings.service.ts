@@ -8,10 +8,18 @@ import type { CreateEmbeddingsDto, CreateEmbeddingsResponseDto, EmbeddingRespons
 
 const MAX_METADATA_CHARS = 100_000;
 
-/** The document a chunk's metadata names, as `cmetadata->>'document_id'` reads it. */
-function documentIdOf(metadata: Record<string, unknown> | undefined): string | null {
+/**
+ * The document a chunk's metadata names, as `cmetadata->>'document_id'` reads it: a string, or an
+ * integer (whose text is the same in JavaScript and PostgreSQL). Anything else is a 400: `true`, an
+ * object, or a number such as 1e21 (JavaScript's text "1e+21", PostgreSQL's "1000000000000000000000")
+ * would name a document in SQL that the locks and the recount of this write did not see.
+ */
+function documentIdOf(metadata: Record<string, unknown> | undefined, field: string): string | null {
   const id = metadata?.document_id;
-  return typeof id === 'string' || typeof id === 'number' ? String(id) : null;
+  if (id === undefined || id === null) return null;
+  if (typeof id === 'string') return id;
+  if (typeof id === 'number' && Number.isSafeInteger(id)) return String(id);
+  throw new BadRequestException(`${field}.document_id must be a string or an integer: it names the chunk's document`);
 }
 
 @Injectable()
@@ -36,20 +44,24 @@ export class EmbeddingsService {
     // Serialized once: the length check and the upsert use the same text.
     const metadataJson = dto.items.map((item, i) => {
       const json = JSON.stringify(item.metadata ?? {});
-      // JSON.stringify writes U+0000 as the escape \u0000 and an unpaired surrogate as \udXXX:
-      // without either text there is nothing to look for.
-      if (json.includes('\\u0000') || json.includes('\\ud')) assertStorableJson(item.metadata, `items.${i}.metadata`);
+      // JSON.stringify writes U+0000 as the escape \u0000, an unpaired surrogate as \udXXX and a
+      // number beyond a double's range as null: without any of those texts there is nothing to look for.
+      if (json.includes('\\u0000') || json.includes('\\ud') || json.includes('null')) {
+        assertStorableJson(item.metadata, `items.${i}.metadata`);
+      }
       if (json.length > MAX_METADATA_CHARS) {
         throw new BadRequestException(`items.${i}.metadata must be at most ${MAX_METADATA_CHARS} characters as JSON`);
       }
       return json;
     });
+    const named = dto.items
+      .map((item, i) => documentIdOf(item.metadata, `items.${i}.metadata`))
+      .filter((d): d is string => d !== null);
     const collectionName = dto.collection ?? this.config.embeddings.defaultCollection;
     // Vectors are computed before the transaction opens: a slow provider must not hold a connection.
     const rows = await this.chunks.complete(dto.items);
     this.chunks.assertUniqueIds(rows);
     const ids = rows.map((r) => r.id);
-    const named = dto.items.map((item) => documentIdOf(item.metadata)).filter((d): d is string => d !== null);
     await retryOnOwnerChange(() =>
       this.dataSource.transaction(async (manager) => {
         const { collection, dimension, previousDocumentIds } = await this.chunks.prepareWrite(
