@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { rowsSnapshot, startTestApp, type TestApp } from './support/test-app.js';
 
@@ -281,6 +282,28 @@ describe('Input validation (NUL, null, prototype-named keys)', () => {
           "items.0.metadata.document_id must be a string or an integer: it names the chunk's document",
         );
       }
+    });
+  });
+
+  describe('values too large for a btree index', () => {
+    it('are a 400 naming the field, and nothing is written', async () => {
+      // Random text does not compress: 3,200 bytes stay above a btree entry's 2,704.
+      const incompressible = randomBytes(2400).toString('base64');
+      const problem = 'is too large to be indexed: a btree index entry holds about 2,700 bytes (after compression)';
+      await expectRefused(
+        'post',
+        '/documents',
+        { documentId: 'long-source', documentName: 'x', documentType: 't', category: 'c', sourceFile: incompressible },
+        400,
+        `sourceFile ${problem}`,
+      );
+      await expectRefused(
+        'post',
+        '/embeddings',
+        { items: [{ id: 'long-type', content: 'a', metadata: { document_type: incompressible } }] },
+        400,
+        `metadata.document_type ${problem}`,
+      );
     });
   });
 

@@ -1,4 +1,4 @@
-import { vectorDimensionProblem } from './database-exception.filter.js';
+import { indexRowProblem, vectorDimensionProblem } from './database-exception.filter.js';
 
 describe('vectorDimensionProblem', () => {
   // The messages pgvector 0.8 raises with SQLSTATE 22000 (seen on the test server).
@@ -20,5 +20,27 @@ describe('vectorDimensionProblem', () => {
     expect(vectorDimensionProblem(new Error('NaN not allowed in vector'))).toBeNull();
     expect(vectorDimensionProblem(new Error('different vector dimensions 2 and 3; DROP TABLE x'))).toBeNull();
     expect(vectorDimensionProblem('different vector dimensions 2 and 3')).toBeNull();
+  });
+});
+
+describe('indexRowProblem', () => {
+  it('names the field behind a btree index that a value is too large for', () => {
+    expect(
+      indexRowProblem(
+        new Error('index row size 3056 exceeds btree version 4 maximum 2704 for index "ix_documents_source_file"'),
+      ),
+    ).toBe('sourceFile is too large to be indexed: a btree index entry holds about 2,700 bytes (after compression)');
+    expect(
+      indexRowProblem(
+        new Error('index row size 2720 exceeds btree version 4 maximum 2704 for index "idx_embedding_document_type"'),
+      ),
+    ).toMatch(/^metadata\.document_type is too large/);
+  });
+
+  it('leaves other indexes and messages to the generic answer', () => {
+    expect(
+      indexRowProblem(new Error('index row size 3056 exceeds btree version 4 maximum 2704 for index "other_index"')),
+    ).toBeNull();
+    expect(indexRowProblem(new Error('index row requires 9000 bytes, maximum size is 8191'))).toBeNull();
   });
 });

@@ -104,7 +104,10 @@ export class DatabaseExceptionFilter implements ExceptionFilter {
     const known = code === undefined ? undefined : CLIENT_ERRORS[code];
     if (known && (ofStatement || known[0] >= 500)) {
       const [status, generic] = known;
-      const message = (code === '22000' && vectorDimensionProblem(exception)) || generic;
+      const message =
+        (code === '22000' && vectorDimensionProblem(exception)) ||
+        (code === '54000' && indexRowProblem(exception)) ||
+        generic;
       if (status >= 500) this.logger.warn(`${message} (SQLSTATE ${code})`);
       return [status, standardBody(status, message)];
     }
@@ -122,6 +125,31 @@ export class DatabaseExceptionFilter implements ExceptionFilter {
     this.logger.error(message, stack);
     return [HttpStatus.INTERNAL_SERVER_ERROR, standardBody(HttpStatus.INTERNAL_SERVER_ERROR, 'Internal server error')];
   }
+}
+
+/**
+ * The request field behind each btree index of the schema that holds unbounded text: a value a
+ * btree cannot hold (about 2,700 bytes after compression) fails the write with SQLSTATE 54000,
+ * naming the index. Validation cannot see it coming: the limit applies to the compressed value.
+ */
+const INDEXED_FIELDS: Readonly<Record<string, string>> = {
+  ix_documents_source_file: 'sourceFile',
+  idx_documents_source: 'sourceFile', // the Python schema's name for the same index
+  idx_embedding_document_id: 'metadata.document_id',
+  idx_embedding_document_type: 'metadata.document_type',
+};
+
+/**
+ * A btree's refusal of a value too large for one index entry (SQLSTATE 54000), reworded with the
+ * field it came from; null for another index or message.
+ */
+export function indexRowProblem(error: unknown): string | null {
+  const message = error instanceof Error ? error.message : '';
+  const index = /^index row size \d+ exceeds btree version \d+ maximum \d+ for index "([^"]+)"$/.exec(message)?.[1];
+  const field = index === undefined ? undefined : INDEXED_FIELDS[index];
+  return field === undefined
+    ? null
+    : `${field} is too large to be indexed: a btree index entry holds about 2,700 bytes (after compression)`;
 }
 
 /**
