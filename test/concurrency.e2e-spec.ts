@@ -420,6 +420,44 @@ describe('Concurrent document and chunk writes', () => {
       });
     });
 
+    it('creating a document in a collection another writer is creating waits for it, without a deadlock', async () => {
+      // POST /embeddings of another instance, for a new collection and a chunk of fresh-doc: it has
+      // inserted the collection (uncommitted) and is about to lock the document.
+      const other = await openTransaction();
+      await other.runner.query(
+        `INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES (gen_random_uuid(), 'fresh', '{}')`,
+      );
+      const create = ['documents', 'ingest'].map((via) =>
+        (via === 'documents'
+          ? request(t.server)
+              .post('/documents')
+              .send({
+                documentId: 'fresh-doc',
+                documentName: 'F',
+                ...base,
+                collection: 'fresh',
+                chunks: [{ content: 'a' }],
+              })
+          : request(t.server).post('/documents/ingest').send({
+              documentId: 'fresh-ingest',
+              documentType: 'law',
+              category: 'c',
+              collection: 'fresh',
+              text: 'Điều 1.',
+            })
+        ).then((r) => r),
+      );
+      expect(await blockedBy(other.pid)).toBe(true);
+      // A create that had locked its document first would now hold it while waiting for the
+      // collection: this lock would close the cycle, and the server would cancel one of the two.
+      await holdDocumentLock(other.runner, 'fresh-doc');
+      await holdDocumentLock(other.runner, 'fresh-ingest');
+      await other.runner.commitTransaction();
+      await other.runner.release();
+      const [viaDocuments, viaIngest] = await Promise.all(create);
+      expect([viaDocuments.status, viaIngest.status]).toEqual([201, 201]);
+    });
+
     it("writes of an empty collection's first vectors wait for another writer's and are checked against them", async () => {
       const name = 'first-vectors';
       const created = await request(t.server).post('/collections').send({ name }).expect(201);

@@ -168,6 +168,13 @@ export class DocumentsService {
     });
     return this.dataSource
       .transaction(async (manager) => {
+        // The collection before the document's lock, the order of POST /embeddings (prepareWrite):
+        // the other way round, this create waited for another writer's uncommitted new collection
+        // while that writer waited for this document, a deadlock (409).
+        const collection =
+          rows.length > 0
+            ? await this.chunks.getOrCreateCollection(manager, dto.collection ?? defaultCollection)
+            : null;
         // Chunks that name this documentId and arrive while it is being created wait for it.
         await this.chunks.lockDocuments(manager, [documentId]);
         if (await manager.exists(DocumentEntity, { where: { documentId } })) {
@@ -183,8 +190,7 @@ export class DocumentsService {
           status,
           totalChunks: 0,
         });
-        if (rows.length > 0) {
-          const collection = await this.chunks.getOrCreateCollection(manager, dto.collection ?? defaultCollection);
+        if (collection !== null) {
           await this.chunks.assertWritable(manager, collection, rows);
           const ids = rows.map((r) => r.id);
           await assertChunksUntaken(manager, ids, documentId);

@@ -182,6 +182,8 @@ export class IngestService {
     const collectionName = input.collection ?? this.config.embeddings.defaultCollection;
     const fileName = input.fileName ?? 'inline';
     return this.dataSource.transaction(async (manager) => {
+      // The collection before the document's lock, the order of every chunk writer (see DocumentsService.create).
+      const collection = await this.chunks.getOrCreateCollection(manager, collectionName);
       await this.chunks.lockDocuments(manager, [documentId]);
       const existing = await manager.findOne(DocumentEntity, { where: { documentId } });
       // The same fields whether the chunks are kept or replaced.
@@ -216,7 +218,6 @@ export class IngestService {
       } else {
         await manager.insert(DocumentEntity, { documentId, ...fields, totalChunks: 0 });
       }
-      const collection = await this.chunks.getOrCreateCollection(manager, collectionName);
 
       // Counted first (in ingest) so every chunk can carry total_chunks; then written batch by batch,
       // so only one batch of vectors is in memory at a time.
