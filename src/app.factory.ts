@@ -24,6 +24,13 @@ const NEST_LOG_LEVELS: Record<LogLevel, NestLogLevel[]> = {
   trace: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
 };
 
+/** TRUST_PROXY for Fastify: a number of hops as the function Fastify itself makes of one (its types take none). */
+function trustProxyOption(
+  trustProxy: boolean | number | string[],
+): boolean | string[] | ((address: string, hop: number) => boolean) {
+  return typeof trustProxy === 'number' ? (_address, hop) => hop < trustProxy : trustProxy;
+}
+
 /**
  * Builds the application exactly as `main` serves it; the e2e tests call this too, so they test
  * the real pipes, filters and OpenAPI document rather than a copy.
@@ -35,6 +42,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     new FastifyAdapter({
       bodyLimit: config.http.bodyLimitBytes,
       forceCloseConnections: 'idle',
+      // Behind a load balancer: its X-Forwarded-For names the client the rate limit counts (TRUST_PROXY).
+      trustProxy: trustProxyOption(config.http.trustProxy),
       ...requestTimeoutOptions(config.http.requestTimeoutMs),
     }),
     {

@@ -321,6 +321,9 @@ describe('Rate limiting', () => {
     expect(retryAfter).toBeGreaterThan(0);
     expect(retryAfter).toBeLessThanOrEqual(60);
 
+    // Without TRUST_PROXY, X-Forwarded-For names no client: it cannot buy a fresh budget.
+    await request(t.server).get('/documents').set('x-forwarded-for', '203.0.113.9').expect(429);
+
     const writes = await request(t.server).post('/documents').send(doc('throttled'));
     expect(writes.status).toBe(429);
     expect(await t.dataSource.query(`SELECT 1 FROM documents WHERE document_id = 'throttled'`)).toHaveLength(0);
@@ -439,5 +442,26 @@ describe('Database pool: a bounded wait for a connection', () => {
   it('applies the timeout to every pooled connection', async () => {
     const rows = await t.dataSource.query<Array<{ statement_timeout: string }>>('SHOW statement_timeout');
     expect(rows[0].statement_timeout).toBe('200ms');
+  });
+});
+
+describe('Rate limiting behind a trusted proxy (TRUST_PROXY)', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    // The tests' requests come from 127.0.0.1: here that is the load balancer.
+    t = await startTestApp({ THROTTLE_LIMIT: '2', THROTTLE_TTL_MS: '60000', TRUST_PROXY: '127.0.0.1' });
+  });
+  afterAll(() => t.close());
+
+  it("counts each client named by the proxy's X-Forwarded-For on its own budget", async () => {
+    const from = (client: string) => request(t.server).get('/documents').set('x-forwarded-for', client);
+    await from('203.0.113.1').expect(200);
+    await from('203.0.113.1').expect(200);
+    await from('203.0.113.1').expect(429);
+    // Another client behind the same proxy: its own budget, not the proxy's.
+    await from('203.0.113.2').expect(200);
+    // A client that forges a hop before the proxy's: the proxy appends the address it saw, which counts.
+    await from('198.51.100.7, 203.0.113.1').expect(429);
   });
 });

@@ -149,6 +149,24 @@ describe('loadAppConfig', () => {
     expect(loadAppConfig({}).auth.apiKeys).toEqual([]);
   });
 
+  it('reads TRUST_PROXY as Fastify takes it, and refuses what is none of its forms', () => {
+    expect(loadAppConfig({}).http.trustProxy).toBe(false);
+    expect(loadAppConfig({ TRUST_PROXY: 'false' }).http.trustProxy).toBe(false);
+    expect(loadAppConfig({ TRUST_PROXY: 'TRUE' }).http.trustProxy).toBe(true);
+    expect(loadAppConfig({ TRUST_PROXY: '2' }).http.trustProxy).toBe(2);
+    expect(loadAppConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1,::1,fd00::/8' }).http.trustProxy).toEqual([
+      '10.0.0.0/8',
+      '127.0.0.1',
+      '::1',
+      'fd00::/8',
+    ]);
+    for (const value of ['0', '11', 'yes', '10.0.0.0/33', '10.0.0/8', 'lb.internal', '10.0.0.1/8/1', '::1/129']) {
+      expect(() => loadAppConfig({ TRUST_PROXY: value })).toThrow(
+        'Invalid configuration: TRUST_PROXY must be true, false, a number of proxy hops (1-10), or comma-separated proxy addresses or CIDR ranges',
+      );
+    }
+  });
+
   it('takes any http(s) base URL fetch() can call, and refuses one with credentials before they reach a log', () => {
     const openai = { EMBEDDINGS_PROVIDER: 'openai', EMBEDDINGS_MODEL: 'm', EMBEDDINGS_DIMENSIONS: '8' };
     // A Docker Compose service name: validator.js's isURL refused the underscore.

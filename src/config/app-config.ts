@@ -1,4 +1,5 @@
 import { plainToInstance, Transform } from 'class-transformer';
+import { isIP } from 'node:net';
 import {
   IsBoolean,
   IsIn,
@@ -43,6 +44,30 @@ export function httpBaseUrlProblem(value: unknown): string | null {
     return 'must not contain a user name or password (fetch() refuses them): send the key as the API key';
   }
   return null;
+}
+
+/**
+ * TRUST_PROXY as Fastify's `trustProxy` takes it: false (the default: the socket's address is the
+ * client, whatever X-Forwarded-For says), true (trust every hop), a number of hops, or the
+ * addresses and CIDR ranges of the proxies; undefined for a value that is none of these.
+ */
+export function trustProxyOf(value: string | undefined): boolean | number | string[] | undefined {
+  const text = (value ?? '').trim().toLowerCase();
+  if (text === '' || text === 'false') return false;
+  if (text === 'true') return true;
+  if (/^\d+$/.test(text)) {
+    const hops = Number(text);
+    return hops >= 1 && hops <= 10 ? hops : undefined;
+  }
+  const entries = text.split(',').map((entry) => entry.trim());
+  const valid = entries.every((entry) => {
+    const [address, prefix, extra] = entry.split('/');
+    const family = isIP(address);
+    if (family === 0 || extra !== undefined) return false;
+    if (prefix === undefined) return true;
+    return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+  });
+  return valid ? entries : undefined;
 }
 
 /** An http(s) base URL (httpBaseUrlProblem); `hint` ends the message about a value that is not one. */
@@ -297,6 +322,17 @@ class EnvironmentVariables {
   CORS_ORIGINS?: string;
 
   @IsOptional()
+  @ValidateBy({
+    name: 'isTrustProxy',
+    validator: {
+      validate: (value: unknown) => typeof value === 'string' && trustProxyOf(value) !== undefined,
+      defaultMessage: () =>
+        'TRUST_PROXY must be true, false, a number of proxy hops (1-10), or comma-separated proxy addresses or CIDR ranges',
+    },
+  })
+  TRUST_PROXY?: string;
+
+  @IsOptional()
   @Transform(toInt)
   @IsInt()
   @Min(0)
@@ -490,6 +526,11 @@ export interface AppConfig {
     readonly requestTimeoutMs: number;
     /** Allowed CORS origins; empty = CORS off, ['*'] = any origin. */
     readonly corsOrigins: readonly string[];
+    /**
+     * Fastify's trustProxy (TRUST_PROXY): which proxies' X-Forwarded-For names the client, for the
+     * rate limit (request.ip). false: the socket's address is the client.
+     */
+    readonly trustProxy: boolean | number | string[];
     /** Requests per client per window; 0 turns rate limiting off. */
     readonly throttleLimit: number;
     readonly throttleTtlMs: number;
@@ -592,6 +633,7 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
         .split(',')
         .map((o) => o.trim())
         .filter(Boolean),
+      trustProxy: trustProxyOf(vars.TRUST_PROXY) ?? false,
       throttleLimit: vars.THROTTLE_LIMIT,
       throttleTtlMs: vars.THROTTLE_TTL_MS,
       shutdownTimeoutMs: vars.SHUTDOWN_TIMEOUT_MS,
