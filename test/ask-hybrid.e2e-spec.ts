@@ -76,6 +76,28 @@ describe('POST /ask hybrid: how many chunks the text side ranks', () => {
     );
   });
 
+  it('finds chunks by their text in a collection that holds no vector at all; vector mode finds none', async () => {
+    await t.dataSource.query(
+      `WITH c AS (INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES (gen_random_uuid(), 'no-vectors', '{}') RETURNING uuid)
+       INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+       SELECT 'nv-' || i, c.uuid, NULL, 'Điều ' || i || CASE WHEN i % 2 = 0 THEN ': loại hiếm' ELSE '' END, '{}'
+         FROM c, generate_series(1, 6) AS i`,
+    );
+    const ask = (body: Record<string, unknown>) =>
+      request(t.server)
+        .post('/ask')
+        .send({ question: 'hiếm', collection: 'no-vectors', k: 10, ...body })
+        .expect(200);
+    // No queryEmbedding: none is needed, and the local provider's would have nothing to meet.
+    const hybrid = (await ask({ mode: 'hybrid' })).body.results as HybridResult[];
+    expect(hybrid.map((r) => [r.id, r.score, r.vectorRank]).sort()).toEqual([
+      ['nv-2', null, null],
+      ['nv-4', null, null],
+      ['nv-6', null, null],
+    ]);
+    expect((await ask({ mode: 'vector' })).body.results).toEqual([]);
+  });
+
   it("ranks by text only the vector side's candidates when more chunks than the limit contain one", async () => {
     const results = await askHybrid('many');
     expect(results.map((r) => r.id).sort()).toEqual(['many-1', 'many-2', 'many-3']);

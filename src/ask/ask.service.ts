@@ -29,6 +29,9 @@ export const DEFAULT_K = 5;
 /** pgvector's upper bound for hnsw.ef_search. */
 const MAX_EF_SEARCH = 1000;
 
+/** The query vector of a hybrid search in a collection that holds no vectors (see AskService.ask). */
+const TEXT_ONLY_VECTOR: VectorComponents = Float32Array.of(1);
+
 @Injectable()
 export class AskService {
   private session?: Promise<SessionSettings>;
@@ -66,25 +69,34 @@ export class AskService {
     let hits: ChunkHit[] = [];
     for (;;) {
       const fromCache = target === cached;
-      if (target.dimension === null) break;
-      embedding ??= dto.queryEmbedding ?? (await this.provider.embed([dto.question]))[0];
-      if (embedding.length !== target.dimension) {
-        if (fromCache) {
-          target = await this.lookUp(collectionName);
-          continue;
+      // No stored vector to compare with: a vector search finds nothing, a hybrid one still finds
+      // chunks by their text (score null). Its vector side is empty whatever the query vector, so
+      // none is computed: a one-component stand-in, compared with no row, and no index.
+      const textOnly = target.dimension === null;
+      if (textOnly && mode !== 'hybrid') break;
+      let queryVector: VectorComponents = TEXT_ONLY_VECTOR;
+      if (!textOnly) {
+        embedding ??= dto.queryEmbedding ?? (await this.provider.embed([dto.question]))[0];
+        if (embedding.length !== target.dimension) {
+          if (fromCache) {
+            target = await this.lookUp(collectionName);
+            continue;
+          }
+          throw new BadRequestException(
+            dto.queryEmbedding
+              ? `queryEmbedding has ${embedding.length} dimensions, but collection "${target.name}" holds ${target.dimension}-dimensional vectors`
+              : (describeModelMismatch(target, this.provider) ??
+                  `Collection "${target.name}" holds ${target.dimension}-dimensional vectors, but the configured embedding model "${this.provider.model}" produces ${embedding.length}: configure EMBEDDINGS_PROVIDER/EMBEDDINGS_MODEL/EMBEDDINGS_DIMENSIONS to match the collection, or pass queryEmbedding`),
+          );
         }
-        throw new BadRequestException(
-          dto.queryEmbedding
-            ? `queryEmbedding has ${embedding.length} dimensions, but collection "${target.name}" holds ${target.dimension}-dimensional vectors`
-            : (describeModelMismatch(target, this.provider) ??
-                `Collection "${target.name}" holds ${target.dimension}-dimensional vectors, but the configured embedding model "${this.provider.model}" produces ${embedding.length}: configure EMBEDDINGS_PROVIDER/EMBEDDINGS_MODEL/EMBEDDINGS_DIMENSIONS to match the collection, or pass queryEmbedding`),
-        );
+        queryVector = embedding;
       }
       try {
-        hits = await this.searchIn(target, embedding, dto, mode, k);
+        hits = await this.searchIn(target, queryVector, textOnly ? { ...dto, exact: true } : dto, mode, k);
       } catch (error) {
-        // Vectors of another dimension under the cached uuid: the collection changed meanwhile.
-        if (!fromCache || !isDimensionError(error)) throw error;
+        // Vectors of another dimension under the cached uuid: the collection changed meanwhile (and
+        // the stand-in of a text-only search met the first vectors written since the lookup).
+        if ((!fromCache && !textOnly) || !isDimensionError(error)) throw error;
         target = await this.lookUp(collectionName);
         continue;
       }

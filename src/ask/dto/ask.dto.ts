@@ -31,7 +31,7 @@ A bare value means $eq; several top-level fields are ANDed.
 Comparison ($eq $ne $lt $lte $gt $gte) compares JSON values (numbers as numbers, booleans as booleans);
 $in $nin $like $ilike compare the field as text; $between [low, high]; $exists true|false;
 $and / $or take a list of filters, $not a filter or a list.
-Field names: letters, digits and _, not starting with a digit (max 63). Every value is a bound parameter;
+Field names: ASCII letters, digits and _, not starting with a digit (max 63). Every value is a bound parameter;
 a value that looks like an SQL-injection probe (x' OR '1'='1) is a 400. Full reference: docs/FILTERS.md.
 Examples:
 {"document_type": "law"}
