@@ -323,7 +323,9 @@ export class DocumentsService {
   }
 
   async listChunks(documentId: string, q: ListChunksQueryDto): Promise<DocumentChunkListDto> {
-    return this.replicas.run((manager) => this.listChunksOn(manager, documentId, q));
+    // One snapshot for the document, the count and the page: on separate statements a concurrent
+    // write could make `total` disagree with `items`, or a deleted document answer 200 with nothing.
+    return this.replicas.transaction((manager) => this.listChunksOn(manager, documentId, q), 'REPEATABLE READ');
   }
 
   private async listChunksOn(
