@@ -48,6 +48,10 @@ export function buildDataSourceOptions(config: AppConfig, endpoint: DatabaseEndp
         ? { statement_timeout: config.database.statementTimeoutMs }
         : {}),
       application_name: 'rag-knowledge-base',
+      // TCP keepalive: a server that vanished without closing its connections (a partitioned or
+      // powered-off host) is noticed within seconds of idleness, so a pooled connection waiting on
+      // it errors (a 503, a replica taken out of rotation) instead of hanging until the kernel gives up.
+      ...(embedded ? {} : { keepAlive: true, keepAliveInitialDelayMillis: 10_000 }),
       // Not the "session-wide SET on a pooled connection" anti-pattern: every connection starts
       // with these same values (startup packet), nothing a request sets outlives its transaction
       // (SET LOCAL), and RESET ALL returns to them; so no request sees another's settings. It lets
