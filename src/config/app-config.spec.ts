@@ -149,6 +149,27 @@ describe('loadAppConfig', () => {
     expect(loadAppConfig({}).auth.apiKeys).toEqual([]);
   });
 
+  it('refuses a database URL the driver cannot parse, naming the variable, and takes the forms it can', () => {
+    const rule =
+      'must be a postgres:// or postgresql:// URL that parses (a numeric port; special characters of the password percent-encoded)';
+    expect(() => loadAppConfig({ DATABASE_URL: 'postgresql://u:p@host:abc/db' })).toThrow(
+      `Invalid configuration: DATABASE_URL ${rule}`,
+    );
+    expect(() =>
+      loadAppConfig({
+        DATABASE_URL: 'postgres://db/kb',
+        DATABASE_REPLICA_URLS: 'postgres://r1/kb, postgres://r2:5432x/kb',
+      }),
+    ).toThrow(`Invalid configuration: DATABASE_REPLICA_URLS entry 2 ${rule}`);
+    for (const url of [
+      'postgres://u:p%40x@h:5432/d?sslmode=require',
+      'postgresql://[::1]:5432/db',
+      'postgresql:///db?host=/var/run/postgresql',
+    ]) {
+      expect(loadAppConfig({ DATABASE_URL: url }).database.url).toBe(url);
+    }
+  });
+
   it('reads TRUST_PROXY as Fastify takes it, and refuses what is none of its forms', () => {
     expect(loadAppConfig({}).http.trustProxy).toBe(false);
     expect(loadAppConfig({ TRUST_PROXY: 'false' }).http.trustProxy).toBe(false);

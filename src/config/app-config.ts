@@ -115,7 +115,13 @@ class EnvironmentVariables {
   HOST = '0.0.0.0';
 
   @IsOptional()
-  @Matches(/^postgres(ql)?:\/\/\S+$/, { message: 'DATABASE_URL must be a postgres:// or postgresql:// URL' })
+  @ValidateBy({
+    name: 'isPostgresUrl',
+    validator: {
+      validate: (value: unknown) => typeof value === 'string' && isPostgresUrl(value),
+      defaultMessage: () => `DATABASE_URL ${POSTGRES_URL_RULE}`,
+    },
+  })
   DATABASE_URL?: string;
 
   @IsOptional()
@@ -420,15 +426,25 @@ export function parseApiKeys(raw: string | undefined): ApiKey[] {
   });
 }
 
+const POSTGRES_URL_RULE =
+  'must be a postgres:// or postgresql:// URL that parses (a numeric port; special characters of the password percent-encoded)';
+
+/**
+ * Whether the driver can read this connection URL: the scheme, and a URL that WHATWG parsing
+ * accepts, as pg's connection-string parser needs (`host:abc` passed a pattern and failed at
+ * start-up with "Invalid URL", naming no variable).
+ */
+function isPostgresUrl(value: string): boolean {
+  return /^postgres(ql)?:\/\/\S+$/.test(value) && URL.canParse(value);
+}
+
 /** Comma-separated postgres URLs; each one checked like DATABASE_URL. */
 function parseReplicaUrls(raw: string | undefined): string[] {
   if (raw === undefined || raw.trim() === '') return [];
   return raw.split(',').map((url, i) => {
     const trimmed = url.trim();
-    if (!/^postgres(ql)?:\/\/\S+$/.test(trimmed)) {
-      throw new ConfigValidationError([
-        `DATABASE_REPLICA_URLS entry ${i + 1} must be a postgres:// or postgresql:// URL`,
-      ]);
+    if (!isPostgresUrl(trimmed)) {
+      throw new ConfigValidationError([`DATABASE_REPLICA_URLS entry ${i + 1} ${POSTGRES_URL_RULE}`]);
     }
     return trimmed;
   });
