@@ -6,6 +6,7 @@ import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { createApp } from '../src/app.factory.js';
 import { loadAppConfig } from '../src/config/app-config.js';
+import { SCHEMA_MISSING } from '../src/database/connection-errors.js';
 import { openApiOperations } from './support/openapi.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { TEST_TARGET } from './support/test-database.js';
@@ -88,6 +89,31 @@ describe('the application', () => {
       error: 'Not Found',
     });
   });
+
+  (TEST_TARGET === 'postgres' ? it : it.skip)(
+    'on a server database never migrated: readiness is 503 naming the step, and every route 503, not 500',
+    async () => {
+      const bare = await startTestApp({ DB_MIGRATE_ON_START: 'false' });
+      try {
+        const ready = await request(bare.server).get('/health/ready').expect(503);
+        expect(ready.body).toMatchObject({
+          status: 'error',
+          info: { database: { status: 'up' } },
+          error: { schema: { status: 'down', message: SCHEMA_MISSING } },
+        });
+        for (const path of ['/documents', '/documents/d1', '/collections']) {
+          const res = await request(bare.server).get(path).expect(503);
+          expect(res.body).toEqual({ statusCode: 503, message: SCHEMA_MISSING, error: 'Service Unavailable' });
+        }
+        // Once migrated (here by another process, as `npm run db:migrate` would), ready without a restart.
+        await bare.dataSource.runMigrations();
+        await request(bare.server).get('/health/ready').expect(200);
+        await request(bare.server).get('/documents').expect(200);
+      } finally {
+        await bare.close();
+      }
+    },
+  );
 
   it('GET /health answers 503 once the database is gone', async () => {
     const other = await startTestApp();

@@ -122,8 +122,9 @@ describe('observability', () => {
     });
 
     it('a 500 body says nothing of the cause, and the service log line of that request carries its reqId', async () => {
-      // An unexpected database error: the table the route reads is gone.
-      await t.dataSource.query('ALTER TABLE documents RENAME TO documents_hidden');
+      // An unexpected database error: a column the route reads is gone. (A missing table is a 503
+      // that says to migrate.)
+      await t.dataSource.query('ALTER TABLE documents RENAME COLUMN document_name TO document_name_hidden');
       try {
         for (const [reqId, call] of [
           ['trace-500-get', () => request(t.server).get('/documents')],
@@ -143,18 +144,18 @@ describe('observability', () => {
             message: 'Internal server error',
             error: 'Internal Server Error',
           });
-          expect(res.text).not.toMatch(/select|insert|relation|documents_hidden|\bat \S+:\d+|postgres(ql)?:\/\//i);
+          expect(res.text).not.toMatch(/select|insert|column|document_name|\bat \S+:\d+|postgres(ql)?:\/\//i);
 
           const lines = await logs.forRequest(reqId, (l) => l.msg === 'request errored');
           const cause = lines.find((l) => l.context === 'Exceptions');
-          expect(cause).toMatchObject({ level: 50, reqId, err: { message: expect.stringMatching(/documents/) } });
+          expect(cause).toMatchObject({ level: 50, reqId, err: { message: expect.stringMatching(/document_name/) } });
           expect((cause!.err as { stack: string }).stack).toMatch(/\n\s+at /);
           const errored = lines.find((l) => l.msg === 'request errored');
           expect(errored).toMatchObject({ level: 50, res: { statusCode: 500 } });
           expect(errored).not.toHaveProperty('err');
         }
       } finally {
-        await t.dataSource.query('ALTER TABLE documents_hidden RENAME TO documents');
+        await t.dataSource.query('ALTER TABLE documents RENAME COLUMN document_name_hidden TO document_name');
       }
     });
   });
@@ -165,7 +166,10 @@ describe('observability', () => {
       expect(live.body).toMatchObject({ status: 'ok', info: {} });
       for (const path of ['/health/ready', '/health']) {
         const res = await request(t.server).get(path).expect(200);
-        expect(res.body).toMatchObject({ status: 'ok', info: { database: { status: 'up' } } });
+        expect(res.body).toMatchObject({
+          status: 'ok',
+          info: { database: { status: 'up' }, schema: { status: 'up' } },
+        });
       }
     });
 

@@ -19,7 +19,7 @@ describe('request logging at LOG_LEVEL=warn', () => {
   it('writes no access line for 2xx and 4xx; a 5xx gets its error line, with its reqId and redacted headers', async () => {
     await request(t.server).get('/documents?limit=5').set('x-request-id', 'warn-200').expect(200);
     await request(t.server).get('/documents/not-there').set('x-request-id', 'warn-404').expect(404);
-    await t.dataSource.query('ALTER TABLE documents RENAME TO documents_hidden');
+    await t.dataSource.query('ALTER TABLE documents RENAME COLUMN document_name TO document_name_hidden');
     try {
       const res = await request(t.server)
         .get('/documents?limit=5')
@@ -40,7 +40,7 @@ describe('request logging at LOG_LEVEL=warn', () => {
       expect(logs.lines.filter((l) => l.reqId === 'warn-200' || l.reqId === 'warn-404')).toEqual([]);
       expect(logs.raw.join('\n')).not.toContain('warn-secret-bearer');
     } finally {
-      await t.dataSource.query('ALTER TABLE documents_hidden RENAME TO documents');
+      await t.dataSource.query('ALTER TABLE documents RENAME COLUMN document_name_hidden TO document_name');
     }
   });
 });

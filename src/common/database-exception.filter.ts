@@ -11,7 +11,7 @@ import type { FastifyReply } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import pg from 'pg';
 import { QueryFailedError } from 'typeorm';
-import { isConnectionFailure, sqlState } from '../database/connection-errors.js';
+import { isConnectionFailure, SCHEMA_MISSING, sqlState } from '../database/connection-errors.js';
 import { redactConnectionStrings } from '../observability/redact.js';
 
 /** PostgreSQL error codes a client can cause, with the status and a message that carries no SQL. */
@@ -32,6 +32,7 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
   '40001': [HttpStatus.CONFLICT, 'The request conflicted with a concurrent change; retry it'],
   '57014': [HttpStatus.SERVICE_UNAVAILABLE, 'The query took too long and was cancelled'],
   '53300': [HttpStatus.SERVICE_UNAVAILABLE, 'The database has no free connection'],
+  '42P01': [HttpStatus.SERVICE_UNAVAILABLE, SCHEMA_MISSING], // undefined_table
   // The shared lock table is full (max_locks_per_transaction): another session's large transaction
   // holds it, and it frees when that one ends.
   '53200': [HttpStatus.SERVICE_UNAVAILABLE, 'The database is out of lock memory; retry shortly'],

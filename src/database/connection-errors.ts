@@ -60,3 +60,9 @@ export function isRecoveryConflict(error: unknown): boolean {
   const code = sqlState(error);
   return code === '40001' || code === '40P01';
 }
+
+/**
+ * What readiness and every request say while the tables are missing (SQLSTATE 42P01 on a server
+ * database never migrated): an operator's step, not the client's error nor a bug.
+ */
+export const SCHEMA_MISSING = 'The database has no schema yet: run npm run db:migrate';

@@ -1,4 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
 import {
   ApiOkResponse,
   ApiOperation,
@@ -7,6 +9,7 @@ import {
   type SchemaObject,
 } from '@nestjs/swagger';
 import { Public } from '../auth/auth.decorators.js';
+import { SCHEMA_MISSING } from '../database/connection-errors.js';
 import { ReadReplicas } from '../database/read-replicas.service.js';
 import { Unthrottled } from '../limits/throttling.module.js';
 import {
@@ -20,6 +23,11 @@ import {
 
 /** A probe must answer quickly: an orchestrator treats a slow probe as a failed one anyway. */
 const READY_TIMEOUT_MS = 1000;
+
+/** The tables every route reads, present in the connection's schema. */
+const SCHEMA_PRESENT_SQL = `SELECT to_regclass('documents') IS NOT NULL
+   AND to_regclass('langchain_pg_collection') IS NOT NULL
+   AND to_regclass('langchain_pg_embedding') IS NOT NULL AS present`;
 
 /**
  * The body terminus answers, 200 or 503, declared here rather than by @HealthCheck: terminus adds
@@ -45,7 +53,12 @@ function healthResultSchema(example: Record<string, unknown>): SchemaObject {
 }
 
 const UP = { status: 'up' };
-const HEALTHY = healthResultSchema({ status: 'ok', info: { database: UP }, error: {}, details: { database: UP } });
+const HEALTHY = healthResultSchema({
+  status: 'ok',
+  info: { database: UP, schema: UP },
+  error: {},
+  details: { database: UP, schema: UP },
+});
 const DOWN = { status: 'down', message: 'timeout of 1000ms exceeded' };
 const UNHEALTHY = healthResultSchema({
   status: 'error',
@@ -64,7 +77,11 @@ export class HealthController {
     private readonly database: TypeOrmHealthIndicator,
     private readonly indicators: HealthIndicatorService,
     private readonly replicas: ReadReplicas,
+    @InjectDataSource() private readonly dataSource: DataSource,
   ) {}
+
+  /** Whether schemaState has seen the tables (see there). */
+  private schemaSeen = false;
 
   @Get()
   @HealthCheck({ swaggerDocumentation: false })
@@ -101,8 +118,28 @@ export class HealthController {
   private readiness(): Promise<HealthCheckResult> {
     return this.health.check([
       () => this.database.pingCheck('database').withTimeout(READY_TIMEOUT_MS),
+      () => this.schemaState(),
       ...(this.replicas.enabled ? [() => this.replicaStates()] : []),
     ]);
+  }
+
+  /**
+   * Whether the tables the service reads exist: a server database that was never migrated (or
+   * adopted) answers the ping, but every request would fail. Checked until seen once: tables do not
+   * go away under a running service.
+   */
+  private async schemaState(): Promise<HealthIndicatorResult<'schema'>> {
+    const session = this.indicators.check('schema');
+    if (!this.schemaSeen) {
+      try {
+        const [row] = await this.dataSource.query<Array<{ present: boolean }>>(SCHEMA_PRESENT_SQL);
+        this.schemaSeen = row.present;
+      } catch {
+        // The ping reports an unreachable database; this check says nothing more about it.
+        return session.down({ message: 'The database does not answer' });
+      }
+    }
+    return this.schemaSeen ? session.up() : session.down({ message: SCHEMA_MISSING });
   }
 
   /** A replica that does not answer degrades readiness without failing it: reads fall back to the primary. */
