@@ -285,6 +285,27 @@ describe('Input validation (NUL, null, prototype-named keys)', () => {
     });
   });
 
+  describe('lengths counted as PostgreSQL counts characters', () => {
+    it('counts U+FE0F (emoji presentation) as the character varchar(50) counts it', async () => {
+      const doc = { documentId: 'fe0f', documentName: 'x', category: 'c', sourceFile: 's' };
+      // 60 characters for PostgreSQL; class-validator's MaxLength saw 30 and the insert failed.
+      await expectRefused(
+        'post',
+        '/documents',
+        { ...doc, documentType: '☺\uFE0F'.repeat(30) },
+        400,
+        'documentType must be shorter than or equal to 50 characters',
+      );
+      // 50 characters, as many as the column holds; a surrogate pair (an emoji) is one of them.
+      const res = await request(t.server)
+        .post('/documents')
+        .send({ ...doc, documentType: '☺\uFE0F'.repeat(24) + '😀😀' })
+        .expect(201);
+      expect((res.body as { documentType: string }).documentType).toBe('☺\uFE0F'.repeat(24) + '😀😀');
+      await request(t.server).delete('/documents/fe0f').expect(204);
+    });
+  });
+
   describe('values too large for a btree index', () => {
     it('are a 400 naming the field, and nothing is written', async () => {
       // Random text does not compress: 3,200 bytes stay above a btree entry's 2,704.

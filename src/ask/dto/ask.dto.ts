@@ -1,19 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import {
-  IsBoolean,
-  IsIn,
-  IsInt,
-  IsNumber,
-  IsOptional,
-  IsString,
-  Matches,
-  Max,
-  MaxLength,
-  Min,
-  MinLength,
-} from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsNumber, IsOptional, IsString, Matches, Max, Min, MinLength } from 'class-validator';
 import { IsCollectionName } from '../../embeddings/dto/collection.dto.js';
-import { IsJsonObject, IsOptionalNotNull, StorableText } from '../../common/validation.js';
+import { IsJsonObject, IsOptionalNotNull, MaxChars, StorableText } from '../../common/validation.js';
 import {
   IsVector,
   VECTOR_INPUT_DESCRIPTION,
@@ -47,7 +35,7 @@ export class AskRequestDto {
   })
   @IsString()
   @MinLength(1)
-  @MaxLength(MAX_QUESTION_LENGTH)
+  @MaxChars(MAX_QUESTION_LENGTH)
   @Matches(/\S/, { message: 'question must not be blank' })
   @StorableText()
   question: string;

@@ -10,13 +10,12 @@ import {
   IsString,
   Matches,
   Max,
-  MaxLength,
   Min,
   MinLength,
   ValidateNested,
 } from 'class-validator';
 import { IsCollectionName } from '../../embeddings/dto/collection.dto.js';
-import { IsOptionalNotNull, StorableText } from '../../common/validation.js';
+import { IsOptionalNotNull, MaxChars, StorableText } from '../../common/validation.js';
 import { EmbeddingItemDto } from '../../embeddings/dto/embedding.dto.js';
 import { DOCUMENT_STATUSES, type DocumentStatus } from '../document.entity.js';
 
@@ -64,28 +63,28 @@ export class CreateDocumentDto {
   @ApiProperty({ example: 'Luật Đất đai 2024', maxLength: 10_000 })
   @IsString()
   @MinLength(1)
-  @MaxLength(10_000)
+  @MaxChars(10_000)
   @StorableText()
   documentName: string;
 
   @ApiProperty({ example: 'law', maxLength: 50 })
   @IsString()
   @MinLength(1)
-  @MaxLength(50)
+  @MaxChars(50)
   @StorableText()
   documentType: string;
 
   @ApiProperty({ example: 'dat-dai', maxLength: 100 })
   @IsString()
   @MinLength(1)
-  @MaxLength(100)
+  @MaxChars(100)
   @StorableText()
   category: string;
 
   @ApiProperty({ example: '/data/laws/luat-dat-dai-2024.pdf', maxLength: 4096 })
   @IsString()
   @MinLength(1)
-  @MaxLength(4096)
+  @MaxChars(4096)
   @StorableText()
   sourceFile: string;
 
@@ -93,7 +92,7 @@ export class CreateDocumentDto {
   @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
-  @MaxLength(1024)
+  @MaxChars(1024)
   @StorableText()
   fileName?: string;
 
@@ -126,7 +125,7 @@ export class UpdateDocumentDto {
   @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
-  @MaxLength(10_000)
+  @MaxChars(10_000)
   @StorableText()
   documentName?: string;
 
@@ -134,7 +133,7 @@ export class UpdateDocumentDto {
   @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
-  @MaxLength(50)
+  @MaxChars(50)
   @StorableText()
   documentType?: string;
 
@@ -142,7 +141,7 @@ export class UpdateDocumentDto {
   @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
-  @MaxLength(100)
+  @MaxChars(100)
   @StorableText()
   category?: string;
 
@@ -150,7 +149,7 @@ export class UpdateDocumentDto {
   @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
-  @MaxLength(4096)
+  @MaxChars(4096)
   @StorableText()
   sourceFile?: string;
 
@@ -158,7 +157,7 @@ export class UpdateDocumentDto {
   @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
-  @MaxLength(1024)
+  @MaxChars(1024)
   @StorableText()
   fileName?: string;
 
@@ -172,14 +171,14 @@ export class ListDocumentsQueryDto {
   @ApiPropertyOptional({ example: 'law', maxLength: 50 })
   @IsOptionalNotNull()
   @IsString()
-  @MaxLength(50)
+  @MaxChars(50)
   @StorableText()
   documentType?: string;
 
   @ApiPropertyOptional({ example: 'dat-dai', maxLength: 100 })
   @IsOptionalNotNull()
   @IsString()
-  @MaxLength(100)
+  @MaxChars(100)
   @StorableText()
   category?: string;
 
@@ -195,7 +194,7 @@ export class ListDocumentsQueryDto {
   })
   @IsOptionalNotNull()
   @IsString()
-  @MaxLength(255)
+  @MaxChars(255)
   @StorableText()
   search?: string;
 
@@ -343,7 +342,7 @@ export class RecountDocumentsDto {
   @ArrayMaxSize(MAX_RECOUNT_IDS)
   @IsString({ each: true })
   @MinLength(1, { each: true })
-  @MaxLength(255, { each: true })
+  @MaxChars(255, { each: true })
   @StorableText({ each: true })
   documentIds?: string[];
 

@@ -1,17 +1,8 @@
 import { ApiProperty, ApiPropertyOptional, type SchemaObject } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import {
-  ArrayMaxSize,
-  ArrayMinSize,
-  IsArray,
-  IsString,
-  MaxLength,
-  MinLength,
-  ValidateBy,
-  ValidateNested,
-} from 'class-validator';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsString, MinLength, ValidateBy, ValidateNested } from 'class-validator';
 import os from 'node:os';
-import { IsJsonObject, IsOptionalNotNull, StorableText } from '../../common/validation.js';
+import { IsJsonObject, IsOptionalNotNull, MaxChars, StorableText } from '../../common/validation.js';
 import { IsCollectionName } from './collection.dto.js';
 
 export const MAX_CONTENT_LENGTH = 100_000;
@@ -200,13 +191,13 @@ export class EmbeddingItemDto {
   @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
-  @MaxLength(255)
+  @MaxChars(255)
   @StorableText()
   id?: string;
 
   @ApiProperty({ example: 'Điều 1. Phạm vi điều chỉnh', maxLength: MAX_CONTENT_LENGTH })
   @IsString()
-  @MaxLength(MAX_CONTENT_LENGTH)
+  @MaxChars(MAX_CONTENT_LENGTH)
   @StorableText()
   content: string;
 

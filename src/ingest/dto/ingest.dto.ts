@@ -1,8 +1,8 @@
 import { ApiProperty, ApiPropertyOptional, PickType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsString, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
+import { IsIn, IsInt, IsString, Matches, Max, Min, MinLength } from 'class-validator';
 import { CreateDocumentDto, DOCUMENT_ID_PATTERN } from '../../documents/dto/document.dto.js';
-import { IsOptionalNotNull, StorableText } from '../../common/validation.js';
+import { IsOptionalNotNull, MaxChars, StorableText } from '../../common/validation.js';
 import { TEXT_FORMATS, type TextFormat } from '../text-extraction.js';
 
 /** Bounds of chunkSize/chunkOverlap in a request (the same as INGEST_CHUNK_SIZE/INGEST_CHUNK_OVERLAP). */
@@ -40,7 +40,7 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
   @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
-  @MaxLength(10_000)
+  @MaxChars(10_000)
   @StorableText()
   documentName?: string;
 
@@ -104,7 +104,7 @@ export class IngestTextDto extends IngestOptionsDto {
   @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
-  @MaxLength(1024)
+  @MaxChars(1024)
   @StorableText()
   fileName?: string;
 
