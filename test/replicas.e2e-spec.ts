@@ -1,9 +1,12 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Server } from 'node:http';
+import { createServer, type Socket } from 'node:net';
 import request from 'supertest';
 import { createApp } from '../src/app.factory.js';
 import { loadAppConfig } from '../src/config/app-config.js';
+import { REPLICA_RETRY_AFTER_MS } from '../src/database/read-replicas.service.js';
 import { eventually, freePort, PrivatePostgres } from './support/private-postgres.js';
+import { startTestApp } from './support/test-app.js';
 import { TEST_TARGET } from './support/test-database.js';
 
 /**
@@ -158,3 +161,48 @@ describeOnServer(
     });
   },
 );
+
+describeOnServer('A replica whose host stops answering (postgres target only)', () => {
+  it('after its retry delay, one read tries it again while the others go to the primary at once', async () => {
+    const port = await freePort();
+    // Long enough that a read waiting for the silent replica is told apart from one that is not.
+    const t = await startTestApp({
+      DATABASE_REPLICA_URLS: `postgresql://postgres@127.0.0.1:${port}/postgres`,
+      DB_POOL_ACQUIRE_TIMEOUT_MS: '60000',
+      THROTTLE_LIMIT: '0',
+    });
+    const sockets = new Set<Socket>();
+    // Accepts connections and never answers: a host gone silent, not one that refuses.
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+    });
+    try {
+      // Nothing listens yet: refused at once, so the replica is marked down.
+      await request(t.server).get('/documents').expect(200);
+      await new Promise<void>((resolve) => silent.listen(port, '127.0.0.1', resolve));
+      // Its retry delay (REPLICA_RETRY_AFTER_MS, 5 s) passes.
+      await new Promise((resolve) => setTimeout(resolve, REPLICA_RETRY_AFTER_MS + 200));
+      let answered = 0;
+      const reads = Array.from({ length: 8 }, () =>
+        request(t.server)
+          .get('/documents')
+          .then((res) => {
+            answered += 1;
+            return res.status;
+          }),
+      );
+      // Every read but the one trying the replica is answered by the primary, while that one waits.
+      expect(await eventually(async () => Promise.resolve(answered >= 7), 80, 100)).toBe(true);
+      expect(answered).toBe(7);
+      expect(sockets.size).toBe(1);
+      // The host refuses again: the waiting read goes to the primary too.
+      for (const socket of sockets) socket.destroy();
+      expect(await Promise.all(reads)).toEqual(Array(8).fill(200));
+    } finally {
+      silent.close();
+      for (const socket of sockets) socket.destroy();
+      await t.close();
+    }
+  });
+});

@@ -28,6 +28,8 @@ interface Replica {
   initializing?: Promise<DataSource>;
   /** Date.now() before which the replica is not tried (0 = up). */
   downUntil: number;
+  /** A read is trying the replica after its retry delay; the others keep skipping it meanwhile. */
+  probing: boolean;
 }
 
 /**
@@ -65,6 +67,7 @@ export class ReadReplicas implements OnModuleInit, OnApplicationShutdown {
       label: `replica#${i + 1} (${describeEndpoint(url)})`,
       dataSource: new DataSource(withPrimaryTypes(buildReplicaDataSourceOptions(config, url), primary)),
       downUntil: 0,
+      probing: false,
     }));
     this.preparedStatements = config.database.preparedStatements;
   }
@@ -171,7 +174,20 @@ export class ReadReplicas implements OnModuleInit, OnApplicationShutdown {
   }
 
   private async tryReplicas<T>(onReplica: (replica: Replica) => Promise<T>, onPrimary: () => Promise<T>): Promise<T> {
-    for (const replica of this.candidates()) {
+    const { ordered, probes } = this.candidates();
+    try {
+      return await this.tryInTurn(ordered, onReplica, onPrimary);
+    } finally {
+      for (const replica of probes) replica.probing = false;
+    }
+  }
+
+  private async tryInTurn<T>(
+    ordered: Replica[],
+    onReplica: (replica: Replica) => Promise<T>,
+    onPrimary: () => Promise<T>,
+  ): Promise<T> {
+    for (const replica of ordered) {
       try {
         const result = await onReplica(replica);
         if (replica.downUntil !== 0) {
@@ -190,15 +206,27 @@ export class ReadReplicas implements OnModuleInit, OnApplicationShutdown {
     return onPrimary();
   }
 
-  /** The replicas that are up, starting with the next one in round-robin order. */
-  private candidates(): Replica[] {
+  /**
+   * The replicas to try, starting with the next one in round-robin order: those that are up, and
+   * one whose retry delay is over if no other read is trying it (`probes`: this read's, released
+   * when it is done). Every read let back at once into a replica whose host does not answer waited
+   * DB_POOL_ACQUIRE_TIMEOUT_MS for it, every retry delay.
+   */
+  private candidates(): { ordered: Replica[]; probes: Replica[] } {
     const count = this.replicas.length;
-    if (count === 0) return [];
+    if (count === 0) return { ordered: [], probes: [] };
     const start = this.nextIndex;
     this.nextIndex = (start + 1) % count;
     const now = Date.now();
-    const ordered = [...this.replicas.slice(start), ...this.replicas.slice(0, start)];
-    return ordered.filter((replica) => replica.downUntil <= now);
+    const probes: Replica[] = [];
+    const ordered = [...this.replicas.slice(start), ...this.replicas.slice(0, start)].filter((replica) => {
+      if (replica.downUntil === 0) return true;
+      if (replica.downUntil > now || replica.probing) return false;
+      replica.probing = true;
+      probes.push(replica);
+      return true;
+    });
+    return { ordered, probes };
   }
 
   private async onReplica<T>(replica: Replica, work: (manager: EntityManager) => Promise<T>): Promise<T> {
