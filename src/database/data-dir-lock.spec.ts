@@ -1,8 +1,17 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DATA_DIR_LOCK_FILE, DataDirInUseError, DataDirLock } from './data-dir-lock.js';
+import { DATA_DIR_LOCK_FILE, DataDirInUseError, DataDirLock, removeIfSame } from './data-dir-lock.js';
 
 describe('DataDirLock', () => {
   let dir: string;
@@ -55,5 +64,22 @@ describe('DataDirLock', () => {
     writeFileSync(lockFile, `${process.ppid}\n`);
     lock.release();
     expect(readFileSync(lockFile, 'utf8').trim()).toBe(String(process.ppid));
+  });
+
+  it('removes a stale lock only if it is still the one examined, not the lock another starter created since', () => {
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid;
+    writeFileSync(lockFile, `${gone}\n`);
+    const examined = { inode: statSync(lockFile, { bigint: true }).ino, owner: gone };
+    // Between this starter's look and its removal, another removed the stale lock and made its own
+    // (which may well get the freed inode number).
+    unlinkSync(lockFile);
+    writeFileSync(lockFile, `${process.ppid}\n`);
+    removeIfSame(lockFile, examined);
+    expect(readFileSync(lockFile, 'utf8').trim()).toBe(String(process.ppid));
+    // The stale one itself goes, and nothing is left aside.
+    writeFileSync(lockFile, `${gone}\n`);
+    removeIfSame(lockFile, { inode: statSync(lockFile, { bigint: true }).ino, owner: gone });
+    expect(existsSync(lockFile)).toBe(false);
+    expect(readdirSync(dir)).toEqual([]);
   });
 });

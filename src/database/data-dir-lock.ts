@@ -1,4 +1,4 @@
-import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Name of the lock file in DATA_DIR (next to `pgdata/`). */
@@ -37,6 +37,7 @@ export class DataDirLock {
         heldLocks.add(path);
         return new DataDirLock(path);
       }
+      const examined = inodeOf(path);
       const owner = readOwner(path);
       if (owner !== undefined && owner !== process.pid && isAlive(owner)) {
         throw new DataDirInUseError(
@@ -45,11 +46,7 @@ export class DataDirLock {
         );
       }
       // The owner is gone (or the file is unreadable): the lock is stale.
-      try {
-        unlinkSync(path);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      }
+      if (examined !== undefined) removeIfSame(path, { inode: examined, owner });
     }
     throw new DataDirInUseError(`DATA_DIR ${dataDir} is being opened by another process at the same time`);
   }
@@ -79,6 +76,40 @@ function tryCreate(path: string): boolean {
   } finally {
     unlinkSync(temp);
   }
+}
+
+function inodeOf(path: string): bigint | undefined {
+  try {
+    return statSync(path, { bigint: true }).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Removes the lock file at `path` if it is still the one examined (same inode and owner: a file
+ * created since may reuse a freed inode number, never the dead owner's pid). Another starter may
+ * have removed that stale lock and created its own since: unlinking by name would delete the live
+ * lock, and both would open the directory. So the file is first moved aside (an atomic rename),
+ * checked, and put back when it is not the stale one.
+ */
+export function removeIfSame(path: string, examined: { inode: bigint; owner: number | undefined }): void {
+  const aside = `${path}.${process.pid}.stale`;
+  try {
+    renameSync(path, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (inodeOf(aside) !== examined.inode || readOwner(aside) !== examined.owner) {
+    try {
+      linkSync(aside, path);
+    } catch (err) {
+      // A third starter took the name meanwhile: its lock stands, and this one is lost with it.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  unlinkSync(aside);
 }
 
 function readOwner(path: string): number | undefined {
