@@ -47,14 +47,7 @@ export class AddChunkCounts1764000000004 implements MigrationInterface {
     }
     await q.query(BACKFILL_SQL);
 
-    // Schema names from the catalog, quoted by quote_ident: the function resolves chunk_counts and
-    // vector_dims there and nowhere else (pg_temp last, so no session can shadow chunk_counts).
-    const [{ search_path }] = (await q.query(
-      `SELECT quote_ident(current_schema()) || coalesce(', ' || (
-                SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-                 WHERE e.extname = 'vector' AND n.nspname <> current_schema()), '') || ', pg_temp' AS search_path`,
-    )) as Array<{ search_path: string }>;
-    await q.query(trackFunctionSql(search_path));
+    await q.query(trackFunctionSql(await chunkCountsSearchPath(q)));
     for (const [name, definition] of CHUNK_COUNT_TRIGGERS) {
       await q.query(`CREATE TRIGGER ${name} ${definition} EXECUTE FUNCTION chunk_counts_track()`);
     }
@@ -91,13 +84,35 @@ const BACKFILL_SQL = `
            GROUP BY 1, 2) g`;
 
 /**
+ * The search_path of the trigger function: schema names from the catalog, quoted by quote_ident,
+ * so the function resolves chunk_counts and vector_dims there and nowhere else (pg_temp last, so no
+ * session can shadow chunk_counts).
+ */
+export async function chunkCountsSearchPath(q: QueryRunner): Promise<string> {
+  const [{ search_path }] = (await q.query(
+    `SELECT quote_ident(current_schema()) || coalesce(', ' || (
+              SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+               WHERE e.extname = 'vector' AND n.nspname <> current_schema()), '') || ', pg_temp' AS search_path`,
+  )) as Array<{ search_path: string }>;
+  return search_path;
+}
+
+/**
  * The trigger function, one for the four triggers. A statement's rows are aggregated into one
  * delta per group (+1 per new row, −1 per old row; an UPDATE that keeps a chunk in its group nets
  * zero and writes nothing unless it wrote vectors of another dimension), then applied in key
  * order with one upsert; rows whose count reaches zero are deleted by ctid (this transaction holds
  * their lock). TRUNCATE empties the summary.
+ *
+ * `skipUnchangedDimensions` (SkipUnchangedChunkCountGroups): a group whose count does not change is
+ * left out when its new vectors have the dimension its row already records, instead of whenever
+ * they have one. Left in, its row was locked (ON CONFLICT DO UPDATE locks the row even when its
+ * WHERE is false), so a LangChain upsert rewriting chunks in place locked their groups.
  */
-function trackFunctionSql(searchPath: string): string {
+export function trackFunctionSql(
+  searchPath: string,
+  { replace = false, skipUnchangedDimensions = false }: { replace?: boolean; skipUnchangedDimensions?: boolean } = {},
+): string {
   const groupNew = `SELECT collection_id, cmetadata->>'document_id' AS document_id, 1 AS n,
                            (embedding IS NOT NULL)::int AS vectors, vector_dims(embedding) AS dims FROM new_rows`;
   const groupOld = `SELECT collection_id, cmetadata->>'document_id' AS document_id, -1 AS n,
@@ -110,9 +125,20 @@ function trackFunctionSql(searchPath: string): string {
                    row_number() OVER (ORDER BY collection_id, document_id) AS o
               FROM (${rows}) r
              GROUP BY collection_id, document_id
-            HAVING sum(n) <> 0 OR sum(vectors) <> 0 OR max(dims) IS NOT NULL) g`;
+            HAVING sum(n) <> 0 OR sum(vectors) <> 0 OR ${
+              skipUnchangedDimensions
+                ? `max(dims) IS DISTINCT FROM (
+                     SELECT c.dims FROM chunk_counts c
+                      WHERE (c.collection_id IS NULL) = (r.collection_id IS NULL)
+                        AND COALESCE(c.collection_id, '00000000-0000-0000-0000-000000000000'::uuid)
+                          = COALESCE(r.collection_id, '00000000-0000-0000-0000-000000000000'::uuid)
+                        AND (c.document_id IS NULL) = (r.document_id IS NULL)
+                        AND COALESCE(c.document_id, ''::text) = COALESCE(r.document_id, ''::text))
+                   AND max(dims) IS NOT NULL`
+                : 'max(dims) IS NOT NULL'
+            }) g`;
   return `
-    CREATE FUNCTION chunk_counts_track() RETURNS trigger
+    CREATE ${replace ? 'OR REPLACE ' : ''}FUNCTION chunk_counts_track() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${searchPath} AS $fn$
     DECLARE
       k_collection uuid[]; k_document text[]; k_n bigint[]; k_vectors bigint[]; k_dims integer[];

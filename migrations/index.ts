@@ -7,6 +7,7 @@ import { AddMetadataTermsIndex1764000000005 } from './1764000000005-AddMetadataT
 import { AddDocumentsCreatedAtIndex1764000000006 } from './1764000000006-AddDocumentsCreatedAtIndex.js';
 import { KeepChunkVectorsInline1764000000007 } from './1764000000007-KeepChunkVectorsInline.js';
 import { HashLongMetadataTerms1764000000008 } from './1764000000008-HashLongMetadataTerms.js';
+import { SkipUnchangedChunkCountGroups1764000000009 } from './1764000000009-SkipUnchangedChunkCountGroups.js';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the app, the CLI and the tests load
@@ -23,6 +24,7 @@ export const MIGRATIONS = [
   AddDocumentsCreatedAtIndex1764000000006,
   KeepChunkVectorsInline1764000000007,
   HashLongMetadataTerms1764000000008,
+  SkipUnchangedChunkCountGroups1764000000009,
 ];
 
 /** The migration that `db:stamp` records by default: the schema the Python service created. */

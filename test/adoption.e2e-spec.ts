@@ -62,6 +62,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
         '  [ ] AddDocumentsCreatedAtIndex1764000000006',
         '  [ ] KeepChunkVectorsInline1764000000007',
         '  [ ] HashLongMetadataTerms1764000000008',
+        '  [ ] SkipUnchangedChunkCountGroups1764000000009',
         'Head: (none recorded)',
         expect.stringContaining('alembic_version: a1b2c3d4e5f6'),
         expect.stringContaining('run `npm run db:stamp` before `npm run db:migrate`'),
@@ -90,7 +91,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
     expect(result.exitCode).toBe(1);
     const text = result.lines.join('\n');
     expect(text).toContain(
-      'Pending migrations (run `npm run db:migrate`): AlignLegacySchema1764000000001, BuildChunkIndexesConcurrently1764000000002, AddChunkFullTextIndex1764000000003, AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006, KeepChunkVectorsInline1764000000007, HashLongMetadataTerms1764000000008',
+      'Pending migrations (run `npm run db:migrate`): AlignLegacySchema1764000000001, BuildChunkIndexesConcurrently1764000000002, AddChunkFullTextIndex1764000000003, AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006, KeepChunkVectorsInline1764000000007, HashLongMetadataTerms1764000000008, SkipUnchangedChunkCountGroups1764000000009',
     );
     expect(text).toContain('index idx_embedding_document_type is missing');
     expect(text).toContain(
@@ -143,6 +144,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
       false,
       false,
       false,
+      false,
     ]);
   });
 
@@ -161,7 +163,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
         'Applied AddDocumentsCreatedAtIndex1764000000006',
         'Applied KeepChunkVectorsInline1764000000007',
         'Applied HashLongMetadataTerms1764000000008',
-        'Head: HashLongMetadataTerms1764000000008',
+        'Applied SkipUnchangedChunkCountGroups1764000000009',
+        'Head: SkipUnchangedChunkCountGroups1764000000009',
       ],
     });
     const checked = await check(ds);
@@ -206,6 +209,10 @@ describe('adopting a database the Python service created (stamp → migrate → 
   });
 
   it('reverts to the pre-existing shape and migrates again to the same schema, data unchanged', async () => {
+    expect(await revert(ds)).toEqual({
+      exitCode: 0,
+      lines: ['Reverted SkipUnchangedChunkCountGroups1764000000009', 'Head: HashLongMetadataTerms1764000000008'],
+    });
     expect(await revert(ds)).toEqual({
       exitCode: 0,
       lines: ['Reverted HashLongMetadataTerms1764000000008', 'Head: KeepChunkVectorsInline1764000000007'],
@@ -299,7 +306,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
     expect(st.stdout).toContain('[X] AddDocumentsCreatedAtIndex1764000000006');
     expect(st.stdout).toContain('[X] KeepChunkVectorsInline1764000000007');
     expect(st.stdout).toContain('[X] HashLongMetadataTerms1764000000008');
-    expect(st.stdout).toContain('Head: HashLongMetadataTerms1764000000008');
+    expect(st.stdout).toContain('[X] SkipUnchangedChunkCountGroups1764000000009');
+    expect(st.stdout).toContain('Head: SkipUnchangedChunkCountGroups1764000000009');
     const ck = runCli(db.env, 'check');
     expect(ck.code).toBe(0);
     expect(ck.stdout).toContain('no differences');

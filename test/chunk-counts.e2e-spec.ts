@@ -1,10 +1,11 @@
 import fc from 'fast-check';
-import type { DataSource } from 'typeorm';
+import type { DataSource, QueryRunner } from 'typeorm';
 import { check, migrate, revert, stamp } from '../src/cli/db-commands.js';
 import { loadAppConfig } from '../src/config/app-config.js';
 import { runPendingMigrations } from '../src/database/migration-runner.js';
 import { CHUNKS_SCAN_SQL, CHUNKS_SQL } from '../src/stats/stats.sql.js';
 import { buildLegacySchema, persistentTestDatabase } from './support/legacy-schema.js';
+import { eventually } from './support/private-postgres.js';
 import {
   createTestDatabase,
   openRawDataSource,
@@ -318,6 +319,77 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
     expect(await ds.query(`SELECT sum(n)::int AS n FROM chunk_counts`)).toEqual([{ n: 3 * 8 + 3 * 16 - 8 - 16 - 8 }]);
   });
 
+  (TEST_TARGET === 'postgres' ? it : it.skip)(
+    'two LangChain upserts, each rewriting a chunk of one document in place and adding one to the other, do not deadlock',
+    async () => {
+      await ds.query(`TRUNCATE langchain_pg_collection CASCADE`);
+      const uuid = COLLECTIONS[0].uuid;
+      await ds.query(`INSERT INTO langchain_pg_collection (uuid, name) VALUES ($1, $2)`, [uuid, COLLECTIONS[0].name]);
+      // LangChain's add_embeddings: one INSERT … ON CONFLICT (id) DO UPDATE per batch.
+      const upsert = (runner: DataSource | QueryRunner, chunks: Array<[string, string]>) =>
+        runner.query(
+          `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+           SELECT c.id, $1::uuid, '[1,2,3]', 'text', jsonb_build_object('document_id', c.doc)
+             FROM unnest($2::text[], $3::text[]) AS c(id, doc)
+           ON CONFLICT (id) DO UPDATE
+             SET embedding = excluded.embedding, document = excluded.document, cmetadata = excluded.cmetadata`,
+          [uuid, chunks.map((c) => c[0]), chunks.map((c) => c[1])],
+        );
+      await upsert(ds, [
+        ['a-0', 'doc-a'],
+        ['b-0', 'doc-b'],
+      ]);
+      const first = ds.createQueryRunner();
+      const second = ds.createQueryRunner();
+      try {
+        await first.startTransaction();
+        await second.startTransaction();
+        const [{ pid }] = (await first.query(`SELECT pg_backend_pid() AS pid`)) as Array<{ pid: number }>;
+        // The second writer's batch, as far as its rewrite of b-0 ...
+        await upsert(second, [['b-0', 'doc-b']]);
+        // ... while the first writes its batch: a-0 rewritten, b-1 added.
+        const firstBatch = upsert(first, [
+          ['a-0', 'doc-a'],
+          ['b-1', 'doc-b'],
+        ]).then(
+          () => 'done',
+          (error: Error) => error.message,
+        );
+        let settled: string | undefined;
+        void firstBatch.then((outcome) => (settled = outcome));
+        // It finishes, or waits for a lock the second holds (the rewrite of b-0 locked doc-b's summary row).
+        await eventually(async () => {
+          if (settled !== undefined) return true;
+          const [row] = await ds.query<Array<{ waiting: boolean }>>(
+            `SELECT wait_event_type = 'Lock' AS waiting FROM pg_stat_activity WHERE pid = $1`,
+            [pid],
+          );
+          return row?.waiting === true;
+        });
+        // The rest of the second's batch: a-1 added to doc-a, whose summary row the first locked if
+        // its rewrite of a-0 did. Then the two wait for each other, and the server cancels one.
+        const secondRest = await upsert(second, [['a-1', 'doc-a']]).then(
+          () => 'done',
+          (error: Error) => error.message,
+        );
+        expect(secondRest).toBe('done');
+        await second.commitTransaction();
+        expect(await firstBatch).toBe('done');
+        await first.commitTransaction();
+      } finally {
+        if (first.isTransactionActive) await first.rollbackTransaction();
+        if (second.isTransactionActive) await second.rollbackTransaction();
+        await first.release();
+        await second.release();
+      }
+      await expectExact(ds);
+      expect(await ds.query(`SELECT document_id, n::int FROM chunk_counts ORDER BY 1`)).toEqual([
+        { document_id: 'doc-a', n: 2 },
+        { document_id: 'doc-b', n: 2 },
+      ]);
+    },
+  );
+
   it('goes down and up again, backfilling the chunks already stored; db:check is clean, and flags a disabled trigger', async () => {
     await ds.query(`TRUNCATE langchain_pg_collection CASCADE`);
     await apply(ds, {
@@ -329,6 +401,10 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
         { id: 'chunk-3', collection: 1, document: 'no-metadata', hasVector: false, seed: 4 },
       ],
     });
+    expect((await revert(ds)).lines).toEqual([
+      'Reverted SkipUnchangedChunkCountGroups1764000000009',
+      'Head: HashLongMetadataTerms1764000000008',
+    ]);
     expect((await revert(ds)).lines).toEqual([
       'Reverted HashLongMetadataTerms1764000000008',
       'Head: KeepChunkVectorsInline1764000000007',
@@ -364,7 +440,7 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
       ],
     });
     expect((await check(ds)).lines).toEqual([
-      'Pending migrations (run `npm run db:migrate`): AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006, KeepChunkVectorsInline1764000000007, HashLongMetadataTerms1764000000008',
+      'Pending migrations (run `npm run db:migrate`): AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006, KeepChunkVectorsInline1764000000007, HashLongMetadataTerms1764000000008, SkipUnchangedChunkCountGroups1764000000009',
       '4 difference(s) between the database and the entities:',
       '  - TypeORM would run: CREATE INDEX "ix_documents_created_at_id" ON "documents" ("created_at", "id")',
       '  - index ix_cmetadata_terms is missing (expected: CREATE INDEX ix_cmetadata_terms ON public.langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata)))',
@@ -378,7 +454,8 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
       'Applied AddDocumentsCreatedAtIndex1764000000006',
       'Applied KeepChunkVectorsInline1764000000007',
       'Applied HashLongMetadataTerms1764000000008',
-      'Head: HashLongMetadataTerms1764000000008',
+      'Applied SkipUnchangedChunkCountGroups1764000000009',
+      'Head: SkipUnchangedChunkCountGroups1764000000009',
     ]);
     await expectExact(ds);
     expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });

@@ -21,6 +21,7 @@ const ALL_MIGRATIONS = [
   'AddDocumentsCreatedAtIndex1764000000006',
   'KeepChunkVectorsInline1764000000007',
   'HashLongMetadataTerms1764000000008',
+  'SkipUnchangedChunkCountGroups1764000000009',
 ];
 
 /** Reverts the newest migrations until `name` is the last applied one. */
@@ -220,7 +221,7 @@ describe('InitialSchema migration', () => {
     await revertTo(ds, 'AddDocumentsCreatedAtIndex1764000000006');
     await insert('external-384', 384);
     expect(await outOfLine('external-384')).toEqual([{ vector: true, text: false }]);
-    expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(-2));
+    expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(-3));
     // Rows written before keep their layout; every value reads back the same.
     expect(await outOfLine('external-384')).toEqual([{ vector: true, text: false }]);
     const [same] = await ds.query<Array<{ n: number }>>(
@@ -258,7 +259,10 @@ describe('InitialSchema migration', () => {
 
     // The index is rebuilt with the new function: the entry stored before for 'a' × 20,000 is its
     // digest now, as the search computes it.
-    expect(await runPendingMigrations(ds)).toEqual(['HashLongMetadataTerms1764000000008']);
+    expect(await runPendingMigrations(ds)).toEqual([
+      'HashLongMetadataTerms1764000000008',
+      'SkipUnchangedChunkCountGroups1764000000009',
+    ]);
     expect(await idsThroughTermsIndex(ds, { summary: repeated })).toEqual(['repeated']);
     expect(await idsThroughTermsIndex(ds, { summary: repeated, kind: 'long' })).toEqual(['repeated']);
     expect(await idsThroughTermsIndex(ds, { summary: repeated.slice(1) })).toEqual([]);
@@ -268,17 +272,19 @@ describe('InitialSchema migration', () => {
     expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
     const after = await schemaSnapshot(ds);
     expect(after.filter((l) => !before.includes(l))).toEqual([
+      expect.stringMatching(/^function chunk_counts_track\(\) md5=/),
       expect.stringMatching(/^function chunk_metadata_terms\(metadata jsonb\) md5=/),
     ]);
 
     // down() cannot index the random value with the old function: it fails, the migration stays
     // applied, and the schema stays as it made it: its function back, the failed copy of the index
     // dropped, long values still writable and found.
+    await revertTo(ds, 'HashLongMetadataTerms1764000000008');
     await expect(revert(ds)).rejects.toThrow(TOO_LARGE_FOR_INDEX);
-    expect((await migrationStates(ds)).pop()).toMatchObject({
-      name: 'HashLongMetadataTerms1764000000008',
+    expect((await migrationStates(ds)).find((m) => m.name === 'HashLongMetadataTerms1764000000008')).toMatchObject({
       applied: true,
     });
+    expect(await runPendingMigrations(ds)).toEqual(['SkipUnchangedChunkCountGroups1764000000009']);
     const leftovers = () =>
       ds.query<Array<{ name: string; valid: boolean }>>(
         `SELECT c.relname AS name, i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
@@ -294,13 +300,20 @@ describe('InitialSchema migration', () => {
     // Without that chunk it goes down and up again, each time rebuilding.
     await ds.query(`DELETE FROM langchain_pg_embedding WHERE id = 'random'`);
     expect((await revert(ds)).lines).toEqual([
+      'Reverted SkipUnchangedChunkCountGroups1764000000009',
+      'Head: HashLongMetadataTerms1764000000008',
+    ]);
+    expect((await revert(ds)).lines).toEqual([
       'Reverted HashLongMetadataTerms1764000000008',
       'Head: KeepChunkVectorsInline1764000000007',
     ]);
     expect(await leftovers()).toEqual([{ name: 'ix_cmetadata_terms', valid: true }]);
     expect(await schemaSnapshot(ds)).toEqual(before);
     expect(await idsThroughTermsIndex(ds, { summary: repeated })).toEqual(['repeated']);
-    expect(await runPendingMigrations(ds)).toEqual(['HashLongMetadataTerms1764000000008']);
+    expect(await runPendingMigrations(ds)).toEqual([
+      'HashLongMetadataTerms1764000000008',
+      'SkipUnchangedChunkCountGroups1764000000009',
+    ]);
     expect(await schemaSnapshot(ds)).toEqual(after);
     expect(await idsThroughTermsIndex(ds, { summary: repeated })).toEqual(['repeated']);
   });
@@ -356,13 +369,13 @@ describe('InitialSchema migration', () => {
         await expect(migrating).rejects.toThrow(/lock timeout/);
         expect(await storage()).toBe('e');
         expect((await migrationStates(ds)).filter((m) => !m.applied).map((m) => m.name)).toEqual(
-          ALL_MIGRATIONS.slice(-2),
+          ALL_MIGRATIONS.slice(-3),
         );
       } finally {
         await reader.rollbackTransaction();
         await reader.release();
       }
-      expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(-2));
+      expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(-3));
       expect(await storage()).toBe('m');
     },
   );
