@@ -135,6 +135,20 @@ describe('chunkText: Vietnamese legal structure', () => {
     });
   });
 
+  it('bounds the section title every chunk of a unit carries: a heading line of megabytes is not copied into each', () => {
+    // A flattened text: one line, "Điều 1." and then 200,000 characters, emoji among them.
+    const line = `Điều 1. ${'Người sử dụng đất 😀 '.repeat(10_000)}`;
+    const list = chunks(line, { chunkSize: 1000, chunkOverlap: 100 });
+    expect(list.length).toBeGreaterThan(100);
+    for (const chunk of list) {
+      const title = chunk.metadata.section_title as string;
+      expect(title.length).toBeLessThanOrEqual(300);
+      expect(title.startsWith('Điều 1. Người sử dụng đất')).toBe(true);
+      expect(title.endsWith('…')).toBe(true);
+      expect(title.isWellFormed()).toBe(true);
+    }
+  });
+
   it('does not take a sentence starting with "Điều 5 của" or a numbered list outside articles for units', () => {
     const text = `Điều 5 của Luật này áp dụng cho mọi trại.\n1. Mục thứ nhất của danh sách.\n${'Câu. '.repeat(40)}`;
     for (const c of chunks(text, { chunkSize: 100, chunkOverlap: 0 })) {

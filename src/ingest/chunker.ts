@@ -158,8 +158,20 @@ function isCapitalTitle(line: string): boolean {
 }
 
 function shorten(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1).trimEnd()}…`;
+  if (text.length <= max) return text;
+  let end = max - 1;
+  // Never half of a surrogate pair: a lone one cannot be stored (jsonb refuses it).
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+  return `${text.slice(0, end).trimEnd()}…`;
 }
+
+/**
+ * The longest `section_title` a chunk carries (a heading's text, shortened): it is copied into
+ * every chunk of its unit, so a heading line of megabytes (a flattened text starting with
+ * "Điều 1.", a huge <h1>) had made gigabytes of metadata.
+ */
+const SECTION_TITLE_MAX = 300;
 
 /** Builds the unit tree; the root holds the text before the first heading. */
 function parse(text: string): Unit {
@@ -205,7 +217,7 @@ function childPath(path: Path, unit: Unit): Path {
     labels: [...path.labels, heading.label],
     level: heading.level,
     // Clauses and points have no title of their own: they keep their article's.
-    title: unit.title ?? path.title,
+    title: unit.title !== null ? shorten(unit.title, SECTION_TITLE_MAX) : path.title,
   };
 }
 

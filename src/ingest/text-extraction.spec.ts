@@ -75,6 +75,11 @@ describe('text extraction on hostile input', () => {
     );
   });
 
+  it('reads a heading with 100,000 nested inline elements (its text overflowed the call stack)', () => {
+    const heading = `<h2>${'<b>'.repeat(100_000)}Điều 1 &amp; 2${'</b>'.repeat(100_000)}</h2>`;
+    expect(textOf(`${heading}<p>y</p>`, 'html') === '## Điều 1 & 2\n\ny').toBe(true);
+  });
+
   it('drops U+0000, which a .docx can spell &#0; and PostgreSQL text cannot hold', () => {
     expect(textOf('Điều 1. Phạm vi\u0000 điều chỉnh', 'txt')).toBe('Điều 1. Phạm vi điều chỉnh');
   });

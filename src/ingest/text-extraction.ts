@@ -183,7 +183,7 @@ export function htmlToText(html: string): string {
     if (SKIPPED_ELEMENTS.has(tag)) continue;
     const heading = /^h([1-6])$/.exec(tag);
     if (heading) {
-      const title = node.text.replace(/\s+/g, ' ').trim();
+      const title = textContent(node).replace(/\s+/g, ' ').trim();
       if (title !== '') out.push(`\n\n${'#'.repeat(Number(heading[1]))} ${title}\n\n`);
       continue;
     }
@@ -192,7 +192,7 @@ export function htmlToText(html: string): string {
       continue;
     }
     if (tag === 'pre') {
-      out.push(`\n\n${node.text}\n\n`);
+      out.push(`\n\n${textContent(node)}\n\n`);
       continue;
     }
     const block = BLOCK_ELEMENTS.has(tag);
@@ -209,6 +209,25 @@ export function htmlToText(html: string): string {
     .split('\n')
     .map((line) => line.trim())
     .join('\n');
+}
+
+/**
+ * The text of an element's descendants in document order, entities decoded: node-html-parser's
+ * `text` getter, walked with a stack instead of its recursion (3,000 nested <b> in a heading
+ * overflowed the call stack, a 500).
+ */
+function textContent(element: HTMLElement): string {
+  const parts: string[] = [];
+  const stack: Node[] = [element];
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    if (node.nodeType === NodeType.TEXT_NODE) {
+      parts.push(node.text);
+      continue;
+    }
+    for (let i = node.childNodes.length - 1; i >= 0; i--) stack.push(node.childNodes[i]);
+  }
+  return parts.join('');
 }
 
 async function docxToText(buffer: Buffer): Promise<string> {
