@@ -112,7 +112,8 @@ export class IngestController {
     description: 'Invalid field, missing or empty file, chunkOverlap more than half of chunkSize',
   })
   @ApiPayloadTooLargeResponse({
-    description: 'File or text larger than INGEST_MAX_FILE_BYTES, or whose text makes more than 100,000 chunks',
+    description:
+      'File or text larger than INGEST_MAX_FILE_BYTES, whose text makes more than 100,000 chunks, or a .docx whose text part unpacks beyond 16 MiB or 50,000 paragraphs',
   })
   @ApiUnsupportedMediaTypeResponse({ description: 'File format not supported (the message lists the allowed ones)' })
   @ApiUnprocessableEntityResponse({ description: 'The file cannot be read, or holds no text' })

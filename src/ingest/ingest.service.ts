@@ -155,7 +155,11 @@ export class IngestService {
       }
       return await extractText(input.buffer, format);
     } catch (error) {
-      if (error instanceof ExtractionError) throw new UnprocessableEntityException(error.message);
+      if (error instanceof ExtractionError) {
+        throw error.reason === 'too-large'
+          ? new PayloadTooLargeException(error.message)
+          : new UnprocessableEntityException(error.message);
+      }
       throw error;
     }
   }

@@ -1,5 +1,14 @@
 import { corruptPdf, type CorpusFile, makeCorpus } from '../../test/support/corpus.js';
-import { detectFormat, ExtractionError, extractText, htmlToText, textOf } from './text-extraction.js';
+import JSZip from 'jszip';
+import {
+  detectFormat,
+  DOCX_PARAGRAPHS_MAX,
+  DOCX_XML_MAX_BYTES,
+  ExtractionError,
+  extractText,
+  htmlToText,
+  textOf,
+} from './text-extraction.js';
 
 describe('text extraction', () => {
   let corpus: CorpusFile[];
@@ -78,6 +87,29 @@ describe('text extraction on hostile input', () => {
   it('reads a heading with 100,000 nested inline elements (its text overflowed the call stack)', () => {
     const heading = `<h2>${'<b>'.repeat(100_000)}Điều 1 &amp; 2${'</b>'.repeat(100_000)}</h2>`;
     expect(textOf(`${heading}<p>y</p>`, 'html') === '## Điều 1 & 2\n\ny').toBe(true);
+  });
+
+  it('refuses a .docx that unpacks to more paragraphs or bytes than mammoth is given, before mammoth reads it', async () => {
+    const docx = async (body: string): Promise<Buffer> => {
+      const zip = new JSZip();
+      zip.file(
+        'word/document.xml',
+        `<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>${body}</w:body></w:document>`,
+      );
+      return zip.generateAsync({ type: 'nodebuffer', compression: 'DEFLATE' });
+    };
+    // 60,000 empty paragraphs: a few KB packed.
+    const many = await docx('<w:p><w:pPr/><w:r><w:t>a</w:t></w:r></w:p>'.repeat(DOCX_PARAGRAPHS_MAX + 10_000));
+    expect(many.length).toBeLessThan(100_000);
+    await expect(extractText(many, 'docx')).rejects.toMatchObject({
+      reason: 'too-large',
+      message: `The .docx document has ${DOCX_PARAGRAPHS_MAX + 10_000} paragraphs, more than the ${DOCX_PARAGRAPHS_MAX} read from one file: split the document or send its text`,
+    });
+    const huge = await docx(`<w:p><w:r><w:t>${'a'.repeat(DOCX_XML_MAX_BYTES)}</w:t></w:r></w:p>`);
+    await expect(extractText(huge, 'docx')).rejects.toMatchObject({
+      reason: 'too-large',
+      message: `The .docx document's text part unpacks to more than ${DOCX_XML_MAX_BYTES} bytes: split the document or send its text`,
+    });
   });
 
   it('drops U+0000, which a .docx can spell &#0; and PostgreSQL text cannot hold', () => {
