@@ -105,6 +105,8 @@ export class AlignLegacySchema1764000000001 implements MigrationInterface {
 
   /** Restores the pre-existing shape (data kept), so that revert then migrate round-trips. */
   public async down(q: QueryRunner): Promise<void> {
+    // Its ACCESS EXCLUSIVE locks wait at most LOCK_TIMEOUT, as up()'s do: not every reader queued behind an idle writer.
+    await boundLockWaits(q);
     for (const [table, column] of COMMENTS) {
       const target = column ? `COLUMN ${table}.${column}` : `TABLE ${table}`;
       await q.query(`COMMENT ON ${target} IS NULL`);

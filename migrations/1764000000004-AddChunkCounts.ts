@@ -54,6 +54,8 @@ export class AddChunkCounts1764000000004 implements MigrationInterface {
   }
 
   public async down(q: QueryRunner): Promise<void> {
+    // Its ACCESS EXCLUSIVE locks wait at most LOCK_TIMEOUT, as up()'s do: not every reader queued behind an idle writer.
+    await boundLockWaits(q);
     for (const [name] of CHUNK_COUNT_TRIGGERS) {
       await q.query(`DROP TRIGGER IF EXISTS ${name} ON langchain_pg_embedding`);
     }

@@ -33,6 +33,8 @@ export class KeepChunkVectorsInline1764000000007 implements MigrationInterface {
   }
 
   public async down(q: QueryRunner): Promise<void> {
+    // Its ACCESS EXCLUSIVE locks wait at most LOCK_TIMEOUT, as up()'s do: not every reader queued behind an idle writer.
+    await boundLockWaits(q);
     // pgvector's own default for the type.
     await q.query(`ALTER TABLE langchain_pg_embedding ALTER COLUMN embedding SET STORAGE EXTERNAL`);
   }

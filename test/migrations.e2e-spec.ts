@@ -377,6 +377,26 @@ describe('InitialSchema migration', () => {
       }
       expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(-3));
       expect(await storage()).toBe('m');
+
+      // Its down() too: db:revert behind the same reader gives up instead of queueing every reader
+      // and writer of the chunk table behind it for as long as the reader stays.
+      await revertTo(ds, 'KeepChunkVectorsInline1764000000007');
+      const other = ds.createQueryRunner();
+      await other.connect();
+      try {
+        await other.startTransaction();
+        await other.query(`SELECT count(*) FROM langchain_pg_embedding`);
+        await expect(revert(ds)).rejects.toThrow(/lock timeout/);
+        expect(await storage()).toBe('m');
+      } finally {
+        await other.rollbackTransaction();
+        await other.release();
+      }
+      expect((await revert(ds)).lines).toEqual([
+        'Reverted KeepChunkVectorsInline1764000000007',
+        'Head: AddDocumentsCreatedAtIndex1764000000006',
+      ]);
+      expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(-3));
     },
   );
 });
