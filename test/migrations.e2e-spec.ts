@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { DataSource } from 'typeorm';
-import { check, migrationStates, revert } from '../src/cli/db-commands.js';
+import { check, generate, migrationStates, revert } from '../src/cli/db-commands.js';
 import { runPendingMigrations } from '../src/database/migration-runner.js';
 import { schemaSnapshot } from './support/legacy-schema.js';
 import {
@@ -130,6 +130,27 @@ describe('InitialSchema migration', () => {
   it('leaves nothing for TypeORM to change: the entities and the migrated schema agree', async () => {
     const sql = await ds.driver.createSchemaBuilder().log();
     expect(sql.upQueries.map((q) => q.query)).toEqual([]);
+  });
+
+  it("takes LangChain's sized vector(N) column and a pgvector index on it as they are: check is clean, generate finds nothing", async () => {
+    // What LangChain's PGVector(embedding_length=3) creates, with the HNSW index it allows.
+    await ds.query(`DELETE FROM langchain_pg_embedding`);
+    await ds.query(`ALTER TABLE langchain_pg_embedding ALTER COLUMN embedding TYPE vector(3)`);
+    await ds.query(`ALTER TABLE langchain_pg_embedding ALTER COLUMN embedding SET STORAGE MAIN`);
+    await ds.query(
+      `CREATE INDEX langchain_pg_embedding_hnsw ON langchain_pg_embedding USING hnsw (embedding vector_cosine_ops)`,
+    );
+    try {
+      expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
+      expect((await generate(ds, 'Nothing')).lines).toEqual([
+        'No changes: the entities and the database schema agree, so there is nothing to generate.',
+      ]);
+    } finally {
+      await ds.query(`DROP INDEX langchain_pg_embedding_hnsw`);
+      await ds.query(`ALTER TABLE langchain_pg_embedding ALTER COLUMN embedding TYPE vector`);
+      await ds.query(`ALTER TABLE langchain_pg_embedding ALTER COLUMN embedding SET STORAGE MAIN`);
+    }
+    expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
   });
 
   it('rebuilds an index that a failed concurrent build left INVALID, and is a no-op when all are valid', async () => {

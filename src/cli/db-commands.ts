@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type DataSource, MigrationExecutor, type MigrationInterface, type QueryRunner } from 'typeorm';
+import { type DataSource, MigrationExecutor, type MigrationInterface, type QueryRunner, type Table } from 'typeorm';
 import { BASELINE_MIGRATION, MIGRATIONS } from '../../migrations/index.js';
 import { MIGRATIONS_TABLE } from '../database/data-source-options.js';
 import {
@@ -406,10 +406,51 @@ async function metadataTermsDifferences(ds: DataSource): Promise<string[]> {
   ];
 }
 
+/**
+ * The live tables as TypeORM's comparison should see them: a sized `embedding vector(N)` column, as
+ * LangChain's PGVector creates with `embedding_length` (an HNSW index on the column needs the size),
+ * counts as the entity's unsized `vector`, and an index on that column (pgvector's HNSW or IVFFlat,
+ * which the entities cannot express) is not TypeORM's to drop. Compared as they are, `db:check`
+ * never passed on such a database, and `migration:generate` wrote DROP COLUMN "embedding" (every
+ * vector lost once applied).
+ */
+function withAdoptedVectorColumn(tables: Table[]): Table[] {
+  for (const table of tables) {
+    if (table.name.split('.').pop() !== 'langchain_pg_embedding') continue;
+    for (const column of table.columns) {
+      if (column.name === 'embedding' && column.type === 'vector') column.length = '';
+    }
+    table.indices = table.indices.filter((index) => !index.columnNames.includes('embedding'));
+  }
+  return tables;
+}
+
+/** TypeORM's schema comparison (SQL it would run, up and down), over withAdoptedVectorColumn's view. */
+async function schemaChanges(
+  ds: DataSource,
+): Promise<Awaited<ReturnType<ReturnType<DataSource['driver']['createSchemaBuilder']>['log']>>> {
+  // The builder reads the tables through a query runner it creates itself: the runners created
+  // meanwhile read them through withAdoptedVectorColumn.
+  // eslint-disable-next-line @typescript-eslint/unbound-method
+  const create = ds.createQueryRunner;
+  ds.createQueryRunner = (...args: Parameters<DataSource['createQueryRunner']>) => {
+    const runner = create.apply(ds, args);
+    // eslint-disable-next-line @typescript-eslint/unbound-method
+    const getTables = runner.getTables;
+    runner.getTables = async (paths?: string[]) => withAdoptedVectorColumn(await getTables.call(runner, paths));
+    return runner;
+  };
+  try {
+    return await ds.driver.createSchemaBuilder().log();
+  } finally {
+    ds.createQueryRunner = create;
+  }
+}
+
 /** Lists every difference between the live schema and the entities (empty when they agree). */
 export async function schemaDifferences(ds: DataSource): Promise<string[]> {
   const differences: string[] = [];
-  const sql = await ds.driver.createSchemaBuilder().log();
+  const sql = await schemaChanges(ds);
   for (const q of sql.upQueries) differences.push(`TypeORM would run: ${q.query.replace(/\s+/g, ' ').trim()}`);
 
   const indexes = await ds.query<Array<{ indexname: string; indexdef: string }>>(
@@ -639,7 +680,7 @@ export async function generate(
   if (!name || !NAME_PATTERN.test(name)) {
     return fail(['Usage: migration:generate -- <Name> (PascalCase letters and digits, e.g. AddDocumentLanguage)']);
   }
-  const sql = await ds.driver.createSchemaBuilder().log();
+  const sql = await schemaChanges(ds);
   if (sql.upQueries.length === 0) {
     return fail(['No changes: the entities and the database schema agree, so there is nothing to generate.']);
   }
