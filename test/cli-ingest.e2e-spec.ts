@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { corruptPdf, makeCorpus } from './support/corpus.js';
@@ -92,6 +92,23 @@ describe('ingest CLI', () => {
     } finally {
       await close();
     }
+  });
+
+  it('follows symbolic links to files and folders, walks a folder reached twice once, and reports a dangling link', () => {
+    const outside = join(dir, 'outside');
+    mkdirSync(join(outside, 'sub'), { recursive: true });
+    writeFileSync(join(outside, 'real.md'), '# Thật\n\nVăn bản thật.\n');
+    writeFileSync(join(outside, 'sub', 'inner.md'), '# Trong\n\nVăn bản trong.\n');
+    const links = join(dir, 'links');
+    mkdirSync(links);
+    symlinkSync(join(outside, 'real.md'), join(links, 'linked.md'));
+    symlinkSync(join(outside, 'sub'), join(links, 'sub'));
+    symlinkSync(links, join(links, 'loop')); // back to itself
+    symlinkSync(join(outside, 'gone.md'), join(links, 'dangling.md'));
+    const run = runIngest(db.env, links, '--type', 'guide', '--category', 'links');
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`${join(links, 'dangling.md')}: no such file or folder`);
+    expect(SUMMARY.exec(run.stdout)!.slice(1, 4).map(Number)).toEqual([2, 0, 1]);
   });
 
   it('prints usage and exits 1 without paths or with an unknown option', () => {

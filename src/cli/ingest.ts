@@ -3,7 +3,7 @@ import { HttpException, type LogLevel as NestLogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import cliProgress from 'cli-progress';
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, extname, join, relative, resolve, sep } from 'node:path';
 import { AppModule } from '../app.module.js';
 import { ConfigValidationError, loadAppConfig, loadDotEnv } from '../config/app-config.js';
@@ -84,14 +84,48 @@ interface Job {
   idPath: string;
 }
 
-async function* walk(dir: string): AsyncGenerator<string> {
-  const entries = await readdir(dir, { withFileTypes: true });
+/** `<path>: <why>`, for the failures list: ENOENT and EACCES in words, anything else as it is. */
+function fsFailure(path: string, err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why = code === 'ENOENT' ? 'no such file or folder' : code === 'EACCES' ? 'permission denied' : String(err);
+  return `${path}: ${why}`;
+}
+
+/**
+ * The supported files under `dir`, in name order. A symbolic link counts as what it points to (a
+ * folder of links to the documents was read as empty: "0 ingested", exit 0); a folder reached
+ * twice through links is walked once. A folder or link that cannot be read is a failure, and the
+ * walk goes on with the rest (one unreadable subfolder had ended the whole argument's walk).
+ */
+async function* walk(dir: string, failures: string[], walked: Set<string>): AsyncGenerator<string> {
+  let entries;
+  try {
+    const real = await realpath(dir);
+    if (walked.has(real)) return;
+    walked.add(real);
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    failures.push(fsFailure(dir, err));
+    return;
+  }
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const entry of entries) {
     if (entry.name.startsWith('.')) continue; // .git, .DS_Store and other hidden files
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) yield* walk(path);
-    else if (entry.isFile() && SUPPORTED_EXTENSIONS.includes(extname(entry.name).toLowerCase())) yield path;
+    let isDirectory = entry.isDirectory();
+    let isFile = entry.isFile();
+    if (entry.isSymbolicLink()) {
+      try {
+        const target = await stat(path);
+        isDirectory = target.isDirectory();
+        isFile = target.isFile();
+      } catch (err) {
+        failures.push(fsFailure(path, err));
+        continue;
+      }
+    }
+    if (isDirectory) yield* walk(path, failures, walked);
+    else if (isFile && SUPPORTED_EXTENSIONS.includes(extname(entry.name).toLowerCase())) yield path;
   }
 }
 
@@ -103,16 +137,14 @@ async function collectJobs(paths: string[], failures: string[]): Promise<Job[]> 
       const info = await stat(arg);
       if (info.isDirectory()) {
         const root = resolve(arg);
-        for await (const file of walk(root)) {
+        for await (const file of walk(root, failures, new Set())) {
           jobs.push({ path: file, idPath: [basename(root), ...relative(root, file).split(sep)].join('/') });
         }
       } else {
         jobs.push({ path: arg, idPath: basename(arg) });
       }
     } catch (err) {
-      failures.push(
-        `${arg}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or folder' : String(err)}`,
-      );
+      failures.push(fsFailure(arg, err));
     }
   }
   return withoutSharedDocumentIds(jobs, failures);
