@@ -1,5 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { buildIndexConcurrently, indexState } from './support/concurrent-index.js';
+import { buildIndexConcurrently, CHUNK_ID_PRIMARY_KEY_SQL, indexState } from './support/concurrent-index.js';
 
 /**
  * Builds the chunk table's secondary indexes that a pre-existing database lacks, and drops the
@@ -20,7 +20,10 @@ export class BuildChunkIndexesConcurrently1764000000002 implements MigrationInte
   transaction = false as const;
 
   public async up(q: QueryRunner): Promise<void> {
-    if (await indexState(q, 'ix_langchain_pg_embedding_id')) {
+    // Redundant only beside the primary key on id: without one (a hand-converted table) it is what
+    // LangChain's ON CONFLICT (id) stands on, and stays.
+    const [{ present }] = (await q.query(CHUNK_ID_PRIMARY_KEY_SQL)) as Array<{ present: boolean }>;
+    if (present && (await indexState(q, 'ix_langchain_pg_embedding_id'))) {
       await q.query(`DROP INDEX CONCURRENTLY IF EXISTS ix_langchain_pg_embedding_id`);
     }
     for (const [name, definition] of CHUNK_INDEXES) await buildIndexConcurrently(q, name, definition);

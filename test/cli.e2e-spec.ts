@@ -228,6 +228,32 @@ describe('db CLI refusals', () => {
     }
   });
 
+  it("refuses to stamp a chunk table without a primary key on id, which LangChain's upsert needs", async () => {
+    const db = await createTestDatabase();
+    const { dataSource: ds, close } = await openRawDataSource(testConfig(db));
+    try {
+      // A hand-converted table: its only unique index on id is the one BuildChunkIndexesConcurrently
+      // would have dropped as redundant.
+      await buildLegacySchema(ds, { alembicVersion: false, extraIdIndex: true });
+      await ds.query(`ALTER TABLE langchain_pg_embedding DROP CONSTRAINT langchain_pg_embedding_pkey`);
+      const result = await stamp(ds);
+      expect(result.exitCode).toBe(1);
+      expect(result.lines).toEqual([
+        'The database does not have the baseline schema, so it cannot be stamped (nothing was changed):',
+        "  - langchain_pg_embedding has no primary key on id, which LangChain's upsert (ON CONFLICT (id)) and this service need: add it (ALTER TABLE langchain_pg_embedding ADD PRIMARY KEY (id), or ADD PRIMARY KEY USING INDEX on a unique index of id)",
+      ]);
+      // As the message says; then the table is adopted as any other, its redundant index dropped.
+      await ds.query(`ALTER TABLE langchain_pg_embedding ADD PRIMARY KEY (id)`);
+      expect((await stamp(ds)).exitCode).toBe(0);
+      expect((await migrate(ds)).exitCode).toBe(0);
+      expect(await ds.query(`SELECT to_regclass('ix_langchain_pg_embedding_id') AS t`)).toEqual([{ t: null }]);
+      expect((await check(ds)).exitCode).toBe(0);
+    } finally {
+      await close();
+      await db.drop();
+    }
+  });
+
   it('refuses to stamp when a baseline column is missing or has another type', async () => {
     const db = await createTestDatabase();
     const { dataSource: ds, close } = await openRawDataSource(testConfig(db));

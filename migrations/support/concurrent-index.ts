@@ -30,3 +30,14 @@ export async function buildIndexConcurrently(q: QueryRunner, name: string, defin
   if (state === 'invalid') await q.query(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`);
   await q.query(`CREATE INDEX CONCURRENTLY ${name} ON ${definition}`);
 }
+
+/**
+ * Whether langchain_pg_embedding's primary key is its id column alone (LangChain's upsert,
+ * ON CONFLICT (id), needs it or another unique index on id). Fixed SQL, no parameters.
+ */
+export const CHUNK_ID_PRIMARY_KEY_SQL = `SELECT EXISTS (
+    SELECT 1 FROM pg_index i
+      JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+      JOIN pg_attribute a ON a.attrelid = t.oid AND a.attname = 'id'
+     WHERE n.nspname = current_schema() AND t.relname = 'langchain_pg_embedding'
+       AND i.indisprimary AND i.indnatts = 1 AND i.indkey[0] = a.attnum) AS present`;

@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type DataSource, MigrationExecutor, type MigrationInterface, type QueryRunner, type Table } from 'typeorm';
 import { BASELINE_MIGRATION, MIGRATIONS } from '../../migrations/index.js';
+import { CHUNK_ID_PRIMARY_KEY_SQL } from '../../migrations/support/concurrent-index.js';
 import { MIGRATIONS_TABLE } from '../database/data-source-options.js';
 import {
   assertServerCompatible,
@@ -217,6 +218,12 @@ export async function verifyBaseline(
     columns.has('langchain_pg_embedding.uuid') &&
     !columns.has('langchain_pg_embedding.id');
   const problems: string[] = [];
+  if (!community && columns.has('langchain_pg_embedding.id') && !(await hasChunkIdPrimaryKey(ds))) {
+    problems.push(
+      "langchain_pg_embedding has no primary key on id, which LangChain's upsert (ON CONFLICT (id)) and this service need: " +
+        'add it (ALTER TABLE langchain_pg_embedding ADD PRIMARY KEY (id), or ADD PRIMARY KEY USING INDEX on a unique index of id)',
+    );
+  }
   for (const [table, cols] of Object.entries(BASELINE_COLUMNS)) {
     if (!rows.some((r) => r.table_name === table)) {
       problems.push(`table ${table} is missing`);
@@ -231,6 +238,12 @@ export async function verifyBaseline(
     }
   }
   return { empty: false, community, problems };
+}
+
+/** Whether langchain_pg_embedding's primary key is its id column alone. */
+async function hasChunkIdPrimaryKey(ds: DataSource): Promise<boolean> {
+  const [row] = await ds.query<Array<{ present: boolean }>>(CHUNK_ID_PRIMARY_KEY_SQL);
+  return row.present;
 }
 
 export async function stamp(ds: DataSource, target: string = BASELINE_MIGRATION): Promise<CommandResult> {
