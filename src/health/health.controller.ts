@@ -10,6 +10,7 @@ import {
 } from '@nestjs/swagger';
 import { Public } from '../auth/auth.decorators.js';
 import { SCHEMA_MISSING } from '../database/connection-errors.js';
+import { BASELINE_TABLES } from '../database/migration-runner.js';
 import { ReadReplicas } from '../database/read-replicas.service.js';
 import { Unthrottled } from '../limits/throttling.module.js';
 import {
@@ -24,10 +25,8 @@ import {
 /** A probe must answer quickly: an orchestrator treats a slow probe as a failed one anyway. */
 const READY_TIMEOUT_MS = 1000;
 
-/** The tables every route reads, present in the connection's schema. */
-const SCHEMA_PRESENT_SQL = `SELECT to_regclass('documents') IS NOT NULL
-   AND to_regclass('langchain_pg_collection') IS NOT NULL
-   AND to_regclass('langchain_pg_embedding') IS NOT NULL AS present`;
+/** Whether the tables every route reads (BASELINE_TABLES, in $1) are present in the connection's schema. */
+const SCHEMA_PRESENT_SQL = `SELECT bool_and(to_regclass(t) IS NOT NULL) AS present FROM unnest($1::text[]) AS t`;
 
 /**
  * The body terminus answers, 200 or 503, declared here rather than by @HealthCheck: terminus adds
@@ -132,7 +131,9 @@ export class HealthController {
     const session = this.indicators.check('schema');
     if (!this.schemaSeen) {
       try {
-        const [row] = await this.dataSource.query<Array<{ present: boolean }>>(SCHEMA_PRESENT_SQL);
+        const [row] = await this.dataSource.query<Array<{ present: boolean }>>(SCHEMA_PRESENT_SQL, [
+          [...BASELINE_TABLES],
+        ]);
         this.schemaSeen = row.present;
       } catch {
         // The ping reports an unreachable database; this check says nothing more about it.
