@@ -84,9 +84,14 @@ export class HealthController {
 
   @Get()
   @HealthCheck({ swaggerDocumentation: false })
-  @ApiOperation({ summary: 'Readiness (same as /health/ready): 200 when the database answers, 503 when it does not' })
+  @ApiOperation({
+    summary: 'Readiness (same as /health/ready): 200 when the database answers and holds the schema, 503 when not',
+  })
   @ApiOkResponse({ description: 'The database answers', schema: HEALTHY })
-  @ApiServiceUnavailableResponse({ description: 'The database does not answer', schema: UNHEALTHY })
+  @ApiServiceUnavailableResponse({
+    description: 'The database does not answer, or has no schema yet (run npm run db:migrate)',
+    schema: UNHEALTHY,
+  })
   check(): Promise<HealthCheckResult> {
     return this.readiness();
   }
@@ -105,11 +110,14 @@ export class HealthController {
   @Get('ready')
   @HealthCheck({ swaggerDocumentation: false })
   @ApiOperation({
-    summary: `Readiness: 200 when the primary database answers SELECT 1 within ${READY_TIMEOUT_MS} ms, 503 when not`,
+    summary: `Readiness: 200 when the primary database answers SELECT 1 within ${READY_TIMEOUT_MS} ms and holds the service's tables, 503 when not`,
     description: 'With read replicas, a replica that does not answer makes the status "degraded" (still 200).',
   })
   @ApiOkResponse({ description: 'The database answers', schema: HEALTHY })
-  @ApiServiceUnavailableResponse({ description: 'The database does not answer', schema: UNHEALTHY })
+  @ApiServiceUnavailableResponse({
+    description: 'The database does not answer, or has no schema yet (run npm run db:migrate)',
+    schema: UNHEALTHY,
+  })
   ready(): Promise<HealthCheckResult> {
     return this.readiness();
   }
