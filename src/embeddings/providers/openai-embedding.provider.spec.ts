@@ -188,11 +188,7 @@ describe('OpenAIEmbeddingProvider', () => {
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     const host = `127.0.0.1:${(upstream.address() as AddressInfo).port}`;
     try {
-      const client = new OpenAIEmbeddingProvider(
-        { baseUrl: `http://${host}/v1`, model: 'm', timeoutMs: 5000, maxRetries: 0, requestBatch: 8 },
-        4,
-        retry,
-      );
+      const client = provider({ baseUrl: `http://${host}/v1`, maxRetries: 0 }, 4);
       const cases: Array<[number[], string]> = [
         [
           [0, 0, 0, 0],
@@ -224,13 +220,7 @@ describe('OpenAIEmbeddingProvider', () => {
     try {
       const secret = 'sk-secret-0123456789';
       guarded.failNext(503, 1, { 'retry-after': '0' });
-      const err = await failure(
-        new OpenAIEmbeddingProvider(
-          { baseUrl: guarded.url, apiKey: secret, model: 'm', timeoutMs: 5000, maxRetries: 2, requestBatch: 8 },
-          64,
-          retry,
-        ).embed(['x']),
-      );
+      const err = await failure(provider({ baseUrl: guarded.url, apiKey: secret }).embed(['x']));
       // The fake echoes the rejected key, as OpenAI does; 401 is not retried.
       expect(guarded.requests).toHaveLength(2);
       expect(err.getStatus()).toBe(502);
@@ -242,13 +232,7 @@ describe('OpenAIEmbeddingProvider', () => {
 
       // A key long enough that the echo is cut inside it: no part of it may remain.
       const longSecret = `sk-${'0123456789'.repeat(30)}`;
-      const cut = await failure(
-        new OpenAIEmbeddingProvider(
-          { baseUrl: guarded.url, apiKey: longSecret, model: 'm', timeoutMs: 5000, maxRetries: 0, requestBatch: 8 },
-          64,
-          retry,
-        ).embed(['x']),
-      );
+      const cut = await failure(provider({ baseUrl: guarded.url, apiKey: longSecret, maxRetries: 0 }).embed(['x']));
       expect(cut.message).toBe(
         `Embedding service at ${new URL(guarded.url).host} failed: 401 Unauthorized (Incorrect API key provided: ***)`,
       );
