@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
+import { DataSource } from 'typeorm';
 import { createApp } from '../src/app.factory.js';
 import { LocalEmbeddingProvider } from '../src/embeddings/providers/local-embedding.provider.js';
 import { LogCapture } from './support/log-capture.js';
@@ -200,6 +201,63 @@ describe('a collection embedded with another model', () => {
         expect(logs.warnings()).toContainEqual(
           expect.stringMatching(/^Collection "legacy" was embedded with model "local-hash-ngram-384", 384 dimensions/),
         );
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await server.close();
+      await db.drop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('re-ingest after the embedding model changed', () => {
+  it("re-embeds an unchanged text instead of keeping the old model's vectors, then skips it again", async () => {
+    const db = await createTestDatabase();
+    // The embedded database must outlive the first app, so it goes to disk for this test.
+    const dir = TEST_TARGET === 'embedded' ? mkdtempSync(join(tmpdir(), 'kb-model-reingest-')) : null;
+    const env: Record<string, string> = dir ? { DATA_DIR: dir } : {};
+    const server = await startFakeOpenAIServer({ dimensions: 64 });
+    const body = {
+      documentId: 'model-change',
+      text: 'Điều 1. Phạm vi điều chỉnh\nLuật này quy định về đất đai.',
+      documentType: 'law',
+      category: 'dat-dai',
+    };
+    const storedModels = async (app: Awaited<ReturnType<typeof createApp>>): Promise<string[]> => {
+      const rows = await app
+        .get(DataSource)
+        .query<Array<{ model: string | null }>>(
+          `SELECT DISTINCT cmetadata->>'embedding_model' AS model FROM langchain_pg_embedding WHERE cmetadata->>'document_id' = $1`,
+          [body.documentId],
+        );
+      return rows.map((r) => r.model ?? 'none');
+    };
+    try {
+      const first = await createApp(testConfig(db, { ...env, ...openaiEnv(server.url) }));
+      try {
+        const created = await request(first.getHttpServer()).post('/documents/ingest').send(body).expect(201);
+        expect(created.body).toMatchObject({ skipped: false });
+        await request(first.getHttpServer())
+          .post('/documents/ingest')
+          .send(body)
+          .expect(200, { ...created.body, skipped: true });
+      } finally {
+        await first.close();
+      }
+
+      // Same dimension, another model: the stored vectors are not comparable with its query vectors.
+      const second = await createApp(
+        testConfig(db, { ...env, ...openaiEnv(server.url), EMBEDDINGS_MODEL: 'fake-embed-v2' }),
+      );
+      try {
+        server.requests.length = 0;
+        const again = await request(second.getHttpServer()).post('/documents/ingest').send(body).expect(201);
+        expect(again.body).toMatchObject({ documentId: body.documentId, skipped: false });
+        expect(server.requests.map((r) => r.body?.model)).toContain('fake-embed-v2');
+        expect(await storedModels(second)).toEqual(['fake-embed-v2']);
+        await request(second.getHttpServer()).post('/documents/ingest').send(body).expect(200);
       } finally {
         await second.close();
       }

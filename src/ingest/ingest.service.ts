@@ -13,6 +13,7 @@ import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { DocumentEntity, type DocumentStatus, isDocumentIdConflict } from '../documents/document.entity.js';
 import { DocumentsService } from '../documents/documents.service.js';
 import { ChunkStore, type ChunkDraft } from '../embeddings/chunk.store.js';
+import { EMBEDDING_PROVIDER, type EmbeddingProvider } from '../embeddings/providers/embedding-provider.js';
 import { chunkText, type ChunkOptions } from './chunker.js';
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from './dto/ingest.dto.js';
 import {
@@ -84,6 +85,7 @@ export class IngestService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly chunks: ChunkStore,
     private readonly documents: DocumentsService,
+    @Inject(EMBEDDING_PROVIDER) private readonly provider: EmbeddingProvider,
   ) {}
 
   async ingest(input: IngestInput): Promise<IngestResult> {
@@ -201,8 +203,9 @@ export class IngestService {
       };
       if (existing) {
         const stored = await this.storedChunks(manager, documentId, contentHash, collectionName);
-        // Every chunk the text makes, still there: a chunk deleted since (DELETE /embeddings/:id,
-        // which recounts total_chunks) makes the text write them all again.
+        // Every chunk the text makes, still there and embedded by the configured model: a chunk
+        // deleted since (DELETE /embeddings/:id, which recounts total_chunks) or a model changed
+        // since makes the text write them all again.
         if (stored > 0 && stored === total && stored === existing.totalChunks) {
           // Same text and options: the chunks and their vectors stay; changed fields are written as PATCH does.
           await this.documents.writeFields(manager, existing, fields);
@@ -232,6 +235,8 @@ export class IngestService {
         category: fields.category,
         status: fields.status,
         content_hash: contentHash,
+        // Which model made the vectors: a re-ingest after a model change must not keep them.
+        embedding_model: this.provider.model,
       };
       let index = 0;
       let batch: ChunkDraft[] = [];
@@ -262,7 +267,9 @@ export class IngestService {
 
   /**
    * How many chunks of the document are stored, provided that all of them came from this content
-   * hash and sit in this collection; 0 otherwise (the document must be re-chunked).
+   * hash, sit in this collection and hold vectors of the configured model and dimension; 0
+   * otherwise (the document must be re-chunked and re-embedded). A chunk ingested before chunks
+   * recorded their embedding_model counts as another model's.
    */
   private async storedChunks(
     manager: EntityManager,
@@ -272,11 +279,14 @@ export class IngestService {
   ): Promise<number> {
     const [row] = await manager.query<Array<{ total: number; same: number }>>(
       `SELECT count(*)::int AS total,
-              count(*) FILTER (WHERE e.cmetadata->>'content_hash' = $2 AND c.name = $3)::int AS same
+              count(*) FILTER (
+                WHERE e.cmetadata->>'content_hash' = $2 AND c.name = $3
+                  AND e.cmetadata->>'embedding_model' = $4 AND vector_dims(e.embedding) = $5
+              )::int AS same
          FROM langchain_pg_embedding e
          LEFT JOIN langchain_pg_collection c ON c.uuid = e.collection_id
         WHERE e.cmetadata->>'document_id' = $1`,
-      [documentId, contentHash, collection],
+      [documentId, contentHash, collection, this.provider.model, this.provider.dimensions],
     );
     return row.total === row.same ? row.total : 0;
   }
