@@ -8,6 +8,11 @@ import { buildIndexConcurrently } from './support/concurrent-index.js';
  * stemming or stop words, which is what suits Vietnamese (no PostgreSQL dictionary exists for it).
  * The search query must repeat this exact expression for the planner to use the index.
  *
+ * It indexes the first 100,000 characters of each chunk: over the whole text, a chunk of about 1 MB
+ * of distinct words made the build fail ("string is too long for tsvector"), and with it every
+ * later migration. Until BoundChunkFullTextIndex this migration indexed the whole text; that
+ * migration replaces the index where it was built so (see there why).
+ *
  * Built CONCURRENTLY (outside a transaction) so chunk writers are not blocked while it builds; an
  * INVALID leftover of a failed build is dropped and rebuilt. Frozen history: no entity imports.
  */
@@ -19,7 +24,7 @@ export class AddChunkFullTextIndex1764000000003 implements MigrationInterface {
     await buildIndexConcurrently(
       q,
       'ix_embedding_document_fts',
-      `langchain_pg_embedding USING gin (to_tsvector('simple'::regconfig, coalesce(document, '')))`,
+      `langchain_pg_embedding USING gin (to_tsvector('simple'::regconfig, left(coalesce(document, ''), 100000)))`,
     );
   }
 

@@ -8,6 +8,7 @@ import { AddDocumentsCreatedAtIndex1764000000006 } from './1764000000006-AddDocu
 import { KeepChunkVectorsInline1764000000007 } from './1764000000007-KeepChunkVectorsInline.js';
 import { HashLongMetadataTerms1764000000008 } from './1764000000008-HashLongMetadataTerms.js';
 import { SkipUnchangedChunkCountGroups1764000000009 } from './1764000000009-SkipUnchangedChunkCountGroups.js';
+import { BoundChunkFullTextIndex1764000000010 } from './1764000000010-BoundChunkFullTextIndex.js';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the app, the CLI and the tests load
@@ -25,6 +26,7 @@ export const MIGRATIONS = [
   KeepChunkVectorsInline1764000000007,
   HashLongMetadataTerms1764000000008,
   SkipUnchangedChunkCountGroups1764000000009,
+  BoundChunkFullTextIndex1764000000010,
 ];
 
 /** The migration that `db:stamp` records by default: the schema the Python service created. */

@@ -63,6 +63,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
         '  [ ] KeepChunkVectorsInline1764000000007',
         '  [ ] HashLongMetadataTerms1764000000008',
         '  [ ] SkipUnchangedChunkCountGroups1764000000009',
+        '  [ ] BoundChunkFullTextIndex1764000000010',
         'Head: (none recorded)',
         expect.stringContaining('alembic_version: a1b2c3d4e5f6'),
         expect.stringContaining('run `npm run db:stamp` before `npm run db:migrate`'),
@@ -91,7 +92,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
     expect(result.exitCode).toBe(1);
     const text = result.lines.join('\n');
     expect(text).toContain(
-      'Pending migrations (run `npm run db:migrate`): AlignLegacySchema1764000000001, BuildChunkIndexesConcurrently1764000000002, AddChunkFullTextIndex1764000000003, AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006, KeepChunkVectorsInline1764000000007, HashLongMetadataTerms1764000000008, SkipUnchangedChunkCountGroups1764000000009',
+      'Pending migrations (run `npm run db:migrate`): AlignLegacySchema1764000000001, BuildChunkIndexesConcurrently1764000000002, AddChunkFullTextIndex1764000000003, AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006, KeepChunkVectorsInline1764000000007, HashLongMetadataTerms1764000000008, SkipUnchangedChunkCountGroups1764000000009, BoundChunkFullTextIndex1764000000010',
     );
     expect(text).toContain('index idx_embedding_document_type is missing');
     expect(text).toContain(
@@ -127,6 +128,9 @@ describe('adopting a database the Python service created (stamp → migrate → 
         '-- HashLongMetadataTerms1764000000008',
         // The index does not exist yet in a dry run (its build above is listed, not run): built, not reindexed.
         'CREATE INDEX CONCURRENTLY ix_cmetadata_terms ON langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata));',
+        // Nor does the full-text index: the bounded one is built under its temporary name and renamed.
+        '-- BoundChunkFullTextIndex1764000000010',
+        'ALTER INDEX ix_embedding_document_fts_bounded RENAME TO ix_embedding_document_fts;',
       ]),
     );
     expect(result.lines.filter((l) => /^CREATE INDEX (?!CONCURRENTLY)\S+ ON langchain_pg_embedding/.test(l))).toEqual(
@@ -136,6 +140,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
     expect(await dataFingerprint(ds)).toEqual(original);
     expect((await migrationStates(ds)).map((m) => m.applied)).toEqual([
       true,
+      false,
       false,
       false,
       false,
@@ -164,7 +169,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
         'Applied KeepChunkVectorsInline1764000000007',
         'Applied HashLongMetadataTerms1764000000008',
         'Applied SkipUnchangedChunkCountGroups1764000000009',
-        'Head: SkipUnchangedChunkCountGroups1764000000009',
+        'Applied BoundChunkFullTextIndex1764000000010',
+        'Head: BoundChunkFullTextIndex1764000000010',
       ],
     });
     const checked = await check(ds);
@@ -209,6 +215,10 @@ describe('adopting a database the Python service created (stamp → migrate → 
   });
 
   it('reverts to the pre-existing shape and migrates again to the same schema, data unchanged', async () => {
+    expect(await revert(ds)).toEqual({
+      exitCode: 0,
+      lines: ['Reverted BoundChunkFullTextIndex1764000000010', 'Head: SkipUnchangedChunkCountGroups1764000000009'],
+    });
     expect(await revert(ds)).toEqual({
       exitCode: 0,
       lines: ['Reverted SkipUnchangedChunkCountGroups1764000000009', 'Head: HashLongMetadataTerms1764000000008'],
@@ -307,7 +317,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
     expect(st.stdout).toContain('[X] KeepChunkVectorsInline1764000000007');
     expect(st.stdout).toContain('[X] HashLongMetadataTerms1764000000008');
     expect(st.stdout).toContain('[X] SkipUnchangedChunkCountGroups1764000000009');
-    expect(st.stdout).toContain('Head: SkipUnchangedChunkCountGroups1764000000009');
+    expect(st.stdout).toContain('[X] BoundChunkFullTextIndex1764000000010');
+    expect(st.stdout).toContain('Head: BoundChunkFullTextIndex1764000000010');
     const ck = runCli(db.env, 'check');
     expect(ck.code).toBe(0);
     expect(ck.stdout).toContain('no differences');

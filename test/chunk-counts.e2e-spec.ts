@@ -402,6 +402,10 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
       ],
     });
     expect((await revert(ds)).lines).toEqual([
+      'Reverted BoundChunkFullTextIndex1764000000010',
+      'Head: SkipUnchangedChunkCountGroups1764000000009',
+    ]);
+    expect((await revert(ds)).lines).toEqual([
       'Reverted SkipUnchangedChunkCountGroups1764000000009',
       'Head: HashLongMetadataTerms1764000000008',
     ]);
@@ -440,7 +444,7 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
       ],
     });
     expect((await check(ds)).lines).toEqual([
-      'Pending migrations (run `npm run db:migrate`): AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006, KeepChunkVectorsInline1764000000007, HashLongMetadataTerms1764000000008, SkipUnchangedChunkCountGroups1764000000009',
+      'Pending migrations (run `npm run db:migrate`): AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006, KeepChunkVectorsInline1764000000007, HashLongMetadataTerms1764000000008, SkipUnchangedChunkCountGroups1764000000009, BoundChunkFullTextIndex1764000000010',
       '4 difference(s) between the database and the entities:',
       '  - TypeORM would run: CREATE INDEX "ix_documents_created_at_id" ON "documents" ("created_at", "id")',
       '  - index ix_cmetadata_terms is missing (expected: CREATE INDEX ix_cmetadata_terms ON public.langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata)))',
@@ -455,7 +459,8 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
       'Applied KeepChunkVectorsInline1764000000007',
       'Applied HashLongMetadataTerms1764000000008',
       'Applied SkipUnchangedChunkCountGroups1764000000009',
-      'Head: SkipUnchangedChunkCountGroups1764000000009',
+      'Applied BoundChunkFullTextIndex1764000000010',
+      'Head: BoundChunkFullTextIndex1764000000010',
     ]);
     await expectExact(ds);
     expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });

@@ -66,7 +66,8 @@ describe('db CLI on a database this service creates', () => {
       'Applied KeepChunkVectorsInline1764000000007',
       'Applied HashLongMetadataTerms1764000000008',
       'Applied SkipUnchangedChunkCountGroups1764000000009',
-      'Head: SkipUnchangedChunkCountGroups1764000000009',
+      'Applied BoundChunkFullTextIndex1764000000010',
+      'Head: BoundChunkFullTextIndex1764000000010',
     ]);
     expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
     const before = await schemaSnapshot(ds);
@@ -115,7 +116,7 @@ describe('db CLI on a database this service creates', () => {
     expect(source).toMatch(/down[\s\S]*ADD "language" character varying\(10\)/);
     const index = readFileSync(join(dir, 'index.ts'), 'utf8');
     expect(index).toContain(`import { DropLanguage1764000000123 } from './1764000000123-DropLanguage.js';`);
-    expect(index).toMatch(/SkipUnchangedChunkCountGroups1764000000009,\n {2}DropLanguage1764000000123,\n\];/);
+    expect(index).toMatch(/BoundChunkFullTextIndex1764000000010,\n {2}DropLanguage1764000000123,\n\];/);
 
     await ds.query(`ALTER TABLE documents DROP COLUMN language`);
     await ds.query(
@@ -143,6 +144,10 @@ describe('db CLI on a database this service creates', () => {
   });
 
   it('revert goes back one migration at a time', async () => {
+    expect((await revert(ds)).lines).toEqual([
+      'Reverted BoundChunkFullTextIndex1764000000010',
+      'Head: SkipUnchangedChunkCountGroups1764000000009',
+    ]);
     expect((await revert(ds)).lines).toEqual([
       'Reverted SkipUnchangedChunkCountGroups1764000000009',
       'Head: HashLongMetadataTerms1764000000008',
@@ -191,7 +196,8 @@ describe('db CLI on a database this service creates', () => {
         '  [ ] KeepChunkVectorsInline1764000000007',
         '  [ ] HashLongMetadataTerms1764000000008',
         '  [ ] SkipUnchangedChunkCountGroups1764000000009',
-        'Pending: 9',
+        '  [ ] BoundChunkFullTextIndex1764000000010',
+        'Pending: 10',
       ]),
     );
     const refused = await revert(ds);

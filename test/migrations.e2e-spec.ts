@@ -22,6 +22,7 @@ const ALL_MIGRATIONS = [
   'KeepChunkVectorsInline1764000000007',
   'HashLongMetadataTerms1764000000008',
   'SkipUnchangedChunkCountGroups1764000000009',
+  'BoundChunkFullTextIndex1764000000010',
 ];
 
 /** Reverts the newest migrations until `name` is the last applied one. */
@@ -44,6 +45,37 @@ async function idsThroughTermsIndex(ds: DataSource, pair: Record<string, unknown
     const plan = (await runner.query(`EXPLAIN ${sql}`, [JSON.stringify(pair)])) as Array<{ 'QUERY PLAN': string }>;
     expect(plan.map((r) => r['QUERY PLAN']).join('\n')).toContain('Bitmap Index Scan on ix_cmetadata_terms');
     const rows = (await runner.query(sql, [JSON.stringify(pair)])) as Array<{ id: string }>;
+    await runner.rollbackTransaction();
+    return rows.map((r) => r.id).sort();
+  } finally {
+    await runner.release();
+  }
+}
+
+/**
+ * A chunk text of `words` distinct words of 10 characters: past about 95,000 of them, more than
+ * the 1 MB of words a tsvector can hold.
+ */
+function distinctWords(words: number): string {
+  return Array.from({ length: words }, (_, i) => `w${i.toString(36).padStart(9, '0')}`).join(' ');
+}
+
+/** What PostgreSQL says when a text has more distinct words than a tsvector can hold. */
+const TOO_LONG_FOR_TSVECTOR = /string is too long for tsvector/;
+
+/** The ids of the chunks whose text matches `word`, read through the full-text index only. */
+async function idsThroughFullTextIndex(ds: DataSource, word: string): Promise<string[]> {
+  const runner = ds.createQueryRunner();
+  await runner.connect();
+  try {
+    await runner.startTransaction();
+    await runner.query(`SELECT set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true)`);
+    // The expression of the search (ChunkSearchRepository's CHUNK_TSVECTOR), so the index serves it.
+    const sql = `SELECT id FROM langchain_pg_embedding e
+                  WHERE to_tsvector('simple'::regconfig, left(coalesce(e.document, ''), 100000)) @@ plainto_tsquery('simple', $1)`;
+    const plan = (await runner.query(`EXPLAIN ${sql}`, [word])) as Array<{ 'QUERY PLAN': string }>;
+    expect(plan.map((r) => r['QUERY PLAN']).join('\n')).toContain('Bitmap Index Scan on ix_embedding_document_fts');
+    const rows = (await runner.query(sql, [word])) as Array<{ id: string }>;
     await runner.rollbackTransaction();
     return rows.map((r) => r.id).sort();
   } finally {
@@ -95,7 +127,8 @@ describe('InitialSchema migration', () => {
         'index CREATE INDEX ix_cmetadata_gin ON public.langchain_pg_embedding USING gin (cmetadata jsonb_path_ops)',
         "index CREATE INDEX idx_embedding_document_id ON public.langchain_pg_embedding USING btree (((cmetadata ->> 'document_id'::text)))",
         "index CREATE INDEX idx_embedding_document_type ON public.langchain_pg_embedding USING btree (((cmetadata ->> 'document_type'::text)))",
-        "index CREATE INDEX ix_embedding_document_fts ON public.langchain_pg_embedding USING gin (to_tsvector('simple'::regconfig, COALESCE(document, ''::text)))",
+        // Over the first 100,000 characters only (AddChunkFullTextIndex, BoundChunkFullTextIndex).
+        "index CREATE INDEX ix_embedding_document_fts ON public.langchain_pg_embedding USING gin (to_tsvector('simple'::regconfig, \"left\"(COALESCE(document, ''::text), 100000)))",
         'index CREATE INDEX ix_cmetadata_terms ON public.langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata))',
         'index CREATE INDEX idx_documents_category_status ON public.documents USING btree (category, status)',
         'index CREATE INDEX idx_documents_status_type ON public.documents USING btree (status, document_type)',
@@ -242,7 +275,7 @@ describe('InitialSchema migration', () => {
     await revertTo(ds, 'AddDocumentsCreatedAtIndex1764000000006');
     await insert('external-384', 384);
     expect(await outOfLine('external-384')).toEqual([{ vector: true, text: false }]);
-    expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(-3));
+    expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(-4));
     // Rows written before keep their layout; every value reads back the same.
     expect(await outOfLine('external-384')).toEqual([{ vector: true, text: false }]);
     const [same] = await ds.query<Array<{ n: number }>>(
@@ -283,6 +316,7 @@ describe('InitialSchema migration', () => {
     expect(await runPendingMigrations(ds)).toEqual([
       'HashLongMetadataTerms1764000000008',
       'SkipUnchangedChunkCountGroups1764000000009',
+      'BoundChunkFullTextIndex1764000000010',
     ]);
     expect(await idsThroughTermsIndex(ds, { summary: repeated })).toEqual(['repeated']);
     expect(await idsThroughTermsIndex(ds, { summary: repeated, kind: 'long' })).toEqual(['repeated']);
@@ -305,7 +339,10 @@ describe('InitialSchema migration', () => {
     expect((await migrationStates(ds)).find((m) => m.name === 'HashLongMetadataTerms1764000000008')).toMatchObject({
       applied: true,
     });
-    expect(await runPendingMigrations(ds)).toEqual(['SkipUnchangedChunkCountGroups1764000000009']);
+    expect(await runPendingMigrations(ds)).toEqual([
+      'SkipUnchangedChunkCountGroups1764000000009',
+      'BoundChunkFullTextIndex1764000000010',
+    ]);
     const leftovers = () =>
       ds.query<Array<{ name: string; valid: boolean }>>(
         `SELECT c.relname AS name, i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
@@ -320,6 +357,7 @@ describe('InitialSchema migration', () => {
     await ds.query(`DELETE FROM langchain_pg_embedding WHERE id = 'random-2'`);
     // Without that chunk it goes down and up again, each time rebuilding.
     await ds.query(`DELETE FROM langchain_pg_embedding WHERE id = 'random'`);
+    await revertTo(ds, 'SkipUnchangedChunkCountGroups1764000000009');
     expect((await revert(ds)).lines).toEqual([
       'Reverted SkipUnchangedChunkCountGroups1764000000009',
       'Head: HashLongMetadataTerms1764000000008',
@@ -334,6 +372,7 @@ describe('InitialSchema migration', () => {
     expect(await runPendingMigrations(ds)).toEqual([
       'HashLongMetadataTerms1764000000008',
       'SkipUnchangedChunkCountGroups1764000000009',
+      'BoundChunkFullTextIndex1764000000010',
     ]);
     expect(await schemaSnapshot(ds)).toEqual(after);
     expect(await idsThroughTermsIndex(ds, { summary: repeated })).toEqual(['repeated']);
@@ -353,6 +392,63 @@ describe('InitialSchema migration', () => {
     expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
     // The old function (HashLongMetadataTerms's down, in the tests below) could not index it.
     await ds.query(`DELETE FROM langchain_pg_embedding WHERE id = 'adopted-random'`);
+  });
+
+  it('adopts a database holding a chunk of more distinct words than a tsvector holds, and LangChain can write more of them', async () => {
+    // Before AddChunkFullTextIndex, as in a database the Python service filled (LangChain has no limit).
+    await revertTo(ds, 'BuildChunkIndexesConcurrently1764000000002');
+    const insert = (id: string, document: string) =>
+      ds.query(
+        `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+         VALUES ($1, NULL, '[1,2,3]', $2, '{}')`,
+        [id, document],
+      );
+    const book = distinctWords(120_000);
+    await insert('book', book);
+    // Over the whole text, the index could not be built: every run of the migrations stopped there.
+    await expect(
+      ds.query(`SELECT to_tsvector('simple'::regconfig, coalesce(document, '')) FROM langchain_pg_embedding`),
+    ).rejects.toThrow(TOO_LONG_FOR_TSVECTOR);
+    expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(3));
+    expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
+    // Its first 100,000 characters are searchable by text; and another such chunk is writable.
+    expect(await idsThroughFullTextIndex(ds, 'w000000001')).toEqual(['book']);
+    expect(await idsThroughFullTextIndex(ds, book.slice(-10))).toEqual([]);
+    await insert('book-2', `${book} more`);
+    expect(await idsThroughFullTextIndex(ds, 'w000000001')).toEqual(['book', 'book-2']);
+    await ds.query(`DELETE FROM langchain_pg_embedding WHERE id IN ('book', 'book-2')`);
+  });
+
+  it('BoundChunkFullTextIndex replaces a full-text index built over the whole text, and is a no-op on a bounded one', async () => {
+    const fresh = await schemaSnapshot(ds);
+    // The index as AddChunkFullTextIndex built it before it was bounded.
+    await revertTo(ds, 'SkipUnchangedChunkCountGroups1764000000009');
+    expect(await schemaSnapshot(ds)).toEqual(fresh);
+    await ds.query(`DROP INDEX ix_embedding_document_fts`);
+    await ds.query(
+      `CREATE INDEX ix_embedding_document_fts ON langchain_pg_embedding USING gin (to_tsvector('simple'::regconfig, coalesce(document, '')))`,
+    );
+    const insert = (id: string, document: string) =>
+      ds.query(`INSERT INTO langchain_pg_embedding (id, document) VALUES ($1, $2)`, [id, document]);
+    await insert('short', 'Điều 1. Phạm vi điều chỉnh zqxshort');
+    await expect(insert('book', distinctWords(120_000))).rejects.toThrow(TOO_LONG_FOR_TSVECTOR);
+    expect((await check(ds)).lines).toContainEqual(expect.stringMatching(/^ {2}- index ix_embedding_document_fts is /));
+
+    expect(await runPendingMigrations(ds)).toEqual(['BoundChunkFullTextIndex1764000000010']);
+    expect(await schemaSnapshot(ds)).toEqual(fresh);
+    expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
+    await insert('book', distinctWords(120_000));
+    expect(await idsThroughFullTextIndex(ds, 'zqxshort')).toEqual(['short']);
+    expect(await idsThroughFullTextIndex(ds, 'w000000002')).toEqual(['book']);
+
+    // On the bounded index, down and up change nothing.
+    expect((await revert(ds)).lines).toEqual([
+      'Reverted BoundChunkFullTextIndex1764000000010',
+      'Head: SkipUnchangedChunkCountGroups1764000000009',
+    ]);
+    expect(await runPendingMigrations(ds)).toEqual(['BoundChunkFullTextIndex1764000000010']);
+    expect(await schemaSnapshot(ds)).toEqual(fresh);
+    await ds.query(`DELETE FROM langchain_pg_embedding WHERE id IN ('short', 'book')`);
   });
 
   // The embedded database has one session: nothing else can hold a lock there.
@@ -390,13 +486,13 @@ describe('InitialSchema migration', () => {
         await expect(migrating).rejects.toThrow(/lock timeout/);
         expect(await storage()).toBe('e');
         expect((await migrationStates(ds)).filter((m) => !m.applied).map((m) => m.name)).toEqual(
-          ALL_MIGRATIONS.slice(-3),
+          ALL_MIGRATIONS.slice(-4),
         );
       } finally {
         await reader.rollbackTransaction();
         await reader.release();
       }
-      expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(-3));
+      expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(-4));
       expect(await storage()).toBe('m');
 
       // Its down() too: db:revert behind the same reader gives up instead of queueing every reader
@@ -417,7 +513,7 @@ describe('InitialSchema migration', () => {
         'Reverted KeepChunkVectorsInline1764000000007',
         'Head: AddDocumentsCreatedAtIndex1764000000006',
       ]);
-      expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(-3));
+      expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(-4));
     },
   );
 });

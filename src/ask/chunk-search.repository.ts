@@ -72,8 +72,11 @@ interface HitRow {
   vector_candidates?: number;
 }
 
-/** The full-text expression of the GIN index ix_embedding_document_fts (AddChunkFullTextIndex), verbatim. */
-const CHUNK_TSVECTOR = `to_tsvector('simple'::regconfig, coalesce(e.document, ''))`;
+/**
+ * The full-text expression of the GIN index ix_embedding_document_fts (AddChunkFullTextIndex,
+ * BoundChunkFullTextIndex), verbatim: the first 100,000 characters of a chunk are searchable by text.
+ */
+const CHUNK_TSVECTOR = `to_tsvector('simple'::regconfig, left(coalesce(e.document, ''), 100000))`;
 
 /** Reciprocal rank fusion constant (Cormack et al. 2009): damps the weight of the very top ranks. */
 export const RRF_K = 60;

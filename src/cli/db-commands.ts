@@ -318,7 +318,7 @@ const UNSYNCHRONIZED_INDEXES: Record<string, string> = {
   idx_embedding_document_id:
     "CREATE INDEX idx_embedding_document_id ON public.langchain_pg_embedding USING btree (((cmetadata ->> 'document_id'::text)))",
   ix_embedding_document_fts:
-    "CREATE INDEX ix_embedding_document_fts ON public.langchain_pg_embedding USING gin (to_tsvector('simple'::regconfig, COALESCE(document, ''::text)))",
+    "CREATE INDEX ix_embedding_document_fts ON public.langchain_pg_embedding USING gin (to_tsvector('simple'::regconfig, \"left\"(COALESCE(document, ''::text), 100000)))",
   ix_cmetadata_terms:
     'CREATE INDEX ix_cmetadata_terms ON public.langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata))',
 };
