@@ -506,5 +506,48 @@ describe('Concurrent document and chunk writes', () => {
       expect(stored).toEqual([{ id: 'first-3' }]);
       await request(t.server).get('/documents/first-4-doc').expect(404);
     });
+
+    it('writes into a collection that holds vectors wait for a transaction that replaced them all with another dimension', async () => {
+      const name = 'replaced-vectors';
+      await request(t.server)
+        .post('/embeddings')
+        .send({ collection: name, items: [{ id: 'old-3', content: 'three', embedding: [1, 2, 3] }] })
+        .expect(201);
+      const [{ uuid }] = await t.dataSource.query<Array<{ uuid: string }>>(
+        `SELECT uuid FROM langchain_pg_collection WHERE name = $1`,
+        [name],
+      );
+      // Another instance re-embeds the collection with another model: it deletes every vector, then
+      // writes the first ones of the new dimension (taking the lock exclusively), uncommitted yet.
+      const other = await openTransaction();
+      await other.runner.query(`DELETE FROM langchain_pg_embedding WHERE collection_id = $1`, [uuid]);
+      await other.runner.query(FIRST_VECTORS_LOCK_SQL, [uuid]);
+      await other.runner.query(
+        `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+         VALUES ('new-4', $1, '[1,2,3,4]', 'four', '{}')`,
+        [uuid],
+      );
+      // This one still sees the committed 3-dimensional vector.
+      const viaEmbeddings = request(t.server)
+        .post('/embeddings')
+        .send({ collection: name, items: [{ id: 'late-3', content: 'three again', embedding: [3, 2, 1] }] })
+        .then((r) => r);
+      const waited = await blockedBy(other.pid);
+      await other.runner.commitTransaction();
+      await other.runner.release();
+      expect(waited).toBe(true);
+      const res = await viaEmbeddings;
+      expect([res.status, res.body.message]).toEqual([
+        400,
+        `Embedding dimension mismatch in collection "${name}": it holds 4-dimensional vectors, item 0 has 3`,
+      ]);
+      const stored = await t.dataSource.query(`SELECT id FROM langchain_pg_embedding WHERE collection_id = $1`, [uuid]);
+      expect(stored).toEqual([{ id: 'new-4' }]);
+      // And searches of it work: one dimension.
+      await request(t.server)
+        .post('/ask')
+        .send({ question: 'x', collection: name, queryEmbedding: [1, 2, 3, 4] })
+        .expect(200);
+    });
   },
 );

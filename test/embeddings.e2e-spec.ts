@@ -197,6 +197,26 @@ describe('Embeddings API', () => {
     expect(await totalChunks(t, 'law-2')).toBe(1);
   });
 
+  it('writes, rewrites and deletes chunks whose document_id is JSON null (no document), as LangChain may write them', async () => {
+    const chunk = { id: 'null-owner', content: 'không thuộc văn bản nào', metadata: { document_id: null } };
+    await request(t.server)
+      .post('/embeddings')
+      .send({ collection: 'null-owners', items: [chunk] })
+      .expect(201);
+    // A retry of the same batch: the chunk now exists, and its stored document_id is null.
+    await request(t.server)
+      .post('/embeddings')
+      .send({ collection: 'null-owners', items: [chunk] })
+      .expect(201);
+    await request(t.server).delete('/embeddings/null-owner').expect(204);
+    await request(t.server)
+      .post('/embeddings')
+      .send({ collection: 'null-owners', items: [chunk] })
+      .expect(201);
+    await request(t.server).delete('/collections/null-owners').expect(204);
+    await request(t.server).get('/embeddings/null-owner').expect(404);
+  });
+
   it('answers 404 for a missing chunk', async () => {
     const get = await request(t.server).get('/embeddings/nope').expect(404);
     expect(get.body).toEqual({ statusCode: 404, message: 'Embedding "nope" not found', error: 'Not Found' });

@@ -152,6 +152,13 @@ const OWNER_LOCKED_OR_NONE = (lockedParam: string): string =>
 export const FIRST_VECTORS_LOCK_SQL = `SELECT pg_advisory_xact_lock(hashtextextended('rag-kb:collection:' || $1::text, 0))`;
 
 /**
+ * The same lock in shared mode, taken by a write into a collection that holds vectors (see
+ * ChunkStore.assertStoredVectorsDimension): such writes do not wait for each other, only for a
+ * write of first vectors.
+ */
+export const STORED_VECTORS_LOCK_SQL = `SELECT pg_advisory_xact_lock_shared(hashtextextended('rag-kb:collection:' || $1::text, 0))`;
+
+/**
  * Document locks (ChunkStore.lockDocuments) are advisory locks on a fixed number of buckets, the
  * bucket a hash of the documentId. PostgreSQL keeps every advisory lock in its shared lock table
  * (max_locks_per_transaction × max_connections entries, 6,400 by default) until the transaction
@@ -293,18 +300,23 @@ export class ChunkStore {
     return manager.findOne(CollectionEntity, { where: { name } });
   }
 
-  /** The named collection, created (with the provider's model and dimension in cmetadata) if missing. */
+  /**
+   * The named collection, created (with the provider's model and dimension in cmetadata) if missing.
+   * A concurrent DELETE /collections may remove it between the insert that found it and the read
+   * (ON CONFLICT DO NOTHING does not wait for a row locked to be deleted): then it is created again,
+   * as a write arriving just after the delete would create it.
+   */
   async getOrCreateCollection(
     manager: EntityManager,
     name: string,
     metadata: Record<string, unknown> = {},
   ): Promise<CollectionEntity> {
-    await manager.query(
-      `INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES ($1, $2, $3)
-       ON CONFLICT (name) DO NOTHING`,
-      [randomUUID(), name, this.newCollectionMetadata(metadata)],
-    );
-    return manager.findOneOrFail(CollectionEntity, { where: { name } });
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const collection =
+        (await this.createCollection(manager, name, metadata)) ?? (await this.findCollection(manager, name));
+      if (collection) return collection;
+    }
+    throw new ConflictException(`Collection "${name}" was deleted concurrently, again and again; retry the request`);
   }
 
   /** A new collection's cmetadata: the provider's model and dimension, then the caller's keys. */
@@ -321,13 +333,13 @@ export class ChunkStore {
     name: string,
     metadata: Record<string, unknown> = {},
   ): Promise<CollectionEntity | null> {
-    const rows = await manager.query<Array<{ uuid: string }>>(
+    // The row from RETURNING: read again, it could be gone already (a concurrent delete).
+    const rows = await manager.query<CollectionEntity[]>(
       `INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES ($1, $2, $3)
-       ON CONFLICT (name) DO NOTHING RETURNING uuid`,
+       ON CONFLICT (name) DO NOTHING RETURNING uuid, name, cmetadata`,
       [randomUUID(), name, this.newCollectionMetadata(metadata)],
     );
-    if (rows.length === 0) return null;
-    return manager.findOneOrFail(CollectionEntity, { where: { uuid: rows[0].uuid } });
+    return rows[0] ?? null;
   }
 
   /**
@@ -354,12 +366,12 @@ export class ChunkStore {
        SELECT t.uuid, t.name, t.cmetadata,
               ${storedDimensionSql('t.uuid')} AS dims,
               ARRAY(SELECT DISTINCT e.cmetadata->>'document_id' FROM langchain_pg_embedding e
-                     WHERE e.id = ANY($4::varchar[]) AND e.cmetadata ? 'document_id') AS previous_document_ids
+                     WHERE e.id = ANY($4::varchar[]) AND e.cmetadata->>'document_id' IS NOT NULL) AS previous_document_ids
          FROM target t LIMIT 1`,
       [randomUUID(), name, this.newCollectionMetadata(), chunkIds],
     );
     if (!row) {
-      const collection = await manager.findOneOrFail(CollectionEntity, { where: { name } });
+      const collection = await this.getOrCreateCollection(manager, name);
       return {
         collection,
         dimension: await this.collectionDimension(manager, collection.uuid),
@@ -402,7 +414,32 @@ export class ChunkStore {
     if (rows.length === 0) return;
     const stored = await this.collectionDimension(manager, collection.uuid);
     if (stored !== null) this.assertDimension(collection, stored, rows);
-    else await this.assertFirstVectorsDimension(manager, collection, rows);
+    await (stored !== null
+      ? this.assertStoredVectorsDimension(manager, collection, rows)
+      : this.assertFirstVectorsDimension(manager, collection, rows));
+  }
+
+  /**
+   * For a write into a collection that held vectors when the caller looked: takes the collection's
+   * lock in shared mode (STORED_VECTORS_LOCK_SQL), then checks the batch against the vectors it
+   * holds now. The caller's look may be out of date: another transaction may have deleted every
+   * vector of the collection and written its first ones of another dimension (a re-ingest after a
+   * model change), uncommitted then. That writer holds the lock exclusively, so this one waits
+   * for its commit and reads its vectors; and a first-vectors writer that comes second waits for
+   * this one. Without it both wrote, and every search of the collection failed. Taken after the
+   * documents' locks, like the exclusive one.
+   */
+  async assertStoredVectorsDimension(
+    manager: EntityManager,
+    collection: CollectionEntity,
+    rows: ChunkRow[],
+  ): Promise<void> {
+    if (rows.length === 0) return;
+    await manager.query(STORED_VECTORS_LOCK_SQL, [collection.uuid]);
+    const stored = await this.collectionDimension(manager, collection.uuid);
+    // Emptied meanwhile: these are its first vectors after all (the exclusive lock, still ours to take).
+    if (stored === null) await this.assertFirstVectorsDimension(manager, collection, rows);
+    else this.assertDimension(collection, stored, rows);
   }
 
   /**
@@ -486,7 +523,7 @@ export class ChunkStore {
   async documentIdsOfCollection(manager: EntityManager, collectionUuid: string): Promise<string[]> {
     const rows = await manager.query<Array<{ document_id: string }>>(
       `SELECT DISTINCT cmetadata->>'document_id' AS document_id FROM langchain_pg_embedding
-        WHERE collection_id = $1 AND cmetadata ? 'document_id'`,
+        WHERE collection_id = $1 AND cmetadata->>'document_id' IS NOT NULL`,
       [collectionUuid],
     );
     return rows.map((r) => r.document_id);
@@ -497,7 +534,7 @@ export class ChunkStore {
     if (chunkIds.length === 0) return [];
     const rows = await manager.query<Array<{ document_id: string }>>(
       `SELECT DISTINCT cmetadata->>'document_id' AS document_id FROM langchain_pg_embedding
-        WHERE id = ANY($1) AND cmetadata ? 'document_id'`,
+        WHERE id = ANY($1) AND cmetadata->>'document_id' IS NOT NULL`,
       [chunkIds],
     );
     return rows.map((r) => r.document_id);

@@ -72,7 +72,9 @@ export class EmbeddingsService {
         this.chunks.assertDimension(collection, dimension, rows);
         const documentIds = [...new Set([...named, ...previousDocumentIds])];
         await this.chunks.lockDocuments(manager, documentIds);
-        if (dimension === null) await this.chunks.assertFirstVectorsDimension(manager, collection, rows);
+        await (dimension === null
+          ? this.chunks.assertFirstVectorsDimension(manager, collection, rows)
+          : this.chunks.assertStoredVectorsDimension(manager, collection, rows));
         await this.chunks.upsert(manager, collection.uuid, rows, documentIds, metadataJson, 'items');
         await this.chunks.recountDocuments(manager, documentIds);
       }),
