@@ -44,6 +44,32 @@ describe('the application', () => {
     await request(t.server).get('/docs').redirects(1).expect(200);
   });
 
+  it('accepts every request-body example of the OpenAPI document, the bodies Swagger UI sends', async () => {
+    const operations = await openApiOperations(t.server);
+    const examples = operations.flatMap(({ name, operation }) =>
+      Object.entries(
+        (operation.requestBody?.content['application/json'] as { examples?: Record<string, { value: unknown }> })
+          ?.examples ?? {},
+      ).map(([example, { value }]) => ({ name, example, value })),
+    );
+    // Writes first: the search examples need the default collection they create.
+    const order = ['post /documents', 'post /documents/ingest', 'post /embeddings', 'post /ask'];
+    expect([...new Set(examples.map((e) => e.name))].sort()).toEqual([...order].sort());
+    examples.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
+    for (const { name, example, value } of examples) {
+      const path = name.slice('post '.length);
+      const res = await request(t.server)
+        .post(path)
+        .send(value as object);
+      expect({ name, example, status: res.status, body: res.status < 300 ? 'ok' : res.body }).toEqual({
+        name,
+        example,
+        status: res.status < 300 ? res.status : 'a 2xx',
+        body: 'ok',
+      });
+    }
+  });
+
   it('gives every error response of the OpenAPI document a body: ErrorResponse, or its own', async () => {
     const res = await request(t.server).get('/docs-json').expect(200);
     expect(res.body.components.schemas.ErrorResponse).toMatchObject({
@@ -125,6 +151,34 @@ describe('the application', () => {
     } finally {
       await other.close();
     }
+  });
+});
+
+describe('a database that is read-only for a while (a standby after a failover, maintenance)', () => {
+  let t: TestApp;
+  // One connection, so the test's session setting is the one the requests run on.
+  beforeAll(async () => {
+    t = await startTestApp({ DB_POOL_MAX: '1' });
+  });
+  afterAll(() => t.close());
+
+  it('answers a write with 503 and Retry-After, writing nothing, and serves it once writable again', async () => {
+    const body = { documentName: 'Luật', documentType: 'law', category: 'dat-dai', sourceFile: '/x.pdf' };
+    await t.dataSource.query(`SET default_transaction_read_only = on`);
+    try {
+      const res = await request(t.server).post('/documents').send(body).expect(503);
+      expect(res.body).toEqual({
+        statusCode: 503,
+        message: 'The database is read-only at the moment; retry shortly',
+        error: 'Service Unavailable',
+      });
+      expect(res.headers['retry-after']).toBe('1');
+      await request(t.server).get('/documents').expect(200);
+    } finally {
+      await t.dataSource.query(`RESET default_transaction_read_only`);
+    }
+    expect((await request(t.server).get('/documents').expect(200)).body.total).toBe(0);
+    await request(t.server).post('/documents').send(body).expect(201);
   });
 });
 

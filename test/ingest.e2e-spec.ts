@@ -327,11 +327,30 @@ describe('POST /documents/ingest', () => {
     expect(await counts(t)).toEqual(before);
   });
 
-  it('is in the OpenAPI document with both content types', async () => {
+  it('is in the OpenAPI document with both content types, each with its own schema', async () => {
     const res = await request(t.server).get('/docs-json').expect(200);
     const op = (res.body as { paths: Record<string, { post: { requestBody: { content: Record<string, unknown> } } }> })
       .paths['/documents/ingest'].post;
-    expect(Object.keys(op.requestBody.content).sort()).toEqual(['application/json', 'multipart/form-data']);
+    // A form takes a file and the options; JSON a text (its form fields are 400s in a form).
+    expect(op.requestBody.content).toEqual({
+      'multipart/form-data': { schema: { $ref: '#/components/schemas/IngestFileDto' } },
+      'application/json': expect.objectContaining({ schema: { $ref: '#/components/schemas/IngestTextDto' } }),
+    });
+  });
+
+  it('stores an uploaded heading holding half of a surrogate pair (&#xD800;) with U+FFFD in its place', async () => {
+    const html = Buffer.from('<h1>Điều 1. Phạm vi&#xD800;</h1><p>Luật này quy định về đất đai.</p>');
+    const res = await upload(
+      t,
+      { buffer: html, fileName: 'half-pair.html', mimeType: 'text/html' },
+      {
+        documentType: 'law',
+        category: 'dat-dai',
+      },
+    ).expect(201);
+    const [chunk] = await storedChunks(t, res.body.documentId);
+    expect(chunk.cmetadata.section_title).toBe('Điều 1. Phạm vi\uFFFD');
+    expect(chunk.document).toContain('Phạm vi\uFFFD');
   });
 });
 

@@ -143,6 +143,12 @@ describeOnServer(
       await request(server).get('/collections/docs').expect(200);
       await request(server).get('/documents/while-frozen/chunks').expect(200);
       await request(server).post('/ask').send({ question: 'land use rights' }).expect(200);
+      // Readiness stays 200, degraded, and says so in a status its OpenAPI schema declares.
+      const ready = await request(server).get('/health/ready').expect(200);
+      expect(ready.body).toMatchObject({ status: 'degraded', details: { replicas: { status: 'degraded' } } });
+      const docs = await request(server).get('/docs-json').expect(200);
+      const schema = docs.body.paths['/health/ready'].get.responses['200'].content['application/json'].schema;
+      expect(schema.properties.status.enum).toContain(ready.body.status);
 
       // Back again (its replay resumes on start); freeze it once more to tell it from the primary.
       await replica.start();

@@ -10,7 +10,7 @@ import {
 import { RequiredScope } from '../auth/auth.decorators.js';
 import { VectorBodyPipe } from '../embeddings/dto/vector-body.pipe.js';
 import { AskService } from './ask.service.js';
-import { AskRequestDto, AskResponseDto } from './dto/ask.dto.js';
+import { AskRequestDto, AskResponseDto, ASK_REQUEST_EXAMPLES } from './dto/ask.dto.js';
 import { ApiEmbeddingProviderResponses } from '../common/openapi-errors.js';
 
 @ApiTags('ask')
@@ -37,7 +37,7 @@ export class AskController {
   })
   @ApiNotFoundResponse({ description: 'No collection with this name' })
   @ApiEmbeddingProviderResponses('the LLM (answer: true)')
-  @ApiBody({ type: AskRequestDto })
+  @ApiBody({ type: AskRequestDto, examples: ASK_REQUEST_EXAMPLES })
   // Readonly<…>, a mapped type, on purpose: its runtime type metadata is Object, so the global
   // ValidationPipe passes the body through and VectorBodyPipe validates it (see there why).
   ask(

@@ -1,4 +1,11 @@
-import { BadRequestException, Inject, Injectable, NotFoundException, Optional } from '@nestjs/common';
+import {
+  BadRequestException,
+  Inject,
+  Injectable,
+  NotFoundException,
+  Optional,
+  ServiceUnavailableException,
+} from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { performance } from 'node:perf_hooks';
 import type { DataSource, EntityManager } from 'typeorm';
@@ -26,6 +33,9 @@ import { firstBeyondHalfvec } from './vector-index.js';
 import { vectorDimensionProblem } from '../common/database-exception.filter.js';
 
 export const DEFAULT_K = 5;
+
+/** Lookups of the collection one search may make after the first, on signs that it changed meanwhile. */
+const MAX_LOOKUPS_PER_SEARCH = 3;
 /** pgvector's upper bound for hnsw.ef_search. */
 const MAX_EF_SEARCH = 1000;
 
@@ -67,6 +77,18 @@ export class AskService {
     let target = cached ?? (await this.lookUp(collectionName));
     let embedding: VectorComponents | undefined;
     let hits: ChunkHit[] = [];
+    // Each re-lookup follows a sign that the collection changed since the last one. Bounded: with
+    // read replicas, a lagging one can answer the lookups while a current one answers the searches.
+    let lookUps = 0;
+    const lookUpAgain = (): Promise<SearchTarget> => {
+      lookUps += 1;
+      if (lookUps > MAX_LOOKUPS_PER_SEARCH) {
+        throw new ServiceUnavailableException(
+          `Collection "${collectionName}" kept changing during the search (a read replica behind the others?); retry shortly`,
+        );
+      }
+      return this.lookUp(collectionName);
+    };
     for (;;) {
       const fromCache = target === cached;
       // No stored vector to compare with: a vector search finds nothing, a hybrid one still finds
@@ -79,7 +101,7 @@ export class AskService {
         embedding ??= dto.queryEmbedding ?? (await this.provider.embed([dto.question]))[0];
         if (embedding.length !== target.dimension) {
           if (fromCache) {
-            target = await this.lookUp(collectionName);
+            target = await lookUpAgain();
             continue;
           }
           throw new BadRequestException(
@@ -97,13 +119,13 @@ export class AskService {
         // Vectors of another dimension under the cached uuid: the collection changed meanwhile (and
         // the stand-in of a text-only search met the first vectors written since the lookup).
         if ((!fromCache && !textOnly) || !isDimensionError(error)) throw error;
-        target = await this.lookUp(collectionName);
+        target = await lookUpAgain();
         continue;
       }
       if (fromCache && hits.length === 0) {
         // Nothing under the cached uuid: maybe the collection was deleted (then a 404) or recreated
         // under a new uuid; or the search rightly found nothing (then the same target, same answer).
-        const fresh = await this.lookUp(collectionName);
+        const fresh = await lookUpAgain();
         if (!sameTarget(fresh, target)) {
           target = fresh;
           continue;

@@ -14,7 +14,8 @@ import { VectorIndexDto } from './dto/vector-index.dto.js';
 import { VectorIndexService } from './vector-index.service.js';
 
 const LOCK_WAIT_CONFLICT =
-  "Another build or drop of the collection's index held its lock for longer than HTTP_REQUEST_TIMEOUT_MS; retry later";
+  "Another build or drop of the collection's index held its lock for longer than HTTP_REQUEST_TIMEOUT_MS " +
+  '(one hour when that is 0); retry later';
 
 @ApiTags('vector indexes')
 @Controller()
@@ -39,7 +40,8 @@ export class VectorIndexController {
   @ApiOkResponse({ type: VectorIndexDto })
   @ApiBadRequestResponse({
     description:
-      'The collection holds no vectors, mixes dimensions, or has more than 4000; or name contains a NUL character',
+      'The collection holds no vectors, mixes dimensions, or has more than 4000; above 2000 dimensions, a component ' +
+      'beyond ±65504 (halfvec cannot hold it); or name contains a NUL character',
   })
   @ApiNotFoundResponse({ description: 'No collection with this name' })
   @ApiConflictResponse({ description: LOCK_WAIT_CONFLICT })

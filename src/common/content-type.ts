@@ -1,7 +1,7 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
-import { documentOperations, errorResponseContent } from './openapi-errors.js';
+import { declareSharedResponse, documentOperations, errorResponseContent } from './openapi-errors.js';
 
 /** Whether the request carries a body (RFC 9112 §6.3: a length above 0, or a chunked transfer). */
 function hasBody(request: FastifyRequest): boolean {
@@ -52,20 +52,20 @@ export function useContentTypeCheck(app: NestFastifyApplication, document: OpenA
     });
 }
 
-/** Declares useContentTypeCheck's 415 on every operation that takes a body; a 415 it declares itself is kept. */
+/** Declares useContentTypeCheck's 415 on every operation that takes a body; an operation's own 415 gains this reason. */
 export function documentUnsupportedMediaType(document: OpenAPIObject): OpenAPIObject {
   for (const [operation] of documentOperations(document)) {
     const body = operation.requestBody;
     if (!body || '$ref' in body) continue;
     const consumes = Object.keys(body.content);
-    operation.responses['415'] ??= {
+    declareSharedResponse(operation, '415', {
       description: `The body is not ${consumes.join(' or ')}`,
       content: errorResponseContent({
         statusCode: 415,
         message: `Content-Type text/plain is not accepted here: send ${consumes.join(' or ')}`,
         error: 'Unsupported Media Type',
       }),
-    };
+    });
   }
   return document;
 }

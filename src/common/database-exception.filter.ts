@@ -25,6 +25,8 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
   '22P02': [HttpStatus.BAD_REQUEST, 'A value has the wrong format'],
   // e.g. a NUL character in a path or query parameter: text cannot hold U+0000.
   '22021': [HttpStatus.BAD_REQUEST, 'A value contains a character the database cannot store'],
+  // A server database not encoded in UTF8 cannot hold every character of a request's text.
+  '22P05': [HttpStatus.BAD_REQUEST, "A value contains a character the database's encoding cannot store"],
   '22023': [HttpStatus.BAD_REQUEST, 'A value is invalid'],
   '22000': [HttpStatus.BAD_REQUEST, 'A value is invalid'], // pgvector's dimension errors: vectorDimensionProblem
   '54000': [HttpStatus.BAD_REQUEST, 'A value is too large'],
@@ -32,6 +34,12 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
   '40001': [HttpStatus.CONFLICT, 'The request conflicted with a concurrent change; retry it'],
   '57014': [HttpStatus.SERVICE_UNAVAILABLE, 'The query took too long and was cancelled'],
   '53300': [HttpStatus.SERVICE_UNAVAILABLE, 'The database has no free connection'],
+  '53000': [HttpStatus.SERVICE_UNAVAILABLE, 'The database is out of resources; retry shortly'],
+  '53100': [HttpStatus.SERVICE_UNAVAILABLE, 'The database server is out of disk space'],
+  '53400': [HttpStatus.SERVICE_UNAVAILABLE, 'The database reached a configured limit; retry shortly'],
+  // A write on a standby (DATABASE_URL reaching a demoted primary after a failover), or while the
+  // server is read-only for maintenance (default_transaction_read_only): it passes, so retry.
+  '25006': [HttpStatus.SERVICE_UNAVAILABLE, 'The database is read-only at the moment; retry shortly'],
   '42P01': [HttpStatus.SERVICE_UNAVAILABLE, SCHEMA_MISSING], // undefined_table
   // The shared lock table is full (max_locks_per_transaction): another session's large transaction
   // holds it, and it frees when that one ends.

@@ -1,6 +1,13 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiBadGatewayResponse, ApiGatewayTimeoutResponse } from '@nestjs/swagger';
-import type { ContentObject, HeaderObject, OpenAPIObject, OperationObject, SchemaObject } from '@nestjs/swagger';
+import type {
+  ContentObject,
+  HeaderObject,
+  OpenAPIObject,
+  OperationObject,
+  ResponseObject,
+  SchemaObject,
+} from '@nestjs/swagger';
 import { DATABASE_RETRY_AFTER_SECONDS } from './database-exception.filter.js';
 
 export const ERROR_RESPONSE_SCHEMA_NAME = 'ErrorResponse';
@@ -34,6 +41,21 @@ export function* documentOperations(document: OpenAPIObject): Generator<[Operati
       if (operation) yield [operation, method, route];
     }
   }
+}
+
+/**
+ * Declares a response that a mechanism shared by every route answers (the body limit, the media
+ * type check) on one operation. An operation that declares the status itself for its own reasons
+ * keeps its text and its body, and gains this one's reason: either can happen.
+ */
+export function declareSharedResponse(operation: OperationObject, status: string, response: ResponseObject): void {
+  const own = operation.responses[status];
+  if (own === undefined) {
+    operation.responses[status] = response;
+    return;
+  }
+  if ('$ref' in own || own.description.includes(response.description)) return;
+  own.description = `${own.description}; or: ${response.description}`;
 }
 
 /** A JSON body of the shared ErrorResponse schema. */

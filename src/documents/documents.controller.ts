@@ -24,6 +24,7 @@ import {
   RecountDocumentsDto,
   RecountResultDto,
   UpdateDocumentDto,
+  CREATE_DOCUMENT_EXAMPLES,
 } from './dto/document.dto.js';
 import { DOCUMENT_LIST_RESPONSE_SCHEMA, DOCUMENT_RESPONSE_SCHEMA } from './dto/document.response-schema.js';
 import { ApiEmbeddingProviderResponses } from '../common/openapi-errors.js';
@@ -87,7 +88,7 @@ export class DocumentsController {
   @ApiBadRequestResponse({ description: 'Invalid body, too many chunks, dimension mismatch or duplicate chunk ids' })
   @ApiConflictResponse({ description: 'documentId exists, or a chunk id belongs to another document' })
   @ApiEmbeddingProviderResponses()
-  @ApiBody({ type: CreateDocumentDto })
+  @ApiBody({ type: CreateDocumentDto, examples: CREATE_DOCUMENT_EXAMPLES })
   // Readonly<…>, a mapped type: its runtime type metadata is Object, so the global ValidationPipe
   // passes the body through to CREATE_DOCUMENT_BODY, which decodes base64 chunk embeddings.
   create(@Body(CREATE_DOCUMENT_BODY) dto: Readonly<CreateDocumentDto>): Promise<DocumentDto> {

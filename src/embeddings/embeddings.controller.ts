@@ -12,7 +12,12 @@ import {
 } from '@nestjs/swagger';
 import { NO_NUL_PARAM } from '../common/validation.js';
 import { VectorBodyPipe } from './dto/vector-body.pipe.js';
-import { CreateEmbeddingsDto, CreateEmbeddingsResponseDto, EmbeddingResponseDto } from './dto/embedding.dto.js';
+import {
+  CREATE_EMBEDDINGS_EXAMPLES,
+  CreateEmbeddingsDto,
+  CreateEmbeddingsResponseDto,
+  EmbeddingResponseDto,
+} from './dto/embedding.dto.js';
 import { EmbeddingsService } from './embeddings.service.js';
 import { ApiEmbeddingProviderResponses } from '../common/openapi-errors.js';
 
@@ -44,7 +49,7 @@ export class EmbeddingsController {
       'total_chunks of the documents named in the chunk metadata is kept right.',
   })
   @ApiEmbeddingProviderResponses()
-  @ApiBody({ type: CreateEmbeddingsDto })
+  @ApiBody({ type: CreateEmbeddingsDto, examples: CREATE_EMBEDDINGS_EXAMPLES })
   @ApiCreatedResponse({ type: CreateEmbeddingsResponseDto })
   @ApiBadRequestResponse({ description: 'Invalid body, too many items, dimension mismatch or duplicate ids' })
   @ApiConflictResponse({

@@ -42,7 +42,11 @@ function healthResultSchema(example: Record<string, unknown>): SchemaObject {
     type: 'object',
     required: ['status', 'info', 'error', 'details'],
     properties: {
-      status: { type: 'string', enum: ['ok', 'error', 'shutting_down'] },
+      status: {
+        type: 'string',
+        enum: ['ok', 'degraded', 'error', 'shutting_down'],
+        description: 'degraded (still 200): a read replica does not answer, and reads go to the primary',
+      },
       info: { ...indicators, description: 'The checks that passed' },
       error: { ...indicators, description: 'The checks that failed' },
       details: { ...indicators, description: 'Every check' },

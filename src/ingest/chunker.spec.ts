@@ -149,6 +149,21 @@ describe('chunkText: Vietnamese legal structure', () => {
     }
   });
 
+  it('bounds the unit labels of the hierarchy every chunk carries: a number of megabytes is not copied into each', () => {
+    // "Chương" and "Điều" numbers of 100,000 digits, then a text that makes many chunks of that unit.
+    const digits = '1'.repeat(100_000);
+    const text = `Chương ${digits}\nĐiều ${digits}. Phạm vi\n${'Người sử dụng đất có quyền. '.repeat(2_000)}`;
+    const list = chunks(text, { chunkSize: 1000, chunkOverlap: 100 });
+    expect(list.length).toBeGreaterThan(50);
+    for (const chunk of list) {
+      const [chapter, article] = chunk.metadata.hierarchy.split(' > ');
+      expect(chapter).toMatch(/^Chương 1{60,}…$/);
+      expect(article).toMatch(/^Điều 1{60,}…$/);
+      expect(chapter.length).toBeLessThanOrEqual(80);
+      expect(article.length).toBeLessThanOrEqual(80);
+    }
+  });
+
   it('does not take a sentence starting with "Điều 5 của" or a numbered list outside articles for units', () => {
     const text = `Điều 5 của Luật này áp dụng cho mọi trại.\n1. Mục thứ nhất của danh sách.\n${'Câu. '.repeat(40)}`;
     for (const c of chunks(text, { chunkSize: 100, chunkOverlap: 0 })) {

@@ -113,6 +113,9 @@ export function markdownHeading(text: string): { hashes: string; inner: string }
   return rest === '' ? null : { hashes: opening[1], inner: rest };
 }
 
+/** The longest label of a unit in a chunk's `hierarchy` (at most a dozen units are open at once). */
+const LABEL_MAX = 80;
+
 /** Recognises a structural heading at the start of a line; clauses and points only inside their parent. */
 function detectHeading(line: string, open: readonly Unit[]): Heading | null {
   const text = line.trim();
@@ -123,7 +126,7 @@ function detectHeading(line: string, open: readonly Unit[]): Heading | null {
     const legal = detectLegalUnit(inner, open);
     if (legal && legal.level !== 'clause' && legal.level !== 'point') return legal;
     const level = `heading${markdown.hashes.length}` as Heading['level'];
-    return { level, rank: RANK[level], label: shorten(inner, 80), title: inner, bare: false };
+    return { level, rank: RANK[level], label: shorten(inner, LABEL_MAX), title: inner, bare: false };
   }
   return detectLegalUnit(text, open);
 }
@@ -132,7 +135,9 @@ function detectLegalUnit(text: string, open: readonly Unit[]): Heading | null {
   const unit = (level: Heading['level'], label: string, bare: boolean): Heading => ({
     level,
     rank: RANK[level],
-    label,
+    // A number has no length limit ("Điều 111…1" of megabytes), and the label is copied into the
+    // hierarchy of every chunk of its unit: shortened like a markdown heading's.
+    label: shorten(label, LABEL_MAX),
     title: level === 'clause' || level === 'point' ? null : text,
     bare,
   });

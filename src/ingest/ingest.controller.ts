@@ -13,8 +13,6 @@ import {
 } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
-  ApiBody,
-  ApiConsumes,
   ApiCreatedResponse,
   ApiExtraModels,
   ApiOkResponse,
@@ -32,6 +30,7 @@ import {
   IngestOptionsDto,
   IngestResultDto,
   IngestTextDto,
+  INGEST_TEXT_EXAMPLES,
   UploadedFileNameDto,
 } from './dto/ingest.dto.js';
 import { IngestService } from './ingest.service.js';
@@ -94,28 +93,41 @@ export class IngestController {
       'Formats: .txt, .md, .html/.htm, .docx, .pdf (by extension, else Content-Type). Chunks follow markdown ' +
       'headings and Vietnamese legal units (Phần, Chương, Mục, Điều, khoản, điểm) and carry hierarchy, level and ' +
       'section_title in their metadata. An existing documentId is re-ingested: 200 with skipped=true when the ' +
-      'text and chunking options are unchanged (its chunks and vectors kept; changed document fields written to ' +
-      'the document and its chunks as PATCH does), else its chunks are replaced (201).',
+      'text and chunking options are unchanged, and all of its chunks are still stored, in the requested collection, ' +
+      'with vectors of the configured embedding model (its chunks and vectors kept; changed document fields written ' +
+      'to the document and its chunks as PATCH does), else its chunks are replaced (201).',
+    // One schema per media type: a form takes a file and IngestOptionsDto's fields, JSON a text.
+    requestBody: {
+      required: true,
+      content: {
+        'multipart/form-data': { schema: { $ref: getSchemaPath(IngestFileDto) } },
+        'application/json': {
+          schema: { $ref: getSchemaPath(IngestTextDto) },
+          examples: INGEST_TEXT_EXAMPLES,
+        },
+      },
+    },
   })
-  @ApiConsumes('multipart/form-data', 'application/json')
   @ApiExtraModels(IngestFileDto, IngestTextDto)
-  @ApiBody({
-    description: 'multipart/form-data: IngestFileDto (a file plus fields); application/json: IngestTextDto',
-    schema: { oneOf: [{ $ref: getSchemaPath(IngestFileDto) }, { $ref: getSchemaPath(IngestTextDto) }] },
-  })
   @ApiCreatedResponse({ type: IngestResultDto, description: 'Document created, or its chunks replaced' })
   @ApiOkResponse({
     type: IngestResultDto,
     description: 'Same text and options as the last ingest: chunks kept, only changed fields written',
   })
   @ApiBadRequestResponse({
-    description: 'Invalid field, missing or empty file, chunkOverlap more than half of chunkSize',
+    description:
+      'Invalid field, missing or empty file, chunkOverlap more than half of chunkSize, or vectors of another ' +
+      'dimension than the collection (or its vector index) holds',
   })
   @ApiPayloadTooLargeResponse({
     description:
       'File or text larger than INGEST_MAX_FILE_BYTES, whose text makes more than 100,000 chunks, or a .docx whose text part unpacks beyond 16 MiB or 50,000 paragraphs',
   })
-  @ApiUnsupportedMediaTypeResponse({ description: 'File format not supported (the message lists the allowed ones)' })
+  @ApiUnsupportedMediaTypeResponse({
+    description:
+      'File format not supported (the message lists the allowed ones), or a JSON text whose fileName names a ' +
+      'format that is not text (.pdf, .docx: upload those as multipart/form-data)',
+  })
   @ApiUnprocessableEntityResponse({ description: 'The file cannot be read, or holds no text' })
   @ApiEmbeddingProviderResponses()
   async ingest(

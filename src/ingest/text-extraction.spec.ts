@@ -115,4 +115,11 @@ describe('text extraction on hostile input', () => {
   it('drops U+0000, which a .docx can spell &#0; and PostgreSQL text cannot hold', () => {
     expect(textOf('Điều 1. Phạm vi\u0000 điều chỉnh', 'txt')).toBe('Điều 1. Phạm vi điều chỉnh');
   });
+
+  it('replaces half of a surrogate pair, which HTML or a .docx can spell &#xD800;, by U+FFFD', () => {
+    const text = textOf('<h1>Điều 1. A&#xD800;B</h1><p>C&#xDC00;</p>', 'html');
+    expect(text.isWellFormed()).toBe(true);
+    expect(text).toContain('Điều 1. A\uFFFDB');
+    expect(text).toContain('C\uFFFD');
+  });
 });

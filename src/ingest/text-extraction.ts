@@ -81,7 +81,10 @@ export function textOf(source: string, format: TextFormat): string {
 function finish(raw: string, format: IngestFormat): string {
   // PostgreSQL text cannot hold U+0000: a .docx may spell it `&#0;`, and pdf.js may give it for a
   // glyph its font maps to no character. The rest of the text is readable: the character goes.
-  const text = tidy(normalizeText(raw.replaceAll('\u0000', '')));
+  // Nor can it hold half of a surrogate pair, which a .docx or HTML may spell `&#xD800;`: jsonb
+  // refused it in a heading's section_title (a 400 naming no field), and the driver silently
+  // changed it elsewhere. It becomes U+FFFD here, for the whole text alike.
+  const text = tidy(normalizeText(raw.replaceAll('\u0000', '').toWellFormed()));
   if (text === '') {
     const hint = format === 'pdf' ? ' (a scanned PDF needs OCR, which is not supported)' : '';
     throw new ExtractionError(`The ${format} document contains no text${hint}`, 'empty');

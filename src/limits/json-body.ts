@@ -3,7 +3,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import { errorCodes, type FastifyBodyParser, type FastifyRequest, type RawServerDefault } from 'fastify';
 import { isAscii, isUtf8, transcode } from 'node:buffer';
-import { documentOperations, errorResponseContent } from '../common/openapi-errors.js';
+import { declareSharedResponse, documentOperations, errorResponseContent } from '../common/openapi-errors.js';
 
 /**
  * Deepest nesting of objects and arrays a JSON body may have. Real bodies (chunk metadata, LangChain
@@ -277,20 +277,20 @@ export function useDepthLimitedJsonParser(app: NestFastifyApplication): void {
 
 /**
  * Declares the 413 of a JSON body over BODY_LIMIT_BYTES on every operation that takes one (Fastify
- * refuses it before any handler runs); a 413 an operation declares itself is kept.
+ * refuses it before any handler runs); an operation's own 413 gains this reason.
  */
 export function documentBodyLimit(document: OpenAPIObject, bodyLimitBytes: number): OpenAPIObject {
   for (const [operation] of documentOperations(document)) {
     const body = operation.requestBody;
     if (!body || '$ref' in body || !body.content['application/json']) continue;
-    operation.responses['413'] ??= {
+    declareSharedResponse(operation, '413', {
       description: `The JSON body is larger than BODY_LIMIT_BYTES (${bodyLimitBytes} bytes)`,
       content: errorResponseContent({
         statusCode: 413,
         message: 'Request body is too large',
         error: 'Payload Too Large',
       }),
-    };
+    });
   }
   return document;
 }

@@ -27,11 +27,36 @@ Examples:
 {"$or": [{"document_type": "law"}, {"year": {"$between": [2019, 2024]}}]}
 {"$not": {"section_title": {"$ilike": "%phạt%"}}}`;
 
+/**
+ * Request bodies for Swagger UI's "Try it out" (it sends the first): without a query vector, whose
+ * dimension must be the collection's, so that they work against the default collection as it is.
+ */
+export const ASK_REQUEST_EXAMPLES = {
+  question: {
+    summary: 'A question, embedded by the configured provider',
+    value: { question: 'Thuế suất thuế thu nhập cá nhân đối với tiền lương là bao nhiêu?', k: 5 },
+  },
+  filtered: {
+    summary: 'Only chunks whose metadata matches a filter',
+    value: {
+      question: 'Quyền sử dụng đất được chuyển nhượng khi nào?',
+      k: 5,
+      filter: { document_type: 'law', chunk_index: { $lt: 10 } },
+    },
+  },
+  hybrid: {
+    summary: 'Vector and full-text ranks fused (reciprocal rank fusion)',
+    value: { question: 'Điều 1. Phạm vi điều chỉnh', k: 5, mode: 'hybrid' },
+  },
+};
+
 export class AskRequestDto {
   @ApiProperty({
     example: 'Thuế suất thuế thu nhập cá nhân đối với tiền lương là bao nhiêu?',
     minLength: 1,
     maxLength: MAX_QUESTION_LENGTH,
+    pattern: '\\S',
+    description: 'Not blank: at least one character that is not whitespace',
   })
   @IsString()
   @MinLength(1)

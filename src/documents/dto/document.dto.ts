@@ -48,6 +48,36 @@ export class ChunkInputDto extends EmbeddingItemDto {
   declare metadata?: Record<string, unknown>;
 }
 
+/**
+ * Request bodies for Swagger UI's "Try it out" (it sends the first): chunk vectors computed by the
+ * provider, since an example vector's dimension would have to be the collection's.
+ */
+export const CREATE_DOCUMENT_EXAMPLES = {
+  withChunks: {
+    summary: 'A document and its chunks, in one transaction',
+    value: {
+      documentId: 'luat-dat-dai-2024',
+      documentName: 'Luật Đất đai 2024',
+      documentType: 'law',
+      category: 'dat-dai',
+      sourceFile: '/data/laws/luat-dat-dai-2024.pdf',
+      chunks: [
+        { content: 'Điều 1. Phạm vi điều chỉnh', metadata: { section_title: 'Chương I' } },
+        { content: 'Điều 2. Đối tượng áp dụng', metadata: { section_title: 'Chương I' } },
+      ],
+    },
+  },
+  documentOnly: {
+    summary: 'A document without chunks (add them later with POST /embeddings)',
+    value: {
+      documentName: 'Nghị định hướng dẫn',
+      documentType: 'decree',
+      category: 'dat-dai',
+      sourceFile: '/data/decrees/nghi-dinh.pdf',
+    },
+  },
+};
+
 export class CreateDocumentDto {
   @ApiPropertyOptional({
     example: 'luat-dat-dai-2024',
@@ -60,35 +90,40 @@ export class CreateDocumentDto {
   @StorableText()
   documentId?: string;
 
-  @ApiProperty({ example: 'Luật Đất đai 2024', maxLength: 10_000 })
+  @ApiProperty({ minLength: 1, example: 'Luật Đất đai 2024', maxLength: 10_000 })
   @IsString()
   @MinLength(1)
   @MaxChars(10_000)
   @StorableText()
   documentName: string;
 
-  @ApiProperty({ example: 'law', maxLength: 50 })
+  @ApiProperty({ minLength: 1, example: 'law', maxLength: 50 })
   @IsString()
   @MinLength(1)
   @MaxChars(50)
   @StorableText()
   documentType: string;
 
-  @ApiProperty({ example: 'dat-dai', maxLength: 100 })
+  @ApiProperty({ minLength: 1, example: 'dat-dai', maxLength: 100 })
   @IsString()
   @MinLength(1)
   @MaxChars(100)
   @StorableText()
   category: string;
 
-  @ApiProperty({ example: '/data/laws/luat-dat-dai-2024.pdf', maxLength: 4096 })
+  @ApiProperty({ minLength: 1, example: '/data/laws/luat-dat-dai-2024.pdf', maxLength: 4096 })
   @IsString()
   @MinLength(1)
   @MaxChars(4096)
   @StorableText()
   sourceFile: string;
 
-  @ApiPropertyOptional({ example: 'luat-dat-dai-2024.pdf', description: 'Basename of sourceFile when absent' })
+  @ApiPropertyOptional({
+    minLength: 1,
+    example: 'luat-dat-dai-2024.pdf',
+    description: 'Basename of sourceFile when absent',
+    maxLength: 1024,
+  })
   @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
@@ -121,7 +156,7 @@ export class CreateDocumentDto {
 }
 
 export class UpdateDocumentDto {
-  @ApiPropertyOptional({ example: 'Luật Đất đai 2024 (sửa đổi)', maxLength: 10_000 })
+  @ApiPropertyOptional({ minLength: 1, example: 'Luật Đất đai 2024 (sửa đổi)', maxLength: 10_000 })
   @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
@@ -129,7 +164,7 @@ export class UpdateDocumentDto {
   @StorableText()
   documentName?: string;
 
-  @ApiPropertyOptional({ example: 'decree', maxLength: 50 })
+  @ApiPropertyOptional({ minLength: 1, example: 'decree', maxLength: 50 })
   @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
@@ -137,7 +172,7 @@ export class UpdateDocumentDto {
   @StorableText()
   documentType?: string;
 
-  @ApiPropertyOptional({ example: 'thue', maxLength: 100 })
+  @ApiPropertyOptional({ minLength: 1, example: 'thue', maxLength: 100 })
   @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
@@ -145,7 +180,7 @@ export class UpdateDocumentDto {
   @StorableText()
   category?: string;
 
-  @ApiPropertyOptional({ example: '/data/laws/new.pdf', maxLength: 4096 })
+  @ApiPropertyOptional({ minLength: 1, example: '/data/laws/new.pdf', maxLength: 4096 })
   @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
@@ -153,7 +188,7 @@ export class UpdateDocumentDto {
   @StorableText()
   sourceFile?: string;
 
-  @ApiPropertyOptional({ example: 'new.pdf', maxLength: 1024 })
+  @ApiPropertyOptional({ minLength: 1, example: 'new.pdf', maxLength: 1024 })
   @IsOptionalNotNull()
   @IsString()
   @MinLength(1)
@@ -331,7 +366,8 @@ export const MAX_RECOUNT_LISTED = 1000;
 export class RecountDocumentsDto {
   @ApiPropertyOptional({
     example: ['luat-dat-dai-2024'],
-    type: [String],
+    type: 'array',
+    items: { type: 'string', minLength: 1, maxLength: 255 },
     minItems: 1,
     maxItems: MAX_RECOUNT_IDS,
     description: 'The documents to recount (each 1-255 characters); every document when absent',

@@ -222,6 +222,40 @@ export class EmbeddingItemDto {
   embedding?: VectorComponents;
 }
 
+/**
+ * Request bodies for Swagger UI's "Try it out" (it sends the first): vectors computed by the
+ * provider, since an example vector's dimension would have to be the collection's.
+ */
+export const CREATE_EMBEDDINGS_EXAMPLES = {
+  chunks: {
+    summary: 'Chunks of a document; their vectors computed by the configured provider',
+    value: {
+      items: [
+        {
+          content: 'Điều 1. Phạm vi điều chỉnh: Luật này quy định về chế độ sở hữu đất đai.',
+          metadata: { document_id: 'luat-dat-dai-2024', chunk_index: 0 },
+        },
+        {
+          content: 'Điều 2. Đối tượng áp dụng: cơ quan nhà nước, người sử dụng đất.',
+          metadata: { document_id: 'luat-dat-dai-2024', chunk_index: 1 },
+        },
+      ],
+    },
+  },
+  upsert: {
+    summary: 'Your own chunk id: sending it again updates the chunk (as LangChain does)',
+    value: {
+      items: [
+        {
+          id: 'faq-thue-1',
+          content: 'Hạn nộp tờ khai thuế tháng là ngày 20 của tháng sau.',
+          metadata: { document_id: 'faq-thue', chunk_index: 0 },
+        },
+      ],
+    },
+  },
+};
+
 export class CreateEmbeddingsDto {
   @ApiPropertyOptional({
     example: 'docs',

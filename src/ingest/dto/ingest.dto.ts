@@ -2,6 +2,7 @@ import { ApiProperty, ApiPropertyOptional, PickType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsString, Matches, Max, Min, MinLength } from 'class-validator';
 import { CreateDocumentDto, DOCUMENT_ID_PATTERN } from '../../documents/dto/document.dto.js';
+import { DOCUMENT_STATUSES, type DocumentStatus } from '../../documents/document.entity.js';
 import { IsOptionalNotNull, MaxChars, StorableText } from '../../common/validation.js';
 import { TEXT_FORMATS, type TextFormat } from '../text-extraction.js';
 
@@ -24,7 +25,8 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
     example: 'luat-dat-dai-2024',
     pattern: DOCUMENT_ID_PATTERN,
     description:
-      'Business id, 1-255 characters without whitespace; a uuid when absent. An existing id is re-ingested: its chunks are replaced',
+      'Business id, 1-255 characters without whitespace; a uuid when absent. An existing id is re-ingested: its ' +
+      'chunks are kept when nothing that makes them changed (skipped), else replaced',
   })
   @IsOptionalNotNull()
   @IsString()
@@ -33,7 +35,15 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
   documentId?: string;
 
   @ApiPropertyOptional({
+    example: 'active',
+    enum: DOCUMENT_STATUSES,
+    description: "'active' for a new document when absent; a re-ingest keeps the stored status when absent",
+  })
+  declare status?: DocumentStatus;
+
+  @ApiPropertyOptional({
     example: 'Luật Đất đai 2024',
+    minLength: 1,
     maxLength: 10_000,
     description: 'The file name when absent (on re-ingest: the stored name)',
   })
@@ -89,7 +99,9 @@ export class IngestFileDto extends IngestOptionsDto {
 export class IngestTextDto extends IngestOptionsDto {
   @ApiProperty({
     example: 'Chương I\nQUY ĐỊNH CHUNG\nĐiều 1. Phạm vi điều chỉnh\nLuật này quy định về chế độ sở hữu đất đai.',
-    description: 'The document text, at most INGEST_MAX_FILE_BYTES bytes as UTF-8',
+    minLength: 1,
+    description:
+      'The document text, at most INGEST_MAX_FILE_BYTES bytes as UTF-8 (and the whole JSON body at most BODY_LIMIT_BYTES)',
   })
   @IsString()
   @MinLength(1, { message: 'text must not be empty' })
@@ -98,6 +110,7 @@ export class IngestTextDto extends IngestOptionsDto {
 
   @ApiPropertyOptional({
     example: 'luat-dat-dai-2024.md',
+    minLength: 1,
     maxLength: 1024,
     description: "Stored as fileName; 'inline' when absent",
   })
@@ -118,6 +131,29 @@ export class IngestTextDto extends IngestOptionsDto {
   format?: TextFormat;
 }
 
+/** JSON request bodies for Swagger UI's "Try it out" (it sends the first). */
+export const INGEST_TEXT_EXAMPLES = {
+  markdown: {
+    summary: 'A markdown text, chunked by its headings',
+    value: {
+      documentId: 'huong-dan-nop-thue',
+      documentType: 'guide',
+      category: 'thue',
+      fileName: 'huong-dan-nop-thue.md',
+      text: '# Hướng dẫn nộp thuế\n\n## Thời hạn\nNộp tờ khai trước ngày 20 của tháng sau.',
+    },
+  },
+  law: {
+    summary: 'A Vietnamese legal text, chunked by its units (Chương, Điều, khoản)',
+    value: {
+      documentId: 'luat-dat-dai-2024',
+      documentType: 'law',
+      category: 'dat-dai',
+      text: 'Chương I\nQUY ĐỊNH CHUNG\nĐiều 1. Phạm vi điều chỉnh\nLuật này quy định về chế độ sở hữu đất đai.',
+    },
+  },
+};
+
 /** The name of an uploaded file, checked with the rules of the JSON body's `fileName`. */
 export class UploadedFileNameDto extends PickType(IngestTextDto, ['fileName'] as const) {}
 
@@ -133,7 +169,9 @@ export class IngestResultDto {
 
   @ApiProperty({
     example: false,
-    description: 'True when the stored chunks came from the same text and options: kept, only changed fields written',
+    description:
+      'True when all of the stored chunks came from the same text and options, in the same collection, with the ' +
+      'configured embedding model: kept, only changed fields written',
   })
   skipped: boolean;
 
