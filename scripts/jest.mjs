@@ -5,7 +5,9 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 
 const [target = 'embedded', ...jestArgs] = process.argv.slice(2);
-const env = { ...process.env, TEST_DB_TARGET: target };
+// ENV_FILE empty: the processes the tests start (CLIs, the service) load no `.env`, which could
+// point them at a developer's own database instead of the test database.
+const env = { ...process.env, TEST_DB_TARGET: target, ENV_FILE: '' };
 if (target === 'postgres') {
   if (!env.TEST_DATABASE_URL) {
     console.error(

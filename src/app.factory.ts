@@ -42,6 +42,10 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     new FastifyAdapter({
       bodyLimit: config.http.bodyLimitBytes,
       forceCloseConnections: 'idle',
+      // A path parameter's length in UTF-16 units, once decoded (Fastify's default is 100): a
+      // documentId of up to 255 characters, a collection name of up to 500, each character up to
+      // two units. At 100, a longer documentId was created and then every route to it a 414.
+      maxParamLength: 1000,
       // Behind a load balancer: its X-Forwarded-For names the client the rate limit counts (TRUST_PROXY).
       trustProxy: trustProxyOption(config.http.trustProxy),
       ...requestTimeoutOptions(config.http.requestTimeoutMs),

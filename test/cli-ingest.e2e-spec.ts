@@ -116,5 +116,20 @@ describe('ingest CLI', () => {
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/No files or folders given[\s\S]*Usage: npm run ingest/);
     expect(runIngest(db.env, dir, '--bogus').stderr).toMatch(/Unknown option --bogus/);
+    // Out of the API's bounds: refused with the usage, before the database starts.
+    const small = runIngest(db.env, dir, '--chunk-size', '50');
+    expect([small.code, small.stdout]).toEqual([1, '']);
+    expect(small.stderr).toMatch(/^--chunk-size must be a whole number from 100 to 100000 \(got "50"\)/);
+  });
+
+  it('fails in one line naming the problem, no stack trace, when the database cannot be reached', () => {
+    const folder = join(dir, 'one');
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(join(folder, 'a.txt'), 'Điều 1. Phạm vi điều chỉnh');
+    // Nothing listens on port 9 of the loopback.
+    const result = runIngest({ DATABASE_URL: 'postgresql://postgres@127.0.0.1:9/none', LOG_LEVEL: 'fatal' }, folder);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^Error: .*ECONNREFUSED/m);
+    expect(result.stderr).not.toMatch(/^\s+at /m);
   });
 });

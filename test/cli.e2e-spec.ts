@@ -91,8 +91,12 @@ describe('db CLI on a database this service creates', () => {
       writes.filter((w) => !/^(COMMENT ON|CREATE OR REPLACE FUNCTION update_documents_updated_at)/.test(w)),
     ).toEqual([]);
     expect(await schemaSnapshot(ds)).toEqual(before);
-    // Stamping an already migrated database is a no-op too.
-    expect((await stamp(ds)).lines).toContain('Already recorded InitialSchema1764000000000');
+    // Stamping an already migrated database is a no-op too, and says nothing is pending.
+    expect((await stamp(ds)).lines).toEqual([
+      'Baseline verified: documents, langchain_pg_collection, langchain_pg_embedding.',
+      'Already recorded InitialSchema1764000000000',
+      'Nothing pending.',
+    ]);
   });
 
   it('check names each difference and exits 1; generate writes a migration that fixes it', async () => {
@@ -141,6 +145,28 @@ describe('db CLI on a database this service creates', () => {
     );
     expect(create('bad name', { dir }).exitCode).toBe(1);
     expect(create(undefined, { dir }).exitCode).toBe(1);
+  });
+
+  it('revert refuses the baseline when it is the row recorded last, as TypeORM would revert that one', async () => {
+    const rows = await ds.query<Array<{ timestamp: string; name: string }>>(
+      `SELECT "timestamp", name FROM migrations ORDER BY id`,
+    );
+    // The stamp forgotten (its row deleted, as the refusal below advises) and recorded again.
+    await ds.query(`DELETE FROM migrations WHERE name = 'InitialSchema1764000000000'`);
+    await ds.query(`INSERT INTO migrations ("timestamp", name) VALUES (1764000000000, 'InitialSchema1764000000000')`);
+    try {
+      const refused = await revert(ds);
+      expect(refused.exitCode).toBe(1);
+      expect(refused.lines[0]).toMatch(/^Refusing to revert InitialSchema1764000000000: its down\(\) DROPS the tables/);
+      expect(await ds.query(`SELECT to_regclass('langchain_pg_embedding')::text AS t`)).toEqual([
+        { t: 'langchain_pg_embedding' },
+      ]);
+    } finally {
+      await ds.query(`DELETE FROM migrations`);
+      for (const row of rows) {
+        await ds.query(`INSERT INTO migrations ("timestamp", name) VALUES ($1, $2)`, [row.timestamp, row.name]);
+      }
+    }
   });
 
   it('revert goes back one migration at a time', async () => {

@@ -200,6 +200,15 @@ describe('Collections API', () => {
     expect(left.n).toBe(0);
   });
 
+  it('reaches a collection name of the longest kind: 500 astral characters', async () => {
+    const name = '😀'.repeat(500);
+    const path = `/collections/${encodeURIComponent(name)}`;
+    await request(t.server).post('/collections').send({ name }).expect(201);
+    expect((await request(t.server).get(path).expect(200)).body.name).toBe(name);
+    await request(t.server).delete(path).expect(204);
+    await request(t.server).get(path).expect(404);
+  });
+
   it('answers 404 when deleting a missing collection', async () => {
     const res = await request(t.server).delete('/collections/nope').expect(404);
     expect(res.body).toEqual({ statusCode: 404, message: 'Collection "nope" not found', error: 'Not Found' });

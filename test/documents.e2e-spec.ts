@@ -123,6 +123,7 @@ describe('Documents API', () => {
           chunk_index: 0,
           total_chunks: 3,
           document_type: 'law',
+          category: 'dat-dai',
           status: 'processing',
         },
       });
@@ -307,6 +308,8 @@ describe('Documents API', () => {
       ['luật đất đai', ['luat-dat-dai']],
       ['LUẬT ĐẤT ĐAI', ['luat-dat-dai']],
       ['Luật Đất đai', ['luat-dat-dai']],
+      // Decomposed (NFD), as some macOS tools send it: the same words.
+      ['Luật Đất đai'.normalize('NFD'), ['luat-dat-dai']],
       ['ND-1', ['nd-101']],
       ['50%', ['tt-50_pct']],
       ['_pct', ['tt-50_pct']],
@@ -377,6 +380,21 @@ describe('Documents API', () => {
     it('returns one document', async () => {
       const res = await request(t.server).get('/documents/nd-101').expect(200);
       expect(res.body).toMatchObject({ documentId: 'nd-101', documentType: 'decree', fileName: 'nd-101.pdf' });
+    });
+
+    it('reaches a documentId of the longest kind: 255 UTF-16 units, astral characters among them', async () => {
+      // 1,155 characters percent-encoded.
+      const documentId = `${'đ'.repeat(125)}${'😀'.repeat(65)}`;
+      const path = `/documents/${encodeURIComponent(documentId)}`;
+      await request(t.server)
+        .post('/documents')
+        .send({ documentId, documentName: 'Dài', ...base, chunks: [{ content: 'Điều 1' }] })
+        .expect(201);
+      expect((await request(t.server).get(path).expect(200)).body.documentId).toBe(documentId);
+      expect((await request(t.server).get(`${path}/chunks`).expect(200)).body.total).toBe(1);
+      await request(t.server).patch(path).send({ status: 'inactive' }).expect(200);
+      await request(t.server).delete(path).expect(204);
+      await request(t.server).get(path).expect(404);
     });
 
     it('answers 404 for a missing document', async () => {

@@ -178,54 +178,68 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
   });
 });
 
+type App = Awaited<ReturnType<typeof createApp>>;
+type InApp = (overrides: Record<string, string>, use: (app: App) => Promise<void>) => Promise<void>;
+
+/**
+ * Runs `steps` on one test database that outlives each app they start (on disk when embedded),
+ * beside a fake OpenAI server: `inApp` starts the app with these settings and closes it after `use`.
+ */
+async function acrossRestarts(
+  prefix: string,
+  steps: (inApp: InApp, server: FakeOpenAIServer) => Promise<void>,
+): Promise<void> {
+  const db = await createTestDatabase();
+  const dir = TEST_TARGET === 'embedded' ? mkdtempSync(join(tmpdir(), prefix)) : null;
+  const env: Record<string, string> = dir ? { DATA_DIR: dir } : {};
+  const server = await startFakeOpenAIServer({ dimensions: 64 });
+  const inApp: InApp = async (overrides, use) => {
+    const app = await createApp(testConfig(db, { ...env, ...overrides }));
+    try {
+      await use(app);
+    } finally {
+      await app.close();
+    }
+  };
+  try {
+    await steps(inApp, server);
+  } finally {
+    await server.close();
+    await db.drop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('a collection embedded with another model', () => {
   it('does not stop the service from starting, and is reported as a warning', async () => {
-    const db = await createTestDatabase();
-    // The embedded database must outlive the first app, so it goes to disk for this test.
-    const dir = TEST_TARGET === 'embedded' ? mkdtempSync(join(tmpdir(), 'kb-model-check-')) : null;
-    const env: Record<string, string> = dir ? { DATA_DIR: dir } : {};
-    const server = await startFakeOpenAIServer({ dimensions: 64 });
-    try {
-      const first = await createApp(testConfig(db, env));
-      await request(first.getHttpServer())
-        .post('/embeddings')
-        .send({ collection: 'legacy', items: [{ content: 'embedded locally' }] })
-        .expect(201);
-      await first.close();
-
+    await acrossRestarts('kb-model-check-', async (inApp, server) => {
+      await inApp({}, async (first) => {
+        await request(first.getHttpServer())
+          .post('/embeddings')
+          .send({ collection: 'legacy', items: [{ content: 'embedded locally' }] })
+          .expect(201);
+      });
       logs.clear();
-      const second = await createApp(testConfig(db, { ...env, ...openaiEnv(server.url) }));
-      try {
+      await inApp(openaiEnv(server.url), async (second) => {
         const res = await request(second.getHttpServer()).get('/collections/legacy').expect(200);
         expect(res.body.metadata).toMatchObject({ embedding_model: 'local-hash-ngram-384', dimensions: 384 });
         expect(logs.warnings()).toContainEqual(
           expect.stringMatching(/^Collection "legacy" was embedded with model "local-hash-ngram-384", 384 dimensions/),
         );
-      } finally {
-        await second.close();
-      }
-    } finally {
-      await server.close();
-      await db.drop();
-      if (dir) rmSync(dir, { recursive: true, force: true });
-    }
+      });
+    });
   });
 });
 
 describe('re-ingest after the embedding model changed', () => {
   it("re-embeds an unchanged text instead of keeping the old model's vectors, then skips it again", async () => {
-    const db = await createTestDatabase();
-    // The embedded database must outlive the first app, so it goes to disk for this test.
-    const dir = TEST_TARGET === 'embedded' ? mkdtempSync(join(tmpdir(), 'kb-model-reingest-')) : null;
-    const env: Record<string, string> = dir ? { DATA_DIR: dir } : {};
-    const server = await startFakeOpenAIServer({ dimensions: 64 });
     const body = {
       documentId: 'model-change',
       text: 'Điều 1. Phạm vi điều chỉnh\nLuật này quy định về đất đai.',
       documentType: 'law',
       category: 'dat-dai',
     };
-    const storedModels = async (app: Awaited<ReturnType<typeof createApp>>): Promise<string[]> => {
+    const storedModels = async (app: App): Promise<string[]> => {
       const rows = await app
         .get(DataSource)
         .query<Array<{ model: string | null }>>(
@@ -234,37 +248,24 @@ describe('re-ingest after the embedding model changed', () => {
         );
       return rows.map((r) => r.model ?? 'none');
     };
-    try {
-      const first = await createApp(testConfig(db, { ...env, ...openaiEnv(server.url) }));
-      try {
+    await acrossRestarts('kb-model-reingest-', async (inApp, server) => {
+      await inApp(openaiEnv(server.url), async (first) => {
         const created = await request(first.getHttpServer()).post('/documents/ingest').send(body).expect(201);
         expect(created.body).toMatchObject({ skipped: false });
         await request(first.getHttpServer())
           .post('/documents/ingest')
           .send(body)
           .expect(200, { ...created.body, skipped: true });
-      } finally {
-        await first.close();
-      }
-
+      });
       // Same dimension, another model: the stored vectors are not comparable with its query vectors.
-      const second = await createApp(
-        testConfig(db, { ...env, ...openaiEnv(server.url), EMBEDDINGS_MODEL: 'fake-embed-v2' }),
-      );
-      try {
+      await inApp({ ...openaiEnv(server.url), EMBEDDINGS_MODEL: 'fake-embed-v2' }, async (second) => {
         server.requests.length = 0;
         const again = await request(second.getHttpServer()).post('/documents/ingest').send(body).expect(201);
         expect(again.body).toMatchObject({ documentId: body.documentId, skipped: false });
         expect(server.requests.map((r) => r.body?.model)).toContain('fake-embed-v2');
         expect(await storedModels(second)).toEqual(['fake-embed-v2']);
         await request(second.getHttpServer()).post('/documents/ingest').send(body).expect(200);
-      } finally {
-        await second.close();
-      }
-    } finally {
-      await server.close();
-      await db.drop();
-      if (dir) rmSync(dir, { recursive: true, force: true });
-    }
+      });
+    });
   });
 });

@@ -155,6 +155,20 @@ describe(`GET /stats (${TEST_TARGET})`, () => {
     expect(res.body.orphans).toEqual({ chunksWithoutDocument: 2, documentsWithoutChunks: 2, totalChunksMismatch: 1 });
   });
 
+  it('adds a stored status spelled like the NULL key to the NULL ones: every map still sums to the total', async () => {
+    await t.dataSource.query(
+      `INSERT INTO documents (document_id, document_name, category, document_type, source_file, file_name, total_chunks, status)
+       VALUES ('odd-1', 'Odd', 'thuế', 'law', 's', 'f', NULL, '(none)')`,
+    );
+    const { documents } = (await request(t.server).get('/stats').expect(200)).body as {
+      documents: { total: number; byStatus: Record<string, number>; byType: Record<string, number> };
+    };
+    expect(documents.byStatus['(none)']).toBe(2);
+    const sum = (m: Record<string, number>): number => Object.values(m).reduce((a, b) => a + b, 0);
+    expect([sum(documents.byStatus), sum(documents.byType)]).toEqual([documents.total, documents.total]);
+    await t.dataSource.query(`DELETE FROM documents WHERE document_id = 'odd-1'`);
+  });
+
   it('documents the response in OpenAPI', async () => {
     const res = await request(t.server).get('/docs-json').expect(200);
     const op = res.body.paths['/stats'].get;

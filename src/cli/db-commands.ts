@@ -296,7 +296,8 @@ export async function stamp(ds: DataSource, target: string = BASELINE_MIGRATION)
   } finally {
     await runner.release();
   }
-  const pending = all.slice(index + 1).map((m) => m.name);
+  // What is not recorded now: after a second stamp of a migrated database, nothing.
+  const pending = (await migrationStates(ds)).filter((m) => !m.applied).map((m) => m.name);
   lines.push(
     pending.length > 0
       ? `Next: \`npm run db:migrate\` applies ${pending.join(', ')}; then \`npm run db:check\`.`
@@ -556,7 +557,9 @@ export async function check(ds: DataSource): Promise<CommandResult> {
   if (pending.length > 0) lines.push(`Pending migrations (run \`npm run db:migrate\`): ${pending.join(', ')}`);
   if (differences.length === 0) {
     lines.push('Schema matches the entities: no differences.');
-    return ok(lines);
+    // Like `alembic check`: a database behind the code fails the check, even when a pending
+    // migration changes nothing the comparison sees (a trigger function, say).
+    return pending.length > 0 ? fail(lines) : ok(lines);
   }
   lines.push(`${differences.length} difference(s) between the database and the entities:`);
   for (const d of differences) lines.push(`  - ${d}`);
@@ -570,8 +573,10 @@ export async function check(ds: DataSource): Promise<CommandResult> {
 export async function revert(ds: DataSource, options: { dropTables?: boolean } = {}): Promise<CommandResult> {
   const before = await recordedNames(ds);
   if (before.length === 0) return fail(['No migration is recorded: nothing to revert.']);
-  const last = (await migrationStates(ds)).filter((m) => m.applied).pop();
-  if (last?.name === BASELINE_MIGRATION && !options.dropTables) {
+  // The migration TypeORM's undo reverts: the row recorded last (highest id), which is not the last
+  // in code order after an out-of-order merge, or after a stamp deleted and recorded again.
+  const last = { name: before[before.length - 1] };
+  if (last.name === BASELINE_MIGRATION && !options.dropTables) {
     return fail([
       `Refusing to revert ${BASELINE_MIGRATION}: its down() DROPS the tables documents, langchain_pg_collection and langchain_pg_embedding with all their data.`,
       'To forget a stamp instead, delete its row from the migrations table. To really drop everything, run `npm run db:revert -- --drop-tables`.',
@@ -584,7 +589,7 @@ export async function revert(ds: DataSource, options: { dropTables?: boolean } =
       const executor = new MigrationExecutor(ds, runner);
       // TypeORM's undo ignores a migration's `transaction = false`: a down() that drops an index
       // CONCURRENTLY must be run without the wrapping transaction, so we choose per migration.
-      const instance = MIGRATIONS.map((Cls) => new Cls() as MigrationInterface).find((m) => m.name === last?.name);
+      const instance = MIGRATIONS.map((Cls) => new Cls() as MigrationInterface).find((m) => m.name === last.name);
       executor.transaction = instance?.transaction === false ? 'none' : 'each';
       await executor.undoLastMigration();
     });

@@ -5,7 +5,8 @@ import { buildDataSourceOptions } from '../database/data-source-options.js';
 import { DatabaseRuntime } from '../database/database-runtime.js';
 import { check, type CommandResult, create, generate, migrate, revert, stamp, status } from './db-commands.js';
 
-const USAGE = `Usage: node dist/src/cli/db.js <command> [options]   (or npm run db:<command> -- [options])
+const USAGE = `Usage: node dist/src/cli/db.js <command> [options]
+  (or npm run db:<command> -- [options]; create and generate: npm run migration:create|migration:generate -- <Name>)
 
   status              every migration (applied or pending), the head, foreign tables / alembic_version
   migrate [--dry-run] apply pending migrations; --dry-run prints the SQL and changes nothing

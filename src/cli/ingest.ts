@@ -8,6 +8,7 @@ import { basename, extname, join, relative, resolve, sep } from 'node:path';
 import { AppModule } from '../app.module.js';
 import { ConfigValidationError, loadAppConfig, loadDotEnv } from '../config/app-config.js';
 import { IngestService } from '../ingest/ingest.service.js';
+import { MAX_CHUNK_OVERLAP, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../ingest/dto/ingest.dto.js';
 import { SUPPORTED_EXTENSIONS } from '../ingest/text-extraction.js';
 import { limitHeapGrowth } from './heap-budget.js';
 
@@ -38,8 +39,11 @@ const FLAGS = ['--type', '--category', '--collection', '--chunk-size', '--chunk-
 
 function parseArgs(argv: string[]): Options | 'help' {
   const options: Options = { paths: [], documentType: 'document', category: 'general' };
-  const integer = (flag: string, value: string): number => {
-    if (!/^\d+$/.test(value)) throw new UsageError(`${flag} must be a whole number (got "${value}")`);
+  // The bounds of the API's chunkSize and chunkOverlap, checked here before the database starts.
+  const integer = (flag: string, value: string, min: number, max: number): number => {
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      throw new UsageError(`${flag} must be a whole number from ${min} to ${max} (got "${value}")`);
+    }
     return Number(value);
   };
   for (let i = 0; i < argv.length; i++) {
@@ -66,10 +70,10 @@ function parseArgs(argv: string[]): Options | 'help' {
         options.collection = value;
         break;
       case '--chunk-size':
-        options.chunkSize = integer(flag, value);
+        options.chunkSize = integer(flag, value, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE);
         break;
       case '--chunk-overlap':
-        options.chunkOverlap = integer(flag, value);
+        options.chunkOverlap = integer(flag, value, 0, MAX_CHUNK_OVERLAP);
         break;
     }
   }
@@ -221,7 +225,14 @@ async function run(argv: string[]): Promise<number> {
   const verbose: NestLogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
   const app = await NestFactory.createApplicationContext(AppModule.forRoot(config), {
     logger: config.logLevel === 'debug' || config.logLevel === 'trace' ? verbose : ['fatal', 'error', 'warn'],
+    // A start-up failure (database unreachable, DATA_DIR in use) reaches the one-line handler below
+    // instead of Nest printing a stack trace and exiting itself; the start-up's own log lines (its
+    // retry notice and the stack among them) are dropped with it, and printed only once it started.
+    abortOnError: false,
+    bufferLogs: true,
+    autoFlushLogs: false,
   });
+  app.flushLogs();
   let ingested = 0;
   let skipped = 0;
   let chunks = 0;

@@ -49,9 +49,13 @@ class UsageError extends Error {}
 
 async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
-  if (args.command === undefined || args.command === 'help' || args.command === '--help') {
+  if (args.command === undefined) {
+    console.error(USAGE);
+    return 1;
+  }
+  if (args.command === 'help' || args.command === '--help' || args.command === '-h') {
     console.log(USAGE);
-    return args.command === undefined ? 1 : 0;
+    return 0;
   }
   if (!['create', 'drop', 'prune', 'list'].includes(args.command)) {
     throw new UsageError(`Unknown command "${args.command}"`);
@@ -64,7 +68,13 @@ async function run(argv: string[]): Promise<number> {
   const config = loadAppConfig(process.env);
   const app = await NestFactory.createApplicationContext(AppModule.forRoot(config), {
     logger: ['fatal', 'error', 'warn'],
+    // A start-up failure reaches the one-line handler below, not Nest's stack trace and exit (see
+    // cli/ingest.ts: the same options).
+    abortOnError: false,
+    bufferLogs: true,
+    autoFlushLogs: false,
   });
+  app.flushLogs();
   try {
     const indexes = app.get(VectorIndexService);
     switch (args.command) {

@@ -659,8 +659,13 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
   };
 }
 
-/** Loads `.env` from the working directory when there is one; real environment variables win. */
-export function loadDotEnv(path = '.env'): void {
+/**
+ * Loads `.env` from the working directory when there is one; real environment variables win.
+ * ENV_FILE names another file, and an empty ENV_FILE loads none: the test runner sets it so that
+ * the processes the tests start never take DATABASE_URL from a developer's `.env`.
+ */
+export function loadDotEnv(path = process.env.ENV_FILE ?? '.env'): void {
+  if (path === '') return;
   try {
     process.loadEnvFile(path);
   } catch (err) {

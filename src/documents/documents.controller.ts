@@ -82,7 +82,7 @@ export class DocumentsController {
     summary: 'Create a document, optionally with its chunks, in one transaction',
     description:
       'Missing chunk ids are generated and missing vectors computed by the configured provider. Chunk metadata ' +
-      'gets document_id, chunk_id, chunk_index, total_chunks, document_type and status. All or nothing.',
+      'gets document_id, chunk_id, chunk_index, total_chunks, document_type, category and status. All or nothing.',
   })
   @ApiCreatedResponse({ type: DocumentDto })
   @ApiBadRequestResponse({ description: 'Invalid body, too many chunks, dimension mismatch or duplicate chunk ids' })

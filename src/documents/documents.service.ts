@@ -163,6 +163,8 @@ export class DocumentsService {
         chunk_index: index,
         total_chunks: rows.length,
         document_type: dto.documentType,
+        // As ingest writes it and PATCH keeps it: a filter on category finds every document's chunks.
+        category: dto.category,
         status,
       };
     });

@@ -56,7 +56,9 @@ export function listDocumentsStatement(q: ListQuery): {
   filter(q.category !== undefined, () => `category = ${bind(q.category)}`);
   filter(q.status !== undefined, () => `status = ${bind(q.status)}`);
   filter(q.search !== undefined && q.search !== '', () => {
-    const search = bind(likeContains(q.search!));
+    // NFC, as chunk text is stored and as keyboards type: a decomposed term ("Lua\u0323\u0302t", as
+    // some macOS tools send) finds "Luật".
+    const search = bind(likeContains(q.search!.normalize('NFC')));
     return `(document_name ILIKE ${search} ESCAPE '\\' OR document_id ILIKE ${search} ESCAPE '\\')`;
   });
   const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';

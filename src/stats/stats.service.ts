@@ -84,11 +84,17 @@ export class StatsService {
     // Without a prototype: a value named `__proto__` (or `constructor`) is a key like any other,
     // where `{}[key] = n` would set the object's prototype instead and lose that count.
     const result: DocumentsStatsDto = { total: 0, byType: counts(), byCategory: counts(), byStatus: counts() };
+    // Added, not set: a NULL (legacy row) and a stored value spelled like NULL_STATUS_KEY share a key,
+    // and each bucket's counts must still add up to the total.
+    const add = (bucket: Record<string, number>, key: string | null, n: number): void => {
+      const k = key ?? NULL_STATUS_KEY;
+      bucket[k] = (bucket[k] ?? 0) + n;
+    };
     for (const row of rows) {
       const n = Number(row.n);
-      if (row.by_type) result.byType[row.document_type ?? NULL_STATUS_KEY] = n;
-      else if (row.by_category) result.byCategory[row.category ?? NULL_STATUS_KEY] = n;
-      else if (row.by_status) result.byStatus[row.status ?? NULL_STATUS_KEY] = n;
+      if (row.by_type) add(result.byType, row.document_type, n);
+      else if (row.by_category) add(result.byCategory, row.category, n);
+      else if (row.by_status) add(result.byStatus, row.status, n);
       else result.total = n;
     }
     return result;

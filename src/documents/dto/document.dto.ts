@@ -41,7 +41,7 @@ export class ChunkInputDto extends EmbeddingItemDto {
   @ApiPropertyOptional({
     example: { section_title: 'Chương I', level: 1 },
     description:
-      'Extra metadata; document_id, chunk_id, chunk_index, total_chunks, document_type and status are set by the service',
+      'Extra metadata; document_id, chunk_id, chunk_index, total_chunks, document_type, category and status are set by the service',
     type: 'object',
     additionalProperties: true,
   })
