@@ -5,6 +5,7 @@ import { Logger } from '@nestjs/common';
 import { ConfigValidationError, loadAppConfig, loadDotEnv } from './config/app-config.js';
 import { createApp } from './app.factory.js';
 import { installGracefulShutdown } from './lifecycle/graceful-shutdown.js';
+import { redactConnectionStrings } from './observability/redact.js';
 
 async function main(): Promise<void> {
   loadDotEnv();
@@ -31,7 +32,8 @@ main().catch((err: unknown) => {
   if (err instanceof ConfigValidationError) {
     console.error(err.message);
   } else {
-    console.error(`Start-up failed: ${err instanceof Error ? err.message : String(err)}`);
+    // Not through the logger, so redacted here: a driver's message may quote DATABASE_URL.
+    console.error(`Start-up failed: ${redactConnectionStrings(err instanceof Error ? err.message : String(err))}`);
   }
   process.exit(1);
 });

@@ -190,7 +190,8 @@ describe('configuration errors', () => {
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
   ])('%j stops the service with a one-line message naming the variable', (env, message) => {
     const result = spawnSync(process.execPath, ['dist/src/main.js'], {
-      env: { PATH: process.env.PATH, ...env },
+      // ENV_FILE empty: no developer's .env fills in what the test leaves out.
+      env: { PATH: process.env.PATH, ENV_FILE: '', ...env },
       encoding: 'utf8',
       timeout: 30_000,
     });

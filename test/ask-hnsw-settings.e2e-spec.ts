@@ -93,6 +93,7 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
     await t.app
       .get(ChunkSearchRepository)
       .vectorSearch(explaining, { ...query, k: 5, filter: { kind: { $ne: 'common' } } });
+    expect(plans).toHaveLength(2);
     for (const plan of plans) expect(plan).toContain(`Index Scan using ${indexName}`);
   });
 

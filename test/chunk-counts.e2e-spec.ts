@@ -358,7 +358,7 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
         let settled: string | undefined;
         void firstBatch.then((outcome) => (settled = outcome));
         // It finishes, or waits for a lock the second holds (the rewrite of b-0 locked doc-b's summary row).
-        await eventually(async () => {
+        const reached = await eventually(async () => {
           if (settled !== undefined) return true;
           const [row] = await ds.query<Array<{ waiting: boolean }>>(
             `SELECT wait_event_type = 'Lock' AS waiting FROM pg_stat_activity WHERE pid = $1`,
@@ -366,6 +366,7 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
           );
           return row?.waiting === true;
         });
+        expect(reached).toBe(true);
         // The rest of the second's batch: a-1 added to doc-a, whose summary row the first locked if
         // its rewrite of a-0 did. Then the two wait for each other, and the server cancels one.
         const secondRest = await upsert(second, [['a-1', 'doc-a']]).then(

@@ -514,10 +514,11 @@ describe('Documents API', () => {
     });
 
     it('bumps updated_at', async () => {
-      const before = (await request(t.server).get('/documents/patch-me').expect(200)).body.updatedAt as string;
+      // Set far back first: a PATCH that left it alone could not pass for one that wrote it.
+      await t.dataSource.query(`UPDATE documents SET updated_at = '2000-01-01' WHERE document_id = 'patch-me'`);
       const after = (await request(t.server).patch('/documents/patch-me').send({ fileName: 'z.pdf' }).expect(200)).body;
       expect(after.fileName).toBe('z.pdf');
-      expect(new Date(after.updatedAt).getTime()).toBeGreaterThanOrEqual(new Date(before).getTime());
+      expect(new Date(after.updatedAt).getUTCFullYear()).toBeGreaterThan(2000);
       // The stored values again: nothing written, updatedAt and the chunks' metadata as they were.
       const metas = await chunkMetadata(t, 'patch-me');
       const same = await request(t.server)
@@ -578,6 +579,16 @@ describe('Documents API', () => {
 
     it.each([['limit=0'], ['limit=1001'], ['includeEmbedding=yes'], ['x=1']])('rejects %s with 400', async (query) => {
       await request(t.server).get(`/documents/with-chunks/chunks?${query}`).expect(400);
+    });
+
+    it('bounds a page with vectors to 100 chunks, naming the rule', async () => {
+      const res = await request(t.server).get('/documents/with-chunks/chunks?limit=101&includeEmbedding=true');
+      expect([res.status, res.body.message]).toEqual([
+        400,
+        'limit must be at most 100 with includeEmbedding=true (got 101)',
+      ]);
+      await request(t.server).get('/documents/with-chunks/chunks?limit=101').expect(200);
+      await request(t.server).get('/documents/with-chunks/chunks?limit=100&includeEmbedding=true').expect(200);
     });
 
     it('answers 404 for a missing document', async () => {

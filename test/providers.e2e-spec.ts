@@ -48,6 +48,7 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
     await server?.close();
   });
   beforeEach(() => {
+    server.release();
     server.requests.length = 0;
     server.setDelay(0);
     logs.clear();
@@ -80,7 +81,9 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
   });
 
   it('POST /documents asks the provider before it opens a transaction, so a slow one holds no connection', async () => {
-    server.setDelay(700); // under the suite's 1000 ms timeout
+    // Held until the check below is done (a few ms, well inside the suite's 1000 ms timeout), rather
+    // than a fixed delay that raced that timeout on a busy machine.
+    server.hold();
     const created = request(t.server)
       .post('/documents')
       .send({
@@ -102,6 +105,7 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
                 WHERE datname = current_database() AND state LIKE 'idle in transaction%') AS open`,
     );
     expect(during).toEqual({ documents: 0, open: 0 });
+    server.release();
     const res = await created;
     expect(res.status).toBe(201);
     expect(res.body.totalChunks).toBe(1);

@@ -9,6 +9,7 @@ import { PREPARED_STATEMENTS, ReadReplicas } from '../database/read-replicas.ser
 import { ChunkOwnerChangedException, ChunkStore, type TotalChunksChange } from '../embeddings/chunk.store.js';
 import { DocumentEntity, isDocumentIdConflict } from './document.entity.js';
 import {
+  MAX_CHUNKS_WITH_EMBEDDINGS,
   type CreateDocumentDto,
   type DocumentChunkListDto,
   type DocumentDto,
@@ -325,6 +326,11 @@ export class DocumentsService {
   }
 
   async listChunks(documentId: string, q: ListChunksQueryDto): Promise<DocumentChunkListDto> {
+    if (q.includeEmbedding && q.limit > MAX_CHUNKS_WITH_EMBEDDINGS) {
+      throw new BadRequestException(
+        `limit must be at most ${MAX_CHUNKS_WITH_EMBEDDINGS} with includeEmbedding=true (got ${q.limit})`,
+      );
+    }
     // One snapshot for the document, the count and the page: on separate statements a concurrent
     // write could make `total` disagree with `items`, or a deleted document answer 200 with nothing.
     return this.replicas.transaction((manager) => this.listChunksOn(manager, documentId, q), 'REPEATABLE READ');

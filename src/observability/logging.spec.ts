@@ -31,6 +31,12 @@ describe('redactConnectionStrings', () => {
     ],
     ['postgres://u:p%40ss:w@h/d and postgres://v:q@h2/d', 'postgres://u:***@h/d and postgres://v:***@h2/d'],
     ['POSTGRESQL://Admin:x@h', 'POSTGRESQL://Admin:***@h'],
+    // A raw @ in the password: all of it goes, up to the host.
+    ['postgres://u:p@ss@host:5432/db failed', 'postgres://u:***@host:5432/db failed'],
+    [
+      'postgresql://host/db?user=u&password=s3cret&sslmode=require',
+      'postgresql://host/db?user=u&password=***&sslmode=require',
+    ],
   ])('%s', (input, expected) => {
     expect(redactConnectionStrings(input)).toBe(expected);
   });

@@ -36,6 +36,10 @@ export interface FakeOpenAIServer {
   failNext(status: number, times?: number, headers?: Record<string, string>): void;
   /** Waits this long before answering each following request (0 = answer at once). */
   setDelay(ms: number): void;
+  /** Holds every answer from now on until release(): a slow provider without a race against a timeout. */
+  hold(): void;
+  /** Sends the answers held since hold(), and answers at once again. */
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -50,6 +54,7 @@ export async function startFakeOpenAIServer(options: FakeOpenAIServerOptions = {
   const failures: Array<{ status: number; headers: Record<string, string> }> = [];
   const timers = new Set<NodeJS.Timeout>();
   let delayMs = 0;
+  let held: Array<() => void> | null = null;
 
   const handle = (req: IncomingMessage, res: ServerResponse, raw: string): void => {
     let body: FakeRequestBody | null = null;
@@ -86,7 +91,9 @@ export async function startFakeOpenAIServer(options: FakeOpenAIServerOptions = {
       else if (req.method === 'POST' && path === '/v1/chat/completions') send(200, chatCompletion(body));
       else send(404, { error: { message: `Unknown route ${req.method} ${path}` } });
     };
-    if (delayMs > 0) {
+    if (held !== null) {
+      held.push(answer);
+    } else if (delayMs > 0) {
       const timer = setTimeout(() => {
         timers.delete(timer);
         answer();
@@ -113,6 +120,14 @@ export async function startFakeOpenAIServer(options: FakeOpenAIServerOptions = {
     },
     setDelay(ms) {
       delayMs = ms;
+    },
+    hold() {
+      held ??= [];
+    },
+    release() {
+      const answers = held ?? [];
+      held = null;
+      answers.forEach((answer) => answer());
     },
     close: () => {
       timers.forEach(clearTimeout);

@@ -31,7 +31,8 @@ export class LogCapture {
 
   /** The lines of one request, once `predicate` matches one of them (bounded: the line is written as the response ends). */
   async forRequest(reqId: string, predicate: (line: LogLine) => boolean): Promise<LogLine[]> {
-    for (let attempt = 0; attempt < 100; attempt++) {
+    // Up to 10 s: a busy 2-vCPU machine can hold the line back well past a second.
+    for (let attempt = 0; attempt < 1000; attempt++) {
       const lines = this.lines.filter((l) => l.reqId === reqId);
       if (lines.some(predicate)) return lines;
       await new Promise((resolve) => setTimeout(resolve, 10));

@@ -260,8 +260,21 @@ export class ListDocumentsQueryDto {
   order: SortOrder = 'desc';
 }
 
+/**
+ * The largest page of chunks with their vectors: a vector of 3,072 dimensions is about 40 KB of
+ * JSON, and a page of 1,000 of them was held several times over in memory while it was sent.
+ */
+export const MAX_CHUNKS_WITH_EMBEDDINGS = 100;
+
 export class ListChunksQueryDto {
-  @ApiPropertyOptional({ type: 'integer', example: 100, minimum: 1, maximum: 1000, default: 100 })
+  @ApiPropertyOptional({
+    type: 'integer',
+    example: 100,
+    minimum: 1,
+    maximum: 1000,
+    default: 100,
+    description: `At most ${MAX_CHUNKS_WITH_EMBEDDINGS} with includeEmbedding=true`,
+  })
   @IsOptionalNotNull()
   @Type(() => Number)
   @IsInt()

@@ -225,16 +225,17 @@ describe('OpenAIEmbeddingProvider', () => {
       expect(guarded.requests).toHaveLength(2);
       expect(err.getStatus()).toBe(502);
       expect(err.message).toBe(
-        `Embedding service at ${new URL(guarded.url).host} failed: 401 Unauthorized (Incorrect API key provided: ***) (gave up after 2 attempts)`,
+        `Embedding service at ${new URL(guarded.url).host} failed: 401 Unauthorized (the provider refused the configured API key) (gave up after 2 attempts)`,
       );
       expect(JSON.stringify(err.getResponse())).not.toContain(secret);
       expect(warnings.join('\n')).not.toContain(secret);
 
-      // A key long enough that the echo is cut inside it: no part of it may remain.
+      // Nor any part of a longer key (the fake echoes it whole; OpenAI partly masked, which the
+      // redaction of the whole key would not find).
       const longSecret = `sk-${'0123456789'.repeat(30)}`;
       const cut = await failure(provider({ baseUrl: guarded.url, apiKey: longSecret, maxRetries: 0 }).embed(['x']));
       expect(cut.message).toBe(
-        `Embedding service at ${new URL(guarded.url).host} failed: 401 Unauthorized (Incorrect API key provided: ***)`,
+        `Embedding service at ${new URL(guarded.url).host} failed: 401 Unauthorized (the provider refused the configured API key)`,
       );
     } finally {
       await guarded.close();

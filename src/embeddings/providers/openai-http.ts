@@ -122,8 +122,14 @@ export class OpenAIHttpClient {
         kind: 'http',
         status,
         // Redacted before errorMessageOf shortens it: a key cut at the excerpt's end would no longer match.
+        // A refused key gets no upstream text at all: OpenAI's quotes the key partly masked
+        // ("sk-proj-ab****wxyz"), which the redaction of the whole key cannot find, and the answer
+        // reaches anonymous clients.
         detail:
-          `${status} ${response.statusText || STATUS_CODES[status] || ''}`.trim() + errorMessageOf(this.redact(text)),
+          `${status} ${response.statusText || STATUS_CODES[status] || ''}`.trim() +
+          (status === 401 || status === 403
+            ? ' (the provider refused the configured API key)'
+            : errorMessageOf(this.redact(text))),
         retryable: status === 408 || status === 429 || status >= 500,
         retryAfterMs: retryAfterMs(response.headers),
       };
