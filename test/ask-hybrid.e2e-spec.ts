@@ -98,6 +98,23 @@ describe('POST /ask hybrid: how many chunks the text side ranks', () => {
     expect((await ask({ mode: 'vector' })).body.results).toEqual([]);
   });
 
+  it('still finds chunks by text in a collection without vectors when more than the limit contain the word', async () => {
+    await t.dataSource.query(
+      `WITH c AS (INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES (gen_random_uuid(), 'no-vectors-many', '{}') RETURNING uuid)
+       INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+       SELECT 'nvm-' || i, c.uuid, NULL, 'Điều ' || i || ': thuế', '{}'
+         FROM c, generate_series(1, $1::int) AS i`,
+      [LIMIT * 3],
+    );
+    const res = await request(t.server)
+      .post('/ask')
+      .send({ question: 'thuế', collection: 'no-vectors-many', k: 5, mode: 'hybrid' })
+      .expect(200);
+    const results = res.body.results as HybridResult[];
+    expect(results).toHaveLength(5);
+    for (const r of results) expect([r.id.startsWith('nvm-'), r.score, r.vectorRank]).toEqual([true, null, null]);
+  });
+
   it("ranks by text only the vector side's candidates when more chunks than the limit contain one", async () => {
     const results = await askHybrid('many');
     expect(results.map((r) => r.id).sort()).toEqual(['many-1', 'many-2', 'many-3']);

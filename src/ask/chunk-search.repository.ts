@@ -200,7 +200,8 @@ export class ChunkSearchRepository {
    * When there are more, the words are so common that they say little about which chunk answers
    * (Vietnamese syllables such as "là", "của", "thuế" are in most chunks of a legal corpus), and
    * the text side ranks the vector side's candidates that contain one: a re-ranking of chunks
-   * already found by meaning. A question whose words were in every chunk took 15–17 s on 100,000
+   * already found by meaning. Without any (a collection without vectors, or a filter that leaves
+   * none), it ranks the first matches it read instead: at most one more than the limit. A question whose words were in every chunk took 15–17 s on 100,000
    * chunks before (docs/PERFORMANCE.md). Each pooled chunk's tsvector is computed once
    * (text_pool is MATERIALIZED), then tested and ranked.
    */
@@ -227,7 +228,7 @@ export class ChunkSearchRepository {
        text_pool AS MATERIALIZED (
          SELECT e.id, ${CHUNK_TSVECTOR} AS tsv
            FROM text_matches m JOIN langchain_pg_embedding e ON e.id = m.id
-          WHERE (SELECT count(*) FROM text_matches) <= $7
+          WHERE (SELECT count(*) FROM text_matches) <= $7 OR NOT EXISTS (SELECT 1 FROM vector_hits)
          UNION ALL
          SELECT e.id, ${CHUNK_TSVECTOR} AS tsv
            FROM vector_hits v JOIN langchain_pg_embedding e ON e.id = v.id
