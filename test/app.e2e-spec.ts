@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -154,7 +155,7 @@ describe('the application', () => {
   });
 });
 
-describe('a database that is read-only for a while (a standby after a failover, maintenance)', () => {
+describe('the application on one database connection (DB_POOL_MAX=1)', () => {
   let t: TestApp;
   // One connection, so the test's session setting is the one the requests run on.
   beforeAll(async () => {
@@ -162,7 +163,27 @@ describe('a database that is read-only for a while (a standby after a failover, 
   });
   afterAll(() => t.close());
 
-  it('answers a write with 503 and Retry-After, writing nothing, and serves it once writable again', async () => {
+  it('answers concurrent readiness probes with one database check, not one each', async () => {
+    // The one connection held: the first probe's ping waits for it, and the others arrive meanwhile.
+    const holder = t.dataSource.createQueryRunner();
+    await holder.connect();
+    await holder.startTransaction();
+    const query = jest.spyOn(t.dataSource, 'query');
+    try {
+      const probes = await Promise.all(Array.from({ length: 20 }, () => request(t.server).get('/health/ready')));
+      // Each answered by the one check (503: its ping waited past the probe's 1 s).
+      expect(probes.map((r) => r.status)).toEqual(Array.from({ length: 20 }, () => 503));
+      expect(query.mock.calls.filter(([sql]) => sql === 'SELECT 1')).toHaveLength(1);
+    } finally {
+      query.mockRestore();
+      await holder.rollbackTransaction();
+      await holder.release();
+    }
+    // Probes one after another each check again: a change is seen at once.
+    await request(t.server).get('/health/ready').expect(200);
+  });
+
+  it('answers a write to a read-only database (a standby after a failover, maintenance) with 503 and Retry-After, writing nothing, and serves it once writable again', async () => {
     const body = { documentName: 'Luật', documentType: 'law', category: 'dat-dai', sourceFile: '/x.pdf' };
     await t.dataSource.query(`SET default_transaction_read_only = on`);
     try {

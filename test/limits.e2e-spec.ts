@@ -1,7 +1,10 @@
+import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
 import { type AddressInfo, connect } from 'node:net';
 import request from 'supertest';
 import type { QueryRunner } from 'typeorm';
 import { VECTOR_INDEX_PREFIX } from '../src/ask/vector-index.js';
+import { TRUST_ANY_PROXY_WARNING } from '../src/auth/http-security.js';
 import { MAX_JSON_DEPTH } from '../src/limits/json-body.js';
 import { dataFingerprint } from './support/legacy-schema.js';
 import { openApiOperations } from './support/openapi.js';
@@ -469,5 +472,22 @@ describe('Rate limiting behind a trusted proxy (TRUST_PROXY)', () => {
     await from('203.0.113.2').expect(200);
     // A client that forges a hop before the proxy's: the proxy appends the address it saw, which counts.
     await from('198.51.100.7, 203.0.113.1').expect(429);
+  });
+});
+
+describe('TRUST_PROXY=true', () => {
+  it('is warned about at startup (any client can forge its rate-limit address), an address list is not', async () => {
+    const startupWarnings = async (trustProxy: string): Promise<string[]> => {
+      const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      try {
+        const t = await startTestApp({ TRUST_PROXY: trustProxy });
+        await t.close();
+        return warn.mock.calls.map((call) => String(call[0]));
+      } finally {
+        warn.mockRestore();
+      }
+    };
+    expect(await startupWarnings('true')).toContain(TRUST_ANY_PROXY_WARNING);
+    expect(await startupWarnings('127.0.0.1')).not.toContain(TRUST_ANY_PROXY_WARNING);
   });
 });

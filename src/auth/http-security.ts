@@ -24,7 +24,16 @@ export function logAccessControl(config: AppConfig, logger = new Logger('Auth'))
   const { level, message } = accessControlSummary(config.auth);
   if (level === 'warn') logger.warn(message);
   else logger.log(message);
+  if (config.http.trustProxy === true) logger.warn(TRUST_ANY_PROXY_WARNING);
 }
+
+/**
+ * TRUST_PROXY=true takes the left-most X-Forwarded-For address as the client's, and the client
+ * writes that one itself (a proxy appends the address it saw): every forged address gets a fresh
+ * rate-limit budget. Said at startup, since true is what many setups try first.
+ */
+export const TRUST_ANY_PROXY_WARNING =
+  "TRUST_PROXY=true trusts every X-Forwarded-For address, including the ones a client writes itself: the rate limit can be bypassed. Set the proxies' addresses or CIDR ranges, or the number of proxy hops, instead";
 
 const HELMET_OPTIONS: FastifyHelmetOptions = {
   contentSecurityPolicy: {

@@ -126,12 +126,25 @@ export class HealthController {
     return this.readiness();
   }
 
+  /** The readiness check running now, which every probe arriving meanwhile shares. */
+  private readinessInFlight: Promise<HealthCheckResult> | null = null;
+
+  /**
+   * Probes that arrive while a check runs get its answer instead of starting their own: the route
+   * is public and not rate-limited, and a flood of probes each queueing a ping for the request
+   * pool took the connections real requests wait for (and made readiness fail by itself).
+   */
   private readiness(): Promise<HealthCheckResult> {
-    return this.health.check([
-      () => this.database.pingCheck('database').withTimeout(READY_TIMEOUT_MS),
-      () => this.schemaState(),
-      ...(this.replicas.enabled ? [() => this.replicaStates()] : []),
-    ]);
+    this.readinessInFlight ??= this.health
+      .check([
+        () => this.database.pingCheck('database').withTimeout(READY_TIMEOUT_MS),
+        () => this.schemaState(),
+        ...(this.replicas.enabled ? [() => this.replicaStates()] : []),
+      ])
+      .finally(() => {
+        this.readinessInFlight = null;
+      });
+    return this.readinessInFlight;
   }
 
   /**
