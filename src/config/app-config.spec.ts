@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { buildDataSourceOptions } from '../database/data-source-options.js';
 import { ConfigValidationError, loadAppConfig } from './app-config.js';
 
@@ -242,5 +243,20 @@ describe('loadAppConfig', () => {
     expect(() => loadAppConfig({ INGEST_CHUNK_SIZE: '500', INGEST_CHUNK_OVERLAP: '500' })).toThrow(
       /INGEST_CHUNK_OVERLAP must be at most half of INGEST_CHUNK_SIZE/,
     );
+  });
+});
+
+describe('the documented configuration', () => {
+  // Every variable the configuration class declares, read from its source as written.
+  const declared = [
+    ...readFileSync('src/config/app-config.ts', 'utf8').matchAll(/^ {2}([A-Z][A-Z0-9_]+)\??(?: =|:)/gm),
+  ].map((m) => m[1]);
+
+  it('lists every variable in .env.example and in the README', () => {
+    expect(declared.length).toBeGreaterThan(40);
+    const example = readFileSync('.env.example', 'utf8');
+    const readme = readFileSync('README.md', 'utf8');
+    expect(declared.filter((name) => !new RegExp(`^#? ?${name}=`, 'm').test(example))).toEqual([]);
+    expect(declared.filter((name) => !readme.includes(`\`${name}\``))).toEqual([]);
   });
 });

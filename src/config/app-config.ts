@@ -246,6 +246,13 @@ class EnvironmentVariables {
   @IsOptional()
   @Transform(toInt)
   @IsInt()
+  @Min(1000)
+  @Max(10_000_000)
+  LLM_CONTEXT_MAX_CHARS = 24_000;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
   @Min(1)
   @Max(1000)
   // 150, not pgvector's 40 or 100: on the 100k × 384 benchmark 2–3 % of queries at 100 ended in the
@@ -498,6 +505,8 @@ export interface AppConfig {
     readonly apiKey?: string;
     readonly model: string;
     readonly timeoutMs: number;
+    /** Characters of retrieved passages one answer prompt holds at most (LLM_CONTEXT_MAX_CHARS). */
+    readonly contextMaxChars: number;
   };
   readonly search: {
     /**
@@ -627,7 +636,13 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
           : undefined,
     },
     llm: vars.LLM_BASE_URL
-      ? { baseUrl: vars.LLM_BASE_URL, apiKey: vars.LLM_API_KEY, model: vars.LLM_MODEL, timeoutMs: vars.LLM_TIMEOUT_MS }
+      ? {
+          baseUrl: vars.LLM_BASE_URL,
+          apiKey: vars.LLM_API_KEY,
+          model: vars.LLM_MODEL,
+          timeoutMs: vars.LLM_TIMEOUT_MS,
+          contextMaxChars: vars.LLM_CONTEXT_MAX_CHARS,
+        }
       : undefined,
     search: {
       hnswEfSearch: vars.SEARCH_HNSW_EF_SEARCH,

@@ -58,11 +58,28 @@ describe('OpenAIChatAnswerGenerator', () => {
     server.requests.length = 0;
   });
 
-  const generator = (apiKey?: string) =>
+  const generator = (apiKey?: string, contextMaxChars = 24_000) =>
     new OpenAIChatAnswerGenerator(
-      { baseUrl: server.url, apiKey, model: 'fake-chat', timeoutMs: 5000 },
+      { baseUrl: server.url, apiKey, model: 'fake-chat', timeoutMs: 5000, contextMaxChars },
       { sleep: () => Promise.resolve() },
     );
+
+  it('sends at most LLM_CONTEXT_MAX_CHARS of passages, best first, the last one that fits shortened', async () => {
+    const contexts = [
+      { id: 'a', content: 'x'.repeat(600) },
+      { id: 'b', content: 'y'.repeat(600) },
+      { id: 'c', content: 'z'.repeat(600) },
+    ];
+    await generator(undefined, 1000).generate('q', contexts);
+    const prompt = (server.requests[0].body?.messages ?? [])[1].content;
+    expect(prompt).toBe(
+      formatAnswerPrompt('q', [
+        { id: 'a', content: 'x'.repeat(600) },
+        { id: 'b', content: `${'y'.repeat(400)}…` },
+      ]),
+    );
+    expect(prompt).not.toContain('[c]');
+  });
 
   it('asks the chat API with the system prompt and numbered context, and returns the cited ids', async () => {
     const contexts = [

@@ -37,6 +37,31 @@ export const ANSWER_SYSTEM_PROMPT = [
 ].join(' ');
 
 /**
+ * The passages one prompt holds, best first, within `maxChars` of passage text: whole passages
+ * while they fit, then the first one that does not, shortened to what is left (never half of a
+ * surrogate pair), then none. Without a bound, k = 100 chunks of up to 100,000 characters made a
+ * prompt of millions: beyond any model's context (a 502 after the provider's 400), and paid for.
+ */
+export function fitContexts(contexts: AnswerContext[], maxChars: number): AnswerContext[] {
+  const fitted: AnswerContext[] = [];
+  let left = maxChars;
+  for (const context of contexts) {
+    const content = context.content.trim();
+    if (content.length <= left) {
+      fitted.push({ id: context.id, content });
+      left -= content.length;
+      continue;
+    }
+    let end = left;
+    const last = content.charCodeAt(end - 1);
+    if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+    if (end > 0) fitted.push({ id: context.id, content: `${content.slice(0, end)}…` });
+    break;
+  }
+  return fitted;
+}
+
+/**
  * The user message: numbered passages, each headed `Passage <n> [<id>]:`, then the question. Test
  * doubles of the chat API parse this heading, so keep it stable.
  */
@@ -78,13 +103,16 @@ interface ChatCompletionResponse {
 export class OpenAIChatAnswerGenerator implements AnswerGenerator {
   readonly model: string;
   private readonly http: OpenAIHttpClient;
+  private readonly contextMaxChars: number;
 
   constructor(options: LlmOptions, retry: Partial<RetryPolicy> = {}) {
     this.model = options.model;
+    this.contextMaxChars = options.contextMaxChars;
     this.http = new OpenAIHttpClient({ ...options, maxRetries: LLM_MAX_RETRIES, serviceName: 'LLM service' }, retry);
   }
 
-  async generate(question: string, contexts: AnswerContext[]): Promise<GeneratedAnswer> {
+  async generate(question: string, retrieved: AnswerContext[]): Promise<GeneratedAnswer> {
+    const contexts = fitContexts(retrieved, this.contextMaxChars);
     const response = (await this.http.postJson('/chat/completions', {
       model: this.model,
       // Deterministic as far as the server allows: the answer should follow the context, not vary.
