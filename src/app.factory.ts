@@ -11,7 +11,7 @@ import { documentUnsupportedMediaType, useContentTypeCheck } from './common/cont
 import { multipartForUploads } from './common/multipart.js';
 import { documentErrorResponses, documentServiceUnavailable } from './common/openapi-errors.js';
 import { createValidationPipe } from './common/validation.js';
-import { documentBodyLimit, useDepthLimitedJsonParser } from './limits/json-body.js';
+import { documentBodyLimit, useDepthLimitedJsonParser, useRouteBodyLimits } from './limits/json-body.js';
 import { requestTimeoutOptions } from './limits/request-timeout.js';
 import { documentRateLimit } from './limits/throttling.module.js';
 
@@ -62,6 +62,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   app.useLogger(app.get(Logger));
   // JSON bodies: Fastify's parser behind a nesting-depth check (a 400, not a stack overflow).
   useDepthLimitedJsonParser(app);
+  // Before init, when Nest registers the routes: each takes its own body limit.
+  useRouteBodyLimits(app, config.http.bodyLimitBytes);
   // Uploads stream through @fastify/multipart; a file over the limit is a 413 (POST /documents/ingest).
   // Its per-request hooks run for multipart requests only (see multipartForUploads).
   await app.register(multipartForUploads, { limits: { fileSize: config.ingest.maxFileBytes, files: 1, fields: 20 } });

@@ -499,7 +499,13 @@ describe('Input validation (NUL, null, prototype-named keys)', () => {
           ],
         })
         .expect(201);
-      const service = { document_id: 'dp', document_type: 'law', status: 'active', total_chunks: 2 };
+      const service = {
+        document_id: 'dp',
+        document_type: 'law',
+        category: base.category,
+        status: 'active',
+        total_chunks: 2,
+      };
       expect(sortedJson(await storedMetadata('dp-0'))).toBe(
         sortedJson({ ...PROTOTYPE_NAMED, ...service, chunk_id: 'dp-0', chunk_index: 0 }),
       );

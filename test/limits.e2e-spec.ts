@@ -53,11 +53,17 @@ describe('Request limits: body size, malformed bodies, batch size', () => {
     expect(withJson.map((o) => o.name)).toEqual(
       expect.arrayContaining(['post /documents', 'post /embeddings', 'post /ask', 'post /documents/recount']),
     );
+    const bulk = ['post /documents', 'post /embeddings'];
     for (const o of withJson.filter((x) => x.name !== 'post /documents/ingest')) {
       expect({
         name: o.name,
         description: o.operation.responses['413']?.description,
-      }).toEqual({ name: o.name, description: 'The JSON body is larger than BODY_LIMIT_BYTES (65536 bytes)' });
+      }).toEqual({
+        name: o.name,
+        description: bulk.includes(o.name)
+          ? 'The JSON body is larger than BODY_LIMIT_BYTES (65536 bytes)'
+          : 'The JSON body is larger than 65536 bytes (the smaller of 4 MiB and BODY_LIMIT_BYTES)',
+      });
     }
     // The upload route declares its own 413, the file limit, and keeps the body limit's reason beside it.
     const ingest = withJson.find((o) => o.name === 'post /documents/ingest')!.operation.responses;
@@ -489,5 +495,33 @@ describe('TRUST_PROXY=true', () => {
     };
     expect(await startupWarnings('true')).toContain(TRUST_ANY_PROXY_WARNING);
     expect(await startupWarnings('127.0.0.1')).not.toContain(TRUST_ANY_PROXY_WARNING);
+  });
+});
+
+describe('Body limits per route (BODY_LIMIT_BYTES default)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(() => t.close());
+
+  it('reads at most 4 MiB for a search, whatever BODY_LIMIT_BYTES allows the bulk writes', async () => {
+    const padding = 'x'.repeat(5 * 1024 * 1024);
+    const ask = await request(t.server).post('/ask').send({ question: 'thuế', padding });
+    expect([ask.status, ask.body.message]).toEqual([413, 'Request body is too large']);
+    const patch = await request(t.server).patch('/documents/any').send({ documentName: padding });
+    expect(patch.status).toBe(413);
+    // The bulk write reads it, and refuses it for what it holds (no items), not for its size.
+    const bulk = await request(t.server).post('/embeddings').send({ items: [], padding });
+    expect(bulk.status).toBe(400);
+    const docs = (await request(t.server).get('/docs-json').expect(200)).body as {
+      paths: Record<string, Record<string, { responses: Record<string, { description: string }> }>>;
+    };
+    expect(docs.paths['/ask'].post.responses['413'].description).toBe(
+      'The JSON body is larger than 4194304 bytes (the smaller of 4 MiB and BODY_LIMIT_BYTES)',
+    );
+    expect(docs.paths['/embeddings'].post.responses['413'].description).toBe(
+      'The JSON body is larger than BODY_LIMIT_BYTES (33554432 bytes)',
+    );
   });
 });

@@ -275,16 +275,50 @@ export function useDepthLimitedJsonParser(app: NestFastifyApplication): void {
   );
 }
 
+/** The routes whose bodies carry documents, chunks or vectors in bulk: they take BODY_LIMIT_BYTES. */
+const BULK_BODY_ROUTES: ReadonlySet<string> = new Set([
+  'POST /documents',
+  'POST /embeddings',
+  'POST /documents/ingest',
+]);
+
 /**
- * Declares the 413 of a JSON body over BODY_LIMIT_BYTES on every operation that takes one (Fastify
+ * The body limit of every other route (at most BODY_LIMIT_BYTES): a search, a PATCH, a recount of
+ * 1,000 ids or a collection's metadata is far smaller. Fastify reads and parses a body before the
+ * API key and rate-limit guards run, so each route's limit is what an anonymous or throttled
+ * client can make the service read and parse.
+ */
+export const SMALL_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
+
+/** The body limit of a route, `METHOD /path` as Fastify or the OpenAPI document names it. */
+export function routeBodyLimit(route: string, bodyLimitBytes: number): number {
+  return BULK_BODY_ROUTES.has(route) ? bodyLimitBytes : Math.min(SMALL_BODY_LIMIT_BYTES, bodyLimitBytes);
+}
+
+/** Gives every route its body limit (routeBodyLimit) as Nest registers it. Call before init. */
+export function useRouteBodyLimits(app: NestFastifyApplication, bodyLimitBytes: number): void {
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('onRoute', (route) => {
+      const methods = Array.isArray(route.method) ? route.method : [route.method];
+      route.bodyLimit = Math.min(...methods.map((method) => routeBodyLimit(`${method} ${route.url}`, bodyLimitBytes)));
+    });
+}
+
+/**
+ * Declares the 413 of a JSON body over its route's limit on every operation that takes one (Fastify
  * refuses it before any handler runs); an operation's own 413 gains this reason.
  */
 export function documentBodyLimit(document: OpenAPIObject, bodyLimitBytes: number): OpenAPIObject {
-  for (const [operation] of documentOperations(document)) {
+  for (const [operation, method, path] of documentOperations(document)) {
     const body = operation.requestBody;
     if (!body || '$ref' in body || !body.content['application/json']) continue;
+    const route = `${method.toUpperCase()} ${path}`;
     declareSharedResponse(operation, '413', {
-      description: `The JSON body is larger than BODY_LIMIT_BYTES (${bodyLimitBytes} bytes)`,
+      description: BULK_BODY_ROUTES.has(route)
+        ? `The JSON body is larger than BODY_LIMIT_BYTES (${bodyLimitBytes} bytes)`
+        : `The JSON body is larger than ${routeBodyLimit(route, bodyLimitBytes)} bytes (the smaller of 4 MiB and BODY_LIMIT_BYTES)`,
       content: errorResponseContent({
         statusCode: 413,
         message: 'Request body is too large',
