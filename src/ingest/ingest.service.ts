@@ -142,7 +142,7 @@ export class IngestService {
         if (Buffer.byteLength(input.text, 'utf8') > maxFileBytes) {
           throw new PayloadTooLargeException(`text is larger than the limit of ${maxFileBytes} bytes`);
         }
-        return textOf(input.text, this.textFormat(input));
+        return await textOf(input.text, this.textFormat(input));
       }
       if (input.buffer === undefined) throw new BadRequestException('Either a file or text is required');
       // Before the format: an empty file is empty whatever its name or type says.

@@ -1,5 +1,6 @@
 import { extname } from 'node:path';
-import { HTMLElement, type Node, NodeType, parse } from 'node-html-parser';
+import { Parser } from 'htmlparser2';
+import { performance } from 'node:perf_hooks';
 import { extractText as extractPdfText, getDocumentProxy } from 'unpdf';
 import { normalizeText } from './chunker.js';
 
@@ -74,8 +75,8 @@ export async function extractText(buffer: Buffer, format: IngestFormat): Promise
 }
 
 /** The plain text of a text-format source that arrived as a string (JSON `text`). */
-export function textOf(source: string, format: TextFormat): string {
-  return finish(format === 'html' ? htmlToText(source) : source, format);
+export async function textOf(source: string, format: TextFormat): Promise<string> {
+  return finish(format === 'html' ? await htmlToText(source) : source, format);
 }
 
 function finish(raw: string, format: IngestFormat): string {
@@ -164,76 +165,119 @@ const BLOCK_ELEMENTS = new Set([
   'ul',
 ]);
 
+/** Deepest element nesting an HTML document may have (real documents stay under a hundred). */
+export const HTML_MAX_DEPTH = 10_000;
+
+/** Characters of HTML parsed between two turns of the event loop. */
+const HTML_SLICE_CHARS = 64 * 1024;
+
+/** How long reading one HTML document may take, all slices together. */
+const HTML_TIME_BUDGET_MS = 30_000;
+
 /**
  * Visible text of an HTML document: block elements become paragraphs, list items lines, and
  * h1–h6 markdown headings, so the chunker sees the same structure as in a markdown file.
+ *
+ * Streamed through htmlparser2's parser, which builds no tree: node-html-parser's clean-up of
+ * unclosed elements was quadratic (a 0.64 MB cascade of `<p><font>…</p>` took 19.5 s, held the
+ * event loop and with it every request of the service; htmlparser2 17 ms). The parser's own
+ * stack still costs a step per open element for each tag, so nesting beyond HTML_MAX_DEPTH is
+ * refused (422), and the document is parsed in slices with a turn of the event loop between
+ * them, within HTML_TIME_BUDGET_MS: a hostile document of unmatched end tags slows only its own
+ * request.
  */
-export function htmlToText(html: string): string {
-  const root = parse(html, { comment: false, blockTextElements: { script: false, style: false, pre: true } });
+export async function htmlToText(html: string): Promise<string> {
   const out: string[] = [];
-  // An explicit stack rather than recursion: node-html-parser builds a tree of any depth, and a
-  // 1.3 MB file of 100,000 nested <span>s overflowed the call stack (a 500).
-  const stack: Array<Node | string> = [root];
-  while (stack.length > 0) {
-    const node = stack.pop()!;
-    if (typeof node === 'string') {
-      out.push(node);
-      continue;
+  let depth = 0;
+  // Open elements inside a skipped one (script, style…), counting it: its text is not read.
+  let skipped = 0;
+  // A heading or <pre> being read: its text is collected until its own end tag.
+  let heading: { level: number; parts: string[]; open: number } | null = null;
+  let pre: { parts: string[]; open: number } | null = null;
+  const separator = (tag: string): string =>
+    tag === 'li' || tag === 'tr' || tag === 'dt' || tag === 'dd' ? '\n' : '\n\n';
+  const parser = new Parser(
+    {
+      onopentag(tag) {
+        depth += 1;
+        if (depth > HTML_MAX_DEPTH) {
+          throw new ExtractionError(
+            `The HTML document nests elements more than ${HTML_MAX_DEPTH} deep (unclosed tags?): convert it to text first`,
+            'unreadable',
+          );
+        }
+        if (skipped > 0 || SKIPPED_ELEMENTS.has(tag)) {
+          skipped += 1;
+          return;
+        }
+        if (heading !== null) {
+          heading.open += 1;
+          return;
+        }
+        if (pre !== null) {
+          pre.open += 1;
+          return;
+        }
+        const level = /^h([1-6])$/.exec(tag);
+        if (level) heading = { level: Number(level[1]), parts: [], open: 1 };
+        else if (tag === 'pre') pre = { parts: [], open: 1 };
+        else if (tag === 'br') out.push('\n');
+        else if (BLOCK_ELEMENTS.has(tag)) out.push(separator(tag));
+      },
+      ontext(text) {
+        if (skipped > 0) return;
+        if (heading !== null) heading.parts.push(text);
+        else if (pre !== null) pre.parts.push(text);
+        else out.push(text.replace(/\s+/g, ' '));
+      },
+      onclosetag(tag) {
+        depth -= 1;
+        if (skipped > 0) {
+          skipped -= 1;
+          return;
+        }
+        if (heading !== null) {
+          heading.open -= 1;
+          if (heading.open > 0) return;
+          const title = heading.parts.join('').replace(/\s+/g, ' ').trim();
+          if (title !== '') out.push(`\n\n${'#'.repeat(heading.level)} ${title}\n\n`);
+          heading = null;
+          return;
+        }
+        if (pre !== null) {
+          pre.open -= 1;
+          if (pre.open > 0) return;
+          out.push(`\n\n${pre.parts.join('')}\n\n`);
+          pre = null;
+          return;
+        }
+        if (tag === 'td' || tag === 'th') out.push(' ');
+        if (BLOCK_ELEMENTS.has(tag)) out.push(separator(tag));
+      },
+    },
+    { decodeEntities: true },
+  );
+  const started = performance.now();
+  for (let at = 0; at < html.length; at += HTML_SLICE_CHARS) {
+    if (at > 0) {
+      // Other requests run between two slices.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (performance.now() - started > HTML_TIME_BUDGET_MS) {
+        throw new ExtractionError(
+          `The HTML document took more than ${HTML_TIME_BUDGET_MS / 1000} s to read (malformed markup?): convert it to text first`,
+          'unreadable',
+        );
+      }
     }
-    if (node.nodeType === NodeType.TEXT_NODE) {
-      out.push(node.text.replace(/\s+/g, ' '));
-      continue;
-    }
-    if (!(node instanceof HTMLElement)) continue;
-    const tag = node.rawTagName?.toLowerCase() ?? '';
-    if (SKIPPED_ELEMENTS.has(tag)) continue;
-    const heading = /^h([1-6])$/.exec(tag);
-    if (heading) {
-      const title = textContent(node).replace(/\s+/g, ' ').trim();
-      if (title !== '') out.push(`\n\n${'#'.repeat(Number(heading[1]))} ${title}\n\n`);
-      continue;
-    }
-    if (tag === 'br') {
-      out.push('\n');
-      continue;
-    }
-    if (tag === 'pre') {
-      out.push(`\n\n${textContent(node)}\n\n`);
-      continue;
-    }
-    const block = BLOCK_ELEMENTS.has(tag);
-    const separator = tag === 'li' || tag === 'tr' || tag === 'dt' || tag === 'dd' ? '\n' : '\n\n';
-    if (block) out.push(separator);
-    // What follows the children, pushed first: the stack gives it back after them.
-    if (block) stack.push(separator);
-    if (tag === 'td' || tag === 'th') stack.push(' ');
-    for (let i = node.childNodes.length - 1; i >= 0; i--) stack.push(node.childNodes[i]);
+    parser.write(html.slice(at, at + HTML_SLICE_CHARS));
   }
+  parser.end();
   // Spaces around the newlines come from the source's indentation.
   return out
     .join('')
     .split('\n')
     .map((line) => line.trim())
     .join('\n');
-}
-
-/**
- * The text of an element's descendants in document order, entities decoded: node-html-parser's
- * `text` getter, walked with a stack instead of its recursion (3,000 nested <b> in a heading
- * overflowed the call stack, a 500).
- */
-function textContent(element: HTMLElement): string {
-  const parts: string[] = [];
-  const stack: Node[] = [element];
-  while (stack.length > 0) {
-    const node = stack.pop()!;
-    if (node.nodeType === NodeType.TEXT_NODE) {
-      parts.push(node.text);
-      continue;
-    }
-    for (let i = node.childNodes.length - 1; i >= 0; i--) stack.push(node.childNodes[i]);
-  }
-  return parts.join('');
 }
 
 /**
