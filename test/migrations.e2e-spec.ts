@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { DataSource } from 'typeorm';
+import request from 'supertest';
+import { DataSource } from 'typeorm';
+import { createApp } from '../src/app.factory.js';
 import { check, generate, migrationStates, revert } from '../src/cli/db-commands.js';
 import { runPendingMigrations } from '../src/database/migration-runner.js';
 import { schemaSnapshot } from './support/legacy-schema.js';
@@ -517,3 +519,34 @@ describe('InitialSchema migration', () => {
     },
   );
 });
+
+// The embedded database has one owner: two instances cannot share it.
+(TEST_TARGET === 'postgres' ? describe : describe.skip)(
+  'Two instances starting at once on an empty database with DB_MIGRATE_ON_START (server only)',
+  () => {
+    it('both start and serve; each migration runs and is recorded once, under the migration lock', async () => {
+      const db = await createTestDatabase();
+      try {
+        const apps = await Promise.all([createApp(testConfig(db)), createApp(testConfig(db))]);
+        try {
+          for (const app of apps) await request(app.getHttpServer()).get('/health/ready').expect(200);
+          const [first] = apps;
+          const recorded = await first
+            .get(DataSource)
+            .query<Array<{ name: string; n: number }>>(
+              `SELECT name, count(*)::int AS n FROM migrations GROUP BY name ORDER BY min(id)`,
+            );
+          expect(recorded).toEqual(ALL_MIGRATIONS.map((name) => ({ name, n: 1 })));
+          await request(apps[1].getHttpServer())
+            .post('/documents')
+            .send({ documentName: 'x', documentType: 'law', category: 'c', sourceFile: '/x.pdf' })
+            .expect(201);
+        } finally {
+          await Promise.all(apps.map((app) => app.close()));
+        }
+      } finally {
+        await db.drop();
+      }
+    });
+  },
+);

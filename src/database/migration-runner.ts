@@ -68,6 +68,9 @@ export async function assertStampedOrEmpty(runner: QueryRunner): Promise<void> {
   throw new DatabaseNotStampedError(present.map((r) => r.name));
 }
 
+/** How often an instance waiting for another's migrations asks for the migration lock. */
+const MIGRATION_LOCK_POLL_MS = 250;
+
 /**
  * Takes the migration lock on `runner`'s session, runs `fn`, and releases the lock. The session
  * runs without the per-request statement timeout (DB_STATEMENT_TIMEOUT_MS, which every connection
@@ -76,11 +79,22 @@ export async function assertStampedOrEmpty(runner: QueryRunner): Promise<void> {
  * instance starting with DB_MIGRATE_ON_START waits here for the first one's migrations. Migrations
  * that take exclusive locks bound their waits with `lock_timeout` instead. The setting is reset
  * before the connection goes back to the pool.
+ *
+ * The lock is polled, not waited for: CREATE INDEX CONCURRENTLY waits for every transaction that
+ * is running, and a second instance blocked in pg_advisory_lock is one, waiting in turn for the
+ * first instance's lock: PostgreSQL saw the cycle and failed the second's start ("deadlock
+ * detected"). A failed try ends its statement at once, so the build goes on.
  */
 export async function withMigrationLock<T>(runner: QueryRunner, fn: () => Promise<T>): Promise<T> {
   await runner.query(`SET statement_timeout = 0`);
   try {
-    await runner.query(`SELECT pg_advisory_lock($1)`, [MIGRATION_LOCK_KEY]);
+    for (;;) {
+      const [{ locked }] = (await runner.query(`SELECT pg_try_advisory_lock($1) AS locked`, [
+        MIGRATION_LOCK_KEY,
+      ])) as Array<{ locked: boolean }>;
+      if (locked) break;
+      await new Promise((resolve) => setTimeout(resolve, MIGRATION_LOCK_POLL_MS));
+    }
     try {
       return await fn();
     } finally {
