@@ -296,6 +296,33 @@ describe('Concurrent document and chunk writes', () => {
       return { runner, pid };
     }
 
+    it('an ingest that meets a concurrent first insert of its documentId becomes a re-ingest of it, never a 409 or 500', async () => {
+      // Another writer (the Python service, say) inserts the document and has not committed yet.
+      const other = await openTransaction();
+      await other.runner.query(
+        `INSERT INTO documents (document_id, document_name, category, document_type, source_file, file_name, total_chunks, status)
+         VALUES ('race-ingest', 'Từ nơi khác', 'dat-dai', 'law', '/x.pdf', 'x.pdf', 0, 'active')`,
+      );
+      const ingest = request(t.server)
+        .post('/documents/ingest')
+        .send({ documentId: 'race-ingest', documentType: 'law', category: 'dat-dai', text: 'Điều 1. Phạm vi' })
+        .then((r) => r);
+      // The ingest's own insert waits on the uncommitted row's unique key.
+      const waited = await blockedBy(other.pid);
+      await other.runner.commitTransaction();
+      await other.runner.release();
+      expect(waited).toBe(true);
+      const res = await ingest;
+      expect([res.status, res.body.skipped]).toEqual([201, false]);
+      const [row] = await t.dataSource.query<Array<{ documents: number; chunks: number; total: number }>>(
+        `SELECT (SELECT count(*)::int FROM documents WHERE document_id = 'race-ingest') AS documents,
+                (SELECT count(*)::int FROM langchain_pg_embedding WHERE cmetadata->>'document_id' = 'race-ingest') AS chunks,
+                (SELECT total_chunks FROM documents WHERE document_id = 'race-ingest') AS total`,
+      );
+      expect(row).toEqual({ documents: 1, chunks: res.body.chunks, total: res.body.chunks });
+      expect(row.chunks).toBeGreaterThan(0);
+    });
+
     it('DELETE /embeddings/:id of a chunk moved to another document meanwhile locks that document before the row', async () => {
       await createDocuments('owner-c', 'owner-d');
       await addChunk('del-1', 'owner-c', [1, 3]);
