@@ -566,6 +566,13 @@ describe('POST /ask', () => {
       const exact = await ask({ question: 'x', collection, queryEmbedding: huge(2), k: 2, exact: true }).expect(200);
       expect(results(found)).toHaveLength(2);
       expect(results(found)).toEqual(results(exact));
+      // So is one whose components are all below what half precision holds (it became a zero vector,
+      // NaN distances, and the index scan answered arbitrary chunks with a null score).
+      const tiny = vector(2).map((x) => x * 1e-9);
+      const tinyFound = await ask({ question: 'x', collection, queryEmbedding: tiny, k: 2 }).expect(200);
+      const tinyExact = await ask({ question: 'x', collection, queryEmbedding: tiny, k: 2, exact: true }).expect(200);
+      expect(results(tinyFound)).toEqual(results(tinyExact));
+      expect(tinyFound.body.results[0]).toMatchObject({ id: 'hr-2', score: expect.any(Number) });
       await request(t.server).delete(`/collections/${collection}`).expect(204);
     });
 

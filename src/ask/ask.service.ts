@@ -288,9 +288,21 @@ function assertValidFilter(filter: Record<string, unknown> | undefined, rejectSq
   }
 }
 
-/** Whether the query vector can be cast to the index's type (a halfvec index holds up to ±65504). */
+/**
+ * Smallest magnitude that half precision does not round to zero (half its smallest subnormal,
+ * 2^-24 / 2): pgvector turns smaller components into 0 when it casts to halfvec.
+ */
+const HALFVEC_MIN_NONZERO = 2 ** -25;
+
+/**
+ * Whether the query vector can be cast to the index's type: a halfvec index holds up to ±65504,
+ * and a query all of whose components are tinier than half precision holds became a zero vector,
+ * whose cosine distance is NaN for every chunk (the index scan then answered arbitrary chunks).
+ * Such queries are searched exactly instead.
+ */
 function fitsIndex(index: SearchTarget['index'], embedding: VectorComponents): boolean {
-  return index?.type !== 'halfvec' || firstBeyondHalfvec(embedding) === -1;
+  if (index?.type !== 'halfvec') return true;
+  return firstBeyondHalfvec(embedding) === -1 && embedding.some((c) => Math.abs(c) >= HALFVEC_MIN_NONZERO);
 }
 
 /** pgvector's errors for vectors of two dimensions meeting (a distance, or a cast to vector(N)). */
