@@ -288,6 +288,16 @@ describe('Concurrent document and chunk writes', () => {
       );
     }
 
+    /** What another instance does to write a collection's first vectors: the lock, then the row. */
+    async function writeFirstVectors(runner: QueryRunner, uuid: string, id: string, vector: string): Promise<void> {
+      await runner.query(FIRST_VECTORS_LOCK_SQL, [uuid]);
+      await runner.query(
+        `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+         VALUES ($1, $2, $3, 'text', '{}')`,
+        [id, uuid, vector],
+      );
+    }
+
     async function openTransaction(): Promise<{ runner: QueryRunner; pid: number }> {
       const runner = t.dataSource.createQueryRunner();
       await runner.connect();
@@ -492,12 +502,7 @@ describe('Concurrent document and chunk writes', () => {
       // Another instance of the service writes the collection's first vectors, 3-dimensional, and
       // holds its transaction open.
       const other = await openTransaction();
-      await other.runner.query(FIRST_VECTORS_LOCK_SQL, [uuid]);
-      await other.runner.query(
-        `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
-         VALUES ('first-3', $1, '[1,2,3]', 'three', '{}')`,
-        [uuid],
-      );
+      await writeFirstVectors(other.runner, uuid, 'first-3', '[1,2,3]');
       const viaEmbeddings = request(t.server)
         .post('/embeddings')
         .send({ collection: name, items: [{ id: 'first-4', content: 'four', embedding: [1, 2, 3, 4] }] })
@@ -548,12 +553,7 @@ describe('Concurrent document and chunk writes', () => {
       // writes the first ones of the new dimension (taking the lock exclusively), uncommitted yet.
       const other = await openTransaction();
       await other.runner.query(`DELETE FROM langchain_pg_embedding WHERE collection_id = $1`, [uuid]);
-      await other.runner.query(FIRST_VECTORS_LOCK_SQL, [uuid]);
-      await other.runner.query(
-        `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
-         VALUES ('new-4', $1, '[1,2,3,4]', 'four', '{}')`,
-        [uuid],
-      );
+      await writeFirstVectors(other.runner, uuid, 'new-4', '[1,2,3,4]');
       // This one still sees the committed 3-dimensional vector.
       const viaEmbeddings = request(t.server)
         .post('/embeddings')
