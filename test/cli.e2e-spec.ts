@@ -174,6 +174,14 @@ describe('db CLI on a database this service creates', () => {
       'Reverted BoundChunkFullTextIndex1764000000010',
       'Head: SkipUnchangedChunkCountGroups1764000000009',
     ]);
+    // Its down() changes nothing the comparison sees, but it is pending: check fails, as alembic check does.
+    expect(await check(ds)).toEqual({
+      exitCode: 1,
+      lines: [
+        'Pending migrations (run `npm run db:migrate`): BoundChunkFullTextIndex1764000000010',
+        'Schema matches the entities: no differences.',
+      ],
+    });
     expect((await revert(ds)).lines).toEqual([
       'Reverted SkipUnchangedChunkCountGroups1764000000009',
       'Head: HashLongMetadataTerms1764000000008',
