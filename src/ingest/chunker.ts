@@ -1,3 +1,5 @@
+import { sliceWholeCharacters } from '../common/text.js';
+
 /**
  * Structure-aware text chunking, pure (no I/O). A text is first parsed into a tree of structural
  * units — markdown headings and the units of Vietnamese legal documents (Phần, Chương, Mục, Điều,
@@ -163,12 +165,7 @@ function isCapitalTitle(line: string): boolean {
 }
 
 function shorten(text: string, max: number): string {
-  if (text.length <= max) return text;
-  let end = max - 1;
-  // Never half of a surrogate pair: a lone one cannot be stored (jsonb refuses it).
-  const last = text.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
-  return `${text.slice(0, end).trimEnd()}…`;
+  return text.length <= max ? text : `${sliceWholeCharacters(text, max - 1).trimEnd()}…`;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { BadGatewayException, type FactoryProvider } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
+import { sliceWholeCharacters } from '../../common/text.js';
 import { OpenAIHttpClient, type RetryPolicy } from '../../embeddings/providers/openai-http.js';
 
 /** A retrieved chunk handed to the model: its id (cited as `[id]`) and its text. */
@@ -52,10 +53,8 @@ export function fitContexts(contexts: AnswerContext[], maxChars: number): Answer
       left -= content.length;
       continue;
     }
-    let end = left;
-    const last = content.charCodeAt(end - 1);
-    if (last >= 0xd800 && last <= 0xdbff) end -= 1;
-    if (end > 0) fitted.push({ id: context.id, content: `${content.slice(0, end)}…` });
+    const head = sliceWholeCharacters(content, left);
+    if (head !== '') fitted.push({ id: context.id, content: `${head}…` });
     break;
   }
   return fitted;
