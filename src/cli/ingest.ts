@@ -1,11 +1,10 @@
 import 'reflect-metadata';
 import { HttpException, type LogLevel as NestLogLevel } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
 import cliProgress from 'cli-progress';
 import { createHash } from 'node:crypto';
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, extname, join, relative, resolve, sep } from 'node:path';
-import { AppModule } from '../app.module.js';
+import { createCliContext } from './app-context.js';
 import { ConfigValidationError, loadAppConfig, loadDotEnv } from '../config/app-config.js';
 import { IngestService } from '../ingest/ingest.service.js';
 import { MAX_CHUNK_OVERLAP, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../ingest/dto/ingest.dto.js';
@@ -223,16 +222,10 @@ async function run(argv: string[]): Promise<number> {
 
   const stopHeapLimit = limitHeapGrowth();
   const verbose: NestLogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
-  const app = await NestFactory.createApplicationContext(AppModule.forRoot(config), {
-    logger: config.logLevel === 'debug' || config.logLevel === 'trace' ? verbose : ['fatal', 'error', 'warn'],
-    // A start-up failure (database unreachable, DATA_DIR in use) reaches the one-line handler below
-    // instead of Nest printing a stack trace and exiting itself; the start-up's own log lines (its
-    // retry notice and the stack among them) are dropped with it, and printed only once it started.
-    abortOnError: false,
-    bufferLogs: true,
-    autoFlushLogs: false,
-  });
-  app.flushLogs();
+  const app = await createCliContext(
+    config,
+    config.logLevel === 'debug' || config.logLevel === 'trace' ? verbose : ['fatal', 'error', 'warn'],
+  );
   let ingested = 0;
   let skipped = 0;
   let chunks = 0;

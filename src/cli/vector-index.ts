@@ -1,7 +1,6 @@
 import 'reflect-metadata';
 import { HttpException } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { AppModule } from '../app.module.js';
+import { createCliContext } from './app-context.js';
 import { VectorIndexService } from '../ask/vector-index.service.js';
 import { ConfigValidationError, loadAppConfig, loadDotEnv } from '../config/app-config.js';
 
@@ -66,15 +65,7 @@ async function run(argv: string[]): Promise<number> {
 
   loadDotEnv();
   const config = loadAppConfig(process.env);
-  const app = await NestFactory.createApplicationContext(AppModule.forRoot(config), {
-    logger: ['fatal', 'error', 'warn'],
-    // A start-up failure reaches the one-line handler below, not Nest's stack trace and exit (see
-    // cli/ingest.ts: the same options).
-    abortOnError: false,
-    bufferLogs: true,
-    autoFlushLogs: false,
-  });
-  app.flushLogs();
+  const app = await createCliContext(config, ['fatal', 'error', 'warn']);
   try {
     const indexes = app.get(VectorIndexService);
     switch (args.command) {
