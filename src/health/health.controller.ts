@@ -1,4 +1,4 @@
-import { Controller, Get } from '@nestjs/common';
+import { applyDecorators, Controller, Get } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import {
@@ -70,6 +70,16 @@ const UNHEALTHY = healthResultSchema({
   details: { database: DOWN },
 });
 
+/** The two answers of a readiness check (GET /health, GET /health/ready). */
+const ApiReadinessResponses = (): MethodDecorator =>
+  applyDecorators(
+    ApiOkResponse({ description: 'The database answers', schema: HEALTHY }),
+    ApiServiceUnavailableResponse({
+      description: 'The database does not answer, or has no schema yet (run npm run db:migrate)',
+      schema: UNHEALTHY,
+    }),
+  );
+
 @ApiTags('health')
 @Public()
 @Unthrottled()
@@ -91,11 +101,7 @@ export class HealthController {
   @ApiOperation({
     summary: 'Readiness (same as /health/ready): 200 when the database answers and holds the schema, 503 when not',
   })
-  @ApiOkResponse({ description: 'The database answers', schema: HEALTHY })
-  @ApiServiceUnavailableResponse({
-    description: 'The database does not answer, or has no schema yet (run npm run db:migrate)',
-    schema: UNHEALTHY,
-  })
+  @ApiReadinessResponses()
   check(): Promise<HealthCheckResult> {
     return this.readiness();
   }
@@ -117,11 +123,7 @@ export class HealthController {
     summary: `Readiness: 200 when the primary database answers SELECT 1 within ${READY_TIMEOUT_MS} ms and holds the service's tables, 503 when not`,
     description: 'With read replicas, a replica that does not answer makes the status "degraded" (still 200).',
   })
-  @ApiOkResponse({ description: 'The database answers', schema: HEALTHY })
-  @ApiServiceUnavailableResponse({
-    description: 'The database does not answer, or has no schema yet (run npm run db:migrate)',
-    schema: UNHEALTHY,
-  })
+  @ApiReadinessResponses()
   ready(): Promise<HealthCheckResult> {
     return this.readiness();
   }
