@@ -9,6 +9,7 @@ import { KeepChunkVectorsInline1764000000007 } from './1764000000007-KeepChunkVe
 import { HashLongMetadataTerms1764000000008 } from './1764000000008-HashLongMetadataTerms.js';
 import { SkipUnchangedChunkCountGroups1764000000009 } from './1764000000009-SkipUnchangedChunkCountGroups.js';
 import { BoundChunkFullTextIndex1764000000010 } from './1764000000010-BoundChunkFullTextIndex.js';
+import { AlignBaselineColumnTypes1764000000011 } from './1764000000011-AlignBaselineColumnTypes.js';
 
 /**
  * Every migration, in order. Listed explicitly (not globbed) so the app, the CLI and the tests load
@@ -27,6 +28,7 @@ export const MIGRATIONS = [
   HashLongMetadataTerms1764000000008,
   SkipUnchangedChunkCountGroups1764000000009,
   BoundChunkFullTextIndex1764000000010,
+  AlignBaselineColumnTypes1764000000011,
 ];
 
 /** The migration that `db:stamp` records by default: the schema the Python service created. */

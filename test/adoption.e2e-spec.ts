@@ -64,6 +64,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
         '  [ ] HashLongMetadataTerms1764000000008',
         '  [ ] SkipUnchangedChunkCountGroups1764000000009',
         '  [ ] BoundChunkFullTextIndex1764000000010',
+        '  [ ] AlignBaselineColumnTypes1764000000011',
         'Head: (none recorded)',
         expect.stringContaining('alembic_version: a1b2c3d4e5f6'),
         expect.stringContaining('run `npm run db:stamp` before `npm run db:migrate`'),
@@ -92,7 +93,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
     expect(result.exitCode).toBe(1);
     const text = result.lines.join('\n');
     expect(text).toContain(
-      'Pending migrations (run `npm run db:migrate`): AlignLegacySchema1764000000001, BuildChunkIndexesConcurrently1764000000002, AddChunkFullTextIndex1764000000003, AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006, KeepChunkVectorsInline1764000000007, HashLongMetadataTerms1764000000008, SkipUnchangedChunkCountGroups1764000000009, BoundChunkFullTextIndex1764000000010',
+      'Pending migrations (run `npm run db:migrate`): AlignLegacySchema1764000000001, BuildChunkIndexesConcurrently1764000000002, AddChunkFullTextIndex1764000000003, AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006, KeepChunkVectorsInline1764000000007, HashLongMetadataTerms1764000000008, SkipUnchangedChunkCountGroups1764000000009, BoundChunkFullTextIndex1764000000010, AlignBaselineColumnTypes1764000000011',
     );
     expect(text).toContain('index idx_embedding_document_type is missing');
     expect(text).toContain(
@@ -131,6 +132,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
         // Nor does the full-text index: the bounded one is built under its temporary name and renamed.
         '-- BoundChunkFullTextIndex1764000000010',
         'ALTER INDEX ix_embedding_document_fts_bounded RENAME TO ix_embedding_document_fts;',
+        // The types are InitialSchema's already: nothing to convert.
+        '-- AlignBaselineColumnTypes1764000000011',
       ]),
     );
     expect(result.lines.filter((l) => /^CREATE INDEX (?!CONCURRENTLY)\S+ ON langchain_pg_embedding/.test(l))).toEqual(
@@ -140,6 +143,7 @@ describe('adopting a database the Python service created (stamp → migrate → 
     expect(await dataFingerprint(ds)).toEqual(original);
     expect((await migrationStates(ds)).map((m) => m.applied)).toEqual([
       true,
+      false,
       false,
       false,
       false,
@@ -170,7 +174,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
         'Applied HashLongMetadataTerms1764000000008',
         'Applied SkipUnchangedChunkCountGroups1764000000009',
         'Applied BoundChunkFullTextIndex1764000000010',
-        'Head: BoundChunkFullTextIndex1764000000010',
+        'Applied AlignBaselineColumnTypes1764000000011',
+        'Head: AlignBaselineColumnTypes1764000000011',
       ],
     });
     const checked = await check(ds);
@@ -215,6 +220,10 @@ describe('adopting a database the Python service created (stamp → migrate → 
   });
 
   it('reverts to the pre-existing shape and migrates again to the same schema, data unchanged', async () => {
+    expect(await revert(ds)).toEqual({
+      exitCode: 0,
+      lines: ['Reverted AlignBaselineColumnTypes1764000000011', 'Head: BoundChunkFullTextIndex1764000000010'],
+    });
     expect(await revert(ds)).toEqual({
       exitCode: 0,
       lines: ['Reverted BoundChunkFullTextIndex1764000000010', 'Head: SkipUnchangedChunkCountGroups1764000000009'],
@@ -318,7 +327,8 @@ describe('adopting a database the Python service created (stamp → migrate → 
     expect(st.stdout).toContain('[X] HashLongMetadataTerms1764000000008');
     expect(st.stdout).toContain('[X] SkipUnchangedChunkCountGroups1764000000009');
     expect(st.stdout).toContain('[X] BoundChunkFullTextIndex1764000000010');
-    expect(st.stdout).toContain('Head: BoundChunkFullTextIndex1764000000010');
+    expect(st.stdout).toContain('[X] AlignBaselineColumnTypes1764000000011');
+    expect(st.stdout).toContain('Head: AlignBaselineColumnTypes1764000000011');
     const ck = runCli(db.env, 'check');
     expect(ck.code).toBe(0);
     expect(ck.stdout).toContain('no differences');

@@ -403,6 +403,10 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
       ],
     });
     expect((await revert(ds)).lines).toEqual([
+      'Reverted AlignBaselineColumnTypes1764000000011',
+      'Head: BoundChunkFullTextIndex1764000000010',
+    ]);
+    expect((await revert(ds)).lines).toEqual([
       'Reverted BoundChunkFullTextIndex1764000000010',
       'Head: SkipUnchangedChunkCountGroups1764000000009',
     ]);
@@ -445,7 +449,7 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
       ],
     });
     expect((await check(ds)).lines).toEqual([
-      'Pending migrations (run `npm run db:migrate`): AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006, KeepChunkVectorsInline1764000000007, HashLongMetadataTerms1764000000008, SkipUnchangedChunkCountGroups1764000000009, BoundChunkFullTextIndex1764000000010',
+      'Pending migrations (run `npm run db:migrate`): AddChunkCounts1764000000004, AddMetadataTermsIndex1764000000005, AddDocumentsCreatedAtIndex1764000000006, KeepChunkVectorsInline1764000000007, HashLongMetadataTerms1764000000008, SkipUnchangedChunkCountGroups1764000000009, BoundChunkFullTextIndex1764000000010, AlignBaselineColumnTypes1764000000011',
       '4 difference(s) between the database and the entities:',
       '  - TypeORM would run: CREATE INDEX "ix_documents_created_at_id" ON "documents" ("created_at", "id")',
       '  - index ix_cmetadata_terms is missing (expected: CREATE INDEX ix_cmetadata_terms ON public.langchain_pg_embedding USING gin (chunk_metadata_terms(cmetadata)))',
@@ -461,7 +465,8 @@ describe(`chunk_counts: the summary behind GET /stats (${TEST_TARGET})`, () => {
       'Applied HashLongMetadataTerms1764000000008',
       'Applied SkipUnchangedChunkCountGroups1764000000009',
       'Applied BoundChunkFullTextIndex1764000000010',
-      'Head: BoundChunkFullTextIndex1764000000010',
+      'Applied AlignBaselineColumnTypes1764000000011',
+      'Head: AlignBaselineColumnTypes1764000000011',
     ]);
     await expectExact(ds);
     expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });

@@ -67,7 +67,8 @@ describe('db CLI on a database this service creates', () => {
       'Applied HashLongMetadataTerms1764000000008',
       'Applied SkipUnchangedChunkCountGroups1764000000009',
       'Applied BoundChunkFullTextIndex1764000000010',
-      'Head: BoundChunkFullTextIndex1764000000010',
+      'Applied AlignBaselineColumnTypes1764000000011',
+      'Head: AlignBaselineColumnTypes1764000000011',
     ]);
     expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
     const before = await schemaSnapshot(ds);
@@ -120,7 +121,7 @@ describe('db CLI on a database this service creates', () => {
     expect(source).toMatch(/down[\s\S]*ADD "language" character varying\(10\)/);
     const index = readFileSync(join(dir, 'index.ts'), 'utf8');
     expect(index).toContain(`import { DropLanguage1764000000123 } from './1764000000123-DropLanguage.js';`);
-    expect(index).toMatch(/BoundChunkFullTextIndex1764000000010,\n {2}DropLanguage1764000000123,\n\];/);
+    expect(index).toMatch(/AlignBaselineColumnTypes1764000000011,\n {2}DropLanguage1764000000123,\n\];/);
 
     await ds.query(`ALTER TABLE documents DROP COLUMN language`);
     await ds.query(
@@ -171,17 +172,21 @@ describe('db CLI on a database this service creates', () => {
 
   it('revert goes back one migration at a time', async () => {
     expect((await revert(ds)).lines).toEqual([
-      'Reverted BoundChunkFullTextIndex1764000000010',
-      'Head: SkipUnchangedChunkCountGroups1764000000009',
+      'Reverted AlignBaselineColumnTypes1764000000011',
+      'Head: BoundChunkFullTextIndex1764000000010',
     ]);
     // Its down() changes nothing the comparison sees, but it is pending: check fails, as alembic check does.
     expect(await check(ds)).toEqual({
       exitCode: 1,
       lines: [
-        'Pending migrations (run `npm run db:migrate`): BoundChunkFullTextIndex1764000000010',
+        'Pending migrations (run `npm run db:migrate`): AlignBaselineColumnTypes1764000000011',
         'Schema matches the entities: no differences.',
       ],
     });
+    expect((await revert(ds)).lines).toEqual([
+      'Reverted BoundChunkFullTextIndex1764000000010',
+      'Head: SkipUnchangedChunkCountGroups1764000000009',
+    ]);
     expect((await revert(ds)).lines).toEqual([
       'Reverted SkipUnchangedChunkCountGroups1764000000009',
       'Head: HashLongMetadataTerms1764000000008',
@@ -231,7 +236,8 @@ describe('db CLI on a database this service creates', () => {
         '  [ ] HashLongMetadataTerms1764000000008',
         '  [ ] SkipUnchangedChunkCountGroups1764000000009',
         '  [ ] BoundChunkFullTextIndex1764000000010',
-        'Pending: 10',
+        '  [ ] AlignBaselineColumnTypes1764000000011',
+        'Pending: 11',
       ]),
     );
     const refused = await revert(ds);

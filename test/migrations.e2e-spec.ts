@@ -25,6 +25,7 @@ const ALL_MIGRATIONS = [
   'HashLongMetadataTerms1764000000008',
   'SkipUnchangedChunkCountGroups1764000000009',
   'BoundChunkFullTextIndex1764000000010',
+  'AlignBaselineColumnTypes1764000000011',
 ];
 
 /** Reverts the newest migrations until `name` is the last applied one. */
@@ -277,7 +278,9 @@ describe('InitialSchema migration', () => {
     await revertTo(ds, 'AddDocumentsCreatedAtIndex1764000000006');
     await insert('external-384', 384);
     expect(await outOfLine('external-384')).toEqual([{ vector: true, text: false }]);
-    expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(-4));
+    expect(await runPendingMigrations(ds)).toEqual(
+      ALL_MIGRATIONS.slice(ALL_MIGRATIONS.indexOf('KeepChunkVectorsInline1764000000007')),
+    );
     // Rows written before keep their layout; every value reads back the same.
     expect(await outOfLine('external-384')).toEqual([{ vector: true, text: false }]);
     const [same] = await ds.query<Array<{ n: number }>>(
@@ -319,6 +322,7 @@ describe('InitialSchema migration', () => {
       'HashLongMetadataTerms1764000000008',
       'SkipUnchangedChunkCountGroups1764000000009',
       'BoundChunkFullTextIndex1764000000010',
+      'AlignBaselineColumnTypes1764000000011',
     ]);
     expect(await idsThroughTermsIndex(ds, { summary: repeated })).toEqual(['repeated']);
     expect(await idsThroughTermsIndex(ds, { summary: repeated, kind: 'long' })).toEqual(['repeated']);
@@ -344,6 +348,7 @@ describe('InitialSchema migration', () => {
     expect(await runPendingMigrations(ds)).toEqual([
       'SkipUnchangedChunkCountGroups1764000000009',
       'BoundChunkFullTextIndex1764000000010',
+      'AlignBaselineColumnTypes1764000000011',
     ]);
     const leftovers = () =>
       ds.query<Array<{ name: string; valid: boolean }>>(
@@ -375,6 +380,7 @@ describe('InitialSchema migration', () => {
       'HashLongMetadataTerms1764000000008',
       'SkipUnchangedChunkCountGroups1764000000009',
       'BoundChunkFullTextIndex1764000000010',
+      'AlignBaselineColumnTypes1764000000011',
     ]);
     expect(await schemaSnapshot(ds)).toEqual(after);
     expect(await idsThroughTermsIndex(ds, { summary: repeated })).toEqual(['repeated']);
@@ -436,7 +442,10 @@ describe('InitialSchema migration', () => {
     await expect(insert('book', distinctWords(120_000))).rejects.toThrow(TOO_LONG_FOR_TSVECTOR);
     expect((await check(ds)).lines).toContainEqual(expect.stringMatching(/^ {2}- index ix_embedding_document_fts is /));
 
-    expect(await runPendingMigrations(ds)).toEqual(['BoundChunkFullTextIndex1764000000010']);
+    expect(await runPendingMigrations(ds)).toEqual([
+      'BoundChunkFullTextIndex1764000000010',
+      'AlignBaselineColumnTypes1764000000011',
+    ]);
     expect(await schemaSnapshot(ds)).toEqual(fresh);
     expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
     await insert('book', distinctWords(120_000));
@@ -444,13 +453,93 @@ describe('InitialSchema migration', () => {
     expect(await idsThroughFullTextIndex(ds, 'w000000002')).toEqual(['book']);
 
     // On the bounded index, down and up change nothing.
+    await revertTo(ds, 'BoundChunkFullTextIndex1764000000010');
     expect((await revert(ds)).lines).toEqual([
       'Reverted BoundChunkFullTextIndex1764000000010',
       'Head: SkipUnchangedChunkCountGroups1764000000009',
     ]);
-    expect(await runPendingMigrations(ds)).toEqual(['BoundChunkFullTextIndex1764000000010']);
+    expect(await runPendingMigrations(ds)).toEqual([
+      'BoundChunkFullTextIndex1764000000010',
+      'AlignBaselineColumnTypes1764000000011',
+    ]);
     expect(await schemaSnapshot(ds)).toEqual(fresh);
     await ds.query(`DELETE FROM langchain_pg_embedding WHERE id IN ('short', 'book')`);
+  });
+
+  it("AlignBaselineColumnTypes gives InitialSchema's types to the columns db:stamp accepts in another type, refusing values that do not fit", async () => {
+    const fresh = await schemaSnapshot(ds);
+    await revertTo(ds, 'BoundChunkFullTextIndex1764000000010');
+    // Types a SQLAlchemy model may have spelled otherwise, all of which db:stamp accepts.
+    await ds.query(
+      `ALTER TABLE documents ALTER COLUMN document_id TYPE text, ALTER COLUMN document_name TYPE varchar(300),
+                             ALTER COLUMN status TYPE text, ALTER COLUMN total_chunks TYPE bigint`,
+    );
+    await ds.query(`ALTER TABLE langchain_pg_collection ALTER COLUMN name TYPE text`);
+    await ds.query(`ALTER TABLE langchain_pg_embedding ALTER COLUMN id TYPE text`);
+    await ds.query(
+      `INSERT INTO documents (document_id, document_name, category, document_type, source_file, file_name, total_chunks, status)
+       VALUES ('typed-doc', 'Typed', 'law', 'pdf', 's.pdf', 's.pdf', 5000000000, repeat('x', 60))`,
+    );
+    await ds.query(
+      `INSERT INTO langchain_pg_collection (uuid, name) VALUES ('6e1d8c2f-9b4a-4f73-8ae5-2a3b4c5d6e7f', 'typed')`,
+    );
+    await ds.query(
+      `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+       VALUES ('typed-chunk', '6e1d8c2f-9b4a-4f73-8ae5-2a3b4c5d6e7f', '[1,2,3]', 't', '{"document_id": "typed-doc"}')`,
+    );
+    // Every migration applied, and still the check failed, proposing to drop and re-add the columns.
+    expect((await check(ds)).lines).toContain(
+      '  - TypeORM would run: ALTER TABLE "documents" DROP COLUMN "total_chunks"',
+    );
+    const types = () =>
+      ds.query<Array<{ column: string; type: string }>>(
+        `SELECT table_name || '.' || column_name AS column, udt_name || coalesce('(' || character_maximum_length || ')', '') AS type
+           FROM information_schema.columns
+          WHERE table_schema = current_schema()
+            AND (table_name, column_name) IN (('documents', 'document_id'), ('documents', 'document_name'), ('documents', 'status'),
+                                              ('documents', 'total_chunks'), ('langchain_pg_collection', 'name'), ('langchain_pg_embedding', 'id'))
+          ORDER BY 1`,
+      );
+    const altered = await types();
+
+    // A value that does not fit: every such column named at once, with the query that finds its rows; nothing changed.
+    await expect(runPendingMigrations(ds)).rejects.toThrow(
+      "Some values do not fit this service's column types, so nothing was changed: " +
+        'documents.total_chunks holds 1 value(s) outside the integer range for integer (SELECT * FROM documents WHERE total_chunks NOT BETWEEN -2147483648 AND 2147483647); ' +
+        'documents.status holds 1 value(s) longer than 50 characters for varchar(50) (SELECT * FROM documents WHERE length(status) > 50). ' +
+        'Correct them, then run db:migrate again.',
+    );
+    expect(await types()).toEqual(altered);
+
+    await ds.query(`UPDATE documents SET total_chunks = 1, status = 'active' WHERE document_id = 'typed-doc'`);
+    expect(await runPendingMigrations(ds)).toEqual(['AlignBaselineColumnTypes1764000000011']);
+    expect(await types()).toEqual([
+      { column: 'documents.document_id', type: 'varchar(255)' },
+      { column: 'documents.document_name', type: 'text' },
+      { column: 'documents.status', type: 'varchar(50)' },
+      { column: 'documents.total_chunks', type: 'int4' },
+      { column: 'langchain_pg_collection.name', type: 'varchar' },
+      { column: 'langchain_pg_embedding.id', type: 'varchar' },
+    ]);
+    expect(await schemaSnapshot(ds)).toEqual(fresh);
+    expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
+    // The data is kept, and total_chunks reaches the service as a number again (bigint came as a string).
+    expect(
+      await ds.query(
+        `SELECT d.document_id, d.total_chunks, e.id FROM documents d JOIN langchain_pg_embedding e ON e.cmetadata->>'document_id' = d.document_id
+          WHERE d.document_id = 'typed-doc'`,
+      ),
+    ).toEqual([{ document_id: 'typed-doc', total_chunks: 1, id: 'typed-chunk' }]);
+
+    // Where the types are InitialSchema's, down and up change nothing.
+    expect((await revert(ds)).lines).toEqual([
+      'Reverted AlignBaselineColumnTypes1764000000011',
+      'Head: BoundChunkFullTextIndex1764000000010',
+    ]);
+    expect(await runPendingMigrations(ds)).toEqual(['AlignBaselineColumnTypes1764000000011']);
+    expect(await schemaSnapshot(ds)).toEqual(fresh);
+    await ds.query(`DELETE FROM langchain_pg_collection WHERE name = 'typed'`);
+    await ds.query(`DELETE FROM documents WHERE document_id = 'typed-doc'`);
   });
 
   // The embedded database has one session: nothing else can hold a lock there.
@@ -488,13 +577,15 @@ describe('InitialSchema migration', () => {
         await expect(migrating).rejects.toThrow(/lock timeout/);
         expect(await storage()).toBe('e');
         expect((await migrationStates(ds)).filter((m) => !m.applied).map((m) => m.name)).toEqual(
-          ALL_MIGRATIONS.slice(-4),
+          ALL_MIGRATIONS.slice(ALL_MIGRATIONS.indexOf('KeepChunkVectorsInline1764000000007')),
         );
       } finally {
         await reader.rollbackTransaction();
         await reader.release();
       }
-      expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(-4));
+      expect(await runPendingMigrations(ds)).toEqual(
+        ALL_MIGRATIONS.slice(ALL_MIGRATIONS.indexOf('KeepChunkVectorsInline1764000000007')),
+      );
       expect(await storage()).toBe('m');
 
       // Its down() too: db:revert behind the same reader gives up instead of queueing every reader
@@ -515,7 +606,9 @@ describe('InitialSchema migration', () => {
         'Reverted KeepChunkVectorsInline1764000000007',
         'Head: AddDocumentsCreatedAtIndex1764000000006',
       ]);
-      expect(await runPendingMigrations(ds)).toEqual(ALL_MIGRATIONS.slice(-4));
+      expect(await runPendingMigrations(ds)).toEqual(
+        ALL_MIGRATIONS.slice(ALL_MIGRATIONS.indexOf('KeepChunkVectorsInline1764000000007')),
+      );
     },
   );
 });
