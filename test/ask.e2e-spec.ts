@@ -313,6 +313,10 @@ describe('POST /ask', () => {
       expect(message.startsWith('Value refused: it looks like an SQL injection attempt (')).toBe(true);
       expect(message.endsWith(` at ${path}`)).toBe(true);
     }
+    // Text that only resembles a probe is searched for as data.
+    for (const title of ["Why 'yes' and 'no' is hard", 'The "new" -- revised law', 'The "Best" #1 song']) {
+      expect((await ask({ question: 'thuế', filter: { title } }).expect(200)).body.results).toEqual([]);
+    }
     expect(await dataFingerprint(t.dataSource)).toEqual(before);
   });
 

@@ -68,6 +68,11 @@ const DATA = [
   'https://example.com/?a=1&b=2',
   '{"json": "text"}',
   "Hướng dẫn 'số 12' về thuế",
+  "Why 'yes' and 'no' is hard",
+  "the 'A' and 'B' in context",
+  'The "new" -- revised law',
+  'The "Best" #1 song',
+  "'Quoted' /* aside */ text",
   '',
 ];
 

@@ -19,8 +19,12 @@ interface ProbeRule {
 }
 
 const Q = `['"\`\u2018\u2019]`;
-/** What follows OR/AND in a probe: a comparison, a parenthesised one, or a boolean literal. */
-const CONDITION = `(\\d[\\d.]*\\s*(=|<|>|!|--|#|$)|\\(\\s*(\\d|${Q}|select\\b)|(true|false|null)\\b|[a-z_][\\w.]*\\s*(=|<|>|!=)|${Q}[^'"\`\u2018\u2019]{0,100}${Q}\\s*(=|<|>|!|like\\b|in\\b|is\\b))`;
+/**
+ * What follows OR/AND in a probe: a comparison, a parenthesised one, or a boolean literal. A quoted
+ * word counts only before an operator that continues as SQL does (`'a'='a`, `'a' LIKE '`, `'a' IN (`,
+ * `'a' IS NULL`): `'yes' and 'no' is hard` is a sentence.
+ */
+const CONDITION = `(\\d[\\d.]*\\s*(=|<|>|!|--|#|$)|\\(\\s*(\\d|${Q}|select\\b)|(true|false|null)\\b|[a-z_][\\w.]*\\s*(=|<|>|!=)|${Q}[^'"\`\u2018\u2019]{0,100}${Q}\\s*(=|<|>|!|like\\s*${Q}|in\\s*\\(|is\\s+(not\\s+)?(null|true|false)\\b))`;
 const SECOND_STATEMENT = [
   '(drop|truncate|alter)\\s+(table|database|schema|view|index|function|role|user|extension|sequence)\\b',
   '(delete\\s+from|insert\\s+into)\\b',
@@ -36,7 +40,11 @@ export const SQL_PROBE_RULES: readonly ProbeRule[] = [
     pattern: new RegExp(`${Q}[\\s)]*(\\s(or|and)\\s+|(\\|\\||&&)\\s*)${CONDITION}`, 'i'),
   },
   { description: "a quoted comparison such as '1'='1", pattern: new RegExp(`${Q}\\s*(=|<>|!=)\\s*${Q}`) },
-  { description: 'a quote followed by a SQL comment', pattern: new RegExp(`${Q}[\\s)]*(;\\s*)?(--|#|/\\*)`) },
+  {
+    description: 'a quote followed by a SQL comment',
+    // Right after the quote, or ending the value: `admin'--`, `admin' #`; `"new" -- revised` and `"Best" #1` are text.
+    pattern: new RegExp(`${Q}\\)*(;\\s*)?(--|#|/\\*)|${Q}[\\s)]*(;\\s*)?(--|#|/\\*)\\s*$`),
+  },
   { description: 'a second SQL statement', pattern: new RegExp(`;\\s*(${SECOND_STATEMENT})`, 'i') },
   { description: 'UNION SELECT', pattern: /\bunion(\s+all|\s+distinct)?\s+select\b/i },
   { description: 'a tautology such as OR 1=1', pattern: /\bor\s+(\w+)\s*=\s*\1\b/i },
