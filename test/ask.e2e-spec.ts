@@ -532,6 +532,13 @@ describe('POST /ask', () => {
       const res = await ask({ question: 'x', collection: 'openai-3072', queryEmbedding: vector(2), k: 3 }).expect(200);
       expect(results(res)[0].id).toBe('big-2');
       expect(res.body.results[0].score).toBeCloseTo(1, 5);
+      // Scored on the stored vectors, not their half-precision copies: the same scores as an exact search.
+      const other = vector(2).map((x, i) => (i % 2 === 0 ? x : x / 3));
+      const scores = (r: request.Response) =>
+        (r.body as { results: Array<{ id: string; score: number }> }).results.map(({ id, score }) => ({ id, score }));
+      const indexed = await ask({ question: 'x', collection: 'openai-3072', queryEmbedding: other, k: 3 }).expect(200);
+      const exact = await ask({ question: 'x', collection: 'openai-3072', queryEmbedding: other, k: 3, exact: true });
+      expect(scores(indexed)).toEqual(scores(exact));
       await request(t.server).delete('/collections/openai-3072/vector-index').expect(204);
     });
 
