@@ -576,5 +576,48 @@ describe('Concurrent document and chunk writes', () => {
         .send({ question: 'x', collection: name, queryEmbedding: [1, 2, 3, 4] })
         .expect(200);
     });
+
+    it('a write that PostgreSQL cancels in a deadlock with a writer counting chunks its own way is run again, not a 409', async () => {
+      await createDocuments('owner-dl');
+      // The Python service's order: the chunk first (its trigger takes the document's chunk_counts
+      // row), then documents. The service takes the document's row first, then the counts'.
+      const other = t.dataSource.createQueryRunner();
+      await other.connect();
+      await other.startTransaction();
+      // The request's session detects the deadlock (after its 1 s deadlock_timeout) and is the one cancelled.
+      await other.query(`SELECT set_config('deadlock_timeout', '60s', true)`);
+      await other.query(
+        `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+         SELECT 'dl-held', uuid, '[0,1]', 'held', '{"document_id": "owner-dl"}' FROM langchain_pg_collection WHERE name = $1`,
+        [collection],
+      );
+      const post = request(t.server)
+        .post('/embeddings')
+        .send({
+          collection,
+          items: [{ id: 'dl-1', content: 'd', embedding: [1, 2], metadata: { document_id: 'owner-dl' } }],
+        })
+        .then((r) => r);
+      const waiting = await eventually(async () => {
+        const [{ n }] = await t.dataSource.query<Array<{ n: number }>>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock'
+              AND query LIKE '%INSERT INTO langchain_pg_embedding%'`,
+        );
+        return n > 0;
+      });
+      expect(waiting).toBe(true);
+      // Waits for the request's row lock on owner-dl until PostgreSQL cancels the request's transaction.
+      await other.query(`UPDATE documents SET total_chunks = total_chunks + 1 WHERE document_id = 'owner-dl'`);
+      await other.commitTransaction();
+      await other.release();
+      const res = await post;
+      expect([res.status, res.body.message]).toEqual([201, undefined]);
+      expect((await countsByDocument()).find((r) => r.document_id === 'owner-dl')).toEqual({
+        document_id: 'owner-dl',
+        total_chunks: 2,
+        n: 2,
+      });
+    });
   },
 );

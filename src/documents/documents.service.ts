@@ -6,7 +6,12 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { assertStorableJson } from '../common/validation.js';
 import { PREPARED_STATEMENTS, ReadReplicas } from '../database/read-replicas.service.js';
-import { ChunkOwnerChangedException, ChunkStore, type TotalChunksChange } from '../embeddings/chunk.store.js';
+import {
+  ChunkOwnerChangedException,
+  ChunkStore,
+  retryWriteConflicts,
+  type TotalChunksChange,
+} from '../embeddings/chunk.store.js';
 import { DocumentEntity, isDocumentIdConflict } from './document.entity.js';
 import {
   MAX_CHUNKS_WITH_EMBEDDINGS,
@@ -264,12 +269,14 @@ export class DocumentsService {
   }
 
   async remove(documentId: string): Promise<void> {
-    await this.dataSource.transaction(async (manager) => {
-      await this.chunks.lockDocuments(manager, [documentId]);
-      const doc = await this.findOrFail(manager, documentId);
-      await this.chunks.deleteDocumentChunks(manager, documentId);
-      await manager.delete(DocumentEntity, { id: doc.id });
-    });
+    await retryWriteConflicts(() =>
+      this.dataSource.transaction(async (manager) => {
+        await this.chunks.lockDocuments(manager, [documentId]);
+        const doc = await this.findOrFail(manager, documentId);
+        await this.chunks.deleteDocumentChunks(manager, documentId);
+        await manager.delete(DocumentEntity, { id: doc.id });
+      }),
+    );
   }
 
   /**

@@ -1,6 +1,7 @@
 import { BadRequestException, ConflictException, Inject, Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
+import { sqlState } from '../database/connection-errors.js';
 import {
   firstBeyondHalfvec,
   HALFVEC_MAX,
@@ -57,16 +58,28 @@ export class ChunkOwnerChangedException extends ConflictException {
 const MAX_WRITE_ATTEMPTS = 3;
 
 /**
- * Runs a chunk write again, in a new transaction, when it met a chunk that another writer gave an
- * owner after the write had read the owners (ChunkOwnerChangedException): the next attempt reads
- * them again and locks that document too. A chunk still moving after the last attempt is the 409.
+ * Deadlock detected, serialization failure: PostgreSQL cancelled the transaction for a concurrent
+ * one, and the same transaction started again is expected to pass. A writer outside the service
+ * that inserts chunks and then updates `documents` in one transaction (the order of the Python
+ * service's own bookkeeping) takes chunk_counts' row before the document's, where this service takes
+ * the document's first: the one of the two that PostgreSQL cancels may be ours.
  */
-export async function retryOnOwnerChange<T>(write: () => Promise<T>): Promise<T> {
+const TRANSIENT_CONFLICTS = new Set(['40P01', '40001']);
+
+/**
+ * Runs a chunk write again, in a new transaction, when it met a chunk that another writer gave an
+ * owner after the write had read the owners (ChunkOwnerChangedException: the next attempt reads
+ * them again and locks that document too), or when PostgreSQL cancelled it for a concurrent
+ * transaction (TRANSIENT_CONFLICTS). The writes it runs hold no provider call: their vectors are
+ * computed before. A conflict still there after the last attempt is the 409.
+ */
+export async function retryWriteConflicts<T>(write: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await write();
     } catch (error) {
-      if (!(error instanceof ChunkOwnerChangedException) || attempt >= MAX_WRITE_ATTEMPTS) throw error;
+      const transient = error instanceof ChunkOwnerChangedException || TRANSIENT_CONFLICTS.has(sqlState(error) ?? '');
+      if (!transient || attempt >= MAX_WRITE_ATTEMPTS) throw error;
     }
   }
 }

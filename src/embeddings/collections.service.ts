@@ -4,7 +4,7 @@ import { DataSource } from 'typeorm';
 import { assertStorableJson } from '../common/validation.js';
 import { sqlState } from '../database/connection-errors.js';
 import { ReadReplicas } from '../database/read-replicas.service.js';
-import { ChunkOwnerChangedException, ChunkStore, retryOnOwnerChange } from './chunk.store.js';
+import { ChunkOwnerChangedException, ChunkStore, retryWriteConflicts } from './chunk.store.js';
 import type { CollectionResponseDto, CreateCollectionDto } from './dto/collection.dto.js';
 
 interface CollectionRow {
@@ -89,7 +89,7 @@ export class CollectionsService {
    */
   async remove(name: string): Promise<void> {
     if (name.includes('\u0000')) throw new NotFoundException('Collection not found');
-    const uuid = await retryOnOwnerChange(() =>
+    const uuid = await retryWriteConflicts(() =>
       this.dataSource.transaction(async (manager) => {
         const collection = await this.chunks.findCollection(manager, name);
         if (!collection) throw new NotFoundException(`Collection "${name}" not found`);

@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { assertStorableJson } from '../common/validation.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
-import { ChunkStore, retryOnOwnerChange } from './chunk.store.js';
+import { ChunkStore, retryWriteConflicts } from './chunk.store.js';
 import type { CreateEmbeddingsDto, CreateEmbeddingsResponseDto, EmbeddingResponseDto } from './dto/embedding.dto.js';
 
 const MAX_METADATA_CHARS = 100_000;
@@ -62,7 +62,7 @@ export class EmbeddingsService {
     const rows = await this.chunks.complete(dto.items);
     this.chunks.assertUniqueIds(rows);
     const ids = rows.map((r) => r.id);
-    await retryOnOwnerChange(() =>
+    await retryWriteConflicts(() =>
       this.dataSource.transaction(async (manager) => {
         const { collection, dimension, previousDocumentIds } = await this.chunks.prepareWrite(
           manager,
@@ -111,11 +111,11 @@ export class EmbeddingsService {
 
   /**
    * Deletes one chunk and recounts its document in the same transaction, the document locked
-   * first; a chunk moved to another document meanwhile is read and locked again (retryOnOwnerChange).
+   * first; a chunk moved to another document meanwhile is read and locked again (retryWriteConflicts).
    */
   async remove(id: string): Promise<void> {
     if (id.includes('\u0000')) throw new NotFoundException('Embedding not found');
-    const deleted = await retryOnOwnerChange(() =>
+    const deleted = await retryWriteConflicts(() =>
       this.dataSource.transaction(async (manager) => {
         // Documents are locked before the chunk row is touched, in the order every chunk writer uses.
         const owners = await this.chunks.documentIdsOfChunks(manager, [id]);
