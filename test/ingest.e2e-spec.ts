@@ -163,6 +163,20 @@ describe('POST /documents/ingest', () => {
     const untouched = await request(t.server).get('/documents/luat-ong-json').expect(200);
     expect(untouched.body).toEqual(refiledDoc.body);
     expect((await storedChunks(t, 'luat-ong-json'))[0].cmetadata).toEqual(refiledChunks[0].cmetadata);
+    // Re-sent without fileName (format given instead): the stored file name and source stay, nothing is written.
+    await request(t.server)
+      .post('/documents/ingest')
+      .send({
+        ...body,
+        fileName: undefined,
+        format: 'md',
+        documentType: 'decree',
+        category: 'thue',
+        documentName: 'Nghị định',
+      })
+      .expect(200);
+    expect((await request(t.server).get('/documents/luat-ong-json').expect(200)).body).toEqual(refiledDoc.body);
+    expect(refiledDoc.body).toMatchObject({ fileName: 'luat-nuoi-ong.md', sourceFile: 'luat-nuoi-ong.md' });
     await request(t.server)
       .post('/documents/ingest')
       .send({ ...body, status: 'active' })

@@ -186,18 +186,20 @@ export class IngestService {
     total: number,
   ): Promise<IngestResult> {
     const collectionName = input.collection ?? this.config.embeddings.defaultCollection;
-    const fileName = input.fileName ?? 'inline';
     return this.dataSource.transaction(async (manager) => {
       // The collection before the document's lock, the order of every chunk writer (see DocumentsService.create).
       const collection = await this.chunks.getOrCreateCollection(manager, collectionName);
       await this.chunks.lockDocuments(manager, [documentId]);
       const existing = await manager.findOne(DocumentEntity, { where: { documentId } });
+      // Text re-sent without a file name keeps the stored name and source: "inline" must not replace
+      // the path that an upload, the CLI or POST /documents gave.
+      const fileName = input.fileName ?? existing?.fileName ?? 'inline';
       // The same fields whether the chunks are kept or replaced.
       const fields = {
         documentName: input.documentName ?? existing?.documentName ?? fileName,
         documentType: input.documentType,
         category: input.category,
-        sourceFile: input.sourceFile ?? fileName,
+        sourceFile: input.sourceFile ?? (input.fileName === undefined && existing ? existing.sourceFile : fileName),
         fileName,
         status: input.status ?? (existing?.status as DocumentStatus | null | undefined) ?? 'active',
       };

@@ -112,7 +112,7 @@ export class IngestTextDto extends IngestOptionsDto {
     example: 'luat-dat-dai-2024.md',
     minLength: 1,
     maxLength: 1024,
-    description: "Stored as fileName; 'inline' when absent",
+    description: "Stored as fileName; when absent, 'inline' (a re-ingest keeps the stored one)",
   })
   @IsOptionalNotNull()
   @IsString()
