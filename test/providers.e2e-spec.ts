@@ -111,6 +111,37 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
     expect(res.body.totalChunks).toBe(1);
   });
 
+  it('POST /documents/ingest of a text of one batch asks the provider before it opens a transaction', async () => {
+    server.hold();
+    const ingested = request(t.server)
+      .post('/documents/ingest')
+      .send({
+        documentId: 'ingest-provider-first',
+        documentType: 'law',
+        category: 'c',
+        text: 'Điều 1. Phạm vi',
+        collection: 'ingest-first',
+      })
+      .then((r) => r);
+    expect(await eventually(() => Promise.resolve(server.requests.length > 0), 200, 5)).toBe(true);
+    // While the provider computes: no session of the service sits in a transaction, so the new
+    // collection's row and its first-vectors lock are not held; another writer of it gets in.
+    const [during] = await t.dataSource.query<Array<{ documents: number; open: number }>>(
+      `SELECT (SELECT count(*)::int FROM documents WHERE document_id = 'ingest-provider-first') AS documents,
+              (SELECT count(*)::int FROM pg_stat_activity
+                WHERE datname = current_database() AND state LIKE 'idle in transaction%') AS open`,
+    );
+    expect(during).toEqual({ documents: 0, open: 0 });
+    const vector = Array.from({ length: 64 }, (_, i) => (i === 0 ? 1 : 0));
+    await request(t.server)
+      .post('/embeddings')
+      .send({ collection: 'ingest-first', items: [{ id: 'beside-ingest', content: 'x', embedding: vector }] })
+      .expect(201);
+    server.release();
+    const res = await ingested;
+    expect([res.status, res.body.chunks]).toEqual([201, 1]);
+  });
+
   it('declares the 502 and 504 it answers on every operation that computes vectors', async () => {
     const computing = ['post /embeddings', 'post /documents', 'post /documents/ingest', 'post /ask'];
     const operations = await openApiOperations(t.server);

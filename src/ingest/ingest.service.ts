@@ -27,6 +27,18 @@ import {
   textOf,
 } from './text-extraction.js';
 
+/** What IngestService.write writes: the document, its text and how it is chunked, and the vectors computed before. */
+interface IngestTarget {
+  documentId: string;
+  collectionName: string;
+  text: string;
+  contentHash: string;
+  options: ChunkOptions;
+  total: number;
+  /** One per chunk when computed before the transaction; otherwise each batch's are computed in it. */
+  vectors: number[][] | undefined;
+}
+
 /** Chunks per provider call and per upsert: bounds the vectors held in memory at once. */
 export const INGEST_BATCH_SIZE = 256;
 
@@ -125,12 +137,15 @@ export class IngestService {
       .update(`\u0000${options.chunkSize}\u0000${options.chunkOverlap}`)
       .digest('hex');
     const documentId = input.documentId ?? randomUUID();
+    const collectionName = input.collection ?? this.config.embeddings.defaultCollection;
+    const target: IngestTarget = { documentId, collectionName, text, contentHash, options, total, vectors: undefined };
+    target.vectors = await this.vectorsBeforeTransaction(target);
     try {
-      return await this.write(input, documentId, text, contentHash, options, total);
+      return await this.write(input, target);
     } catch (error) {
       // A concurrent first ingest of the same documentId committed first: now it is a re-ingest.
       if (!isDocumentIdConflict(error)) throw error;
-      return this.write(input, documentId, text, contentHash, options, total);
+      return this.write(input, target);
     }
   }
 
@@ -177,15 +192,25 @@ export class IngestService {
     );
   }
 
-  private write(
-    input: IngestInput,
-    documentId: string,
-    text: string,
-    contentHash: string,
-    options: ChunkOptions,
-    total: number,
-  ): Promise<IngestResult> {
-    const collectionName = input.collection ?? this.config.embeddings.defaultCollection;
+  /**
+   * The vectors of a text of at most one batch, computed before the transaction opens, as POST
+   * /documents computes its chunks': a slow provider then holds no connection and no lock (the
+   * document's; a new collection's uncommitted row and an empty collection's first-vectors lock, which
+   * every other writer of that collection waits for). A longer text is embedded batch by batch inside
+   * the transaction, so that one batch of vectors is in memory at a time (docs/INGESTION.md). None
+   * for a re-ingest that looks unchanged: it is going to be skipped (decided again under the lock).
+   */
+  private async vectorsBeforeTransaction(target: IngestTarget): Promise<number[][] | undefined> {
+    const { documentId, collectionName, text, contentHash, options, total } = target;
+    if (total > INGEST_BATCH_SIZE) return undefined;
+    const manager = this.dataSource.manager;
+    const existing = await manager.findOne(DocumentEntity, { where: { documentId } });
+    if (existing && (await this.isUnchanged(manager, existing, contentHash, collectionName, total))) return undefined;
+    return this.provider.embed(Array.from(chunkText(text, options), (chunk) => chunk.content));
+  }
+
+  private write(input: IngestInput, target: IngestTarget): Promise<IngestResult> {
+    const { documentId, collectionName, text, contentHash, options, total, vectors } = target;
     return this.dataSource.transaction(async (manager) => {
       // The collection before the document's lock, the order of every chunk writer (see DocumentsService.create).
       const collection = await this.chunks.getOrCreateCollection(manager, collectionName);
@@ -203,23 +228,17 @@ export class IngestService {
         fileName,
         status: input.status ?? (existing?.status as DocumentStatus | null | undefined) ?? 'active',
       };
-      if (existing) {
-        const stored = await this.storedChunks(manager, documentId, contentHash, collectionName);
-        // Every chunk the text makes, still there and embedded by the configured model: a chunk
-        // deleted since (DELETE /embeddings/:id, which recounts total_chunks) or a model changed
-        // since makes the text write them all again.
-        if (stored > 0 && stored === total && stored === existing.totalChunks) {
-          // Same text and options: the chunks and their vectors stay; changed fields are written as PATCH does.
-          await this.documents.writeFields(manager, existing, fields);
-          return {
-            documentId,
-            documentName: fields.documentName,
-            chunks: stored,
-            skipped: true,
-            contentHash,
-            collection: collectionName,
-          };
-        }
+      if (existing && (await this.isUnchanged(manager, existing, contentHash, collectionName, total))) {
+        // Same text and options: the chunks and their vectors stay; changed fields are written as PATCH does.
+        await this.documents.writeFields(manager, existing, fields);
+        return {
+          documentId,
+          documentName: fields.documentName,
+          chunks: total,
+          skipped: true,
+          contentHash,
+          collection: collectionName,
+        };
       }
       if (existing) {
         await this.chunks.deleteDocumentChunks(manager, documentId);
@@ -250,7 +269,11 @@ export class IngestService {
         await this.chunks.upsert(manager, collection.uuid, rows, [documentId]);
       };
       for (const chunk of chunkText(text, options)) {
-        batch.push({ content: chunk.content, metadata: { ...base, chunk_index: index, ...chunk.metadata } });
+        batch.push({
+          content: chunk.content,
+          metadata: { ...base, chunk_index: index, ...chunk.metadata },
+          embedding: vectors?.[index],
+        });
         index += 1;
         if (batch.length === INGEST_BATCH_SIZE) await flush();
       }
@@ -265,6 +288,23 @@ export class IngestService {
         collection: collectionName,
       };
     });
+  }
+
+  /**
+   * Whether the document's stored chunks are exactly those the text makes: every one still there,
+   * from this content hash and embedded by the configured model. A chunk deleted since (DELETE
+   * /embeddings/:id, which recounts total_chunks) or a model changed since makes the text write
+   * them all again.
+   */
+  private async isUnchanged(
+    manager: EntityManager,
+    existing: DocumentEntity,
+    contentHash: string,
+    collection: string,
+    total: number,
+  ): Promise<boolean> {
+    const stored = await this.storedChunks(manager, existing.documentId, contentHash, collection);
+    return stored > 0 && stored === total && stored === existing.totalChunks;
   }
 
   /**
