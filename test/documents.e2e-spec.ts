@@ -60,6 +60,31 @@ describe('Documents API', () => {
     await t.close();
   });
 
+  it('answers each 201 with the Location of what it created, which a GET finds', async () => {
+    const documentId = 'luật-2024/sửa-đổi?bản=1#2';
+    const created = await request(t.server)
+      .post('/documents')
+      .send({ documentId, documentName: 'x', ...base })
+      .expect(201);
+    expect(created.headers.location).toBe(`/documents/${encodeURIComponent(documentId)}`);
+    expect((await request(t.server).get(created.headers.location).expect(200)).body.documentId).toBe(documentId);
+
+    const collection = await request(t.server).post('/collections').send({ name: 'nơi chứa/1' }).expect(201);
+    expect(collection.headers.location).toBe(`/collections/${encodeURIComponent('nơi chứa/1')}`);
+    expect((await request(t.server).get(collection.headers.location).expect(200)).body.name).toBe('nơi chứa/1');
+
+    const ingest = { documentId: 'located-ingest', documentType: 'law', category: 'c', text: 'Điều 1. Phạm vi' };
+    const ingested = await request(t.server).post('/documents/ingest').send(ingest).expect(201);
+    expect(ingested.headers.location).toBe('/documents/located-ingest');
+    // A skipped re-ingest (200) created nothing.
+    const skipped = await request(t.server).post('/documents/ingest').send(ingest).expect(200);
+    expect(skipped.headers.location).toBeUndefined();
+
+    await request(t.server).delete(created.headers.location).expect(204);
+    await request(t.server).delete('/documents/located-ingest').expect(204);
+    await request(t.server).delete(collection.headers.location).expect(204);
+  });
+
   describe('POST /documents', () => {
     it('creates a document with defaults (uuid id, basename fileName, active, no chunks)', async () => {
       const res = await request(t.server)

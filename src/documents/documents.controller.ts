@@ -1,4 +1,6 @@
-import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Patch, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Patch, Post, Query, Res } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
+import { createdLocationHeader, setCreatedLocation } from '../common/location.js';
 import {
   ApiBadRequestResponse,
   ApiBody,
@@ -84,15 +86,20 @@ export class DocumentsController {
       'Missing chunk ids are generated and missing vectors computed by the configured provider. Chunk metadata ' +
       'gets document_id, chunk_id, chunk_index, total_chunks, document_type, category and status. All or nothing.',
   })
-  @ApiCreatedResponse({ type: DocumentDto })
+  @ApiCreatedResponse({ type: DocumentDto, headers: createdLocationHeader('/documents/luat-dat-dai-2024') })
   @ApiBadRequestResponse({ description: 'Invalid body, too many chunks, dimension mismatch or duplicate chunk ids' })
   @ApiConflictResponse({ description: 'documentId exists, or a chunk id belongs to another document' })
   @ApiEmbeddingProviderResponses()
   @ApiBody({ type: CreateDocumentDto, examples: CREATE_DOCUMENT_EXAMPLES })
   // Readonly<…>, a mapped type: its runtime type metadata is Object, so the global ValidationPipe
   // passes the body through to CREATE_DOCUMENT_BODY, which decodes base64 chunk embeddings.
-  create(@Body(CREATE_DOCUMENT_BODY) dto: Readonly<CreateDocumentDto>): Promise<DocumentDto> {
-    return this.documents.create(dto);
+  async create(
+    @Body(CREATE_DOCUMENT_BODY) dto: Readonly<CreateDocumentDto>,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<DocumentDto> {
+    const created = await this.documents.create(dto);
+    setCreatedLocation(reply, 'documents', created.documentId);
+    return created;
   }
 
   @Post('recount')

@@ -1,4 +1,6 @@
-import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Post } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Post, Res } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
+import { createdLocationHeader, setCreatedLocation } from '../common/location.js';
 import {
   ApiBadRequestResponse,
   ApiConflictResponse,
@@ -31,11 +33,16 @@ export class CollectionsController {
     summary: 'Create a collection',
     description: "metadata records the configured provider's embedding_model and dimensions unless given.",
   })
-  @ApiCreatedResponse({ type: CollectionResponseDto })
+  @ApiCreatedResponse({ type: CollectionResponseDto, headers: createdLocationHeader('/collections/laws') })
   @ApiBadRequestResponse({ description: 'Invalid body' })
   @ApiConflictResponse({ description: 'A collection with this name exists' })
-  create(@Body() dto: CreateCollectionDto): Promise<CollectionResponseDto> {
-    return this.collections.create(dto);
+  async create(
+    @Body() dto: CreateCollectionDto,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<CollectionResponseDto> {
+    const created = await this.collections.create(dto);
+    setCreatedLocation(reply, 'collections', created.name);
+    return created;
   }
 
   @Get(':name')

@@ -36,6 +36,7 @@ import {
 import { IngestService } from './ingest.service.js';
 import { createValidationPipe } from '../common/validation.js';
 import { ApiEmbeddingProviderResponses } from '../common/openapi-errors.js';
+import { createdLocationHeader, setCreatedLocation } from '../common/location.js';
 
 /** The global pipe's settings, applied by hand: one route takes two body shapes. */
 const validation = createValidationPipe();
@@ -109,7 +110,11 @@ export class IngestController {
     },
   })
   @ApiExtraModels(IngestFileDto, IngestTextDto)
-  @ApiCreatedResponse({ type: IngestResultDto, description: 'Document created, or its chunks replaced' })
+  @ApiCreatedResponse({
+    type: IngestResultDto,
+    description: 'Document created, or its chunks replaced',
+    headers: createdLocationHeader('/documents/luat-dat-dai-2024'),
+  })
   @ApiOkResponse({
     type: IngestResultDto,
     description: 'Same text and options as the last ingest: chunks kept, only changed fields written',
@@ -136,6 +141,7 @@ export class IngestController {
   ): Promise<IngestResultDto> {
     const result = request.isMultipart() ? await this.fromMultipart(request) : await this.fromJson(request);
     void reply.status(result.skipped ? HttpStatus.OK : HttpStatus.CREATED);
+    if (!result.skipped) setCreatedLocation(reply, 'documents', result.documentId);
     return result;
   }
 
