@@ -390,6 +390,10 @@ describe('Documents API', () => {
       ['limit=0', 'limit must not be less than 1'],
       ['limit=501', 'limit must not be greater than 500'],
       ['limit=abc', 'limit must be an integer'],
+      // Decimal digits only: Number() would take these as 16, 100 and 0.
+      ['limit=0x10', 'limit must be an integer'],
+      ['limit=1e2', 'limit must be an integer'],
+      ['offset=', 'offset must be an integer'],
       ['offset=-1', 'offset must not be less than 0'],
       ['sort=password', 'sort must be one of the following values'],
       ['order=sideways', 'order must be one of the following values'],

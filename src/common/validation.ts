@@ -8,6 +8,7 @@ import {
   applyDecorators,
 } from '@nestjs/common';
 // class-transformer's metadata (@Type) has no public reader.
+import { Transform } from 'class-transformer';
 import { defaultMetadataStorage } from 'class-transformer/cjs/storage.js';
 import {
   buildMessage,
@@ -33,6 +34,17 @@ export const VALIDATION_OPTIONS: ValidationPipeOptions = {
 /** A ValidationPipe with the global options; it hands free-form JSON objects on as sent. */
 export function createValidationPipe(): ValidationPipe {
   return new JsonPreservingValidationPipe(VALIDATION_OPTIONS);
+}
+
+/**
+ * A query or multipart field that holds an integer, converted from its decimal digits only.
+ * `@Type(() => Number)` took whatever Number() takes: `?limit=0x10` as 16, `?limit=1e2` as 100,
+ * `?offset=` as 0. Anything else stays as sent, for @IsInt to name. A JSON number passes as it is.
+ */
+export function DecimalInteger(): PropertyDecorator {
+  return Transform(({ value }: { value: unknown }) =>
+    typeof value === 'string' && /^-?\d{1,15}$/.test(value) ? Number(value) : value,
+  );
 }
 
 /** The name of IsOptionalNotNull's validator. */

@@ -15,7 +15,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { IsCollectionName } from '../../embeddings/dto/collection.dto.js';
-import { IsOptionalNotNull, MaxChars, StorableText } from '../../common/validation.js';
+import { DecimalInteger, IsOptionalNotNull, MaxChars, StorableText } from '../../common/validation.js';
 import { EmbeddingItemDto } from '../../embeddings/dto/embedding.dto.js';
 import { DOCUMENT_STATUSES, type DocumentStatus } from '../document.entity.js';
 
@@ -235,7 +235,7 @@ export class ListDocumentsQueryDto {
 
   @ApiPropertyOptional({ type: 'integer', example: 50, minimum: 1, maximum: 500, default: 50 })
   @IsOptionalNotNull()
-  @Type(() => Number)
+  @DecimalInteger()
   @IsInt()
   @Min(1)
   @Max(500)
@@ -243,7 +243,7 @@ export class ListDocumentsQueryDto {
 
   @ApiPropertyOptional({ type: 'integer', example: 0, minimum: 0, maximum: 2_147_483_647, default: 0 })
   @IsOptionalNotNull()
-  @Type(() => Number)
+  @DecimalInteger()
   @IsInt()
   @Min(0)
   @Max(2_147_483_647)
@@ -276,7 +276,7 @@ export class ListChunksQueryDto {
     description: `At most ${MAX_CHUNKS_WITH_EMBEDDINGS} with includeEmbedding=true`,
   })
   @IsOptionalNotNull()
-  @Type(() => Number)
+  @DecimalInteger()
   @IsInt()
   @Min(1)
   @Max(1000)
@@ -284,7 +284,7 @@ export class ListChunksQueryDto {
 
   @ApiPropertyOptional({ type: 'integer', example: 0, minimum: 0, maximum: 2_147_483_647, default: 0 })
   @IsOptionalNotNull()
-  @Type(() => Number)
+  @DecimalInteger()
   @IsInt()
   @Min(0)
   @Max(2_147_483_647)

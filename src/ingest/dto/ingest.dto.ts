@@ -1,9 +1,8 @@
 import { ApiProperty, ApiPropertyOptional, PickType } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsString, Matches, Max, Min, MinLength } from 'class-validator';
 import { CreateDocumentDto, DOCUMENT_ID_PATTERN } from '../../documents/dto/document.dto.js';
 import { DOCUMENT_STATUSES, type DocumentStatus } from '../../documents/document.entity.js';
-import { IsOptionalNotNull, MaxChars, StorableText } from '../../common/validation.js';
+import { DecimalInteger, IsOptionalNotNull, MaxChars, StorableText } from '../../common/validation.js';
 import { TEXT_FORMATS, type TextFormat } from '../text-extraction.js';
 
 /** Bounds of chunkSize/chunkOverlap in a request (the same as INGEST_CHUNK_SIZE/INGEST_CHUNK_OVERLAP). */
@@ -62,7 +61,7 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
     description: 'Largest chunk in characters; INGEST_CHUNK_SIZE when absent',
   })
   @IsOptionalNotNull()
-  @Type(() => Number)
+  @DecimalInteger()
   @IsInt({ message: 'chunkSize must be an integer' })
   @Min(MIN_CHUNK_SIZE)
   @Max(MAX_CHUNK_SIZE)
@@ -78,7 +77,7 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
       'or half of chunkSize if that is less',
   })
   @IsOptionalNotNull()
-  @Type(() => Number)
+  @DecimalInteger()
   @IsInt({ message: 'chunkOverlap must be an integer' })
   @Min(0)
   @Max(MAX_CHUNK_OVERLAP)
