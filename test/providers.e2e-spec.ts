@@ -246,7 +246,7 @@ async function acrossRestarts(
 }
 
 describe('a collection embedded with another model', () => {
-  it('does not stop the service from starting, and is reported as a warning', async () => {
+  it('does not stop the service from starting, and is reported as a warning, as is a DEFAULT_COLLECTION naming none of them', async () => {
     await acrossRestarts('kb-model-check-', async (inApp, server) => {
       await inApp({}, async (first) => {
         await request(first.getHttpServer())
@@ -260,6 +260,12 @@ describe('a collection embedded with another model', () => {
         expect(res.body.metadata).toMatchObject({ embedding_model: 'local-hash-ngram-384', dimensions: 384 });
         expect(logs.warnings()).toContainEqual(
           expect.stringMatching(/^Collection "legacy" was embedded with model "local-hash-ngram-384", 384 dimensions/),
+        );
+        // And requests naming no collection would not find it.
+        expect(logs.warnings()).toContainEqual(
+          expect.stringMatching(
+            /^DEFAULT_COLLECTION is "docs", but the database has no collection of that name; it has "legacy"\./,
+          ),
         );
       });
     });

@@ -1,4 +1,4 @@
-import { describeModelMismatch } from './collection-model.check.js';
+import { describeMissingDefaultCollection, describeModelMismatch } from './collection-model.check.js';
 
 describe('describeModelMismatch', () => {
   const provider = { model: 'text-embedding-3-small', dimensions: 1536 };
@@ -46,6 +46,25 @@ describe('describeModelMismatch', () => {
     ).toMatch(/^Collection "docs" was embedded with model "text-embedding-3-small", 512 dimensions, but/);
     expect(describeModelMismatch({ name: 'old', cmetadata: { embedding_model: 'ada-002' } }, provider)).toMatch(
       /^Collection "old" was embedded with model "ada-002", but the configured provider is model "text-embedding-3-small", 1536 dimensions/,
+    );
+  });
+});
+
+describe('describeMissingDefaultCollection', () => {
+  it('is null on an empty database, and when the default collection exists', () => {
+    expect(describeMissingDefaultCollection([], 'docs')).toBeNull();
+    expect(describeMissingDefaultCollection(['laws', 'docs'], 'docs')).toBeNull();
+  });
+
+  it("names the stored collections, and LangChain's default when it is there", () => {
+    expect(describeMissingDefaultCollection(['langchain'], 'docs')).toBe(
+      'DEFAULT_COLLECTION is "docs", but the database has no collection of that name; it has "langchain" ' +
+        '(LangChain\'s default collection is "langchain": set DEFAULT_COLLECTION=langchain to serve it). ' +
+        'Searches that name no collection answer 404, and writes that name none create it.',
+    );
+    expect(describeMissingDefaultCollection(['a', 'b', 'c', 'd', 'e', 'f', 'g'], 'docs')).toBe(
+      'DEFAULT_COLLECTION is "docs", but the database has no collection of that name; it has "a", "b", "c", "d", "e", and 2 more. ' +
+        'Searches that name no collection answer 404, and writes that name none create it.',
     );
   });
 });

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { EMBEDDING_PROVIDER, type EmbeddingProvider } from './providers/embedding-provider.js';
 
 /**
@@ -32,7 +33,29 @@ export function describeModelMismatch(
   );
 }
 
-/** Warns at startup about collections embedded with another model; never stops the service. */
+/**
+ * Why requests that name no collection would miss the stored chunks, or null: the database holds
+ * collections, but none named DEFAULT_COLLECTION. LangChain's own default is "langchain", so a
+ * database that a LangChain service filled without naming a collection is the usual case: searches
+ * answered 404 and writes started a second, empty collection beside it.
+ */
+export function describeMissingDefaultCollection(names: readonly string[], defaultCollection: string): string | null {
+  if (names.length === 0 || names.includes(defaultCollection)) return null;
+  const listed = names.slice(0, 5).map((n) => `"${n}"`);
+  if (names.length > 5) listed.push(`and ${names.length - 5} more`);
+  const hint = names.includes('langchain')
+    ? ' (LangChain\'s default collection is "langchain": set DEFAULT_COLLECTION=langchain to serve it)'
+    : '';
+  return (
+    `DEFAULT_COLLECTION is "${defaultCollection}", but the database has no collection of that name; it has ${listed.join(', ')}${hint}. ` +
+    'Searches that name no collection answer 404, and writes that name none create it.'
+  );
+}
+
+/**
+ * Warns at startup about collections embedded with another model, and about a DEFAULT_COLLECTION
+ * that names none of the stored collections; never stops the service.
+ */
 @Injectable()
 export class CollectionModelCheck implements OnApplicationBootstrap {
   private readonly logger = new Logger(CollectionModelCheck.name);
@@ -40,6 +63,7 @@ export class CollectionModelCheck implements OnApplicationBootstrap {
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(EMBEDDING_PROVIDER) private readonly provider: EmbeddingProvider,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -51,6 +75,11 @@ export class CollectionModelCheck implements OnApplicationBootstrap {
         const problem = describeModelMismatch(collection, this.provider);
         if (problem) this.logger.warn(problem);
       }
+      const missing = describeMissingDefaultCollection(
+        collections.map((c) => c.name),
+        this.config.embeddings.defaultCollection,
+      );
+      if (missing) this.logger.warn(missing);
     } catch (err) {
       // A server database that is not migrated yet has no such table; the check is advice, not a gate.
       this.logger.warn(`Could not compare collections with the embedding model: ${(err as Error).message}`);
