@@ -1,4 +1,11 @@
-import { indexRowProblem, vectorDimensionProblem } from './database-exception.filter.js';
+import { type ArgumentsHost, ConflictException } from '@nestjs/common';
+import { QueryFailedError } from 'typeorm';
+import {
+  DatabaseExceptionFilter,
+  indexRowProblem,
+  RetryableConflictException,
+  vectorDimensionProblem,
+} from './database-exception.filter.js';
 
 describe('vectorDimensionProblem', () => {
   // The messages pgvector 0.8 raises with SQLSTATE 22000 (seen on the test server).
@@ -42,5 +49,46 @@ describe('indexRowProblem', () => {
       indexRowProblem(new Error('index row size 3056 exceeds btree version 4 maximum 2704 for index "other_index"')),
     ).toBeNull();
     expect(indexRowProblem(new Error('index row requires 9000 bytes, maximum size is 8191'))).toBeNull();
+  });
+});
+
+describe('DatabaseExceptionFilter: Retry-After on a 409', () => {
+  /** What the filter sends for `exception`: status, Retry-After and body, through a recording reply. */
+  function answer(exception: unknown): { status: number; retryAfter: string | undefined; body: unknown } {
+    const headers = new Map<string, string>();
+    const sent: { status?: number; body?: unknown } = {};
+    const reply = {
+      hasHeader: (name: string) => headers.has(name),
+      header: (name: string, value: string) => (headers.set(name, value), reply),
+      status: (status: number) => ((sent.status = status), reply),
+      send: (body: unknown) => ((sent.body = body), reply),
+    };
+    const host = { switchToHttp: () => ({ getResponse: () => reply }) } as unknown as ArgumentsHost;
+    new DatabaseExceptionFilter().catch(exception, host);
+    return { status: sent.status ?? 0, retryAfter: headers.get('retry-after'), body: sent.body };
+  }
+  const failed = (code: string) => new QueryFailedError('UPDATE …', [], Object.assign(new Error('x'), { code }));
+
+  it('says when to retry a transaction PostgreSQL cancelled for another (deadlock, serialization failure)', () => {
+    for (const code of ['40P01', '40001']) {
+      expect(answer(failed(code))).toEqual({
+        status: 409,
+        retryAfter: '1',
+        body: {
+          statusCode: 409,
+          message: 'The request conflicted with a concurrent change; retry it',
+          error: 'Conflict',
+        },
+      });
+    }
+  });
+
+  it('says it for a RetryableConflictException, and not for a lasting conflict', () => {
+    expect(answer(new RetryableConflictException('moved; retry'))).toMatchObject({ status: 409, retryAfter: '1' });
+    expect(answer(new ConflictException('Document "x" already exists'))).toMatchObject({
+      status: 409,
+      retryAfter: undefined,
+    });
+    expect(answer(failed('23505'))).toMatchObject({ status: 409, retryAfter: undefined });
   });
 });

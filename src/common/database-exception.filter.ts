@@ -1,6 +1,7 @@
 import {
   type ArgumentsHost,
   Catch,
+  ConflictException,
   type ExceptionFilter,
   HttpException,
   HttpStatus,
@@ -49,6 +50,20 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
   '57P03': [HttpStatus.SERVICE_UNAVAILABLE, 'The database is starting up'],
 };
 
+/**
+ * A 409 that the same request, sent again, is expected to pass: a concurrent writer got in its way
+ * (a chunk that changed owner, the index lock of another build). Answered with Retry-After, as
+ * PostgreSQL's deadlock and serialization failures are, so a client can tell it from the 409 of a
+ * lasting conflict (a documentId that exists), which carries none.
+ */
+export class RetryableConflictException extends ConflictException {}
+
+/** SQLSTATEs whose 409 is worth retrying at once: PostgreSQL cancelled the transaction for another. */
+const RETRYABLE_CONFLICTS = new Set(['40P01', '40001']);
+
+/** Retry-After of a retryable 409: the concurrent transaction it met is usually done by then. */
+export const CONFLICT_RETRY_AFTER_SECONDS = 1;
+
 /** Retry-After of a 503 caused by the database: pool waits and restarts last about a second. */
 export const DATABASE_RETRY_AFTER_SECONDS = 1;
 
@@ -86,6 +101,12 @@ export class DatabaseExceptionFilter implements ExceptionFilter {
           ? exception.retryAfterSeconds
           : DATABASE_RETRY_AFTER_SECONDS;
       void reply.header('retry-after', String(seconds));
+    }
+    if (
+      status === Number(HttpStatus.CONFLICT) &&
+      (exception instanceof RetryableConflictException || RETRYABLE_CONFLICTS.has(sqlState(exception) ?? ''))
+    ) {
+      void reply.header('retry-after', String(CONFLICT_RETRY_AFTER_SECONDS));
     }
     void reply.status(status).send(body);
   }

@@ -1,6 +1,7 @@
-import { BadRequestException, ConflictException, Inject, Injectable } from '@nestjs/common';
+import { BadRequestException, Inject, Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
+import { RetryableConflictException } from '../common/database-exception.filter.js';
 import { sqlState } from '../database/connection-errors.js';
 import {
   firstBeyondHalfvec,
@@ -48,7 +49,7 @@ export interface WriteTarget {
  * once this is thrown (the transaction rolls back). A writer that can read the owners again retries
  * (EmbeddingsService.add); what remains is a 409.
  */
-export class ChunkOwnerChangedException extends ConflictException {
+export class ChunkOwnerChangedException extends RetryableConflictException {
   constructor() {
     super('A chunk of this request was written by a concurrent request; retry');
   }
@@ -329,7 +330,9 @@ export class ChunkStore {
         (await this.createCollection(manager, name, metadata)) ?? (await this.findCollection(manager, name));
       if (collection) return collection;
     }
-    throw new ConflictException(`Collection "${name}" was deleted concurrently, again and again; retry the request`);
+    throw new RetryableConflictException(
+      `Collection "${name}" was deleted concurrently, again and again; retry the request`,
+    );
   }
 
   /** A new collection's cmetadata: the provider's model and dimension, then the caller's keys. */
