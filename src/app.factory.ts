@@ -5,6 +5,7 @@ import { Logger } from 'nestjs-pino';
 import type { LogLevel as NestLogLevel } from '@nestjs/common';
 import type { AppConfig, LogLevel } from './config/app-config.js';
 import { logAccessControl, registerHttpSecurity } from './auth/http-security.js';
+import { useEarlyApiKeyCheck } from './auth/early-api-key-check.js';
 import { documentApiKeySecurity, withApiKeySecurity } from './auth/openapi-security.js';
 import { AppModule } from './app.module.js';
 import { documentUnsupportedMediaType, useContentTypeCheck } from './common/content-type.js';
@@ -86,6 +87,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   documentRateLimit(document, config);
   documentBodyLimit(document, config.http.bodyLimitBytes);
   documentUnsupportedMediaType(document);
+  // Both before the body is read: a request without a valid key is a 401 whatever its media type.
+  useEarlyApiKeyCheck(app, document, config);
   useContentTypeCheck(app, document);
   documentServiceUnavailable(document);
   documentErrorResponses(document);

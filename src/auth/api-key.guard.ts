@@ -56,53 +56,58 @@ interface StoredKey {
 
 const sha256 = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest();
 
+/** What ApiKeys.decide says of a request: let it through (with the key's label), or refuse it. */
+export type ApiKeyDecision =
+  | { readonly allowed: true; readonly label?: string }
+  | {
+      readonly allowed: false;
+      readonly status: 401 | 403;
+      readonly message: string;
+      readonly challenge?: string;
+      /** The key's label when a valid key lacked the scope (a 403): the logs still say whose it was. */
+      readonly label?: string;
+    };
+
 /**
- * The global guard (APP_GUARD) for API_KEYS. Without keys every route is open. With keys: a
- * `@Public()` route needs none; any other needs a key holding its scope (`@RequiredScope`, else
- * read for GET/HEAD and write otherwise), except reads when API_READS_PUBLIC is true and the
- * request presents no key. A presented key is always checked, so a wrong key is a 401 even on a
- * public read. Keys are compared in constant time and never logged or echoed.
+ * The rule of API_KEYS, shared by ApiKeyGuard and the check before the body is read
+ * (useEarlyApiKeyCheck). A route needs a key holding its scope, except reads when API_READS_PUBLIC
+ * is true and the request presents no key. A presented key is always checked, so a wrong key is a
+ * 401 even on a public read. Keys are compared in constant time and never logged or echoed.
  */
-@Injectable()
-export class ApiKeyGuard implements CanActivate {
+export class ApiKeys {
   private readonly keys: readonly StoredKey[];
   private readonly readsPublic: boolean;
 
-  constructor(
-    @Inject(APP_CONFIG) config: AppConfig,
-    private readonly reflector: Reflector,
-  ) {
+  constructor(config: AppConfig) {
     this.keys = config.auth.apiKeys.map((k) => ({ label: k.label, digest: sha256(k.key), scopes: k.scopes }));
     this.readsPublic = config.auth.readsPublic;
   }
 
-  canActivate(context: ExecutionContext): boolean {
-    if (this.keys.length === 0 || context.getType() !== 'http') return true;
-    const targets = [context.getHandler(), context.getClass()];
-    if (this.reflector.getAllAndOverride<boolean | undefined>(PUBLIC_ROUTE, targets)) return true;
+  /** Whether API_KEYS is set: without keys every route is open. */
+  get enabled(): boolean {
+    return this.keys.length > 0;
+  }
 
-    const http = context.switchToHttp();
-    const request = http.getRequest<FastifyRequest>();
-    const scope =
-      this.reflector.getAllAndOverride<ApiScope | undefined>(REQUIRED_SCOPE, targets) ??
-      defaultScopeFor(request.method);
-    const presented = presentedApiKey(request.headers);
+  decide(scope: ApiScope, headers: FastifyRequest['headers']): ApiKeyDecision {
+    if (!this.enabled) return { allowed: true };
+    const presented = presentedApiKey(headers);
     if (presented === undefined) {
-      if (scope === 'read' && this.readsPublic) return true;
-      this.challenge(http.getResponse<FastifyReply>(), 'Bearer');
-      throw new UnauthorizedException(MISSING_KEY_MESSAGE);
+      if (scope === 'read' && this.readsPublic) return { allowed: true };
+      return { allowed: false, status: 401, message: MISSING_KEY_MESSAGE, challenge: 'Bearer' };
     }
     const key = this.match(presented);
     if (key === undefined) {
-      this.challenge(http.getResponse<FastifyReply>(), 'Bearer error="invalid_token"');
-      throw new UnauthorizedException(INVALID_KEY_MESSAGE);
+      return { allowed: false, status: 401, message: INVALID_KEY_MESSAGE, challenge: 'Bearer error="invalid_token"' };
     }
-    request.apiKeyLabel = key.label;
-    (request.raw as RequestWithApiKeyLabel).apiKeyLabel = key.label;
     if (!key.scopes.has(scope)) {
-      throw new ForbiddenException(`API key ${key.label} lacks the "${scope}" scope this route needs`);
+      return {
+        allowed: false,
+        status: 403,
+        message: `API key ${key.label} lacks the "${scope}" scope this route needs`,
+        label: key.label,
+      };
     }
-    return true;
+    return { allowed: true, label: key.label };
   }
 
   /** Compares against every key without stopping at a match, so timing does not tell which key (or whether any) matched. */
@@ -115,8 +120,44 @@ export class ApiKeyGuard implements CanActivate {
     }
     return found;
   }
+}
 
-  private challenge(reply: FastifyReply, value: string): void {
-    void reply.header('WWW-Authenticate', value);
+/**
+ * The global guard (APP_GUARD) for API_KEYS (the rule: ApiKeys). A `@Public()` route needs no key;
+ * any other needs one holding its scope (`@RequiredScope`, else read for GET/HEAD and write otherwise).
+ */
+@Injectable()
+export class ApiKeyGuard implements CanActivate {
+  private readonly keys: ApiKeys;
+
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    private readonly reflector: Reflector,
+  ) {
+    this.keys = new ApiKeys(config);
+  }
+
+  canActivate(context: ExecutionContext): boolean {
+    if (!this.keys.enabled || context.getType() !== 'http') return true;
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean | undefined>(PUBLIC_ROUTE, targets)) return true;
+
+    const http = context.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const scope =
+      this.reflector.getAllAndOverride<ApiScope | undefined>(REQUIRED_SCOPE, targets) ??
+      defaultScopeFor(request.method);
+    const decision = this.keys.decide(scope, request.headers);
+    if (decision.label !== undefined) {
+      request.apiKeyLabel = decision.label;
+      (request.raw as RequestWithApiKeyLabel).apiKeyLabel = decision.label;
+    }
+    if (!decision.allowed) {
+      if (decision.challenge) void http.getResponse<FastifyReply>().header('WWW-Authenticate', decision.challenge);
+      throw decision.status === 401
+        ? new UnauthorizedException(decision.message)
+        : new ForbiddenException(decision.message);
+    }
+    return true;
   }
 }

@@ -1,5 +1,5 @@
 import type { DocumentBuilder, OpenAPIObject } from '@nestjs/swagger';
-import type { ResponseObject } from '@nestjs/swagger';
+import type { OperationObject, ResponseObject } from '@nestjs/swagger';
 import type { ApiScope } from '../config/app-config.js';
 import { documentOperations, errorResponseContent } from '../common/openapi-errors.js';
 import { defaultScopeFor, MISSING_KEY_MESSAGE } from './api-key.guard.js';
@@ -28,17 +28,31 @@ function errorResponse(description: string, statusCode: number, error: string, m
 }
 
 /**
+ * What API_KEYS asks of an operation: nothing (`@Public()`, whose security is `[{}]`), or the scope
+ * of its `@RequiredScope`, else of its method (read for GET/HEAD, write otherwise).
+ */
+export function operationAccess(
+  document: OpenAPIObject,
+  operation: OperationObject,
+  method: string,
+): ApiScope | 'public' {
+  const security = operation.security ?? document.security ?? [];
+  const anonymous = security.length === 0 || security.some((requirement) => Object.keys(requirement).length === 0);
+  if (anonymous) return 'public';
+  const extensions = operation as unknown as Record<string, unknown>;
+  return (extensions[OPENAPI_SCOPE_EXTENSION] as ApiScope | undefined) ?? defaultScopeFor(method);
+}
+
+/**
  * Adds 401 and 403 responses, naming the scope, to every operation that needs a key (403 only where
  * the scope is write or admin); `@Public()` operations (security `[{}]`) are left alone. Existing
  * responses with those codes are kept.
  */
 export function documentApiKeySecurity(document: OpenAPIObject): OpenAPIObject {
   for (const [operation, method] of documentOperations(document)) {
-    const security = operation.security ?? document.security ?? [];
-    const anonymous = security.length === 0 || security.some((requirement) => Object.keys(requirement).length === 0);
-    if (anonymous) continue;
+    const scope = operationAccess(document, operation, method);
+    if (scope === 'public') continue;
     const extensions = operation as unknown as Record<string, unknown>;
-    const scope = (extensions[OPENAPI_SCOPE_EXTENSION] as ApiScope | undefined) ?? defaultScopeFor(method);
     const when = scope === 'read' ? ' (reads need a key only with API_READS_PUBLIC=false)' : '';
     extensions[OPENAPI_SCOPE_EXTENSION] = scope;
     operation.responses['401'] ??= errorResponse(

@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import { declareSharedResponse, documentOperations, errorResponseContent } from './openapi-errors.js';
 
 /** Whether the request carries a body (RFC 9112 §6.3: a length above 0, or a chunked transfer). */
-function hasBody(request: FastifyRequest): boolean {
+export function hasBody(request: FastifyRequest): boolean {
   const length = request.headers['content-length'];
   return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }

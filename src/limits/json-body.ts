@@ -285,8 +285,9 @@ const BULK_BODY_ROUTES: ReadonlySet<string> = new Set([
 /**
  * The body limit of every other route (at most BODY_LIMIT_BYTES): a search, a PATCH, a recount of
  * 1,000 ids or a collection's metadata is far smaller. Fastify reads and parses a body before the
- * API key and rate-limit guards run, so each route's limit is what an anonymous or throttled
- * client can make the service read and parse.
+ * rate-limit guard runs (and on a public read such as POST /ask, with no key needed), so each
+ * route's limit is what a throttled or anonymous client can make the service read and parse. A
+ * write without a valid key is refused before its body is read (useEarlyApiKeyCheck).
  */
 export const SMALL_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
 
