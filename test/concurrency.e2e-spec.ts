@@ -577,6 +577,54 @@ describe('Concurrent document and chunk writes', () => {
         .expect(200);
     });
 
+    it('a write whose collection is deleted while it waits creates the collection again, not a 409', async () => {
+      const name = 'deleted-under-write';
+      await createDocuments('owner-gone');
+      const item = (id: string, embedding: number[]) => ({
+        id,
+        content: id,
+        embedding,
+        metadata: { document_id: 'owner-gone' },
+      });
+      await request(t.server)
+        .post('/embeddings')
+        .send({ collection: name, items: [item('gone-0', [1, 0])] })
+        .expect(201);
+      // The request looks the collection up, then waits for the document's lock, which this holds.
+      const holder = t.dataSource.createQueryRunner();
+      await holder.connect();
+      await holder.startTransaction();
+      await holdDocumentLock(holder, 'owner-gone');
+      const post = request(t.server)
+        .post('/embeddings')
+        .send({ collection: name, items: [item('gone-1', [0, 1])] })
+        .then((r) => r);
+      const waiting = await eventually(async () => {
+        const [{ n }] = await t.dataSource.query<Array<{ n: number }>>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`,
+        );
+        return n > 0;
+      });
+      expect(waiting).toBe(true);
+      // Meanwhile the collection goes, as LangChain's delete_collection() deletes it.
+      await t.dataSource.query(`DELETE FROM langchain_pg_collection WHERE name = $1`, [name]);
+      await holder.commitTransaction();
+      await holder.release();
+      const res = await post;
+      expect([res.status, res.body.message]).toEqual([201, undefined]);
+      const stored = await t.dataSource.query(
+        `SELECT e.id FROM langchain_pg_embedding e JOIN langchain_pg_collection c ON c.uuid = e.collection_id WHERE c.name = $1`,
+        [name],
+      );
+      expect(stored).toEqual([{ id: 'gone-1' }]);
+      expect((await countsByDocument()).find((r) => r.document_id === 'owner-gone')).toEqual({
+        document_id: 'owner-gone',
+        total_chunks: 1,
+        n: 1,
+      });
+    });
+
     it('a write that PostgreSQL cancels in a deadlock with a writer counting chunks its own way is run again, not a 409', async () => {
       await createDocuments('owner-dl');
       // The Python service's order: the chunk first (its trigger takes the document's chunk_counts

@@ -67,7 +67,8 @@ describe('DatabaseExceptionFilter: Retry-After on a 409', () => {
     new DatabaseExceptionFilter().catch(exception, host);
     return { status: sent.status ?? 0, retryAfter: headers.get('retry-after'), body: sent.body };
   }
-  const failed = (code: string) => new QueryFailedError('UPDATE …', [], Object.assign(new Error('x'), { code }));
+  const failed = (code: string, constraint?: string) =>
+    new QueryFailedError('UPDATE …', [], Object.assign(new Error('x'), { code, constraint }));
 
   it('says when to retry a transaction PostgreSQL cancelled for another (deadlock, serialization failure)', () => {
     for (const code of ['40P01', '40001']) {
@@ -90,5 +91,26 @@ describe('DatabaseExceptionFilter: Retry-After on a 409', () => {
       retryAfter: undefined,
     });
     expect(answer(failed('23505'))).toMatchObject({ status: 409, retryAfter: undefined });
+  });
+
+  it("says it when a chunk's collection was deleted under the write, naming that; not for another foreign key", () => {
+    expect(answer(failed('23503', 'langchain_pg_embedding_collection_id_fkey'))).toEqual({
+      status: 409,
+      retryAfter: '1',
+      body: {
+        statusCode: 409,
+        message: 'The collection was deleted while this request wrote into it; retry it',
+        error: 'Conflict',
+      },
+    });
+    expect(answer(failed('23503', 'other_fkey'))).toEqual({
+      status: 409,
+      retryAfter: undefined,
+      body: {
+        statusCode: 409,
+        message: 'The record refers to, or is referred to by, another record',
+        error: 'Conflict',
+      },
+    });
   });
 });

@@ -58,6 +58,19 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
  */
 export class RetryableConflictException extends ConflictException {}
 
+/**
+ * A chunk write whose collection was deleted (DELETE /collections/:name, LangChain's
+ * delete_collection, SQL) after the write had looked it up: the chunk's foreign key finds no
+ * collection. Sent again, the request creates the collection anew, as it would have after the
+ * delete; the writes that can run again do so at once (retryWriteConflicts).
+ */
+export function isCollectionGone(error: unknown): boolean {
+  if (!(error instanceof QueryFailedError) || sqlState(error) !== '23503') return false;
+  return (error.driverError as { constraint?: string }).constraint === 'langchain_pg_embedding_collection_id_fkey';
+}
+
+const COLLECTION_GONE_MESSAGE = 'The collection was deleted while this request wrote into it; retry it';
+
 /** SQLSTATEs whose 409 is worth retrying at once: PostgreSQL cancelled the transaction for another. */
 const RETRYABLE_CONFLICTS = new Set(['40P01', '40001']);
 
@@ -104,7 +117,9 @@ export class DatabaseExceptionFilter implements ExceptionFilter {
     }
     if (
       status === Number(HttpStatus.CONFLICT) &&
-      (exception instanceof RetryableConflictException || RETRYABLE_CONFLICTS.has(sqlState(exception) ?? ''))
+      (exception instanceof RetryableConflictException ||
+        RETRYABLE_CONFLICTS.has(sqlState(exception) ?? '') ||
+        isCollectionGone(exception))
     ) {
       void reply.header('retry-after', String(CONFLICT_RETRY_AFTER_SECONDS));
     }
@@ -137,6 +152,7 @@ export class DatabaseExceptionFilter implements ExceptionFilter {
       const message =
         (code === '22000' && vectorDimensionProblem(exception)) ||
         (code === '54000' && indexRowProblem(exception)) ||
+        (isCollectionGone(exception) && COLLECTION_GONE_MESSAGE) ||
         generic;
       if (status >= 500) this.logger.warn(`${message} (SQLSTATE ${code})`);
       return [status, standardBody(status, message)];

@@ -1,7 +1,7 @@
 import { BadRequestException, Inject, Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
-import { RetryableConflictException } from '../common/database-exception.filter.js';
+import { isCollectionGone, RetryableConflictException } from '../common/database-exception.filter.js';
 import { sqlState } from '../database/connection-errors.js';
 import {
   firstBeyondHalfvec,
@@ -70,8 +70,9 @@ const TRANSIENT_CONFLICTS = new Set(['40P01', '40001']);
 /**
  * Runs a chunk write again, in a new transaction, when it met a chunk that another writer gave an
  * owner after the write had read the owners (ChunkOwnerChangedException: the next attempt reads
- * them again and locks that document too), or when PostgreSQL cancelled it for a concurrent
- * transaction (TRANSIENT_CONFLICTS). The writes it runs hold no provider call: their vectors are
+ * them again and locks that document too), when PostgreSQL cancelled it for a concurrent
+ * transaction (TRANSIENT_CONFLICTS), or when its collection was deleted after it looked it up
+ * (isCollectionGone: the next attempt creates it again). The writes it runs hold no provider call: their vectors are
  * computed before. A conflict still there after the last attempt is the 409.
  */
 export async function retryWriteConflicts<T>(write: () => Promise<T>): Promise<T> {
@@ -79,7 +80,10 @@ export async function retryWriteConflicts<T>(write: () => Promise<T>): Promise<T
     try {
       return await write();
     } catch (error) {
-      const transient = error instanceof ChunkOwnerChangedException || TRANSIENT_CONFLICTS.has(sqlState(error) ?? '');
+      const transient =
+        error instanceof ChunkOwnerChangedException ||
+        TRANSIENT_CONFLICTS.has(sqlState(error) ?? '') ||
+        isCollectionGone(error);
       if (!transient || attempt >= MAX_WRITE_ATTEMPTS) throw error;
     }
   }
