@@ -373,6 +373,8 @@ export class DocumentsService {
     );
     return {
       total,
+      limit: q.limit,
+      offset: q.offset,
       items: rows.map((r) => ({
         id: r.id,
         collection: r.collection,

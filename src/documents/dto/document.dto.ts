@@ -369,6 +369,13 @@ export class DocumentChunkListDto {
 
   @ApiProperty({ example: 3 })
   total: number;
+
+  /** The page, as GET /documents echoes its own. */
+  @ApiProperty({ example: 100 })
+  limit: number;
+
+  @ApiProperty({ example: 0 })
+  offset: number;
 }
 
 /** Most documentIds one recount request may name. */
