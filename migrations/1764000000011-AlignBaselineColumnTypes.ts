@@ -37,6 +37,12 @@ export class AlignBaselineColumnTypes1764000000011 implements MigrationInterface
       // A missing column is for db:stamp and InitialSchema to report, not for this migration.
       return actual !== undefined && (actual.udt_name !== target.udt || actual.length !== target.length);
     });
+    if (changes.length === 0) return;
+    // The tables to change, locked before their values are checked (no write can slip in between)
+    // and in the order chunk writers take them (collection, chunks, documents), not documents first:
+    // the other order deadlocked with a POST /embeddings holding the chunk table and waiting for documents.
+    const tables = LOCK_ORDER.filter((table) => changes.some((c) => c.table === table));
+    await q.query(`LOCK TABLE ${tables.join(', ')} IN ACCESS EXCLUSIVE MODE`);
     // Every problem at once, before anything changes: one run of db:migrate tells all there is to correct.
     const problems: string[] = [];
     for (const target of changes) {
@@ -50,7 +56,7 @@ export class AlignBaselineColumnTypes1764000000011 implements MigrationInterface
       );
     }
     // One ALTER TABLE per table: documents is rewritten once, whatever the number of its columns.
-    for (const table of new Set(changes.map((c) => c.table))) {
+    for (const table of tables) {
       const clauses = changes.filter((c) => c.table === table).map((c) => `ALTER COLUMN ${c.column} TYPE ${c.sqlType}`);
       await q.query(`ALTER TABLE ${table} ${clauses.join(', ')}`);
     }
@@ -83,6 +89,9 @@ const TARGET_TYPES: TargetType[] = [
   { table: 'langchain_pg_collection', column: 'name', udt: 'varchar', length: null, sqlType: 'varchar' },
   { table: 'langchain_pg_embedding', column: 'id', udt: 'varchar', length: null, sqlType: 'varchar' },
 ];
+
+/** The tables TARGET_TYPES changes, in the order chunk writers lock them. */
+const LOCK_ORDER = ['langchain_pg_collection', 'langchain_pg_embedding', 'documents'];
 
 /** What would not fit the target type (the column, how many values, the query that finds them), or undefined. */
 async function valuesNotFitting(q: QueryRunner, target: TargetType): Promise<string | undefined> {

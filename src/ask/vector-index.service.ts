@@ -1,9 +1,15 @@
-import { BadRequestException, Inject, Injectable, NotFoundException, type OnModuleInit } from '@nestjs/common';
+import {
+  BadRequestException,
+  ConflictException,
+  Inject,
+  Injectable,
+  NotFoundException,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { setTimeout } from 'node:timers/promises';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
-import { RetryableConflictException } from '../common/database-exception.filter.js';
 import { ChunkStore } from '../embeddings/chunk.store.js';
 import { CollectionsService } from '../embeddings/collections.service.js';
 import { SearchTargetCache } from './search-target.cache.js';
@@ -255,7 +261,9 @@ export class VectorIndexService implements OnModuleInit {
       const deadline = Date.now() + waitMs;
       while (!locked) {
         if (Date.now() > deadline) {
-          throw new RetryableConflictException(
+          // Not a RetryableConflictException: the other build may run for minutes, and Retry-After: 1
+          // would send the client straight back into the same wait.
+          throw new ConflictException(
             `Another build or drop of this collection's vector index still held its lock after ${waitMs / 1000} s; retry later`,
           );
         }

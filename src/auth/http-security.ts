@@ -99,7 +99,7 @@ export async function registerHttpSecurity(app: NestFastifyApplication, config: 
     app.enableCors({
       origin: origins.includes('*') ? true : [...origins],
       methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
-      exposedHeaders: ['x-request-id', 'Retry-After'],
+      exposedHeaders: ['x-request-id', 'Retry-After', 'Location'],
       maxAge: 600,
     });
   }

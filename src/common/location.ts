@@ -6,7 +6,12 @@ import type { FastifyReply } from 'fastify';
  * building the URL itself.
  */
 export function setCreatedLocation(reply: FastifyReply, ...segments: string[]): void {
-  void reply.header('location', `/${segments.map(encodeURIComponent).join('/')}`);
+  void reply.header('location', `/${segments.map(encodeSegment).join('/')}`);
+}
+
+/** One path segment, percent-encoded; `.` and `..` too, which a client would otherwise resolve away (RFC 3986 §5.2.4). */
+function encodeSegment(segment: string): string {
+  return segment === '.' || segment === '..' ? segment.replace(/\./g, '%2E') : encodeURIComponent(segment);
 }
 
 /** The `Location` header of a 201, for @ApiCreatedResponse({ headers }). */

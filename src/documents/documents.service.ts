@@ -174,8 +174,9 @@ export class DocumentsService {
         status,
       };
     });
-    return this.dataSource
-      .transaction(async (manager) => {
+    // Vectors are computed above: the transaction may run again (retryWriteConflicts).
+    return retryWriteConflicts(() =>
+      this.dataSource.transaction(async (manager) => {
         // The collection before the document's lock, the order of POST /embeddings (prepareWrite):
         // the other way round, this create waited for another writer's uncommitted new collection
         // while that writer waited for this document, a deadlock (409).
@@ -214,14 +215,14 @@ export class DocumentsService {
         // before it existed, by POST /embeddings or LangChain) are its chunks from now on.
         await this.chunks.recountDocuments(manager, [documentId]);
         return toDto(await this.findOrFail(manager, documentId));
-      })
-      .catch((error: unknown) => {
-        // A concurrent create of the same documentId committed between the pre-check and the insert.
-        if (isDocumentIdConflict(error)) {
-          throw new ConflictException(`Document "${documentId}" already exists`);
-        }
-        throw error;
-      });
+      }),
+    ).catch((error: unknown) => {
+      // A concurrent create of the same documentId committed between the pre-check and the insert.
+      if (isDocumentIdConflict(error)) {
+        throw new ConflictException(`Document "${documentId}" already exists`);
+      }
+      throw error;
+    });
   }
 
   async update(documentId: string, dto: UpdateDocumentDto): Promise<DocumentDto> {

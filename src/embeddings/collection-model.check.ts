@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
@@ -64,6 +65,7 @@ export class CollectionModelCheck implements OnApplicationBootstrap {
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(EMBEDDING_PROVIDER) private readonly provider: EmbeddingProvider,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly adapterHost: HttpAdapterHost,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -75,10 +77,14 @@ export class CollectionModelCheck implements OnApplicationBootstrap {
         const problem = describeModelMismatch(collection, this.provider);
         if (problem) this.logger.warn(problem);
       }
-      const missing = describeMissingDefaultCollection(
-        collections.map((c) => c.name),
-        this.config.embeddings.defaultCollection,
-      );
+      // Only in the HTTP service, whose requests it is about: a CLI's output is its answer.
+      const serving = Boolean(this.adapterHost.httpAdapter); // null in an application context
+      const missing =
+        serving &&
+        describeMissingDefaultCollection(
+          collections.map((c) => c.name),
+          this.config.embeddings.defaultCollection,
+        );
       if (missing) this.logger.warn(missing);
     } catch (err) {
       // A server database that is not migrated yet has no such table; the check is advice, not a gate.

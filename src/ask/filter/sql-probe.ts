@@ -42,8 +42,11 @@ export const SQL_PROBE_RULES: readonly ProbeRule[] = [
   { description: "a quoted comparison such as '1'='1", pattern: new RegExp(`${Q}\\s*(=|<>|!=)\\s*${Q}`) },
   {
     description: 'a quote followed by a SQL comment',
-    // Right after the quote, or ending the value: `admin'--`, `admin' #`; `"new" -- revised` and `"Best" #1` are text.
-    pattern: new RegExp(`${Q}\\)*(;\\s*)?(--|#|/\\*)|${Q}[\\s)]*(;\\s*)?(--|#|/\\*)\\s*$`),
+    // Right after the quote, or ending the value (`admin'--`, `admin' #`, `admin' -- -`, `admin' /**/`);
+    // `"new" -- revised` and `"Best" #1` are text.
+    pattern: new RegExp(
+      `${Q}\\)*(;\\s*)?(--|#|/\\*)|${Q}[\\s)]*(;\\s*)?(--[\\s+-]*|#\\s*|/\\*[^]*?\\*/\\s*|/\\*\\s*)$`,
+    ),
   },
   { description: 'a second SQL statement', pattern: new RegExp(`;\\s*(${SECOND_STATEMENT})`, 'i') },
   { description: 'UNION SELECT', pattern: /\bunion(\s+all|\s+distinct)?\s+select\b/i },
