@@ -9,7 +9,7 @@ import { LogCapture } from './support/log-capture.js';
 import { openApiOperations } from './support/openapi.js';
 import { eventually } from './support/private-postgres.js';
 import { startFakeOpenAIServer, type FakeOpenAIServer } from './support/fake-openai-server.js';
-import { startTestApp, type TestApp } from './support/test-app.js';
+import { rowsSnapshot, startTestApp, type TestApp } from './support/test-app.js';
 import { createTestDatabase, TEST_TARGET, testConfig } from './support/test-database.js';
 
 /** The JSON log lines of this suite, so tests can assert on warnings. */
@@ -34,7 +34,7 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
   let t: TestApp;
 
   beforeAll(async () => {
-    server = await startFakeOpenAIServer({ dimensions: 64 });
+    server = await startFakeOpenAIServer({ dimensions: 64, maxInputChars: 8192 });
     t = await startTestApp({
       ...openaiEnv(server.url),
       EMBEDDINGS_API_KEY: 'sk-e2e-secret',
@@ -142,7 +142,19 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
     expect([res.status, res.body.chunks]).toEqual([201, 1]);
   });
 
-  it('declares the 502 and 504 it answers on every operation that computes vectors', async () => {
+  it('answers 422 when the model refuses a text as too long for it (not 502), and writes nothing', async () => {
+    const before = await rowsSnapshot(t);
+    const res = await request(t.server)
+      .post('/embeddings')
+      .send({ collection: 'too-long', items: [{ content: 'ngắn' }, { content: 'dài '.repeat(3000) }] })
+      .expect(422);
+    expect(res.body.message).toMatch(
+      /^Embedding service at 127\.0\.0\.1:\d+ failed: 400 Bad Request \(This model's maximum context length is 8192 tokens, .*\): a text is longer than the embedding model takes; shorten it$/,
+    );
+    expect(await rowsSnapshot(t)).toEqual(before);
+  });
+
+  it('declares the 502 and 504 it answers on every operation that computes vectors, and the writes their 422', async () => {
     const computing = ['post /embeddings', 'post /documents', 'post /documents/ingest', 'post /ask'];
     const operations = await openApiOperations(t.server);
     for (const name of computing) {
@@ -150,6 +162,14 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
       expect({ name, codes: ['502', '504'].filter((code) => responses[code] !== undefined) }).toEqual({
         name,
         codes: ['502', '504'],
+      });
+    }
+    // The writes that send the client's texts also declare the 422 of a text too long for the model.
+    for (const name of computing.filter((n) => n !== 'post /ask')) {
+      const description = String(operations.find((o) => o.name === name)?.operation.responses['422']?.description);
+      expect({ name, description }).toEqual({
+        name,
+        description: expect.stringContaining('longer than its model takes'),
       });
     }
   });
@@ -166,6 +186,12 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
 
   it('answers 502 when the server keeps failing, and writes nothing', async () => {
     const before = await chunkCount(t);
+    const failedCalls = async (): Promise<number> => {
+      const metrics = (await request(t.server).get('/metrics').expect(200)).text;
+      const match = /^embedding_requests_total\{provider="openai",outcome="error"\} (\d+)$/m.exec(metrics);
+      return match ? Number(match[1]) : 0;
+    };
+    const failedBefore = await failedCalls();
     server.failNext(500, 2);
     const res = await request(t.server)
       .post('/embeddings')
@@ -180,8 +206,8 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
     expect(await chunkCount(t)).toBe(before);
     await request(t.server).get('/collections/failing').expect(404);
     // One failed call (its two attempts inside), counted apart from the calls that succeeded.
+    expect(await failedCalls()).toBe(failedBefore + 1);
     const metrics = (await request(t.server).get('/metrics').expect(200)).text;
-    expect(metrics).toMatch(/^embedding_requests_total\{provider="openai",outcome="error"\} 1$/m);
     expect(metrics).toMatch(/^embedding_requests_total\{provider="openai",outcome="ok"\} [1-9]\d*$/m);
   });
 

@@ -121,6 +121,9 @@ export function documentErrorResponses(document: OpenAPIObject): OpenAPIObject {
   return document;
 }
 
+/** The 422 of an operation that sends the client's texts to EMBEDDINGS_PROVIDER (OpenAIHttpClient). */
+export const EMBEDDING_INPUT_TOO_LONG = 'the embedding provider refused a text as longer than its model takes';
+
 /**
  * The 502 and 504 of an operation that may compute vectors with EMBEDDINGS_PROVIDER (OpenAIHttp's
  * answers when the provider fails or does not answer in time; unreachable is the global 503).

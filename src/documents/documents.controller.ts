@@ -8,6 +8,7 @@ import {
   ApiCreatedResponse,
   ApiNoContentResponse,
   ApiNotFoundResponse,
+  ApiUnprocessableEntityResponse,
   ApiOkResponse,
   ApiOperation,
   ApiTags,
@@ -29,7 +30,7 @@ import {
   CREATE_DOCUMENT_EXAMPLES,
 } from './dto/document.dto.js';
 import { DOCUMENT_LIST_RESPONSE_SCHEMA, DOCUMENT_RESPONSE_SCHEMA } from './dto/document.response-schema.js';
-import { ApiEmbeddingProviderResponses } from '../common/openapi-errors.js';
+import { ApiEmbeddingProviderResponses, EMBEDDING_INPUT_TOO_LONG } from '../common/openapi-errors.js';
 
 /**
  * The POST /documents body, with every chunk's embedding checked (and a base64 one decoded) and the
@@ -89,6 +90,7 @@ export class DocumentsController {
   @ApiCreatedResponse({ type: DocumentDto, headers: createdLocationHeader('/documents/luat-dat-dai-2024') })
   @ApiBadRequestResponse({ description: 'Invalid body, too many chunks, dimension mismatch or duplicate chunk ids' })
   @ApiConflictResponse({ description: 'documentId exists, or a chunk id belongs to another document' })
+  @ApiUnprocessableEntityResponse({ description: `A chunk without embedding: ${EMBEDDING_INPUT_TOO_LONG}` })
   @ApiEmbeddingProviderResponses()
   @ApiBody({ type: CreateDocumentDto, examples: CREATE_DOCUMENT_EXAMPLES })
   // Readonly<…>, a mapped type: its runtime type metadata is Object, so the global ValidationPipe

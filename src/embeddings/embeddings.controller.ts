@@ -6,6 +6,7 @@ import {
   ApiCreatedResponse,
   ApiNoContentResponse,
   ApiNotFoundResponse,
+  ApiUnprocessableEntityResponse,
   ApiOkResponse,
   ApiOperation,
   ApiTags,
@@ -19,7 +20,7 @@ import {
   EmbeddingResponseDto,
 } from './dto/embedding.dto.js';
 import { EmbeddingsService } from './embeddings.service.js';
-import { ApiEmbeddingProviderResponses } from '../common/openapi-errors.js';
+import { ApiEmbeddingProviderResponses, EMBEDDING_INPUT_TOO_LONG } from '../common/openapi-errors.js';
 
 const itemPaths = (body: Record<string, unknown>, property: string) =>
   Array.isArray(body.items) ? body.items.map((_, i) => ['items', i, property]) : [];
@@ -52,6 +53,7 @@ export class EmbeddingsController {
   @ApiBody({ type: CreateEmbeddingsDto, examples: CREATE_EMBEDDINGS_EXAMPLES })
   @ApiCreatedResponse({ type: CreateEmbeddingsResponseDto })
   @ApiBadRequestResponse({ description: 'Invalid body, too many items, dimension mismatch or duplicate ids' })
+  @ApiUnprocessableEntityResponse({ description: `An item without embedding: ${EMBEDDING_INPUT_TOO_LONG}` })
   @ApiConflictResponse({
     description: 'Concurrent writers kept moving chunks of this batch through three attempts; nothing written, retry',
   })

@@ -35,7 +35,7 @@ import {
 } from './dto/ingest.dto.js';
 import { IngestService } from './ingest.service.js';
 import { createValidationPipe } from '../common/validation.js';
-import { ApiEmbeddingProviderResponses } from '../common/openapi-errors.js';
+import { ApiEmbeddingProviderResponses, EMBEDDING_INPUT_TOO_LONG } from '../common/openapi-errors.js';
 import { createdLocationHeader, setCreatedLocation } from '../common/location.js';
 
 /** The global pipe's settings, applied by hand: one route takes two body shapes. */
@@ -133,7 +133,9 @@ export class IngestController {
       'File format not supported (the message lists the allowed ones), or a JSON text whose fileName names a ' +
       'format that is not text (.pdf, .docx: upload those as multipart/form-data)',
   })
-  @ApiUnprocessableEntityResponse({ description: 'The file cannot be read, or holds no text' })
+  @ApiUnprocessableEntityResponse({
+    description: `The file cannot be read, or holds no text; or ${EMBEDDING_INPUT_TOO_LONG}`,
+  })
   @ApiEmbeddingProviderResponses()
   async ingest(
     @Req() request: FastifyRequest,

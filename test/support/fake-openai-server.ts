@@ -7,6 +7,11 @@ export interface FakeOpenAIServerOptions {
   dimensions?: number;
   /** When set, requests without `Authorization: Bearer <apiKey>` get a 401 that echoes the key sent. */
   apiKey?: string;
+  /**
+   * When set, an embeddings input longer than this many characters gets OpenAI's 400 for an input
+   * beyond the model's context (a character counted as a token).
+   */
+  maxInputChars?: number;
 }
 
 /** The fields of OpenAI requests the tests look at; anything else is kept as sent. */
@@ -85,6 +90,19 @@ export async function startFakeOpenAIServer(options: FakeOpenAIServerOptions = {
         // Real servers echo (part of) the rejected key; clients must not pass that on.
         const sent = auth?.replace(/^Bearer /, '') ?? '';
         send(401, { error: { message: `Incorrect API key provided: ${sent}`, type: 'invalid_request_error' } });
+        return;
+      }
+      const inputs = body?.input === undefined ? [] : Array.isArray(body.input) ? body.input : [body.input];
+      const longest = Math.max(0, ...inputs.map((input) => input.length));
+      if (path === '/v1/embeddings' && options.maxInputChars !== undefined && longest > options.maxInputChars) {
+        send(400, {
+          error: {
+            message: `This model's maximum context length is ${options.maxInputChars} tokens, however you requested ${longest} tokens (${longest} in your prompt; 0 for the completion). Please reduce your prompt; or completion length.`,
+            type: 'invalid_request_error',
+            param: null,
+            code: null,
+          },
+        });
         return;
       }
       if (req.method === 'POST' && path === '/v1/embeddings') send(200, embeddings(body, options.dimensions ?? 64));

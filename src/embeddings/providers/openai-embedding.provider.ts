@@ -29,7 +29,10 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
     retry: Partial<RetryPolicy> = {},
   ) {
     this.model = options.model;
-    this.http = new OpenAIHttpClient({ ...options, serviceName: 'Embedding service' }, retry);
+    this.http = new OpenAIHttpClient(
+      { ...options, serviceName: 'Embedding service', inputTooLongIsClientError: true },
+      retry,
+    );
   }
 
   async embed(texts: string[]): Promise<number[][]> {

@@ -4,6 +4,7 @@ import {
   type HttpException,
   Logger,
   ServiceUnavailableException,
+  UnprocessableEntityException,
 } from '@nestjs/common';
 import { STATUS_CODES } from 'node:http';
 import { ServiceUnavailableWithRetryAfter } from '../../common/database-exception.filter.js';
@@ -19,7 +20,20 @@ export interface OpenAIHttpOptions {
   readonly maxRetries: number;
   /** Names the upstream in error messages and logs, e.g. `Embedding service`. */
   readonly serviceName: string;
+  /**
+   * A 400 saying an input is longer than the model takes is the request's fault (422), not the
+   * upstream's (502): true for embeddings, whose inputs are the client's texts; false for the LLM,
+   * whose prompt the service builds (LLM_CONTEXT_MAX_CHARS is then set too high for the model).
+   */
+  readonly inputTooLongIsClientError?: boolean;
 }
+
+/**
+ * How OpenAI ("This model's maximum context length is 8192 tokens, however you requested …"),
+ * Azure OpenAI and Ollama ("input length exceeds the context length") word an input too long for
+ * the model in a 400.
+ */
+const INPUT_TOO_LONG = /maximum context length|exceeds the context length|context length exceeded|too many tokens/i;
 
 /** Backoff tuning; the defaults suit production, tests pass tiny delays or a recording `sleep`. */
 export interface RetryPolicy {
@@ -47,6 +61,8 @@ interface Failure {
   readonly kind: 'http' | 'network' | 'timeout' | 'invalid';
   readonly status?: number;
   readonly detail: string;
+  /** A 400 whose message says an input is longer than the model takes (INPUT_TOO_LONG). */
+  readonly inputTooLong?: boolean;
   readonly retryable: boolean;
   readonly retryAfterMs?: number;
 }
@@ -132,6 +148,7 @@ export class OpenAIHttpClient {
             : errorMessageOf(this.redact(text))),
         retryable: status === 408 || status === 429 || status >= 500,
         retryAfterMs: retryAfterMs(response.headers),
+        inputTooLong: status === 400 && INPUT_TOO_LONG.test(errorMessageOf(text)),
       };
     }
     try {
@@ -177,6 +194,11 @@ export class OpenAIHttpClient {
     const suffix = attempts > 1 ? ` (gave up after ${attempts} attempts)` : '';
     const message = this.redact(this.describe(failure) + suffix);
     if (failure.kind === 'timeout') return new GatewayTimeoutException(message);
+    if (failure.inputTooLong && this.options.inputTooLongIsClientError) {
+      return new UnprocessableEntityException(
+        `${message}: a text is longer than the embedding model takes; shorten it`,
+      );
+    }
     // Still rate-limited, and it said for how long: the client is told the same (see the filter).
     if (failure.status === 429 && failure.retryAfterMs !== undefined) {
       return new ServiceUnavailableWithRetryAfter(message, Math.max(1, Math.ceil(failure.retryAfterMs / 1000)));
