@@ -6,12 +6,13 @@ import {
   ApiOkResponse,
   ApiOperation,
   ApiTags,
+  ApiUnprocessableEntityResponse,
 } from '@nestjs/swagger';
 import { RequiredScope } from '../auth/auth.decorators.js';
 import { VectorBodyPipe } from '../embeddings/dto/vector-body.pipe.js';
 import { AskService } from './ask.service.js';
 import { AskRequestDto, AskResponseDto, ASK_REQUEST_EXAMPLES } from './dto/ask.dto.js';
-import { ApiEmbeddingProviderResponses } from '../common/openapi-errors.js';
+import { ApiEmbeddingProviderResponses, EMBEDDING_INPUT_TOO_LONG } from '../common/openapi-errors.js';
 
 @ApiTags('ask')
 @Controller('ask')
@@ -36,6 +37,7 @@ export class AskController {
       'Invalid body or filter (the message names the part), a query vector of the wrong dimension, or answer: true without an LLM',
   })
   @ApiNotFoundResponse({ description: 'No collection with this name' })
+  @ApiUnprocessableEntityResponse({ description: `The question: ${EMBEDDING_INPUT_TOO_LONG}` })
   @ApiEmbeddingProviderResponses('the LLM (answer: true)')
   @ApiBody({ type: AskRequestDto, examples: ASK_REQUEST_EXAMPLES })
   // Readonly<…>, a mapped type, on purpose: its runtime type metadata is Object, so the global
