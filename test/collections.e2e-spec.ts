@@ -240,7 +240,7 @@ describe('Collections and embeddings OpenAPI', () => {
     expect(codes('/collections/{name}', 'get')).toEqual(['200', '400', '404']);
     expect(codes('/collections/{name}', 'delete')).toEqual(['204', '400', '404', '409']);
     // 502 and 504: the embedding provider, for items without a vector.
-    expect(codes('/embeddings', 'post')).toEqual(['201', '400', '409', '502', '504']);
+    expect(codes('/embeddings', 'post')).toEqual(['201', '400', '409', '422', '502', '504']);
     expect(codes('/embeddings/{id}', 'get')).toEqual(['200', '400', '404']);
     expect(codes('/embeddings/{id}', 'delete')).toEqual(['204', '400', '404', '409']);
     // The length and form rules of names and ids, as a client generator reads them.
