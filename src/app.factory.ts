@@ -10,7 +10,11 @@ import { documentApiKeySecurity, withApiKeySecurity } from './auth/openapi-secur
 import { AppModule } from './app.module.js';
 import { documentUnsupportedMediaType, useContentTypeCheck } from './common/content-type.js';
 import { multipartForUploads } from './common/multipart.js';
-import { documentErrorResponses, documentServiceUnavailable } from './common/openapi-errors.js';
+import {
+  documentErrorResponses,
+  documentRetryableConflict,
+  documentServiceUnavailable,
+} from './common/openapi-errors.js';
 import { createValidationPipe } from './common/validation.js';
 import { documentBodyLimit, useDepthLimitedJsonParser, useRouteBodyLimits } from './limits/json-body.js';
 import { requestTimeoutOptions } from './limits/request-timeout.js';
@@ -92,6 +96,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   useEarlyApiKeyCheck(app, document, config);
   useContentTypeCheck(app, document);
   documentServiceUnavailable(document);
+  documentRetryableConflict(document);
   documentErrorResponses(document);
   // Swagger UI is not a controller route, so ApiKeyGuard never blocks it; Authorize keeps the key across reloads.
   SwaggerModule.setup('docs', app, document, {

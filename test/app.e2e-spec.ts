@@ -108,6 +108,16 @@ describe('the application', () => {
       });
     }
     expect(operations.find((o) => o.name === 'get /health/live')?.operation.responses['503']).toBeUndefined();
+    // Every write can meet a concurrent transaction: a 409 with Retry-After (a search only reads).
+    const writes = operations.filter((o) => !o.name.startsWith('get ') && o.name !== 'post /ask');
+    expect(writes.length).toBeGreaterThan(10);
+    for (const { name, operation } of writes) {
+      expect({ name, retryAfter: operation.responses['409']?.headers?.['Retry-After'] }).toEqual({
+        name,
+        retryAfter: expect.objectContaining({ schema: { type: 'integer', minimum: 0 } }),
+      });
+    }
+    expect(operations.find((o) => o.name === 'post /ask')?.operation.responses['409']).toBeUndefined();
     // What the document promises is what a 404 carries.
     const missing = await request(t.server).get('/documents/no-such-document').expect(404);
     expect(missing.body).toEqual({

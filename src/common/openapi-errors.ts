@@ -8,7 +8,7 @@ import type {
   ResponseObject,
   SchemaObject,
 } from '@nestjs/swagger';
-import { DATABASE_RETRY_AFTER_SECONDS } from './database-exception.filter.js';
+import { CONFLICT_RETRY_AFTER_SECONDS, DATABASE_RETRY_AFTER_SECONDS } from './database-exception.filter.js';
 
 export const ERROR_RESPONSE_SCHEMA_NAME = 'ErrorResponse';
 
@@ -99,6 +99,36 @@ export function documentServiceUnavailable(document: OpenAPIObject): OpenAPIObje
       message: 'The database is unavailable; retry shortly',
       error: 'Service Unavailable',
     });
+  }
+  return document;
+}
+
+/**
+ * Declares on every write the 409 of a conflict worth retrying as it is, with its Retry-After: a
+ * transaction PostgreSQL cancelled for a concurrent one (deadlock, serialization failure) or
+ * another RetryableConflictException. Any write can meet one; a search (POST /ask) only reads. An
+ * operation's own 409 (a lasting conflict, such as a documentId that exists) keeps its text and
+ * gains this reason, and the header says which of the two a client got.
+ */
+export function documentRetryableConflict(document: OpenAPIObject): OpenAPIObject {
+  for (const [operation, method, path] of documentOperations(document)) {
+    if (method === 'get' || operation.tags?.includes('health') || path === '/ask') continue;
+    declareSharedResponse(operation, '409', {
+      description: 'A concurrent change got in the way (nothing was written): retry after Retry-After',
+      content: errorResponseContent({
+        statusCode: 409,
+        message: 'The request conflicted with a concurrent change; retry it',
+        error: 'Conflict',
+      }),
+    });
+    const response = operation.responses['409'];
+    if (response === undefined || '$ref' in response) continue;
+    response.headers = {
+      ...response.headers,
+      'Retry-After': retryAfterHeader(
+        `Seconds before retrying (${CONFLICT_RETRY_AFTER_SECONDS}), on a conflict worth retrying as it is; absent on a lasting one`,
+      ),
+    };
   }
   return document;
 }
