@@ -200,16 +200,19 @@ describe('Concurrent document and chunk writes', () => {
       return other;
     }
 
+    /** Whether a request's chunk upsert waits for a lock. */
+    async function upsertWaits(): Promise<boolean> {
+      const [{ n }] = await t.dataSource.query<Array<{ n: number }>>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock'
+            AND query LIKE '%INSERT INTO langchain_pg_embedding%'`,
+      );
+      return n > 0;
+    }
+
     /** Commits `other` once a request's chunk upsert waits for its row. */
     async function commitWhenUpsertWaits(other: QueryRunner): Promise<boolean> {
-      const blocked = await eventually(async () => {
-        const [{ n }] = await t.dataSource.query<Array<{ n: number }>>(
-          `SELECT count(*)::int AS n FROM pg_stat_activity
-            WHERE datname = current_database() AND wait_event_type = 'Lock'
-              AND query LIKE '%INSERT INTO langchain_pg_embedding%'`,
-        );
-        return n > 0;
-      });
+      const blocked = await eventually(upsertWaits);
       await other.commitTransaction();
       await other.release();
       return blocked;
@@ -646,20 +649,9 @@ describe('Concurrent document and chunk writes', () => {
           items: [{ id: 'dl-1', content: 'd', embedding: [1, 2], metadata: { document_id: 'owner-dl' } }],
         })
         .then((r) => r);
-      const waiting = await eventually(
-        async () => {
-          const [{ n }] = await t.dataSource.query<Array<{ n: number }>>(
-            `SELECT count(*)::int AS n FROM pg_stat_activity
-            WHERE datname = current_database() AND wait_event_type = 'Lock'
-              AND query LIKE '%INSERT INTO langchain_pg_embedding%'`,
-          );
-          return n > 0;
-          // Polled every 20 ms: the request looks for a deadlock once, 1 s (deadlock_timeout) after it
-          // starts waiting, so the UPDATE below must come before that.
-        },
-        500,
-        20,
-      );
+      // Polled every 20 ms: the request looks for a deadlock once, 1 s (deadlock_timeout) after it
+      // starts waiting, so the UPDATE below must come before that.
+      const waiting = await eventually(upsertWaits, 500, 20);
       expect(waiting).toBe(true);
       // Waits for the request's row lock on owner-dl until PostgreSQL cancels the request's transaction.
       await other.query(`UPDATE documents SET total_chunks = total_chunks + 1 WHERE document_id = 'owner-dl'`);

@@ -80,6 +80,17 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
     });
   });
 
+  /** Whether `documentId` exists yet, and how many of the database's sessions sit in a transaction. */
+  async function whileProviderComputes(documentId: string): Promise<{ documents: number; open: number }> {
+    const [during] = await t.dataSource.query<Array<{ documents: number; open: number }>>(
+      `SELECT (SELECT count(*)::int FROM documents WHERE document_id = $1) AS documents,
+              (SELECT count(*)::int FROM pg_stat_activity
+                WHERE datname = current_database() AND state LIKE 'idle in transaction%') AS open`,
+      [documentId],
+    );
+    return during;
+  }
+
   it('POST /documents asks the provider before it opens a transaction, so a slow one holds no connection', async () => {
     // Held until the check below is done (a few ms, well inside the suite's 1000 ms timeout), rather
     // than a fixed delay that raced that timeout on a busy machine.
@@ -99,12 +110,7 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
     // While the provider computes: the pool has a connection for others (on the embedded database
     // its only one; a transaction holding it would keep this query waiting until its commit, and the
     // document would be there), and no session of the service sits in a transaction.
-    const [during] = await t.dataSource.query<Array<{ documents: number; open: number }>>(
-      `SELECT (SELECT count(*)::int FROM documents WHERE document_id = 'provider-first') AS documents,
-              (SELECT count(*)::int FROM pg_stat_activity
-                WHERE datname = current_database() AND state LIKE 'idle in transaction%') AS open`,
-    );
-    expect(during).toEqual({ documents: 0, open: 0 });
+    expect(await whileProviderComputes('provider-first')).toEqual({ documents: 0, open: 0 });
     server.release();
     const res = await created;
     expect(res.status).toBe(201);
@@ -126,12 +132,7 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
     expect(await eventually(() => Promise.resolve(server.requests.length > 0), 200, 5)).toBe(true);
     // While the provider computes: no session of the service sits in a transaction, so the new
     // collection's row and its first-vectors lock are not held; another writer of it gets in.
-    const [during] = await t.dataSource.query<Array<{ documents: number; open: number }>>(
-      `SELECT (SELECT count(*)::int FROM documents WHERE document_id = 'ingest-provider-first') AS documents,
-              (SELECT count(*)::int FROM pg_stat_activity
-                WHERE datname = current_database() AND state LIKE 'idle in transaction%') AS open`,
-    );
-    expect(during).toEqual({ documents: 0, open: 0 });
+    expect(await whileProviderComputes('ingest-provider-first')).toEqual({ documents: 0, open: 0 });
     const vector = Array.from({ length: 64 }, (_, i) => (i === 0 ? 1 : 0));
     await request(t.server)
       .post('/embeddings')
