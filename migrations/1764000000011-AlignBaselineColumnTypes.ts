@@ -39,7 +39,7 @@ export class AlignBaselineColumnTypes1764000000011 implements MigrationInterface
     });
     if (changes.length === 0) return;
     // The tables to change, locked before their values are checked (no write can slip in between)
-    // and in the order chunk writers take them (collection, chunks, documents), not documents first:
+    // and in the order POST /embeddings takes them (collection, chunks, documents), not documents first:
     // the other order deadlocked with a POST /embeddings holding the chunk table and waiting for documents.
     const tables = LOCK_ORDER.filter((table) => changes.some((c) => c.table === table));
     await q.query(`LOCK TABLE ${tables.join(', ')} IN ACCESS EXCLUSIVE MODE`);
@@ -90,7 +90,7 @@ const TARGET_TYPES: TargetType[] = [
   { table: 'langchain_pg_embedding', column: 'id', udt: 'varchar', length: null, sqlType: 'varchar' },
 ];
 
-/** The tables TARGET_TYPES changes, in the order chunk writers lock them. */
+/** The tables TARGET_TYPES changes, in the order POST /embeddings locks them. */
 const LOCK_ORDER = ['langchain_pg_collection', 'langchain_pg_embedding', 'documents'];
 
 /** What would not fit the target type (the column, how many values, the query that finds them), or undefined. */

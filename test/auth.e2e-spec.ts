@@ -197,21 +197,25 @@ describe('Access control: API_KEYS set, reads public', () => {
       expect((await request(t.server).get('/documents/seed').expect(200)).body.status).not.toBe('archived');
     });
 
-    it("refuse a body without any key before reading it: 401 instead of the parser's 400, the 413, the 415", async () => {
+    it("refuse a body without a valid key before reading it: 401/403 instead of the parser's 400, the 413, the 415", async () => {
       const malformed = '{"documentId": ';
       const send = (path: string, headers: Record<string, string>, body = malformed, type = 'application/json') =>
         request(t.server).post(path).set(headers).set('Content-Type', type).send(body);
       expect((await send('/documents', {}).expect(401)).body).toEqual(MISSING);
-      // Over the route's 4 MiB body limit, or in a media type it does not take: the missing key first.
+      expect((await send('/documents', bearer('wrong-key-0123456789abc')).expect(401)).body).toEqual(INVALID);
+      expect((await send('/embeddings', headerKey(READER)).expect(403)).body.message).toBe(
+        'API key key#1 lacks the "write" scope this route needs',
+      );
+      // Over the route's 4 MiB body limit, or in a media type it does not take: the key is checked first.
       await request(t.server)
         .patch('/documents/seed')
+        .set(bearer('wrong-key-0123456789abc'))
         .set('Content-Type', 'application/json')
         .send(`{"documentName": "${'x'.repeat(5 * 1024 * 1024)}"}`)
         .expect(401);
       await send('/documents/recount', {}, 'dryRun=true', 'application/x-www-form-urlencoded').expect(401);
-      // A presented key, right or wrong, is left to the guards, behind the rate limit: the body is read.
+      // With a valid key, the body is read: the parser's 400, as before.
       expect((await send('/documents', bearer(WRITER)).expect(400)).body.message).toMatch(/JSON/i);
-      await send('/documents', bearer('wrong-key-0123456789abc')).expect(400);
       // A search is a read, public without a key: its malformed body is the parser's 400.
       await send('/ask', {}).expect(400);
     });
@@ -393,5 +397,32 @@ describe('Access control: API_KEYS set, API_READS_PUBLIC=false', () => {
       .set('Access-Control-Request-Method', 'GET');
     expect(res.status).toBe(204);
     expect(res.headers['access-control-allow-origin']).toBe('https://anywhere.example.org');
+  });
+});
+
+describe('Access control: keys refused before the body is read still count against THROTTLE_LIMIT', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp({ API_KEYS, THROTTLE_LIMIT: '3', THROTTLE_TTL_MS: '60000' });
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('answers guessed keys 401 until the budget is spent, then 429 with Retry-After, for valid keys too', async () => {
+    const guess = (key: string) =>
+      request(t.server)
+        .post('/documents')
+        .set(bearer(key))
+        .send(doc(`guess-${key.slice(0, 6)}`));
+    for (const key of ['guess1-0123456789abcd', 'guess2-0123456789abcd', 'guess3-0123456789abcd']) {
+      expect((await guess(key).expect(401)).body).toEqual(INVALID);
+    }
+    const blocked = await guess('guess4-0123456789abcd').expect(429);
+    expect(blocked.headers['retry-after']).toMatch(/^\d+$/);
+    expect(blocked.body.error).toBe('Too Many Requests');
+    // One budget per client, whoever counted the requests: the guard refuses the right key too.
+    await request(t.server).post('/documents').set(bearer(WRITER)).send(doc('after-guesses')).expect(429);
   });
 });

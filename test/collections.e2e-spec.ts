@@ -67,10 +67,10 @@ describe('Collections API', () => {
   });
 
   it.each([
-    [{}, 'name must be 1-500 characters, not all whitespace'],
-    [{ name: ' \t ' }, 'name must be 1-500 characters, not all whitespace'],
-    [{ name: '' }, 'name must be 1-500 characters, not all whitespace'],
-    [{ name: 'x'.repeat(501) }, 'name must be 1-500 characters, not all whitespace'],
+    [{}, 'name must be 1-500 characters, not all whitespace, and not . or ..'],
+    [{ name: ' \t ' }, 'name must be 1-500 characters, not all whitespace, and not . or ..'],
+    [{ name: '' }, 'name must be 1-500 characters, not all whitespace, and not . or ..'],
+    [{ name: 'x'.repeat(501) }, 'name must be 1-500 characters, not all whitespace, and not . or ..'],
     [{ name: 5 }, 'name must be a string'],
     [{ name: 'ok', metadata: [1, 2] }, 'metadata must be an object'],
     [{ name: 'ok', metadata: 'x' }, 'metadata must be an object'],
@@ -248,6 +248,6 @@ describe('Collections and embeddings OpenAPI', () => {
     expect(schemas.CreateCollectionDto.properties.name).toMatchObject({ minLength: 1, maxLength: 500 });
     expect(schemas.CreateEmbeddingsDto.properties.collection).toMatchObject({ minLength: 1, maxLength: 500 });
     expect(schemas.EmbeddingItemDto.properties.id).toMatchObject({ minLength: 1, maxLength: 255 });
-    expect(schemas.CreateDocumentDto.properties.documentId).toMatchObject({ pattern: '^\\S{1,255}$' });
+    expect(schemas.CreateDocumentDto.properties.documentId).toMatchObject({ pattern: '^(?!\\.{1,2}$)\\S{1,255}$' });
   });
 });

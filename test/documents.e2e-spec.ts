@@ -69,14 +69,22 @@ describe('Documents API', () => {
     expect(created.headers.location).toBe(`/documents/${encodeURIComponent(documentId)}`);
     expect((await request(t.server).get(created.headers.location).expect(200)).body.documentId).toBe(documentId);
 
-    // A segment of dots is encoded too: a client would resolve /documents/.. to /.
-    const dots = await request(t.server)
-      .post('/documents')
-      .send({ documentId: '..', documentName: 'x', ...base })
-      .expect(201);
-    expect(dots.headers.location).toBe('/documents/%2E%2E');
-    expect((await request(t.server).get(dots.headers.location).expect(200)).body.documentId).toBe('..');
-    await request(t.server).delete(dots.headers.location).expect(204);
+    // A documentId or collection name of dots would be resolved away as a path segment: refused.
+    for (const documentId of ['.', '..']) {
+      const refused = await request(t.server)
+        .post('/documents')
+        .send({ documentId, documentName: 'x', ...base })
+        .expect(400);
+      expect(refused.body.message).toEqual(['documentId must be 1-255 characters without whitespace, and not . or ..']);
+    }
+    await request(t.server).post('/collections').send({ name: '..' }).expect(400);
+    expect(
+      await request(t.server)
+        .post('/documents')
+        .send({ documentId: '...', documentName: 'x', ...base })
+        .expect(201),
+    ).toMatchObject({ headers: { location: '/documents/...' } });
+    await request(t.server).delete('/documents/...').expect(204);
 
     const collection = await request(t.server).post('/collections').send({ name: 'nơi chứa/1' }).expect(201);
     expect(collection.headers.location).toBe(`/collections/${encodeURIComponent('nơi chứa/1')}`);

@@ -153,6 +153,18 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
       /^Embedding service at 127\.0\.0\.1:\d+ failed: 400 Bad Request \(This model's maximum context length is 8192 tokens, .*\): a text is longer than the embedding model takes; shorten it$/,
     );
     expect(await rowsSnapshot(t)).toEqual(before);
+    // An ingest's chunks are the service's cut of the text: the message says what to change.
+    const ingested = await request(t.server)
+      .post('/documents/ingest')
+      .send({ documentType: 'law', category: 'c', text: 'dài '.repeat(3000), chunkSize: 20_000, chunkOverlap: 0 })
+      .expect(422);
+    expect(ingested.body.message).toMatch(
+      /maximum context length.*; ingest with a smaller chunkSize, whose default is INGEST_CHUNK_SIZE\)$/,
+    );
+    expect(await rowsSnapshot(t)).toEqual(before);
+    // Counted as the client's, not as the provider failing.
+    const metrics = (await request(t.server).get('/metrics').expect(200)).text;
+    expect(metrics).toMatch(/^embedding_requests_total\{provider="openai",outcome="rejected"\} 2$/m);
   });
 
   it('declares the 502, 504 and 422 it answers on every operation that computes vectors', async () => {

@@ -1,21 +1,24 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { OpenAPIObject } from '@nestjs/swagger';
+import { getStorageToken, normalizeIp, type ThrottlerStorage } from '@nestjs/throttler';
 import { hasBody } from '../common/content-type.js';
 import { documentOperations } from '../common/openapi-errors.js';
 import type { ApiScope, AppConfig } from '../config/app-config.js';
-import { ApiKeys, presentedApiKey } from './api-key.guard.js';
+import { THROTTLER_NAME, throttleKey, tooManyRequestsMessage } from '../limits/throttling.module.js';
+import { ApiKeys, type RequestWithApiKeyLabel } from './api-key.guard.js';
 import { operationAccess } from './openapi-security.js';
 
 /**
- * Refuses a request with a body that presents no API key where ApiKeyGuard would refuse it, before
- * Fastify reads the body. Nest's guards run after the body is read and parsed, so without this an
- * anonymous client could make the service read and parse up to the route's body limit (32 MiB on
- * the bulk writes) per request only to be told 401. Same rule (ApiKeys), same answer; each route's
- * access comes from its OpenAPI operation (`@Public()`, `@RequiredScope`, the method), as the
- * 401/403 the document declares do. A request that presents a key, right or wrong, is left to the
- * guards: the rate-limit guard runs before the key guard, so guessed keys keep counting against
- * THROTTLE_LIMIT (answered here, they would not). Requests without a body (reads) are left to them
- * too. A no-op without API_KEYS. Call before init, after the security headers.
+ * Refuses a request with a body that ApiKeyGuard would refuse (no key, an unknown key, a key
+ * without the route's scope) before Fastify reads the body. Nest's guards run after the body is
+ * read and parsed, so without this a client could make the service read and parse up to the
+ * route's body limit (32 MiB on the bulk writes) per request only to be told 401, with any key
+ * header at all. Same rule (ApiKeys), same answers; each route's access comes from its OpenAPI
+ * operation (`@Public()`, `@RequiredScope`, the method), as the 401/403 the document declares do.
+ * A request refused here never reaches the rate-limit guard, so it is counted here against
+ * THROTTLE_LIMIT under the guard's own key: guessed keys use up the client's budget as before, and
+ * past it the answer is the guard's 429. Requests without a body (reads) are left to the guards. A
+ * no-op without API_KEYS. Call before init, after the security headers.
  */
 export function useEarlyApiKeyCheck(app: NestFastifyApplication, document: OpenAPIObject, config: AppConfig): void {
   const keys = new ApiKeys(config);
@@ -27,17 +30,40 @@ export function useEarlyApiKeyCheck(app: NestFastifyApplication, document: OpenA
       operationAccess(document, operation, method),
     );
   }
+  const { throttleLimit: limit, throttleTtlMs: ttl } = config.http;
+  const storage = limit > 0 ? app.get<ThrottlerStorage>(getStorageToken(), { strict: false }) : undefined;
   app
     .getHttpAdapter()
     .getInstance()
-    .addHook('onRequest', (request, reply, done) => {
-      if (!hasBody(request) || presentedApiKey(request.headers) !== undefined) return done();
+    .addHook('onRequest', async (request, reply) => {
+      if (!hasBody(request)) return;
       const scope = access.get(`${request.method} ${request.routeOptions.url}`);
-      if (scope === undefined || scope === 'public') return done();
+      if (scope === undefined || scope === 'public') return;
       const decision = keys.decide(scope, request.headers);
-      if (decision.allowed) return done();
+      if (decision.allowed) return;
+      if (storage) {
+        const { isBlocked, timeToBlockExpire } = await storage.increment(
+          throttleKey(normalizeIp(request.ip)),
+          ttl,
+          limit,
+          ttl,
+          THROTTLER_NAME,
+        );
+        if (isBlocked) {
+          void reply.header('Retry-After', String(timeToBlockExpire));
+          return reply.code(429).send({
+            statusCode: 429,
+            message: tooManyRequestsMessage(limit, ttl, timeToBlockExpire),
+            error: 'Too Many Requests',
+          });
+        }
+      }
+      if (decision.label !== undefined) {
+        request.apiKeyLabel = decision.label;
+        (request.raw as RequestWithApiKeyLabel).apiKeyLabel = decision.label;
+      }
       if (decision.challenge) void reply.header('WWW-Authenticate', decision.challenge);
-      void reply.code(decision.status).send({
+      return reply.code(decision.status).send({
         statusCode: decision.status,
         message: decision.message,
         error: decision.status === 401 ? 'Unauthorized' : 'Forbidden',

@@ -52,7 +52,7 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
 
 /**
  * A 409 that the same request, sent again, is expected to pass: a concurrent writer got in its way
- * (a chunk that changed owner, the index lock of another build). Answered with Retry-After, as
+ * (a chunk that changed owner, a collection deleted and created again). Answered with Retry-After, as
  * PostgreSQL's deadlock and serialization failures are, so a client can tell it from the 409 of a
  * lasting conflict (a documentId that exists), which carries none.
  */

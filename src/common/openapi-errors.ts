@@ -114,7 +114,9 @@ export function documentRetryableConflict(document: OpenAPIObject): OpenAPIObjec
   for (const [operation, method, path] of documentOperations(document)) {
     if (method === 'get' || operation.tags?.includes('health') || path === '/ask') continue;
     declareSharedResponse(operation, '409', {
-      description: 'A concurrent change got in the way (nothing was written): retry after Retry-After',
+      description:
+        'A concurrent change got in the way (the transaction it met was rolled back; a recount keeps the batches ' +
+        'committed before): retry after Retry-After',
       content: errorResponseContent({
         statusCode: 409,
         message: 'The request conflicted with a concurrent change; retry it',
@@ -126,7 +128,8 @@ export function documentRetryableConflict(document: OpenAPIObject): OpenAPIObjec
     response.headers = {
       ...response.headers,
       'Retry-After': retryAfterHeader(
-        `Seconds before retrying (${CONFLICT_RETRY_AFTER_SECONDS}), on a conflict worth retrying as it is; absent on a lasting one`,
+        `Seconds before retrying (${CONFLICT_RETRY_AFTER_SECONDS}), on a conflict worth retrying at once; absent on a ` +
+          'lasting one, and on a vector-index build still running (retry later)',
       ),
     };
   }

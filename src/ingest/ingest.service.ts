@@ -27,6 +27,19 @@ import {
   textOf,
 } from './text-extraction.js';
 
+/**
+ * The embedding provider's 422 (a text longer than its model takes), saying what an ingest can
+ * change: the chunks are the service's cut of the text, at chunkSize (INGEST_CHUNK_SIZE by default).
+ */
+function chunksTooLongForModel(error: unknown): never {
+  if (error instanceof UnprocessableEntityException) {
+    throw new UnprocessableEntityException(
+      `${error.message} (here: a chunk; ingest with a smaller chunkSize, whose default is INGEST_CHUNK_SIZE)`,
+    );
+  }
+  throw error;
+}
+
 /** What IngestService.write writes: the document, its text and how it is chunked, and the vectors computed before. */
 interface IngestTarget {
   documentId: string;
@@ -206,7 +219,9 @@ export class IngestService {
     const manager = this.dataSource.manager;
     const existing = await manager.findOne(DocumentEntity, { where: { documentId } });
     if (existing && (await this.isUnchanged(manager, existing, contentHash, collectionName, total))) return undefined;
-    return this.provider.embed(Array.from(chunkText(text, options), (chunk) => chunk.content));
+    return this.provider
+      .embed(Array.from(chunkText(text, options), (chunk) => chunk.content))
+      .catch(chunksTooLongForModel);
   }
 
   private write(input: IngestInput, target: IngestTarget): Promise<IngestResult> {
@@ -262,7 +277,7 @@ export class IngestService {
       let index = 0;
       let batch: ChunkDraft[] = [];
       const flush = async (): Promise<void> => {
-        const rows = await this.chunks.complete(batch);
+        const rows = await this.chunks.complete(batch).catch(chunksTooLongForModel);
         batch = [];
         for (const row of rows) row.metadata = { ...row.metadata, chunk_id: row.id };
         await this.chunks.assertWritable(manager, collection, rows);

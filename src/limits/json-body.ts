@@ -287,7 +287,7 @@ const BULK_BODY_ROUTES: ReadonlySet<string> = new Set([
  * 1,000 ids or a collection's metadata is far smaller. Fastify reads and parses a body before the
  * rate-limit guard runs (and on a public read such as POST /ask, with no key needed), so each
  * route's limit is what a throttled or anonymous client can make the service read and parse. A
- * write presenting no key is refused before its body is read (useEarlyApiKeyCheck).
+ * write without a valid key is refused before its body is read (useEarlyApiKeyCheck).
  */
 export const SMALL_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
 

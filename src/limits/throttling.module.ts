@@ -25,7 +25,7 @@ export function Unthrottled(): ClassDecorator & MethodDecorator {
 }
 
 /** The message of the 429, for a client over `limit` requests per `ttlMs`, `retryAfter` seconds before it may retry. */
-function tooManyRequestsMessage(limit: number, ttlMs: number, retryAfter: number): string {
+export function tooManyRequestsMessage(limit: number, ttlMs: number, retryAfter: number): string {
   return `Too many requests: at most ${limit} per ${Math.ceil(ttlMs / 1000)} s per client; retry after ${retryAfter} s`;
 }
 
@@ -76,6 +76,17 @@ export class ClientThrottlerGuard extends ThrottlerGuard {
  * At THROTTLE_LIMIT=0 no guard is registered at all (not a guard that lets everything through): a
  * route with no global guard skips Nest's guard step, an execution context and three promises per request.
  */
+/** The one throttler's name. */
+export const THROTTLER_NAME = 'default';
+
+/**
+ * A client's key in the throttler's storage: one budget per client across all routes. Shared with
+ * useEarlyApiKeyCheck, which counts the requests it refuses before the guard would have.
+ */
+export function throttleKey(tracker: string): string {
+  return `${THROTTLER_NAME}:${tracker}`;
+}
+
 @Module({})
 export class ThrottlingModule {
   static forRoot(config: AppConfig): DynamicModule {
@@ -84,9 +95,9 @@ export class ThrottlingModule {
       module: ThrottlingModule,
       imports: [
         ThrottlerModule.forRoot({
-          throttlers: [{ name: 'default', limit: config.http.throttleLimit, ttl: config.http.throttleTtlMs }],
+          throttlers: [{ name: THROTTLER_NAME, limit: config.http.throttleLimit, ttl: config.http.throttleTtlMs }],
           // The default key includes the route, which would give each client a budget per route.
-          generateKey: (_context, tracker, name) => `${name}:${tracker}`,
+          generateKey: (_context, tracker) => throttleKey(tracker),
         }),
       ],
       providers: throttles ? [{ provide: APP_GUARD, useClass: ClientThrottlerGuard }] : [],

@@ -9,6 +9,12 @@ import { APP_CONFIG, type AppConfig, type EmbeddingProviderName } from '../confi
 import { driverPool } from '../database/driver-pool.js';
 import { HttpRequestMetrics } from './http-request-metrics.js';
 
+/**
+ * How an embedding provider call ended: vectors, a text the model refused as too long (the
+ * client's 422, not a provider failure to alert on), or a failure (502/503/504).
+ */
+export type EmbeddingOutcome = 'ok' | 'rejected' | 'error';
+
 /** Unmatched requests share one label value, so scanners cannot blow up the series count. */
 export const UNMATCHED_ROUTE = 'unmatched';
 
@@ -117,8 +123,8 @@ export class MetricsService implements OnModuleInit {
     this.exactRetries.inc({ mode });
   }
 
-  observeEmbedding(provider: EmbeddingProviderName, texts: number, seconds: number, succeeded: boolean): void {
-    this.embeddingRequests.inc({ provider, outcome: succeeded ? 'ok' : 'error' });
+  observeEmbedding(provider: EmbeddingProviderName, texts: number, seconds: number, outcome: EmbeddingOutcome): void {
+    this.embeddingRequests.inc({ provider, outcome });
     this.embeddingTexts.inc({ provider }, texts);
     this.embeddingDuration.observe({ provider }, seconds);
   }

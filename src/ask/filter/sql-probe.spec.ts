@@ -109,6 +109,11 @@ describe('findSqlProbe', () => {
       `'${')'.repeat(100_000)}`,
       `;${' select'.repeat(20_000)}`,
       `${"' or ".repeat(20_000)}`,
+      // The comment rule's end-of-value forms: each scan from a quote must stop early.
+      `${"' /*".repeat(200_000)}x`,
+      `${"' --".repeat(200_000)}x`,
+      `${"' #".repeat(200_000)}x`,
+      `${"' /* a".repeat(200_000)}`,
     ]) {
       expect(typeof (findSqlProbe(value) ?? 'none')).toBe('string');
     }

@@ -43,9 +43,10 @@ export const SQL_PROBE_RULES: readonly ProbeRule[] = [
   {
     description: 'a quote followed by a SQL comment',
     // Right after the quote, or ending the value (`admin'--`, `admin' #`, `admin' -- -`, `admin' /**/`);
-    // `"new" -- revised` and `"Best" #1` are text.
+    // `"new" -- revised` and `"Best" #1` are text. `[^*]*` (not a lazy `.*?`): a scan from each quote
+    // stops at the next `*`, so a value of many `' /*` stays linear (the lazy form was quadratic).
     pattern: new RegExp(
-      `${Q}\\)*(;\\s*)?(--|#|/\\*)|${Q}[\\s)]*(;\\s*)?(--[\\s+-]*|#\\s*|/\\*[^]*?\\*/\\s*|/\\*\\s*)$`,
+      `${Q}\\)*(;\\s*)?(--|#|/\\*)|${Q}[\\s)]*(;\\s*)?(--[\\s+-]*|#\\s*|/\\*[^*]*\\*+/\\s*|/\\*\\s*)$`,
     ),
   },
   { description: 'a second SQL statement', pattern: new RegExp(`;\\s*(${SECOND_STATEMENT})`, 'i') },

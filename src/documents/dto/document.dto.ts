@@ -19,8 +19,13 @@ import { DecimalInteger, IsOptionalNotNull, MaxChars, StorableText } from '../..
 import { EmbeddingItemDto } from '../../embeddings/dto/embedding.dto.js';
 import { DOCUMENT_STATUSES, type DocumentStatus } from '../document.entity.js';
 
-/** A new document's documentId: 1-255 characters without whitespace (the rule, and its OpenAPI pattern). */
-export const DOCUMENT_ID_PATTERN = '^\\S{1,255}$';
+/**
+ * A new document's documentId: 1-255 characters without whitespace, not `.` or `..` (as a path
+ * segment, GET /documents/:documentId or a Location, a client resolves those away). The rule and
+ * its OpenAPI pattern.
+ */
+export const DOCUMENT_ID_PATTERN = '^(?!\\.{1,2}$)\\S{1,255}$';
+export const DOCUMENT_ID_MESSAGE = 'documentId must be 1-255 characters without whitespace, and not . or ..';
 
 /** Upper bound of the schema; the effective limit is EMBEDDINGS_MAX_BATCH, checked by the service. */
 const ABSOLUTE_MAX_CHUNKS = 100_000;
@@ -82,11 +87,11 @@ export class CreateDocumentDto {
   @ApiPropertyOptional({
     example: 'luat-dat-dai-2024',
     pattern: DOCUMENT_ID_PATTERN,
-    description: 'Business id, 1-255 characters without whitespace; a uuid when absent',
+    description: 'Business id, 1-255 characters without whitespace, not . or ..; a uuid when absent',
   })
   @IsOptionalNotNull()
   @IsString()
-  @Matches(new RegExp(DOCUMENT_ID_PATTERN), { message: 'documentId must be 1-255 characters without whitespace' })
+  @Matches(new RegExp(DOCUMENT_ID_PATTERN), { message: DOCUMENT_ID_MESSAGE })
   @StorableText()
   documentId?: string;
 

@@ -11,8 +11,9 @@ import { IsJsonObject, IsOptionalNotNull, StorableText } from '../../common/vali
  * 2,000 bytes of UTF-8). NUL and unpaired surrogates, which no stored name holds, are refused by
  * StorableText.
  */
-export const COLLECTION_NAME = /^(?=[\s\S]*\S)[\s\S]{1,500}$/u;
-export const COLLECTION_NAME_MESSAGE = '$property must be 1-500 characters, not all whitespace';
+// Not `.` or `..`: as a path segment (GET /collections/:name, a Location) a client resolves it away.
+export const COLLECTION_NAME = /^(?!\.{1,2}$)(?=[\s\S]*\S)[\s\S]{1,500}$/u;
+export const COLLECTION_NAME_MESSAGE = '$property must be 1-500 characters, not all whitespace, and not . or ..';
 
 /** A collection name (COLLECTION_NAME), without NUL or unpaired surrogates. */
 export function IsCollectionName(): PropertyDecorator {

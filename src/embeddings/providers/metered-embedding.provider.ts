@@ -1,5 +1,6 @@
 import type { EmbeddingProviderName } from '../../config/app-config.js';
-import type { MetricsService } from '../../observability/metrics.service.js';
+import { UnprocessableEntityException } from '@nestjs/common';
+import type { EmbeddingOutcome, MetricsService } from '../../observability/metrics.service.js';
 import type { EmbeddingProvider } from './embedding-provider.js';
 
 /**
@@ -17,13 +18,17 @@ export function meteredProvider(
     dimensions: provider.dimensions,
     async embed(texts: string[]): Promise<number[][]> {
       const started = performance.now();
-      let succeeded = false;
+      let outcome: EmbeddingOutcome = 'error';
       try {
         const vectors = await provider.embed(texts);
-        succeeded = true;
+        outcome = 'ok';
         return vectors;
+      } catch (error) {
+        // A text the model refuses as too long is the client's (a 422), not the provider failing.
+        if (error instanceof UnprocessableEntityException) outcome = 'rejected';
+        throw error;
       } finally {
-        metrics.observeEmbedding(name, texts.length, (performance.now() - started) / 1000, succeeded);
+        metrics.observeEmbedding(name, texts.length, (performance.now() - started) / 1000, outcome);
       }
     },
   };

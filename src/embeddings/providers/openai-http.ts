@@ -33,7 +33,7 @@ export interface OpenAIHttpOptions {
  * Azure OpenAI and Ollama ("input length exceeds the context length") word an input too long for
  * the model in a 400.
  */
-const INPUT_TOO_LONG = /maximum context length|exceeds the context length|context length exceeded|too many tokens/i;
+const INPUT_TOO_LONG = /maximum context length|exceeds the context length|context length exceeded/i;
 
 /** Backoff tuning; the defaults suit production, tests pass tiny delays or a recording `sleep`. */
 export interface RetryPolicy {

@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional, PickType } from '@nestjs/swagger';
 import { IsIn, IsInt, IsString, Matches, Max, Min, MinLength } from 'class-validator';
-import { CreateDocumentDto, DOCUMENT_ID_PATTERN } from '../../documents/dto/document.dto.js';
+import { CreateDocumentDto, DOCUMENT_ID_MESSAGE, DOCUMENT_ID_PATTERN } from '../../documents/dto/document.dto.js';
 import { DOCUMENT_STATUSES, type DocumentStatus } from '../../documents/document.entity.js';
 import { DecimalInteger, IsOptionalNotNull, MaxChars, StorableText } from '../../common/validation.js';
 import { TEXT_FORMATS, type TextFormat } from '../text-extraction.js';
@@ -24,12 +24,12 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
     example: 'luat-dat-dai-2024',
     pattern: DOCUMENT_ID_PATTERN,
     description:
-      'Business id, 1-255 characters without whitespace; a uuid when absent. An existing id is re-ingested: its ' +
+      'Business id, 1-255 characters without whitespace, not . or ..; a uuid when absent. An existing id is re-ingested: its ' +
       'chunks are kept when nothing that makes them changed (skipped), else replaced',
   })
   @IsOptionalNotNull()
   @IsString()
-  @Matches(new RegExp(DOCUMENT_ID_PATTERN), { message: 'documentId must be 1-255 characters without whitespace' })
+  @Matches(new RegExp(DOCUMENT_ID_PATTERN), { message: DOCUMENT_ID_MESSAGE })
   @StorableText()
   documentId?: string;
 
