@@ -416,8 +416,14 @@ describe('Access control: keys refused before the body is read still count again
         .post('/documents')
         .set(bearer(key))
         .send(doc(`guess-${key.slice(0, 6)}`));
-    for (const key of ['guess1-0123456789abcd', 'guess2-0123456789abcd', 'guess3-0123456789abcd']) {
-      expect((await guess(key).expect(401)).body).toEqual(INVALID);
+    for (const [i, key] of ['guess1-0123456789abcd', 'guess2-0123456789abcd', 'guess3-0123456789abcd'].entries()) {
+      const refused = await guess(key).expect(401);
+      expect(refused.body).toEqual(INVALID);
+      // The budget is reported as the rate-limit guard reports it.
+      expect([refused.headers['x-ratelimit-limit'], refused.headers['x-ratelimit-remaining']]).toEqual([
+        '3',
+        String(2 - i),
+      ]);
     }
     const blocked = await guess('guess4-0123456789abcd').expect(429);
     expect(blocked.headers['retry-after']).toMatch(/^\d+$/);

@@ -67,10 +67,10 @@ describe('Collections API', () => {
   });
 
   it.each([
-    [{}, 'name must be 1-500 characters, not all whitespace, and not . or ..'],
-    [{ name: ' \t ' }, 'name must be 1-500 characters, not all whitespace, and not . or ..'],
-    [{ name: '' }, 'name must be 1-500 characters, not all whitespace, and not . or ..'],
-    [{ name: 'x'.repeat(501) }, 'name must be 1-500 characters, not all whitespace, and not . or ..'],
+    [{}, 'name must be 1-500 characters, not all whitespace'],
+    [{ name: ' \t ' }, 'name must be 1-500 characters, not all whitespace'],
+    [{ name: '' }, 'name must be 1-500 characters, not all whitespace'],
+    [{ name: 'x'.repeat(501) }, 'name must be 1-500 characters, not all whitespace'],
     [{ name: 5 }, 'name must be a string'],
     [{ name: 'ok', metadata: [1, 2] }, 'metadata must be an object'],
     [{ name: 'ok', metadata: 'x' }, 'metadata must be an object'],

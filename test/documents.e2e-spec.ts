@@ -77,7 +77,9 @@ describe('Documents API', () => {
         .expect(400);
       expect(refused.body.message).toEqual(['documentId must be 1-255 characters without whitespace, and not . or ..']);
     }
-    await request(t.server).post('/collections').send({ name: '..' }).expect(400);
+    expect((await request(t.server).post('/collections').send({ name: '..' }).expect(400)).body.message).toEqual([
+      'name must not be . or .. (a path segment cannot carry it)',
+    ]);
     expect(
       await request(t.server)
         .post('/documents')

@@ -42,7 +42,7 @@ export function useEarlyApiKeyCheck(app: NestFastifyApplication, document: OpenA
       const decision = keys.decide(scope, request.headers);
       if (decision.allowed) return;
       if (storage) {
-        const { isBlocked, timeToBlockExpire } = await storage.increment(
+        const { isBlocked, timeToBlockExpire, totalHits, timeToExpire } = await storage.increment(
           throttleKey(normalizeIp(request.ip)),
           ttl,
           limit,
@@ -57,6 +57,10 @@ export function useEarlyApiKeyCheck(app: NestFastifyApplication, document: OpenA
             error: 'Too Many Requests',
           });
         }
+        // As the guard reports them on every request it counts.
+        void reply.header('X-RateLimit-Limit', String(limit));
+        void reply.header('X-RateLimit-Remaining', String(Math.max(0, limit - totalHits)));
+        void reply.header('X-RateLimit-Reset', String(timeToExpire));
       }
       if (decision.label !== undefined) {
         request.apiKeyLabel = decision.label;

@@ -115,8 +115,8 @@ export function documentRetryableConflict(document: OpenAPIObject): OpenAPIObjec
     if (method === 'get' || operation.tags?.includes('health') || path === '/ask') continue;
     declareSharedResponse(operation, '409', {
       description:
-        'A concurrent change got in the way (the transaction it met was rolled back; a recount keeps the batches ' +
-        'committed before): retry after Retry-After',
+        "A concurrent change got in the way and this request's transaction was rolled back (a recount keeps " +
+        'the batches it committed before): retry after Retry-After',
       content: errorResponseContent({
         statusCode: 409,
         message: 'The request conflicted with a concurrent change; retry it',

@@ -69,13 +69,6 @@ export class ClientThrottlerGuard extends ThrottlerGuard {
   }
 }
 
-/**
- * Rate limiting per client IP (Fastify's `req.ip`: behind a proxy, TRUST_PROXY says whose
- * X-Forwarded-For counts), one budget across all routes: THROTTLE_LIMIT requests per THROTTLE_TTL_MS, 0 = off. Over the budget a
- * request is a 429 with `Retry-After`. Health probes and metrics scraping opt out with @Unthrottled().
- * At THROTTLE_LIMIT=0 no guard is registered at all (not a guard that lets everything through): a
- * route with no global guard skips Nest's guard step, an execution context and three promises per request.
- */
 /** The one throttler's name. */
 export const THROTTLER_NAME = 'default';
 
@@ -87,6 +80,13 @@ export function throttleKey(tracker: string): string {
   return `${THROTTLER_NAME}:${tracker}`;
 }
 
+/**
+ * Rate limiting per client IP (Fastify's `req.ip`: behind a proxy, TRUST_PROXY says whose
+ * X-Forwarded-For counts), one budget across all routes: THROTTLE_LIMIT requests per THROTTLE_TTL_MS, 0 = off. Over the budget a
+ * request is a 429 with `Retry-After`. Health probes and metrics scraping opt out with @Unthrottled().
+ * At THROTTLE_LIMIT=0 no guard is registered at all (not a guard that lets everything through): a
+ * route with no global guard skips Nest's guard step, an execution context and three promises per request.
+ */
 @Module({})
 export class ThrottlingModule {
   static forRoot(config: AppConfig): DynamicModule {

@@ -17,6 +17,7 @@ const PROBES = [
   "admin') -- -",
   "admin' --+",
   "admin' /**/",
+  "admin' /* a * b */",
   "x'; --",
   "law'); DELETE FROM langchain_pg_embedding; --",
   "'; DROP TABLE documents; --",
@@ -114,6 +115,8 @@ describe('findSqlProbe', () => {
       `${"' --".repeat(200_000)}x`,
       `${"' #".repeat(200_000)}x`,
       `${"' /* a".repeat(200_000)}`,
+      `'/*${'*'.repeat(400_000)}x`,
+      `${"' /* * a".repeat(200_000)}`,
     ]) {
       expect(typeof (findSqlProbe(value) ?? 'none')).toBe('string');
     }

@@ -25,6 +25,11 @@ const Q = `['"\`\u2018\u2019]`;
  * `'a' IS NULL`): `'yes' and 'no' is hard` is a sentence.
  */
 const CONDITION = `(\\d[\\d.]*\\s*(=|<|>|!|--|#|$)|\\(\\s*(\\d|${Q}|select\\b)|(true|false|null)\\b|[a-z_][\\w.]*\\s*(=|<|>|!=)|${Q}[^'"\`\u2018\u2019]{0,100}${Q}\\s*(=|<|>|!|like\\s*${Q}|in\\s*\\(|is\\s+(not\\s+)?(null|true|false)\\b))`;
+// A C comment (slash-star … star-slash) holding no quote: matched so, a scan from each quote of a
+// value stops at the next quote or at the comment's end, and a value of many `' /*` stays linear
+// (a lazy "anything up to star-slash" made it quadratic).
+const NOT_STAR_OR_QUOTE = `[^*'"\`\u2018\u2019]`;
+const C_COMMENT = `/\\*${NOT_STAR_OR_QUOTE}*\\*+([^/*'"\`\u2018\u2019]${NOT_STAR_OR_QUOTE}*\\*+)*/`;
 const SECOND_STATEMENT = [
   '(drop|truncate|alter)\\s+(table|database|schema|view|index|function|role|user|extension|sequence)\\b',
   '(delete\\s+from|insert\\s+into)\\b',
@@ -43,11 +48,8 @@ export const SQL_PROBE_RULES: readonly ProbeRule[] = [
   {
     description: 'a quote followed by a SQL comment',
     // Right after the quote, or ending the value (`admin'--`, `admin' #`, `admin' -- -`, `admin' /**/`);
-    // `"new" -- revised` and `"Best" #1` are text. `[^*]*` (not a lazy `.*?`): a scan from each quote
-    // stops at the next `*`, so a value of many `' /*` stays linear (the lazy form was quadratic).
-    pattern: new RegExp(
-      `${Q}\\)*(;\\s*)?(--|#|/\\*)|${Q}[\\s)]*(;\\s*)?(--[\\s+-]*|#\\s*|/\\*[^*]*\\*+/\\s*|/\\*\\s*)$`,
-    ),
+    // `"new" -- revised` and `"Best" #1` are text.
+    pattern: new RegExp(`${Q}\\)*(;\\s*)?(--|#|/\\*)|${Q}[\\s)]*(;\\s*)?(--[\\s+-]*|#\\s*|${C_COMMENT}\\s*|/\\*\\s*)$`),
   },
   { description: 'a second SQL statement', pattern: new RegExp(`;\\s*(${SECOND_STATEMENT})`, 'i') },
   { description: 'UNION SELECT', pattern: /\bunion(\s+all|\s+distinct)?\s+select\b/i },

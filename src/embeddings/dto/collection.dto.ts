@@ -11,9 +11,16 @@ import { IsJsonObject, IsOptionalNotNull, StorableText } from '../../common/vali
  * 2,000 bytes of UTF-8). NUL and unpaired surrogates, which no stored name holds, are refused by
  * StorableText.
  */
-// Not `.` or `..`: as a path segment (GET /collections/:name, a Location) a client resolves it away.
-export const COLLECTION_NAME = /^(?!\.{1,2}$)(?=[\s\S]*\S)[\s\S]{1,500}$/u;
-export const COLLECTION_NAME_MESSAGE = '$property must be 1-500 characters, not all whitespace, and not . or ..';
+export const COLLECTION_NAME = /^(?=[\s\S]*\S)[\s\S]{1,500}$/u;
+export const COLLECTION_NAME_MESSAGE = '$property must be 1-500 characters, not all whitespace';
+
+/**
+ * The name of a collection POST /collections creates: also not `.` or `..`, which as a path segment
+ * (GET /collections/:name, its Location) URL parsers resolve away, even percent-encoded. Fields
+ * that name a collection in a body (a search, a write) keep COLLECTION_NAME: an adopted collection
+ * of such a name stays searchable and writable.
+ */
+const NEW_COLLECTION_NAME = /^(?!\.{1,2}$)/u;
 
 /** A collection name (COLLECTION_NAME), without NUL or unpaired surrogates. */
 export function IsCollectionName(): PropertyDecorator {
@@ -25,9 +32,10 @@ export class CreateCollectionDto {
     example: 'luat-thue',
     minLength: 1,
     maxLength: 500,
-    description: 'Unique collection name, 1-500 characters, not all whitespace',
+    description: 'Unique collection name, 1-500 characters, not all whitespace, not . or ..',
   })
   @IsCollectionName()
+  @Matches(NEW_COLLECTION_NAME, { message: 'name must not be . or .. (a path segment cannot carry it)' })
   name: string;
 
   @ApiPropertyOptional({
