@@ -2,9 +2,9 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import { getStorageToken, normalizeIp, type ThrottlerStorage } from '@nestjs/throttler';
 import { hasBody } from '../common/content-type.js';
-import { documentOperations } from '../common/openapi-errors.js';
+import { documentOperations, documentRouteKey, requestRouteKey } from '../common/openapi-errors.js';
 import type { ApiScope, AppConfig } from '../config/app-config.js';
-import { THROTTLER_NAME, throttleKey, tooManyRequestsMessage } from '../limits/throttling.module.js';
+import { THROTTLER_NAME, throttleKey, tooManyRequestsBody } from '../limits/throttling.module.js';
 import { ApiKeys, type RequestWithApiKeyLabel } from './api-key.guard.js';
 import { operationAccess } from './openapi-security.js';
 
@@ -25,10 +25,7 @@ export function useEarlyApiKeyCheck(app: NestFastifyApplication, document: OpenA
   if (!keys.enabled) return;
   const access = new Map<string, ApiScope | 'public'>();
   for (const [operation, method, path] of documentOperations(document)) {
-    access.set(
-      `${method.toUpperCase()} ${path.replace(/\{([^}]+)\}/g, ':$1')}`,
-      operationAccess(document, operation, method),
-    );
+    access.set(documentRouteKey(method, path), operationAccess(document, operation, method));
   }
   const { throttleLimit: limit, throttleTtlMs: ttl } = config.http;
   const storage = limit > 0 ? app.get<ThrottlerStorage>(getStorageToken(), { strict: false }) : undefined;
@@ -37,7 +34,7 @@ export function useEarlyApiKeyCheck(app: NestFastifyApplication, document: OpenA
     .getInstance()
     .addHook('onRequest', async (request, reply) => {
       if (!hasBody(request)) return;
-      const scope = access.get(`${request.method} ${request.routeOptions.url}`);
+      const scope = access.get(requestRouteKey(request));
       if (scope === undefined || scope === 'public') return;
       const decision = keys.decide(scope, request.headers);
       if (decision.allowed) return;
@@ -51,11 +48,7 @@ export function useEarlyApiKeyCheck(app: NestFastifyApplication, document: OpenA
         );
         if (isBlocked) {
           void reply.header('Retry-After', String(timeToBlockExpire));
-          return reply.code(429).send({
-            statusCode: 429,
-            message: tooManyRequestsMessage(limit, ttl, timeToBlockExpire),
-            error: 'Too Many Requests',
-          });
+          return reply.code(429).send(tooManyRequestsBody(limit, ttl, timeToBlockExpire));
         }
         // As the guard reports them on every request it counts.
         void reply.header('X-RateLimit-Limit', String(limit));

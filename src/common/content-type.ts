@@ -1,7 +1,13 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
-import { declareSharedResponse, documentOperations, errorResponseContent } from './openapi-errors.js';
+import {
+  declareSharedResponse,
+  documentOperations,
+  documentRouteKey,
+  errorResponseContent,
+  requestRouteKey,
+} from './openapi-errors.js';
 
 /** Whether the request carries a body (RFC 9112 §6.3: a length above 0, or a chunked transfer). */
 export function hasBody(request: FastifyRequest): boolean {
@@ -18,7 +24,7 @@ export function consumedMediaTypes(document: OpenAPIObject): Map<string, string[
   for (const [operation, method, path] of documentOperations(document)) {
     const body = operation.requestBody;
     if (!body || '$ref' in body) continue;
-    consumed.set(`${method.toUpperCase()} ${path.replace(/\{([^}]+)\}/g, ':$1')}`, Object.keys(body.content));
+    consumed.set(documentRouteKey(method, path), Object.keys(body.content));
   }
   return consumed;
 }
@@ -41,7 +47,7 @@ export function useContentTypeCheck(app: NestFastifyApplication, document: OpenA
     .addHook('onRequest', (request, reply, done) => {
       const contentType = request.headers['content-type'];
       if (contentType === undefined || !hasBody(request)) return done();
-      const takes = consumed.get(`${request.method} ${request.routeOptions.url}`);
+      const takes = consumed.get(requestRouteKey(request));
       const mediaType = contentType.split(';')[0].trim().toLowerCase();
       if (takes === undefined || takes.includes(mediaType)) return done();
       void reply.code(415).send({

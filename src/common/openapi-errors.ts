@@ -8,6 +8,7 @@ import type {
   ResponseObject,
   SchemaObject,
 } from '@nestjs/swagger';
+import type { FastifyRequest } from 'fastify';
 import { CONFLICT_RETRY_AFTER_SECONDS, DATABASE_RETRY_AFTER_SECONDS } from './database-exception.filter.js';
 
 export const ERROR_RESPONSE_SCHEMA_NAME = 'ErrorResponse';
@@ -41,6 +42,20 @@ export function* documentOperations(document: OpenAPIObject): Generator<[Operati
       if (operation) yield [operation, method, route];
     }
   }
+}
+
+/**
+ * A route as Fastify names it (`POST /documents/:documentId`), from an operation of the document
+ * (`post`, `/documents/{documentId}`): the key under which the Fastify hooks that act on the
+ * document's declarations (media types, API-key access) look a request up (requestRouteKey).
+ */
+export function documentRouteKey(method: HttpMethod, path: string): string {
+  return `${method.toUpperCase()} ${path.replace(/\{([^}]+)\}/g, ':$1')}`;
+}
+
+/** A request's route as documentRouteKey names it. */
+export function requestRouteKey(request: FastifyRequest): string {
+  return `${request.method} ${request.routeOptions.url}`;
 }
 
 /**

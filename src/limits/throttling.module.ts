@@ -25,8 +25,21 @@ export function Unthrottled(): ClassDecorator & MethodDecorator {
 }
 
 /** The message of the 429, for a client over `limit` requests per `ttlMs`, `retryAfter` seconds before it may retry. */
-export function tooManyRequestsMessage(limit: number, ttlMs: number, retryAfter: number): string {
+function tooManyRequestsMessage(limit: number, ttlMs: number, retryAfter: number): string {
   return `Too many requests: at most ${limit} per ${Math.ceil(ttlMs / 1000)} s per client; retry after ${retryAfter} s`;
+}
+
+/** The 429 body, in the standard error shape: the guard's, and useEarlyApiKeyCheck's for the requests it refuses. */
+export function tooManyRequestsBody(
+  limit: number,
+  ttlMs: number,
+  retryAfter: number,
+): { statusCode: number; message: string; error: string } {
+  return {
+    statusCode: HttpStatus.TOO_MANY_REQUESTS,
+    message: tooManyRequestsMessage(limit, ttlMs, retryAfter),
+    error: 'Too Many Requests',
+  };
 }
 
 /**
@@ -59,11 +72,7 @@ export function documentRateLimit(document: OpenAPIObject, config: AppConfig): O
 export class ClientThrottlerGuard extends ThrottlerGuard {
   protected override throwThrottlingException(_context: ExecutionContext, detail: ThrottlerLimitDetail): Promise<void> {
     throw new HttpException(
-      {
-        statusCode: HttpStatus.TOO_MANY_REQUESTS,
-        message: tooManyRequestsMessage(detail.limit, detail.ttl, detail.timeToBlockExpire),
-        error: 'Too Many Requests',
-      },
+      tooManyRequestsBody(detail.limit, detail.ttl, detail.timeToBlockExpire),
       HttpStatus.TOO_MANY_REQUESTS,
     );
   }
