@@ -74,6 +74,16 @@ const COLLECTION_GONE_MESSAGE = 'The collection was deleted while this request w
 /** SQLSTATEs whose 409 is worth retrying at once: PostgreSQL cancelled the transaction for another. */
 const RETRYABLE_CONFLICTS = new Set(['40P01', '40001']);
 
+/**
+ * A statement's failure that the same transaction, started again, is expected to pass: a deadlock
+ * or serialization failure (PostgreSQL cancelled it for a concurrent transaction), or the chunk's
+ * collection deleted under it (isCollectionGone). retryWriteConflicts runs such a write again; a
+ * client that gets its 409 is told to retry (Retry-After).
+ */
+export function isTransientConflict(error: unknown): boolean {
+  return RETRYABLE_CONFLICTS.has(sqlState(error) ?? '') || isCollectionGone(error);
+}
+
 /** Retry-After of a retryable 409: the concurrent transaction it met is usually done by then. */
 export const CONFLICT_RETRY_AFTER_SECONDS = 1;
 
@@ -117,9 +127,7 @@ export class DatabaseExceptionFilter implements ExceptionFilter {
     }
     if (
       status === Number(HttpStatus.CONFLICT) &&
-      (exception instanceof RetryableConflictException ||
-        RETRYABLE_CONFLICTS.has(sqlState(exception) ?? '') ||
-        isCollectionGone(exception))
+      (exception instanceof RetryableConflictException || isTransientConflict(exception))
     ) {
       void reply.header('retry-after', String(CONFLICT_RETRY_AFTER_SECONDS));
     }

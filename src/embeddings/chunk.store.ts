@@ -1,8 +1,7 @@
 import { BadRequestException, Inject, Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
-import { isCollectionGone, RetryableConflictException } from '../common/database-exception.filter.js';
-import { sqlState } from '../database/connection-errors.js';
+import { isTransientConflict, RetryableConflictException } from '../common/database-exception.filter.js';
 import {
   firstBeyondHalfvec,
   HALFVEC_MAX,
@@ -59,20 +58,11 @@ export class ChunkOwnerChangedException extends RetryableConflictException {
 const MAX_WRITE_ATTEMPTS = 3;
 
 /**
- * Deadlock detected, serialization failure: PostgreSQL cancelled the transaction for a concurrent
- * one, and the same transaction started again is expected to pass. A writer outside the service
- * that inserts chunks and then updates `documents` in one transaction (the order of the Python
- * service's own bookkeeping) takes chunk_counts' row before the document's, where this service takes
- * the document's first: the one of the two that PostgreSQL cancels may be ours.
- */
-const TRANSIENT_CONFLICTS = new Set(['40P01', '40001']);
-
-/**
  * Runs a chunk write again, in a new transaction, when it met a chunk that another writer gave an
  * owner after the write had read the owners (ChunkOwnerChangedException: the next attempt reads
  * them again and locks that document too), when PostgreSQL cancelled it for a concurrent
- * transaction (TRANSIENT_CONFLICTS), or when its collection was deleted after it looked it up
- * (isCollectionGone: the next attempt creates it again). The writes it runs hold no provider call: their vectors are
+ * transaction, or when its collection was deleted after it looked it up (isTransientConflict: the
+ * next attempt creates the collection again). The writes it runs hold no provider call: their vectors are
  * computed before. A conflict still there after the last attempt is the 409.
  */
 export async function retryWriteConflicts<T>(write: () => Promise<T>): Promise<T> {
@@ -80,10 +70,9 @@ export async function retryWriteConflicts<T>(write: () => Promise<T>): Promise<T
     try {
       return await write();
     } catch (error) {
-      const transient =
-        error instanceof ChunkOwnerChangedException ||
-        TRANSIENT_CONFLICTS.has(sqlState(error) ?? '') ||
-        isCollectionGone(error);
+      // A deadlock here is typically with a writer outside the service that inserts chunks and then
+      // updates documents (the Python service's order), where this service locks the document first.
+      const transient = error instanceof ChunkOwnerChangedException || isTransientConflict(error);
       if (!transient || attempt >= MAX_WRITE_ATTEMPTS) throw error;
     }
   }
