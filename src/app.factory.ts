@@ -9,6 +9,7 @@ import { useEarlyApiKeyCheck } from './auth/early-api-key-check.js';
 import { documentApiKeySecurity, withApiKeySecurity } from './auth/openapi-security.js';
 import { AppModule } from './app.module.js';
 import { documentUnsupportedMediaType, useContentTypeCheck } from './common/content-type.js';
+import { documentUnknownQuery, useUnknownQueryCheck } from './common/unknown-query.js';
 import { multipartForUploads } from './common/multipart.js';
 import {
   documentErrorResponses,
@@ -92,9 +93,12 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   documentRateLimit(document, config);
   documentBodyLimit(document, config.http.bodyLimitBytes);
   documentUnsupportedMediaType(document);
-  // Both before the body is read: a request without a valid key is a 401 whatever its media type.
+  documentUnknownQuery(document);
+  // All three before the body is read, the key first: a request with a body and without a valid key
+  // is a 401 whatever its media type or query. (A read's key is checked later, by ApiKeyGuard.)
   useEarlyApiKeyCheck(app, document, config);
   useContentTypeCheck(app, document);
+  useUnknownQueryCheck(app, document);
   documentServiceUnavailable(document);
   documentRetryableConflict(document);
   documentErrorResponses(document);

@@ -564,6 +564,71 @@ describe('Input validation (NUL, null, prototype-named keys)', () => {
     });
   });
 
+  describe('query parameters on routes that take none', () => {
+    it('DELETE /collections/:name?dryRun=true and DELETE /documents/:id?dryRun=true are a 400 naming dryRun, and delete nothing', async () => {
+      await request(t.server).post('/collections').send({ name: 'kept' }).expect(201);
+      await expectRefused(
+        'delete',
+        '/collections/kept?dryRun=true',
+        undefined,
+        400,
+        'Unknown query parameter "dryRun": DELETE /collections/{name} takes no query parameters',
+      );
+      await expectRefused(
+        'delete',
+        '/documents/d1?dryRun=true',
+        undefined,
+        400,
+        'Unknown query parameter "dryRun": DELETE /documents/{documentId} takes no query parameters',
+      );
+      await request(t.server).get('/collections/kept').expect(200);
+      await request(t.server).get('/documents/d1').expect(200);
+    });
+
+    it('every operation without query parameters refuses one with a 400 its OpenAPI operation declares, and writes nothing', async () => {
+      type Operation = { parameters?: Array<{ in: string }>; tags?: string[]; responses: Record<string, unknown> };
+      const api = (await request(t.server).get('/docs-json').expect(200)).body as {
+        paths: Record<string, Record<Method, Operation>>;
+      };
+      const checked: string[] = [];
+      for (const [path, operations] of Object.entries(api.paths)) {
+        for (const [method, operation] of Object.entries(operations) as Array<[Method, Operation]>) {
+          if (operation.tags?.includes('health')) continue;
+          if ((operation.parameters ?? []).some((parameter) => parameter.in === 'query')) continue;
+          const route = `${method.toUpperCase()} ${path}`;
+          expect({ route, declares400: '400' in operation.responses }).toEqual({ route, declares400: true });
+          const url = `${path.replace(/\{[^}]+\}/g, 'd1')}?limit=10`;
+          await expectRefused(
+            method,
+            url,
+            undefined,
+            400,
+            `Unknown query parameter "limit": ${route} takes no query parameters`,
+          );
+          checked.push(route);
+        }
+      }
+      // The writes are among them, and so are the reads a client would paginate.
+      expect(checked).toEqual(
+        expect.arrayContaining([
+          'GET /collections',
+          'GET /vector-indexes',
+          'POST /embeddings',
+          'DELETE /collections/{name}',
+        ]),
+      );
+    });
+
+    it('routes that declare query parameters and the health checks keep their own rules', async () => {
+      await request(t.server).get('/documents?limit=1').expect(200);
+      await expectRefused('get', '/documents?unknown=1', undefined, 400, 'property unknown should not exist');
+      await request(t.server).get('/documents/d1/chunks?limit=1').expect(200);
+      // Probes and uptime monitors add cache-busting parameters of their own.
+      await request(t.server).get('/health/live?_=1733570000').expect(200);
+      await request(t.server).get('/health?_=1733570000').expect(200);
+    });
+  });
+
   it('GET /stats counts every document type, category and status, __proto__ and constructor included', async () => {
     for (const [documentId, documentType, category] of [
       ['s1', '__proto__', 'constructor'],

@@ -91,7 +91,7 @@ describe('observability', () => {
   describe('logs', () => {
     it('writes one JSON line per request with its reqId, and never the Authorization or x-api-key value', async () => {
       await request(t.server)
-        .get('/documents/not-there?x=1')
+        .get('/documents/not-there/chunks?limit=1')
         .set('x-request-id', 'trace-line-1')
         .set('Authorization', 'Bearer secret-bearer-value-123')
         .set('x-api-key', 'secret-api-key-value-456')
@@ -102,7 +102,7 @@ describe('observability', () => {
       expect(completed).toMatchObject({
         level: 30,
         reqId: 'trace-line-1',
-        req: { method: 'GET', url: '/documents/not-there?x=1' },
+        req: { method: 'GET', url: '/documents/not-there/chunks?limit=1' },
         res: { statusCode: 404 },
       });
       expect(typeof completed.responseTime).toBe('number');

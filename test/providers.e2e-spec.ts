@@ -34,7 +34,7 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
   let t: TestApp;
 
   beforeAll(async () => {
-    server = await startFakeOpenAIServer({ dimensions: 64, maxInputChars: 8192 });
+    server = await startFakeOpenAIServer({ dimensions: 64, maxInputChars: 8192, maxRequestChars: 12_000 });
     t = await startTestApp({
       ...openaiEnv(server.url),
       EMBEDDINGS_API_KEY: 'sk-e2e-secret',
@@ -165,6 +165,24 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
     // Counted as the client's, not as the provider failing.
     const metrics = (await request(t.server).get('/metrics').expect(200)).text;
     expect(metrics).toMatch(/^embedding_requests_total\{provider="openai",outcome="rejected"\} 2$/m);
+  });
+
+  it('sends a batch the provider refuses as too many tokens per request again in halves, and stores every vector', async () => {
+    // Each text is within the model's 8,192; two in one request are over the 12,000 per request.
+    const texts = ['một '.repeat(1750).trim(), 'hai '.repeat(1750).trim(), 'ba '.repeat(2000).trim()];
+    const res = await request(t.server)
+      .post('/embeddings')
+      .send({ collection: 'halves', items: texts.map((content) => ({ content })) })
+      .expect(201);
+    // The two batches go out side by side: the refused one of two, the other's one, then the two halves.
+    expect(server.requests.map((r) => (r.body?.input as string[]).length).sort()).toEqual([1, 1, 1, 2]);
+    const expected = await new LocalEmbeddingProvider(64).embed(texts);
+    for (const [i, id] of (res.body.ids as string[]).entries()) {
+      const chunk = await request(t.server).get(`/embeddings/${id}`).expect(200);
+      expect(chunk.body.content).toBe(texts[i]);
+      (chunk.body.embedding as number[]).forEach((v, k) => expect(v).toBeCloseTo(expected[i][k], 5));
+    }
+    expect(logs.warnings()).toEqual([expect.stringContaining('Lower EMBEDDINGS_REQUEST_BATCH (now 2)')]);
   });
 
   it('declares the 502, 504 and 422 it answers on every operation that computes vectors', async () => {

@@ -12,6 +12,11 @@ export interface FakeOpenAIServerOptions {
    * beyond the model's context (a character counted as a token).
    */
   maxInputChars?: number;
+  /**
+   * When set, an embeddings request whose inputs hold more characters than this together gets
+   * OpenAI's 400 for a request over its tokens per request (a character counted as a token).
+   */
+  maxRequestChars?: number;
 }
 
 /** The fields of OpenAI requests the tests look at; anything else is kept as sent. */
@@ -101,6 +106,18 @@ export async function startFakeOpenAIServer(options: FakeOpenAIServerOptions = {
             type: 'invalid_request_error',
             param: null,
             code: null,
+          },
+        });
+        return;
+      }
+      const total = inputs.reduce((sum, input) => sum + input.length, 0);
+      if (path === '/v1/embeddings' && options.maxRequestChars !== undefined && total > options.maxRequestChars) {
+        send(400, {
+          error: {
+            message: `Requested ${total} tokens, max ${options.maxRequestChars} tokens per request`,
+            type: 'max_tokens_per_request',
+            param: null,
+            code: 'max_tokens_per_request',
           },
         });
         return;

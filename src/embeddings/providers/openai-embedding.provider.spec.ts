@@ -147,6 +147,49 @@ describe('OpenAIEmbeddingProvider', () => {
     expect(err.message).toContain('failed: 400 Bad Request (Scripted failure 400)');
   });
 
+  it('sends a batch refused as too many tokens per request again in halves, down to what passes', async () => {
+    const capped = await startFakeOpenAIServer({ dimensions: 64, maxRequestChars: 10 });
+    try {
+      const texts = ['aaa', 'bbb', 'ccc', 'ddd', 'eee', 'fff', 'ggg', 'hhh'];
+      const vectors = await provider({ baseUrl: capped.url, requestBatch: 8 }).embed(texts);
+      expect(vectors).toEqual(await new LocalEmbeddingProvider(64).embed(texts));
+      // 24 characters refused, then two halves of 12 refused, then four quarters of 6 sent.
+      expect(capped.requests.map((r) => (r.body?.input as string[]).join(''))).toEqual([
+        'aaabbbcccdddeeefffggghhh',
+        'aaabbbcccddd',
+        'aaabbb',
+        'cccddd',
+        'eeefffggghhh',
+        'eeefff',
+        'ggghhh',
+      ]);
+      expect(warnings).toEqual([
+        expect.stringMatching(
+          /failed: 400 Bad Request \(Requested 24 tokens, max 10 tokens per request\): sending its 8 texts in smaller requests\. Lower EMBEDDINGS_REQUEST_BATCH \(now 8\)/,
+        ),
+      ]);
+
+      // One text the provider refuses so cannot be split: the provider's 502.
+      const err = await failure(provider({ baseUrl: capped.url }).embed(['x'.repeat(11)]));
+      expect(err.getStatus()).toBe(502);
+      expect(err.message).toContain('(Requested 11 tokens, max 10 tokens per request)');
+    } finally {
+      await capped.close();
+    }
+  });
+
+  it('sends a batch a proxy refuses with a 413 again in halves; another 400 is not split', async () => {
+    server.failNext(413, 1);
+    expect(await provider().embed(['a', 'b', 'c'])).toEqual(
+      await new LocalEmbeddingProvider(64).embed(['a', 'b', 'c']),
+    );
+    expect(server.requests.map((r) => r.body?.input)).toEqual([['a', 'b', 'c'], ['a', 'b'], ['c']]);
+    server.requests.length = 0;
+    server.failNext(400, 1);
+    expect((await failure(provider().embed(['a', 'b', 'c']))).getStatus()).toBe(502);
+    expect(server.requests).toHaveLength(1);
+  });
+
   it('stops at the first failed batch', async () => {
     server.failNext(400, 1);
     await failure(provider({ requestBatch: 1 }).embed(['a', 'b', 'c', 'd', 'e', 'f']));

@@ -1,8 +1,8 @@
-import { BadGatewayException } from '@nestjs/common';
+import { BadGatewayException, Logger } from '@nestjs/common';
 import type { AppConfig } from '../../config/app-config.js';
 import { componentsProblem, float32FromLittleEndian } from '../dto/embedding.dto.js';
 import type { EmbeddingProvider } from './embedding-provider.js';
-import { OpenAIHttpClient, type RetryPolicy } from './openai-http.js';
+import { OpenAIHttpClient, ProviderBatchTooLargeException, type RetryPolicy } from './openai-http.js';
 
 export type OpenAIEmbeddingOptions = NonNullable<AppConfig['embeddings']['openai']>;
 
@@ -22,6 +22,9 @@ interface EmbeddingsResponse {
 export class OpenAIEmbeddingProvider implements EmbeddingProvider {
   readonly model: string;
   private readonly http: OpenAIHttpClient;
+  private readonly logger = new Logger(OpenAIEmbeddingProvider.name);
+  /** Whether the provider has refused a batch as too large yet (said once per process, not per batch). */
+  private warnedBatchTooLarge = false;
 
   constructor(
     private readonly options: OpenAIEmbeddingOptions,
@@ -49,7 +52,7 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
       while (next < batches.length && !failed) {
         const i = next++;
         try {
-          results[i] = await this.embedBatch(batches[i]);
+          results[i] = await this.embedInHalvesIfRefused(batches[i]);
         } catch (err) {
           failed = true;
           throw err;
@@ -58,6 +61,30 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
     };
     await Promise.all(Array.from({ length: Math.min(CONCURRENT_REQUESTS, batches.length) }, worker));
     return results.flat();
+  }
+
+  /**
+   * One batch; when the provider refuses it as too much for one request (OpenAI's 300,000 tokens
+   * per request, whatever the model's per-text limit: 128 texts of 3,000 tokens are refused), the
+   * two halves, each split again as long as it is refused and holds more than one text. A single
+   * text refused so is the provider's 502.
+   */
+  private async embedInHalvesIfRefused(input: string[]): Promise<number[][]> {
+    try {
+      return await this.embedBatch(input);
+    } catch (error) {
+      if (!(error instanceof ProviderBatchTooLargeException) || input.length === 1) throw error;
+      if (!this.warnedBatchTooLarge) {
+        this.warnedBatchTooLarge = true;
+        this.logger.warn(
+          `${error.message}: sending its ${input.length} texts in smaller requests. Lower EMBEDDINGS_REQUEST_BATCH ` +
+            `(now ${this.options.requestBatch}) to spare the refused requests.`,
+        );
+      }
+      const half = Math.ceil(input.length / 2);
+      const first = await this.embedInHalvesIfRefused(input.slice(0, half));
+      return first.concat(await this.embedInHalvesIfRefused(input.slice(half)));
+    }
   }
 
   private async embedBatch(input: string[]): Promise<number[][]> {

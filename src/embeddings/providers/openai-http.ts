@@ -35,6 +35,20 @@ export interface OpenAIHttpOptions {
  */
 const INPUT_TOO_LONG = /maximum context length|exceeds the context length|context length exceeded/i;
 
+/**
+ * How OpenAI ("Requested 453357 tokens, max 300000 tokens per request", code max_tokens_per_request),
+ * Mistral ("Too many tokens in batch") and servers with a cap on inputs per request ("too many
+ * inputs") word a 400 for a request whose texts together are more than it takes, though each alone
+ * is not: the same texts pass in smaller requests.
+ */
+const BATCH_TOO_LARGE = /tokens per request|too many tokens in (?:the )?batch|too many inputs/i;
+
+/**
+ * The provider refused a request for holding too much at once (BATCH_TOO_LARGE, or a proxy's 413):
+ * a 502 if it reaches a client, but the embedding provider sends such a request again in halves.
+ */
+export class ProviderBatchTooLargeException extends BadGatewayException {}
+
 /** Backoff tuning; the defaults suit production, tests pass tiny delays or a recording `sleep`. */
 export interface RetryPolicy {
   /** First backoff; doubled on each further retry. */
@@ -63,6 +77,8 @@ interface Failure {
   readonly detail: string;
   /** A 400 whose message says an input is longer than the model takes (INPUT_TOO_LONG). */
   readonly inputTooLong?: boolean;
+  /** A 400 whose message says the request holds more than the provider takes at once (BATCH_TOO_LARGE), or a 413. */
+  readonly batchTooLarge?: boolean;
   readonly retryable: boolean;
   readonly retryAfterMs?: number;
 }
@@ -149,6 +165,7 @@ export class OpenAIHttpClient {
         retryable: status === 408 || status === 429 || status >= 500,
         retryAfterMs: retryAfterMs(response.headers),
         inputTooLong: status === 400 && INPUT_TOO_LONG.test(errorMessageOf(text)),
+        batchTooLarge: status === 413 || (status === 400 && BATCH_TOO_LARGE.test(errorMessageOf(text))),
       };
     }
     try {
@@ -204,6 +221,7 @@ export class OpenAIHttpClient {
       return new ServiceUnavailableWithRetryAfter(message, Math.max(1, Math.ceil(failure.retryAfterMs / 1000)));
     }
     if (failure.kind === 'network' || failure.status === 429) return new ServiceUnavailableException(message);
+    if (failure.batchTooLarge) return new ProviderBatchTooLargeException(message);
     return new BadGatewayException(message);
   }
 
