@@ -2,6 +2,7 @@
 import './lifecycle/v8-heap.js';
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
+import type { Server } from 'node:net';
 import { ConfigValidationError, loadAppConfig, loadDotEnv } from './config/app-config.js';
 import { createApp } from './app.factory.js';
 import { installGracefulShutdown } from './lifecycle/graceful-shutdown.js';
@@ -20,8 +21,11 @@ async function main(): Promise<void> {
     await app.close();
     throw err;
   }
+  // The port bound, which PORT=0 leaves to the system.
+  const address = (app.getHttpServer() as Server).address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
   new Logger('Main').log(
-    `Listening on http://${config.host}:${config.port} (database: ${config.database.mode}${
+    `Listening on http://${config.host}:${port} (database: ${config.database.mode}${
       config.database.mode === 'embedded' ? `, ${config.database.dataDir}` : ''
     }); OpenAPI at /docs`,
   );

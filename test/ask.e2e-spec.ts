@@ -3,6 +3,7 @@ import { TEST_TARGET } from './support/test-database.js';
 import type { EntityManager } from 'typeorm';
 import { ChunkSearchRepository } from '../src/ask/chunk-search.repository.js';
 import { SearchTargetCache } from '../src/ask/search-target.cache.js';
+import { LocalEmbeddingProvider } from '../src/embeddings/providers/local-embedding.provider.js';
 import { check } from '../src/cli/db-commands.js';
 import { makeCorpus } from './support/corpus.js';
 import { float32Base64 } from './support/float32-base64.js';
@@ -112,14 +113,16 @@ describe('POST /ask', () => {
   });
 
   it('returns scores as 1 − cosine distance, content and metadata', async () => {
-    const res = await ask({ question: 'varroa mites hive inspection', k: 1 }).expect(200);
+    const question = 'varroa mites hive inspection';
+    const res = await ask({ question, k: 1 }).expect(200);
     const [hit] = res.body.results;
+    // The question's vector as the service computes it (the local provider), against the stored chunk's.
+    const [queryVector] = await new LocalEmbeddingProvider(t.config.embeddings.dimensions).embed([question]);
     const [row] = await t.dataSource.query<Array<{ score: number }>>(
-      `SELECT 1 - (embedding <=> (SELECT embedding FROM langchain_pg_embedding WHERE id = $1)) AS score
-         FROM langchain_pg_embedding WHERE id = $1`,
-      [hit.id],
+      `SELECT 1 - (embedding <=> $2::vector) AS score FROM langchain_pg_embedding WHERE id = $1`,
+      [hit.id, `[${queryVector.join(',')}]`],
     );
-    expect(row.score).toBeCloseTo(1, 6);
+    expect(hit.score).toBeCloseTo(row.score, 5);
     expect(hit.score).toBeGreaterThan(0.3);
     expect(hit.score).toBeLessThanOrEqual(1);
     expect(hit.content).toContain('varroa');

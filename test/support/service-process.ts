@@ -1,6 +1,4 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
@@ -19,30 +17,20 @@ export interface ServiceProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** A TCP port that was free a moment ago (the OS picks it; the listener is closed again). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  server.close();
-  await once(server, 'close');
-  return address.port;
-}
-
 /**
  * Starts the service with exactly `env` on top of the test environment (no DATABASE_URL unless
  * given) and waits until GET /health answers 200. Rate limiting is off: the tests send bursts.
  */
 export async function startService(env: Record<string, string>, maxStartMs = 150_000): Promise<ServiceProcess> {
-  const port = await freePort();
   const childEnv: Record<string, string | undefined> = {
     ...process.env,
     LOG_LEVEL: 'info',
     THROTTLE_LIMIT: '0',
     ...env,
-    PORT: String(port),
+    // The system picks the port when the service binds it, and the service logs it: a port picked
+    // here and bound later could be taken in between by another test's process (which then answered
+    // this one's health check, and this one had exited).
+    PORT: '0',
     HOST: '127.0.0.1',
   };
   if (!env.DATABASE_URL) delete childEnv.DATABASE_URL;
@@ -55,8 +43,6 @@ export async function startService(env: Record<string, string>, maxStartMs = 150
   );
   let hasExited = false;
   void exited.then(() => (hasExited = true));
-  const baseUrl = `http://127.0.0.1:${port}`;
-
   const waitForOutput = async (pattern: RegExp, maxWaitMs = 60_000): Promise<void> => {
     for (let waited = 0; waited <= maxWaitMs; waited += 50) {
       if (pattern.test(output)) return;
@@ -67,6 +53,17 @@ export async function startService(env: Record<string, string>, maxStartMs = 150
     throw new Error(`no log line matching ${pattern}${hasExited ? ' (process exited)' : ''}:\n${output}`);
   };
 
+  let port = 0;
+  for (let waited = 0; port === 0; waited += 200) {
+    if (hasExited) throw new Error(`service exited during start-up:\n${output}`);
+    if (waited > maxStartMs) {
+      child.kill('SIGKILL');
+      throw new Error(`service did not log its port:\n${output}`);
+    }
+    port = Number(/Listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1] ?? 0);
+    if (port === 0) await sleep(200);
+  }
+  const baseUrl = `http://127.0.0.1:${port}`;
   for (let waited = 0; ; waited += 200) {
     if (hasExited) throw new Error(`service exited during start-up:\n${output}`);
     if (waited > maxStartMs) {
