@@ -2,6 +2,7 @@ import { corruptPdf, type CorpusFile, makeCorpus } from '../../test/support/corp
 import JSZip from 'jszip';
 import {
   detectFormat,
+  DOCX_ELEMENTS_MAX,
   DOCX_PARAGRAPHS_MAX,
   DOCX_XML_MAX_BYTES,
   ExtractionError,
@@ -120,8 +121,70 @@ describe('text extraction on hostile input', () => {
     const huge = await docx(`<w:p><w:r><w:t>${'a'.repeat(DOCX_XML_MAX_BYTES)}</w:t></w:r></w:p>`);
     await expect(extractText(huge, 'docx')).rejects.toMatchObject({
       reason: 'too-large',
-      message: `The .docx document's text part unpacks to more than ${DOCX_XML_MAX_BYTES} bytes: split the document or send its text`,
+      message: `The .docx document unpacks to more than ${DOCX_XML_MAX_BYTES} bytes of XML: split the document or send its text`,
     });
+  });
+
+  it('counts paragraphs however the XML spells them, in every part, and bounds all elements', async () => {
+    const W = 'http://schemas.openxmlformats.org/wordprocessingml/2006/main';
+    const zipOf = async (files: Record<string, string>): Promise<Buffer> => {
+      const zip = new JSZip();
+      for (const [name, content] of Object.entries(files)) zip.file(name, content);
+      return zip.generateAsync({ type: 'nodebuffer', compression: 'DEFLATE' });
+    };
+    const over = DOCX_PARAGRAPHS_MAX + 1;
+    const refusedParagraphs = {
+      reason: 'too-large',
+      message: `The .docx document has ${over} paragraphs, more than the ${DOCX_PARAGRAPHS_MAX} read from one file: split the document or send its text`,
+    };
+    const cases: Array<[string, Record<string, string>]> = [
+      // A line break after the name is XML too.
+      [
+        'a newline after w:p',
+        { 'word/document.xml': `<w:document xmlns:w="${W}"><w:body>${'<w:p\n/>'.repeat(over)}</w:body></w:document>` },
+      ],
+      // mammoth maps elements by namespace, not by prefix.
+      [
+        'the default namespace',
+        { 'word/document.xml': `<document xmlns="${W}"><body>${'<p/>'.repeat(over)}</body></document>` },
+      ],
+      [
+        'another prefix',
+        { 'word/document.xml': `<x:document xmlns:x="${W}"><x:body>${'<x:p/>'.repeat(over)}</x:body></x:document>` },
+      ],
+      // mammoth finds the main part through _rels/.rels, under any name, beside a small decoy.
+      [
+        'a main part named otherwise',
+        {
+          '_rels/.rels':
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="r1" ' +
+            'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/main.bin"/></Relationships>',
+          'word/document.xml': `<w:document xmlns:w="${W}"><w:body><w:p/></w:body></w:document>`,
+          'word/main.bin': `<w:document xmlns:w="${W}"><w:body>${'<w:p/>'.repeat(over - 1)}</w:body></w:document>`,
+        },
+      ],
+    ];
+    for (const [label, files] of cases) {
+      const refused = await extractText(await zipOf(files), 'docx').then(
+        () => 'read',
+        (error: unknown) => error,
+      );
+      expect({ label, refused }).toEqual({ label, refused: expect.objectContaining(refusedParagraphs) });
+    }
+    // Few paragraphs of very many elements (1,000,000 empty runs took mammoth 10 s and 760 MB).
+    const runs = await zipOf({
+      'word/document.xml': `<w:document xmlns:w="${W}"><w:body>${`<w:p>${'<w:r/>'.repeat(DOCX_ELEMENTS_MAX)}</w:p>`}</w:body></w:document>`,
+    });
+    await expect(extractText(runs, 'docx')).rejects.toMatchObject({
+      reason: 'too-large',
+      message: `The .docx document has ${DOCX_ELEMENTS_MAX + 3} XML elements, more than the ${DOCX_ELEMENTS_MAX} read from one file: split the document or send its text`,
+    });
+    // An image is neither XML nor counted; a document at the bounds is read.
+    const fine = await zipOf({
+      'word/document.xml': `<w:document xmlns:w="${W}"><w:body><w:p><w:r><w:t>Điều 1</w:t></w:r></w:p></w:body></w:document>`,
+      'word/media/image1.png': '\x89PNG' + '<p/>'.repeat(100_000),
+    });
+    expect(await extractText(fine, 'docx')).toBe('Điều 1');
   });
 
   it('drops U+0000, which a .docx can spell &#0; and PostgreSQL text cannot hold', async () => {

@@ -283,58 +283,88 @@ export async function htmlToText(html: string): Promise<string> {
 /**
  * What a .docx may unpack to before mammoth reads it. mammoth builds a document tree of the whole
  * file, in the request's thread: a 40 KB .docx whose document.xml held 400,000 empty paragraphs
- * (13.6 MB) took 58 s and 2.5 GB, and under a 1 GB heap killed the process. INGEST_MAX_FILE_BYTES
- * bounds only the compressed file. A long real document (1,000 pages) stays well inside both.
+ * (13.6 MB) took 58 s and 2.5 GB, and under a 1 GB heap killed the process; 1,000,000 empty runs
+ * (6 MB) took 10 s and 760 MB. INGEST_MAX_FILE_BYTES bounds only the compressed file. The bounds
+ * hold for every XML part of the zip together, whatever its name: mammoth finds the main part
+ * through `_rels/.rels` (it need not be word/document.xml) and also reads styles, numbering,
+ * footnotes, endnotes and comments. A long real document (1,000 pages) stays well inside them.
  */
 export const DOCX_XML_MAX_BYTES = 16 * 1024 * 1024;
 export const DOCX_PARAGRAPHS_MAX = 50_000;
+export const DOCX_ELEMENTS_MAX = 500_000;
 
-/** Refuses a .docx whose main part unpacks beyond DOCX_XML_MAX_BYTES or DOCX_PARAGRAPHS_MAX paragraphs. */
-async function assertDocxWithinBounds(buffer: Buffer): Promise<void> {
-  const { default: JSZip } = await import('jszip');
-  let part: import('jszip').JSZipObject | null;
-  try {
-    part = (await JSZip.loadAsync(buffer)).file('word/document.xml');
-  } catch {
-    return; // not a zip: mammoth says so in its own words
-  }
-  if (!part) return;
-  const chunks: Buffer[] = [];
-  const complete = await new Promise<boolean>((resolve, reject) => {
+/**
+ * A paragraph start in any namespace prefix, or none (mammoth maps elements by namespace URI, not
+ * by prefix: `<p>` under a default namespace is a paragraph too), followed by whatever XML allows
+ * after a name: `<w:p>`, `<w:p/>`, `<w:p\n…>`; not `<w:pPr>`. Linear: a `<` starts each attempt.
+ */
+const DOCX_PARAGRAPH = /<(?:[A-Za-z_][\w.-]*:)?p[\s/>]/g;
+/** Any element start (not `</`, `<?`, `<!`). */
+const DOCX_ELEMENT = /<[A-Za-z_]/g;
+
+function countMatches(pattern: RegExp, text: string): number {
+  pattern.lastIndex = 0;
+  let count = 0;
+  while (pattern.exec(text) !== null) count += 1;
+  return count;
+}
+
+/**
+ * One zip entry unpacked, if it is XML (its first byte, after a byte-order mark or blanks, is `<`),
+ * up to `maxBytes`: null for another kind of entry (an image, which mammoth is told not to read) or
+ * a corrupt one (mammoth reports it), 'too-large' past the bound. Unpacking stops there either way:
+ * a bomb is not unpacked whole.
+ */
+function unpackXmlPart(part: import('jszip').JSZipObject, maxBytes: number): Promise<Buffer | null | 'too-large'> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
     let bytes = 0;
     // JSZip's stream (readable-stream 2) is not async-iterable: read by events.
     const stream = part.nodeStream('nodebuffer');
-    stream.on('data', (data: Buffer) => {
-      bytes += data.length;
-      if (bytes <= DOCX_XML_MAX_BYTES) {
-        chunks.push(data);
-        return;
-      }
-      // Paused, it stops unpacking: a bomb is not unpacked whole.
+    const stop = (result: Buffer | null | 'too-large'): void => {
       stream.pause();
-      reject(
-        new ExtractionError(
-          `The .docx document's text part unpacks to more than ${DOCX_XML_MAX_BYTES} bytes: split the document or send its text`,
-          'too-large',
-        ),
-      );
+      resolve(result);
+    };
+    stream.on('data', (data: Buffer) => {
+      if (bytes === 0 && !/^(?:\xef\xbb\xbf)?\s*</.test(data.subarray(0, 64).toString('latin1'))) return stop(null);
+      bytes += data.length;
+      if (bytes > maxBytes) return stop('too-large');
+      chunks.push(data);
     });
-    stream.on('error', () => resolve(false)); // a corrupt entry: mammoth reports it
-    stream.on('end', () => resolve(true));
+    stream.on('error', () => resolve(null));
+    stream.on('end', () => resolve(Buffer.concat(chunks)));
   });
-  if (!complete) return;
-  const xml = Buffer.concat(chunks).toString('latin1');
+}
+
+/** Refuses a .docx whose XML parts unpack beyond DOCX_XML_MAX_BYTES, DOCX_PARAGRAPHS_MAX paragraphs or DOCX_ELEMENTS_MAX elements. */
+async function assertDocxWithinBounds(buffer: Buffer): Promise<void> {
+  const { default: JSZip } = await import('jszip');
+  let zip: import('jszip');
+  try {
+    zip = await JSZip.loadAsync(buffer);
+  } catch {
+    return; // not a zip: mammoth says so in its own words
+  }
+  const tooLarge = (what: string): ExtractionError =>
+    new ExtractionError(`The .docx document ${what}: split the document or send its text`, 'too-large');
+  let bytes = 0;
   let paragraphs = 0;
-  for (let at = xml.indexOf('<w:p'); at !== -1; at = xml.indexOf('<w:p', at + 4)) {
-    // <w:p> or <w:p …>, not <w:pPr>, <w:pStyle>…
-    const next = xml.charCodeAt(at + 4);
-    if (next === 0x3e || next === 0x20 || next === 0x2f) paragraphs += 1;
+  let elements = 0;
+  for (const part of Object.values(zip.files)) {
+    if (part.dir) continue;
+    const xml = await unpackXmlPart(part, DOCX_XML_MAX_BYTES - bytes);
+    if (xml === 'too-large') throw tooLarge(`unpacks to more than ${DOCX_XML_MAX_BYTES} bytes of XML`);
+    if (xml === null) continue;
+    bytes += xml.length;
+    const text = xml.toString('latin1');
+    paragraphs += countMatches(DOCX_PARAGRAPH, text);
+    elements += countMatches(DOCX_ELEMENT, text);
   }
   if (paragraphs > DOCX_PARAGRAPHS_MAX) {
-    throw new ExtractionError(
-      `The .docx document has ${paragraphs} paragraphs, more than the ${DOCX_PARAGRAPHS_MAX} read from one file: split the document or send its text`,
-      'too-large',
-    );
+    throw tooLarge(`has ${paragraphs} paragraphs, more than the ${DOCX_PARAGRAPHS_MAX} read from one file`);
+  }
+  if (elements > DOCX_ELEMENTS_MAX) {
+    throw tooLarge(`has ${elements} XML elements, more than the ${DOCX_ELEMENTS_MAX} read from one file`);
   }
 }
 
@@ -345,7 +375,12 @@ async function docxToText(buffer: Buffer): Promise<string> {
     // Loaded on first use: the service and the CLI start about 0.1 s sooner without it.
     const { default: mammoth } = await import('mammoth');
     // Through HTML rather than extractRawText: headings (Heading 1–6 styles) survive as h1–h6.
-    ({ value: html } = await mammoth.convertToHtml({ buffer }));
+    // Images are not read: the default converter unpacks each one whole (a small zip entry can
+    // inflate to hundreds of MB) to inline it as a data URI that htmlToText drops anyway.
+    ({ value: html } = await mammoth.convertToHtml(
+      { buffer },
+      { convertImage: mammoth.images.imgElement(() => Promise.resolve({ src: '' })) },
+    ));
   } catch (err) {
     throw new ExtractionError(`The file is not a readable .docx document (${errorText(err)})`, 'unreadable');
   }
