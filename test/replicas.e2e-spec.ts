@@ -146,6 +146,9 @@ describeOnServer(
       // Readiness stays 200, degraded, and says so in a status its OpenAPI schema declares.
       const ready = await request(server).get('/health/ready').expect(200);
       expect(ready.body).toMatchObject({ status: 'degraded', details: { replicas: { status: 'degraded' } } });
+      // Both (this one stopped, the other never up), named by place in DATABASE_REPLICA_URLS: a public
+      // route does not name hosts.
+      expect(ready.body.details.replicas.down).toEqual(['replica#1', 'replica#2']);
       const docs = await request(server).get('/docs-json').expect(200);
       const schema = docs.body.paths['/health/ready'].get.responses['200'].content['application/json'].schema;
       expect(schema.properties.status.enum).toContain(ready.body.status);

@@ -22,6 +22,8 @@ class ReplicaUnreachable extends Error {
 }
 
 interface Replica {
+  /** `replica#1`: its place in DATABASE_REPLICA_URLS, for answers to clients (the public readiness probe). */
+  readonly name: string;
   /** `replica#1 (host:port)`: for logs, never the credentials. */
   readonly label: string;
   readonly dataSource: DataSource;
@@ -64,6 +66,7 @@ export class ReadReplicas implements OnModuleInit, OnApplicationShutdown {
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.replicas = config.database.replicaUrls.map((url, i) => ({
+      name: `replica#${i + 1}`,
       label: `replica#${i + 1} (${describeEndpoint(url)})`,
       dataSource: new DataSource(withPrimaryTypes(buildReplicaDataSourceOptions(config, url), primary)),
       downUntil: 0,
@@ -99,8 +102,9 @@ export class ReadReplicas implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * Whether each replica answers `SELECT 1` within timeoutMs (for readiness probes); does not
-   * change the routing state.
+   * Whether each replica (by name, `replica#1`: the answer goes to clients, the host stays in the
+   * logs) answers `SELECT 1` within timeoutMs (for readiness probes); does not change the routing
+   * state.
    */
   ping(timeoutMs: number): Promise<Array<{ replica: string; up: boolean }>> {
     return Promise.all(
@@ -116,7 +120,7 @@ export class ReadReplicas implements OnModuleInit, OnApplicationShutdown {
             () => false,
           );
         try {
-          return { replica: replica.label, up: await Promise.race([answered, timedOut]) };
+          return { replica: replica.name, up: await Promise.race([answered, timedOut]) };
         } finally {
           clearTimeout(timer);
         }

@@ -1,4 +1,4 @@
-import { applyDecorators, Controller, Get } from '@nestjs/common';
+import { applyDecorators, Controller, Get, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import {
@@ -13,6 +13,7 @@ import { SCHEMA_MISSING } from '../database/connection-errors.js';
 import { BASELINE_TABLES } from '../database/migration-runner.js';
 import { ReadReplicas } from '../database/read-replicas.service.js';
 import { Unthrottled } from '../limits/throttling.module.js';
+import { redactConnectionStrings } from '../observability/redact.js';
 import {
   HealthCheck,
   HealthCheckService,
@@ -93,6 +94,8 @@ export class HealthController {
     @InjectDataSource() private readonly dataSource: DataSource,
   ) {}
 
+  private readonly logger = new Logger(HealthController.name);
+
   /** Whether schemaState has seen the tables (see there). */
   private schemaSeen = false;
 
@@ -139,7 +142,7 @@ export class HealthController {
   private readiness(): Promise<HealthCheckResult> {
     this.readinessInFlight ??= this.health
       .check([
-        () => this.database.pingCheck('database').withTimeout(READY_TIMEOUT_MS),
+        () => this.databaseState(),
         () => this.schemaState(),
         ...(this.replicas.enabled ? [() => this.replicaStates()] : []),
       ])
@@ -147,6 +150,19 @@ export class HealthController {
         this.readinessInFlight = null;
       });
     return this.readinessInFlight;
+  }
+
+  /**
+   * The primary's ping, down with a message of the service's own: terminus answers with the
+   * driver's (`connect ECONNREFUSED 10.0.3.7:5432`, `password authentication failed for user "kb"`),
+   * which names hosts and users in the body of a public route. The driver's goes to the log.
+   */
+  private async databaseState(): Promise<HealthIndicatorResult<'database'>> {
+    const result = await this.database.pingCheck('database', { timeout: READY_TIMEOUT_MS });
+    const state = result.database;
+    if (state.status === 'up') return result;
+    this.logger.warn(`Readiness: the database does not answer (${redactConnectionStrings(String(state.message))})`);
+    return this.indicators.check('database').down({ message: 'The database does not answer' });
   }
 
   /**
