@@ -202,6 +202,16 @@ describe('compileLangChainFilter', () => {
       expect(compileBindingOnly({ t: { $in: hostile } }).params).toEqual(['t', hostile]);
     });
 
+    it(`accepts a $like or $ilike pattern of ${FILTER_LIMITS.maxPatternLength} characters and rejects one more`, () => {
+      const pattern = `%${'a'.repeat(FILTER_LIMITS.maxPatternLength - 2)}%`;
+      expect(compile({ title: { $ilike: pattern } }).params).toContain(pattern);
+      for (const operator of ['$like', '$ilike']) {
+        expect(() => compile({ title: { [operator]: `${pattern}b` } })).toThrow(
+          `${operator} pattern must be at most ${FILTER_LIMITS.maxPatternLength} characters, got ${FILTER_LIMITS.maxPatternLength + 1} at filter.title.${operator}`,
+        );
+      }
+    });
+
     it(`accepts ${FILTER_LIMITS.maxListValues} values and rejects one more`, () => {
       const values = Array.from({ length: FILTER_LIMITS.maxListValues }, (_, i) => i);
       expect(compile({ n: { $in: values } }).params[1]).toHaveLength(FILTER_LIMITS.maxListValues);

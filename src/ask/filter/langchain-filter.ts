@@ -64,6 +64,13 @@ export const FILTER_LIMITS = {
   /** Values in one `$in` / `$nin` list. */
   maxListValues: 1000,
   maxFieldNameLength: 63,
+  /**
+   * Characters in one `$like` / `$ilike` pattern. PostgreSQL matches the pattern against every
+   * chunk the rest of the filter passes (ILIKE lower-cases it for each): a pattern of megabytes,
+   * in a body of 4 MiB, kept a search busy for minutes (and the embedded database has no statement
+   * timeout). A pattern longer than any value it is matched with matches nothing anyway.
+   */
+  maxPatternLength: 1000,
 } as const;
 
 const COMPARISONS = new Map<string, string>([
@@ -304,6 +311,12 @@ class FilterCompiler {
 
   private likePattern(value: unknown, path: string, operator: string): string {
     if (typeof value !== 'string') fail(path, `${operator} expects a string pattern, got ${describe(value)}`);
+    if (value.length > FILTER_LIMITS.maxPatternLength) {
+      fail(
+        path,
+        `${operator} pattern must be at most ${FILTER_LIMITS.maxPatternLength} characters, got ${value.length}`,
+      );
+    }
     this.storableText(value, path);
     // PostgreSQL raises an error for a pattern ending in its escape character (backslash).
     for (let i = 0; i < value.length; i++) {
