@@ -17,7 +17,7 @@ const USAGE = `Usage: npm run ingest -- <files or folders...> [options]   (or no
   --category <C>        category of every document (default: general)
   --collection <N>      collection of the chunks (default: DEFAULT_COLLECTION)
   --chunk-size <n>      largest chunk in characters (default: INGEST_CHUNK_SIZE)
-  --chunk-overlap <n>   overlap in characters (default: INGEST_CHUNK_OVERLAP)
+  --chunk-overlap <n>   overlap in characters (default: INGEST_CHUNK_OVERLAP, at most half the chunk size)
 
 Folders are walked recursively for ${SUPPORTED_EXTENSIONS.join(' ')} files. Each file's documentId
 comes from its path (folder name + path inside it), so a second run skips unchanged files.

@@ -134,6 +134,16 @@ describe('loadAppConfig', () => {
     );
   });
 
+  it('takes any collection name as DEFAULT_COLLECTION, an adopted one with spaces too, and refuses blank ones', () => {
+    expect(loadAppConfig({ DEFAULT_COLLECTION: 'Luật thuế 2024' }).embeddings.defaultCollection).toBe('Luật thuế 2024');
+    expect(loadAppConfig({ DEFAULT_COLLECTION: 'x'.repeat(500) }).embeddings.defaultCollection).toHaveLength(500);
+    for (const name of ['   ', 'x'.repeat(501)]) {
+      expect(() => loadAppConfig({ DEFAULT_COLLECTION: name })).toThrow(
+        /DEFAULT_COLLECTION must be 1-500 characters, not all whitespace/,
+      );
+    }
+  });
+
   it('parses API_KEYS with implied scopes, and refuses short keys and unknown scopes', () => {
     const { auth } = loadAppConfig({
       API_KEYS: 'reader-key-0123456789:read, writer-key-0123456789:write,admin-key-01234567890',

@@ -1,5 +1,6 @@
 import { plainToInstance, Transform } from 'class-transformer';
 import { isIP } from 'node:net';
+import { COLLECTION_NAME, COLLECTION_NAME_MESSAGE } from '../common/collection-name.js';
 import {
   IsBoolean,
   IsIn,
@@ -187,7 +188,8 @@ class EnvironmentVariables {
 
   @IsOptional()
   @IsString()
-  @Matches(/^\S{1,255}$/, { message: 'DEFAULT_COLLECTION must be 1-255 characters without spaces' })
+  // Any name a collection may have (an adopted "Luật thuế" too; an environment variable holds no NUL).
+  @Matches(COLLECTION_NAME, { message: COLLECTION_NAME_MESSAGE })
   DEFAULT_COLLECTION = 'docs';
 
   @ValidateIf((o: EnvironmentVariables) => o.EMBEDDINGS_PROVIDER === 'openai' || o.EMBEDDINGS_BASE_URL !== undefined)
