@@ -244,6 +244,23 @@ describe('Request limits: body size, malformed bodies, batch size', () => {
       .send({ items: items.slice(0, 5) })
       .expect(201);
   });
+
+  it('refuses a batch over EMBEDDINGS_MAX_BATCH by its count alone, before validating its items', async () => {
+    // Invalid items too: validated, each would be a message of its own (and 20 µs of validation).
+    const items = Array.from({ length: 6 }, () => ({ content: 5 }));
+    const embeddings = await request(t.server).post('/embeddings').send({ items });
+    expectCleanError(embeddings, 400);
+    expect(embeddings.body.message).toBe('items must contain at most 5 items (EMBEDDINGS_MAX_BATCH); got 6');
+    const document = await request(t.server).post('/documents').send(doc('too-many-bad-chunks', items));
+    expectCleanError(document, 400);
+    expect(document.body.message).toBe('chunks must contain at most 5 items (got 6)');
+    // Within the limit, the items' own messages.
+    const five = await request(t.server)
+      .post('/embeddings')
+      .send({ items: items.slice(0, 5) });
+    expectCleanError(five, 400);
+    expect(five.body.message).toContain('items.0.content must be a string');
+  });
 });
 
 describe('Slow clients: HTTP_REQUEST_TIMEOUT_MS', () => {
@@ -464,8 +481,16 @@ describe('Database pool: a bounded wait for a connection', () => {
   });
 
   it('applies the timeout to every pooled connection', async () => {
-    const rows = await t.dataSource.query<Array<{ statement_timeout: string }>>('SHOW statement_timeout');
-    expect(rows[0].statement_timeout).toBe('200ms');
+    // At once, each holding its connection a moment: three connections, not the same idle one.
+    const rows = await Promise.all(
+      Array.from({ length: 3 }, () =>
+        t.dataSource.query<Array<{ pid: number; timeout: string }>>(
+          `SELECT pg_backend_pid() AS pid, current_setting('statement_timeout') AS timeout FROM pg_sleep(0.05)`,
+        ),
+      ),
+    );
+    expect(new Set(rows.map(([row]) => row.pid)).size).toBe(3);
+    expect(rows.map(([row]) => row.timeout)).toEqual(['200ms', '200ms', '200ms']);
   });
 });
 

@@ -1,4 +1,18 @@
-import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Patch, Post, Query, Res } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  HttpStatus,
+  Inject,
+  Injectable,
+  Param,
+  Patch,
+  Post,
+  Query,
+  Res,
+} from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { createdLocationHeader, setCreatedLocation } from '../common/location.js';
 import {
@@ -16,7 +30,8 @@ import {
 import { NO_NUL_PARAM } from '../common/validation.js';
 import { RouteSchema } from '@nestjs/platform-fastify';
 import { VectorBodyPipe } from '../embeddings/dto/vector-body.pipe.js';
-import { DocumentsService } from './documents.service.js';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { DocumentsService, tooManyChunksMessage } from './documents.service.js';
 import {
   CreateDocumentDto,
   DocumentChunkListDto,
@@ -33,15 +48,22 @@ import { DOCUMENT_LIST_RESPONSE_SCHEMA, DOCUMENT_RESPONSE_SCHEMA } from './dto/d
 import { ApiEmbeddingProviderResponses, EMBEDDING_INPUT_TOO_LONG } from '../common/openapi-errors.js';
 
 /**
- * The POST /documents body, with every chunk's embedding checked (and a base64 one decoded) and the
- * chunks checked by the DTO's compiled rules, by VectorBodyPipe.
+ * The POST /documents body, with at most EMBEDDINGS_MAX_BATCH chunks (refused before they are
+ * validated), every chunk's embedding checked (and a base64 one decoded) and the chunks checked by
+ * the DTO's compiled rules, by VectorBodyPipe. Nest creates it, with the configuration.
  */
-const CREATE_DOCUMENT_BODY = new VectorBodyPipe(
-  CreateDocumentDto,
-  (body) => (Array.isArray(body.chunks) ? body.chunks.map((_, i) => ['chunks', i, 'embedding']) : []),
-  () => [],
-  ['chunks'],
-);
+@Injectable()
+export class CreateDocumentBodyPipe extends VectorBodyPipe<CreateDocumentDto> {
+  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+    super(
+      CreateDocumentDto,
+      (body) => (Array.isArray(body.chunks) ? body.chunks.map((_, i) => ['chunks', i, 'embedding']) : []),
+      () => [],
+      ['chunks'],
+      { property: 'chunks', max: config.embeddings.maxBatch, message: tooManyChunksMessage },
+    );
+  }
+}
 
 @ApiTags('documents')
 @Controller('documents')
@@ -94,9 +116,9 @@ export class DocumentsController {
   @ApiEmbeddingProviderResponses()
   @ApiBody({ type: CreateDocumentDto, examples: CREATE_DOCUMENT_EXAMPLES })
   // Readonly<…>, a mapped type: its runtime type metadata is Object, so the global ValidationPipe
-  // passes the body through to CREATE_DOCUMENT_BODY, which decodes base64 chunk embeddings.
+  // passes the body through to CreateDocumentBodyPipe, which decodes base64 chunk embeddings.
   async create(
-    @Body(CREATE_DOCUMENT_BODY) dto: Readonly<CreateDocumentDto>,
+    @Body(CreateDocumentBodyPipe) dto: Readonly<CreateDocumentDto>,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<DocumentDto> {
     const created = await this.documents.create(dto);

@@ -108,6 +108,11 @@ function notFound(documentId: string): NotFoundException {
   return new NotFoundException(`Document "${documentId}" not found`);
 }
 
+/** The 400 of a POST /documents body with more than EMBEDDINGS_MAX_BATCH chunks. */
+export function tooManyChunksMessage(count: number, max: number): string {
+  return `chunks must contain at most ${max} items (got ${count})`;
+}
+
 @Injectable()
 export class DocumentsService {
   private readonly logger = new Logger(DocumentsService.name);
@@ -145,9 +150,8 @@ export class DocumentsService {
   async create(dto: CreateDocumentDto): Promise<DocumentDto> {
     const drafts = dto.chunks ?? [];
     const { maxBatch, defaultCollection } = this.config.embeddings;
-    if (drafts.length > maxBatch) {
-      throw new BadRequestException(`chunks must contain at most ${maxBatch} items (got ${drafts.length})`);
-    }
+    // CreateDocumentBodyPipe refuses it before validation; here for any other caller.
+    if (drafts.length > maxBatch) throw new BadRequestException(tooManyChunksMessage(drafts.length, maxBatch));
     // jsonb cannot hold U+0000 or an unpaired surrogate: a 400 naming the chunk, before anything is written.
     drafts.forEach((chunk, i) => assertStorableJson(chunk.metadata, `chunks.${i}.metadata`));
     const documentId = dto.documentId ?? randomUUID();

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Post } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Inject, Injectable, Param, Post } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
   ApiConflictResponse,
@@ -12,6 +12,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { NO_NUL_PARAM } from '../common/validation.js';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { VectorBodyPipe } from './dto/vector-body.pipe.js';
 import {
   CREATE_EMBEDDINGS_EXAMPLES,
@@ -19,22 +20,29 @@ import {
   CreateEmbeddingsResponseDto,
   EmbeddingResponseDto,
 } from './dto/embedding.dto.js';
-import { EmbeddingsService } from './embeddings.service.js';
+import { EmbeddingsService, tooManyItemsMessage } from './embeddings.service.js';
 import { ApiEmbeddingProviderResponses, EMBEDDING_INPUT_TOO_LONG } from '../common/openapi-errors.js';
 
 const itemPaths = (body: Record<string, unknown>, property: string) =>
   Array.isArray(body.items) ? body.items.map((_, i) => ['items', i, property]) : [];
 
 /**
- * The POST /embeddings body, with every item's embedding checked in one loop, its metadata not
- * copied, and the items checked by the DTO's compiled rules.
+ * The POST /embeddings body, with at most EMBEDDINGS_MAX_BATCH items (refused before they are
+ * validated), every item's embedding checked in one loop, its metadata not copied, and the items
+ * checked by the DTO's compiled rules. Nest creates it, with the configuration.
  */
-const EMBEDDINGS_BODY = new VectorBodyPipe(
-  CreateEmbeddingsDto,
-  (body) => itemPaths(body, 'embedding'),
-  (body) => itemPaths(body, 'metadata'),
-  ['items'],
-);
+@Injectable()
+export class EmbeddingsBodyPipe extends VectorBodyPipe<CreateEmbeddingsDto> {
+  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+    super(
+      CreateEmbeddingsDto,
+      (body) => itemPaths(body, 'embedding'),
+      (body) => itemPaths(body, 'metadata'),
+      ['items'],
+      { property: 'items', max: config.embeddings.maxBatch, message: tooManyItemsMessage },
+    );
+  }
+}
 
 @ApiTags('embeddings')
 @Controller('embeddings')
@@ -59,7 +67,7 @@ export class EmbeddingsController {
   })
   // Readonly<…>, a mapped type: its runtime type metadata is Object, so the global ValidationPipe
   // passes the body through and VectorBodyPipe applies the same rules without walking every vector.
-  add(@Body(EMBEDDINGS_BODY) body: Readonly<CreateEmbeddingsDto>): Promise<CreateEmbeddingsResponseDto> {
+  add(@Body(EmbeddingsBodyPipe) body: Readonly<CreateEmbeddingsDto>): Promise<CreateEmbeddingsResponseDto> {
     return this.embeddings.add(body);
   }
 

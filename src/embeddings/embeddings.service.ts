@@ -22,6 +22,11 @@ function documentIdOf(metadata: Record<string, unknown> | undefined, field: stri
   throw new BadRequestException(`${field}.document_id must be a string or an integer: it names the chunk's document`);
 }
 
+/** The 400 of a POST /embeddings batch over EMBEDDINGS_MAX_BATCH items. */
+export function tooManyItemsMessage(count: number, max: number): string {
+  return `items must contain at most ${max} items (EMBEDDINGS_MAX_BATCH); got ${count}`;
+}
+
 @Injectable()
 export class EmbeddingsService {
   constructor(
@@ -36,11 +41,8 @@ export class EmbeddingsService {
    */
   async add(dto: CreateEmbeddingsDto): Promise<CreateEmbeddingsResponseDto> {
     const max = this.config.embeddings.maxBatch;
-    if (dto.items.length > max) {
-      throw new BadRequestException(
-        `items must contain at most ${max} items (EMBEDDINGS_MAX_BATCH); got ${dto.items.length}`,
-      );
-    }
+    // EmbeddingsBodyPipe refuses it before validation; here for any other caller.
+    if (dto.items.length > max) throw new BadRequestException(tooManyItemsMessage(dto.items.length, max));
     // Serialized once: the length check and the upsert use the same text.
     const metadataJson = dto.items.map((item, i) => {
       const json = JSON.stringify(item.metadata ?? {});

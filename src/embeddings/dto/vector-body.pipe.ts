@@ -1,4 +1,4 @@
-import { type PipeTransform, type Type } from '@nestjs/common';
+import { BadRequestException, type PipeTransform, type Type } from '@nestjs/common';
 import { isObject } from 'class-validator';
 import { createValidationPipe } from '../../common/validation.js';
 import {
@@ -9,6 +9,18 @@ import {
   type ObjectCheck,
 } from '../../common/item-array-check.js';
 import { parseVector } from './embedding.dto.js';
+
+/**
+ * The most items an array property of the body may hold (EMBEDDINGS_MAX_BATCH), checked before
+ * anything else: an array over it is refused whatever its items, without validating them (an
+ * invalid item sends the whole array through class-validator, about 20 µs an item: 2 s of event
+ * loop for the 100,000 the DTO's own bound allows).
+ */
+export interface ItemLimit {
+  readonly property: string;
+  readonly max: number;
+  readonly message: (count: number, max: number) => string;
+}
 
 /** Where a value sits in a body: property names and array indexes from the body's root. */
 export type VectorPath = ReadonlyArray<string | number>;
@@ -50,6 +62,7 @@ export class VectorBodyPipe<T extends object> implements PipeTransform<unknown, 
     private readonly vectorPaths: (body: Record<string, unknown>) => VectorPath[],
     private readonly objectPaths: (body: Record<string, unknown>) => VectorPath[] = () => [],
     itemArrays: string[] = [],
+    private readonly itemLimit?: ItemLimit,
   ) {
     this.itemArrayChecks = itemArrays.map((property) => {
       const check = compileItemArrayCheck(metatype, property);
@@ -66,6 +79,10 @@ export class VectorBodyPipe<T extends object> implements PipeTransform<unknown, 
   private readonly bodyCheck: ObjectCheck | null;
 
   async transform(body: unknown): Promise<T> {
+    const limited = this.itemLimit && isRecord(body) ? body[this.itemLimit.property] : undefined;
+    if (this.itemLimit && Array.isArray(limited) && limited.length > this.itemLimit.max) {
+      throw new BadRequestException(this.itemLimit.message(limited.length, this.itemLimit.max));
+    }
     const checked: Array<[VectorPath, unknown]> = [];
     const passedArrays: Array<[string, unknown[]]> = [];
     if (isRecord(body)) {
