@@ -202,13 +202,20 @@ describe('POST /ask through an HNSW index with a small ef_search', () => {
   );
 
   it('every connection starts with the configured search settings, embedded too (k ≤ ef_search: no SET LOCAL)', async () => {
-    for (let i = 0; i < 3; i++) {
-      const [row] = await t.dataSource.query<Array<{ ef: string; it: string; workers: string }>>(
-        `SELECT current_setting('hnsw.ef_search') AS ef, current_setting('hnsw.iterative_scan') AS it,
-                current_setting('max_parallel_workers_per_gather') AS workers`,
-      );
-      expect(row).toEqual({ ef: '10', it: 'relaxed_order', workers: '0' });
-    }
+    // At once, each holding its connection a moment: three connections of the pool (the embedded
+    // database's one session there), not the same idle one three times.
+    const rows = await Promise.all(
+      Array.from({ length: 3 }, () =>
+        t.dataSource.query<Array<{ pid: number; ef: string; it: string; workers: string }>>(
+          `SELECT pg_backend_pid() AS pid, current_setting('hnsw.ef_search') AS ef,
+                  current_setting('hnsw.iterative_scan') AS it,
+                  current_setting('max_parallel_workers_per_gather') AS workers FROM pg_sleep(0.05)`,
+        ),
+      ),
+    );
+    expect(new Set(rows.map(([row]) => row.pid)).size).toBe(TEST_TARGET === 'postgres' ? 3 : 1);
+    for (const [{ ef, it, workers }] of rows)
+      expect({ ef, it, workers }).toEqual({ ef: '10', it: 'relaxed_order', workers: '0' });
   });
 
   it('setLocalSearchSettings sets the given settings for its transaction only, leaving out the undefined ones', async () => {

@@ -171,8 +171,6 @@ describe('Load: 50 concurrent clients, mixed reads and writes', () => {
     await Promise.all(Array.from({ length: CLIENTS }, (_, n) => client(n)));
 
     expect(failures).toEqual([]);
-    expect(sent).toBeGreaterThanOrEqual(CLIENTS);
-    expect(sent).toBeLessThanOrEqual(MAX_REQUESTS + CLIENTS);
 
     // Every created document exists, with its own two chunks.
     const rows = await t.dataSource.query<Array<{ document_id: string }>>(

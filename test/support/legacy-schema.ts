@@ -168,13 +168,16 @@ export async function buildCommunitySchema(ds: DataSource): Promise<void> {
   }
 }
 
-/** Row counts of the three tables and an md5 over every chunk's id, vector, text and metadata. */
+/**
+ * Row counts of the three tables and an md5 over every chunk's id, collection, vector, text and
+ * metadata (the documents' timestamps are left out: the adoption migrations change their type).
+ */
 export async function dataFingerprint(ds: DataSource): Promise<Record<string, string | number>> {
   const [row] = await ds.query<Array<Record<string, string | number>>>(`
     SELECT (SELECT count(*)::int FROM documents) AS documents,
            (SELECT count(*)::int FROM langchain_pg_collection) AS collections,
            (SELECT count(*)::int FROM langchain_pg_embedding) AS chunks,
-           (SELECT md5(string_agg(id || '|' || coalesce(embedding::text, '') || '|' || coalesce(document, '') || '|' || coalesce(cmetadata::text, ''), E'\\n' ORDER BY id))
+           (SELECT md5(string_agg(id || '|' || coalesce(collection_id::text, '') || '|' || coalesce(embedding::text, '') || '|' || coalesce(document, '') || '|' || coalesce(cmetadata::text, ''), E'\\n' ORDER BY id))
               FROM langchain_pg_embedding) AS chunk_md5,
            (SELECT md5(string_agg(concat_ws('|', id, document_id, document_name, category, document_type, source_file, file_name, total_chunks, status), E'\n' ORDER BY id))
               FROM documents) AS documents_md5,

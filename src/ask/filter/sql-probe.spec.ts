@@ -102,23 +102,28 @@ describe('findSqlProbe', () => {
     );
   });
 
-  it('answers quickly on long hostile input (no catastrophic backtracking)', () => {
+  it('answers long hostile input, and quickly (no catastrophic backtracking)', () => {
     // Each of these would take seconds with a rule that backtracks quadratically; jest's timeout
-    // turns that into a failure without any timing assertion here.
-    for (const value of [
-      `'${' '.repeat(100_000)}x`,
-      `'${')'.repeat(100_000)}`,
-      `;${' select'.repeat(20_000)}`,
-      `${"' or ".repeat(20_000)}`,
+    // turns that into a failure without any timing assertion here. The verdicts are checked too:
+    // none of them is a probe but the comment opened after a quote.
+    const cases: Array<[string, string | undefined]> = [
+      [`'${' '.repeat(100_000)}x`, undefined],
+      [`'${')'.repeat(100_000)}`, undefined],
+      [`;${' select'.repeat(20_000)}`, undefined],
+      [`${"' or ".repeat(20_000)}`, undefined],
       // The comment rule's end-of-value forms: each scan from a quote must stop early.
-      `${"' /*".repeat(200_000)}x`,
-      `${"' --".repeat(200_000)}x`,
-      `${"' #".repeat(200_000)}x`,
-      `${"' /* a".repeat(200_000)}`,
-      `'/*${'*'.repeat(400_000)}x`,
-      `${"' /* * a".repeat(200_000)}`,
-    ]) {
-      expect(typeof (findSqlProbe(value) ?? 'none')).toBe('string');
+      [`${"' /*".repeat(200_000)}x`, undefined],
+      [`${"' --".repeat(200_000)}x`, undefined],
+      [`${"' #".repeat(200_000)}x`, undefined],
+      [`${"' /* a".repeat(200_000)}`, undefined],
+      [`'/*${'*'.repeat(400_000)}x`, 'a quote followed by a SQL comment'],
+      [`${"' /* * a".repeat(200_000)}`, undefined],
+    ];
+    for (const [value, verdict] of cases) {
+      expect({ value: value.slice(0, 12), verdict: findSqlProbe(value) }).toEqual({
+        value: value.slice(0, 12),
+        verdict,
+      });
     }
   });
 });
