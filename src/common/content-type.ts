@@ -6,6 +6,7 @@ import {
   documentOperations,
   documentRouteKey,
   errorResponseContent,
+  refuseOnRequest,
   requestRouteKey,
 } from './openapi-errors.js';
 
@@ -36,26 +37,22 @@ export function consumedMediaTypes(document: OpenAPIObject): Map<string, string[
  * route, so such a body reached a JSON route as a string or not at all: `POST /documents/recount`
  * sent as a form ran a real recount (dryRun missing), and JSON sent as text/plain (fetch's default
  * for a string) was answered with every field missing. A route that takes no body ignores one.
- * A Fastify hook, not a Nest interceptor: the first global interceptor puts every request through
- * Nest's RxJS pipeline (about a tenth of the throughput of /health/live). Call before init.
+ * Call before init.
  */
 export function useContentTypeCheck(app: NestFastifyApplication, document: OpenAPIObject): void {
   const consumed = consumedMediaTypes(document);
-  app
-    .getHttpAdapter()
-    .getInstance()
-    .addHook('onRequest', (request, reply, done) => {
-      const contentType = request.headers['content-type'];
-      if (contentType === undefined || !hasBody(request)) return done();
-      const takes = consumed.get(requestRouteKey(request));
-      const mediaType = contentType.split(';')[0].trim().toLowerCase();
-      if (takes === undefined || takes.includes(mediaType)) return done();
-      void reply.code(415).send({
-        statusCode: 415,
-        message: `Content-Type ${mediaType} is not accepted here: send ${takes.join(' or ')}`,
-        error: 'Unsupported Media Type',
-      });
-    });
+  refuseOnRequest(app, (request) => {
+    const contentType = request.headers['content-type'];
+    if (contentType === undefined || !hasBody(request)) return undefined;
+    const takes = consumed.get(requestRouteKey(request));
+    const mediaType = contentType.split(';')[0].trim().toLowerCase();
+    if (takes === undefined || takes.includes(mediaType)) return undefined;
+    return {
+      statusCode: 415,
+      message: `Content-Type ${mediaType} is not accepted here: send ${takes.join(' or ')}`,
+      error: 'Unsupported Media Type',
+    };
+  });
 }
 
 /** Declares useContentTypeCheck's 415 on every operation that takes a body; an operation's own 415 gains this reason. */

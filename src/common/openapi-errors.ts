@@ -8,6 +8,7 @@ import type {
   ResponseObject,
   SchemaObject,
 } from '@nestjs/swagger';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyRequest } from 'fastify';
 import { CONFLICT_RETRY_AFTER_SECONDS, DATABASE_RETRY_AFTER_SECONDS } from './database-exception.filter.js';
 
@@ -56,6 +57,33 @@ export function documentRouteKey(method: HttpMethod, path: string): string {
 /** A request's route as documentRouteKey names it. */
 export function requestRouteKey(request: FastifyRequest): string {
   return `${request.method} ${request.routeOptions.url}`;
+}
+
+/** The body of an error the service answers itself (ERROR_RESPONSE_SCHEMA). */
+export interface ErrorBody {
+  statusCode: number;
+  message: string;
+  error: string;
+}
+
+/**
+ * A Fastify `onRequest` hook that answers a request `refusal` finds fault with, in the service's
+ * error body, before its body is read; any other request goes on. A hook, not a Nest interceptor:
+ * the first global interceptor puts every request through Nest's RxJS pipeline (about a tenth of
+ * the throughput of /health/live). Call before init.
+ */
+export function refuseOnRequest(
+  app: NestFastifyApplication,
+  refusal: (request: FastifyRequest) => ErrorBody | undefined,
+): void {
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('onRequest', (request, reply, done) => {
+      const body = refusal(request);
+      if (body === undefined) return done();
+      void reply.code(body.statusCode).send(body);
+    });
 }
 
 /**

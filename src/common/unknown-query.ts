@@ -5,6 +5,7 @@ import {
   documentOperations,
   documentRouteKey,
   errorResponseContent,
+  refuseOnRequest,
   requestRouteKey,
 } from './openapi-errors.js';
 
@@ -34,20 +35,16 @@ export function routesWithoutQuery(document: OpenAPIObject): Map<string, string>
  */
 export function useUnknownQueryCheck(app: NestFastifyApplication, document: OpenAPIObject): void {
   const routes = routesWithoutQuery(document);
-  app
-    .getHttpAdapter()
-    .getInstance()
-    .addHook('onRequest', (request, reply, done) => {
-      const query = request.query as Record<string, unknown>;
-      const unknown = Object.keys(query)[0];
-      const route = unknown === undefined ? undefined : routes.get(requestRouteKey(request));
-      if (route === undefined) return done();
-      void reply.code(400).send({
-        statusCode: 400,
-        message: `Unknown query parameter "${unknown}": ${route} takes no query parameters`,
-        error: 'Bad Request',
-      });
-    });
+  refuseOnRequest(app, (request) => {
+    const unknown = Object.keys(request.query as Record<string, unknown>)[0];
+    const route = unknown === undefined ? undefined : routes.get(requestRouteKey(request));
+    if (route === undefined) return undefined;
+    return {
+      statusCode: 400,
+      message: `Unknown query parameter "${unknown}": ${route} takes no query parameters`,
+      error: 'Bad Request',
+    };
+  });
 }
 
 /** Declares useUnknownQueryCheck's 400 on every operation it applies to; an operation's own 400 gains this reason. */
