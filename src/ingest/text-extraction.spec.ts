@@ -154,15 +154,26 @@ describe('text extraction on hostile input', () => {
       ],
       // mammoth finds the main part through _rels/.rels, under any name, beside a small decoy.
       [
-        'a main part named otherwise',
+        'another prefix, not ASCII',
+        { 'word/document.xml': `<é:document xmlns:é="${W}"><é:body>${'<é:p/>'.repeat(over)}</é:body></é:document>` },
+      ],
+      // mammoth finds the main part through _rels/.rels, under any name (entities decoded, in any
+      // script), whatever its first bytes, beside a small decoy.
+      ...[
+        ['a main part named otherwise', 'word/main.bin', 'word/main.bin', ''],
+        ['a main part named with an entity', 'word/m&#97;in.bin', 'word/main.bin', ''],
+        ['a main part named in Vietnamese', '/word/chính.bin', 'word/chính.bin', ''],
+        ['a main part after 100 blanks', 'word/main.bin', 'word/main.bin', ' '.repeat(100)],
+      ].map(([label, target, path, lead]): [string, Record<string, string>] => [
+        label,
         {
           '_rels/.rels':
             '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="r1" ' +
-            'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/main.bin"/></Relationships>',
+            `Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="${target}"/></Relationships>`,
           'word/document.xml': `<w:document xmlns:w="${W}"><w:body><w:p/></w:body></w:document>`,
-          'word/main.bin': `<w:document xmlns:w="${W}"><w:body>${'<w:p/>'.repeat(over - 1)}</w:body></w:document>`,
+          [path]: `${lead}<w:document xmlns:w="${W}"><w:body>${'<w:p/>'.repeat(over - 1)}</w:body></w:document>`,
         },
-      ],
+      ]),
     ];
     for (const [label, files] of cases) {
       const refused = await extractText(await zipOf(files), 'docx').then(
@@ -179,10 +190,11 @@ describe('text extraction on hostile input', () => {
       reason: 'too-large',
       message: `The .docx document has ${DOCX_ELEMENTS_MAX + 3} XML elements, more than the ${DOCX_ELEMENTS_MAX} read from one file: split the document or send its text`,
     });
-    // An image is neither XML nor counted; a document at the bounds is read.
+    // Images, an SVG figure among them, are neither counted nor read (mammoth is told not to).
     const fine = await zipOf({
       'word/document.xml': `<w:document xmlns:w="${W}"><w:body><w:p><w:r><w:t>Điều 1</w:t></w:r></w:p></w:body></w:document>`,
       'word/media/image1.png': '\x89PNG' + '<p/>'.repeat(100_000),
+      'word/media/figure.svg': `<svg xmlns="http://www.w3.org/2000/svg">${'<text/>'.repeat(DOCX_ELEMENTS_MAX + 1)}</svg>`,
     });
     expect(await extractText(fine, 'docx')).toBe('Điều 1');
   });

@@ -285,22 +285,23 @@ export async function htmlToText(html: string): Promise<string> {
  * file, in the request's thread: a 40 KB .docx whose document.xml held 400,000 empty paragraphs
  * (13.6 MB) took 58 s and 2.5 GB, and under a 1 GB heap killed the process; 1,000,000 empty runs
  * (6 MB) took 10 s and 760 MB. INGEST_MAX_FILE_BYTES bounds only the compressed file. The bounds
- * hold for every XML part of the zip together, whatever its name: mammoth finds the main part
- * through `_rels/.rels` (it need not be word/document.xml) and also reads styles, numbering,
- * footnotes, endnotes and comments. A long real document (1,000 pages) stays well inside them.
+ * hold for the XML parts together (docxXmlParts): every part named .xml or .rels, and every part
+ * mammoth reads whatever its name. A long real document (1,000 pages) stays well inside them.
  */
 export const DOCX_XML_MAX_BYTES = 16 * 1024 * 1024;
 export const DOCX_PARAGRAPHS_MAX = 50_000;
 export const DOCX_ELEMENTS_MAX = 500_000;
 
 /**
- * A paragraph start in any namespace prefix, or none (mammoth maps elements by namespace URI, not
- * by prefix: `<p>` under a default namespace is a paragraph too), followed by whatever XML allows
- * after a name: `<w:p>`, `<w:p/>`, `<w:p\n…>`; not `<w:pPr>`. Linear: a `<` starts each attempt.
+ * A paragraph start under any namespace prefix, or none (mammoth maps elements by namespace URI,
+ * not by prefix: `<p>` under a default namespace, `<x:p>` or `<é:p>` are paragraphs too), followed
+ * by whatever XML allows after a name: `<w:p>`, `<w:p/>`, `<w:p\n…>`; not `<w:pPr>`. The text is
+ * latin1 (one character per byte), so a prefix of UTF-8 letters is a run of bytes above 0x7f,
+ * which the class admits. Linear: each attempt starts at a `<`, and the prefix cannot run past one.
  */
-const DOCX_PARAGRAPH = /<(?:[A-Za-z_][\w.-]*:)?p[\s/>]/g;
-/** Any element start (not `</`, `<?`, `<!`). */
-const DOCX_ELEMENT = /<[A-Za-z_]/g;
+const DOCX_PARAGRAPH = /<(?:[^\s<>/:=!?]+:)?p[\s/>]/g;
+/** Any element start (not `</`, `<?`, `<!`): in XML a `<` outside markup is escaped. */
+const DOCX_ELEMENT = /<[^\s<>/!?]/g;
 
 function countMatches(pattern: RegExp, text: string): number {
   pattern.lastIndex = 0;
@@ -310,30 +311,92 @@ function countMatches(pattern: RegExp, text: string): number {
 }
 
 /**
- * One zip entry unpacked, if it is XML (its first byte, after a byte-order mark or blanks, is `<`),
- * up to `maxBytes`: null for another kind of entry (an image, which mammoth is told not to read) or
- * a corrupt one (mammoth reports it), 'too-large' past the bound. Unpacking stops there either way:
- * a bomb is not unpacked whole.
+ * One zip entry unpacked up to `maxBytes`: null for a corrupt entry (mammoth reports it),
+ * 'too-large' past the bound, where unpacking stops: a bomb is not unpacked whole.
  */
-function unpackXmlPart(part: import('jszip').JSZipObject, maxBytes: number): Promise<Buffer | null | 'too-large'> {
+function unpackPart(part: import('jszip').JSZipObject, maxBytes: number): Promise<Buffer | null | 'too-large'> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let bytes = 0;
     // JSZip's stream (readable-stream 2) is not async-iterable: read by events.
     const stream = part.nodeStream('nodebuffer');
-    const stop = (result: Buffer | null | 'too-large'): void => {
-      stream.pause();
-      resolve(result);
-    };
     stream.on('data', (data: Buffer) => {
-      if (bytes === 0 && !/^(?:\xef\xbb\xbf)?\s*</.test(data.subarray(0, 64).toString('latin1'))) return stop(null);
       bytes += data.length;
-      if (bytes > maxBytes) return stop('too-large');
-      chunks.push(data);
+      if (bytes <= maxBytes) return void chunks.push(data);
+      stream.pause();
+      resolve('too-large');
     });
     stream.on('error', () => resolve(null));
     stream.on('end', () => resolve(Buffer.concat(chunks)));
   });
+}
+
+const RELATIONSHIP_TYPE = 'http://schemas.openxmlformats.org/officeDocument/2006/relationships/';
+/** The parts mammoth reads beside the main one, each found through the main part's relationships. */
+const MAMMOTH_RELATED_PARTS = ['comments', 'endnotes', 'footnotes', 'numbering', 'styles'] as const;
+const XML_ENTITY = /&(?:#x([0-9a-f]+)|#([0-9]+)|(amp|lt|gt|quot|apos));/gi;
+const NAMED_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+
+/** An attribute's value as an XML parser reads it (entities decoded), or undefined. */
+function xmlAttribute(attributes: string, name: string): string | undefined {
+  const match = new RegExp(`(?:^|\\s)${name}\\s*=\\s*(?:"([^"]*)"|'([^']*)')`).exec(attributes);
+  const raw = match?.[1] ?? match?.[2];
+  return raw?.replace(XML_ENTITY, (entity, hex?: string, decimal?: string, named?: string) => {
+    const code = hex !== undefined ? parseInt(hex, 16) : decimal !== undefined ? Number(decimal) : undefined;
+    if (code === undefined) return NAMED_ENTITIES[named!.toLowerCase()] ?? entity;
+    return code <= 0x10ffff ? String.fromCodePoint(code) : entity;
+  });
+}
+
+/**
+ * Where mammoth looks for a part (its docx-reader's findPartPath): the first target of a
+ * relationship of that type, joined to the relationships' base path, that the zip holds; else
+ * the fallback path.
+ */
+function relatedPart(
+  zip: import('jszip'),
+  relationships: string,
+  type: string,
+  base: string,
+  fallback: string,
+): string {
+  for (const [, attributes] of relationships.matchAll(/<(?:[^\s<>/:=!?]+:)?Relationship(\s[^>]*)>/g)) {
+    const target = xmlAttribute(attributes, 'Target');
+    if (target === undefined || xmlAttribute(attributes, 'Type') !== RELATIONSHIP_TYPE + type) continue;
+    const path = (target.startsWith('/') ? target : base ? `${base}/${target}` : target).replace(/^\//, '');
+    if (zip.file(path)) return path;
+  }
+  return fallback;
+}
+
+/** The relationships part of a part (`word/_rels/document.xml.rels`), as mammoth names it. */
+function relationshipsPart(path: string): string {
+  const slash = path.lastIndexOf('/');
+  return slash === -1 ? `_rels/${path}.rels` : `${path.slice(0, slash)}/_rels/${path.slice(slash + 1)}.rels`;
+}
+
+/**
+ * The XML parts of a .docx whose size, paragraphs and elements are bounded: every part named .xml
+ * or .rels, and the parts mammoth reads whatever their names and contents (the main part that
+ * `_rels/.rels` names, word/document.xml only by default; its styles, numbering, footnotes,
+ * endnotes and comments; their relationships), found as mammoth finds them. Images and other
+ * binary parts are left out: mammoth is told not to read images.
+ */
+async function docxXmlParts(zip: import('jszip'), read: (path: string) => Promise<Buffer | null>): Promise<void> {
+  for (const part of Object.values(zip.files)) {
+    if (!part.dir && /\.(?:xml|rels)$/i.test(part.name)) await read(part.name);
+  }
+  // UTF-8, as mammoth reads them: a target may name a part in any script.
+  const relationships = async (path: string): Promise<string> => (await read(path))?.toString('utf8') ?? '';
+  const main = relatedPart(zip, await relationships('_rels/.rels'), 'officeDocument', '', 'word/document.xml');
+  await read(main);
+  const mainRelationships = await relationships(relationshipsPart(main));
+  const base = main.includes('/') ? main.slice(0, main.lastIndexOf('/')) : '';
+  for (const name of MAMMOTH_RELATED_PARTS) {
+    const part = relatedPart(zip, mainRelationships, name, base, `word/${name}.xml`);
+    await read(part);
+    await read(relationshipsPart(part));
+  }
 }
 
 /** Refuses a .docx whose XML parts unpack beyond DOCX_XML_MAX_BYTES, DOCX_PARAGRAPHS_MAX paragraphs or DOCX_ELEMENTS_MAX elements. */
@@ -350,16 +413,21 @@ async function assertDocxWithinBounds(buffer: Buffer): Promise<void> {
   let bytes = 0;
   let paragraphs = 0;
   let elements = 0;
-  for (const part of Object.values(zip.files)) {
-    if (part.dir) continue;
-    const xml = await unpackXmlPart(part, DOCX_XML_MAX_BYTES - bytes);
+  const seen = new Map<string, Buffer | null>();
+  await docxXmlParts(zip, async (path) => {
+    if (seen.has(path)) return seen.get(path)!;
+    const part = zip.file(path);
+    const xml = part ? await unpackPart(part, DOCX_XML_MAX_BYTES - bytes) : null;
     if (xml === 'too-large') throw tooLarge(`unpacks to more than ${DOCX_XML_MAX_BYTES} bytes of XML`);
-    if (xml === null) continue;
+    seen.set(path, xml);
+    if (xml === null) return null;
     bytes += xml.length;
+    // latin1: one character per byte, so a count is linear and a name's UTF-8 bytes stay in one run.
     const text = xml.toString('latin1');
     paragraphs += countMatches(DOCX_PARAGRAPH, text);
     elements += countMatches(DOCX_ELEMENT, text);
-  }
+    return xml;
+  });
   if (paragraphs > DOCX_PARAGRAPHS_MAX) {
     throw tooLarge(`has ${paragraphs} paragraphs, more than the ${DOCX_PARAGRAPHS_MAX} read from one file`);
   }
