@@ -619,6 +619,12 @@ describe('Input validation (NUL, null, prototype-named keys)', () => {
       );
     });
 
+    it('HEAD, which Fastify answers on every GET route, refuses one too', async () => {
+      const res = await request(t.server).head('/collections?limit=10');
+      expect(res.status).toBe(400);
+      await request(t.server).head('/collections').expect(200);
+    });
+
     it('routes that declare query parameters and the health checks keep their own rules', async () => {
       await request(t.server).get('/documents?limit=1').expect(200);
       await expectRefused('get', '/documents?unknown=1', undefined, 400, 'property unknown should not exist');

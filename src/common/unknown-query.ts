@@ -21,7 +21,10 @@ export function routesWithoutQuery(document: OpenAPIObject): Map<string, string>
     const declaresQuery = (operation.parameters ?? []).some(
       (parameter) => 'in' in parameter && parameter.in === 'query',
     );
-    if (!declaresQuery) routes.set(documentRouteKey(method, path), `${method.toUpperCase()} ${path}`);
+    if (declaresQuery) continue;
+    routes.set(documentRouteKey(method, path), `${method.toUpperCase()} ${path}`);
+    // Fastify answers HEAD on every GET route, with the GET handler.
+    if (method === 'get') routes.set(documentRouteKey('head', path), `${method.toUpperCase()} ${path}`);
   }
   return routes;
 }

@@ -56,6 +56,8 @@ function healthResultSchema(example: Record<string, unknown>): SchemaObject {
   };
 }
 
+/** What readiness says of a database that does not answer (the driver's reason goes to the log). */
+const DATABASE_DOWN = 'The database does not answer';
 const UP = { status: 'up' };
 const HEALTHY = healthResultSchema({
   status: 'ok',
@@ -63,7 +65,7 @@ const HEALTHY = healthResultSchema({
   error: {},
   details: { database: UP, schema: UP },
 });
-const DOWN = { status: 'down', message: 'timeout of 1000ms exceeded' };
+const DOWN = { status: 'down', message: DATABASE_DOWN };
 const UNHEALTHY = healthResultSchema({
   status: 'error',
   info: {},
@@ -162,7 +164,7 @@ export class HealthController {
     const state = result.database;
     if (state.status === 'up') return result;
     this.logger.warn(`Readiness: the database does not answer (${redactConnectionStrings(String(state.message))})`);
-    return this.indicators.check('database').down({ message: 'The database does not answer' });
+    return this.indicators.check('database').down({ message: DATABASE_DOWN });
   }
 
   /**
@@ -180,7 +182,7 @@ export class HealthController {
         this.schemaSeen = row.present;
       } catch {
         // The ping reports an unreachable database; this check says nothing more about it.
-        return session.down({ message: 'The database does not answer' });
+        return session.down({ message: DATABASE_DOWN });
       }
     }
     return this.schemaSeen ? session.up() : session.down({ message: SCHEMA_MISSING });

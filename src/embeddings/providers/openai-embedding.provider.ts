@@ -52,7 +52,7 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
       while (next < batches.length && !failed) {
         const i = next++;
         try {
-          results[i] = await this.embedInHalvesIfRefused(batches[i]);
+          results[i] = await this.embedInHalvesIfRefused(batches[i], () => failed);
         } catch (err) {
           failed = true;
           throw err;
@@ -69,11 +69,12 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
    * two halves, each split again as long as it is refused and holds more than one text. A single
    * text refused so is the provider's 502.
    */
-  private async embedInHalvesIfRefused(input: string[]): Promise<number[][]> {
+  private async embedInHalvesIfRefused(input: string[], callFailed: () => boolean): Promise<number[][]> {
     try {
       return await this.embedBatch(input);
     } catch (error) {
-      if (!(error instanceof ProviderBatchTooLargeException) || input.length === 1) throw error;
+      // Not split further once another batch of the call has failed: nobody waits for the rest.
+      if (!(error instanceof ProviderBatchTooLargeException) || input.length === 1 || callFailed()) throw error;
       if (!this.warnedBatchTooLarge) {
         this.warnedBatchTooLarge = true;
         this.logger.warn(
@@ -82,8 +83,9 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
         );
       }
       const half = Math.ceil(input.length / 2);
-      const first = await this.embedInHalvesIfRefused(input.slice(0, half));
-      return first.concat(await this.embedInHalvesIfRefused(input.slice(half)));
+      const first = await this.embedInHalvesIfRefused(input.slice(0, half), callFailed);
+      if (callFailed()) throw error;
+      return first.concat(await this.embedInHalvesIfRefused(input.slice(half), callFailed));
     }
   }
 
