@@ -93,6 +93,29 @@ describe('DatabaseExceptionFilter: Retry-After on a 409', () => {
     expect(answer(failed('23505'))).toMatchObject({ status: 409, retryAfter: undefined });
   });
 
+  it('answers the server running out of something, or restarting, with a 503 to retry after a second', () => {
+    const cases: Array<[string, string]> = [
+      ['53000', 'The database is out of resources; retry shortly'],
+      ['53100', 'The database server is out of disk space'],
+      // The shared lock table full (max_locks_per_transaction): it frees when the other transaction ends.
+      ['53200', 'The database is out of lock memory; retry shortly'],
+      ['53300', 'The database has no free connection'],
+      ['53400', 'The database reached a configured limit; retry shortly'],
+      ['57014', 'The query took too long and was cancelled'],
+      ['57P01', 'The database is restarting'],
+      ['57P03', 'The database is starting up'],
+      ['25006', 'The database is read-only at the moment; retry shortly'],
+    ];
+    for (const [code, message] of cases) {
+      expect({ code, ...answer(failed(code)) }).toEqual({
+        code,
+        status: 503,
+        retryAfter: '1',
+        body: { statusCode: 503, message, error: 'Service Unavailable' },
+      });
+    }
+  });
+
   it("says it when a chunk's collection was deleted under the write, naming that; not for another foreign key", () => {
     expect(answer(failed('23503', 'langchain_pg_embedding_collection_id_fkey'))).toEqual({
       status: 409,
