@@ -126,7 +126,7 @@ export class IngestController {
   })
   @ApiPayloadTooLargeResponse({
     description:
-      'File or text larger than INGEST_MAX_FILE_BYTES, whose text makes more than 100,000 chunks, or a .docx whose XML unpacks beyond 16 MiB, 50,000 paragraphs or 500,000 elements',
+      'File or text larger than INGEST_MAX_FILE_BYTES, whose text makes more than 100,000 chunks, a .docx whose XML unpacks beyond 16 MiB, 50,000 paragraphs or 500,000 elements, or a PDF of more than 10,000 pages',
   })
   @ApiUnsupportedMediaTypeResponse({
     description:

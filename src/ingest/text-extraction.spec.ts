@@ -1,10 +1,12 @@
 import { corruptPdf, type CorpusFile, makeCorpus } from '../../test/support/corpus.js';
 import JSZip from 'jszip';
+import { PDFDocument, StandardFonts } from 'pdf-lib';
 import {
   detectFormat,
   DOCX_ELEMENTS_MAX,
   DOCX_PARAGRAPHS_MAX,
   DOCX_XML_MAX_BYTES,
+  PDF_PAGES_MAX,
   ExtractionError,
   extractText,
   HTML_MAX_DEPTH,
@@ -43,6 +45,24 @@ describe('text extraction', () => {
   it('reads the pdf text in order', async () => {
     const pdf = await extractText(corpus.find((f) => f.fileName.endsWith('.pdf'))!.buffer, 'pdf');
     expect(pdf.indexOf('Chapter 1. Survey method')).toBeLessThan(pdf.indexOf('Chapter 2. Data handling'));
+  });
+
+  it('reads a PDF page after page, each its own paragraphs, and refuses more than PDF_PAGES_MAX pages by count', async () => {
+    const pdfOf = async (pages: string[]): Promise<Buffer> => {
+      const pdf = await PDFDocument.create();
+      const font = await pdf.embedFont(StandardFonts.Helvetica);
+      for (const text of pages) pdf.addPage([200, 200]).drawText(text, { x: 10, y: 100, size: 12, font });
+      return Buffer.from(await pdf.save());
+    };
+    expect(await extractText(await pdfOf(['Page one', 'Page two', 'Page three']), 'pdf')).toBe(
+      'Page one\n\nPage two\n\nPage three',
+    );
+    const many = await PDFDocument.create();
+    for (let i = 0; i <= PDF_PAGES_MAX; i++) many.addPage([10, 10]);
+    await expect(extractText(Buffer.from(await many.save()), 'pdf')).rejects.toMatchObject({
+      reason: 'too-large',
+      message: `The PDF has ${PDF_PAGES_MAX + 1} pages, more than the ${PDF_PAGES_MAX} read from one file: split the document or send its text`,
+    });
   });
 
   it('normalises decomposed text, line ends and blank lines', async () => {

@@ -1,7 +1,7 @@
 import { extname } from 'node:path';
 import { Parser } from 'htmlparser2';
 import { performance } from 'node:perf_hooks';
-import { extractText as extractPdfText, getDocumentProxy } from 'unpdf';
+import { getDocumentProxy } from 'unpdf';
 import { normalizeText } from './chunker.js';
 
 export const INGEST_FORMATS = ['txt', 'md', 'html', 'docx', 'pdf'] as const;
@@ -455,6 +455,15 @@ async function docxToText(buffer: Buffer): Promise<string> {
   return htmlToText(html);
 }
 
+/**
+ * Pages read from one PDF, and how long reading them may take. unpdf's extractText asks pdf.js for
+ * every page at once (Promise.all): a PDF of many thousand small pages held them all in memory
+ * together, on the request's thread. They are read one after the other here, other requests running
+ * between two, within the time budget; a 25 MB file of tiny pages is refused by count first.
+ */
+export const PDF_PAGES_MAX = 10_000;
+const PDF_TIME_BUDGET_MS = 30_000;
+
 async function pdfToText(buffer: Buffer): Promise<string> {
   let pdf: Awaited<ReturnType<typeof getDocumentProxy>>;
   try {
@@ -464,9 +473,30 @@ async function pdfToText(buffer: Buffer): Promise<string> {
     throw new ExtractionError(`The file is not a readable PDF document (${errorText(err)})`, 'unreadable');
   }
   try {
-    const { text } = await extractPdfText(pdf, { mergePages: false });
-    return text.join('\n\n');
+    if (pdf.numPages > PDF_PAGES_MAX) {
+      throw new ExtractionError(
+        `The PDF has ${pdf.numPages} pages, more than the ${PDF_PAGES_MAX} read from one file: split the document or send its text`,
+        'too-large',
+      );
+    }
+    const started = performance.now();
+    const pages: string[] = [];
+    for (let number = 1; number <= pdf.numPages; number++) {
+      if (performance.now() - started > PDF_TIME_BUDGET_MS) {
+        throw new ExtractionError(
+          `The PDF took more than ${PDF_TIME_BUDGET_MS / 1000} s to read (page ${number} of ${pdf.numPages}): split the document or send its text`,
+          'unreadable',
+        );
+      }
+      const page = await pdf.getPage(number);
+      const content = await page.getTextContent();
+      // As unpdf's extractText joins a page's items: each string, a line break where pdf.js sees one.
+      pages.push(content.items.map((item) => ('str' in item ? item.str + (item.hasEOL ? '\n' : '') : '')).join(''));
+      page.cleanup();
+    }
+    return pages.join('\n\n');
   } catch (err) {
+    if (err instanceof ExtractionError) throw err;
     throw new ExtractionError(`The PDF's text could not be read (${errorText(err)})`, 'unreadable');
   } finally {
     await pdf.destroy();
