@@ -482,6 +482,8 @@ async function pdfToText(buffer: Buffer): Promise<string> {
     const started = performance.now();
     const pages: string[] = [];
     for (let number = 1; number <= pdf.numPages; number++) {
+      // Other requests run between two pages (pdf.js may answer in microtasks only).
+      if (number > 1) await new Promise((resolve) => setImmediate(resolve));
       if (performance.now() - started > PDF_TIME_BUDGET_MS) {
         throw new ExtractionError(
           `The PDF took more than ${PDF_TIME_BUDGET_MS / 1000} s to read (page ${number} of ${pdf.numPages}): split the document or send its text`,
