@@ -177,6 +177,30 @@ describe('text extraction on hostile input', () => {
         'another prefix, not ASCII',
         { 'word/document.xml': `<é:document xmlns:é="${W}"><é:body>${'<é:p/>'.repeat(over)}</é:body></é:document>` },
       ],
+      // à is C3 A0 in UTF-8, and A0 a blank to \s.
+      [
+        'a prefix holding à',
+        { 'word/document.xml': `<à:document xmlns:à="${W}"><à:body>${'<à:p/>'.repeat(over)}</à:body></à:document>` },
+      ],
+      [
+        'a paragraph name ended by U+0080',
+        {
+          'word/document.xml': `<w:document xmlns:w="${W}"><w:body>${'<w:p\u0080/>'.repeat(over)}</w:body></w:document>`,
+        },
+      ],
+      // A decoy relationship in a comment, which mammoth's XML reader skips.
+      [
+        'a decoy relationship in a comment',
+        {
+          '_rels/.rels':
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><!-- <Relationship Id="r0" ' +
+            'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/> -->' +
+            '<Relationship Id="r1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" ' +
+            'Target="word/main.bin"/></Relationships>',
+          'word/document.xml': `<w:document xmlns:w="${W}"><w:body><w:p/></w:body></w:document>`,
+          'word/main.bin': `<w:document xmlns:w="${W}"><w:body>${'<w:p/>'.repeat(over - 1)}</w:body></w:document>`,
+        },
+      ],
       // mammoth finds the main part through _rels/.rels, under any name (entities decoded, in any
       // script), whatever its first bytes, beside a small decoy.
       ...[

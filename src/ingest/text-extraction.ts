@@ -294,14 +294,16 @@ export const DOCX_ELEMENTS_MAX = 500_000;
 
 /**
  * A paragraph start under any namespace prefix, or none (mammoth maps elements by namespace URI,
- * not by prefix: `<p>` under a default namespace, `<x:p>` or `<é:p>` are paragraphs too), followed
- * by whatever XML allows after a name: `<w:p>`, `<w:p/>`, `<w:p\n…>`; not `<w:pPr>`. The text is
- * latin1 (one character per byte), so a prefix of UTF-8 letters is a run of bytes above 0x7f,
- * which the class admits. Linear: each attempt starts at a `<`, and the prefix cannot run past one.
+ * not by prefix: `<p>` under a default namespace, `<x:p>` or `<é:p>` are paragraphs too): `p`
+ * followed by anything but an ASCII name character (`<w:p>`, `<w:p/>`, `<w:p\n…>`, and what
+ * xmldom also takes for a blank, such as U+0080; not `<w:pPr>`). The text is latin1, one character
+ * per byte, so a prefix of UTF-8 letters is a run of bytes above 0x7f; only XML's own blanks end it
+ * (`\s` would also stop at 0xa0, a byte of à). Linear: each attempt starts at a `<`, and the prefix
+ * cannot run past one.
  */
-const DOCX_PARAGRAPH = /<(?:[^\s<>/:=!?]+:)?p[\s/>]/g;
+const DOCX_PARAGRAPH = /<(?:[^ \t\r\n<>/:=!?]+:)?p(?![A-Za-z0-9_.:-])/g;
 /** Any element start (not `</`, `<?`, `<!`): in XML a `<` outside markup is escaped. */
-const DOCX_ELEMENT = /<[^\s<>/!?]/g;
+const DOCX_ELEMENT = /<[^ \t\r\n<>/!?]/g;
 
 function countMatches(pattern: RegExp, text: string): number {
   pattern.lastIndex = 0;
@@ -331,71 +333,37 @@ function unpackPart(part: import('jszip').JSZipObject, maxBytes: number): Promis
   });
 }
 
-const RELATIONSHIP_TYPE = 'http://schemas.openxmlformats.org/officeDocument/2006/relationships/';
-/** The parts mammoth reads beside the main one, each found through the main part's relationships. */
-const MAMMOTH_RELATED_PARTS = ['comments', 'endnotes', 'footnotes', 'numbering', 'styles'] as const;
-const XML_ENTITY = /&(?:#x([0-9a-f]+)|#([0-9]+)|(amp|lt|gt|quot|apos));/gi;
-const NAMED_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
-
-/** An attribute's value as an XML parser reads it (entities decoded), or undefined. */
-function xmlAttribute(attributes: string, name: string): string | undefined {
-  const match = new RegExp(`(?:^|\\s)${name}\\s*=\\s*(?:"([^"]*)"|'([^']*)')`).exec(attributes);
-  const raw = match?.[1] ?? match?.[2];
-  return raw?.replace(XML_ENTITY, (entity, hex?: string, decimal?: string, named?: string) => {
-    const code = hex !== undefined ? parseInt(hex, 16) : decimal !== undefined ? Number(decimal) : undefined;
-    if (code === undefined) return NAMED_ENTITIES[named!.toLowerCase()] ?? entity;
-    return code <= 0x10ffff ? String.fromCodePoint(code) : entity;
-  });
-}
-
 /**
- * Where mammoth looks for a part (its docx-reader's findPartPath): the first target of a
- * relationship of that type, joined to the relationships' base path, that the zip holds; else
- * the fallback path.
- */
-function relatedPart(
-  zip: import('jszip'),
-  relationships: string,
-  type: string,
-  base: string,
-  fallback: string,
-): string {
-  for (const [, attributes] of relationships.matchAll(/<(?:[^\s<>/:=!?]+:)?Relationship(\s[^>]*)>/g)) {
-    const target = xmlAttribute(attributes, 'Target');
-    if (target === undefined || xmlAttribute(attributes, 'Type') !== RELATIONSHIP_TYPE + type) continue;
-    const path = (target.startsWith('/') ? target : base ? `${base}/${target}` : target).replace(/^\//, '');
-    if (zip.file(path)) return path;
-  }
-  return fallback;
-}
-
-/** The relationships part of a part (`word/_rels/document.xml.rels`), as mammoth names it. */
-function relationshipsPart(path: string): string {
-  const slash = path.lastIndexOf('/');
-  return slash === -1 ? `_rels/${path}.rels` : `${path.slice(0, slash)}/_rels/${path.slice(slash + 1)}.rels`;
-}
-
-/**
- * The XML parts of a .docx whose size, paragraphs and elements are bounded: every part named .xml
- * or .rels, and the parts mammoth reads whatever their names and contents (the main part that
- * `_rels/.rels` names, word/document.xml only by default; its styles, numbering, footnotes,
- * endnotes and comments; their relationships), found as mammoth finds them. Images and other
- * binary parts are left out: mammoth is told not to read images.
+ * The XML parts of a .docx whose size, paragraphs and elements are bounded, each passed to `read`:
+ * every part named .xml or .rels (the relationships first, so mammoth's own resolution below reads
+ * only bounded parts), then the parts mammoth reads whatever their names and contents, found by
+ * mammoth's own code (its docx-reader's findPartPaths: the main part `_rels/.rels` names, its
+ * comments, endnotes, footnotes, numbering and styles, each with its relationships), reading
+ * through `read`. Replicating that resolution missed parts (relationships in comments, attribute
+ * values holding `>`, XML whitespace): mammoth's answer is the one that counts. Images and other
+ * binary parts are left out: mammoth is told not to read images, nor an embedded style map.
  */
 async function docxXmlParts(zip: import('jszip'), read: (path: string) => Promise<Buffer | null>): Promise<void> {
-  for (const part of Object.values(zip.files)) {
-    if (!part.dir && /\.(?:xml|rels)$/i.test(part.name)) await read(part.name);
+  const named = Object.values(zip.files).filter((part) => !part.dir && /\.(?:xml|rels)$/i.test(part.name));
+  for (const part of named.sort((a, b) => Number(!a.name.endsWith('.rels')) - Number(!b.name.endsWith('.rels')))) {
+    await read(part.name);
   }
-  // UTF-8, as mammoth reads them: a target may name a part in any script.
-  const relationships = async (path: string): Promise<string> => (await read(path))?.toString('utf8') ?? '';
-  const main = relatedPart(zip, await relationships('_rels/.rels'), 'officeDocument', '', 'word/document.xml');
-  await read(main);
-  const mainRelationships = await relationships(relationshipsPart(main));
-  const base = main.includes('/') ? main.slice(0, main.lastIndexOf('/')) : '';
-  for (const name of MAMMOTH_RELATED_PARTS) {
-    const part = relatedPart(zip, mainRelationships, name, base, `word/${name}.xml`);
-    await read(part);
-    await read(relationshipsPart(part));
+  // Internal to mammoth (pinned in package.json): its part resolution, over this zip and `read`.
+  const [{ _findPartPaths: findPartPaths }, { joinPath, splitPath }] = await Promise.all([
+    import('mammoth/lib/docx/docx-reader.js'),
+    import('mammoth/lib/zipfile.js'),
+  ]);
+  const paths = await findPartPaths({
+    exists: (path) => zip.file(path) !== null,
+    read: async (path, encoding) => {
+      const xml = (await read(path)) ?? Buffer.alloc(0);
+      return encoding ? new TextDecoder(encoding).decode(xml) : new Uint8Array(xml);
+    },
+  });
+  for (const path of Object.values(paths)) {
+    await read(path);
+    const { dirname, basename } = splitPath(path);
+    await read(joinPath(dirname, '_rels', `${basename}.rels`));
   }
 }
 
@@ -447,7 +415,11 @@ async function docxToText(buffer: Buffer): Promise<string> {
     // inflate to hundreds of MB) to inline it as a data URI that htmlToText drops anyway.
     ({ value: html } = await mammoth.convertToHtml(
       { buffer },
-      { convertImage: mammoth.images.imgElement(() => Promise.resolve({ src: '' })) },
+      {
+        convertImage: mammoth.images.imgElement(() => Promise.resolve({ src: '' })),
+        // A style map the file carries (mammoth/style-map, neither XML nor bounded) is not read.
+        includeEmbeddedStyleMap: false,
+      },
     ));
   } catch (err) {
     throw new ExtractionError(`The file is not a readable .docx document (${errorText(err)})`, 'unreadable');
