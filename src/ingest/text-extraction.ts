@@ -348,7 +348,7 @@ async function docxXmlParts(zip: import('jszip'), read: (path: string) => Promis
   for (const part of named.sort((a, b) => Number(!a.name.endsWith('.rels')) - Number(!b.name.endsWith('.rels')))) {
     await read(part.name);
   }
-  // Internal to mammoth (pinned in package.json): its part resolution, over this zip and `read`.
+  // Internal to mammoth, hence its exact version in package.json: its part resolution, over this zip and `read`.
   const [{ _findPartPaths: findPartPaths }, { joinPath, splitPath }] = await Promise.all([
     import('mammoth/lib/docx/docx-reader.js'),
     import('mammoth/lib/zipfile.js'),
