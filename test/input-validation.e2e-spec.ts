@@ -564,6 +564,43 @@ describe('Input validation (NUL, null, prototype-named keys)', () => {
     });
   });
 
+  describe('blank texts without a vector', () => {
+    it('are a 400 naming the chunk on POST /embeddings and POST /documents, and nothing is written', async () => {
+      const cases: Array<[string, unknown, string]> = [
+        ['/embeddings', { items: [{ content: 'một' }, { content: '' }] }, 'items.1.content'],
+        ['/embeddings', { items: [{ content: ' \n\t ' }] }, 'items.0.content'],
+        [
+          '/documents',
+          { ...base, documentId: 'blank', documentName: 'x', chunks: [{ content: '   ' }] },
+          'chunks.0.content',
+        ],
+      ];
+      for (const [url, body, field] of cases) {
+        await expectRefused(
+          'post',
+          url,
+          body,
+          400,
+          `${field} is blank: a chunk without an embedding needs a text to compute it from`,
+        );
+      }
+      // With its vector, a blank text is stored as sent (LangChain writes such chunks too).
+      await request(t.server)
+        .post('/embeddings')
+        .send({
+          items: [
+            {
+              id: 'blank-with-vector',
+              content: '',
+              embedding: Array.from({ length: 384 }, (_, i) => (i === 0 ? 1 : 0)),
+            },
+          ],
+        })
+        .expect(201);
+      expect((await request(t.server).get('/embeddings/blank-with-vector').expect(200)).body.content).toBe('');
+    });
+  });
+
   describe('query parameters on routes that take none', () => {
     it('DELETE /collections/:name?dryRun=true and DELETE /documents/:id?dryRun=true are a 400 naming dryRun, and delete nothing', async () => {
       await request(t.server).post('/collections').send({ name: 'kept' }).expect(201);

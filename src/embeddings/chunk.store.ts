@@ -400,9 +400,19 @@ export class ChunkStore {
     return row.dims;
   }
 
-  /** Fills in missing ids (uuid4 strings, as LangChain writes them) and missing vectors (one provider call). */
-  async complete(drafts: ChunkDraft[]): Promise<ChunkRow[]> {
+  /**
+   * Fills in missing ids (uuid4 strings, as LangChain writes them) and missing vectors (one provider
+   * call). A chunk without a vector whose text is blank is the client's 400 (`field` names the
+   * array): it has no meaning to embed, and OpenAI refuses an empty input in a batch (a 502 then).
+   */
+  async complete(drafts: ChunkDraft[], field = 'chunks'): Promise<ChunkRow[]> {
     const missing = drafts.flatMap((d, i) => (d.embedding ? [] : [i]));
+    const blank = missing.find((i) => (drafts[i].content ?? '').trim() === '');
+    if (blank !== undefined) {
+      throw new BadRequestException(
+        `${field}.${blank}.content is blank: a chunk without an embedding needs a text to compute it from`,
+      );
+    }
     const computed = missing.length ? await this.provider.embed(missing.map((i) => drafts[i].content ?? '')) : [];
     const byIndex = new Map(missing.map((i, k) => [i, computed[k]]));
     return drafts.map((d, i) => ({

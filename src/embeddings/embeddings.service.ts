@@ -61,7 +61,7 @@ export class EmbeddingsService {
       .filter((d): d is string => d !== null);
     const collectionName = dto.collection ?? this.config.embeddings.defaultCollection;
     // Vectors are computed before the transaction opens: a slow provider must not hold a connection.
-    const rows = await this.chunks.complete(dto.items);
+    const rows = await this.chunks.complete(dto.items, 'items');
     this.chunks.assertUniqueIds(rows);
     const ids = rows.map((r) => r.id);
     await retryWriteConflicts(() =>
