@@ -110,7 +110,10 @@ export class DocumentsController {
       'gets document_id, chunk_id, chunk_index, total_chunks, document_type, category and status. All or nothing.',
   })
   @ApiCreatedResponse({ type: DocumentDto, headers: createdLocationHeader('/documents/luat-dat-dai-2024') })
-  @ApiBadRequestResponse({ description: 'Invalid body, too many chunks, dimension mismatch or duplicate chunk ids' })
+  @ApiBadRequestResponse({
+    description:
+      'Invalid body, too many chunks, dimension mismatch, duplicate chunk ids, or a blank text without an embedding',
+  })
   @ApiConflictResponse({ description: 'documentId exists, or a chunk id belongs to another document' })
   @ApiUnprocessableEntityResponse({ description: `A chunk without embedding: ${EMBEDDING_INPUT_TOO_LONG}` })
   @ApiEmbeddingProviderResponses()

@@ -60,7 +60,10 @@ export class EmbeddingsController {
   @ApiEmbeddingProviderResponses()
   @ApiBody({ type: CreateEmbeddingsDto, examples: CREATE_EMBEDDINGS_EXAMPLES })
   @ApiCreatedResponse({ type: CreateEmbeddingsResponseDto })
-  @ApiBadRequestResponse({ description: 'Invalid body, too many items, dimension mismatch or duplicate ids' })
+  @ApiBadRequestResponse({
+    description:
+      'Invalid body, too many items, dimension mismatch, duplicate ids, or a blank text without an embedding',
+  })
   @ApiUnprocessableEntityResponse({ description: `An item without embedding: ${EMBEDDING_INPUT_TOO_LONG}` })
   @ApiConflictResponse({
     description: 'Concurrent writers kept moving chunks of this batch through three attempts; nothing written, retry',
