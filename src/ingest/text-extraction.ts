@@ -171,8 +171,19 @@ export const HTML_MAX_DEPTH = 10_000;
 /** Characters of HTML parsed between two turns of the event loop. */
 const HTML_SLICE_CHARS = 64 * 1024;
 
-/** How long reading one HTML document may take, all slices together. */
-const HTML_TIME_BUDGET_MS = 30_000;
+/** How long reading one document may take (HTML: all slices together; PDF: all pages). */
+const EXTRACTION_TIME_BUDGET_MS = 30_000;
+
+/**
+ * A turn of the event loop, so other requests run between two steps of a long read; then, once
+ * EXTRACTION_TIME_BUDGET_MS have passed since `started`, the 422 whose text `tooSlow` gives.
+ */
+async function nextTurnWithinBudget(started: number, tooSlow: (seconds: number) => string): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  if (performance.now() - started > EXTRACTION_TIME_BUDGET_MS) {
+    throw new ExtractionError(tooSlow(EXTRACTION_TIME_BUDGET_MS / 1000), 'unreadable');
+  }
+}
 
 /**
  * Visible text of an HTML document: block elements become paragraphs, list items lines, and
@@ -183,7 +194,7 @@ const HTML_TIME_BUDGET_MS = 30_000;
  * event loop and with it every request of the service; htmlparser2 17 ms). The parser's own
  * stack still costs a step per open element for each tag, so nesting beyond HTML_MAX_DEPTH is
  * refused (422), and the document is parsed in slices with a turn of the event loop between
- * them, within HTML_TIME_BUDGET_MS: a hostile document of unmatched end tags slows only its own
+ * them, within EXTRACTION_TIME_BUDGET_MS: a hostile document of unmatched end tags slows only its own
  * request.
  */
 export async function htmlToText(html: string): Promise<string> {
@@ -260,14 +271,11 @@ export async function htmlToText(html: string): Promise<string> {
   const started = performance.now();
   for (let at = 0; at < html.length; at += HTML_SLICE_CHARS) {
     if (at > 0) {
-      // Other requests run between two slices.
-      await new Promise((resolve) => setImmediate(resolve));
-      if (performance.now() - started > HTML_TIME_BUDGET_MS) {
-        throw new ExtractionError(
-          `The HTML document took more than ${HTML_TIME_BUDGET_MS / 1000} s to read (malformed markup?): convert it to text first`,
-          'unreadable',
-        );
-      }
+      await nextTurnWithinBudget(
+        started,
+        (seconds) =>
+          `The HTML document took more than ${seconds} s to read (malformed markup?): convert it to text first`,
+      );
     }
     parser.write(html.slice(at, at + HTML_SLICE_CHARS));
   }
@@ -428,13 +436,12 @@ async function docxToText(buffer: Buffer): Promise<string> {
 }
 
 /**
- * Pages read from one PDF, and how long reading them may take. unpdf's extractText asks pdf.js for
+ * Pages read from one PDF. unpdf's extractText asks pdf.js for
  * every page at once (Promise.all): a PDF of many thousand small pages held them all in memory
  * together, on the request's thread. They are read one after the other here, other requests running
- * between two, within the time budget; a 25 MB file of tiny pages is refused by count first.
+ * between two, within EXTRACTION_TIME_BUDGET_MS; a 25 MB file of tiny pages is refused by count first.
  */
 export const PDF_PAGES_MAX = 10_000;
-const PDF_TIME_BUDGET_MS = 30_000;
 
 async function pdfToText(buffer: Buffer): Promise<string> {
   let pdf: Awaited<ReturnType<typeof getDocumentProxy>>;
@@ -454,12 +461,12 @@ async function pdfToText(buffer: Buffer): Promise<string> {
     const started = performance.now();
     const pages: string[] = [];
     for (let number = 1; number <= pdf.numPages; number++) {
-      // Other requests run between two pages (pdf.js may answer in microtasks only).
-      if (number > 1) await new Promise((resolve) => setImmediate(resolve));
-      if (performance.now() - started > PDF_TIME_BUDGET_MS) {
-        throw new ExtractionError(
-          `The PDF took more than ${PDF_TIME_BUDGET_MS / 1000} s to read (page ${number} of ${pdf.numPages}): split the document or send its text`,
-          'unreadable',
+      // Between two pages: pdf.js may answer in microtasks only.
+      if (number > 1) {
+        await nextTurnWithinBudget(
+          started,
+          (seconds) =>
+            `The PDF took more than ${seconds} s to read (page ${number} of ${pdf.numPages}): split the document or send its text`,
         );
       }
       const page = await pdf.getPage(number);
