@@ -150,6 +150,8 @@ export class OpenAIHttpClient {
     }
     if (!response.ok) {
       const status = response.status;
+      // The upstream's own words, parsed once, for the two 400s that are not the upstream failing.
+      const refusal = status === 400 ? errorMessageOf(text) : '';
       return {
         kind: 'http',
         status,
@@ -164,8 +166,8 @@ export class OpenAIHttpClient {
             : errorMessageOf(this.redact(text))),
         retryable: status === 408 || status === 429 || status >= 500,
         retryAfterMs: retryAfterMs(response.headers),
-        inputTooLong: status === 400 && INPUT_TOO_LONG.test(errorMessageOf(text)),
-        batchTooLarge: status === 413 || (status === 400 && BATCH_TOO_LARGE.test(errorMessageOf(text))),
+        inputTooLong: INPUT_TOO_LONG.test(refusal),
+        batchTooLarge: status === 413 || BATCH_TOO_LARGE.test(refusal),
       };
     }
     try {
