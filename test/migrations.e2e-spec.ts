@@ -30,7 +30,14 @@ const ALL_MIGRATIONS = [
 
 /** Reverts the newest migrations until `name` is the last applied one. */
 async function revertTo(ds: DataSource, name: string): Promise<void> {
-  while ((await migrationStates(ds)).filter((m) => m.applied).pop()?.name !== name) await revert(ds);
+  for (;;) {
+    const applied = (await migrationStates(ds)).filter((m) => m.applied).map((m) => m.name);
+    if (applied[applied.length - 1] === name) return;
+    // Fail at once, not after the test's timeout, when a test before left the database below `name`.
+    if (!applied.includes(name)) throw new Error(`${name} is not applied: cannot revert to it`);
+    const reverted = await revert(ds);
+    if (reverted.exitCode !== 0) throw new Error(reverted.lines.join('\n'));
+  }
 }
 
 /**
@@ -65,6 +72,24 @@ function distinctWords(words: number): string {
 
 /** What PostgreSQL says when a text has more distinct words than a tsvector can hold. */
 const TOO_LONG_FOR_TSVECTOR = /string is too long for tsvector/;
+
+/**
+ * Waits until no other session of this database holds a snapshot (an autovacuum's ANALYZE, after
+ * the large writes of these tests). CREATE INDEX also indexes the row versions a DELETE left that
+ * an older snapshot may still read, so a chunk deleted to let an index build would fail the build
+ * while such a snapshot lives; CI met it once ("string is too long for tsvector").
+ */
+async function waitForOlderSnapshots(ds: DataSource): Promise<void> {
+  for (const deadline = Date.now() + 60_000; ;) {
+    const [{ sessions }] = await ds.query<Array<{ sessions: number }>>(
+      `SELECT count(*)::int AS sessions FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL`,
+    );
+    if (sessions === 0) return;
+    if (Date.now() > deadline) throw new Error(`${sessions} other session(s) still hold a snapshot after 60 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 
 /** The ids of the chunks whose text matches `word`, read through the full-text index only. */
 async function idsThroughFullTextIndex(ds: DataSource, word: string): Promise<string[]> {
@@ -364,6 +389,7 @@ describe('InitialSchema migration', () => {
     await ds.query(`DELETE FROM langchain_pg_embedding WHERE id = 'random-2'`);
     // Without that chunk it goes down and up again, each time rebuilding.
     await ds.query(`DELETE FROM langchain_pg_embedding WHERE id = 'random'`);
+    await waitForOlderSnapshots(ds);
     await revertTo(ds, 'SkipUnchangedChunkCountGroups1764000000009');
     expect((await revert(ds)).lines).toEqual([
       'Reverted SkipUnchangedChunkCountGroups1764000000009',
@@ -433,6 +459,8 @@ describe('InitialSchema migration', () => {
     await revertTo(ds, 'SkipUnchangedChunkCountGroups1764000000009');
     expect(await schemaSnapshot(ds)).toEqual(fresh);
     await ds.query(`DROP INDEX ix_embedding_document_fts`);
+    // The chunks of 120,000 words the test above deleted must be gone for good before this build.
+    await waitForOlderSnapshots(ds);
     await ds.query(
       `CREATE INDEX ix_embedding_document_fts ON langchain_pg_embedding USING gin (to_tsvector('simple'::regconfig, coalesce(document, '')))`,
     );
