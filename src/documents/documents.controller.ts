@@ -43,6 +43,7 @@ import {
   RecountResultDto,
   UpdateDocumentDto,
   CREATE_DOCUMENT_EXAMPLES,
+  MAX_CHUNK_PAGE_BYTES,
 } from './dto/document.dto.js';
 import { DOCUMENT_LIST_RESPONSE_SCHEMA, DOCUMENT_RESPONSE_SCHEMA } from './dto/document.response-schema.js';
 import { ApiEmbeddingProviderResponses, EMBEDDING_INPUT_TOO_LONG } from '../common/openapi-errors.js';
@@ -93,7 +94,11 @@ export class DocumentsController {
   @Get(':documentId/chunks')
   @ApiOperation({ summary: "The document's chunks, ordered by chunk_index then id" })
   @ApiOkResponse({ type: DocumentChunkListDto })
-  @ApiBadRequestResponse({ description: 'Invalid query parameter, or documentId contains a NUL character' })
+  @ApiBadRequestResponse({
+    description:
+      `Invalid query parameter; or the chunks of the page hold more than ${MAX_CHUNK_PAGE_BYTES / 2 ** 20} MiB of ` +
+      'text and metadata (the message names the limit that fits); or documentId contains a NUL character',
+  })
   @ApiNotFoundResponse({ description: 'No document with this documentId' })
   chunks(
     @Param('documentId', NO_NUL_PARAM) documentId: string,

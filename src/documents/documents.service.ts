@@ -14,6 +14,7 @@ import {
 } from '../embeddings/chunk.store.js';
 import { DocumentEntity, isDocumentIdConflict } from './document.entity.js';
 import {
+  MAX_CHUNK_PAGE_BYTES,
   MAX_CHUNKS_WITH_EMBEDDINGS,
   type CreateDocumentDto,
   type DocumentChunkListDto,
@@ -31,9 +32,12 @@ import { GET_DOCUMENT_SQL, listDocumentsStatement } from './documents.sql.js';
 /** A row of the list statement: a document and the count of all documents matching the filters. */
 type DocumentPageRow = DocumentEntity & { total: number };
 
+/** A chunk's integer chunk_index, NULL when it is missing or not an integer. */
+const CHUNK_POSITION = `CASE WHEN e.cmetadata->>'chunk_index' ~ '^-?[0-9]{1,9}$'
+                          THEN (e.cmetadata->>'chunk_index')::int END`;
+
 /** Orders chunks by their integer chunk_index (a non-integer or missing index sorts last), then id. */
-const CHUNK_ORDER = `CASE WHEN e.cmetadata->>'chunk_index' ~ '^-?[0-9]{1,9}$'
-                          THEN (e.cmetadata->>'chunk_index')::int END NULLS LAST, e.id`;
+const CHUNK_ORDER = `${CHUNK_POSITION} NULLS LAST, e.id`;
 
 /** Writes the changed document fields (status, document_type, category) into every chunk's cmetadata. */
 const PROPAGATE_FIELDS = `UPDATE langchain_pg_embedding
@@ -358,6 +362,8 @@ export class DocumentsService {
       `SELECT count(*)::int AS total FROM langchain_pg_embedding WHERE cmetadata->>'document_id' = $1`,
       [documentId],
     );
+    // The page's chunks whose text and metadata fit in MAX_CHUNK_PAGE_BYTES, measured before they are
+    // read: octet_length of a stored text and pg_column_size read the sizes, not the values.
     const rows = await manager.query<
       Array<{
         id: string;
@@ -369,13 +375,27 @@ export class DocumentsService {
     >(
       `SELECT e.id, c.name AS collection, e.document AS content, e.cmetadata AS metadata
               ${q.includeEmbedding ? ', e.embedding::text AS embedding' : ''}
-         FROM langchain_pg_embedding e
+         FROM (SELECT w.id, w.position, w.bytes,
+                      sum(w.bytes) OVER (ORDER BY w.position NULLS LAST, w.id ROWS UNBOUNDED PRECEDING) AS upto
+                 FROM (SELECT e.id, ${CHUNK_POSITION} AS position,
+                              coalesce(octet_length(e.document), 0) + coalesce(pg_column_size(e.cmetadata), 0) AS bytes
+                         FROM langchain_pg_embedding e
+                        WHERE e.cmetadata->>'document_id' = $1
+                        ORDER BY ${CHUNK_ORDER}
+                        LIMIT $2 OFFSET $3) w) p
+         JOIN langchain_pg_embedding e ON e.id = p.id
          LEFT JOIN langchain_pg_collection c ON c.uuid = e.collection_id
-        WHERE e.cmetadata->>'document_id' = $1
-        ORDER BY ${CHUNK_ORDER}
-        LIMIT $2 OFFSET $3`,
-      [documentId, q.limit, q.offset],
+        WHERE p.upto <= $4 OR p.upto = p.bytes
+        ORDER BY p.position NULLS LAST, p.id`,
+      [documentId, q.limit, q.offset, MAX_CHUNK_PAGE_BYTES],
     );
+    const expected = Math.max(0, Math.min(q.limit, total - q.offset));
+    if (rows.length < expected) {
+      throw new BadRequestException(
+        `limit ${q.limit} is too large for these chunks: the ${rows.length + 1} chunks from offset ${q.offset} ` +
+          `hold more than ${MAX_CHUNK_PAGE_BYTES / 2 ** 20} MiB of text and metadata; ask for limit=${rows.length} or less`,
+      );
+    }
     return {
       total,
       limit: q.limit,
