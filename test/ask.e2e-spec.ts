@@ -491,7 +491,11 @@ describe('POST /ask', () => {
         } as unknown as EntityManager;
         // The table is tiny: without this the planner rightly prefers a sequential scan. Disabling
         // it proves the query's expression matches the index (otherwise no plan could use it).
+        // Bitmap scans too: with the filter, a bitmap scan of the metadata terms index plus a sort
+        // competes, and which wins follows the statistics, fresh after the ANALYZE or not.
+        await manager.query(`ANALYZE langchain_pg_embedding`);
         await manager.query(`SET LOCAL enable_seqscan = off`);
+        await manager.query(`SET LOCAL enable_bitmapscan = off`);
         const q = { collectionUuid: collection[0].uuid, embedding, k: 5, question: 'thuế', index, metadataTerms: true };
         await repo.vectorSearch(explaining, q);
         await repo.vectorSearch(explaining, { ...q, filter: { document_type: 'law' } });

@@ -173,7 +173,10 @@ describe('Concurrent document and chunk writes', () => {
     }
 
     beforeAll(async () => {
-      t = await startTestApp();
+      // The deadlock test below needs the request's session to look for the deadlock after the test
+      // has closed the cycle: it looks once, deadlock_timeout after it starts waiting (1 s by default,
+      // which a stalled CI machine can miss).
+      t = await startTestApp({}, { serverSettings: { deadlock_timeout: '5s' } });
       await createDocuments('owner-a', 'owner-b');
       // The collection exists before the race, so the request waits on the chunk row, not on it.
       await addChunk('b-1', 'owner-b', [1, 0]);
@@ -635,7 +638,7 @@ describe('Concurrent document and chunk writes', () => {
       const other = t.dataSource.createQueryRunner();
       await other.connect();
       await other.startTransaction();
-      // The request's session detects the deadlock (after its 1 s deadlock_timeout) and is the one cancelled.
+      // The request's session detects the deadlock (after its 5 s deadlock_timeout) and is the one cancelled.
       await other.query(`SELECT set_config('deadlock_timeout', '60s', true)`);
       await other.query(
         `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
@@ -649,7 +652,7 @@ describe('Concurrent document and chunk writes', () => {
           items: [{ id: 'dl-1', content: 'd', embedding: [1, 2], metadata: { document_id: 'owner-dl' } }],
         })
         .then((r) => r);
-      // Polled every 20 ms: the request looks for a deadlock once, 1 s (deadlock_timeout) after it
+      // Polled every 20 ms: the request looks for a deadlock once, 5 s (deadlock_timeout) after it
       // starts waiting, so the UPDATE below must come before that.
       const waiting = await eventually(upsertWaits, 500, 20);
       expect(waiting).toBe(true);

@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import request from 'supertest';
 import { createApp } from '../src/app.factory.js';
 import { loadAppConfig } from '../src/config/app-config.js';
-import { eventually, PrivatePostgres } from './support/private-postgres.js';
+import { eventually, PRIVATE_SERVER_TIMEOUT_MS, PrivatePostgres } from './support/private-postgres.js';
 import { TEST_TARGET } from './support/test-database.js';
 
 /**
@@ -52,12 +52,12 @@ describeOnServer(
       server = app.getHttpServer();
       // /health/ready where it exists, the older /health otherwise.
       if ((await request(server).get(readinessPath)).status === 404) readinessPath = '/health';
-    });
+    }, PRIVATE_SERVER_TIMEOUT_MS);
 
     afterAll(async () => {
       await app?.close();
       await db?.remove();
-    });
+    }, PRIVATE_SERVER_TIMEOUT_MS);
 
     const documentBody = (documentId: string) => ({
       documentId,
@@ -183,6 +183,7 @@ describeOnServer(
         expect(doc.body).toMatchObject({ documentId: outcomes[0].documentId, totalChunks: CHUNKS_PER_DOCUMENT });
         await request(server).get('/stats').expect(200);
       },
+      PRIVATE_SERVER_TIMEOUT_MS,
     );
   },
 );

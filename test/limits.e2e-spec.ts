@@ -409,7 +409,9 @@ describe('Database pool: a bounded wait for a connection', () => {
   const held: QueryRunner[] = [];
 
   beforeAll(async () => {
-    t = await startTestApp({ DB_POOL_MAX: '2', DB_POOL_ACQUIRE_TIMEOUT_MS: '300', THROTTLE_LIMIT: '0' });
+    // 2 s, not less: the timeout also bounds opening a connection (pg-pool's connectionTimeoutMillis),
+    // which the app's start and the held runners below do on a machine that may stall.
+    t = await startTestApp({ DB_POOL_MAX: '2', DB_POOL_ACQUIRE_TIMEOUT_MS: '2000', THROTTLE_LIMIT: '0' });
     await request(t.server).post('/documents').send(doc('pooled')).expect(201);
   });
   afterAll(async () => {
@@ -448,7 +450,8 @@ describe('Database pool: a bounded wait for a connection', () => {
   let t: TestApp;
 
   beforeAll(async () => {
-    t = await startTestApp({ DB_STATEMENT_TIMEOUT_MS: '200', THROTTLE_LIMIT: '0' });
+    // 2 s: every statement of this app runs under it, and a loaded server can stall one for a moment.
+    t = await startTestApp({ DB_STATEMENT_TIMEOUT_MS: '2000', THROTTLE_LIMIT: '0' });
     await request(t.server)
       .post('/documents')
       .send(doc('locked', [{ content: 'Điều 1' }]))
@@ -490,7 +493,7 @@ describe('Database pool: a bounded wait for a connection', () => {
       ),
     );
     expect(new Set(rows.map(([row]) => row.pid)).size).toBe(3);
-    expect(rows.map(([row]) => row.timeout)).toEqual(['200ms', '200ms', '200ms']);
+    expect(rows.map(([row]) => row.timeout)).toEqual(['2s', '2s', '2s']);
   });
 });
 

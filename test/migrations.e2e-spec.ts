@@ -74,16 +74,18 @@ function distinctWords(words: number): string {
 const TOO_LONG_FOR_TSVECTOR = /string is too long for tsvector/;
 
 /**
- * Waits until no other session of this database holds a snapshot (an autovacuum's ANALYZE, after
- * the large writes of these tests). CREATE INDEX also indexes the row versions a DELETE left that
- * an older snapshot may still read, so a chunk deleted to let an index build would fail the build
- * while such a snapshot lives; CI met it once ("string is too long for tsvector").
+ * Waits until no other session of this database holds a snapshot or a transaction id (an
+ * autovacuum's ANALYZE, after the large writes of these tests). A plain CREATE INDEX also indexes
+ * the row versions a DELETE left that an older snapshot may still read, so a chunk deleted to let
+ * such a build pass would fail it while that snapshot lives; CI met it once ("string is too long
+ * for tsvector"). The migrations build CONCURRENTLY, which reads with a snapshot and skips them.
  */
 async function waitForOlderSnapshots(ds: DataSource): Promise<void> {
   for (const deadline = Date.now() + 60_000; ;) {
     const [{ sessions }] = await ds.query<Array<{ sessions: number }>>(
       `SELECT count(*)::int AS sessions FROM pg_stat_activity
-        WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL`,
+        WHERE datname = current_database() AND pid <> pg_backend_pid()
+          AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL)`,
     );
     if (sessions === 0) return;
     if (Date.now() > deadline) throw new Error(`${sessions} other session(s) still hold a snapshot after 60 s`);
@@ -389,7 +391,6 @@ describe('InitialSchema migration', () => {
     await ds.query(`DELETE FROM langchain_pg_embedding WHERE id = 'random-2'`);
     // Without that chunk it goes down and up again, each time rebuilding.
     await ds.query(`DELETE FROM langchain_pg_embedding WHERE id = 'random'`);
-    await waitForOlderSnapshots(ds);
     await revertTo(ds, 'SkipUnchangedChunkCountGroups1764000000009');
     expect((await revert(ds)).lines).toEqual([
       'Reverted SkipUnchangedChunkCountGroups1764000000009',
@@ -596,7 +597,8 @@ describe('InitialSchema migration', () => {
           // Asked outside the reader's transaction, which would see one snapshot of pg_stat_activity.
           const rows = await ds.query<unknown[]>(
             `SELECT 1 FROM pg_stat_activity
-              WHERE wait_event_type = 'Lock' AND query LIKE 'ALTER TABLE langchain_pg_embedding%'`,
+              WHERE datname = current_database() AND wait_event_type = 'Lock'
+                AND query LIKE 'ALTER TABLE langchain_pg_embedding%'`,
           );
           waiting = rows.length > 0;
           if (!waiting) await new Promise((resolve) => setTimeout(resolve, 20));

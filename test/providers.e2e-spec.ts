@@ -40,7 +40,8 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
       EMBEDDINGS_API_KEY: 'sk-e2e-secret',
       EMBEDDINGS_REQUEST_BATCH: '2',
       EMBEDDINGS_MAX_RETRIES: '1',
-      EMBEDDINGS_TIMEOUT_MS: '1000',
+      // Long: the tests that hold the server check the database meanwhile, and a write may follow.
+      EMBEDDINGS_TIMEOUT_MS: '30000',
     });
   });
   afterAll(async () => {
@@ -92,8 +93,8 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
   }
 
   it('POST /documents asks the provider before it opens a transaction, so a slow one holds no connection', async () => {
-    // Held until the check below is done (a few ms, well inside the suite's 1000 ms timeout), rather
-    // than a fixed delay that raced that timeout on a busy machine.
+    // Held until the check below is done (a few ms, well inside the suite's 30 s timeout), rather
+    // than a fixed delay that raced a shorter timeout on a busy machine.
     server.hold();
     const created = request(t.server)
       .post('/documents')
@@ -242,6 +243,33 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
     expect(metrics).toMatch(/^embedding_requests_total\{provider="openai",outcome="ok"\} [1-9]\d*$/m);
   });
 
+  it("answers 503 with the server's own Retry-After when it rate-limits for longer than the service waits", async () => {
+    const before = await chunkCount(t);
+    server.failNext(429, 1, { 'retry-after': '120' });
+    const res = await request(t.server)
+      .post('/embeddings')
+      .send({ items: [{ content: 'throttled' }] })
+      .expect(503);
+    expect(res.headers['retry-after']).toBe('120');
+    expect(res.body.message).toContain('429');
+    expect(server.requests).toHaveLength(1);
+    expect(await chunkCount(t)).toBe(before);
+  });
+});
+
+describe('EMBEDDINGS_TIMEOUT_MS against a server that does not answer', () => {
+  let server: FakeOpenAIServer;
+  let t: TestApp;
+
+  beforeAll(async () => {
+    server = await startFakeOpenAIServer({ dimensions: 64 });
+    t = await startTestApp({ ...openaiEnv(server.url), EMBEDDINGS_MAX_RETRIES: '1', EMBEDDINGS_TIMEOUT_MS: '1000' });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await server?.close();
+  });
+
   it('answers 504 when the server does not answer in time, and writes nothing', async () => {
     const before = await chunkCount(t);
     server.setDelay(3000);
@@ -254,19 +282,6 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
     );
     expect(await chunkCount(t)).toBe(before);
     await request(t.server).get('/collections/slow').expect(404);
-  });
-
-  it("answers 503 with the server's own Retry-After when it rate-limits for longer than the service waits", async () => {
-    const before = await chunkCount(t);
-    server.failNext(429, 1, { 'retry-after': '120' });
-    const res = await request(t.server)
-      .post('/embeddings')
-      .send({ items: [{ content: 'throttled' }] })
-      .expect(503);
-    expect(res.headers['retry-after']).toBe('120');
-    expect(res.body.message).toContain('429');
-    expect(server.requests).toHaveLength(1);
-    expect(await chunkCount(t)).toBe(before);
   });
 });
 

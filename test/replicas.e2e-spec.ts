@@ -5,7 +5,7 @@ import request from 'supertest';
 import { createApp } from '../src/app.factory.js';
 import { loadAppConfig } from '../src/config/app-config.js';
 import { REPLICA_RETRY_AFTER_MS } from '../src/database/read-replicas.service.js';
-import { eventually, freePort, PrivatePostgres } from './support/private-postgres.js';
+import { eventually, freePort, PRIVATE_SERVER_TIMEOUT_MS, PrivatePostgres } from './support/private-postgres.js';
 import { startTestApp } from './support/test-app.js';
 import { TEST_TARGET } from './support/test-database.js';
 
@@ -42,13 +42,13 @@ describeOnServer(
       });
       app = await createApp(config);
       server = app.getHttpServer();
-    });
+    }, PRIVATE_SERVER_TIMEOUT_MS);
 
     afterAll(async () => {
       await app?.close();
       await replica?.remove();
       await primary?.remove();
-    });
+    }, PRIVATE_SERVER_TIMEOUT_MS);
 
     /** Waits until the replica has replayed everything the primary has written so far. */
     async function replicaCaughtUp(): Promise<void> {
@@ -83,91 +83,99 @@ describeOnServer(
         })
         .expect(201);
 
-    it('sends /documents, /collections, /stats and /ask reads to the replica and writes to the primary', async () => {
-      await createDocument('before-pause');
-      await replicaCaughtUp();
-      await setReplay(true);
-      try {
-        // A write while the replica is frozen: it goes to the primary and is read back from there.
-        const written = await createDocument('after-pause');
-        expect(written.body).toMatchObject({ documentId: 'after-pause', totalChunks: 2 });
-        const onPrimary = await primary.withClient((c) =>
-          c.query(`SELECT 1 FROM documents WHERE document_id = 'after-pause'`),
-        );
-        expect(onPrimary.rowCount).toBe(1);
+    it(
+      'sends /documents, /collections, /stats and /ask reads to the replica and writes to the primary',
+      async () => {
+        await createDocument('before-pause');
+        await replicaCaughtUp();
+        await setReplay(true);
+        try {
+          // A write while the replica is frozen: it goes to the primary and is read back from there.
+          const written = await createDocument('after-pause');
+          expect(written.body).toMatchObject({ documentId: 'after-pause', totalChunks: 2 });
+          const onPrimary = await primary.withClient((c) =>
+            c.query(`SELECT 1 FROM documents WHERE document_id = 'after-pause'`),
+          );
+          expect(onPrimary.rowCount).toBe(1);
 
-        // Reads come from the replica, which does not have it yet.
-        await request(server).get('/documents/after-pause').expect(404);
-        await request(server).get('/documents/after-pause/chunks').expect(404);
-        await request(server).get('/documents/before-pause').expect(200);
-        const chunks = await request(server).get('/documents/before-pause/chunks').expect(200);
-        expect(chunks.body.total).toBe(2);
-        const list = await request(server).get('/documents').expect(200);
-        expect((list.body as { items: Array<{ documentId: string }> }).items.map((d) => d.documentId)).toEqual([
-          'before-pause',
-        ]);
+          // Reads come from the replica, which does not have it yet.
+          await request(server).get('/documents/after-pause').expect(404);
+          await request(server).get('/documents/after-pause/chunks').expect(404);
+          await request(server).get('/documents/before-pause').expect(200);
+          const chunks = await request(server).get('/documents/before-pause/chunks').expect(200);
+          expect(chunks.body.total).toBe(2);
+          const list = await request(server).get('/documents').expect(200);
+          expect((list.body as { items: Array<{ documentId: string }> }).items.map((d) => d.documentId)).toEqual([
+            'before-pause',
+          ]);
+          const stats = await request(server).get('/stats').expect(200);
+          expect(stats.body.documents.total).toBe(1);
+          expect(stats.body.embeddings.total).toBe(2);
+          const collections = await request(server).get('/collections').expect(200);
+          expect(collections.body).toEqual([expect.objectContaining({ name: 'docs', chunkCount: 2 })]);
+          const collection = await request(server).get('/collections/docs').expect(200);
+          expect(collection.body.chunkCount).toBe(2);
+          const ask = await request(server).post('/ask').send({ question: 'land use rights', k: 10 }).expect(200);
+          expect((ask.body as { results: Array<{ documentId: string }> }).results.map((r) => r.documentId)).toEqual([
+            'before-pause',
+            'before-pause',
+          ]);
+        } finally {
+          await setReplay(false);
+        }
+        await replicaCaughtUp();
+        await request(server).get('/documents/after-pause').expect(200);
         const stats = await request(server).get('/stats').expect(200);
-        expect(stats.body.documents.total).toBe(1);
-        expect(stats.body.embeddings.total).toBe(2);
-        const collections = await request(server).get('/collections').expect(200);
-        expect(collections.body).toEqual([expect.objectContaining({ name: 'docs', chunkCount: 2 })]);
-        const collection = await request(server).get('/collections/docs').expect(200);
-        expect(collection.body.chunkCount).toBe(2);
-        const ask = await request(server).post('/ask').send({ question: 'land use rights', k: 10 }).expect(200);
-        expect((ask.body as { results: Array<{ documentId: string }> }).results.map((r) => r.documentId)).toEqual([
-          'before-pause',
-          'before-pause',
-        ]);
-      } finally {
-        await setReplay(false);
-      }
-      await replicaCaughtUp();
-      await request(server).get('/documents/after-pause').expect(200);
-      const stats = await request(server).get('/stats').expect(200);
-      expect(stats.body.documents.total).toBe(2);
-    });
+        expect(stats.body.documents.total).toBe(2);
+      },
+      PRIVATE_SERVER_TIMEOUT_MS,
+    );
 
-    it('skips a stopped replica (reads served by the primary) and uses it again once it is back', async () => {
-      await replicaCaughtUp();
-      await setReplay(true);
-      await createDocument('while-frozen');
-      await request(server).get('/documents/while-frozen').expect(404);
+    it(
+      'skips a stopped replica (reads served by the primary) and uses it again once it is back',
+      async () => {
+        await replicaCaughtUp();
+        await setReplay(true);
+        await createDocument('while-frozen');
+        await request(server).get('/documents/while-frozen').expect(404);
 
-      await replica.stop('fast');
-      // Every read still answers, now from the primary (which has the new document).
-      await request(server).get('/documents/while-frozen').expect(200);
-      const list = await request(server).get('/documents').expect(200);
-      expect(list.body.total).toBe(3);
-      expect((await request(server).get('/stats').expect(200)).body.documents.total).toBe(3);
-      await request(server).get('/collections').expect(200);
-      await request(server).get('/collections/docs').expect(200);
-      await request(server).get('/documents/while-frozen/chunks').expect(200);
-      await request(server).post('/ask').send({ question: 'land use rights' }).expect(200);
-      // Readiness stays 200, degraded, and says so in a status its OpenAPI schema declares.
-      const ready = await request(server).get('/health/ready').expect(200);
-      expect(ready.body).toMatchObject({ status: 'degraded', details: { replicas: { status: 'degraded' } } });
-      // Both (this one stopped, the other never up), named by place in DATABASE_REPLICA_URLS: a public
-      // route does not name hosts.
-      expect(ready.body.details.replicas.down).toEqual(['replica#1', 'replica#2']);
-      const docs = await request(server).get('/docs-json').expect(200);
-      const schema = docs.body.paths['/health/ready'].get.responses['200'].content['application/json'].schema;
-      expect(schema.properties.status.enum).toContain(ready.body.status);
+        await replica.stop('fast');
+        // Every read still answers, now from the primary (which has the new document).
+        await request(server).get('/documents/while-frozen').expect(200);
+        const list = await request(server).get('/documents').expect(200);
+        expect(list.body.total).toBe(3);
+        expect((await request(server).get('/stats').expect(200)).body.documents.total).toBe(3);
+        await request(server).get('/collections').expect(200);
+        await request(server).get('/collections/docs').expect(200);
+        await request(server).get('/documents/while-frozen/chunks').expect(200);
+        await request(server).post('/ask').send({ question: 'land use rights' }).expect(200);
+        // Readiness stays 200, degraded, and says so in a status its OpenAPI schema declares.
+        const ready = await request(server).get('/health/ready').expect(200);
+        expect(ready.body).toMatchObject({ status: 'degraded', details: { replicas: { status: 'degraded' } } });
+        // Both (this one stopped, the other never up), named by place in DATABASE_REPLICA_URLS: a public
+        // route does not name hosts.
+        expect(ready.body.details.replicas.down).toEqual(['replica#1', 'replica#2']);
+        const docs = await request(server).get('/docs-json').expect(200);
+        const schema = docs.body.paths['/health/ready'].get.responses['200'].content['application/json'].schema;
+        expect(schema.properties.status.enum).toContain(ready.body.status);
 
-      // Back again (its replay resumes on start); freeze it once more to tell it from the primary.
-      await replica.start();
-      await replicaCaughtUp();
-      await setReplay(true);
-      try {
-        await createDocument('after-restart');
-        // Served by the primary until the replica's retry delay has passed, then by the replica.
-        const servedByReplica = await eventually(
-          async () => (await request(server).get('/documents/after-restart')).status === 404,
-        );
-        expect(servedByReplica).toBe(true);
-      } finally {
-        await setReplay(false);
-      }
-    });
+        // Back again (its replay resumes on start); freeze it once more to tell it from the primary.
+        await replica.start();
+        await replicaCaughtUp();
+        await setReplay(true);
+        try {
+          await createDocument('after-restart');
+          // Served by the primary until the replica's retry delay has passed, then by the replica.
+          const servedByReplica = await eventually(
+            async () => (await request(server).get('/documents/after-restart')).status === 404,
+          );
+          expect(servedByReplica).toBe(true);
+        } finally {
+          await setReplay(false);
+        }
+      },
+      PRIVATE_SERVER_TIMEOUT_MS,
+    );
   },
 );
 

@@ -60,6 +60,12 @@ export class PrivatePostgres {
   }
 }
 
+/**
+ * The jest timeout of a hook or test that starts, stops or removes a private server: each call of
+ * scripts/dev-postgres.sh may take 180 s, and all of them queue on one lock shared by every worker.
+ */
+export const PRIVATE_SERVER_TIMEOUT_MS = 600_000;
+
 async function script(args: string[]): Promise<void> {
   try {
     await run(SCRIPT, args, { timeout: 180_000 });

@@ -19,8 +19,9 @@ export interface TestApp {
  */
 export async function startTestApp(
   overrides: Record<string, string> | ((env: Readonly<Record<string, string>>) => Record<string, string>) = {},
+  database: Parameters<typeof createTestDatabase>[0] = {},
 ): Promise<TestApp> {
-  const db: TestDatabase = await createTestDatabase();
+  const db: TestDatabase = await createTestDatabase(database);
   const config = testConfig(db, typeof overrides === 'function' ? overrides(db.env) : overrides);
   const app = await createApp(config);
   return {

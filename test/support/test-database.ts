@@ -18,7 +18,14 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
+/**
+ * `serverSettings`: parameters every session of the new server database starts with (ALTER
+ * DATABASE … SET), for a test that needs one of the app's own sessions set otherwise; ignored on
+ * the embedded database, which has one session.
+ */
+export async function createTestDatabase(
+  options: { serverSettings?: Record<string, string> } = {},
+): Promise<TestDatabase> {
   if (TEST_TARGET === 'embedded') {
     const env: Record<string, string> = { DATA_DIR: 'memory://' };
     if (process.env.EMBEDDED_TEMPLATE) env.EMBEDDED_TEMPLATE = process.env.EMBEDDED_TEMPLATE;
@@ -27,7 +34,12 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const adminUrl = process.env.TEST_DATABASE_URL;
   if (!adminUrl) throw new Error('TEST_DATABASE_URL is required for the postgres target');
   const name = `kb_test_${process.pid}_${randomBytes(4).toString('hex')}`;
-  await withAdminClient(adminUrl, (c) => c.query(`CREATE DATABASE ${name}`));
+  await withAdminClient(adminUrl, async (c) => {
+    await c.query(`CREATE DATABASE ${name}`);
+    for (const [key, value] of Object.entries(options.serverSettings ?? {})) {
+      await c.query(`ALTER DATABASE ${name} SET ${c.escapeIdentifier(key)} = ${c.escapeLiteral(value)}`);
+    }
+  });
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   return {
