@@ -197,7 +197,7 @@ describeOnServer('A replica whose host stops answering (postgres target only)', 
     try {
       // Nothing listens yet: refused at once, so the replica is marked down.
       await request(t.server).get('/documents').expect(200);
-      await new Promise<void>((resolve) => silent.listen(port, '127.0.0.1', resolve));
+      await new Promise<void>((resolve, reject) => silent.once('error', reject).listen(port, '127.0.0.1', resolve));
       // Its retry delay (REPLICA_RETRY_AFTER_MS, 5 s) passes.
       await new Promise((resolve) => setTimeout(resolve, REPLICA_RETRY_AFTER_MS + 200));
       let answered = 0;

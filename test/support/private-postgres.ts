@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -75,14 +76,25 @@ async function script(args: string[]): Promise<void> {
   }
 }
 
-/** A loopback port nothing listens on right now. */
+/**
+ * A loopback port nothing listens on right now, below Linux's ephemeral range (32768–60999): the
+ * caller binds it later (a server started seconds after, or again after a restart), and a port the
+ * kernel hands out for `listen(0)` or an outgoing connection meanwhile would make that bind fail.
+ */
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((ok, fail) => server.once('error', fail).listen(0, '127.0.0.1', ok));
-  const address = server.address();
-  await new Promise<void>((ok) => server.close(() => ok()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20_000 + randomInt(12_000);
+    const server = createServer();
+    const bound = await new Promise<boolean>((done) => {
+      server.once('error', () => done(false));
+      server.listen(port, '127.0.0.1', () => done(true));
+    });
+    if (bound) {
+      await new Promise<void>((ok) => server.close(() => ok()));
+      return port;
+    }
+  }
+  throw new Error('no free port in 20000–31999 after 100 attempts');
 }
 
 /**
