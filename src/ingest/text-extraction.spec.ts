@@ -1,4 +1,4 @@
-import { corruptPdf, type CorpusFile, makeCorpus } from '../../test/support/corpus.js';
+import { corruptPdf, type CorpusFile, makeCorpus, pdfOfOneLongPage } from '../../test/support/corpus.js';
 import JSZip from 'jszip';
 import { PDFDocument, StandardFonts } from 'pdf-lib';
 import {
@@ -6,6 +6,7 @@ import {
   DOCX_ELEMENTS_MAX,
   DOCX_PARAGRAPHS_MAX,
   DOCX_XML_MAX_BYTES,
+  EXTRACTION_LIMITS,
   PDF_PAGES_MAX,
   ExtractionError,
   extractText,
@@ -96,6 +97,26 @@ describe('text extraction', () => {
 });
 
 describe('text extraction on hostile input', () => {
+  it('reads a PDF in a worker that is stopped mid-page at the time budget, and whose heap is bounded', async () => {
+    expect((await extractText(pdfOfOneLongPage(1000), 'pdf')).split('\n')).toHaveLength(1000);
+    // One page that pdf.js reads in one go, for 3 s or more here: before the worker, the budget was
+    // checked between pages only, and this page was read to its end, holding the event loop meanwhile.
+    const page = pdfOfOneLongPage(400_000);
+    await expect(extractText(page, 'pdf', { ...EXTRACTION_LIMITS, timeBudgetMs: 1000 })).rejects.toMatchObject({
+      reason: 'unreadable',
+      // Stopped on the page, or before it when the worker took the whole second to start.
+      message: expect.stringMatching(
+        /^The PDF took more than 1 s to read( \(page 1 of 1\))?: split the document or send its text$/,
+      ) as string,
+    });
+    await expect(extractText(page, 'pdf', { ...EXTRACTION_LIMITS, pdfReaderHeapMb: 16 })).rejects.toMatchObject({
+      reason: 'too-large',
+      message: 'The PDF needs more than 16 MB of memory to read (page 1 of 1): split the document or send its text',
+    });
+    // The reader is stopped either way; the next file reads as before.
+    expect(await extractText(pdfOfOneLongPage(2), 'pdf')).toBe('ab\ncd');
+  });
+
   it('tidies a line with a million spaces inside at once (a regular expression took minutes)', async () => {
     expect(await textOf(`a${' '.repeat(1_000_000)}b \t`, 'txt')).toBe(`a${' '.repeat(1_000_000)}b`);
   });

@@ -1,7 +1,7 @@
 import { extname } from 'node:path';
 import { Parser } from 'htmlparser2';
 import { performance } from 'node:perf_hooks';
-import { getDocumentProxy } from 'unpdf';
+import { Worker } from 'node:worker_threads';
 import { normalizeText } from './chunker.js';
 
 export const INGEST_FORMATS = ['txt', 'md', 'html', 'docx', 'pdf'] as const;
@@ -40,7 +40,8 @@ export class ExtractionError extends Error {
     message: string,
     /**
      * 'empty': the file holds no text; 'unreadable': it is not a valid file of its format;
-     * 'too-large': it unpacks to more than its parser is given (DOCX_XML_MAX_BYTES, DOCX_PARAGRAPHS_MAX).
+     * 'too-large': it unpacks to more than its parser is given (DOCX_XML_MAX_BYTES, DOCX_PARAGRAPHS_MAX,
+     * PDF_PAGES_MAX, the PDF reader's heap).
      */
     readonly reason: 'empty' | 'unreadable' | 'too-large',
   ) {
@@ -60,23 +61,41 @@ export function detectFormat(fileName: string | undefined, mimeType?: string): I
   return (mime && BY_MIME_TYPE[mime]) || null;
 }
 
+/** Bounds on reading one file (tests shorten them). */
+export interface ExtractionLimits {
+  /** How long an HTML or PDF file may take to read: a 422 beyond. */
+  timeBudgetMs: number;
+  /** The heap a PDF's reader may use (its worker's old generation): a 413 beyond. */
+  pdfReaderHeapMb: number;
+}
+
+export const EXTRACTION_LIMITS: Readonly<ExtractionLimits> = { timeBudgetMs: 30_000, pdfReaderHeapMb: 512 };
+
 /** Extracts the plain text of a file (NFC, `\n` line ends); headings become markdown `#` lines. */
-export async function extractText(buffer: Buffer, format: IngestFormat): Promise<string> {
+export async function extractText(
+  buffer: Buffer,
+  format: IngestFormat,
+  limits: Readonly<ExtractionLimits> = EXTRACTION_LIMITS,
+): Promise<string> {
   switch (format) {
     case 'txt':
     case 'md':
     case 'html':
-      return textOf(decodeUtf8(buffer), format);
+      return textOf(decodeUtf8(buffer), format, limits.timeBudgetMs);
     case 'docx':
       return finish(await docxToText(buffer), format);
     case 'pdf':
-      return finish(await pdfToText(buffer), format);
+      return finish(await pdfToText(buffer, limits), format);
   }
 }
 
 /** The plain text of a text-format source that arrived as a string (JSON `text`). */
-export async function textOf(source: string, format: TextFormat): Promise<string> {
-  return finish(format === 'html' ? await htmlToText(source) : source, format);
+export async function textOf(
+  source: string,
+  format: TextFormat,
+  timeBudgetMs = EXTRACTION_LIMITS.timeBudgetMs,
+): Promise<string> {
+  return finish(format === 'html' ? await htmlToText(source, timeBudgetMs) : source, format);
 }
 
 function finish(raw: string, format: IngestFormat): string {
@@ -171,18 +190,17 @@ export const HTML_MAX_DEPTH = 10_000;
 /** Characters of HTML parsed between two turns of the event loop. */
 const HTML_SLICE_CHARS = 64 * 1024;
 
-/** How long reading one document may take (HTML: all slices together; PDF: all pages). */
-const EXTRACTION_TIME_BUDGET_MS = 30_000;
-
 /**
  * A turn of the event loop, so other requests run between two steps of a long read; then, once
- * EXTRACTION_TIME_BUDGET_MS have passed since `started`, the 422 whose text `tooSlow` gives.
+ * `budgetMs` have passed since `started`, the 422 whose text `tooSlow` gives.
  */
-async function nextTurnWithinBudget(started: number, tooSlow: (seconds: number) => string): Promise<void> {
+async function nextTurnWithinBudget(
+  started: number,
+  budgetMs: number,
+  tooSlow: (seconds: number) => string,
+): Promise<void> {
   await new Promise((resolve) => setImmediate(resolve));
-  if (performance.now() - started > EXTRACTION_TIME_BUDGET_MS) {
-    throw new ExtractionError(tooSlow(EXTRACTION_TIME_BUDGET_MS / 1000), 'unreadable');
-  }
+  if (performance.now() - started > budgetMs) throw new ExtractionError(tooSlow(budgetMs / 1000), 'unreadable');
 }
 
 /**
@@ -194,10 +212,10 @@ async function nextTurnWithinBudget(started: number, tooSlow: (seconds: number) 
  * event loop and with it every request of the service; htmlparser2 17 ms). The parser's own
  * stack still costs a step per open element for each tag, so nesting beyond HTML_MAX_DEPTH is
  * refused (422), and the document is parsed in slices with a turn of the event loop between
- * them, within EXTRACTION_TIME_BUDGET_MS: a hostile document of unmatched end tags slows only its own
+ * them, within the time budget (EXTRACTION_LIMITS): a hostile document of unmatched end tags slows only its own
  * request.
  */
-export async function htmlToText(html: string): Promise<string> {
+export async function htmlToText(html: string, timeBudgetMs = EXTRACTION_LIMITS.timeBudgetMs): Promise<string> {
   const out: string[] = [];
   let depth = 0;
   // Open elements inside a skipped one (script, style…), counting it: its text is not read.
@@ -273,6 +291,7 @@ export async function htmlToText(html: string): Promise<string> {
     if (at > 0) {
       await nextTurnWithinBudget(
         started,
+        timeBudgetMs,
         (seconds) =>
           `The HTML document took more than ${seconds} s to read (malformed markup?): convert it to text first`,
       );
@@ -436,51 +455,92 @@ async function docxToText(buffer: Buffer): Promise<string> {
 }
 
 /**
- * Pages read from one PDF. unpdf's extractText asks pdf.js for
- * every page at once (Promise.all): a PDF of many thousand small pages held them all in memory
- * together, on the request's thread. They are read one after the other here, other requests running
- * between two, within EXTRACTION_TIME_BUDGET_MS; a 25 MB file of tiny pages is refused by count first.
+ * Pages read from one PDF. unpdf's extractText asks pdf.js for every page at once (Promise.all): a
+ * PDF of many thousand small pages held them all in memory together. They are read one after the
+ * other; a 25 MB file of tiny pages is refused by count first.
  */
 export const PDF_PAGES_MAX = 10_000;
 
-async function pdfToText(buffer: Buffer): Promise<string> {
-  let pdf: Awaited<ReturnType<typeof getDocumentProxy>>;
+/** What the PDF reader's worker (pdf-text.worker.mjs) posts. */
+type PdfReaderMessage =
+  | { kind: 'page'; number: number; of: number }
+  | { kind: 'text'; text: string }
+  | { kind: 'not-a-pdf' | 'page-failed'; detail: string }
+  | { kind: 'too-many-pages'; pages: number };
+
+const PDF_READER = new URL('./pdf-text.worker.mjs', import.meta.url);
+
+/**
+ * The text of a PDF, read by pdf.js in a worker thread of its own (pdf-text.worker.mjs). pdf.js
+ * parses a page's content in one go: on the request's thread, one hostile page held the event loop,
+ * and with it every request of the service, for as long as it took (between pages only could the
+ * time budget be checked), and its heap for all it needed. The worker is stopped once the time
+ * budget has passed, mid-page too (422), and its heap is bounded (413). Starting it and loading
+ * pdf.js costs about 0.2 s per file.
+ */
+async function pdfToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): Promise<string> {
+  const { timeBudgetMs, pdfReaderHeapMb } = limits;
+  // A copy, whose memory moves to the worker: the caller's buffer stays usable.
+  const bytes = new Uint8Array(buffer);
+  const reader = new Worker(PDF_READER, {
+    workerData: { bytes, maxPages: PDF_PAGES_MAX },
+    transferList: [bytes.buffer],
+    resourceLimits: { maxOldGenerationSizeMb: pdfReaderHeapMb },
+  });
+  let at = '';
+  let timer: NodeJS.Timeout | undefined;
   try {
-    // A copy: pdf.js transfers (detaches) the array it is given.
-    pdf = await getDocumentProxy(new Uint8Array(buffer), { verbosity: 0 });
-  } catch (err) {
-    throw new ExtractionError(`The file is not a readable PDF document (${errorText(err)})`, 'unreadable');
-  }
-  try {
-    if (pdf.numPages > PDF_PAGES_MAX) {
-      throw new ExtractionError(
-        `The PDF has ${pdf.numPages} pages, more than the ${PDF_PAGES_MAX} read from one file: split the document or send its text`,
-        'too-large',
-      );
-    }
-    const started = performance.now();
-    const pages: string[] = [];
-    for (let number = 1; number <= pdf.numPages; number++) {
-      // Between two pages: pdf.js may answer in microtasks only.
-      if (number > 1) {
-        await nextTurnWithinBudget(
-          started,
-          (seconds) =>
-            `The PDF took more than ${seconds} s to read (page ${number} of ${pdf.numPages}): split the document or send its text`,
+    return await new Promise<string>((resolve, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new ExtractionError(
+            `The PDF took more than ${timeBudgetMs / 1000} s to read${at}: split the document or send its text`,
+            'unreadable',
+          ),
         );
-      }
-      const page = await pdf.getPage(number);
-      const content = await page.getTextContent();
-      // As unpdf's extractText joins a page's items: each string, a line break where pdf.js sees one.
-      pages.push(content.items.map((item) => ('str' in item ? item.str + (item.hasEOL ? '\n' : '') : '')).join(''));
-      page.cleanup();
-    }
-    return pages.join('\n\n');
-  } catch (err) {
-    if (err instanceof ExtractionError) throw err;
-    throw new ExtractionError(`The PDF's text could not be read (${errorText(err)})`, 'unreadable');
+      }, timeBudgetMs);
+      reader.on('message', (message: PdfReaderMessage) => {
+        switch (message.kind) {
+          case 'page':
+            at = ` (page ${message.number} of ${message.of})`;
+            return;
+          case 'text':
+            return resolve(message.text);
+          case 'not-a-pdf':
+            return reject(
+              new ExtractionError(`The file is not a readable PDF document (${message.detail})`, 'unreadable'),
+            );
+          case 'page-failed':
+            return reject(new ExtractionError(`The PDF's text could not be read (${message.detail})`, 'unreadable'));
+          case 'too-many-pages':
+            return reject(
+              new ExtractionError(
+                `The PDF has ${message.pages} pages, more than the ${PDF_PAGES_MAX} read from one file: split the document or send its text`,
+                'too-large',
+              ),
+            );
+        }
+      });
+      reader.on('error', (err: Error & { code?: string }) => {
+        reject(
+          err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+            ? new ExtractionError(
+                `The PDF needs more than ${pdfReaderHeapMb} MB of memory to read${at}: split the document or send its text`,
+                'too-large',
+              )
+            : new ExtractionError(`The PDF's text could not be read (${errorText(err)})`, 'unreadable'),
+        );
+      });
+      // After an answer or an error this changes nothing: a promise settles once.
+      reader.on('exit', (code) => {
+        reject(
+          new ExtractionError(`The PDF's text could not be read (its reader stopped with code ${code})`, 'unreadable'),
+        );
+      });
+    });
   } finally {
-    await pdf.destroy();
+    clearTimeout(timer);
+    await reader.terminate();
   }
 }
 

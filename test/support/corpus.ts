@@ -1,5 +1,6 @@
 import { Document, HeadingLevel, Packer, Paragraph } from 'docx';
 import { PDFDocument, StandardFonts } from 'pdf-lib';
+import { deflateSync } from 'node:zlib';
 
 /** One file of the test corpus, built in memory. */
 export interface CorpusFile {
@@ -127,6 +128,42 @@ async function makePdf(): Promise<Buffer> {
 /** A PDF header followed by garbage: a file that claims to be a PDF and is not. */
 export function corruptPdf(): Buffer {
   return Buffer.from('%PDF-1.7\n%garbage that is not a PDF body\n', 'latin1');
+}
+
+/**
+ * A one-page PDF of `lines` lines of text, each its own text item for pdf.js, in a compressed content
+ * stream: a few KB that pdf.js unpacks and parses in one go (100,000 lines took about 2 s here).
+ */
+export function pdfOfOneLongPage(lines: number): Buffer {
+  const content = deflateSync(
+    Buffer.from(`BT /F1 12 Tf 10 700 Td ${'0 -14 Td (ab) Tj 0 14 Td (cd) Tj '.repeat(lines / 2)}ET`),
+  );
+  const objects = [
+    '<< /Type /Catalog /Pages 2 0 R >>',
+    '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
+    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>',
+    '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>',
+  ].map((body, i) => Buffer.from(`${i + 1} 0 obj\n${body}\nendobj\n`, 'latin1'));
+  objects.push(
+    Buffer.concat([
+      Buffer.from(`5 0 obj\n<< /Length ${content.length} /Filter /FlateDecode >>\nstream\n`, 'latin1'),
+      content,
+      Buffer.from('\nendstream\nendobj\n', 'latin1'),
+    ]),
+  );
+  const header = Buffer.from('%PDF-1.4\n', 'latin1');
+  const offsets: number[] = [];
+  let at = header.length;
+  for (const object of objects) {
+    offsets.push(at);
+    at += object.length;
+  }
+  const xref = Buffer.from(
+    `xref\n0 6\n0000000000 65535 f \n${offsets.map((o) => `${String(o).padStart(10, '0')} 00000 n \n`).join('')}` +
+      `trailer\n<< /Size 6 /Root 1 0 R >>\nstartxref\n${at}\n%%EOF\n`,
+    'latin1',
+  );
+  return Buffer.concat([header, ...objects, xref]);
 }
 
 /** Five small documents, one per format, each on its own topic with one distinctive sentence. */
