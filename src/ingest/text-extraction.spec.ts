@@ -109,7 +109,7 @@ describe('text extraction on hostile input', () => {
         /^The PDF took more than 1 s to read( \(page 1 of 1\))?: split the document or send its text$/,
       ) as string,
     });
-    await expect(extractText(page, 'pdf', { ...EXTRACTION_LIMITS, pdfReaderHeapMb: 16 })).rejects.toMatchObject({
+    await expect(extractText(page, 'pdf', { ...EXTRACTION_LIMITS, readerHeapMb: 16 })).rejects.toMatchObject({
       reason: 'too-large',
       message: 'The PDF needs more than 16 MB of memory to read (page 1 of 1): split the document or send its text',
     });
@@ -163,6 +163,26 @@ describe('text extraction on hostile input', () => {
     await expect(extractText(huge, 'docx')).rejects.toMatchObject({
       reason: 'too-large',
       message: `The .docx document unpacks to more than ${DOCX_XML_MAX_BYTES} bytes of XML: split the document or send its text`,
+    });
+  });
+
+  it('converts a .docx in a worker whose heap and time are bounded, once the file passed its bounds check', async () => {
+    const zip = new JSZip();
+    zip.file(
+      'word/document.xml',
+      `<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>${'<w:p><w:r><w:t>Điều khoản</w:t></w:r></w:p>'.repeat(40_000)}</w:body></w:document>`,
+    );
+    // 40,000 paragraphs: within DOCX_PARAGRAPHS_MAX, so mammoth is given the file.
+    const docx = await zip.generateAsync({ type: 'nodebuffer', compression: 'DEFLATE' });
+    expect((await extractText(docx, 'docx')).split('\n\n')).toHaveLength(40_000);
+    await expect(extractText(docx, 'docx', { ...EXTRACTION_LIMITS, readerHeapMb: 16 })).rejects.toMatchObject({
+      reason: 'too-large',
+      message: 'The .docx document needs more than 16 MB of memory to read: split the document or send its text',
+    });
+    // Less time than the worker takes to start: stopped before mammoth is done.
+    await expect(extractText(docx, 'docx', { ...EXTRACTION_LIMITS, timeBudgetMs: 20 })).rejects.toMatchObject({
+      reason: 'unreadable',
+      message: 'The .docx document took more than 0.02 s to read: split the document or send its text',
     });
   });
 

@@ -41,7 +41,7 @@ export class ExtractionError extends Error {
     /**
      * 'empty': the file holds no text; 'unreadable': it is not a valid file of its format;
      * 'too-large': it unpacks to more than its parser is given (DOCX_XML_MAX_BYTES, DOCX_PARAGRAPHS_MAX,
-     * PDF_PAGES_MAX, the PDF reader's heap).
+     * PDF_PAGES_MAX, the heap of a .docx or PDF reader).
      */
     readonly reason: 'empty' | 'unreadable' | 'too-large',
   ) {
@@ -63,13 +63,13 @@ export function detectFormat(fileName: string | undefined, mimeType?: string): I
 
 /** Bounds on reading one file (tests shorten them). */
 export interface ExtractionLimits {
-  /** How long an HTML or PDF file may take to read: a 422 beyond. */
+  /** How long an HTML, .docx or PDF file may take to read: a 422 beyond. */
   timeBudgetMs: number;
-  /** The heap a PDF's reader may use (its worker's old generation): a 413 beyond. */
-  pdfReaderHeapMb: number;
+  /** The heap the reader of a .docx or PDF may use (its worker's old generation): a 413 beyond. */
+  readerHeapMb: number;
 }
 
-export const EXTRACTION_LIMITS: Readonly<ExtractionLimits> = { timeBudgetMs: 30_000, pdfReaderHeapMb: 512 };
+export const EXTRACTION_LIMITS: Readonly<ExtractionLimits> = { timeBudgetMs: 30_000, readerHeapMb: 512 };
 
 /** Extracts the plain text of a file (NFC, `\n` line ends); headings become markdown `#` lines. */
 export async function extractText(
@@ -83,7 +83,7 @@ export async function extractText(
     case 'html':
       return textOf(decodeUtf8(buffer), format, limits.timeBudgetMs);
     case 'docx':
-      return finish(await docxToText(buffer), format);
+      return finish(await docxToText(buffer, limits), format);
     case 'pdf':
       return finish(await pdfToText(buffer, limits), format);
   }
@@ -431,27 +431,101 @@ async function assertDocxWithinBounds(buffer: Buffer): Promise<void> {
   }
 }
 
-async function docxToText(buffer: Buffer): Promise<string> {
+/** What the .docx converter's worker (docx-html.worker.mjs) posts. */
+type DocxConverterMessage = { kind: 'html'; html: string } | { kind: 'not-a-docx'; detail: string };
+
+const DOCX_CONVERTER = new URL('./docx-html.worker.mjs', import.meta.url);
+
+/**
+ * The text of a .docx: its bounds checked here, then mammoth's HTML (in a worker thread of its own,
+ * docx-html.worker.mjs) read as HTML. mammoth is given only files within the bounds, but within them
+ * it may still take seconds and hundreds of MB.
+ */
+async function docxToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): Promise<string> {
   await assertDocxWithinBounds(buffer);
-  let html: string;
+  const started = performance.now();
+  const html = await readInWorker(
+    DOCX_CONVERTER,
+    buffer,
+    {},
+    limits,
+    'The .docx document',
+    (message: DocxConverterMessage) => {
+      switch (message.kind) {
+        case 'html':
+          return { text: message.html };
+        case 'not-a-docx':
+          return new ExtractionError(`The file is not a readable .docx document (${message.detail})`, 'unreadable');
+      }
+    },
+  );
+  // What is left of the budget for its HTML.
+  return htmlToText(html, Math.max(1, limits.timeBudgetMs - (performance.now() - started)));
+}
+
+/** What a reader's worker answers, as its caller reads it: the text, where it is, or its failure. */
+type ReaderOutcome = { text: string } | { at: string } | ExtractionError;
+
+/**
+ * Runs a reader script in a worker thread of its own for one file (a copy of `buffer`, whose memory
+ * moves to the worker), and answers the text its messages give (`interpret`). The worker is stopped
+ * once limits.timeBudgetMs have passed, whatever it is doing (422), and its heap is bounded by
+ * limits.readerHeapMb (413); `what` names the file in those messages ("The PDF"). Starting a worker
+ * and loading its parser costs about 0.3 s per file.
+ */
+async function readInWorker<M>(
+  script: URL,
+  buffer: Buffer,
+  workerData: Record<string, unknown>,
+  limits: Readonly<ExtractionLimits>,
+  what: string,
+  interpret: (message: M) => ReaderOutcome,
+): Promise<string> {
+  const { timeBudgetMs, readerHeapMb } = limits;
+  const bytes = new Uint8Array(buffer);
+  const reader = new Worker(script, {
+    workerData: { ...workerData, bytes },
+    transferList: [bytes.buffer],
+    resourceLimits: { maxOldGenerationSizeMb: readerHeapMb },
+  });
+  // Where the reader is (" (page 3 of 10)"), for the messages of a stopped read.
+  let at = '';
+  let timer: NodeJS.Timeout | undefined;
   try {
-    // Loaded on first use: the service and the CLI start about 0.1 s sooner without it.
-    const { default: mammoth } = await import('mammoth');
-    // Through HTML rather than extractRawText: headings (Heading 1–6 styles) survive as h1–h6.
-    // Images are not read: the default converter unpacks each one whole (a small zip entry can
-    // inflate to hundreds of MB) to inline it as a data URI that htmlToText drops anyway.
-    ({ value: html } = await mammoth.convertToHtml(
-      { buffer },
-      {
-        convertImage: mammoth.images.imgElement(() => Promise.resolve({ src: '' })),
-        // A style map the file carries (mammoth/style-map, neither XML nor bounded) is not read.
-        includeEmbeddedStyleMap: false,
-      },
-    ));
-  } catch (err) {
-    throw new ExtractionError(`The file is not a readable .docx document (${errorText(err)})`, 'unreadable');
+    return await new Promise<string>((resolve, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new ExtractionError(
+            `${what} took more than ${timeBudgetMs / 1000} s to read${at}: split the document or send its text`,
+            'unreadable',
+          ),
+        );
+      }, timeBudgetMs);
+      reader.on('message', (message: M) => {
+        const outcome = interpret(message);
+        if (outcome instanceof ExtractionError) reject(outcome);
+        else if ('text' in outcome) resolve(outcome.text);
+        else at = outcome.at;
+      });
+      reader.on('error', (err: Error & { code?: string }) => {
+        reject(
+          err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+            ? new ExtractionError(
+                `${what} needs more than ${readerHeapMb} MB of memory to read${at}: split the document or send its text`,
+                'too-large',
+              )
+            : new ExtractionError(`${what} could not be read (${errorText(err)})`, 'unreadable'),
+        );
+      });
+      // After an answer or an error this changes nothing: a promise settles once.
+      reader.on('exit', (code) => {
+        reject(new ExtractionError(`${what} could not be read (its reader stopped with code ${code})`, 'unreadable'));
+      });
+    });
+  } finally {
+    clearTimeout(timer);
+    await reader.terminate();
   }
-  return htmlToText(html);
 }
 
 /**
@@ -474,74 +548,33 @@ const PDF_READER = new URL('./pdf-text.worker.mjs', import.meta.url);
  * The text of a PDF, read by pdf.js in a worker thread of its own (pdf-text.worker.mjs). pdf.js
  * parses a page's content in one go: on the request's thread, one hostile page held the event loop,
  * and with it every request of the service, for as long as it took (between pages only could the
- * time budget be checked), and its heap for all it needed. The worker is stopped once the time
- * budget has passed, mid-page too (422), and its heap is bounded (413). Starting it and loading
- * pdf.js costs about 0.2 s per file.
+ * time budget be checked), and its heap for all it needed.
  */
 async function pdfToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): Promise<string> {
-  const { timeBudgetMs, pdfReaderHeapMb } = limits;
-  // A copy, whose memory moves to the worker: the caller's buffer stays usable.
-  const bytes = new Uint8Array(buffer);
-  const reader = new Worker(PDF_READER, {
-    workerData: { bytes, maxPages: PDF_PAGES_MAX },
-    transferList: [bytes.buffer],
-    resourceLimits: { maxOldGenerationSizeMb: pdfReaderHeapMb },
-  });
-  let at = '';
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await new Promise<string>((resolve, reject) => {
-      timer = setTimeout(() => {
-        reject(
-          new ExtractionError(
-            `The PDF took more than ${timeBudgetMs / 1000} s to read${at}: split the document or send its text`,
-            'unreadable',
-          ),
-        );
-      }, timeBudgetMs);
-      reader.on('message', (message: PdfReaderMessage) => {
-        switch (message.kind) {
-          case 'page':
-            at = ` (page ${message.number} of ${message.of})`;
-            return;
-          case 'text':
-            return resolve(message.text);
-          case 'not-a-pdf':
-            return reject(
-              new ExtractionError(`The file is not a readable PDF document (${message.detail})`, 'unreadable'),
-            );
-          case 'page-failed':
-            return reject(new ExtractionError(`The PDF's text could not be read (${message.detail})`, 'unreadable'));
-          case 'too-many-pages':
-            return reject(
-              new ExtractionError(
-                `The PDF has ${message.pages} pages, more than the ${PDF_PAGES_MAX} read from one file: split the document or send its text`,
-                'too-large',
-              ),
-            );
-        }
-      });
-      reader.on('error', (err: Error & { code?: string }) => {
-        reject(
-          err.code === 'ERR_WORKER_OUT_OF_MEMORY'
-            ? new ExtractionError(
-                `The PDF needs more than ${pdfReaderHeapMb} MB of memory to read${at}: split the document or send its text`,
-                'too-large',
-              )
-            : new ExtractionError(`The PDF's text could not be read (${errorText(err)})`, 'unreadable'),
-        );
-      });
-      // After an answer or an error this changes nothing: a promise settles once.
-      reader.on('exit', (code) => {
-        reject(
-          new ExtractionError(`The PDF's text could not be read (its reader stopped with code ${code})`, 'unreadable'),
-        );
-      });
-    });
-  } finally {
-    clearTimeout(timer);
-    await reader.terminate();
-  }
+  return readInWorker(
+    PDF_READER,
+    buffer,
+    { maxPages: PDF_PAGES_MAX },
+    limits,
+    'The PDF',
+    (message: PdfReaderMessage) => {
+      switch (message.kind) {
+        case 'page':
+          return { at: ` (page ${message.number} of ${message.of})` };
+        case 'text':
+          return { text: message.text };
+        case 'not-a-pdf':
+          return new ExtractionError(`The file is not a readable PDF document (${message.detail})`, 'unreadable');
+        case 'page-failed':
+          return new ExtractionError(`The PDF's text could not be read (${message.detail})`, 'unreadable');
+        case 'too-many-pages':
+          return new ExtractionError(
+            `The PDF has ${message.pages} pages, more than the ${PDF_PAGES_MAX} read from one file: split the document or send its text`,
+            'too-large',
+          );
+      }
+    },
+  );
 }
 
 function errorText(err: unknown): string {
