@@ -9,6 +9,7 @@ import {
 import { InjectDataSource } from '@nestjs/typeorm';
 import { createHash, randomUUID } from 'node:crypto';
 import { DataSource, type EntityManager } from 'typeorm';
+import { ServiceUnavailableWithRetryAfter } from '../common/database-exception.filter.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { DocumentEntity, type DocumentStatus, isDocumentIdConflict } from '../documents/document.entity.js';
 import { DocumentsService } from '../documents/documents.service.js';
@@ -26,6 +27,9 @@ import {
   type TextFormat,
   textOf,
 } from './text-extraction.js';
+
+/** Retry-After of the 503 of a file that waited its whole time budget for a reader: reads take seconds. */
+const READER_RETRY_AFTER_SECONDS = 5;
 
 /**
  * The embedding provider's 422 (a text longer than its model takes), saying what an ingest can
@@ -186,9 +190,16 @@ export class IngestService {
       return await extractText(input.buffer, format);
     } catch (error) {
       if (error instanceof ExtractionError) {
-        throw error.reason === 'too-large'
-          ? new PayloadTooLargeException(error.message)
-          : new UnprocessableEntityException(error.message);
+        switch (error.reason) {
+          case 'too-large':
+            throw new PayloadTooLargeException(error.message);
+          case 'busy':
+            throw new ServiceUnavailableWithRetryAfter(error.message, READER_RETRY_AFTER_SECONDS);
+          case 'empty':
+          case 'unreadable':
+          case 'too-slow':
+            throw new UnprocessableEntityException(error.message);
+        }
       }
       throw error;
     }

@@ -6,6 +6,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { getDocumentProxy } from 'unpdf';
 
+// Its parser is loaded: a failure from here on is the file's, not the service's.
+parentPort.postMessage({ kind: 'ready' });
+
 /** @param {unknown} err */
 const detail = (err) => (err instanceof Error ? err.message : String(err));
 

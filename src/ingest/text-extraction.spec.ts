@@ -8,6 +8,8 @@ import {
   DOCX_XML_MAX_BYTES,
   EXTRACTION_LIMITS,
   PDF_PAGES_MAX,
+  READERS_AT_ONCE,
+  readInWorker,
   ExtractionError,
   extractText,
   HTML_MAX_DEPTH,
@@ -102,11 +104,11 @@ describe('text extraction on hostile input', () => {
     // One page that pdf.js reads in one go, for 3 s or more here: before the worker, the budget was
     // checked between pages only, and this page was read to its end, holding the event loop meanwhile.
     const page = pdfOfOneLongPage(400_000);
-    await expect(extractText(page, 'pdf', { ...EXTRACTION_LIMITS, timeBudgetMs: 1000 })).rejects.toMatchObject({
-      reason: 'unreadable',
-      // Stopped on the page, or before it when the worker took the whole second to start.
+    await expect(extractText(page, 'pdf', { ...EXTRACTION_LIMITS, timeBudgetMs: 500 })).rejects.toMatchObject({
+      reason: 'too-slow',
+      // Stopped on the page, or before it when the worker took the whole budget to start.
       message: expect.stringMatching(
-        /^The PDF took more than 1 s to read( \(page 1 of 1\))?: split the document or send its text$/,
+        /^The PDF took more than 0\.5 s to read( \(page 1 of 1\))?: split the document or send its text$/,
       ) as string,
     });
     await expect(extractText(page, 'pdf', { ...EXTRACTION_LIMITS, readerHeapMb: 16 })).rejects.toMatchObject({
@@ -166,6 +168,34 @@ describe('text extraction on hostile input', () => {
     });
   });
 
+  it('runs at most READERS_AT_ONCE readers at once: a file that waits its whole time budget for one is refused as busy', async () => {
+    const slow = pdfOfOneLongPage(400_000);
+    // Each holds a reader until its page is read (3 s or more here) or its 2 s budget stops it.
+    const holding = Array.from({ length: READERS_AT_ONCE }, () =>
+      extractText(slow, 'pdf', { ...EXTRACTION_LIMITS, timeBudgetMs: 2000 }).catch((error: unknown) => error),
+    );
+    await expect(
+      extractText(pdfOfOneLongPage(2), 'pdf', { ...EXTRACTION_LIMITS, timeBudgetMs: 300 }),
+    ).rejects.toMatchObject({
+      reason: 'busy',
+      message: `The service is reading ${READERS_AT_ONCE} other files and none finished within 0.3 s: retry shortly`,
+    });
+    // A file that may wait long enough gets the first reader that comes free.
+    const waiting = extractText(pdfOfOneLongPage(2), 'pdf');
+    await Promise.all(holding);
+    expect(await waiting).toBe('ab\ncd');
+  });
+
+  it("answers a reader that cannot start as the service's failure (a 500), not the file's", async () => {
+    const missing = new URL('./no-such-reader.worker.mjs', import.meta.url);
+    const failure = await readInWorker(missing, Buffer.from('x'), {}, EXTRACTION_LIMITS, 'The PDF', () => ({
+      text: 'never',
+    })).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(Error);
+    expect(failure).not.toBeInstanceOf(ExtractionError);
+    expect((failure as Error).message).toMatch(/^The PDF reader could not start: Cannot find module /);
+  });
+
   it('converts a .docx in a worker whose heap and time are bounded, once the file passed its bounds check', async () => {
     const zip = new JSZip();
     zip.file(
@@ -181,7 +211,7 @@ describe('text extraction on hostile input', () => {
     });
     // Less time than the worker takes to start: stopped before mammoth is done.
     await expect(extractText(docx, 'docx', { ...EXTRACTION_LIMITS, timeBudgetMs: 20 })).rejects.toMatchObject({
-      reason: 'unreadable',
+      reason: 'too-slow',
       message: 'The .docx document took more than 0.02 s to read: split the document or send its text',
     });
   });

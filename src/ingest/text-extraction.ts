@@ -1,5 +1,6 @@
 import { extname } from 'node:path';
 import { Parser } from 'htmlparser2';
+import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { normalizeText } from './chunker.js';
@@ -41,9 +42,10 @@ export class ExtractionError extends Error {
     /**
      * 'empty': the file holds no text; 'unreadable': it is not a valid file of its format;
      * 'too-large': it unpacks to more than its parser is given (DOCX_XML_MAX_BYTES, DOCX_PARAGRAPHS_MAX,
-     * PDF_PAGES_MAX, the heap of a .docx or PDF reader).
+     * PDF_PAGES_MAX, the heap of a .docx or PDF reader); 'too-slow': reading it took longer than its
+     * time budget; 'busy': READERS_AT_ONCE other files were being read for all of the time budget.
      */
-    readonly reason: 'empty' | 'unreadable' | 'too-large',
+    readonly reason: 'empty' | 'unreadable' | 'too-large' | 'too-slow' | 'busy',
   ) {
     super(message);
     this.name = 'ExtractionError';
@@ -200,7 +202,7 @@ async function nextTurnWithinBudget(
   tooSlow: (seconds: number) => string,
 ): Promise<void> {
   await new Promise((resolve) => setImmediate(resolve));
-  if (performance.now() - started > budgetMs) throw new ExtractionError(tooSlow(budgetMs / 1000), 'unreadable');
+  if (performance.now() - started > budgetMs) throw new ExtractionError(tooSlow(budgetMs / 1000), 'too-slow');
 }
 
 /**
@@ -459,8 +461,51 @@ async function docxToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): P
       }
     },
   );
-  // What is left of the budget for its HTML.
-  return htmlToText(html, Math.max(1, limits.timeBudgetMs - (performance.now() - started)));
+  try {
+    // What is left of the budget for its HTML.
+    return await htmlToText(html, Math.max(1, limits.timeBudgetMs - (performance.now() - started)));
+  } catch (err) {
+    if (!(err instanceof ExtractionError) || err.reason !== 'too-slow') throw err;
+    throw new ExtractionError(
+      `The .docx document took more than ${limits.timeBudgetMs / 1000} s to read: split the document or send its text`,
+      'too-slow',
+    );
+  }
+}
+
+/**
+ * Readers (.docx and PDF workers) that run at once in this process, one per CPU: each may use up to
+ * readerHeapMb of heap beside the service's own, so uploads at once would otherwise add 512 MB each.
+ * A file waits for a reader at most its time budget, then is refused as busy (503).
+ */
+export const READERS_AT_ONCE = Math.max(1, availableParallelism());
+let readersRunning = 0;
+const waitingForReader: Array<() => void> = [];
+
+/** Takes a reader's slot, waiting at most `waitMs` for one; false when none came free in time. */
+async function takeReaderSlot(waitMs: number): Promise<boolean> {
+  if (readersRunning < READERS_AT_ONCE) {
+    readersRunning += 1;
+    return true;
+  }
+  return new Promise<boolean>((resolve) => {
+    // Called with the slot of a reader that ended (readersRunning stays as it is).
+    const handOver = (): void => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    const timer = setTimeout(() => {
+      waitingForReader.splice(waitingForReader.indexOf(handOver), 1);
+      resolve(false);
+    }, waitMs);
+    waitingForReader.push(handOver);
+  });
+}
+
+function releaseReaderSlot(): void {
+  const next = waitingForReader.shift();
+  if (next) next();
+  else readersRunning -= 1;
 }
 
 /** What a reader's worker answers, as its caller reads it: the text, where it is, or its failure. */
@@ -471,9 +516,32 @@ type ReaderOutcome = { text: string } | { at: string } | ExtractionError;
  * moves to the worker), and answers the text its messages give (`interpret`). The worker is stopped
  * once limits.timeBudgetMs have passed, whatever it is doing (422), and its heap is bounded by
  * limits.readerHeapMb (413); `what` names the file in those messages ("The PDF"). Starting a worker
- * and loading its parser costs about 0.3 s per file.
+ * and loading its parser costs about 0.3 s per file. At most READERS_AT_ONCE run at once.
  */
-async function readInWorker<M>(
+export async function readInWorker<M>(
+  script: URL,
+  buffer: Buffer,
+  workerData: Record<string, unknown>,
+  limits: Readonly<ExtractionLimits>,
+  what: string,
+  interpret: (message: M) => ReaderOutcome,
+): Promise<string> {
+  const { timeBudgetMs } = limits;
+  if (!(await takeReaderSlot(timeBudgetMs))) {
+    throw new ExtractionError(
+      `The service is reading ${READERS_AT_ONCE} other files and none finished within ${timeBudgetMs / 1000} s: retry shortly`,
+      'busy',
+    );
+  }
+  try {
+    return await readInOwnWorker(script, buffer, workerData, limits, what, interpret);
+  } finally {
+    releaseReaderSlot();
+  }
+}
+
+/** readInWorker once its reader's slot is taken. */
+async function readInOwnWorker<M>(
   script: URL,
   buffer: Buffer,
   workerData: Record<string, unknown>,
@@ -490,6 +558,8 @@ async function readInWorker<M>(
   });
   // Where the reader is (" (page 3 of 10)"), for the messages of a stopped read.
   let at = '';
+  // Whether its parser is loaded (the worker's first message).
+  let ready = false;
   let timer: NodeJS.Timeout | undefined;
   try {
     return await new Promise<string>((resolve, reject) => {
@@ -497,19 +567,26 @@ async function readInWorker<M>(
         reject(
           new ExtractionError(
             `${what} took more than ${timeBudgetMs / 1000} s to read${at}: split the document or send its text`,
-            'unreadable',
+            'too-slow',
           ),
         );
       }, timeBudgetMs);
-      reader.on('message', (message: M) => {
-        const outcome = interpret(message);
+      reader.on('message', (message: M | { kind: 'ready' }) => {
+        if ((message as { kind: string }).kind === 'ready') {
+          ready = true;
+          return;
+        }
+        const outcome = interpret(message as M);
         if (outcome instanceof ExtractionError) reject(outcome);
         else if ('text' in outcome) resolve(outcome.text);
         else at = outcome.at;
       });
-      reader.on('error', (err: Error & { code?: string }) => {
+      reader.on('error', (err: (Error & { code?: string }) | null) => {
+        // Before its parser is loaded, a failure is the service's (a missing module, no memory to
+        // start a thread): a 500, its details in the log, not a 422 blaming the file.
+        if (!ready) return reject(new Error(`${what} reader could not start: ${errorText(err)}`));
         reject(
-          err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+          err?.code === 'ERR_WORKER_OUT_OF_MEMORY'
             ? new ExtractionError(
                 `${what} needs more than ${readerHeapMb} MB of memory to read${at}: split the document or send its text`,
                 'too-large',
@@ -519,7 +596,11 @@ async function readInWorker<M>(
       });
       // After an answer or an error this changes nothing: a promise settles once.
       reader.on('exit', (code) => {
-        reject(new ExtractionError(`${what} could not be read (its reader stopped with code ${code})`, 'unreadable'));
+        reject(
+          ready
+            ? new ExtractionError(`${what} could not be read (its reader stopped with code ${code})`, 'unreadable')
+            : new Error(`${what} reader stopped with code ${code} before it started`),
+        );
       });
     });
   } finally {
@@ -578,5 +659,7 @@ async function pdfToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): Pr
 }
 
 function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  // An error a worker thread sends is not an `instanceof Error` of this thread's realm.
+  const message = typeof err === 'object' && err !== null ? (err as { message?: unknown }).message : undefined;
+  return typeof message === 'string' ? message : String(err);
 }
