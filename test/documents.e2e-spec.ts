@@ -640,54 +640,6 @@ describe('Documents API', () => {
       await request(t.server).get('/documents/with-chunks/chunks?limit=100&includeEmbedding=true').expect(200);
     });
 
-    it('bounds a page to 16 MiB of text and metadata, naming the limit that fits; a larger chunk alone is served', async () => {
-      await request(t.server)
-        .post('/documents')
-        .send({ documentId: 'big-texts', documentName: 'B', ...base })
-        .expect(201);
-      // 170 chunks of 100,000 characters (17 MB), as LangChain or POST /embeddings may write them.
-      await t.dataSource.query(
-        `INSERT INTO langchain_pg_embedding (id, document, cmetadata)
-         SELECT 'bt-' || lpad(i::text, 3, '0'), repeat('x', 100000), jsonb_build_object('document_id', 'big-texts', 'chunk_index', i)
-           FROM generate_series(0, 169) i`,
-      );
-      const refused = await request(t.server).get('/documents/big-texts/chunks?limit=1000');
-      expect(refused.status).toBe(400);
-      const message = (refused.body as { message: string }).message;
-      const fits = Number(/ask for limit=(\d+) or less$/.exec(message)?.[1]);
-      // 16 MiB holds 167 chunks of 100,000 bytes and their metadata.
-      expect(fits).toBe(167);
-      expect(message).toBe(
-        'limit 1000 is too large for these chunks: the 168 chunks from offset 0 hold more than 16 MiB of text and metadata; ask for limit=167 or less',
-      );
-      const page = await request(t.server).get(`/documents/big-texts/chunks?limit=${fits}`).expect(200);
-      expect(items<{ id: string }>(page).map((c) => c.id)).toEqual(
-        Array.from({ length: fits }, (_, i) => `bt-${String(i).padStart(3, '0')}`),
-      );
-      await request(t.server)
-        .get(`/documents/big-texts/chunks?limit=${fits + 1}`)
-        .expect(400);
-      // What is left after an offset fits: the 70 last chunks.
-      const rest = await request(t.server).get('/documents/big-texts/chunks?limit=1000&offset=100').expect(200);
-      expect(rest.body).toMatchObject({ total: 170, limit: 1000, offset: 100 });
-      expect(items<{ id: string }>(rest)).toHaveLength(70);
-
-      // One chunk larger than a page is served alone.
-      await t.dataSource.query(
-        `UPDATE langchain_pg_embedding SET document = repeat('y', 17000000) WHERE id = 'bt-000'`,
-      );
-      const alone = await request(t.server).get('/documents/big-texts/chunks?limit=2');
-      expect([alone.status, (alone.body as { message: string }).message]).toEqual([
-        400,
-        'limit 2 is too large for these chunks: the 2 chunks from offset 0 hold more than 16 MiB of text and metadata; ask for limit=1 or less',
-      ]);
-      const one = await request(t.server).get('/documents/big-texts/chunks?limit=1').expect(200);
-      expect(items<{ id: string; content: string }>(one).map((c) => [c.id, c.content.length])).toEqual([
-        ['bt-000', 17_000_000],
-      ]);
-      await request(t.server).delete('/documents/big-texts').expect(204);
-    });
-
     it('answers 404 for a missing document', async () => {
       await request(t.server).get('/documents/nope/chunks').expect(404);
     });
@@ -839,3 +791,66 @@ describeOnServer(
     });
   },
 );
+
+describe('GET /documents/:documentId/chunks: CHUNKS_PAGE_MAX_BYTES', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ CHUNKS_PAGE_MAX_BYTES: String(1024 * 1024) });
+    await request(t.server)
+      .post('/documents')
+      .send({ documentId: 'big-texts', documentName: 'B', ...base })
+      .expect(201);
+    // 20 chunks of 100,000 characters (2 MB), as LangChain or POST /embeddings may write them.
+    await t.dataSource.query(
+      `INSERT INTO langchain_pg_embedding (id, document, cmetadata)
+       SELECT 'bt-' || lpad(i::text, 3, '0'), repeat('x', 100000), jsonb_build_object('document_id', 'big-texts', 'chunk_index', i)
+         FROM generate_series(0, 19) i`,
+    );
+  });
+  afterAll(() => t.close());
+
+  const page = (query: string) => request(t.server).get(`/documents/big-texts/chunks?${query}`);
+  const ids = (res: request.Response) => items<{ id: string }>(res).map((c) => c.id);
+  const chunkId = (i: number) => `bt-${String(i).padStart(3, '0')}`;
+
+  it('refuses a page over it with a 400 naming the limit that fits, and serves that limit', async () => {
+    const refused = await page('limit=1000');
+    expect([refused.status, (refused.body as { message: string }).message]).toEqual([
+      400,
+      // 1 MiB holds 10 chunks of 100,000 bytes and their metadata as JSON.
+      'limit 1000 is too large for these chunks: the 11 chunks from offset 0 hold more than 1 MiB of text and metadata (CHUNKS_PAGE_MAX_BYTES); ask for limit=10 or less',
+    ]);
+    expect(ids(await page('limit=10').expect(200))).toEqual(Array.from({ length: 10 }, (_, i) => chunkId(i)));
+    await page('limit=11').expect(400);
+    // What is left after an offset fits.
+    const rest = await page('limit=1000&offset=15').expect(200);
+    expect(rest.body).toMatchObject({ total: 20, limit: 1000, offset: 15 });
+    expect(ids(rest)).toEqual([15, 16, 17, 18, 19].map(chunkId));
+  });
+
+  it('counts metadata as the JSON it is sent as, not its compressed stored size', async () => {
+    // 1.1 MB of one letter: a few KB stored.
+    await t.dataSource.query(
+      `UPDATE langchain_pg_embedding SET cmetadata = cmetadata || jsonb_build_object('note', repeat('z', 1100000)) WHERE id = 'bt-016'`,
+    );
+    const refused = await page('limit=2&offset=15');
+    expect([refused.status, (refused.body as { message: string }).message]).toEqual([
+      400,
+      'limit 2 is too large for these chunks: the 2 chunks from offset 15 hold more than 1 MiB of text and metadata (CHUNKS_PAGE_MAX_BYTES); ask for limit=1 or less',
+    ]);
+    expect(ids(await page('limit=1&offset=15').expect(200))).toEqual([chunkId(15)]);
+  });
+
+  it('serves a chunk larger than a page alone', async () => {
+    await t.dataSource.query(`UPDATE langchain_pg_embedding SET document = repeat('y', 1100000) WHERE id = 'bt-000'`);
+    const refused = await page('limit=2');
+    expect([refused.status, (refused.body as { message: string }).message]).toEqual([
+      400,
+      'limit 2 is too large for these chunks: the 2 chunks from offset 0 hold more than 1 MiB of text and metadata (CHUNKS_PAGE_MAX_BYTES); ask for limit=1 or less',
+    ]);
+    const one = await page('limit=1').expect(200);
+    expect(items<{ id: string; content: string }>(one).map((c) => [c.id, c.content.length])).toEqual([
+      ['bt-000', 1_100_000],
+    ]);
+  });
+});

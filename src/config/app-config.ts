@@ -324,6 +324,15 @@ class EnvironmentVariables {
   INGEST_MAX_FILE_BYTES = 25 * 1024 * 1024;
 
   @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1024 * 1024)
+  @Max(1024 * 1024 * 1024)
+  // 64 MiB: a page of the default 100 chunks fits whatever this API accepted (100,000 characters of
+  // text and of metadata each, up to 3 bytes a character), and 1,000 chunks of that would not.
+  CHUNKS_PAGE_MAX_BYTES = 64 * 1024 * 1024;
+
+  @IsOptional()
   @IsString()
   API_KEYS?: string;
 
@@ -549,6 +558,8 @@ export interface AppConfig {
   readonly http: {
     /** Largest JSON body; a bigger one is a 413. */
     readonly bodyLimitBytes: number;
+    /** Most bytes of chunk text and metadata in one page of GET /documents/:id/chunks (a 400 above). */
+    readonly chunksPageMaxBytes: number;
     /** How long a request may take to arrive, headers and body (408 and the connection closed after); 0 = no limit. */
     readonly requestTimeoutMs: number;
     /** Allowed CORS origins; empty = CORS off, ['*'] = any origin. */
@@ -661,6 +672,7 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
     },
     http: {
       bodyLimitBytes: vars.BODY_LIMIT_BYTES,
+      chunksPageMaxBytes: vars.CHUNKS_PAGE_MAX_BYTES,
       requestTimeoutMs: vars.HTTP_REQUEST_TIMEOUT_MS,
       corsOrigins: (vars.CORS_ORIGINS ?? '')
         .split(',')

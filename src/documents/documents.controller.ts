@@ -43,7 +43,6 @@ import {
   RecountResultDto,
   UpdateDocumentDto,
   CREATE_DOCUMENT_EXAMPLES,
-  MAX_CHUNK_PAGE_BYTES,
 } from './dto/document.dto.js';
 import { DOCUMENT_LIST_RESPONSE_SCHEMA, DOCUMENT_RESPONSE_SCHEMA } from './dto/document.response-schema.js';
 import { ApiEmbeddingProviderResponses, EMBEDDING_INPUT_TOO_LONG } from '../common/openapi-errors.js';
@@ -96,7 +95,7 @@ export class DocumentsController {
   @ApiOkResponse({ type: DocumentChunkListDto })
   @ApiBadRequestResponse({
     description:
-      `Invalid query parameter; or the chunks of the page hold more than ${MAX_CHUNK_PAGE_BYTES / 2 ** 20} MiB of ` +
+      'Invalid query parameter; or the chunks of the page hold more than CHUNKS_PAGE_MAX_BYTES (64 MiB) of ' +
       'text and metadata (the message names the limit that fits); or documentId contains a NUL character',
   })
   @ApiNotFoundResponse({ description: 'No document with this documentId' })

@@ -14,7 +14,6 @@ import {
 } from '../embeddings/chunk.store.js';
 import { DocumentEntity, isDocumentIdConflict } from './document.entity.js';
 import {
-  MAX_CHUNK_PAGE_BYTES,
   MAX_CHUNKS_WITH_EMBEDDINGS,
   type CreateDocumentDto,
   type DocumentChunkListDto,
@@ -362,8 +361,10 @@ export class DocumentsService {
       `SELECT count(*)::int AS total FROM langchain_pg_embedding WHERE cmetadata->>'document_id' = $1`,
       [documentId],
     );
-    // The page's chunks whose text and metadata fit in MAX_CHUNK_PAGE_BYTES, measured before they are
-    // read: octet_length of a stored text and pg_column_size read the sizes, not the values.
+    // The page's chunks whose text and metadata fit in CHUNKS_PAGE_MAX_BYTES, measured before they are
+    // sent: octet_length of a stored text reads its size, not the text; the metadata is measured as
+    // the JSON it is sent as (its stored size is compressed), for the page's rows only.
+    const maxBytes = this.config.http.chunksPageMaxBytes;
     const rows = await manager.query<
       Array<{
         id: string;
@@ -375,25 +376,27 @@ export class DocumentsService {
     >(
       `SELECT e.id, c.name AS collection, e.document AS content, e.cmetadata AS metadata
               ${q.includeEmbedding ? ', e.embedding::text AS embedding' : ''}
-         FROM (SELECT w.id, w.position, w.bytes,
-                      sum(w.bytes) OVER (ORDER BY w.position NULLS LAST, w.id ROWS UNBOUNDED PRECEDING) AS upto
-                 FROM (SELECT e.id, ${CHUNK_POSITION} AS position,
-                              coalesce(octet_length(e.document), 0) + coalesce(pg_column_size(e.cmetadata), 0) AS bytes
-                         FROM langchain_pg_embedding e
-                        WHERE e.cmetadata->>'document_id' = $1
-                        ORDER BY ${CHUNK_ORDER}
-                        LIMIT $2 OFFSET $3) w) p
+         FROM (SELECT s.id, s.position, s.bytes,
+                      sum(s.bytes) OVER (ORDER BY s.position NULLS LAST, s.id ROWS UNBOUNDED PRECEDING) AS upto
+                 FROM (SELECT w.id, w.position,
+                              coalesce(octet_length(m.document), 0) + coalesce(octet_length(m.cmetadata::text), 0) AS bytes
+                         FROM (SELECT e.id, ${CHUNK_POSITION} AS position
+                                 FROM langchain_pg_embedding e
+                                WHERE e.cmetadata->>'document_id' = $1
+                                ORDER BY ${CHUNK_ORDER}
+                                LIMIT $2 OFFSET $3) w
+                         JOIN langchain_pg_embedding m ON m.id = w.id) s) p
          JOIN langchain_pg_embedding e ON e.id = p.id
          LEFT JOIN langchain_pg_collection c ON c.uuid = e.collection_id
         WHERE p.upto <= $4 OR p.upto = p.bytes
         ORDER BY p.position NULLS LAST, p.id`,
-      [documentId, q.limit, q.offset, MAX_CHUNK_PAGE_BYTES],
+      [documentId, q.limit, q.offset, maxBytes],
     );
     const expected = Math.max(0, Math.min(q.limit, total - q.offset));
     if (rows.length < expected) {
       throw new BadRequestException(
         `limit ${q.limit} is too large for these chunks: the ${rows.length + 1} chunks from offset ${q.offset} ` +
-          `hold more than ${MAX_CHUNK_PAGE_BYTES / 2 ** 20} MiB of text and metadata; ask for limit=${rows.length} or less`,
+          `hold more than ${maxBytes % 2 ** 20 === 0 ? `${maxBytes / 2 ** 20} MiB` : `${maxBytes} bytes`} of text and metadata (CHUNKS_PAGE_MAX_BYTES); ask for limit=${rows.length} or less`,
       );
     }
     return {

@@ -271,13 +271,6 @@ export class ListDocumentsQueryDto {
  */
 export const MAX_CHUNKS_WITH_EMBEDDINGS = 100;
 
-/**
- * The most bytes of chunk text and metadata one page of chunks holds (a page always holds at least
- * one chunk). Texts go up to 100,000 characters, and LangChain writes any length: 1,000 of them
- * would be hundreds of MB in memory, several times over while the page is serialised.
- */
-export const MAX_CHUNK_PAGE_BYTES = 16 * 1024 * 1024;
-
 export class ListChunksQueryDto {
   @ApiPropertyOptional({
     type: 'integer',
@@ -285,7 +278,7 @@ export class ListChunksQueryDto {
     minimum: 1,
     maximum: 1000,
     default: 100,
-    description: `At most ${MAX_CHUNKS_WITH_EMBEDDINGS} with includeEmbedding=true; a page holds at most ${MAX_CHUNK_PAGE_BYTES / 2 ** 20} MiB of chunk text and metadata`,
+    description: `At most ${MAX_CHUNKS_WITH_EMBEDDINGS} with includeEmbedding=true; a page holds at most CHUNKS_PAGE_MAX_BYTES (64 MiB) of chunk text and metadata`,
   })
   @IsOptionalNotNull()
   @DecimalInteger()
