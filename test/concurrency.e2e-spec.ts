@@ -652,9 +652,9 @@ describe('Concurrent document and chunk writes', () => {
           items: [{ id: 'dl-1', content: 'd', embedding: [1, 2], metadata: { document_id: 'owner-dl' } }],
         })
         .then((r) => r);
-      // Polled every 20 ms: the request looks for a deadlock once, 5 s (deadlock_timeout) after it
-      // starts waiting, so the UPDATE below must come before that.
-      const waiting = await eventually(upsertWaits, 500, 20);
+      // Polled every 20 ms for at most 4 s: the request looks for a deadlock once, 5 s
+      // (deadlock_timeout) after it starts waiting, so the UPDATE below must come before that.
+      const waiting = await eventually(upsertWaits, 200, 20);
       expect(waiting).toBe(true);
       // Waits for the request's row lock on owner-dl until PostgreSQL cancels the request's transaction.
       await other.query(`UPDATE documents SET total_chunks = total_chunks + 1 WHERE document_id = 'owner-dl'`);
