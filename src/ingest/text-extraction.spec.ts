@@ -188,9 +188,16 @@ describe('text extraction on hostile input', () => {
 
   it("answers a reader that cannot start as the service's failure (a 500), not the file's", async () => {
     const missing = new URL('./no-such-reader.worker.mjs', import.meta.url);
-    const failure = await readInWorker(missing, Buffer.from('x'), {}, EXTRACTION_LIMITS, 'The PDF', () => ({
-      text: 'never',
-    })).catch((error: unknown) => error);
+    const failure = await readInWorker(
+      {
+        script: missing,
+        buffer: Buffer.from('x'),
+        workerData: {},
+        what: 'The PDF',
+        interpret: () => ({ text: 'never' }),
+      },
+      EXTRACTION_LIMITS,
+    ).catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(Error);
     expect(failure).not.toBeInstanceOf(ExtractionError);
     expect((failure as Error).message).toMatch(/^The PDF reader could not start: Cannot find module /);

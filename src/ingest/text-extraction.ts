@@ -447,19 +447,21 @@ async function docxToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): P
   await assertDocxWithinBounds(buffer);
   const started = performance.now();
   const html = await readInWorker(
-    DOCX_CONVERTER,
-    buffer,
-    {},
-    limits,
-    'The .docx document',
-    (message: DocxConverterMessage) => {
-      switch (message.kind) {
-        case 'html':
-          return { text: message.html };
-        case 'not-a-docx':
-          return new ExtractionError(`The file is not a readable .docx document (${message.detail})`, 'unreadable');
-      }
+    {
+      script: DOCX_CONVERTER,
+      buffer,
+      workerData: {},
+      what: 'The .docx document',
+      interpret: (message: DocxConverterMessage) => {
+        switch (message.kind) {
+          case 'html':
+            return { text: message.html };
+          case 'not-a-docx':
+            return new ExtractionError(`The file is not a readable .docx document (${message.detail})`, 'unreadable');
+        }
+      },
     },
+    limits,
   );
   try {
     // What is left of the budget for its HTML.
@@ -511,21 +513,27 @@ function releaseReaderSlot(): void {
 /** What a reader's worker answers, as its caller reads it: the text, where it is, or its failure. */
 type ReaderOutcome = { text: string } | { at: string } | ExtractionError;
 
+/** One file for a reader's worker. */
+interface ReaderJob<M> {
+  /** The worker's script. */
+  script: URL;
+  /** The file; a copy goes to the worker, the memory moving with it. */
+  buffer: Buffer;
+  /** What the worker is given beside the file's bytes. */
+  workerData: Record<string, unknown>;
+  /** The file in the messages of a stopped read ("The PDF"). */
+  what: string;
+  /** The text, where the reader is, or its failure, from each message of the worker. */
+  interpret: (message: M) => ReaderOutcome;
+}
+
 /**
- * Runs a reader script in a worker thread of its own for one file (a copy of `buffer`, whose memory
- * moves to the worker), and answers the text its messages give (`interpret`). The worker is stopped
- * once limits.timeBudgetMs have passed, whatever it is doing (422), and its heap is bounded by
- * limits.readerHeapMb (413); `what` names the file in those messages ("The PDF"). Starting a worker
- * and loading its parser costs about 0.3 s per file. At most READERS_AT_ONCE run at once.
+ * Runs a reader script in a worker thread of its own for one file, and answers the text its
+ * messages give. The worker is stopped once limits.timeBudgetMs have passed, whatever it is doing
+ * (422), and its heap is bounded by limits.readerHeapMb (413). Starting a worker and loading its
+ * parser costs about 0.3 s per file. At most READERS_AT_ONCE run at once.
  */
-export async function readInWorker<M>(
-  script: URL,
-  buffer: Buffer,
-  workerData: Record<string, unknown>,
-  limits: Readonly<ExtractionLimits>,
-  what: string,
-  interpret: (message: M) => ReaderOutcome,
-): Promise<string> {
+export async function readInWorker<M>(job: ReaderJob<M>, limits: Readonly<ExtractionLimits>): Promise<string> {
   const { timeBudgetMs } = limits;
   if (!(await takeReaderSlot(timeBudgetMs))) {
     throw new ExtractionError(
@@ -534,7 +542,7 @@ export async function readInWorker<M>(
     );
   }
   try {
-    return await readInOwnWorker(script, buffer, workerData, limits, what, interpret);
+    return await readInOwnWorker(job, limits);
   } finally {
     releaseReaderSlot();
   }
@@ -542,12 +550,8 @@ export async function readInWorker<M>(
 
 /** readInWorker once its reader's slot is taken. */
 async function readInOwnWorker<M>(
-  script: URL,
-  buffer: Buffer,
-  workerData: Record<string, unknown>,
+  { script, buffer, workerData, what, interpret }: ReaderJob<M>,
   limits: Readonly<ExtractionLimits>,
-  what: string,
-  interpret: (message: M) => ReaderOutcome,
 ): Promise<string> {
   const { timeBudgetMs, readerHeapMb } = limits;
   const bytes = new Uint8Array(buffer);
@@ -633,28 +637,30 @@ const PDF_READER = new URL('./pdf-text.worker.mjs', import.meta.url);
  */
 async function pdfToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): Promise<string> {
   return readInWorker(
-    PDF_READER,
-    buffer,
-    { maxPages: PDF_PAGES_MAX },
-    limits,
-    'The PDF',
-    (message: PdfReaderMessage) => {
-      switch (message.kind) {
-        case 'page':
-          return { at: ` (page ${message.number} of ${message.of})` };
-        case 'text':
-          return { text: message.text };
-        case 'not-a-pdf':
-          return new ExtractionError(`The file is not a readable PDF document (${message.detail})`, 'unreadable');
-        case 'page-failed':
-          return new ExtractionError(`The PDF's text could not be read (${message.detail})`, 'unreadable');
-        case 'too-many-pages':
-          return new ExtractionError(
-            `The PDF has ${message.pages} pages, more than the ${PDF_PAGES_MAX} read from one file: split the document or send its text`,
-            'too-large',
-          );
-      }
+    {
+      script: PDF_READER,
+      buffer,
+      workerData: { maxPages: PDF_PAGES_MAX },
+      what: 'The PDF',
+      interpret: (message: PdfReaderMessage) => {
+        switch (message.kind) {
+          case 'page':
+            return { at: ` (page ${message.number} of ${message.of})` };
+          case 'text':
+            return { text: message.text };
+          case 'not-a-pdf':
+            return new ExtractionError(`The file is not a readable PDF document (${message.detail})`, 'unreadable');
+          case 'page-failed':
+            return new ExtractionError(`The PDF's text could not be read (${message.detail})`, 'unreadable');
+          case 'too-many-pages':
+            return new ExtractionError(
+              `The PDF has ${message.pages} pages, more than the ${PDF_PAGES_MAX} read from one file: split the document or send its text`,
+              'too-large',
+            );
+        }
+      },
     },
+    limits,
   );
 }
 
