@@ -74,21 +74,30 @@ function distinctWords(words: number): string {
 const TOO_LONG_FOR_TSVECTOR = /string is too long for tsvector/;
 
 /**
- * Waits until no other session of this database holds a snapshot or a transaction id (an
- * autovacuum's ANALYZE, after the large writes of these tests). A plain CREATE INDEX also indexes
- * the row versions a DELETE left that an older snapshot may still read, so a chunk deleted to let
- * such a build pass would fail it while that snapshot lives; CI met it once ("string is too long
- * for tsvector"). The migrations build CONCURRENTLY, which reads with a snapshot and skips them.
+ * Deletes chunks, then waits until no transaction can still read them. A plain CREATE INDEX also
+ * indexes the row versions a DELETE left while a transaction may still read them: one that began
+ * before the DELETE in any database of the server (it holds back every snapshot's xmin, the index
+ * build's too), or a snapshot of this database taken before it (an autovacuum's ANALYZE). So a
+ * chunk deleted to let such a build pass would still fail it; CI met it twice ("string is too long
+ * for tsvector"), beside the other test suites. The migrations build CONCURRENTLY, which reads with
+ * a snapshot and skips them.
  */
-async function waitForOlderSnapshots(ds: DataSource): Promise<void> {
-  for (const deadline = Date.now() + 60_000; ;) {
-    const [{ sessions }] = await ds.query<Array<{ sessions: number }>>(
-      `SELECT count(*)::int AS sessions FROM pg_stat_activity
-        WHERE datname = current_database() AND pid <> pg_backend_pid()
-          AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL)`,
+async function deleteChunksForGood(ds: DataSource, ids: string[]): Promise<void> {
+  const deletedBy = await ds.transaction(async (manager) => {
+    await manager.query(`DELETE FROM langchain_pg_embedding WHERE id = ANY($1)`, [ids]);
+    const [{ xid }] = await manager.query<Array<{ xid: string }>>(`SELECT pg_current_xact_id()::text AS xid`);
+    return xid;
+  });
+  for (const deadline = Date.now() + 120_000; ;) {
+    const [{ gone }] = await ds.query<Array<{ gone: boolean }>>(
+      `SELECT pg_snapshot_xmin(pg_current_snapshot()) > $1::xid8
+              AND NOT EXISTS (SELECT 1 FROM pg_stat_activity
+                               WHERE datname = current_database() AND pid <> pg_backend_pid()
+                                 AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL)) AS gone`,
+      [deletedBy],
     );
-    if (sessions === 0) return;
-    if (Date.now() > deadline) throw new Error(`${sessions} other session(s) still hold a snapshot after 60 s`);
+    if (gone) return;
+    if (Date.now() > deadline) throw new Error(`chunks ${ids.join(', ')} still readable by a transaction after 120 s`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
@@ -451,7 +460,8 @@ describe('InitialSchema migration', () => {
     expect(await idsThroughFullTextIndex(ds, book.slice(-10))).toEqual([]);
     await insert('book-2', `${book} more`);
     expect(await idsThroughFullTextIndex(ds, 'w000000001')).toEqual(['book', 'book-2']);
-    await ds.query(`DELETE FROM langchain_pg_embedding WHERE id IN ('book', 'book-2')`);
+    // For good: the next test builds the full-text index over the whole text again.
+    await deleteChunksForGood(ds, ['book', 'book-2']);
   });
 
   it('BoundChunkFullTextIndex replaces a full-text index built over the whole text, and is a no-op on a bounded one', async () => {
@@ -460,8 +470,6 @@ describe('InitialSchema migration', () => {
     await revertTo(ds, 'SkipUnchangedChunkCountGroups1764000000009');
     expect(await schemaSnapshot(ds)).toEqual(fresh);
     await ds.query(`DROP INDEX ix_embedding_document_fts`);
-    // The chunks of 120,000 words the test above deleted must be gone for good before this build.
-    await waitForOlderSnapshots(ds);
     await ds.query(
       `CREATE INDEX ix_embedding_document_fts ON langchain_pg_embedding USING gin (to_tsvector('simple'::regconfig, coalesce(document, '')))`,
     );
