@@ -118,15 +118,17 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
     expect(res.body.totalChunks).toBe(1);
   });
 
-  it('POST /documents/ingest of a text of one batch asks the provider before it opens a transaction', async () => {
+  it('POST /documents/ingest of a text of several batches asks the provider before it opens a transaction', async () => {
     server.hold();
+    // 300 chunks: more than one batch of INGEST_BATCH_SIZE (256), which used to be embedded inside it.
+    const text = Array.from({ length: 300 }, (_, i) => `Điều ${i + 1}. Phạm vi ${i + 1}`).join('\n\n');
     const ingested = request(t.server)
       .post('/documents/ingest')
       .send({
         documentId: 'ingest-provider-first',
         documentType: 'law',
         category: 'c',
-        text: 'Điều 1. Phạm vi',
+        text,
         collection: 'ingest-first',
       })
       .then((r) => r);
@@ -141,7 +143,7 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
       .expect(201);
     server.release();
     const res = await ingested;
-    expect([res.status, res.body.chunks]).toEqual([201, 1]);
+    expect([res.status, res.body.chunks]).toEqual([201, 300]);
   });
 
   it('answers 422 when the model refuses a text as too long for it (not 502), and writes nothing', async () => {

@@ -59,6 +59,13 @@ interface IngestTarget {
 /** Chunks per provider call and per upsert: bounds the vectors held in memory at once. */
 export const INGEST_BATCH_SIZE = 256;
 
+/**
+ * The most chunks of a text whose vectors are computed before its transaction opens: 2,048 chunks'
+ * vectors are about 25 MB at 1,536 dimensions (50 MB at 3,072), held until they are written. A
+ * longer text is embedded batch by batch inside the transaction, one batch of vectors at a time.
+ */
+export const INGEST_EMBED_FIRST_MAX_CHUNKS = 2048;
+
 /** One document to ingest: either a file's bytes or a text, plus the document fields. */
 export interface IngestInput {
   /** The file's bytes (multipart upload, CLI). */
@@ -217,16 +224,17 @@ export class IngestService {
   }
 
   /**
-   * The vectors of a text of at most one batch, computed before the transaction opens, as POST
-   * /documents computes its chunks': a slow provider then holds no connection and no lock (the
-   * document's; a new collection's uncommitted row and an empty collection's first-vectors lock, which
-   * every other writer of that collection waits for). A longer text is embedded batch by batch inside
-   * the transaction, so that one batch of vectors is in memory at a time (docs/INGESTION.md). None
-   * for a re-ingest that looks unchanged: it is going to be skipped (decided again under the lock).
+   * The vectors of a text of at most INGEST_EMBED_FIRST_MAX_CHUNKS chunks, computed before the
+   * transaction opens, as POST /documents computes its chunks': a slow provider then holds no
+   * connection and no lock (the document's; a new collection's uncommitted row and an empty
+   * collection's first-vectors lock, which every other writer of that collection waits for). A longer
+   * text is embedded batch by batch inside the transaction, so that one batch of vectors is in memory
+   * at a time (docs/INGESTION.md). None for a re-ingest that looks unchanged: it is going to be
+   * skipped (decided again under the lock).
    */
   private async vectorsBeforeTransaction(target: IngestTarget): Promise<number[][] | undefined> {
     const { documentId, collectionName, text, contentHash, options, total } = target;
-    if (total > INGEST_BATCH_SIZE) return undefined;
+    if (total > INGEST_EMBED_FIRST_MAX_CHUNKS) return undefined;
     const manager = this.dataSource.manager;
     const existing = await manager.findOne(DocumentEntity, { where: { documentId } });
     if (existing && (await this.isUnchanged(manager, existing, contentHash, collectionName, total))) return undefined;
