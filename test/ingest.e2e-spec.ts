@@ -1,7 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
-import { type CorpusFile, LEGAL_SENTENCE, LEGAL_TEXT, makeCorpus } from './support/corpus.js';
+import { EXTRACTION_LIMITS, extractText, READERS_AT_ONCE } from '../src/ingest/text-extraction.js';
+import { type CorpusFile, LEGAL_SENTENCE, LEGAL_TEXT, makeCorpus, pdfOfOneLongPage } from './support/corpus.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 
 interface IngestBody {
@@ -471,5 +472,67 @@ describe('POST /documents/ingest with the default INGEST_MAX_FILE_BYTES (25 MB)'
       /^The text makes \d+ chunks at chunkSize 100, more than the limit of 100000 per document/,
     );
     expect(await counts(t)).toEqual(before);
+  });
+});
+
+describe('POST /documents/ingest: INGEST_READ_TIMEOUT_MS and INGEST_READER_HEAP_MB', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ INGEST_READ_TIMEOUT_MS: '1500', THROTTLE_LIMIT: '0' });
+  });
+  afterAll(() => t.close());
+
+  const uploadPdf = (documentId: string, pdf: Buffer) =>
+    request(t.server)
+      .post('/documents/ingest')
+      .field('documentType', 'law')
+      .field('category', 'c')
+      .field('documentId', documentId)
+      .attach('file', pdf, { filename: `${documentId}.pdf`, contentType: 'application/pdf' });
+
+  it('answers 422 for a PDF that takes longer than INGEST_READ_TIMEOUT_MS to read, writing nothing', async () => {
+    const before = await counts(t);
+    // One page pdf.js reads for 3 s or more here.
+    const res = await uploadPdf('slow-page', pdfOfOneLongPage(400_000));
+    expect(res.status).toBe(422);
+    expect((res.body as { message: string }).message).toMatch(
+      /^The PDF took more than 1\.5 s to read( \(page 1 of 1\))?: split the document or send its text$/,
+    );
+    expect(await counts(t)).toEqual(before);
+  });
+
+  it('answers 503 with Retry-After when every reader stays busy for INGEST_READ_TIMEOUT_MS, writing nothing', async () => {
+    const before = await counts(t);
+    // The readers of this process, taken by reads of 3 s or more (the app runs in this process).
+    const holding = Array.from({ length: READERS_AT_ONCE }, () =>
+      extractText(pdfOfOneLongPage(400_000), 'pdf', { ...EXTRACTION_LIMITS, timeBudgetMs: 3000 }).catch(
+        (error: unknown) => error,
+      ),
+    );
+    const res = await uploadPdf('waits', pdfOfOneLongPage(2));
+    await Promise.all(holding);
+    expect([res.status, (res.body as { message: string }).message, res.headers['retry-after']]).toEqual([
+      503,
+      `The service is reading ${READERS_AT_ONCE} other files and none finished within 1.5 s: retry shortly`,
+      '5',
+    ]);
+    expect(await counts(t)).toEqual(before);
+  });
+
+  it('answers 413 for a PDF that needs more heap than INGEST_READER_HEAP_MB', async () => {
+    const small = await startTestApp({ INGEST_READER_HEAP_MB: '16', THROTTLE_LIMIT: '0' });
+    try {
+      const res = await request(small.server)
+        .post('/documents/ingest')
+        .field('documentType', 'law')
+        .field('category', 'c')
+        .attach('file', pdfOfOneLongPage(400_000), { filename: 'heavy.pdf', contentType: 'application/pdf' });
+      expect([res.status, (res.body as { message: string }).message]).toEqual([
+        413,
+        'The PDF needs more than 16 MB of memory to read (page 1 of 1): split the document or send its text',
+      ]);
+    } finally {
+      await small.close();
+    }
   });
 });

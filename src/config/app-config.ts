@@ -326,6 +326,20 @@ class EnvironmentVariables {
   @IsOptional()
   @Transform(toInt)
   @IsInt()
+  @Min(100)
+  @Max(3_600_000)
+  INGEST_READ_TIMEOUT_MS = 30_000;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(16)
+  @Max(16_384)
+  INGEST_READER_HEAP_MB = 512;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
   @Min(1024 * 1024)
   @Max(1024 * 1024 * 1024)
   // 64 MiB: a page of the default 100 chunks fits whatever this API accepted (100,000 characters of
@@ -554,6 +568,10 @@ export interface AppConfig {
     readonly chunkSize: number;
     readonly chunkOverlap: number;
     readonly maxFileBytes: number;
+    /** How long reading one HTML, .docx or PDF file may take (a 422 after); also a file's wait for a reader (a 503 after). */
+    readonly readTimeoutMs: number;
+    /** The heap of the worker that reads one .docx or PDF (a 413 beyond). */
+    readonly readerHeapMb: number;
   };
   readonly http: {
     /** Largest JSON body; a bigger one is a 413. */
@@ -669,6 +687,8 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
       chunkSize: vars.INGEST_CHUNK_SIZE,
       chunkOverlap: vars.INGEST_CHUNK_OVERLAP,
       maxFileBytes: vars.INGEST_MAX_FILE_BYTES,
+      readTimeoutMs: vars.INGEST_READ_TIMEOUT_MS,
+      readerHeapMb: vars.INGEST_READER_HEAP_MB,
     },
     http: {
       bodyLimitBytes: vars.BODY_LIMIT_BYTES,

@@ -127,13 +127,13 @@ export class IngestController {
   })
   @ApiPayloadTooLargeResponse({
     description:
-      'File or text larger than INGEST_MAX_FILE_BYTES, whose text makes more than 100,000 chunks, a .docx whose XML unpacks beyond 16 MiB, 50,000 paragraphs or 500,000 elements, a PDF of more than 10,000 pages, or a .docx or PDF that needs more than 512 MB of heap to read',
+      'File or text larger than INGEST_MAX_FILE_BYTES, whose text makes more than 100,000 chunks, a .docx whose XML unpacks beyond 16 MiB, 50,000 paragraphs or 500,000 elements, a PDF of more than 10,000 pages, or a .docx or PDF that needs more than INGEST_READER_HEAP_MB (512) MB of heap to read',
   })
   @ApiServiceUnavailableResponse({
     description:
       'The database is busy, restarting or unreachable, or the embedding provider is unreachable or rate-limits; ' +
       'or, for a .docx or PDF, as many other files as the service reads at once were being read for all of the ' +
-      '30 s a file may wait (Retry-After: 5)',
+      'INGEST_READ_TIMEOUT_MS a file may wait (Retry-After: 5)',
   })
   @ApiUnsupportedMediaTypeResponse({
     description:

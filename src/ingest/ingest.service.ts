@@ -175,13 +175,13 @@ export class IngestService {
 
   /** The document's text, or the 4xx that says why there is none. */
   private async extract(input: IngestInput): Promise<string> {
-    const { maxFileBytes } = this.config.ingest;
+    const { maxFileBytes, readTimeoutMs, readerHeapMb } = this.config.ingest;
     try {
       if (input.text !== undefined) {
         if (Buffer.byteLength(input.text, 'utf8') > maxFileBytes) {
           throw new PayloadTooLargeException(`text is larger than the limit of ${maxFileBytes} bytes`);
         }
-        return await textOf(input.text, this.textFormat(input));
+        return await textOf(input.text, this.textFormat(input), readTimeoutMs);
       }
       if (input.buffer === undefined) throw new BadRequestException('Either a file or text is required');
       // Before the format: an empty file is empty whatever its name or type says.
@@ -194,7 +194,7 @@ export class IngestService {
       if (input.buffer.length > maxFileBytes) {
         throw new PayloadTooLargeException(`The file is larger than the limit of ${maxFileBytes} bytes`);
       }
-      return await extractText(input.buffer, format);
+      return await extractText(input.buffer, format, { timeBudgetMs: readTimeoutMs, readerHeapMb });
     } catch (error) {
       if (error instanceof ExtractionError) {
         switch (error.reason) {

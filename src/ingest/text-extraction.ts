@@ -63,7 +63,7 @@ export function detectFormat(fileName: string | undefined, mimeType?: string): I
   return (mime && BY_MIME_TYPE[mime]) || null;
 }
 
-/** Bounds on reading one file (tests shorten them). */
+/** Bounds on reading one file: INGEST_READ_TIMEOUT_MS and INGEST_READER_HEAP_MB (tests shorten them). */
 export interface ExtractionLimits {
   /** How long an HTML, .docx or PDF file may take to read: a 422 beyond. */
   timeBudgetMs: number;
