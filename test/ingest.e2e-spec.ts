@@ -482,18 +482,17 @@ describe('POST /documents/ingest: INGEST_READ_TIMEOUT_MS and INGEST_READER_HEAP_
   });
   afterAll(() => t.close());
 
-  const uploadPdf = (documentId: string, pdf: Buffer) =>
-    request(t.server)
-      .post('/documents/ingest')
-      .field('documentType', 'law')
-      .field('category', 'c')
-      .field('documentId', documentId)
-      .attach('file', pdf, { filename: `${documentId}.pdf`, contentType: 'application/pdf' });
+  const uploadPdf = (app: TestApp, documentId: string, pdf: Buffer) =>
+    upload(
+      app,
+      { buffer: pdf, fileName: `${documentId}.pdf`, mimeType: 'application/pdf' },
+      { documentType: 'law', category: 'c', documentId },
+    );
 
   it('answers 422 for a PDF that takes longer than INGEST_READ_TIMEOUT_MS to read, writing nothing', async () => {
     const before = await counts(t);
     // One page pdf.js reads for 3 s or more here.
-    const res = await uploadPdf('slow-page', pdfOfOneLongPage(400_000));
+    const res = await uploadPdf(t, 'slow-page', pdfOfOneLongPage(400_000));
     expect(res.status).toBe(422);
     expect((res.body as { message: string }).message).toMatch(
       /^The PDF took more than 1\.5 s to read( \(page 1 of 1\))?: split the document or send its text$/,
@@ -509,7 +508,7 @@ describe('POST /documents/ingest: INGEST_READ_TIMEOUT_MS and INGEST_READER_HEAP_
         (error: unknown) => error,
       ),
     );
-    const res = await uploadPdf('waits', pdfOfOneLongPage(2));
+    const res = await uploadPdf(t, 'waits', pdfOfOneLongPage(2));
     await Promise.all(holding);
     expect([res.status, (res.body as { message: string }).message, res.headers['retry-after']]).toEqual([
       503,
@@ -522,11 +521,7 @@ describe('POST /documents/ingest: INGEST_READ_TIMEOUT_MS and INGEST_READER_HEAP_
   it('answers 413 for a PDF that needs more heap than INGEST_READER_HEAP_MB', async () => {
     const small = await startTestApp({ INGEST_READER_HEAP_MB: '16', THROTTLE_LIMIT: '0' });
     try {
-      const res = await request(small.server)
-        .post('/documents/ingest')
-        .field('documentType', 'law')
-        .field('category', 'c')
-        .attach('file', pdfOfOneLongPage(400_000), { filename: 'heavy.pdf', contentType: 'application/pdf' });
+      const res = await uploadPdf(small, 'heavy', pdfOfOneLongPage(400_000));
       expect([res.status, (res.body as { message: string }).message]).toEqual([
         413,
         'The PDF needs more than 16 MB of memory to read (page 1 of 1): split the document or send its text',
