@@ -193,19 +193,6 @@ export const HTML_MAX_DEPTH = 10_000;
 const HTML_SLICE_CHARS = 64 * 1024;
 
 /**
- * A turn of the event loop, so other requests run between two steps of a long read; then, once
- * `budgetMs` have passed since `started`, the 422 whose text `tooSlow` gives.
- */
-async function nextTurnWithinBudget(
-  started: number,
-  budgetMs: number,
-  tooSlow: (seconds: number) => string,
-): Promise<void> {
-  await new Promise((resolve) => setImmediate(resolve));
-  if (performance.now() - started > budgetMs) throw new ExtractionError(tooSlow(budgetMs / 1000), 'too-slow');
-}
-
-/**
  * Visible text of an HTML document: block elements become paragraphs, list items lines, and
  * h1–h6 markdown headings, so the chunker sees the same structure as in a markdown file.
  *
@@ -291,12 +278,14 @@ export async function htmlToText(html: string, timeBudgetMs = EXTRACTION_LIMITS.
   const started = performance.now();
   for (let at = 0; at < html.length; at += HTML_SLICE_CHARS) {
     if (at > 0) {
-      await nextTurnWithinBudget(
-        started,
-        timeBudgetMs,
-        (seconds) =>
-          `The HTML document took more than ${seconds} s to read (malformed markup?): convert it to text first`,
-      );
+      // Other requests run between two slices.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (performance.now() - started > timeBudgetMs) {
+        throw new ExtractionError(
+          `The HTML document took more than ${timeBudgetMs / 1000} s to read (malformed markup?): convert it to text first`,
+          'too-slow',
+        );
+      }
     }
     parser.write(html.slice(at, at + HTML_SLICE_CHARS));
   }
