@@ -374,20 +374,19 @@ export class DocumentsService {
         embedding?: string | null;
       }>
     >(
-      `SELECT e.id, c.name AS collection, e.document AS content, e.cmetadata AS metadata
-              ${q.includeEmbedding ? ', e.embedding::text AS embedding' : ''}
-         FROM (SELECT s.id, s.position, s.bytes,
-                      sum(s.bytes) OVER (ORDER BY s.position NULLS LAST, s.id ROWS UNBOUNDED PRECEDING) AS upto
-                 FROM (SELECT w.id, w.position,
-                              coalesce(octet_length(m.document), 0) + coalesce(octet_length(m.cmetadata::text), 0) AS bytes
-                         FROM (SELECT e.id, ${CHUNK_POSITION} AS position
-                                 FROM langchain_pg_embedding e
-                                WHERE e.cmetadata->>'document_id' = $1
-                                ORDER BY ${CHUNK_ORDER}
-                                LIMIT $2 OFFSET $3) w
-                         JOIN langchain_pg_embedding m ON m.id = w.id) s) p
-         JOIN langchain_pg_embedding e ON e.id = p.id
-         LEFT JOIN langchain_pg_collection c ON c.uuid = e.collection_id
+      `SELECT p.id, c.name AS collection, p.document AS content, p.cmetadata AS metadata
+              ${q.includeEmbedding ? ', p.embedding::text AS embedding' : ''}
+         FROM (SELECT e.id, e.collection_id, e.document, e.cmetadata${q.includeEmbedding ? ', e.embedding' : ''}, w.position, b.bytes,
+                      sum(b.bytes) OVER (ORDER BY w.position NULLS LAST, e.id ROWS UNBOUNDED PRECEDING) AS upto
+                 FROM (SELECT e.id, ${CHUNK_POSITION} AS position
+                         FROM langchain_pg_embedding e
+                        WHERE e.cmetadata->>'document_id' = $1
+                        ORDER BY ${CHUNK_ORDER}
+                        LIMIT $2 OFFSET $3) w
+                 JOIN langchain_pg_embedding e ON e.id = w.id
+                 CROSS JOIN LATERAL (SELECT coalesce(octet_length(e.document), 0)
+                                            + coalesce(octet_length(e.cmetadata::text), 0) AS bytes) b) p
+         LEFT JOIN langchain_pg_collection c ON c.uuid = p.collection_id
         WHERE p.upto <= $4 OR p.upto = p.bytes
         ORDER BY p.position NULLS LAST, p.id`,
       [documentId, q.limit, q.offset, maxBytes],
