@@ -1,5 +1,6 @@
 import { plainToInstance, Transform } from 'class-transformer';
 import { isIP } from 'node:net';
+import { EXTRACTION_LIMITS } from '../ingest/extraction-limits.js';
 import { COLLECTION_NAME, COLLECTION_NAME_MESSAGE } from '../common/collection-name.js';
 import {
   IsBoolean,
@@ -328,14 +329,14 @@ class EnvironmentVariables {
   @IsInt()
   @Min(100)
   @Max(3_600_000)
-  INGEST_READ_TIMEOUT_MS = 30_000;
+  INGEST_READ_TIMEOUT_MS = EXTRACTION_LIMITS.timeBudgetMs;
 
   @IsOptional()
   @Transform(toInt)
   @IsInt()
   @Min(16)
   @Max(16_384)
-  INGEST_READER_HEAP_MB = 512;
+  INGEST_READER_HEAP_MB = EXTRACTION_LIMITS.readerHeapMb;
 
   @IsOptional()
   @Transform(toInt)

@@ -4,6 +4,9 @@ import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { normalizeText } from './chunker.js';
+import { EXTRACTION_LIMITS, type ExtractionLimits } from './extraction-limits.js';
+
+export { EXTRACTION_LIMITS, type ExtractionLimits } from './extraction-limits.js';
 
 export const INGEST_FORMATS = ['txt', 'md', 'html', 'docx', 'pdf'] as const;
 export type IngestFormat = (typeof INGEST_FORMATS)[number];
@@ -62,16 +65,6 @@ export function detectFormat(fileName: string | undefined, mimeType?: string): I
   const mime = mimeType?.split(';')[0].trim().toLowerCase();
   return (mime && BY_MIME_TYPE[mime]) || null;
 }
-
-/** Bounds on reading one file: INGEST_READ_TIMEOUT_MS and INGEST_READER_HEAP_MB (tests shorten them). */
-export interface ExtractionLimits {
-  /** How long an HTML, .docx or PDF file may take to read: a 422 beyond. */
-  timeBudgetMs: number;
-  /** The heap the reader of a .docx or PDF may use (its worker's old generation): a 413 beyond. */
-  readerHeapMb: number;
-}
-
-export const EXTRACTION_LIMITS: Readonly<ExtractionLimits> = { timeBudgetMs: 30_000, readerHeapMb: 512 };
 
 /** Extracts the plain text of a file (NFC, `\n` line ends); headings become markdown `#` lines. */
 export async function extractText(
