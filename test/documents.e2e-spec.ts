@@ -5,6 +5,7 @@ import {
 } from '../src/documents/dto/document.response-schema.js';
 import { driverPool } from '../src/database/driver-pool.js';
 import { PREPARED_STATEMENTS } from '../src/database/read-replicas.service.js';
+import { STATUS_HISTORY_MAX } from '../src/documents/documents.service.js';
 import { float32Base64, float32Values } from './support/float32-base64.js';
 import { rowsSnapshot, startTestApp, type TestApp } from './support/test-app.js';
 import { TEST_TARGET } from './support/test-database.js';
@@ -549,6 +550,36 @@ describe('Documents API', () => {
       ]);
       expect(m1.document_info.title).toBe('T');
       expect(m0.chunk_index).toBe(0);
+    });
+
+    it(`keeps the newest ${STATUS_HISTORY_MAX} entries of a chunk's status history`, async () => {
+      // A full history from the Python service, which appended without bound, plus a longer one.
+      const entries = (n: number) => Array.from({ length: n }, (_, i) => ({ from: `s${i}`, to: `s${i + 1}` }));
+      await request(t.server)
+        .post('/documents')
+        .send({
+          documentId: 'long-history',
+          documentName: 'History',
+          ...base,
+          status: 'active',
+          chunks: [
+            { id: 'lh-0', content: 'a', metadata: { processing_metadata: { status_change_history: entries(100) } } },
+            { id: 'lh-1', content: 'b', metadata: { processing_metadata: { status_change_history: entries(150) } } },
+          ],
+        })
+        .expect(201);
+      await request(t.server).patch('/documents/long-history').send({ status: 'inactive' }).expect(200);
+      const [m0, m1] = await chunkMetadata(t, 'long-history');
+      for (const [m, first] of [
+        [m0, 1],
+        [m1, 51],
+      ] as const) {
+        const history = m.processing_metadata.status_change_history;
+        expect(history).toHaveLength(STATUS_HISTORY_MAX);
+        expect(history[0]).toEqual({ from: `s${first}`, to: `s${first + 1}` });
+        expect(history.at(-2)).toEqual({ from: `s${first + 98}`, to: `s${first + 99}` });
+        expect(history.at(-1)).toEqual({ from: 'active', to: 'inactive', changed_at: expect.any(String) });
+      }
     });
 
     it('writes documentType and category into every chunk', async () => {

@@ -43,7 +43,17 @@ const PROPAGATE_FIELDS = `UPDATE langchain_pg_embedding
     SET cmetadata = (CASE WHEN jsonb_typeof(cmetadata) = 'object' THEN cmetadata ELSE '{}'::jsonb END) || $2::jsonb
   WHERE cmetadata->>'document_id' = $1`;
 
-/** Same, plus the nested status keys and one more entry in the status change history. */
+/**
+ * Entries a chunk's processing_metadata.status_change_history keeps: the newest. The Python service
+ * appended without bound, and every chunk of a document carries the whole list, so a document whose
+ * status changes often would grow each chunk's metadata (and every search answer) without end.
+ */
+export const STATUS_HISTORY_MAX = 100;
+
+/**
+ * Same, plus the nested status keys and one more entry in the status change history, of which the
+ * newest STATUS_HISTORY_MAX ($5) are kept (a lax jsonpath range clamps to a shorter array).
+ */
 const PROPAGATE_STATUS = `UPDATE langchain_pg_embedding
     SET cmetadata = (CASE WHEN jsonb_typeof(cmetadata) = 'object' THEN cmetadata ELSE '{}'::jsonb END) || $2::jsonb
       || jsonb_build_object(
@@ -57,9 +67,12 @@ const PROPAGATE_STATUS = `UPDATE langchain_pg_embedding
              || jsonb_build_object(
                   'processing_status', $3::text,
                   'status_change_history',
-                  (CASE WHEN jsonb_typeof(cmetadata->'processing_metadata'->'status_change_history') = 'array'
-                        THEN cmetadata->'processing_metadata'->'status_change_history' ELSE '[]'::jsonb END)
-                    || jsonb_build_array($4::jsonb)))
+                  jsonb_path_query_array(
+                    (CASE WHEN jsonb_typeof(cmetadata->'processing_metadata'->'status_change_history') = 'array'
+                          THEN cmetadata->'processing_metadata'->'status_change_history' ELSE '[]'::jsonb END)
+                      || jsonb_build_array($4::jsonb),
+                    '$[last - $keep + 1 to last]',
+                    jsonb_build_object('keep', $5::int))))
   WHERE cmetadata->>'document_id' = $1`;
 
 /** The document fields a PATCH (and a re-ingest) may change. */
@@ -269,6 +282,7 @@ export class DocumentsService {
         JSON.stringify(changed),
         patch.status,
         JSON.stringify(entry),
+        STATUS_HISTORY_MAX,
       ]);
     } else if (Object.keys(changed).length > 0) {
       await manager.query(PROPAGATE_FIELDS, [doc.documentId, JSON.stringify(changed)]);
