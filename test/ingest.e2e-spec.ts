@@ -504,7 +504,7 @@ describe('POST /documents/ingest: INGEST_READ_TIMEOUT_MS and INGEST_READER_HEAP_
     const before = await counts(t);
     // The readers of this process, taken by reads of 3 s or more (the app runs in this process).
     const holding = Array.from({ length: READERS_AT_ONCE }, () =>
-      extractText(pdfOfOneLongPage(400_000), 'pdf', { ...EXTRACTION_LIMITS, timeBudgetMs: 3000 }).catch(
+      extractText(pdfOfOneLongPage(400_000), 'pdf', { ...EXTRACTION_LIMITS, readTimeoutMs: 3000 }).catch(
         (error: unknown) => error,
       ),
     );

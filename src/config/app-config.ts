@@ -329,7 +329,7 @@ class EnvironmentVariables {
   @IsInt()
   @Min(100)
   @Max(3_600_000)
-  INGEST_READ_TIMEOUT_MS = EXTRACTION_LIMITS.timeBudgetMs;
+  INGEST_READ_TIMEOUT_MS = EXTRACTION_LIMITS.readTimeoutMs;
 
   @IsOptional()
   @Transform(toInt)

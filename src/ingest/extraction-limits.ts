@@ -5,9 +5,9 @@
  */
 export interface ExtractionLimits {
   /** How long an HTML, .docx or PDF file may take to read: a 422 beyond. */
-  timeBudgetMs: number;
+  readTimeoutMs: number;
   /** The heap the reader of a .docx or PDF may use (its worker's old generation): a 413 beyond. */
   readerHeapMb: number;
 }
 
-export const EXTRACTION_LIMITS: Readonly<ExtractionLimits> = { timeBudgetMs: 30_000, readerHeapMb: 512 };
+export const EXTRACTION_LIMITS: Readonly<ExtractionLimits> = { readTimeoutMs: 30_000, readerHeapMb: 512 };

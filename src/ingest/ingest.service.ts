@@ -194,7 +194,7 @@ export class IngestService {
       if (input.buffer.length > maxFileBytes) {
         throw new PayloadTooLargeException(`The file is larger than the limit of ${maxFileBytes} bytes`);
       }
-      return await extractText(input.buffer, format, { timeBudgetMs: readTimeoutMs, readerHeapMb });
+      return await extractText(input.buffer, format, { readTimeoutMs, readerHeapMb });
     } catch (error) {
       if (error instanceof ExtractionError) {
         switch (error.reason) {

@@ -104,7 +104,7 @@ describe('text extraction on hostile input', () => {
     // One page that pdf.js reads in one go, for 3 s or more here: before the worker, the budget was
     // checked between pages only, and this page was read to its end, holding the event loop meanwhile.
     const page = pdfOfOneLongPage(400_000);
-    await expect(extractText(page, 'pdf', { ...EXTRACTION_LIMITS, timeBudgetMs: 500 })).rejects.toMatchObject({
+    await expect(extractText(page, 'pdf', { ...EXTRACTION_LIMITS, readTimeoutMs: 500 })).rejects.toMatchObject({
       reason: 'too-slow',
       // Stopped on the page, or before it when the worker took the whole budget to start.
       message: expect.stringMatching(
@@ -172,10 +172,10 @@ describe('text extraction on hostile input', () => {
     const slow = pdfOfOneLongPage(400_000);
     // Each holds a reader until its page is read (3 s or more here) or its 2 s budget stops it.
     const holding = Array.from({ length: READERS_AT_ONCE }, () =>
-      extractText(slow, 'pdf', { ...EXTRACTION_LIMITS, timeBudgetMs: 2000 }).catch((error: unknown) => error),
+      extractText(slow, 'pdf', { ...EXTRACTION_LIMITS, readTimeoutMs: 2000 }).catch((error: unknown) => error),
     );
     await expect(
-      extractText(pdfOfOneLongPage(2), 'pdf', { ...EXTRACTION_LIMITS, timeBudgetMs: 300 }),
+      extractText(pdfOfOneLongPage(2), 'pdf', { ...EXTRACTION_LIMITS, readTimeoutMs: 300 }),
     ).rejects.toMatchObject({
       reason: 'busy',
       message: `The service is reading ${READERS_AT_ONCE} other files and none finished within 0.3 s: retry shortly`,
@@ -203,6 +203,22 @@ describe('text extraction on hostile input', () => {
     expect((failure as Error).message).toMatch(/^The PDF reader could not start: Cannot find module /);
   });
 
+  it('stops reading HTML between two slices once its budget has passed, counted from when its reading began', async () => {
+    const html = '<p>Điều khoản</p>'.repeat(20_000); // 340,000 characters: six slices
+    const longAgo = performance.now() - 2000;
+    await expect(htmlToText(html, { readTimeoutMs: 1000, startedAt: longAgo })).rejects.toMatchObject({
+      reason: 'too-slow',
+      message: 'The HTML document took more than 1 s to read (malformed markup?): convert it to text first',
+    });
+    // A .docx's HTML shares the budget its worker began (docxToText), and the message names the .docx.
+    await expect(
+      htmlToText(html, { readTimeoutMs: 1000, startedAt: longAgo, what: 'The .docx document', advice: ': split it' }),
+    ).rejects.toMatchObject({ message: 'The .docx document took more than 1 s to read: split it' });
+    // Within its budget the same document is read whole; one slice is never stopped.
+    expect((await htmlToText(html, { readTimeoutMs: 60_000 })).match(/Điều khoản/g)).toHaveLength(20_000);
+    expect((await htmlToText('<p>a</p>', { readTimeoutMs: 1000, startedAt: longAgo })).trim()).toBe('a');
+  });
+
   it('converts a .docx in a worker whose heap and time are bounded, once the file passed its bounds check', async () => {
     const zip = new JSZip();
     zip.file(
@@ -217,7 +233,7 @@ describe('text extraction on hostile input', () => {
       message: 'The .docx document needs more than 16 MB of memory to read: split the document or send its text',
     });
     // Less time than the worker takes to start: stopped before mammoth is done.
-    await expect(extractText(docx, 'docx', { ...EXTRACTION_LIMITS, timeBudgetMs: 20 })).rejects.toMatchObject({
+    await expect(extractText(docx, 'docx', { ...EXTRACTION_LIMITS, readTimeoutMs: 20 })).rejects.toMatchObject({
       reason: 'too-slow',
       message: 'The .docx document took more than 0.02 s to read: split the document or send its text',
     });

@@ -76,7 +76,7 @@ export async function extractText(
     case 'txt':
     case 'md':
     case 'html':
-      return textOf(decodeUtf8(buffer), format, limits.timeBudgetMs);
+      return textOf(decodeUtf8(buffer), format, limits.readTimeoutMs);
     case 'docx':
       return finish(await docxToText(buffer, limits), format);
     case 'pdf':
@@ -88,9 +88,9 @@ export async function extractText(
 export async function textOf(
   source: string,
   format: TextFormat,
-  timeBudgetMs = EXTRACTION_LIMITS.timeBudgetMs,
+  readTimeoutMs = EXTRACTION_LIMITS.readTimeoutMs,
 ): Promise<string> {
-  return finish(format === 'html' ? await htmlToText(source, timeBudgetMs) : source, format);
+  return finish(format === 'html' ? await htmlToText(source, { readTimeoutMs }) : source, format);
 }
 
 function finish(raw: string, format: IngestFormat): string {
@@ -182,6 +182,24 @@ const BLOCK_ELEMENTS = new Set([
 /** Deepest element nesting an HTML document may have (real documents stay under a hundred). */
 export const HTML_MAX_DEPTH = 10_000;
 
+/** What a message refusing a file too large or too slow for a reader advises. */
+const SPLIT_ADVICE = ': split the document or send its text';
+
+/** A .docx in the messages refusing it. */
+const DOCX_WHAT = 'The .docx document';
+
+/** How long htmlToText may take, and how a stop names the document. */
+interface HtmlReadBudget {
+  /** The budget (default EXTRACTION_LIMITS.readTimeoutMs), counted from startedAt. */
+  readTimeoutMs?: number;
+  /** When the document's reading began (performance.now()); default: when htmlToText is called. */
+  startedAt?: number;
+  /** The document in the message ("The HTML document"). */
+  what?: string;
+  /** What the message advises after "took more than N s to read". */
+  advice?: string;
+}
+
 /** Characters of HTML parsed between two turns of the event loop. */
 const HTML_SLICE_CHARS = 64 * 1024;
 
@@ -197,7 +215,13 @@ const HTML_SLICE_CHARS = 64 * 1024;
  * them, within the time budget (EXTRACTION_LIMITS): a hostile document of unmatched end tags slows only its own
  * request.
  */
-export async function htmlToText(html: string, timeBudgetMs = EXTRACTION_LIMITS.timeBudgetMs): Promise<string> {
+export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Promise<string> {
+  const {
+    readTimeoutMs = EXTRACTION_LIMITS.readTimeoutMs,
+    startedAt = performance.now(),
+    what = 'The HTML document',
+    advice = ' (malformed markup?): convert it to text first',
+  } = budget;
   const out: string[] = [];
   let depth = 0;
   // Open elements inside a skipped one (script, style…), counting it: its text is not read.
@@ -268,16 +292,12 @@ export async function htmlToText(html: string, timeBudgetMs = EXTRACTION_LIMITS.
     },
     { decodeEntities: true },
   );
-  const started = performance.now();
   for (let at = 0; at < html.length; at += HTML_SLICE_CHARS) {
     if (at > 0) {
       // Other requests run between two slices.
       await new Promise((resolve) => setImmediate(resolve));
-      if (performance.now() - started > timeBudgetMs) {
-        throw new ExtractionError(
-          `The HTML document took more than ${timeBudgetMs / 1000} s to read (malformed markup?): convert it to text first`,
-          'too-slow',
-        );
+      if (performance.now() - startedAt > readTimeoutMs) {
+        throw new ExtractionError(`${what} took more than ${readTimeoutMs / 1000} s to read${advice}`, 'too-slow');
       }
     }
     parser.write(html.slice(at, at + HTML_SLICE_CHARS));
@@ -388,7 +408,7 @@ async function assertDocxWithinBounds(buffer: Buffer): Promise<void> {
     return; // not a zip: mammoth says so in its own words
   }
   const tooLarge = (what: string): ExtractionError =>
-    new ExtractionError(`The .docx document ${what}: split the document or send its text`, 'too-large');
+    new ExtractionError(`${DOCX_WHAT} ${what}${SPLIT_ADVICE}`, 'too-large');
   let bytes = 0;
   let paragraphs = 0;
   let elements = 0;
@@ -427,13 +447,13 @@ const DOCX_CONVERTER = new URL('./docx-html.worker.mjs', import.meta.url);
  */
 async function docxToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): Promise<string> {
   await assertDocxWithinBounds(buffer);
-  const started = performance.now();
+  const startedAt = performance.now();
   const html = await readInWorker(
     {
       script: DOCX_CONVERTER,
       buffer,
       workerData: {},
-      what: 'The .docx document',
+      what: DOCX_WHAT,
       interpret: (message: DocxConverterMessage) => {
         switch (message.kind) {
           case 'html':
@@ -445,16 +465,13 @@ async function docxToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): P
     },
     limits,
   );
-  try {
-    // What is left of the budget for its HTML.
-    return await htmlToText(html, Math.max(1, limits.timeBudgetMs - (performance.now() - started)));
-  } catch (err) {
-    if (!(err instanceof ExtractionError) || err.reason !== 'too-slow') throw err;
-    throw new ExtractionError(
-      `The .docx document took more than ${limits.timeBudgetMs / 1000} s to read: split the document or send its text`,
-      'too-slow',
-    );
-  }
+  // Its HTML is read within what is left of the same budget, and a stop names the .docx.
+  return await htmlToText(html, {
+    readTimeoutMs: limits.readTimeoutMs,
+    startedAt,
+    what: DOCX_WHAT,
+    advice: SPLIT_ADVICE,
+  });
 }
 
 /**
@@ -511,15 +528,15 @@ interface ReaderJob<M> {
 
 /**
  * Runs a reader script in a worker thread of its own for one file, and answers the text its
- * messages give. The worker is stopped once limits.timeBudgetMs have passed, whatever it is doing
+ * messages give. The worker is stopped once limits.readTimeoutMs have passed, whatever it is doing
  * (422), and its heap is bounded by limits.readerHeapMb (413). Starting a worker and loading its
  * parser costs about 0.3 s per file. At most READERS_AT_ONCE run at once.
  */
 export async function readInWorker<M>(job: ReaderJob<M>, limits: Readonly<ExtractionLimits>): Promise<string> {
-  const { timeBudgetMs } = limits;
-  if (!(await takeReaderSlot(timeBudgetMs))) {
+  const { readTimeoutMs } = limits;
+  if (!(await takeReaderSlot(readTimeoutMs))) {
     throw new ExtractionError(
-      `The service is reading ${READERS_AT_ONCE} other files and none finished within ${timeBudgetMs / 1000} s: retry shortly`,
+      `The service is reading ${READERS_AT_ONCE} other files and none finished within ${readTimeoutMs / 1000} s: retry shortly`,
       'busy',
     );
   }
@@ -535,7 +552,7 @@ async function readInOwnWorker<M>(
   { script, buffer, workerData, what, interpret }: ReaderJob<M>,
   limits: Readonly<ExtractionLimits>,
 ): Promise<string> {
-  const { timeBudgetMs, readerHeapMb } = limits;
+  const { readTimeoutMs, readerHeapMb } = limits;
   const bytes = new Uint8Array(buffer);
   const reader = new Worker(script, {
     workerData: { ...workerData, bytes },
@@ -552,11 +569,11 @@ async function readInOwnWorker<M>(
       timer = setTimeout(() => {
         reject(
           new ExtractionError(
-            `${what} took more than ${timeBudgetMs / 1000} s to read${at}: split the document or send its text`,
+            `${what} took more than ${readTimeoutMs / 1000} s to read${at}${SPLIT_ADVICE}`,
             'too-slow',
           ),
         );
-      }, timeBudgetMs);
+      }, readTimeoutMs);
       reader.on('message', (message: M | { kind: 'ready' }) => {
         if ((message as { kind: string }).kind === 'ready') {
           ready = true;
@@ -574,7 +591,7 @@ async function readInOwnWorker<M>(
         reject(
           err?.code === 'ERR_WORKER_OUT_OF_MEMORY'
             ? new ExtractionError(
-                `${what} needs more than ${readerHeapMb} MB of memory to read${at}: split the document or send its text`,
+                `${what} needs more than ${readerHeapMb} MB of memory to read${at}${SPLIT_ADVICE}`,
                 'too-large',
               )
             : new ExtractionError(`${what} could not be read (${errorText(err)})`, 'unreadable'),
@@ -636,7 +653,7 @@ async function pdfToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): Pr
             return new ExtractionError(`The PDF's text could not be read (${message.detail})`, 'unreadable');
           case 'too-many-pages':
             return new ExtractionError(
-              `The PDF has ${message.pages} pages, more than the ${PDF_PAGES_MAX} read from one file: split the document or send its text`,
+              `The PDF has ${message.pages} pages, more than the ${PDF_PAGES_MAX} read from one file${SPLIT_ADVICE}`,
               'too-large',
             );
         }
