@@ -141,7 +141,9 @@ export class IngestController {
       'format that is not text (.pdf, .docx: upload those as multipart/form-data)',
   })
   @ApiUnprocessableEntityResponse({
-    description: `The file cannot be read, or holds no text; or ${EMBEDDING_INPUT_TOO_LONG}`,
+    description:
+      'The file cannot be read, or holds no text; or reading the HTML, .docx or PDF took more than ' +
+      `INGEST_READ_TIMEOUT_MS; or ${EMBEDDING_INPUT_TOO_LONG}`,
   })
   @ApiEmbeddingProviderResponses()
   async ingest(
