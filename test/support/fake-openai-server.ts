@@ -42,8 +42,11 @@ export interface FakeOpenAIServer {
   readonly url: string;
   /** Every request received, in arrival order (scripted failures included). */
   readonly requests: RecordedRequest[];
-  /** The next `times` requests get this status (with these headers) and an OpenAI-style error body. */
-  failNext(status: number, times?: number, headers?: Record<string, string>): void;
+  /**
+   * The next `times` requests get this status (with these headers) and an OpenAI-style error body,
+   * or `body` as plain text.
+   */
+  failNext(status: number, times?: number, headers?: Record<string, string>, body?: string): void;
   /** Waits this long before answering each following request (0 = answer at once). */
   setDelay(ms: number): void;
   /** Holds every answer from now on until release(): a slow provider without a race against a timeout. */
@@ -61,7 +64,7 @@ export interface FakeOpenAIServer {
  */
 export async function startFakeOpenAIServer(options: FakeOpenAIServerOptions = {}): Promise<FakeOpenAIServer> {
   const requests: RecordedRequest[] = [];
-  const failures: Array<{ status: number; headers: Record<string, string> }> = [];
+  const failures: Array<{ status: number; headers: Record<string, string>; body?: string }> = [];
   const timers = new Set<NodeJS.Timeout>();
   let delayMs = 0;
   let held: Array<() => void> | null = null;
@@ -82,6 +85,12 @@ export async function startFakeOpenAIServer(options: FakeOpenAIServerOptions = {
     };
     const answer = () => {
       const failure = failures.shift();
+      if (failure?.body !== undefined) {
+        if (res.destroyed) return;
+        res.writeHead(failure.status, { 'content-type': 'text/plain', ...failure.headers });
+        res.end(failure.body);
+        return;
+      }
       if (failure) {
         send(
           failure.status,
@@ -150,8 +159,8 @@ export async function startFakeOpenAIServer(options: FakeOpenAIServerOptions = {
   return {
     url: `http://127.0.0.1:${port}/v1`,
     requests,
-    failNext(status, times = 1, headers = {}) {
-      for (let i = 0; i < times; i++) failures.push({ status, headers });
+    failNext(status, times = 1, headers = {}, body) {
+      for (let i = 0; i < times; i++) failures.push({ status, headers, body });
     },
     setDelay(ms) {
       delayMs = ms;

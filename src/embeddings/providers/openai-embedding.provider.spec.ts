@@ -1,5 +1,5 @@
 import { HttpException, Logger } from '@nestjs/common';
-import { createServer } from 'node:http';
+import { createServer, STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startFakeOpenAIServer, type FakeOpenAIServer } from '../../../test/support/fake-openai-server.js';
 import { FLOAT4_MAX } from '../dto/embedding.dto.js';
@@ -127,7 +127,11 @@ describe('OpenAIEmbeddingProvider', () => {
     const bad = await failure(provider().embed(['x']));
     expect(server.requests).toHaveLength(3);
     expect(bad.getStatus()).toBe(502);
+    // The provider's words for its own failure go to the log, not to the client.
     expect(bad.message).toBe(
+      `Embedding service at ${new URL(server.url).host} failed: 500 Internal Server Error (gave up after 3 attempts)`,
+    );
+    expect(warnings.at(-1)).toBe(
       `Embedding service at ${new URL(server.url).host} failed: 500 Internal Server Error (Scripted failure 500) (gave up after 3 attempts)`,
     );
 
@@ -144,7 +148,55 @@ describe('OpenAIEmbeddingProvider', () => {
     const err = await failure(provider().embed(['x']));
     expect(server.requests).toHaveLength(1);
     expect(err.getStatus()).toBe(502);
+    // A 4xx's structured error message says what was wrong with the request: the client hears it.
     expect(err.message).toContain('failed: 400 Bad Request (Scripted failure 400)');
+  });
+
+  it("tells a client no upstream text but a 4xx's structured message; the log has it, its passwords out", async () => {
+    const traceback =
+      'Traceback (most recent call last):\n  File "/srv/embedder/app.py", line 12\n' +
+      '    psycopg.connect("postgresql://embedder:S3cretPw@10.0.3.7:5432/vectors")\nOperationalError';
+    const host = new URL(server.url).host;
+    // What the log gets beside the client's message; nothing when the client was told all.
+    const cases: Array<[status: number, body: string, logged: string[]]> = [
+      [500, traceback, [expect.stringContaining('postgresql://embedder:***@10.0.3.7:5432/vectors') as string]],
+      // Plain text from a 4xx is a proxy's page, not the API's answer.
+      [
+        404,
+        `<html>nginx: no route for ${traceback}</html>`,
+        [expect.stringContaining('(<html>nginx: no route') as string],
+      ],
+      [400, JSON.stringify({ detail: traceback }), []],
+    ];
+    for (const [status, body, logged] of cases) {
+      warnings.length = 0;
+      server.failNext(status, 1, {}, body);
+      const err = await failure(provider({ maxRetries: 0 }).embed(['x']));
+      expect(err.getStatus()).toBe(502);
+      if (status === 400) {
+        // A JSON error's message, as the API meant it for its callers, its passwords out.
+        expect(err.message).toContain('(Traceback (most recent call last): File');
+        expect(err.message).toContain('postgresql://embedder:***@10.0.3.7');
+      } else {
+        expect(err.message).toBe(`Embedding service at ${host} failed: ${status} ${STATUS_CODES[status]}`);
+      }
+      expect(err.message).not.toContain('S3cretPw');
+      expect(warnings).toEqual(logged);
+      expect(warnings.join()).not.toContain('S3cretPw');
+    }
+  });
+
+  it('tells a client that an answer was not JSON, and the log what it was', async () => {
+    const upstream = createServer((_req, res) => res.end('upstream says: postgres://u:pw@db/x'));
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    try {
+      const err = await failure(provider({ baseUrl: `http://${host}/v1`, maxRetries: 0 }).embed(['x']));
+      expect(err.message).toBe(`Embedding service at ${host} failed: invalid JSON in the response`);
+      expect(warnings).toEqual([expect.stringContaining('(upstream says: postgres://u:***@db/x)')]);
+    } finally {
+      await new Promise((resolve) => upstream.close(resolve));
+    }
   });
 
   it('sends a batch refused as too many tokens per request again in halves, down to what passes', async () => {

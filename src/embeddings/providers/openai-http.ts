@@ -8,6 +8,7 @@ import {
 } from '@nestjs/common';
 import { STATUS_CODES } from 'node:http';
 import { ServiceUnavailableWithRetryAfter } from '../../common/database-exception.filter.js';
+import { redactConnectionStrings } from '../../observability/redact.js';
 
 /** Where and how to reach an OpenAI-compatible API (OpenAI, Azure, Ollama, vLLM, TEI, LiteLLM...). */
 export interface OpenAIHttpOptions {
@@ -74,7 +75,10 @@ const DETAIL_MAX_CHARS = 200;
 interface Failure {
   readonly kind: 'http' | 'network' | 'timeout' | 'invalid';
   readonly status?: number;
+  /** What a client is told: the status, and a 4xx's structured error message. */
   readonly detail: string;
+  /** What the log is told: the same with the upstream's own words, whatever they are. */
+  readonly logDetail: string;
   /** A 400 whose message says an input is longer than the model takes (INPUT_TOO_LONG). */
   readonly inputTooLong?: boolean;
   /** A 400 whose message says the request holds more than the provider takes at once (BATCH_TOO_LARGE), or a 413. */
@@ -88,7 +92,8 @@ interface Failure {
  * backoff and jitter (honouring Retry-After) on 408/429/5xx and network errors.
  *
  * Callers sit behind REST handlers, so every failure is a Nest HttpException naming the upstream
- * host and its own error message (never the API key):
+ * host and its status, with a 4xx's structured error message; a 5xx's, a proxy's or an unusable
+ * answer's own text goes to the log only (never the API key, nor a connection string's password):
  * - 504 Gateway Timeout: the upstream did not answer within timeoutMs (not retried: the client has
  *   already waited that long, and a stalled model rarely recovers within the next attempt);
  * - 503 Service Unavailable: the upstream is unreachable or still rate-limits us (429) after the
@@ -123,7 +128,7 @@ export class OpenAIHttpClient {
       const delay = result.retryable && retriesLeft ? this.backoff(attempt, result.retryAfterMs) : null;
       if (delay === null) throw this.toHttpException(result, attempt);
       this.logger.warn(
-        this.redact(`${this.describe(result)}; retry ${attempt}/${this.options.maxRetries} in ${Math.round(delay)} ms`),
+        `${this.describe(result, 'log')}; retry ${attempt}/${this.options.maxRetries} in ${Math.round(delay)} ms`,
       );
       await this.retry.sleep(delay);
     }
@@ -144,36 +149,47 @@ export class OpenAIHttpClient {
       // Duck-typed, not instanceof: fetch's errors may come from another realm (e.g. a jest VM context).
       const name = (err as { name?: unknown } | null)?.name;
       if (name === 'TimeoutError' || name === 'AbortError') {
-        return { kind: 'timeout', detail: `no answer within ${this.options.timeoutMs} ms`, retryable: false };
+        const detail = `no answer within ${this.options.timeoutMs} ms`;
+        return { kind: 'timeout', detail, logDetail: detail, retryable: false };
       }
-      return { kind: 'network', detail: networkErrorDetail(err), retryable: true };
+      const detail = networkErrorDetail(err);
+      return { kind: 'network', detail, logDetail: detail, retryable: true };
     }
     if (!response.ok) {
       const status = response.status;
-      // The upstream's own words, parsed once, for the two 400s that are not the upstream failing.
-      const refusal = status === 400 ? errorMessageOf(text) : '';
+      const statusLine = `${status} ${response.statusText || STATUS_CODES[status] || ''}`.trim();
+      // The upstream's own words. Redacted before they are shortened: a key cut at the excerpt's end
+      // would no longer match.
+      const words = upstreamMessageOf(this.redact(text));
+      // A client hears them only from a 4xx's structured error ({"error": {"message": …}} and the
+      // like), an API's answer meant for its callers, which says what was wrong with the request. A
+      // 5xx's or a proxy's body is the provider's own failure, and may hold its traceback, paths or a
+      // connection string: those go to the log only, and the answer reaches anonymous clients. A
+      // refused key gets no upstream text at all: OpenAI's quotes the key partly masked
+      // ("sk-proj-ab****wxyz"), which the redaction of the whole key cannot find.
+      const keyRefused = status === 401 || status === 403;
+      const told = !keyRefused && status < 500 && words.structured ? excerpt(words.text) : '';
       return {
         kind: 'http',
         status,
-        // Redacted before errorMessageOf shortens it: a key cut at the excerpt's end would no longer match.
-        // A refused key gets no upstream text at all: OpenAI's quotes the key partly masked
-        // ("sk-proj-ab****wxyz"), which the redaction of the whole key cannot find, and the answer
-        // reaches anonymous clients.
-        detail:
-          `${status} ${response.statusText || STATUS_CODES[status] || ''}`.trim() +
-          (status === 401 || status === 403
-            ? ' (the provider refused the configured API key)'
-            : errorMessageOf(this.redact(text))),
+        detail: statusLine + (keyRefused ? ' (the provider refused the configured API key)' : told),
+        logDetail: statusLine + (keyRefused ? ' (the provider refused the configured API key)' : excerpt(words.text)),
         retryable: status === 408 || status === 429 || status >= 500,
         retryAfterMs: retryAfterMs(response.headers),
-        inputTooLong: INPUT_TOO_LONG.test(refusal),
-        batchTooLarge: status === 413 || BATCH_TOO_LARGE.test(refusal),
+        // The two 400s that are not the upstream failing.
+        inputTooLong: status === 400 && INPUT_TOO_LONG.test(words.text),
+        batchTooLarge: status === 413 || (status === 400 && BATCH_TOO_LARGE.test(words.text)),
       };
     }
     try {
       return { json: JSON.parse(text) as unknown };
     } catch {
-      return { kind: 'invalid', detail: `invalid JSON in the response${excerpt(text)}`, retryable: false };
+      return {
+        kind: 'invalid',
+        detail: 'invalid JSON in the response',
+        logDetail: `invalid JSON in the response${excerpt(redactConnectionStrings(this.redact(text)))}`,
+        retryable: false,
+      };
     }
   }
 
@@ -196,22 +212,25 @@ export class OpenAIHttpClient {
     return ceiling / 2 + (this.retry.random() * ceiling) / 2;
   }
 
-  private describe(failure: Failure): string {
+  /** The failure for a client (`detail`) or for the log (`logDetail`, the upstream's own words too). */
+  private describe(failure: Failure, audience: 'client' | 'log'): string {
     const at = `${this.options.serviceName} at ${this.host}`;
+    const detail = audience === 'client' ? failure.detail : failure.logDetail;
     switch (failure.kind) {
       case 'timeout':
-        return `${at} timed out: ${failure.detail}`;
+        return `${at} timed out: ${detail}`;
       case 'network':
-        return `${at} is unreachable: ${failure.detail}`;
+        return `${at} is unreachable: ${detail}`;
       case 'http':
       case 'invalid':
-        return `${at} failed: ${failure.detail}`;
+        return `${at} failed: ${detail}`;
     }
   }
 
   private toHttpException(failure: Failure, attempts: number): HttpException {
     const suffix = attempts > 1 ? ` (gave up after ${attempts} attempts)` : '';
-    const message = this.redact(this.describe(failure) + suffix);
+    const message = this.redact(this.describe(failure, 'client') + suffix);
+    if (failure.logDetail !== failure.detail) this.logger.warn(this.describe(failure, 'log') + suffix);
     if (failure.kind === 'timeout') return new GatewayTimeoutException(message);
     if (failure.inputTooLong && this.options.inputTooLongIsClientError) {
       return new UnprocessableEntityException(
@@ -234,21 +253,26 @@ export class OpenAIHttpClient {
   }
 }
 
-/** ` (<the upstream's error message>)`, shortened, from OpenAI's, Ollama's or a plain-text error body. */
-function errorMessageOf(text: string): string {
-  let message: unknown = text;
+/**
+ * The upstream's error message: from a JSON error body as OpenAI, Azure, Ollama, vLLM or TEI write
+ * it (`structured`), else the whole text (proxies answer with HTML or plain text). Connection
+ * strings' passwords are taken out: a provider's traceback may quote its database's URL.
+ */
+function upstreamMessageOf(text: string): { text: string; structured: boolean } {
+  let message: unknown;
   try {
-    const body = JSON.parse(text) as { error?: unknown; message?: unknown; detail?: unknown };
+    const body = JSON.parse(text) as { error?: unknown; message?: unknown; detail?: unknown } | null;
     const error = body?.error;
     message =
       (typeof error === 'object' && error !== null ? (error as { message?: unknown }).message : error) ??
       body?.message ??
-      body?.detail ??
-      text;
+      body?.detail;
   } catch {
-    // Not JSON: the text itself is the message (proxies answer with HTML or plain text).
+    // Not JSON.
   }
-  return excerpt(typeof message === 'string' ? message : JSON.stringify(message));
+  if (message === undefined || message === null) return { text: redactConnectionStrings(text), structured: false };
+  const words = typeof message === 'string' ? message : JSON.stringify(message);
+  return { text: redactConnectionStrings(words), structured: true };
 }
 
 function excerpt(text: string): string {
