@@ -96,6 +96,10 @@ describe('POST /ask hybrid: how many chunks the text side ranks', () => {
       ['nv-6', null, null],
     ]);
     expect((await ask({ mode: 'vector' })).body.results).toEqual([]);
+    // The same word typed decomposed (as some keyboards and macOS file names write it) finds the same chunks.
+    const decomposed = (await ask({ mode: 'hybrid', question: 'hiếm'.normalize('NFD') })).body
+      .results as HybridResult[];
+    expect(decomposed.map((r) => r.id).sort()).toEqual(['nv-2', 'nv-4', 'nv-6']);
   });
 
   it('still finds chunks by text in a collection without vectors when more than the limit contain the word', async () => {

@@ -258,7 +258,9 @@ export class ChunkSearchRepository {
         encodeVector(query.embedding),
         query.collectionUuid,
         hybridCandidates(query.k),
-        query.question,
+        // Composed, as the chunker writes texts: full-text search compares code points, so a word
+        // typed decomposed ("Luật" as u + U+031B + U+0323) would match no chunk.
+        query.question.normalize('NFC'),
         RRF_K,
         query.k,
         textMatchLimit,
