@@ -339,6 +339,20 @@ describe('POST /documents/ingest', () => {
       { buffer: Buffer.from('  \n\n'), fileName: 'blank.md', mimeType: 'text/markdown' },
       { documentType: 'x', category: 'y' },
     ).expect(422);
+    // A fileName within its 1,024 characters whose bytes a btree index entry cannot hold: it is stored
+    // as the document's sourceFile, but the 400 names the field the client sent.
+    let seed = 7;
+    const cjk = Array.from({ length: 1000 }, () => {
+      seed = (seed * 48271) % 2147483647;
+      return String.fromCodePoint(0x4e00 + (seed % 20000));
+    }).join('');
+    const unindexable = await request(t.server)
+      .post('/documents/ingest')
+      .send({ documentType: 'x', category: 'y', fileName: `${cjk}.txt`, text: 'Nội dung.' })
+      .expect(400);
+    expect((unindexable.body as { message: string }).message).toBe(
+      'fileName is too large to be indexed: a btree index entry holds about 2,700 bytes (after compression)',
+    );
     expect(await counts(t)).toEqual(before);
   });
 

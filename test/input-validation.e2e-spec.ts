@@ -325,6 +325,15 @@ describe('Input validation (NUL, null, prototype-named keys)', () => {
         400,
         `metadata.document_type ${problem}`,
       );
+      // 2,688 characters fit idx_embedding_document_id's entry but not chunk_counts_key's, which
+      // holds the collection's uuid beside them.
+      await expectRefused(
+        'post',
+        '/embeddings',
+        { items: [{ id: 'long-id', content: 'a', metadata: { document_id: randomBytes(2016).toString('base64') } }] },
+        400,
+        `metadata.document_id ${problem}`,
+      );
     });
   });
 

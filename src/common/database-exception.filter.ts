@@ -190,20 +190,30 @@ const INDEXED_FIELDS: Readonly<Record<string, string>> = {
   ix_documents_source_file: 'sourceFile',
   idx_documents_source: 'sourceFile', // the Python schema's name for the same index
   idx_embedding_document_id: 'metadata.document_id',
+  // chunk_counts (/stats) keys its rows by collection and document_id: a few bytes less fit.
+  chunk_counts_key: 'metadata.document_id',
   idx_embedding_document_type: 'metadata.document_type',
 };
+
+/** The request field (INDEXED_FIELDS) whose value a btree refused as too large (SQLSTATE 54000). */
+export function fieldTooLargeToIndex(error: unknown): string | undefined {
+  const message = error instanceof Error ? error.message : '';
+  const index = /^index row size \d+ exceeds btree version \d+ maximum \d+ for index "([^"]+)"$/.exec(message)?.[1];
+  return index === undefined ? undefined : INDEXED_FIELDS[index];
+}
+
+/** The 400's message for a field a btree could not index. */
+export function tooLargeToIndexMessage(field: string): string {
+  return `${field} is too large to be indexed: a btree index entry holds about 2,700 bytes (after compression)`;
+}
 
 /**
  * A btree's refusal of a value too large for one index entry (SQLSTATE 54000), reworded with the
  * field it came from; null for another index or message.
  */
 export function indexRowProblem(error: unknown): string | null {
-  const message = error instanceof Error ? error.message : '';
-  const index = /^index row size \d+ exceeds btree version \d+ maximum \d+ for index "([^"]+)"$/.exec(message)?.[1];
-  const field = index === undefined ? undefined : INDEXED_FIELDS[index];
-  return field === undefined
-    ? null
-    : `${field} is too large to be indexed: a btree index entry holds about 2,700 bytes (after compression)`;
+  const field = fieldTooLargeToIndex(error);
+  return field === undefined ? null : tooLargeToIndexMessage(field);
 }
 
 /**

@@ -9,7 +9,11 @@ import {
 import { InjectDataSource } from '@nestjs/typeorm';
 import { createHash, randomUUID } from 'node:crypto';
 import { DataSource, type EntityManager } from 'typeorm';
-import { ServiceUnavailableWithRetryAfter } from '../common/database-exception.filter.js';
+import {
+  fieldTooLargeToIndex,
+  ServiceUnavailableWithRetryAfter,
+  tooLargeToIndexMessage,
+} from '../common/database-exception.filter.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { DocumentEntity, type DocumentStatus, isDocumentIdConflict } from '../documents/document.entity.js';
 import { DocumentsService } from '../documents/documents.service.js';
@@ -165,11 +169,19 @@ export class IngestService {
     const target: IngestTarget = { documentId, collectionName, text, contentHash, options, total, vectors: undefined };
     target.vectors = await this.vectorsBeforeTransaction(target);
     try {
-      return await this.write(input, target);
+      try {
+        return await this.write(input, target);
+      } catch (error) {
+        // A concurrent first ingest of the same documentId committed first: now it is a re-ingest.
+        if (!isDocumentIdConflict(error)) throw error;
+        return await this.write(input, target);
+      }
     } catch (error) {
-      // A concurrent first ingest of the same documentId committed first: now it is a re-ingest.
-      if (!isDocumentIdConflict(error)) throw error;
-      return this.write(input, target);
+      // An upload's or a text's sourceFile is its fileName: the 400 names the field the client sent.
+      if (input.sourceFile === undefined && fieldTooLargeToIndex(error) === 'sourceFile') {
+        throw new BadRequestException(tooLargeToIndexMessage('fileName'));
+      }
+      throw error;
     }
   }
 
