@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { rowsSnapshot, startTestApp, type TestApp } from './support/test-app.js';
+import { DOCUMENT_ID_MESSAGE } from '../src/documents/dto/document.dto.js';
 
 /**
  * Inputs an audit found answered with a 500, a generic database message, a silently changed value
@@ -286,6 +287,20 @@ describe('Input validation (NUL, null, prototype-named keys)', () => {
   });
 
   describe('lengths counted as PostgreSQL counts characters', () => {
+    it('counts an emoji in a documentId as one of its 255 characters, as varchar(255) does', async () => {
+      const doc = { documentName: 'x', documentType: 't', category: 'c', sourceFile: 's' };
+      // 255 characters for PostgreSQL, 510 UTF-16 units: the pattern without `u` counted the units.
+      const res = await request(t.server)
+        .post('/documents')
+        .send({ ...doc, documentId: '😀'.repeat(255) })
+        .expect(201);
+      expect((res.body as { documentId: string }).documentId).toBe('😀'.repeat(255));
+      await request(t.server)
+        .delete(`/documents/${encodeURIComponent('😀'.repeat(255))}`)
+        .expect(204);
+      await expectRefused('post', '/documents', { ...doc, documentId: '😀'.repeat(256) }, 400, DOCUMENT_ID_MESSAGE);
+    });
+
     it('counts U+FE0F (emoji presentation) as the character varchar(50) counts it', async () => {
       const doc = { documentId: 'fe0f', documentName: 'x', category: 'c', sourceFile: 's' };
       // 60 characters for PostgreSQL; class-validator's MaxLength saw 30 and the insert failed.

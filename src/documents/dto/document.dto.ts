@@ -26,6 +26,8 @@ import { DOCUMENT_STATUSES, type DocumentStatus } from '../document.entity.js';
  */
 export const DOCUMENT_ID_PATTERN = '^(?!\\.{1,2}$)\\S{1,255}$';
 export const DOCUMENT_ID_MESSAGE = 'documentId must be 1-255 characters without whitespace, and not . or ..';
+/** DOCUMENT_ID_PATTERN over code points (`u`): characters as varchar(255) counts them, an emoji one. */
+export const DOCUMENT_ID_REGEXP = new RegExp(DOCUMENT_ID_PATTERN, 'u');
 
 /** Upper bound of the schema; the effective limit is EMBEDDINGS_MAX_BATCH, checked by the service. */
 const ABSOLUTE_MAX_CHUNKS = 100_000;
@@ -91,7 +93,7 @@ export class CreateDocumentDto {
   })
   @IsOptionalNotNull()
   @IsString()
-  @Matches(new RegExp(DOCUMENT_ID_PATTERN), { message: DOCUMENT_ID_MESSAGE })
+  @Matches(DOCUMENT_ID_REGEXP, { message: DOCUMENT_ID_MESSAGE })
   @StorableText()
   documentId?: string;
 

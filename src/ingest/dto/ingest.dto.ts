@@ -1,6 +1,11 @@
 import { ApiProperty, ApiPropertyOptional, PickType } from '@nestjs/swagger';
 import { IsIn, IsInt, IsString, Matches, Max, Min, MinLength } from 'class-validator';
-import { CreateDocumentDto, DOCUMENT_ID_MESSAGE, DOCUMENT_ID_PATTERN } from '../../documents/dto/document.dto.js';
+import {
+  CreateDocumentDto,
+  DOCUMENT_ID_MESSAGE,
+  DOCUMENT_ID_PATTERN,
+  DOCUMENT_ID_REGEXP,
+} from '../../documents/dto/document.dto.js';
 import { DOCUMENT_STATUSES, type DocumentStatus } from '../../documents/document.entity.js';
 import { DecimalInteger, IsOptionalNotNull, MaxChars, StorableText } from '../../common/validation.js';
 import { TEXT_FORMATS, type TextFormat } from '../text-extraction.js';
@@ -29,7 +34,7 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
   })
   @IsOptionalNotNull()
   @IsString()
-  @Matches(new RegExp(DOCUMENT_ID_PATTERN), { message: DOCUMENT_ID_MESSAGE })
+  @Matches(DOCUMENT_ID_REGEXP, { message: DOCUMENT_ID_MESSAGE })
   @StorableText()
   documentId?: string;
 
