@@ -2,6 +2,7 @@ import request from 'supertest';
 import type { QueryRunner } from 'typeorm';
 import { MISMATCHES_OF_DOCUMENTS_SQL, RECOUNT_DOCUMENTS_SQL } from '../src/embeddings/chunk.store.js';
 import { LogCapture } from './support/log-capture.js';
+import { openApiOperations } from './support/openapi.js';
 import { eventually } from './support/private-postgres.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 import { TEST_TARGET } from './support/test-database.js';
@@ -104,9 +105,12 @@ describe('POST /documents/recount', () => {
     const got = await request(t.server).get('/documents/gained').expect(200);
     expect(got.body.totalChunks).toBe(3);
 
-    // Nothing left to correct: a second run changes nothing.
+    // Nothing left to correct: a second run changes nothing. No body, as the OpenAPI document allows.
     const again = await request(t.server).post('/documents/recount').expect(200);
     expect(again.body).toEqual({ dryRun: false, checked: 5, corrected: 0, documents: [] });
+    const operations = await openApiOperations(t.server);
+    const recount = operations.find((o) => o.name === 'post /documents/recount');
+    expect(recount?.operation.requestBody?.required).toBe(false);
   });
 
   it('dryRun reports the same differences and changes nothing', async () => {

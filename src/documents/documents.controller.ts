@@ -141,8 +141,10 @@ export class DocumentsController {
       'For the given documentIds, or every document. Writers that bypass the service (LangChain, SQL, the Python ' +
       'service before adoption) leave totalChunks as it was; GET /stats counts the differences. Without ids, one ' +
       'scan of the chunk table (0.6-0.7 s at a million 384-dimension chunks). Each batch of 500 documents is locked and ' +
-      'recounted in one transaction, as chunk writes lock them. dryRun reports the differences and changes nothing.',
+      'recounted in one transaction, as chunk writes lock them. dryRun reports the differences and changes nothing. ' +
+      'The body is optional: none (or JSON null) recounts every document.',
   })
+  @ApiBody({ type: RecountDocumentsDto, required: false })
   @ApiOkResponse({ type: RecountResultDto })
   @ApiBadRequestResponse({ description: 'Invalid body' })
   @ApiNotFoundResponse({ description: 'One of documentIds names no document; nothing is changed' })

@@ -13,7 +13,7 @@ export interface OpenApiOperation {
   name: string;
   operation: {
     responses: Record<string, OpenApiResponse | undefined>;
-    requestBody?: { content: Record<string, unknown> };
+    requestBody?: { content: Record<string, unknown>; required?: boolean };
     'x-rate-limited'?: boolean;
   };
 }
