@@ -312,6 +312,10 @@ describe('POST /documents/ingest', () => {
         'Field "documentName" must be plain text, not application/json',
       ],
       [
+        raw(field('documentType', 'x'), field('category', 'y'), field('file', 'Nội dung.')),
+        'Field "file" must be a file (a part with a filename, as curl -F file=@path sends it), not a text field',
+      ],
+      [
         raw(field('documentType', 'x'), field('category', 'y'), filePart("filename*=UTF-8''a%00.txt", 'Nội dung.')),
         'fileName must not contain NUL characters',
       ],

@@ -151,6 +151,12 @@ describe('Request limits: body size, malformed bodies, batch size', () => {
       'Content-Type text/plain is not accepted here: send multipart/form-data or application/json',
     );
     await request(t.server).get('/documents').set('content-type', 'text/plain').expect(200);
+    // A body without a Content-Type is refused, naming what to send.
+    // (superagent sends a Buffer as it is, with no Content-Type.)
+    const bare = await request(t.server).post('/ask').send(Buffer.from('{"question":"x"}'));
+    expect(bare.request.getHeader('content-type')).toBeUndefined();
+    expectCleanError(bare, 415);
+    expect((bare.body as { message: string }).message).toBe('The body has no Content-Type: send application/json');
     // A route that reads no body ignores a stray one, as before (OpenAPI declares no 415 there).
     await request(t.server).get('/collections').set('content-type', 'text/plain').send('x').expect(200);
     await request(t.server).delete('/collections/none').set('content-type', 'text/plain').send('x').expect(404);

@@ -43,8 +43,18 @@ export function useContentTypeCheck(app: NestFastifyApplication, document: OpenA
   const consumed = consumedMediaTypes(document);
   refuseOnRequest(app, (request) => {
     const contentType = request.headers['content-type'];
-    if (contentType === undefined || !hasBody(request)) return undefined;
+    if (!hasBody(request)) return undefined;
     const takes = consumed.get(requestRouteKey(request));
+    if (contentType === undefined) {
+      // Fastify refuses it too, but with a bare "Unsupported Media Type" that says nothing of what to send.
+      return takes === undefined
+        ? undefined
+        : {
+            statusCode: 415,
+            message: `The body has no Content-Type: send ${takes.join(' or ')}`,
+            error: 'Unsupported Media Type',
+          };
+    }
     const mediaType = contentType.split(';')[0].trim().toLowerCase();
     if (takes === undefined || takes.includes(mediaType)) return undefined;
     return {

@@ -182,6 +182,11 @@ export class IngestController {
           // What a browser form sends when no file was chosen: no name, no bytes.
           if (part.filename === '' && buffer.length === 0) continue;
           file = { buffer, fileName: part.filename, mimeType: part.mimetype };
+        } else if (part.fieldname === 'file') {
+          // curl's -F file=abc (without @) sends the text "abc", not a file.
+          throw new BadRequestException(
+            'Field "file" must be a file (a part with a filename, as curl -F file=@path sends it), not a text field',
+          );
         } else if (Object.hasOwn(fields, part.fieldname)) {
           throw new BadRequestException(`Field "${part.fieldname}" appears more than once`);
         } else if (typeof part.value !== 'string') {
