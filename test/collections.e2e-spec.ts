@@ -244,6 +244,7 @@ describe('Collections and embeddings OpenAPI', () => {
     expect(codes('/embeddings', 'post')).toEqual(['201', '400', '409', '422', '502', '504']);
     expect(codes('/embeddings/{id}', 'get')).toEqual(['200', '400', '404']);
     expect(codes('/embeddings/{id}', 'delete')).toEqual(['204', '400', '404', '409']);
+    expect(codes('/embeddings/delete', 'post')).toEqual(['200', '400', '409']);
     // The length and form rules of names and ids, as a client generator reads them.
     const schemas = res.body.components.schemas as Record<string, { properties: Record<string, unknown> }>;
     expect(schemas.CreateCollectionDto.properties.name).toMatchObject({ minLength: 1, maxLength: 500 });

@@ -224,6 +224,60 @@ describe('Embeddings API', () => {
     expect(del.body).toEqual({ statusCode: 404, message: 'Embedding "nope" not found', error: 'Not Found' });
   });
 
+  it('deletes chunks by id in bulk, in any collection, recounting their documents, and names the ids it did not find', async () => {
+    await request(t.server)
+      .post('/embeddings')
+      .send({
+        collection: 'bulk-a',
+        items: [
+          { id: 'bulk-1', content: 'Điều 1', metadata: { document_id: 'law-1' } },
+          { id: 'bulk-2', content: 'Điều 2', metadata: { document_id: 'law-1' } },
+          { id: 'bulk-3', content: 'Điều 3', metadata: { document_id: 'law-2' } },
+          { id: 'bulk-kept', content: 'Điều 4', metadata: { document_id: 'law-2' } },
+        ],
+      })
+      .expect(201);
+    await request(t.server)
+      .post('/embeddings')
+      .send({ collection: 'bulk-b', items: [{ id: 'bulk-free', content: 'không thuộc văn bản nào' }] })
+      .expect(201);
+    const before = { law1: await totalChunks(t, 'law-1'), law2: await totalChunks(t, 'law-2') };
+    const res = await request(t.server)
+      .post('/embeddings/delete')
+      .send({ ids: ['bulk-3', 'nope-1', 'bulk-1', 'bulk-free', 'bulk-3', 'bulk-2'] })
+      .expect(200);
+    // Request order, a repeated id once.
+    expect(res.body).toEqual({ deleted: ['bulk-3', 'bulk-1', 'bulk-free', 'bulk-2'], notFound: ['nope-1'] });
+    expect(await totalChunks(t, 'law-1')).toBe(before.law1 - 2);
+    expect(await totalChunks(t, 'law-2')).toBe(before.law2 - 1);
+    await request(t.server).get('/embeddings/bulk-kept').expect(200);
+    for (const id of ['bulk-1', 'bulk-2', 'bulk-3', 'bulk-free'])
+      await request(t.server).get(`/embeddings/${id}`).expect(404);
+    // Nothing left to delete is not an error.
+    expect(
+      (
+        await request(t.server)
+          .post('/embeddings/delete')
+          .send({ ids: ['bulk-1'] })
+          .expect(200)
+      ).body,
+    ).toEqual({
+      deleted: [],
+      notFound: ['bulk-1'],
+    });
+    // Refused whole, nothing deleted.
+    for (const [body, message] of [
+      [{ ids: [] }, 'ids must contain at least 1 elements'],
+      [{ ids: ['bulk-kept', ''] }, 'each value in ids must be longer than or equal to 1 characters'],
+      [{ ids: Array.from({ length: 1001 }, (_, i) => `x${i}`) }, 'ids must contain no more than 1000 elements'],
+      [{}, 'ids must be an array'],
+    ] as const) {
+      const refused = await request(t.server).post('/embeddings/delete').send(body).expect(400);
+      expect([(refused.body as { message: unknown }).message].flat()).toContain(message);
+    }
+    await request(t.server).get('/embeddings/bulk-kept').expect(200);
+  });
+
   it('rejects a dimension mismatch in the last item of a batch and writes nothing', async () => {
     const before = await snapshot(t);
     const items = [

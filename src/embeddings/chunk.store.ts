@@ -145,7 +145,7 @@ function writeVector(out: Buffer, at: number, v: ArrayLike<number>): number {
 /**
  * The condition under which a chunk write may overwrite or delete an existing chunk row: the row
  * belongs to no document, or to one of the documents the transaction has locked, given as the
- * text[] parameter `lockedParam`. Shared by ChunkStore.upsert and ChunkStore.deleteChunk.
+ * text[] parameter `lockedParam`. Shared by ChunkStore.upsert and ChunkStore.deleteChunks.
  */
 const OWNER_LOCKED_OR_NONE = (lockedParam: string): string =>
   `(langchain_pg_embedding.cmetadata->>'document_id' IS NULL
@@ -627,29 +627,33 @@ export class ChunkStore {
   }
 
   /**
-   * Deletes one chunk if it belongs to one of `lockedDocumentIds` (the documents this transaction
-   * has locked and will recount) or to no document; false when no chunk has that id. A chunk that
-   * another writer moved to some other document after the caller read its owner is left alone
-   * (ChunkOwnerChangedException): deleting it would make this transaction recount a document it has
-   * not locked, after taking the chunk's row lock, which is the reverse of the order every other
-   * writer locks in. The DELETE re-checks its condition on the row as committed, after any wait.
+   * Deletes the chunks of `ids` that belong to one of `lockedDocumentIds` (the documents this
+   * transaction has locked and will recount) or to no document, and answers the ids deleted; an id
+   * no chunk has is left out. A chunk that another writer moved to some other document after the
+   * caller read its owner is left alone (ChunkOwnerChangedException, nothing deleted once the
+   * transaction rolls back): deleting it would make this transaction recount a document it has not
+   * locked, after taking the chunk's row lock, which is the reverse of the order every other writer
+   * locks in. The DELETE re-checks its condition on the row as committed, after any wait.
    */
-  async deleteChunk(manager: EntityManager, id: string, lockedDocumentIds: readonly string[]): Promise<boolean> {
-    // Both parts of the statement read one snapshot, so `present` is whether the chunk existed before it.
-    const [{ deleted, present }] = await manager.query<Array<{ deleted: number; present: boolean }>>(
+  async deleteChunks(
+    manager: EntityManager,
+    ids: readonly string[],
+    lockedDocumentIds: readonly string[],
+  ): Promise<Set<string>> {
+    // Both parts of the statement read one snapshot, so `present` is whether the chunks existed before it.
+    const [{ deleted, present }] = await manager.query<Array<{ deleted: string[]; present: number }>>(
       `WITH deleted AS (
          DELETE FROM langchain_pg_embedding
-          WHERE id = $1
+          WHERE id = ANY($1::varchar[])
             AND ${OWNER_LOCKED_OR_NONE('$2')}
-         RETURNING 1
+         RETURNING id
        )
-       SELECT (SELECT count(*) FROM deleted)::int AS deleted,
-              EXISTS (SELECT 1 FROM langchain_pg_embedding WHERE id = $1) AS present`,
-      [id, lockedDocumentIds],
+       SELECT coalesce((SELECT array_agg(id) FROM deleted), '{}') AS deleted,
+              (SELECT count(*) FROM langchain_pg_embedding WHERE id = ANY($1::varchar[]))::int AS present`,
+      [ids, lockedDocumentIds],
     );
-    if (deleted > 0) return true;
-    if (present) throw new ChunkOwnerChangedException();
-    return false;
+    if (present > deleted.length) throw new ChunkOwnerChangedException();
+    return new Set(deleted);
   }
 
   /** Deletes every chunk that names the document (in any collection); callers lock the document first. */

@@ -18,7 +18,10 @@ import {
   CREATE_EMBEDDINGS_EXAMPLES,
   CreateEmbeddingsDto,
   CreateEmbeddingsResponseDto,
+  DeleteEmbeddingsDto,
+  DeleteEmbeddingsResponseDto,
   EmbeddingResponseDto,
+  MAX_DELETE_IDS,
 } from './dto/embedding.dto.js';
 import { EmbeddingsService, tooManyItemsMessage } from './embeddings.service.js';
 import { ApiEmbeddingProviderResponses, EMBEDDING_INPUT_TOO_LONG } from '../common/openapi-errors.js';
@@ -72,6 +75,28 @@ export class EmbeddingsController {
   // passes the body through and VectorBodyPipe applies the same rules without walking every vector.
   add(@Body(EmbeddingsBodyPipe) body: Readonly<CreateEmbeddingsDto>): Promise<CreateEmbeddingsResponseDto> {
     return this.embeddings.add(body);
+  }
+
+  @Post('delete')
+  @HttpCode(HttpStatus.OK)
+  @ApiOperation({
+    summary: "Delete chunks by id, keeping their documents' total_chunks right",
+    description:
+      "The bulk form of DELETE /embeddings/:id, and what LangChain's delete(ids) does: the chunks of the ids that " +
+      'exist are deleted, in any collection, and their documents recounted, in one transaction; the answer lists ' +
+      "the ids deleted and the ids no chunk had. (LangChain JS's delete({ ids }) fails on this schema's varchar ids.)",
+  })
+  @ApiBody({ type: DeleteEmbeddingsDto })
+  @ApiOkResponse({ type: DeleteEmbeddingsResponseDto })
+  @ApiBadRequestResponse({
+    description: `Invalid body: no ids, more than ${MAX_DELETE_IDS}, or an id that is not 1-1000 characters`,
+  })
+  @ApiConflictResponse({
+    description:
+      'Concurrent writers kept moving these chunks between documents through three attempts; nothing deleted, retry',
+  })
+  removeMany(@Body() body: DeleteEmbeddingsDto): Promise<DeleteEmbeddingsResponseDto> {
+    return this.embeddings.removeMany(body);
   }
 
   @Get(':id')

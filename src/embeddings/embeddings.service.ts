@@ -4,7 +4,13 @@ import { DataSource } from 'typeorm';
 import { assertStorableJson } from '../common/validation.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { ChunkStore, retryWriteConflicts } from './chunk.store.js';
-import type { CreateEmbeddingsDto, CreateEmbeddingsResponseDto, EmbeddingResponseDto } from './dto/embedding.dto.js';
+import type {
+  CreateEmbeddingsDto,
+  CreateEmbeddingsResponseDto,
+  DeleteEmbeddingsDto,
+  DeleteEmbeddingsResponseDto,
+  EmbeddingResponseDto,
+} from './dto/embedding.dto.js';
 
 const MAX_METADATA_CHARS = 100_000;
 
@@ -111,22 +117,30 @@ export class EmbeddingsService {
     };
   }
 
-  /**
-   * Deletes one chunk and recounts its document in the same transaction, the document locked
-   * first; a chunk moved to another document meanwhile is read and locked again (retryWriteConflicts).
-   */
+  /** Deletes one chunk (removeMany); a 404 when no chunk has the id. */
   async remove(id: string): Promise<void> {
     if (id.includes('\u0000')) throw new NotFoundException('Embedding not found');
+    const { deleted } = await this.removeMany({ ids: [id] });
+    if (deleted.length === 0) throw new NotFoundException(`Embedding "${id}" not found`);
+  }
+
+  /**
+   * Deletes the chunks of dto.ids and recounts their documents in one transaction, the documents
+   * locked first; a chunk moved to another document meanwhile is read and locked again
+   * (retryWriteConflicts). Ids no chunk has are answered as not found.
+   */
+  async removeMany(dto: Readonly<DeleteEmbeddingsDto>): Promise<DeleteEmbeddingsResponseDto> {
+    const ids = [...new Set(dto.ids)];
     const deleted = await retryWriteConflicts(() =>
       this.dataSource.transaction(async (manager) => {
-        // Documents are locked before the chunk row is touched, in the order every chunk writer uses.
-        const owners = await this.chunks.documentIdsOfChunks(manager, [id]);
+        // Documents are locked before the chunk rows are touched, in the order every chunk writer uses.
+        const owners = await this.chunks.documentIdsOfChunks(manager, ids);
         await this.chunks.lockDocuments(manager, owners);
-        if (!(await this.chunks.deleteChunk(manager, id, owners))) return false;
-        await this.chunks.recountDocuments(manager, owners);
-        return true;
+        const gone = await this.chunks.deleteChunks(manager, ids, owners);
+        if (gone.size > 0) await this.chunks.recountDocuments(manager, owners);
+        return gone;
       }),
     );
-    if (!deleted) throw new NotFoundException(`Embedding "${id}" not found`);
+    return { deleted: ids.filter((id) => deleted.has(id)), notFound: ids.filter((id) => !deleted.has(id)) };
   }
 }

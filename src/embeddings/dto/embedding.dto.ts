@@ -304,3 +304,43 @@ export class EmbeddingResponseDto {
   @ApiProperty({ example: [0.12, -0.03, 0.5], type: [Number], nullable: true })
   embedding: number[] | null;
 }
+
+/** Most chunk ids one POST /embeddings/delete may name. */
+export const MAX_DELETE_IDS = 1000;
+
+export class DeleteEmbeddingsDto {
+  @ApiProperty({
+    example: ['b7e6a1c2-3f4d-4e5a-8b9c-0d1e2f3a4b5c', 'luat-dat-dai-2024-0001'],
+    type: 'array',
+    items: { type: 'string', minLength: 1, maxLength: 1000 },
+    minItems: 1,
+    maxItems: MAX_DELETE_IDS,
+    description:
+      "The chunks to delete, in any collection (as LangChain's delete(ids) takes them); a repeated id counts once",
+  })
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(MAX_DELETE_IDS)
+  @IsString({ each: true })
+  @MinLength(1, { each: true })
+  // As long as a path parameter may be (DELETE /embeddings/:id): LangChain writes ids of any length.
+  @MaxChars(1000, { each: true })
+  @StorableText({ each: true })
+  ids: string[];
+}
+
+export class DeleteEmbeddingsResponseDto {
+  @ApiProperty({
+    example: ['b7e6a1c2-3f4d-4e5a-8b9c-0d1e2f3a4b5c'],
+    type: [String],
+    description: 'Ids deleted, in request order',
+  })
+  deleted: string[];
+
+  @ApiProperty({
+    example: ['luat-dat-dai-2024-0001'],
+    type: [String],
+    description: 'Ids no chunk had, in request order',
+  })
+  notFound: string[];
+}
