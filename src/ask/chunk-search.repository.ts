@@ -258,9 +258,7 @@ export class ChunkSearchRepository {
         encodeVector(query.embedding),
         query.collectionUuid,
         hybridCandidates(query.k),
-        // Composed, as the chunker writes texts: full-text search compares code points, so a word
-        // typed decomposed ("Luật" as u + U+031B + U+0323) would match no chunk.
-        query.question.normalize('NFC'),
+        textSearchWords(query.question),
         RRF_K,
         query.k,
         textMatchLimit,
@@ -270,6 +268,18 @@ export class ChunkSearchRepository {
     // No row: nothing fused, so the vector side found nothing either.
     return { hits: rows.map(toHit), vectorCandidates: rows[0]?.vector_candidates ?? 0 };
   }
+}
+
+/**
+ * The question's words for the full-text side, composed (NFC) and decomposed (NFD) when the two
+ * differ: full-text search compares code points, so "Luật" typed as u + U+031B + U+0323 matches no
+ * chunk written composed, as the chunker writes them, and the other way round for chunks stored
+ * decomposed (POST /embeddings and LangChain store texts as sent). The words are ORed anyway.
+ */
+export function textSearchWords(question: string): string {
+  const composed = question.normalize('NFC');
+  const decomposed = question.normalize('NFD');
+  return composed === decomposed ? composed : `${composed} ${decomposed}`;
 }
 
 /**
