@@ -142,7 +142,8 @@ export class DocumentsController {
       'service before adoption) leave totalChunks as it was; GET /stats counts the differences. Without ids, one ' +
       'scan of the chunk table (0.6-0.7 s at a million 384-dimension chunks). Each batch of 500 documents is locked and ' +
       'recounted in one transaction, as chunk writes lock them. dryRun reports the differences and changes nothing. ' +
-      'The body is optional: none (or JSON null) recounts every document.',
+      'The body is optional: none (without a Content-Type), {} or null recounts every document; an empty body sent ' +
+      'as application/json is a 400, as on every JSON route.',
   })
   @ApiBody({ type: RecountDocumentsDto, required: false })
   @ApiOkResponse({ type: RecountResultDto })

@@ -128,7 +128,7 @@ describe('text extraction on hostile input', () => {
     expect(await textOf(nested(HTML_MAX_DEPTH - 1), 'html')).toBe('x\n\ny');
     await expect(textOf(nested(100_000), 'html')).rejects.toMatchObject({
       reason: 'unreadable',
-      message: `The HTML document nests elements more than ${HTML_MAX_DEPTH} deep (unclosed tags?): convert it to text first`,
+      message: `The HTML document nests elements more than ${HTML_MAX_DEPTH} deep (malformed markup?): convert it to text first`,
     });
   });
 

@@ -188,15 +188,15 @@ const SPLIT_ADVICE = ': split the document or send its text';
 /** A .docx in the messages refusing it. */
 const DOCX_WHAT = 'The .docx document';
 
-/** How long htmlToText may take, and how a stop names the document. */
+/** How long htmlToText may take, and how its refusals (too slow, nested too deep) name the document. */
 interface HtmlReadBudget {
   /** The budget (default EXTRACTION_LIMITS.readTimeoutMs), counted from startedAt. */
   readTimeoutMs?: number;
   /** When the document's reading began (performance.now()); default: when htmlToText is called. */
   startedAt?: number;
-  /** The document in the message ("The HTML document"). */
+  /** The document in the messages ("The HTML document"). */
   what?: string;
-  /** What the message advises after "took more than N s to read". */
+  /** What the messages end with, after "took more than N s to read" or "nests elements more than N deep". */
   advice?: string;
 }
 
@@ -236,10 +236,7 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
       onopentag(tag) {
         depth += 1;
         if (depth > HTML_MAX_DEPTH) {
-          throw new ExtractionError(
-            `The HTML document nests elements more than ${HTML_MAX_DEPTH} deep (unclosed tags?): convert it to text first`,
-            'unreadable',
-          );
+          throw new ExtractionError(`${what} nests elements more than ${HTML_MAX_DEPTH} deep${advice}`, 'unreadable');
         }
         if (skipped > 0 || SKIPPED_ELEMENTS.has(tag)) {
           skipped += 1;

@@ -31,6 +31,9 @@ describe('redactConnectionStrings', () => {
     ],
     ['postgres://u:p%40ss:w@h/d and postgres://v:q@h2/d', 'postgres://u:***@h/d and postgres://v:***@h2/d'],
     ['POSTGRESQL://Admin:x@h', 'POSTGRESQL://Admin:***@h'],
+    // Any scheme: a provider's error may quote its own cache, queue or upstream.
+    ['redis://:s3cret@cache:6379/0, amqp://q:pw@mq', 'redis://:***@cache:6379/0, amqp://q:***@mq'],
+    ['fetch https://user:tok3n@internal.example/v1 failed', 'fetch https://user:***@internal.example/v1 failed'],
     // A raw @ in the password: all of it goes, up to the host.
     ['postgres://u:p@ss@host:5432/db failed', 'postgres://u:***@host:5432/db failed'],
     [

@@ -152,36 +152,44 @@ describe('OpenAIEmbeddingProvider', () => {
     expect(err.message).toContain('failed: 400 Bad Request (Scripted failure 400)');
   });
 
-  it("tells a client no upstream text but a 4xx's structured message; the log has it, its passwords out", async () => {
+  it("tells a client only a request fault's structured message; the log has every answer, its passwords out", async () => {
     const traceback =
       'Traceback (most recent call last):\n  File "/srv/embedder/app.py", line 12\n' +
       '    psycopg.connect("postgresql://embedder:S3cretPw@10.0.3.7:5432/vectors")\nOperationalError';
     const host = new URL(server.url).host;
-    // What the log gets beside the client's message; nothing when the client was told all.
-    const cases: Array<[status: number, body: string, logged: string[]]> = [
-      [500, traceback, [expect.stringContaining('postgresql://embedder:***@10.0.3.7:5432/vectors') as string]],
+    const logged = (text: string) => [expect.stringContaining(text) as string];
+    // [status, body, the client's status, what the client is told after the status line, the log]
+    const cases: Array<[number, string, number, string, string[]]> = [
+      [500, traceback, 502, '', logged('postgresql://embedder:***@10.0.3.7:5432/vectors')],
       // Plain text from a 4xx is a proxy's page, not the API's answer.
+      [404, `<html>nginx: no route for ${traceback}</html>`, 502, '', logged('(<html>nginx: no route')],
+      // A request fault's JSON error, as the API meant it for its callers (passwords out, any scheme):
+      // the client was told all, so the log is not.
       [
-        404,
-        `<html>nginx: no route for ${traceback}</html>`,
-        [expect.stringContaining('(<html>nginx: no route') as string],
+        400,
+        JSON.stringify({ detail: 'input must be text; see https://docs:S3cretPw@wiki.internal/embed' }),
+        502,
+        ' (input must be text; see https://docs:***@wiki.internal/embed)',
+        [],
       ],
-      [400, JSON.stringify({ detail: traceback }), []],
+      // A 429's message names the account: the log only.
+      [
+        429,
+        JSON.stringify({ error: { message: 'Rate limit reached for org-AcmeCorp on tokens per min' } }),
+        503,
+        '',
+        logged('Rate limit reached for org-AcmeCorp'),
+      ],
     ];
-    for (const [status, body, logged] of cases) {
+    for (const [status, body, answered, told, log] of cases) {
       warnings.length = 0;
       server.failNext(status, 1, {}, body);
       const err = await failure(provider({ maxRetries: 0 }).embed(['x']));
-      expect(err.getStatus()).toBe(502);
-      if (status === 400) {
-        // A JSON error's message, as the API meant it for its callers, its passwords out.
-        expect(err.message).toContain('(Traceback (most recent call last): File');
-        expect(err.message).toContain('postgresql://embedder:***@10.0.3.7');
-      } else {
-        expect(err.message).toBe(`Embedding service at ${host} failed: ${status} ${STATUS_CODES[status]}`);
-      }
-      expect(err.message).not.toContain('S3cretPw');
-      expect(warnings).toEqual(logged);
+      expect([err.getStatus(), err.message]).toEqual([
+        answered,
+        `Embedding service at ${host} failed: ${status} ${STATUS_CODES[status]}${told}`,
+      ]);
+      expect(warnings).toEqual(log);
       expect(warnings.join()).not.toContain('S3cretPw');
     }
   });
@@ -324,6 +332,8 @@ describe('OpenAIEmbeddingProvider', () => {
       );
       expect(JSON.stringify(err.getResponse())).not.toContain(secret);
       expect(warnings.join('\n')).not.toContain(secret);
+      // The log has the provider's reason (an Azure 403 may be a firewall), the key taken out.
+      expect(warnings.at(-1)).toContain('401 Unauthorized (Incorrect API key provided: ***)');
 
       // Nor any part of a longer key (the fake echoes it whole; OpenAI partly masked, which the
       // redaction of the whole key would not find).

@@ -71,6 +71,12 @@ const DEFAULT_RETRY_POLICY: RetryPolicy = {
 
 const DETAIL_MAX_CHARS = 200;
 
+/**
+ * Statuses whose structured error message a client is told: they say what was wrong with the
+ * request (an input too long, an unknown model, too much at once, an unprocessable input).
+ */
+const CLIENT_FAULTS: ReadonlySet<number> = new Set([400, 404, 413, 422]);
+
 /** One failed attempt, before it is known whether it will be retried. */
 interface Failure {
   readonly kind: 'http' | 'network' | 'timeout' | 'invalid';
@@ -161,19 +167,20 @@ export class OpenAIHttpClient {
       // The upstream's own words. Redacted before they are shortened: a key cut at the excerpt's end
       // would no longer match.
       const words = upstreamMessageOf(this.redact(text));
-      // A client hears them only from a 4xx's structured error ({"error": {"message": …}} and the
-      // like), an API's answer meant for its callers, which says what was wrong with the request. A
-      // 5xx's or a proxy's body is the provider's own failure, and may hold its traceback, paths or a
-      // connection string: those go to the log only, and the answer reaches anonymous clients. A
-      // refused key gets no upstream text at all: OpenAI's quotes the key partly masked
-      // ("sk-proj-ab****wxyz"), which the redaction of the whole key cannot find.
+      // A client hears them only from the structured error ({"error": {"message": …}} and the like)
+      // of a status that says what was wrong with the request itself (CLIENT_FAULTS), an API's answer
+      // meant for its callers. A 5xx's or a proxy's body is the provider's own failure, and may hold
+      // its traceback, paths or a connection string; a 429 names the account: those go to the log
+      // only, since the answer reaches anonymous clients. A refused key gets no upstream text:
+      // OpenAI's quotes the key partly masked ("sk-proj-ab****wxyz"), which the redaction of the
+      // whole key cannot find; the log has it (an Azure 403 may be a firewall, not the key).
       const keyRefused = status === 401 || status === 403;
-      const told = !keyRefused && status < 500 && words.structured ? excerpt(words.text) : '';
+      const told = CLIENT_FAULTS.has(status) && words.structured ? excerpt(words.text) : '';
       return {
         kind: 'http',
         status,
         detail: statusLine + (keyRefused ? ' (the provider refused the configured API key)' : told),
-        logDetail: statusLine + (keyRefused ? ' (the provider refused the configured API key)' : excerpt(words.text)),
+        logDetail: statusLine + excerpt(words.text),
         retryable: status === 408 || status === 429 || status >= 500,
         retryAfterMs: retryAfterMs(response.headers),
         // The two 400s that are not the upstream failing.
@@ -230,7 +237,11 @@ export class OpenAIHttpClient {
   private toHttpException(failure: Failure, attempts: number): HttpException {
     const suffix = attempts > 1 ? ` (gave up after ${attempts} attempts)` : '';
     const message = this.redact(this.describe(failure, 'client') + suffix);
-    if (failure.logDetail !== failure.detail) this.logger.warn(this.describe(failure, 'log') + suffix);
+    // What the client is not told goes to the log; not for a batch too large, which the embedding
+    // provider sends again in halves (and warns about once).
+    if (failure.logDetail !== failure.detail && !failure.batchTooLarge) {
+      this.logger.warn(this.describe(failure, 'log') + suffix);
+    }
     if (failure.kind === 'timeout') return new GatewayTimeoutException(message);
     if (failure.inputTooLong && this.options.inputTooLongIsClientError) {
       return new UnprocessableEntityException(
