@@ -137,6 +137,24 @@ describe('db CLI on a database this service creates', () => {
     expect(none.lines[0]).toContain('No changes');
   });
 
+  it('generate refuses a database with pending migrations, writing no file', async () => {
+    const dbPending = await createTestDatabase();
+    const { dataSource: pendingDs, close: closePending } = await openRawDataSource(testConfig(dbPending));
+    try {
+      // The Python service's database stamped at the baseline: every migration after it is pending.
+      await buildLegacySchema(pendingDs);
+      expect((await stamp(pendingDs)).exitCode).toBe(0);
+      const before = readdirSync(dir);
+      const refused = await generate(pendingDs, 'ShouldNotExist', { dir, timestamp: 1764000000789 });
+      expect(refused.exitCode).toBe(1);
+      expect(refused.lines[0]).toMatch(/^The database is not at head: \d+ migration\(s\) pending \(AlignLegacySchema/);
+      expect(readdirSync(dir)).toEqual(before);
+    } finally {
+      await closePending();
+      await dbPending.drop();
+    }
+  });
+
   it('create writes an empty named migration and registers it; bad names are refused', () => {
     const result = create('AddDocumentLanguage', { dir, timestamp: 1764000000456 });
     expect(result.exitCode).toBe(0);

@@ -698,6 +698,17 @@ export async function generate(
   if (!name || !NAME_PATTERN.test(name)) {
     return fail(['Usage: migration:generate -- <Name> (PascalCase letters and digits, e.g. AddDocumentLanguage)']);
   }
+  // Against a database behind the code, the differences include what the pending migrations do,
+  // in TypeORM's words: on an adopted database that was a DROP COLUMN "document" then ADD, which
+  // would have emptied every chunk's text.
+  const pending = (await migrationStates(ds)).filter((m) => !m.applied).map((m) => m.name);
+  if (pending.length > 0) {
+    return fail([
+      `The database is not at head: ${pending.length} migration(s) pending (${pending.join(', ')}).`,
+      'Generate against a database at head: `npm run db:migrate` on a copy of it, or a new empty database',
+      '(DB_MIGRATE_ON_START=true npm start, or db:migrate on it), then run migration:generate there.',
+    ]);
+  }
   const sql = await schemaChanges(ds);
   if (sql.upQueries.length === 0) {
     return fail(['No changes: the entities and the database schema agree, so there is nothing to generate.']);
