@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { corruptPdf, makeCorpus } from './support/corpus.js';
 import { persistentTestDatabase } from './support/legacy-schema.js';
-import { openRawDataSource, testConfig } from './support/test-database.js';
+import { createTestDatabase, openRawDataSource, TEST_TARGET, testConfig } from './support/test-database.js';
 
 const SUMMARY = /^files: (\d+) ingested, (\d+) skipped, (\d+) failed; chunks: (\d+); seconds: \d+\.\d$/m;
 
@@ -110,6 +110,76 @@ describe('ingest CLI', () => {
     expect(run.stderr).toContain(`${join(links, 'dangling.md')}: no such file or folder`);
     expect(SUMMARY.exec(run.stdout)!.slice(1, 4).map(Number)).toEqual([2, 0, 1]);
   });
+
+  it('ingests a file given by name and inside a folder argument once', async () => {
+    const folder = join(dir, 'both');
+    mkdirSync(folder);
+    writeFileSync(join(folder, 'x.md'), '# X\n\nVăn bản x.\n');
+    const run = runIngest(db.env, folder, join(folder, 'x.md'), '--type', 'guide', '--category', 'both');
+    expect([run.code, SUMMARY.exec(run.stdout)!.slice(1, 4).map(Number)]).toEqual([0, [1, 0, 0]]);
+    const { dataSource, close } = await openRawDataSource(testConfig(db));
+    try {
+      const docs = await dataSource.query<Array<{ source_file: string }>>(
+        `SELECT source_file FROM documents WHERE category = 'both'`,
+      );
+      // Before, two documents: both/x.md and x.md, the same chunks twice.
+      expect(docs).toEqual([{ source_file: 'both/x.md' }]);
+    } finally {
+      await close();
+    }
+  });
+
+  it('refuses what is not a regular file (a FIFO would block the run forever) and goes on with the rest', () => {
+    const folder = join(dir, 'special');
+    mkdirSync(folder);
+    const fifo = join(folder, 'pipe.txt');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    writeFileSync(join(folder, 'real.md'), '# Thật\n\nVăn bản.\n');
+    const run = runIngest(db.env, fifo, join(folder, 'real.md'), '--category', 'special');
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`failed: ${fifo}: not a regular file or folder`);
+    expect(SUMMARY.exec(run.stdout)!.slice(1, 4).map(Number)).toEqual([1, 0, 1]);
+  });
+
+  it('refuses options the API would refuse, naming the flag, before the database starts', () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['--type', '--category', 'c'], /^--type needs a value/],
+      [['--type', 'x'.repeat(51)], /^--type must be shorter than or equal to 50 characters/],
+      [['--category', 'c'.repeat(101)], /^--category must be shorter than or equal to 100 characters/],
+      [
+        ['--chunk-overlap', '150', '--chunk-size', '200'],
+        /^--chunk-overlap \(150\) must be at most half of the chunk size \(200\)/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const run = runIngest(db.env, dir, ...args);
+      expect([run.code, run.stdout]).toEqual([1, '']);
+      expect(run.stderr).toMatch(message);
+    }
+    // Nothing to ingest: said so, without opening the database.
+    mkdirSync(join(dir, 'nothing'));
+    writeFileSync(join(dir, 'nothing', 'notes.rtf'), 'rtf');
+    const none = runIngest({ DATABASE_URL: 'postgresql://postgres@127.0.0.1:9/none' }, join(dir, 'nothing'));
+    expect(none.code).toBe(0);
+    expect(none.stderr).toMatch(/^No \.txt .* files under /);
+    expect(SUMMARY.exec(none.stdout)!.slice(1, 4).map(Number)).toEqual([0, 0, 0]);
+  });
+
+  (TEST_TARGET === 'postgres' ? it : it.skip)(
+    'refuses a database with pending migrations, saying to run db:migrate, and writes nothing',
+    async () => {
+      const empty = await createTestDatabase();
+      try {
+        writeFileSync(join(dir, 'lone.md'), '# Một\n\nVăn bản.\n');
+        const run = runIngest({ ...empty.env, DB_MIGRATE_ON_START: 'false' }, join(dir, 'lone.md'));
+        expect(run.code).toBe(1);
+        expect(run.stderr).toMatch(/^The database is not at head: \d+ migration\(s\) pending \(InitialSchema/m);
+        expect(run.stderr).toContain('Run `npm run db:migrate` first');
+      } finally {
+        await empty.drop();
+      }
+    },
+  );
 
   it('prints usage and exits 1 without paths or with an unknown option', () => {
     const none = runIngest(db.env);

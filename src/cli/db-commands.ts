@@ -57,6 +57,22 @@ export async function migrationStates(ds: DataSource): Promise<MigrationState[]>
     .map((m) => ({ name: m.name, timestamp: m.timestamp, applied: recorded.has(m.name) }));
 }
 
+/**
+ * Why a CLI that writes or reads the knowledge base (ingest, vector indexes) should not run on this
+ * database, or null: migrations are pending (a new database has every one pending; an adopted one
+ * still needs db:migrate after its stamp). Without it, such a database answered with SQL errors
+ * ("relation \"documents\" does not exist"), once per file, or was written in its older shape.
+ */
+export async function schemaNotAtHead(ds: DataSource): Promise<string | null> {
+  const pending = (await migrationStates(ds)).filter((m) => !m.applied).map((m) => m.name);
+  if (pending.length === 0) return null;
+  return (
+    `The database is not at head: ${pending.length} migration(s) pending (${pending.join(', ')}). ` +
+    'Run `npm run db:migrate` first; a database the Python service created is adopted with ' +
+    '`npm run db:stamp` before it (docs/MIGRATIONS.md).'
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 // status
 // ---------------------------------------------------------------------------------------------

@@ -4,10 +4,13 @@ import cliProgress from 'cli-progress';
 import { createHash } from 'node:crypto';
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, extname, join, relative, resolve, sep } from 'node:path';
+import { DataSource } from 'typeorm';
 import { createCliContext } from './app-context.js';
+import { schemaNotAtHead } from './db-commands.js';
 import { ConfigValidationError, loadAppConfig, loadDotEnv } from '../config/app-config.js';
 import { IngestService } from '../ingest/ingest.service.js';
-import { MAX_CHUNK_OVERLAP, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../ingest/dto/ingest.dto.js';
+import { createValidationPipe } from '../common/validation.js';
+import { IngestOptionsDto, MAX_CHUNK_OVERLAP, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../ingest/dto/ingest.dto.js';
 import { SUPPORTED_EXTENSIONS } from '../ingest/text-extraction.js';
 import { limitHeapGrowth } from './heap-budget.js';
 
@@ -57,7 +60,10 @@ function parseArgs(argv: string[]): Options | 'help' {
       : [arg];
     if (!(FLAGS as readonly string[]).includes(flag)) throw new UsageError(`Unknown option ${flag}`);
     const value = inline ?? argv[++i];
-    if (value === undefined || value === '') throw new UsageError(`${flag} needs a value`);
+    // `--type --category c` is a missing value, not the type "--category".
+    if (value === undefined || value === '' || (inline === undefined && value.startsWith('--'))) {
+      throw new UsageError(`${flag} needs a value`);
+    }
     switch (flag as (typeof FLAGS)[number]) {
       case '--type':
         options.documentType = value;
@@ -143,14 +149,33 @@ async function collectJobs(paths: string[], failures: string[]): Promise<Job[]> 
         for await (const file of walk(root, failures, new Set())) {
           jobs.push({ path: file, idPath: [basename(root), ...relative(root, file).split(sep)].join('/') });
         }
-      } else {
+      } else if (info.isFile()) {
         jobs.push({ path: arg, idPath: basename(arg) });
+      } else {
+        // A FIFO or a device: reading it could wait forever, and every file after it with it.
+        failures.push(`${arg}: not a regular file or folder`);
       }
     } catch (err) {
       failures.push(fsFailure(arg, err));
     }
   }
-  return withoutSharedDocumentIds(jobs, failures);
+  return withoutSharedDocumentIds(await withoutRepeatedFiles(jobs), failures);
+}
+
+/**
+ * The jobs with each file once, as it was first reached: a file given by name and inside a folder
+ * argument too (`docs docs/a.md`) got two documentIds, one per path, and was stored twice.
+ */
+async function withoutRepeatedFiles(jobs: Job[]): Promise<Job[]> {
+  const seen = new Set<string>();
+  const kept: Job[] = [];
+  for (const job of jobs) {
+    const file = await realpath(job.path).catch(() => resolve(job.path));
+    if (seen.has(file)) continue;
+    seen.add(file);
+    kept.push(job);
+  }
+  return kept;
 }
 
 /**
@@ -191,6 +216,32 @@ function documentIdForPath(idPath: string): string {
   return slug ? `${slug}-${hash}` : hash;
 }
 
+/** The flag behind each field of the API's ingest options. */
+const FLAG_OF_FIELD = { documentType: '--type', category: '--category', collection: '--collection' } as const;
+
+/**
+ * --type, --category and --collection checked by the API's own rules (IngestOptionsDto), named by
+ * their flags, before the database starts: a --type of 51 characters was a "value too long for type
+ * character varying(50)" once per file.
+ */
+async function optionProblems(options: Options): Promise<string[]> {
+  const fields = { documentType: options.documentType, category: options.category, collection: options.collection };
+  try {
+    await createValidationPipe().transform(fields, { type: 'body', metatype: IngestOptionsDto });
+    return [];
+  } catch (err) {
+    if (!(err instanceof HttpException)) throw err;
+    return messageOf(err)
+      .split('; ')
+      .map((m) =>
+        m.replace(
+          /^(documentType|category|collection)\b/,
+          (field) => FLAG_OF_FIELD[field as keyof typeof FLAG_OF_FIELD],
+        ),
+      );
+  }
+}
+
 function messageOf(err: unknown): string {
   if (err instanceof HttpException) {
     const response = err.getResponse();
@@ -214,11 +265,31 @@ async function run(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  const problems = await optionProblems(options);
+  if (problems.length > 0) {
+    console.error(`${problems.join('\n')}\n\n${USAGE}`);
+    return 1;
+  }
   loadDotEnv();
   const config = loadAppConfig(process.env);
   const started = process.hrtime.bigint();
   const failures: string[] = [];
   const jobs = await collectJobs(options.paths, failures);
+  // The same rule as the API's, before the database starts rather than once per file.
+  const chunkSize = options.chunkSize ?? config.ingest.chunkSize;
+  if (options.chunkOverlap !== undefined && options.chunkOverlap * 2 > chunkSize) {
+    console.error(`--chunk-overlap (${options.chunkOverlap}) must be at most half of the chunk size (${chunkSize})`);
+    return 1;
+  }
+  if (jobs.length === 0) {
+    // Nothing to open the database for (an embedded one would be created for nothing).
+    for (const failure of failures) console.error(`failed: ${failure}`);
+    if (failures.length === 0) {
+      console.error(`No ${SUPPORTED_EXTENSIONS.join(' ')} files under ${options.paths.join(' ')}`);
+    }
+    console.log(summary(0, 0, failures.length, 0, started));
+    return failures.length > 0 ? 1 : 0;
+  }
 
   const stopHeapLimit = limitHeapGrowth();
   const verbose: NestLogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
@@ -236,6 +307,11 @@ async function run(argv: string[]): Promise<number> {
       )
     : null;
   try {
+    const notAtHead = await schemaNotAtHead(app.get(DataSource));
+    if (notAtHead !== null) {
+      console.error(notAtHead);
+      return 1;
+    }
     const service = app.get(IngestService);
     bar?.start(jobs.length, 0, { file: '' });
     for (const job of jobs) {
@@ -273,11 +349,14 @@ async function run(argv: string[]): Promise<number> {
     stopHeapLimit();
   }
   for (const failure of failures) console.error(`failed: ${failure}`);
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  console.log(
-    `files: ${ingested} ingested, ${skipped} skipped, ${failures.length} failed; chunks: ${chunks}; seconds: ${seconds.toFixed(1)}`,
-  );
+  console.log(summary(ingested, skipped, failures.length, chunks, started));
   return failures.length > 0 ? 1 : 0;
+}
+
+/** The run's last line. */
+function summary(ingested: number, skipped: number, failed: number, chunks: number, started: bigint): string {
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return `files: ${ingested} ingested, ${skipped} skipped, ${failed} failed; chunks: ${chunks}; seconds: ${seconds.toFixed(1)}`;
 }
 
 try {
