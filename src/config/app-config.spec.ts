@@ -166,6 +166,10 @@ describe('loadAppConfig', () => {
     expect(() => loadAppConfig({ DATABASE_URL: 'postgresql://u:p@host:abc/db' })).toThrow(
       `Invalid configuration: DATABASE_URL ${rule}`,
     );
+    // A password with a bad escape or a raw %: the driver's decoding threw "URI malformed" at start-up.
+    for (const url of ['postgresql://u:S3cret%ZZPw@h/db', 'postgresql://u:50%@h/db', 'postgresql://h/d%E0%A4%A']) {
+      expect(() => loadAppConfig({ DATABASE_URL: url })).toThrow(`Invalid configuration: DATABASE_URL ${rule}`);
+    }
     expect(() =>
       loadAppConfig({
         DATABASE_URL: 'postgres://db/kb',

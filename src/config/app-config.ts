@@ -463,12 +463,21 @@ const POSTGRES_URL_RULE =
   'must be a postgres:// or postgresql:// URL that parses (a numeric port; special characters of the password percent-encoded)';
 
 /**
- * Whether the driver can read this connection URL: the scheme, and a URL that WHATWG parsing
- * accepts, as pg's connection-string parser needs (`host:abc` passed a pattern and failed at
- * start-up with "Invalid URL", naming no variable).
+ * Whether the driver can read this connection URL: the scheme, a URL that WHATWG parsing accepts,
+ * and percent-escapes that pg's connection-string parser can decode in the user, password, host and
+ * database (`host:abc` failed at start-up with "Invalid URL", and a password holding `%ZZ` or a raw
+ * `%` with "URI malformed", each naming no variable).
  */
 function isPostgresUrl(value: string): boolean {
-  return /^postgres(ql)?:\/\/\S+$/.test(value) && URL.canParse(value);
+  if (!/^postgres(ql)?:\/\/\S+$/.test(value) || !URL.canParse(value)) return false;
+  const url = new URL(value);
+  try {
+    for (const part of [url.username, url.password, url.hostname]) decodeURIComponent(part);
+    decodeURI(url.pathname);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Comma-separated postgres URLs; each one checked like DATABASE_URL. */
