@@ -588,6 +588,33 @@ describe('Input validation (NUL, null, prototype-named keys)', () => {
     });
   });
 
+  describe('fields named like Object.prototype members', () => {
+    it('are refused like any unknown field, in a body at any depth and in a query, outside free-form metadata', async () => {
+      const doc = { documentId: 'proto-named', documentName: 'x', documentType: 't', category: 'c', sourceFile: 's' };
+      // Each was dropped without a word (Nest's pipe deletes some, class-transformer's copy skips the rest).
+      const cases: Array<[Method, string, unknown, string]> = [
+        ['post', '/documents', { ...doc, constructor: 5 }, 'property constructor should not exist'],
+        ['post', '/documents/recount', { dryRun: true, toString: 'x' }, 'property toString should not exist'],
+        ['post', '/collections', { name: 'zz1', valueOf: {} }, 'property valueOf should not exist'],
+        [
+          'post',
+          '/embeddings',
+          {
+            items: [
+              { id: 'p1', content: 'a' },
+              { id: 'p2', content: 'b', hasOwnProperty: 1 },
+            ],
+          },
+          'items.1.property hasOwnProperty should not exist',
+        ],
+        ['post', '/ask', { question: 'a', isPrototypeOf: true }, 'property isPrototypeOf should not exist'],
+        ['get', '/documents?constructor=1', undefined, 'property constructor should not exist'],
+        ['get', '/documents?toString=1', undefined, 'property toString should not exist'],
+      ];
+      for (const [method, url, body, message] of cases) await expectRefused(method, url, body, 400, message);
+    });
+  });
+
   describe('blank texts without a vector', () => {
     it('are a 400 naming the chunk on POST /embeddings and POST /documents, and nothing is written', async () => {
       const cases: Array<[string, unknown, string]> = [

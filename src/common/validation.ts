@@ -168,6 +168,30 @@ function takeJsonObjects(
   }
 }
 
+/**
+ * Refuses a key of a DTO's body or query (outside its free-form JSON objects) that names a member
+ * of Object.prototype (`constructor`, `toString`, `__proto__`…) or is `prototype`, as
+ * forbidNonWhitelisted refuses any other unknown key: Nest's pipe deletes some of them and
+ * class-transformer's copy skips the rest, so `{"constructor": 5}` beside a document's fields, or
+ * `?toString=1`, was dropped without a word. The message is the pipe's own, with its path prefix.
+ */
+function refusePrototypeKeys(value: unknown, path = ''): void {
+  if (typeof value !== 'object' || value === null) return;
+  const problems: string[] = [];
+  const visit = (node: unknown, prefix: string): void => {
+    if (typeof node !== 'object' || node === null) return;
+    for (const key of Object.keys(node)) {
+      if (key === 'prototype' || Object.hasOwn(Object.prototype, key)) {
+        problems.push(`${prefix}property ${key} should not exist`);
+      } else {
+        visit((node as Record<string, unknown>)[key], `${prefix}${key}.`);
+      }
+    }
+  };
+  visit(value, path);
+  if (problems.length > 0) throw new BadRequestException(problems);
+}
+
 /** Sets the value at `path` of `root` if every step before the last leads to an object. */
 function putBack(root: unknown, path: PathStep[], value: unknown): void {
   let node: unknown = root;
@@ -192,11 +216,17 @@ function putBack(root: unknown, path: PathStep[], value: unknown): void {
  */
 export class JsonPreservingValidationPipe extends ValidationPipe {
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
-    const schema = metadata.metatype && isPlainRecord(value) ? jsonObjectSchema(metadata.metatype) : null;
-    if (!schema || !isPlainRecord(value)) return super.transform(value, metadata);
+    const validated = metadata.metatype !== undefined && this.toValidate(metadata);
+    const schema = validated && isPlainRecord(value) ? jsonObjectSchema(metadata.metatype) : null;
+    if (!schema || !isPlainRecord(value)) {
+      if (validated) refusePrototypeKeys(value);
+      return super.transform(value, metadata);
+    }
     const taken: Array<{ holder: Record<string, unknown>; path: PathStep[]; value: unknown }> = [];
     takeJsonObjects(value, schema, [], taken);
     try {
+      // After the free-form objects are out: their keys are anyone's to choose.
+      refusePrototypeKeys(value);
       const result: unknown = await super.transform(value, metadata);
       for (const { path, value: original } of taken) putBack(result, path, original);
       return result;
