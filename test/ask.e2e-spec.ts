@@ -1,8 +1,10 @@
 import request from 'supertest';
 import { TEST_TARGET } from './support/test-database.js';
 import type { EntityManager } from 'typeorm';
+import { ConflictException } from '@nestjs/common';
 import { ChunkSearchRepository } from '../src/ask/chunk-search.repository.js';
 import { SearchTargetCache } from '../src/ask/search-target.cache.js';
+import { VectorIndexService } from '../src/ask/vector-index.service.js';
 import { LocalEmbeddingProvider } from '../src/embeddings/providers/local-embedding.provider.js';
 import { check } from '../src/cli/db-commands.js';
 import { makeCorpus } from './support/corpus.js';
@@ -626,6 +628,49 @@ describe('POST /ask', () => {
       );
       expect(deletes.map((r) => r.status)).toEqual([204, 204, 204]);
       expect((await request(t.server).get('/vector-indexes').expect(200)).body).toEqual([]);
+    });
+
+    it('keeps an index built with other parameters on a PUT; refuses explicitly different ones with a 409', async () => {
+      const indexes = t.app.get(VectorIndexService);
+      const options = async (name: string) =>
+        (
+          await t.dataSource.query<Array<{ options: string }>>(
+            `SELECT array_to_string(reloptions, ',') AS options FROM pg_class WHERE oid = to_regclass($1)`,
+            [name],
+          )
+        )[0].options;
+      const { index, created } = await indexes.create('docs', { m: 24, efConstruction: 100 });
+      expect(created).toBe(true);
+      // A PUT asks for no parameters: the index stays as built, not rebuilt with the defaults.
+      expect((await request(t.server).put('/collections/docs/vector-index').expect(200)).body).toEqual(index);
+      expect(await options(index.name)).toBe('m=24,ef_construction=100');
+      await expect(indexes.create('docs', { m: 24 })).resolves.toMatchObject({ created: false });
+      const conflict = indexes.create('docs', { m: 32, efConstruction: 100 });
+      await expect(conflict).rejects.toBeInstanceOf(ConflictException);
+      await expect(conflict).rejects.toMatchObject({
+        status: 409,
+        message:
+          `Collection "docs" already has its HNSW index ${index.name}, built with m=24, ef_construction=100; ` +
+          'requested m=32, ef_construction=100. To rebuild it with the requested parameters, drop it first: ' +
+          'npm run index:drop -- --collection docs',
+      });
+      expect(await options(index.name)).toBe('m=24,ef_construction=100');
+
+      // An index built without WITH (…) has pgvector's defaults, m=16 and ef_construction=64.
+      await request(t.server).delete('/collections/docs/vector-index').expect(204);
+      const [{ uuid }] = await t.dataSource.query<Array<{ uuid: string }>>(
+        `SELECT uuid FROM langchain_pg_collection WHERE name = 'docs'`,
+      );
+      await t.dataSource.query(
+        `CREATE INDEX ${index.name} ON langchain_pg_embedding USING hnsw ((embedding::vector(384)) vector_cosine_ops)
+          WHERE collection_id = '${uuid}'::uuid`,
+      );
+      await expect(indexes.create('docs', { m: 16, efConstruction: 64 })).resolves.toMatchObject({ created: false });
+      await expect(indexes.create('docs', { efConstruction: 128 })).rejects.toMatchObject({
+        status: 409,
+        message: expect.stringContaining('built with m=16, ef_construction=64; requested ef_construction=128.'),
+      });
+      await request(t.server).delete('/collections/docs/vector-index').expect(204);
     });
 
     it("DELETE /collections/:name drops the collection's index with it", async () => {

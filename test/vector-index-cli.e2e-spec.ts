@@ -1,7 +1,7 @@
 import { loadAppConfig } from '../src/config/app-config.js';
 import { runPendingMigrations } from '../src/database/migration-runner.js';
 import { persistentTestDatabase, runCompiledScript } from './support/legacy-schema.js';
-import { openRawDataSource } from './support/test-database.js';
+import { createTestDatabase, openRawDataSource, TEST_TARGET } from './support/test-database.js';
 
 const COLLECTION = '2b0f3c55-9d1e-4f7a-8c3b-6a5d4e3f2a10';
 const KEPT = '7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f';
@@ -37,11 +37,82 @@ describe('npm run index:create / index:drop', () => {
     expect(built.stdout).toMatch(
       /^Built ix_embedding_hnsw_2b0f3c559d1e4f7a8c3b6a5d4e3f2a10 on collection "laws": hnsw on vector\(4\), \d+ kB, [\d.]+ s\n$/,
     );
-    const again = cli('create', '--collection=laws', '--m', '8', '--ef-construction', '32');
+    const again = cli('create', '--collection=laws');
     expect(again.code).toBe(0);
     expect(again.stdout).toContain('Already built: ix_embedding_hnsw_2b0f3c559d1e4f7a8c3b6a5d4e3f2a10');
+    // The parameters it was built with (the service's defaults), asked for again: still idempotent.
+    const same = cli('create', '--collection', 'laws', '--m', '16', '--ef-construction=128');
+    expect(same.code).toBe(0);
+    expect(same.stdout).toContain('Already built: ix_embedding_hnsw_2b0f3c559d1e4f7a8c3b6a5d4e3f2a10');
     const list = cli('list');
     expect(list.stdout).toMatch(/^laws\tix_embedding_hnsw_2b0f3c559d1e4f7a8c3b6a5d4e3f2a10\tvector\(4\)\tvalid\t/);
+  });
+
+  it('refuses other build parameters for a built index, naming both, instead of ignoring them', () => {
+    const refused = cli('create', '--collection', 'laws', '--m', '48', '--ef-construction', '200');
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr.trim()).toBe(
+      'Collection "laws" already has its HNSW index ix_embedding_hnsw_2b0f3c559d1e4f7a8c3b6a5d4e3f2a10, built with ' +
+        'm=16, ef_construction=128; requested m=48, ef_construction=200. To rebuild it with the requested ' +
+        'parameters, drop it first: npm run index:drop -- --collection laws',
+    );
+    // One parameter that differs is enough; the one requested alone is named alone.
+    expect(cli('create', '--collection', 'laws', '--ef-construction', '64').stderr).toContain(
+      'built with m=16, ef_construction=128; requested ef_construction=64.',
+    );
+    // The index is left as it was.
+    expect(cli('list').stdout).toMatch(
+      /^laws\tix_embedding_hnsw_2b0f3c559d1e4f7a8c3b6a5d4e3f2a10\tvector\(4\)\tvalid\t/,
+    );
+  });
+
+  it('prints the usage for --help or -h anywhere on the line, and runs nothing', () => {
+    for (const args of [
+      ['--help'],
+      ['-h'],
+      ['help'],
+      ['create', '--help'],
+      ['list', '-h'],
+      ['drop', '--collection', 'laws', '--help'],
+      ['prune', 'extra', '-h'],
+    ]) {
+      const help = cli(...args);
+      expect({ args, code: help.code, stderr: help.stderr }).toEqual({ args, code: 0, stderr: '' });
+      expect(help.stdout).toMatch(/^Usage: npm run index:create/);
+    }
+    // The drop asked for with --help did not run.
+    expect(cli('list').stdout).toMatch(/^laws\tix_embedding_hnsw_2b0f3c559d1e4f7a8c3b6a5d4e3f2a10\t/);
+  });
+
+  it('refuses unknown options, stray words and options the command does not take, before anything runs', () => {
+    const refused = (...args: string[]) => {
+      const result = cli(...args);
+      expect({ args, code: result.code, stdout: result.stdout }).toEqual({ args, code: 1, stdout: '' });
+      expect(result.stderr).toContain('Usage: npm run index:create');
+      return result.stderr.split('\n')[0];
+    };
+    expect(refused('list', '--bogus')).toBe('Unknown option --bogus');
+    expect(refused('create', '--collection', 'laws', '--bogus=1')).toBe('Unknown option --bogus');
+    expect(refused('prune', 'extra')).toBe('Unexpected argument "extra"');
+    expect(refused('create', 'laws')).toBe('Unexpected argument "laws" (a collection is named with --collection laws)');
+    expect(refused('drop', '--collection', 'laws', 'kept')).toBe(
+      'Unexpected argument "kept" (a collection is named with --collection kept)',
+    );
+    expect(refused('prune', '--collection', 'laws')).toBe('prune takes no options (got --collection)');
+    expect(refused('list', '--m=8')).toBe('list takes no options (got --m)');
+    expect(refused('drop', '--collection', 'laws', '--m', '8')).toBe('drop takes only --collection (got --m)');
+    expect(refused('create', '--collection', 'laws', '--collection', 'kept')).toBe('--collection is given twice');
+    expect(refused('create', '--collection')).toBe('--collection needs a value');
+    expect(refused('create', '--collection', '--m', '8')).toBe('--collection needs a value');
+    expect(refused('bogus', '--collection', 'laws')).toBe('Unknown command "bogus"');
+    // The existing messages of the commands' own options stay.
+    expect(refused('create', '--collection', 'laws', '--m', 'x')).toBe('--m must be a whole number (got "x")');
+    expect(refused('create', '--m', '8')).toBe('--collection NAME is required');
+    // Nothing was dropped or rebuilt on the way.
+    expect(cli('list').stdout).toMatch(
+      /^laws\tix_embedding_hnsw_2b0f3c559d1e4f7a8c3b6a5d4e3f2a10\tvector\(4\)\tvalid\t/,
+    );
   });
 
   it('fails with exit 1 and a clear message for bad input', () => {
@@ -55,6 +126,25 @@ describe('npm run index:create / index:drop', () => {
     expect(badM.code).toBe(1);
     expect(badM.stderr).toContain('--m must be a whole number');
   });
+
+  (TEST_TARGET === 'postgres' ? it : it.skip)(
+    'refuses a database with pending migrations, saying to run db:migrate (an embedded one is always migrated)',
+    async () => {
+      const empty = await createTestDatabase();
+      try {
+        const run = runCompiledScript(
+          'dist/src/cli/vector-index.js',
+          { ...empty.env, DB_MIGRATE_ON_START: 'false' },
+          'list',
+        );
+        expect(run.code).toBe(1);
+        // Before: Error: relation "langchain_pg_collection" does not exist.
+        expect(run.stderr).toMatch(/^The database is not at head: \d+ migration\(s\) pending \(InitialSchema/);
+      } finally {
+        await empty.drop();
+      }
+    },
+  );
 
   it('drops the index, then says there is none', () => {
     const dropped = cli('drop', '--collection', 'laws');

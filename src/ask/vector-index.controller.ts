@@ -35,7 +35,10 @@ export class VectorIndexController {
     summary: "Build the collection's HNSW index (idempotent; same as npm run index:create)",
     description:
       'A partial expression index for the dimension of the vectors the collection holds (halfvec above 2000 dimensions), ' +
-      'built CONCURRENTLY on a server so writers are not blocked. The request lasts as long as the build.',
+      'built CONCURRENTLY on a server so writers are not blocked. The request lasts as long as the build. ' +
+      'It takes no build parameters: a new index gets m 16 and ef_construction 128, and an index already built is ' +
+      'kept as it is, whatever it was built with (npm run index:create -- --m … --ef-construction … chooses them, ' +
+      'and refuses ones the built index does not have).',
   })
   @ApiOkResponse({ type: VectorIndexDto })
   @ApiBadRequestResponse({

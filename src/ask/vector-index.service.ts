@@ -48,6 +48,13 @@ interface IndexRow {
 /** What GET /vector-indexes shows as the collection of an index whose collection no longer exists. */
 const ORPHAN_COLLECTION = '(deleted collection)';
 
+/**
+ * pgvector's HNSW build parameters when CREATE INDEX names none (the service always names both, see
+ * createIndexStatement; an index built by hand or by another tool may not).
+ */
+const PGVECTOR_DEFAULT_M = 16;
+const PGVECTOR_DEFAULT_EF_CONSTRUCTION = 64;
+
 /** How often a build or drop waiting for another one on the same collection asks for its lock. */
 const LOCK_POLL_MS = 100;
 
@@ -102,8 +109,9 @@ export class VectorIndexService implements OnModuleInit {
 
   /**
    * Builds the collection's HNSW index for the dimension of the vectors it holds. Idempotent: a
-   * valid index of the right dimension is kept (`created: false`); an invalid one (a failed
-   * concurrent build) or one of another dimension is dropped and built again.
+   * valid index of the right dimension is kept (`created: false`), unless `options` names build
+   * parameters it was not built with (409); an invalid one (a failed concurrent build) or one of
+   * another dimension is dropped and built again.
    */
   async create(
     collectionName: string,
@@ -151,7 +159,10 @@ export class VectorIndexService implements OnModuleInit {
         // this one keeps it), or a DELETE of the collection has committed (then no index is built).
         if (!(await this.chunks.findCollection(manager, collectionName))) return;
         const existing = (await this.list(manager)).find((i) => i.name === spec.name);
-        if (existing?.valid && existing.dimensions === dimensions && existing.type === spec.type) return;
+        if (existing?.valid && existing.dimensions === dimensions && existing.type === spec.type) {
+          await this.refuseOtherParameters(manager, collectionName, spec.name, options);
+          return;
+        }
         if (existing) await manager.query(this.dropIndexStatement(spec.name));
         try {
           await manager.query(statement);
@@ -172,6 +183,53 @@ export class VectorIndexService implements OnModuleInit {
     const index = (await this.list()).find((i) => i.name === spec.name);
     if (!index) throw new NotFoundException(`Collection "${collectionName}" not found`);
     return { index, created };
+  }
+
+  /**
+   * Refuses (409) build parameters that differ from those of the collection's built index: keeping
+   * the index would silently ignore them, and rebuilding it is the caller's call (a build takes
+   * minutes, and searches go exact meanwhile). Only the parameters asked for are compared, so a
+   * plain create stays idempotent whatever the index was built with.
+   */
+  private async refuseOtherParameters(
+    manager: EntityManager,
+    collectionName: string,
+    indexName: string,
+    requested: HnswBuildOptions,
+  ): Promise<void> {
+    if (requested.m === undefined && requested.efConstruction === undefined) return;
+    const built = await this.buildParameters(manager, indexName);
+    const differs =
+      (requested.m !== undefined && requested.m !== built.m) ||
+      (requested.efConstruction !== undefined && requested.efConstruction !== built.efConstruction);
+    if (!differs) return;
+    const asked = [
+      requested.m === undefined ? null : `m=${requested.m}`,
+      requested.efConstruction === undefined ? null : `ef_construction=${requested.efConstruction}`,
+    ].filter((p) => p !== null);
+    throw new ConflictException(
+      `Collection "${collectionName}" already has its HNSW index ${indexName}, built with m=${built.m}, ` +
+        `ef_construction=${built.efConstruction}; requested ${asked.join(', ')}. To rebuild it with the requested ` +
+        `parameters, drop it first: npm run index:drop -- ${collectionOption(collectionName)}`,
+    );
+  }
+
+  /** The m and ef_construction an index was built with: its reloptions, pgvector's defaults for those absent. */
+  private async buildParameters(
+    manager: EntityManager,
+    indexName: string,
+  ): Promise<{ m: number; efConstruction: number }> {
+    const rows = await manager.query<Array<{ name: string; value: string }>>(
+      `SELECT option_name AS name, option_value AS value
+         FROM pg_class c, pg_options_to_table(c.reloptions)
+        WHERE c.oid = to_regclass($1)`,
+      [indexName],
+    );
+    const option = (name: string) => rows.find((r) => r.name === name)?.value;
+    return {
+      m: Number(option('m') ?? PGVECTOR_DEFAULT_M),
+      efConstruction: Number(option('ef_construction') ?? PGVECTOR_DEFAULT_EF_CONSTRUCTION),
+    };
   }
 
   /** Drops the collection's index; `dropped: false` when it had none. */
@@ -284,4 +342,13 @@ export class VectorIndexService implements OnModuleInit {
       await runner.release();
     }
   }
+}
+
+/**
+ * `--collection NAME` as typed in a POSIX shell: the name quoted unless plainly safe, and attached
+ * with `=` when it starts with "-" (the CLI would take it for an option).
+ */
+function collectionOption(name: string): string {
+  const word = /^[\w.,:@%+=/-]+$/.test(name) ? name : `'${name.replace(/'/g, `'\\''`)}'`;
+  return name.startsWith('-') ? `--collection=${word}` : `--collection ${word}`;
 }
