@@ -360,6 +360,26 @@ describe('POST /documents/ingest', () => {
     expect(await counts(t)).toEqual(before);
   });
 
+  it('refuses a collection of vectors of another dimension than the provider makes, naming both, writing nothing', async () => {
+    await request(t.server)
+      .post('/embeddings')
+      .send({ collection: 'three-dims', items: [{ id: 'td-1', content: 'a', embedding: [1, 0, 0] }] })
+      .expect(201);
+    const before = await counts(t);
+    const dimensions = t.config.embeddings.dimensions;
+    const res = await request(t.server)
+      .post('/documents/ingest')
+      .send({ documentType: 'x', category: 'y', collection: 'three-dims', text: 'Điều 1. Nội dung.' })
+      .expect(400);
+    // Before: "Embedding dimension mismatch … item 0 has 384", once every chunk's vector was computed.
+    expect((res.body as { message: string }).message).toBe(
+      `Collection "three-dims" holds 3-dimensional vectors, and the embedding model "local-hash-ngram-${dimensions}" ` +
+        `makes ${dimensions}-dimensional ones: ingest into another collection, or configure the model that filled ` +
+        'this one (EMBEDDINGS_PROVIDER, EMBEDDINGS_MODEL, EMBEDDINGS_DIMENSIONS)',
+    );
+    expect(await counts(t)).toEqual(before);
+  });
+
   it('is in the OpenAPI document with both content types, each with its own schema', async () => {
     const res = await request(t.server).get('/docs-json').expect(200);
     const op = (res.body as { paths: Record<string, { post: { requestBody: { content: Record<string, unknown> } } }> })

@@ -246,13 +246,33 @@ export class IngestService {
    */
   private async vectorsBeforeTransaction(target: IngestTarget): Promise<number[][] | undefined> {
     const { documentId, collectionName, text, contentHash, options, total } = target;
-    if (total > INGEST_EMBED_FIRST_MAX_CHUNKS) return undefined;
     const manager = this.dataSource.manager;
     const existing = await manager.findOne(DocumentEntity, { where: { documentId } });
     if (existing && (await this.isUnchanged(manager, existing, contentHash, collectionName, total))) return undefined;
+    await this.assertProviderFitsCollection(manager, collectionName);
+    if (total > INGEST_EMBED_FIRST_MAX_CHUNKS) return undefined;
     return this.provider
       .embed(Array.from(chunkText(text, options), (chunk) => chunk.content))
       .catch(chunksTooLongForModel);
+  }
+
+  /**
+   * A 400 before any vector is computed when the collection holds vectors of another dimension than
+   * the provider makes (a collection the Python service filled with another model, say): the write
+   * would refuse them anyway, after paying the provider for every chunk, and its message spoke of
+   * "item 0" of a batch the client never sent. The write checks again under its lock.
+   */
+  private async assertProviderFitsCollection(manager: EntityManager, collectionName: string): Promise<void> {
+    const collection = await this.chunks.findCollection(manager, collectionName);
+    if (!collection) return;
+    const stored = await this.chunks.collectionDimension(manager, collection.uuid);
+    const { model, dimensions } = this.provider;
+    if (stored === null || stored === dimensions) return;
+    throw new BadRequestException(
+      `Collection "${collectionName}" holds ${stored}-dimensional vectors, and the embedding model "${model}" ` +
+        `makes ${dimensions}-dimensional ones: ingest into another collection, or configure the model that filled ` +
+        'this one (EMBEDDINGS_PROVIDER, EMBEDDINGS_MODEL, EMBEDDINGS_DIMENSIONS)',
+    );
   }
 
   private write(input: IngestInput, target: IngestTarget): Promise<IngestResult> {
