@@ -17,7 +17,12 @@ import {
   documentServiceUnavailable,
 } from './common/openapi-errors.js';
 import { createValidationPipe } from './common/validation.js';
-import { documentBodyLimit, useDepthLimitedJsonParser, useRouteBodyLimits } from './limits/json-body.js';
+import {
+  documentBodyLimit,
+  routeBodyLimit,
+  useDepthLimitedJsonParser,
+  useRouteBodyLimits,
+} from './limits/json-body.js';
 import { requestTimeoutOptions } from './limits/request-timeout.js';
 import { documentRateLimit } from './limits/throttling.module.js';
 
@@ -46,7 +51,10 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     AppModule.forRoot(config),
     // 'idle': on close, idle keep-alive sockets are closed at once; in-flight requests finish (main.ts).
     new FastifyAdapter({
-      bodyLimit: config.http.bodyLimitBytes,
+      // What a request no route matches may send (useRouteBodyLimits gives each route its own): its
+      // body is read and parsed before the 404, with no key and no rate limit. At BODY_LIMIT_BYTES,
+      // a PUT of 32 MB to any unknown path held the event loop for a second.
+      bodyLimit: routeBodyLimit('', config.http.bodyLimitBytes),
       forceCloseConnections: 'idle',
       // A path parameter's length in UTF-16 units, once decoded (Fastify's default is 100): a
       // documentId of up to 255 characters, a collection name of up to 500, each character up to

@@ -557,6 +557,16 @@ describe('Body limits per route (BODY_LIMIT_BYTES default)', () => {
     // The bulk write reads it, and refuses it for what it holds (no items), not for its size.
     const bulk = await request(t.server).post('/embeddings').send({ items: [], padding });
     expect(bulk.status).toBe(400);
+    // A path no route matches reads no more than a search: Fastify parses a body before its 404,
+    // with no key and no rate limit, and up to BODY_LIMIT_BYTES before.
+    for (const [method, path] of [
+      ['put', '/documents'],
+      ['post', '/nowhere'],
+    ] as const) {
+      const unrouted = await request(t.server)[method](path).send({ padding });
+      expect([path, unrouted.status]).toEqual([path, 413]);
+    }
+    expect((await request(t.server).put('/documents').send({ a: 1 })).status).toBe(404);
     const docs = (await request(t.server).get('/docs-json').expect(200)).body as {
       paths: Record<string, Record<string, { responses: Record<string, { description: string }> }>>;
     };
