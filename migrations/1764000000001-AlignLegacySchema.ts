@@ -1,5 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { boundLockWaits } from './support/lock-timeout.js';
+import { boundLockWaits, lockTablesWithoutWaiting } from './support/lock-timeout.js';
 
 /**
  * Brings a database the Python service created (and that `db:stamp` recorded as InitialSchema) to
@@ -25,8 +25,21 @@ export class AlignLegacySchema1764000000001 implements MigrationInterface {
   name = 'AlignLegacySchema1764000000001';
 
   public async up(q: QueryRunner): Promise<void> {
-    // Its ALTERs take ACCESS EXCLUSIVE on tables the Python service may still be using.
+    // Its ALTERs take ACCESS EXCLUSIVE on tables the Python service may still be using: all of
+    // them first, together, so that it never waits for one while holding another (writers lock
+    // them in both orders; see lockTablesWithoutWaiting).
     await boundLockWaits(q);
+    const altered: string[] = [];
+    if (await documentsNeedChanges(q)) altered.push('documents');
+    if (
+      (await columnType(q, 'langchain_pg_collection', 'cmetadata')) === 'json' ||
+      (await hasConstraint(q, 'langchain_pg_collection', 'langchain_pg_collection_name_key')) ||
+      !(await hasIndex(q, 'langchain_pg_collection_name_key'))
+    ) {
+      altered.push('langchain_pg_collection');
+    }
+    if ((await columnType(q, 'langchain_pg_embedding', 'document')) !== 'text') altered.push('langchain_pg_embedding');
+    await lockTablesWithoutWaiting(q, altered);
     // documents: timestamps. One UPDATE with the updated_at trigger disabled, so that backfilling
     // keeps every existing timestamp (the trigger would stamp now() on each row it touches).
     const nulls = (await q.query(
@@ -254,3 +267,25 @@ const COMMENTS: ReadonlyArray<readonly [string, string | null, string]> = [
   ['langchain_pg_embedding', 'document', 'Chunk text'],
   ['langchain_pg_embedding', 'cmetadata', 'Chunk metadata (document_id, chunk_index, status, ...)'],
 ];
+
+/**
+ * Whether up() changes the documents table: the same conditions as its steps below, read first so
+ * that the table is locked with the others (lockTablesWithoutWaiting), and not at all on a database
+ * InitialSchema created.
+ */
+async function documentsNeedChanges(q: QueryRunner): Promise<boolean> {
+  const nulls = (await q.query(
+    `SELECT count(*)::int AS n FROM documents WHERE created_at IS NULL OR updated_at IS NULL`,
+  )) as Array<{ n: number }>;
+  if (nulls[0].n > 0) return true;
+  for (const column of ['created_at', 'updated_at'] as const) {
+    if ((await isNullable(q, 'documents', column)) || (await columnDefault(q, 'documents', column)) !== 'now()') {
+      return true;
+    }
+  }
+  if (!(await hasIndex(q, 'ix_documents_document_id'))) return true;
+  if (await hasConstraint(q, 'documents', 'documents_document_id_key')) return true;
+  for (const [name] of LEGACY_DOCUMENT_INDEXES) if (await hasIndex(q, name)) return true;
+  for (const [name] of TARGET_INDEXES) if (!(await hasIndex(q, name))) return true;
+  return !(await hasTrigger(q, 'documents', 'trigger_documents_updated_at'));
+}

@@ -1,5 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { boundLockWaits } from './support/lock-timeout.js';
+import { boundLockWaits, lockTablesWithoutWaiting } from './support/lock-timeout.js';
 
 /**
  * `db:stamp` accepts a baseline column in either of two types (src/cli/db-commands.ts,
@@ -38,11 +38,12 @@ export class AlignBaselineColumnTypes1764000000011 implements MigrationInterface
       return actual !== undefined && (actual.udt_name !== target.udt || actual.length !== target.length);
     });
     if (changes.length === 0) return;
-    // The tables to change, locked before their values are checked (no write can slip in between)
-    // and in the order POST /embeddings takes them (collection, chunks, documents), not documents first:
-    // the other order deadlocked with a POST /embeddings holding the chunk table and waiting for documents.
-    const tables = LOCK_ORDER.filter((table) => changes.some((c) => c.table === table));
-    await q.query(`LOCK TABLE ${tables.join(', ')} IN ACCESS EXCLUSIVE MODE`);
+    // The tables to change, locked before their values are checked (no write can slip in between),
+    // all at once and never waiting for one while holding another: locked one after the other in
+    // any order, they deadlocked with some writer (POST /embeddings holding the chunk table and
+    // waiting for documents; a LangChain INSERT holding the chunk table and locking the collection).
+    const tables = TABLES.filter((table) => changes.some((c) => c.table === table));
+    await lockTablesWithoutWaiting(q, tables);
     // Every problem at once, before anything changes: one run of db:migrate tells all there is to correct.
     const problems: string[] = [];
     for (const target of changes) {
@@ -90,8 +91,8 @@ const TARGET_TYPES: TargetType[] = [
   { table: 'langchain_pg_embedding', column: 'id', udt: 'varchar', length: null, sqlType: 'varchar' },
 ];
 
-/** The tables TARGET_TYPES changes, in the order POST /embeddings locks them. */
-const LOCK_ORDER = ['langchain_pg_collection', 'langchain_pg_embedding', 'documents'];
+/** The tables TARGET_TYPES may change. */
+const TABLES = ['langchain_pg_collection', 'langchain_pg_embedding', 'documents'];
 
 /** What would not fit the target type (the column, how many values, the query that finds them), or undefined. */
 async function valuesNotFitting(q: QueryRunner, target: TargetType): Promise<string | undefined> {

@@ -6,9 +6,11 @@ import type { DataSource, QueryRunner } from 'typeorm';
 import { AlignLegacySchema1764000000001 } from '../migrations/1764000000001-AlignLegacySchema.js';
 import { check, create, generate, migrate, revert, stamp, status } from '../src/cli/db-commands.js';
 import { loadAppConfig } from '../src/config/app-config.js';
+import { runPendingMigrations } from '../src/database/migration-runner.js';
 import {
   buildCommunitySchema,
   buildLegacySchema,
+  COLLECTION_SMALL,
   dataFingerprint,
   persistentTestDatabase,
   runCli,
@@ -449,3 +451,89 @@ describe('db CLI refusals', () => {
     expect(applied.stdout).toContain('Applied AlignLegacySchema1764000000001');
   });
 });
+
+// Two writers at once on one server: a server-only behaviour.
+(TEST_TARGET === 'postgres' ? describe : describe.skip)(
+  'db:migrate while LangChain writers keep writing (server only)',
+  () => {
+    it('applies every migration with no writer and no migration cancelled by a deadlock, and loses no write', async () => {
+      const db = await createTestDatabase();
+      try {
+        const { dataSource: ds, close } = await openRawDataSource(testConfig(db));
+        try {
+          await buildLegacySchema(ds);
+        } finally {
+          await close();
+        }
+        expect(runCli(db.env, 'stamp').code).toBe(0);
+        // The two orders LangChain locks the tables in: a LangChain JS INSERT holds the chunk table
+        // and then locks the collection (its foreign key); langchain_postgres reads the collection,
+        // then writes the chunks. AlignLegacySchema, locking the collection then the chunk table one
+        // after the other, deadlocked with the first: the writer's upsert was cancelled (40P01).
+        const upsert = `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+                      VALUES ($1, $2, $3::vector, $4, '{"source": "writer"}')
+                      ON CONFLICT (id) DO UPDATE SET document = EXCLUDED.document`;
+        const eightDims = `[${Array(8).fill(0.5).join(',')}]`;
+        let stop = false;
+        const written = new Map<string, string>();
+        const errors: string[] = [];
+        const writer = async (name: string, transaction: boolean): Promise<void> => {
+          const client = new pg.Client({ connectionString: db.env.DATABASE_URL });
+          await client.connect();
+          try {
+            for (let i = 0; !stop; i++) {
+              // New ids, as LangChain adds chunks: an upsert that only updates checks no foreign key.
+              const id = `${name}-${i}`;
+              const text = `${name} lần ${i}`;
+              try {
+                if (transaction) {
+                  await client.query('BEGIN');
+                  const [collection] = (
+                    await client.query<{ uuid: string }>(`SELECT uuid FROM langchain_pg_collection WHERE name = 'docs'`)
+                  ).rows;
+                  await client.query(upsert, [id, collection.uuid, eightDims, text]);
+                  await client.query('COMMIT');
+                } else {
+                  await client.query(upsert, [id, COLLECTION_SMALL, eightDims, text]);
+                }
+                written.set(id, text);
+              } catch (error) {
+                errors.push(`${name}: ${(error as Error).message}`);
+                if (transaction) await client.query('ROLLBACK');
+              }
+            }
+          } finally {
+            await client.end();
+          }
+        };
+        const writers = [writer('langchain-js', false), writer('langchain-python', true)];
+        const migrating = openRawDataSource(testConfig(db)).then(async ({ dataSource, close: closeMigrating }) => {
+          try {
+            await runPendingMigrations(dataSource);
+          } finally {
+            await closeMigrating();
+          }
+        });
+        try {
+          await migrating;
+        } finally {
+          stop = true;
+          await Promise.all(writers);
+        }
+        expect(errors).toEqual([]);
+        expect(runCli(db.env, 'status').stdout).toContain('Pending: 0');
+        const { dataSource: after, close: closeAfter } = await openRawDataSource(testConfig(db));
+        try {
+          const rows = await after.query<Array<{ id: string; document: string }>>(
+            `SELECT id, document FROM langchain_pg_embedding WHERE cmetadata->>'source' = 'writer'`,
+          );
+          expect(new Map(rows.map((r) => [r.id, r.document]))).toEqual(written);
+        } finally {
+          await closeAfter();
+        }
+      } finally {
+        await db.drop();
+      }
+    });
+  },
+);
