@@ -41,8 +41,17 @@ export function installGracefulShutdown(app: INestApplication, options: Graceful
             exit(1);
           }, options.timeoutMs)
         : undefined;
+    const server = app.getHttpServer() as Server;
+    // Fastify's forceCloseConnections: 'idle' closes the connections idle when the close starts; a
+    // keep-alive connection whose request finishes afterwards (a load balancer's upstream) stayed
+    // open until its client closed it, and held the shutdown until SHUTDOWN_TIMEOUT_MS.
+    const closeIdle = setInterval(() => server.closeIdleConnections(), 100);
+    closeIdle.unref();
     // Emitted once the listener is closed and the last connection has ended.
-    (app.getHttpServer() as Server).once('close', () => logger.log('HTTP server closed: in-flight requests finished'));
+    server.once('close', () => {
+      clearInterval(closeIdle);
+      logger.log('HTTP server closed: in-flight requests finished');
+    });
     app.close().then(
       () => {
         clearTimeout(timer);
