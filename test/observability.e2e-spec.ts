@@ -89,6 +89,34 @@ describe('observability', () => {
   });
 
   describe('logs', () => {
+    it('logs a client that drops its upload as the client, not as a database outage', async () => {
+      const server = t.app.getHttpServer();
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const { port } = server.address() as { port: number };
+        const socket: Socket = connect(port, '127.0.0.1');
+        await new Promise((resolve) => socket.once('connect', resolve));
+        // Expect: 100-continue, so the server has taken the request (it answers 100) before the body starts.
+        const continued = new Promise((resolve) =>
+          socket.on('data', (chunk: Buffer) => chunk.toString().includes('100 Continue') && resolve(undefined)),
+        );
+        socket.write(
+          'POST /ask HTTP/1.1\r\nHost: x\r\nX-Request-Id: dropped-upload-1\r\nContent-Type: application/json\r\n' +
+            'Content-Length: 1000\r\nExpect: 100-continue\r\n\r\n',
+        );
+        await continued;
+        await new Promise((resolve) => socket.write('{"question": "th', resolve));
+        socket.destroy();
+        const lines = await logs.forRequest('dropped-upload-1', (l) =>
+          /client closed the connection/.test(String(l.msg)),
+        );
+        // Before: "Database unavailable: aborted", a warning that pages whoever watches the database.
+        expect(lines.filter((l) => /Database unavailable/.test(String(l.msg)))).toEqual([]);
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+
     it('writes one JSON line per request with its reqId, and never the Authorization or x-api-key value', async () => {
       await request(t.server)
         .get('/documents/not-there/chunks?limit=1')

@@ -63,7 +63,11 @@ describe('DatabaseExceptionFilter: Retry-After on a 409', () => {
       status: (status: number) => ((sent.status = status), reply),
       send: (body: unknown) => ((sent.body = body), reply),
     };
-    const host = { switchToHttp: () => ({ getResponse: () => reply }) } as unknown as ArgumentsHost;
+    // A request whose body arrived whole (readableAborted: false).
+    const request = { raw: { readableAborted: false } };
+    const host = {
+      switchToHttp: () => ({ getResponse: () => reply, getRequest: () => request }),
+    } as unknown as ArgumentsHost;
     new DatabaseExceptionFilter().catch(exception, host);
     return { status: sent.status ?? 0, retryAfter: headers.get('retry-after'), body: sent.body };
   }

@@ -8,7 +8,7 @@ import {
   Logger,
   ServiceUnavailableException,
 } from '@nestjs/common';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import pg from 'pg';
 import { QueryFailedError } from 'typeorm';
@@ -104,6 +104,9 @@ export class ServiceUnavailableWithRetryAfter extends ServiceUnavailableExceptio
   }
 }
 
+/** The answer to a request whose client closed the connection before its body arrived (it reaches nobody). */
+const CLIENT_GONE_MESSAGE = 'The request body did not arrive: the client closed the connection';
+
 /**
  * The one global exception filter: HttpExceptions pass through in Nest's standard shape; database
  * errors become a 4xx or 503 naming the problem, never SQL; anything else is a 500 whose details
@@ -115,6 +118,17 @@ export class DatabaseExceptionFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const reply = host.switchToHttp().getResponse<FastifyReply>();
+    const request = host.switchToHttp().getRequest<FastifyRequest>();
+    // The client closed its connection while its body was being read (it gave up, or the 408 cut a
+    // trickle off): the read fails with ECONNRESET ("aborted"), which is no database's failure. It
+    // was logged as "Database unavailable", a false alarm. The answer reaches nobody; it is sent so
+    // that the request ends as every other does.
+    if (request.raw.readableAborted && !(exception instanceof HttpException) && isConnectionFailure(exception)) {
+      const message = exception instanceof Error ? exception.message : String(exception);
+      this.logger.log(`The client closed the connection before its request was read (${message})`);
+      void reply.status(HttpStatus.BAD_REQUEST).send(standardBody(HttpStatus.BAD_REQUEST, CLIENT_GONE_MESSAGE));
+      return;
+    }
     const [status, body] = this.toResponse(exception);
     // Every 503 here is a database that is busy, restarting or unreachable: say when to retry, so
     // clients and proxies back off instead of retrying at once (an upstream 503 keeps its own value).
