@@ -294,6 +294,43 @@ describe('db CLI refusals', () => {
     }
   });
 
+  it('the conversion of the langchain_community layout in docs/MIGRATIONS.md leads to a clean adoption, every chunk kept', async () => {
+    const db = await createTestDatabase();
+    const { dataSource: ds, close } = await openRawDataSource(testConfig(db));
+    try {
+      // The Python service's database, its chunk tables then turned into the older layout: the
+      // id kept as custom_id beside a uuid primary key, json metadata, a nullable collection name.
+      await buildLegacySchema(ds, { extraIdIndex: false });
+      const before = await dataFingerprint(ds);
+      for (const sql of [
+        `DROP INDEX ix_cmetadata_gin`,
+        `ALTER TABLE langchain_pg_embedding DROP CONSTRAINT langchain_pg_embedding_pkey`,
+        `ALTER TABLE langchain_pg_embedding RENAME COLUMN id TO custom_id`,
+        `ALTER TABLE langchain_pg_embedding ALTER COLUMN custom_id DROP NOT NULL`,
+        `ALTER TABLE langchain_pg_embedding ADD COLUMN uuid uuid NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY`,
+        `ALTER TABLE langchain_pg_embedding ALTER COLUMN uuid DROP DEFAULT`,
+        `ALTER TABLE langchain_pg_embedding ALTER COLUMN cmetadata TYPE json USING cmetadata::json`,
+        `ALTER TABLE langchain_pg_collection ALTER COLUMN name DROP NOT NULL`,
+      ]) {
+        await ds.query(sql);
+      }
+      expect((await stamp(ds)).lines.join('\n')).toContain('older langchain_community layout');
+
+      const docs = readFileSync('docs/MIGRATIONS.md', 'utf8');
+      const section = docs.slice(docs.indexOf('### A database of the older `langchain_community` layout'));
+      const recipe = /```sql\n([\s\S]*?)```/.exec(section)![1];
+      // The block as a whole, BEGIN … COMMIT: one simple query (no parameters).
+      await ds.query(recipe);
+      expect((await stamp(ds)).exitCode).toBe(0);
+      expect((await migrate(ds)).exitCode).toBe(0);
+      expect(await check(ds)).toEqual({ exitCode: 0, lines: ['Schema matches the entities: no differences.'] });
+      expect(await dataFingerprint(ds)).toEqual(before);
+    } finally {
+      await close();
+      await db.drop();
+    }
+  });
+
   it("refuses to stamp a chunk table without a primary key on id, which LangChain's upsert needs", async () => {
     const db = await createTestDatabase();
     const { dataSource: ds, close } = await openRawDataSource(testConfig(db));
