@@ -6,7 +6,7 @@ import type { LogLevel as NestLogLevel } from '@nestjs/common';
 import type { AppConfig, LogLevel } from './config/app-config.js';
 import { logAccessControl, registerHttpSecurity } from './auth/http-security.js';
 import { useEarlyApiKeyCheck } from './auth/early-api-key-check.js';
-import { documentApiKeySecurity, withApiKeySecurity } from './auth/openapi-security.js';
+import { documentApiKeySecurity, documentConfiguredAccess, withApiKeySecurity } from './auth/openapi-security.js';
 import { AppModule } from './app.module.js';
 import { documentUnsupportedMediaType, useContentTypeCheck } from './common/content-type.js';
 import { documentUnknownQuery, useUnknownQueryCheck } from './common/unknown-query.js';
@@ -105,6 +105,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   // All three before the body is read, the key first: a request with a body and without a valid key
   // is a 401 whatever its media type or query. (A read's key is checked later, by ApiKeyGuard.)
   useEarlyApiKeyCheck(app, document, config);
+  documentConfiguredAccess(document, config.auth);
   useContentTypeCheck(app, document);
   useUnknownQueryCheck(app, document);
   documentServiceUnavailable(document);

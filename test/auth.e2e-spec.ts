@@ -60,6 +60,20 @@ const doc = (documentId: string) => ({
   chunks: [{ content: `Điều 1. Nội dung của ${documentId} về thuế thu nhập cá nhân.` }],
 });
 
+/** The security requirements the served OpenAPI document states for `GET /documents`, `POST /ask` and `POST /documents`. */
+async function declaredSecurity(t: TestApp): Promise<Record<string, unknown>> {
+  const { body } = await request(t.server).get('/docs-json').expect(200);
+  const paths = body.paths as Record<string, Record<string, { security?: unknown }>>;
+  return {
+    'GET /documents': paths['/documents'].get.security ?? body.security,
+    'POST /ask': paths['/ask'].post.security ?? body.security,
+    'POST /documents': paths['/documents'].post.security ?? body.security,
+  };
+}
+
+const KEY_OPTIONAL = [{}, { bearer: [] }, { 'x-api-key': [] }];
+const KEY_REQUIRED = [{ bearer: [] }, { 'x-api-key': [] }];
+
 describe('Access control: open mode (API_KEYS unset)', () => {
   let t: TestApp;
   let warnings: string[];
@@ -75,6 +89,11 @@ describe('Access control: open mode (API_KEYS unset)', () => {
   });
   afterAll(async () => {
     await t.close();
+  });
+
+  it('declares in OpenAPI that no operation needs a key', async () => {
+    // Before, every operation declared a key whatever the configuration.
+    expect(await declaredSecurity(t)).toEqual({ 'GET /documents': [{}], 'POST /ask': [{}], 'POST /documents': [{}] });
   });
 
   it('says at startup, once, that the service is open', () => {
@@ -286,6 +305,14 @@ describe('Access control: API_KEYS set, reads public', () => {
     await request(t.server).get('/docs-json').expect(200);
   });
 
+  it('declares in OpenAPI a key optional for reads and required for writes', async () => {
+    expect(await declaredSecurity(t)).toEqual({
+      'GET /documents': KEY_OPTIONAL,
+      'POST /ask': KEY_OPTIONAL,
+      'POST /documents': KEY_REQUIRED,
+    });
+  });
+
   it('declares the security schemes, the scope and 401/403 of each operation in OpenAPI', async () => {
     const { body } = await request(t.server).get('/docs-json').expect(200);
     expect(body.components.securitySchemes).toEqual({
@@ -366,6 +393,14 @@ describe('Access control: API_KEYS set, API_READS_PUBLIC=false', () => {
   });
   afterAll(async () => {
     await t.close();
+  });
+
+  it('declares in OpenAPI that reads need a key too', async () => {
+    expect(await declaredSecurity(t)).toEqual({
+      'GET /documents': KEY_REQUIRED,
+      'POST /ask': KEY_REQUIRED,
+      'POST /documents': KEY_REQUIRED,
+    });
   });
 
   it('refuses reads without a key or with a wrong one', async () => {

@@ -1,6 +1,6 @@
 import type { DocumentBuilder, OpenAPIObject } from '@nestjs/swagger';
 import type { OperationObject, ResponseObject } from '@nestjs/swagger';
-import type { ApiScope } from '../config/app-config.js';
+import type { ApiScope, AppConfig } from '../config/app-config.js';
 import { documentOperations, errorResponseContent } from '../common/openapi-errors.js';
 import { defaultScopeFor, MISSING_KEY_MESSAGE } from './api-key.guard.js';
 import { OPENAPI_SCOPE_EXTENSION } from './auth.decorators.js';
@@ -69,6 +69,28 @@ export function documentApiKeySecurity(document: OpenAPIObject): OpenAPIObject {
       'Forbidden',
       `API key key#1 lacks the "${scope}" scope this route needs`,
     );
+  }
+  return document;
+}
+
+/**
+ * Makes each operation's security requirement say what this configuration asks, as its 429s do:
+ * without API_KEYS no operation needs a key (`[{}]`), and with API_READS_PUBLIC (the default) a read
+ * takes one but needs none (`[{}, bearer, x-api-key]`). The document declared a key on every
+ * operation whatever the configuration, so a client generator sent one where none is needed, and a
+ * reader of the document was told reads were closed. The scope (`x-required-scope`) and the 401/403
+ * stay, for the configuration that asks them. Call after useEarlyApiKeyCheck, which reads the
+ * requirements as the code declares them (operationAccess).
+ */
+export function documentConfiguredAccess(document: OpenAPIObject, auth: AppConfig['auth']): OpenAPIObject {
+  const keysOn = auth.apiKeys.length > 0;
+  for (const [operation] of documentOperations(document)) {
+    const scope = (operation as unknown as Record<string, unknown>)[OPENAPI_SCOPE_EXTENSION] as ApiScope | undefined;
+    if (scope === undefined) continue; // @Public(): `[{}]` already
+    if (!keysOn) operation.security = [{}];
+    else if (scope === 'read' && auth.readsPublic) {
+      operation.security = [{}, { [BEARER_SCHEME]: [] }, { [API_KEY_HEADER_SCHEME]: [] }];
+    }
   }
   return document;
 }
