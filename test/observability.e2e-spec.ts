@@ -140,6 +140,21 @@ describe('observability', () => {
       expect(all).not.toContain('secret-cookie-789');
     });
 
+    it('never logs a key sent in the query string by mistake, in url or query', async () => {
+      await request(t.server)
+        .get('/stats?api_key=secret-query-key-1&token=secret-query-token-2&verbose=1')
+        .set('x-request-id', 'query-key-1')
+        .expect(400);
+      const [line] = (await logs.forRequest('query-key-1', (l) => l.msg === 'request completed')).filter(
+        (l) => l.msg === 'request completed',
+      );
+      expect(line.req).toMatchObject({
+        url: '/stats?api_key=[redacted]&token=[redacted]&verbose=1',
+        query: { api_key: '[redacted]', token: '[redacted]', verbose: '1' },
+      });
+      expect(logs.raw.join('\n')).not.toMatch(/secret-query-(key-1|token-2)/);
+    });
+
     it('does not log probe and scrape requests', async () => {
       await request(t.server).get('/health/ready').set('x-request-id', 'quiet-probe').expect(200);
       await request(t.server).get('/metrics').set('x-request-id', 'quiet-scrape').expect(200);

@@ -61,6 +61,13 @@ export function loggerParams(config: AppConfig): Params {
           censor: '[redacted]',
         },
         serializers: {
+          // pino-http hands it the standard request object; a key or token sent in the query string
+          // (the service takes none there) would otherwise be written in url and query.
+          req: (req: { url?: string; query?: unknown }) => ({
+            ...req,
+            url: typeof req.url === 'string' ? redactSecretParameters(req.url) : req.url,
+            query: redactSecretQuery(req.query),
+          }),
           // The status is what matters; response headers are the same few on every line.
           res: (res: ServerResponse) => ({ statusCode: res.statusCode }),
           err: (err: Error) => {
@@ -81,4 +88,35 @@ export function loggerParams(config: AppConfig): Params {
       process.stdout,
     ],
   };
+}
+
+/** Query parameters whose value is a credential, whatever route they were sent to. */
+const SECRET_PARAMETER = /^(?:api[_-]?key|key|token|access[_-]?token|auth|password|secret)$/i;
+
+/** `/stats?api_key=abc&x=1` → `/stats?api_key=[redacted]&x=1`. */
+export function redactSecretParameters(url: string): string {
+  const at = url.indexOf('?');
+  if (at === -1) return url;
+  const query = url
+    .slice(at + 1)
+    .split('&')
+    .map((pair) => {
+      const name = pair.split('=', 1)[0];
+      let decoded = name;
+      try {
+        decoded = decodeURIComponent(name);
+      } catch {
+        // A malformed escape: compared as sent.
+      }
+      return SECRET_PARAMETER.test(decoded) && pair.includes('=') ? `${name}=[redacted]` : pair;
+    })
+    .join('&');
+  return `${url.slice(0, at)}?${query}`;
+}
+
+function redactSecretQuery(query: unknown): unknown {
+  if (typeof query !== 'object' || query === null) return query;
+  return Object.fromEntries(
+    Object.entries(query).map(([name, value]) => [name, SECRET_PARAMETER.test(name) ? '[redacted]' : value]),
+  );
 }
