@@ -1,3 +1,5 @@
+import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
 import request from 'supertest';
 import type { DataSource } from 'typeorm';
 import { createApp } from '../src/app.factory.js';
@@ -12,7 +14,7 @@ import {
   runCli,
   schemaSnapshot,
 } from './support/legacy-schema.js';
-import { openRawDataSource } from './support/test-database.js';
+import { openRawDataSource, TEST_TARGET } from './support/test-database.js';
 
 describe('adopting a database the Python service created (stamp → migrate → check)', () => {
   let db: { env: Record<string, string>; drop: () => Promise<void> };
@@ -158,6 +160,26 @@ describe('adopting a database the Python service created (stamp → migrate → 
   });
 
   let aligned: string[];
+
+  // On the embedded database the service always migrates at start.
+  (TEST_TARGET === 'postgres' ? it : it.skip)(
+    'the service started on the stamped database before db:migrate warns that migrations are pending',
+    async () => {
+      const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      try {
+        const app = await createApp(loadAppConfig({ LOG_LEVEL: 'warn', ...db.env, DB_MIGRATE_ON_START: 'false' }));
+        await app.close();
+        // Before: it served the older schema without a word (createdAt "" for the NULL timestamps).
+        expect(warn.mock.calls.map((call) => String(call[0]))).toContainEqual(
+          expect.stringMatching(
+            /^The database is not at head: 11 migration\(s\) pending \(AlignLegacySchema1764000000001, .*\)\. Run `npm run db:migrate`/,
+          ),
+        );
+      } finally {
+        warn.mockRestore();
+      }
+    },
+  );
 
   it('migrates to the target schema: check is clean, every chunk byte-for-byte the same', async () => {
     const result = await migrate(ds);

@@ -1,8 +1,10 @@
-import { Global, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { Global, Logger, Module, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
-import { buildDataSourceOptions } from './data-source-options.js';
+import { sqlState } from './connection-errors.js';
+import { buildDataSourceOptions, MIGRATIONS_TABLE } from './data-source-options.js';
 import { DatabaseRuntime, initializeDataSource } from './database-runtime.js';
 import { ReadReplicas } from './read-replicas.service.js';
 
@@ -44,12 +46,38 @@ class DatabaseRuntimeModule {}
     }),
   ],
 })
-export class DatabaseModule implements OnApplicationShutdown {
+export class DatabaseModule implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(DatabaseModule.name);
   constructor(
     private readonly runtime: DatabaseRuntime,
     private readonly dataSource: DataSource,
+    private readonly adapterHost: HttpAdapterHost,
   ) {}
+
+  /**
+   * Warns when the database is behind this code (migrations pending: a server started without
+   * DB_MIGRATE_ON_START, an adopted database stamped but not migrated). It serves all the same,
+   * with answers of the older schema (a backfill not yet made: createdAt ""). Only in the HTTP
+   * service: the CLIs that need the schema refuse such a database with their own message.
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    if (!this.adapterHost.httpAdapter) return;
+    let recorded: Set<string>;
+    try {
+      const rows = await this.dataSource.query<Array<{ name: string }>>(`SELECT name FROM ${MIGRATIONS_TABLE}`);
+      recorded = new Set(rows.map((r) => r.name));
+    } catch (error) {
+      if (sqlState(error) !== '42P01') throw error; // undefined_table: nothing recorded
+      recorded = new Set();
+    }
+    const pending = this.dataSource.migrations.map((m) => m.name ?? m.constructor.name).filter((n) => !recorded.has(n));
+    if (pending.length === 0) return;
+    this.logger.warn(
+      `The database is not at head: ${pending.length} migration(s) pending (${pending.join(', ')}). ` +
+        'Run `npm run db:migrate` (or start with DB_MIGRATE_ON_START=true); a database the Python service ' +
+        'created is adopted with `npm run db:stamp` first (docs/MIGRATIONS.md).',
+    );
+  }
 
   async onApplicationShutdown(): Promise<void> {
     // The pool must close before the embedded server under it stops.
