@@ -438,19 +438,25 @@ describe('db CLI refusals', () => {
   });
 });
 
+/** A new database the Python service filled, stamped at the baseline: every later migration pending. */
+async function stampedLegacyDatabase(): Promise<TestDatabase> {
+  const db = await createTestDatabase();
+  const { dataSource: ds, close } = await openRawDataSource(testConfig(db));
+  try {
+    await buildLegacySchema(ds);
+  } finally {
+    await close();
+  }
+  expect(runCli(db.env, 'stamp').code).toBe(0);
+  return db;
+}
+
 // PGlite ignores statement_timeout and serves one session: a server-only behaviour.
 (TEST_TARGET === 'postgres' ? describe : describe.skip)('db:migrate next to a Python writer (server only)', () => {
   let db: TestDatabase;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const { dataSource: ds, close } = await openRawDataSource(testConfig(db));
-    try {
-      await buildLegacySchema(ds);
-    } finally {
-      await close();
-    }
-    expect(runCli(db.env, 'stamp').code).toBe(0);
+    db = await stampedLegacyDatabase();
   });
   afterAll(async () => {
     await db.drop();
@@ -494,15 +500,8 @@ describe('db CLI refusals', () => {
   'db:migrate while LangChain writers keep writing (server only)',
   () => {
     it('applies every migration with no writer and no migration cancelled by a deadlock, and loses no write', async () => {
-      const db = await createTestDatabase();
+      const db = await stampedLegacyDatabase();
       try {
-        const { dataSource: ds, close } = await openRawDataSource(testConfig(db));
-        try {
-          await buildLegacySchema(ds);
-        } finally {
-          await close();
-        }
-        expect(runCli(db.env, 'stamp').code).toBe(0);
         // The two orders LangChain locks the tables in: a LangChain JS INSERT holds the chunk table
         // and then locks the collection (its foreign key); langchain_postgres reads the collection,
         // then writes the chunks. AlignLegacySchema, locking the collection then the chunk table one
