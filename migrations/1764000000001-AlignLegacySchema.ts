@@ -120,6 +120,17 @@ export class AlignLegacySchema1764000000001 implements MigrationInterface {
   public async down(q: QueryRunner): Promise<void> {
     // Its ACCESS EXCLUSIVE locks wait at most LOCK_TIMEOUT, as up()'s do: not every reader queued behind an idle writer.
     await boundLockWaits(q);
+    // The tables it alters, all first and together, as up() does (lockTablesWithoutWaiting).
+    const altered = ['documents'];
+    if (
+      (await columnType(q, 'langchain_pg_collection', 'cmetadata')) === 'jsonb' ||
+      ((await hasIndex(q, 'langchain_pg_collection_name_key')) &&
+        !(await hasConstraint(q, 'langchain_pg_collection', 'langchain_pg_collection_name_key')))
+    ) {
+      altered.push('langchain_pg_collection');
+    }
+    if ((await columnType(q, 'langchain_pg_embedding', 'document')) === 'text') altered.push('langchain_pg_embedding');
+    await lockTablesWithoutWaiting(q, altered);
     for (const [table, column] of COMMENTS) {
       const target = column ? `COLUMN ${table}.${column}` : `TABLE ${table}`;
       await q.query(`COMMENT ON ${target} IS NULL`);
