@@ -3,9 +3,9 @@ import { Logger } from '@nestjs/common';
 import request from 'supertest';
 import type { DataSource } from 'typeorm';
 import { createApp } from '../src/app.factory.js';
-import { check, migrate, migrationStates, revert, stamp, status } from '../src/cli/db-commands.js';
+import { check, migrate, revert, stamp, status } from '../src/cli/db-commands.js';
 import { loadAppConfig } from '../src/config/app-config.js';
-import { DatabaseNotStampedError, runPendingMigrations } from '../src/database/migration-runner.js';
+import { DatabaseNotStampedError, migrationStates, runPendingMigrations } from '../src/database/migration-runner.js';
 import {
   buildLegacySchema,
   COLLECTION_SMALL,

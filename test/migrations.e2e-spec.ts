@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { createApp } from '../src/app.factory.js';
-import { check, generate, migrationStates, revert } from '../src/cli/db-commands.js';
-import { runPendingMigrations } from '../src/database/migration-runner.js';
+import { check, generate, revert } from '../src/cli/db-commands.js';
+import { migrationStates, runPendingMigrations } from '../src/database/migration-runner.js';
 import { schemaSnapshot } from './support/legacy-schema.js';
 import {
   createTestDatabase,

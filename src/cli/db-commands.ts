@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type DataSource, MigrationExecutor, type MigrationInterface, type QueryRunner, type Table } from 'typeorm';
+import { type DataSource, MigrationExecutor, type MigrationInterface, type Table } from 'typeorm';
 import { BASELINE_MIGRATION, MIGRATIONS } from '../../migrations/index.js';
 import { CHUNK_ID_PRIMARY_KEY_SQL } from '../../migrations/support/concurrent-index.js';
 import { MIGRATIONS_TABLE } from '../database/data-source-options.js';
@@ -9,6 +9,11 @@ import {
   assertServerCompatible,
   assertStampedOrEmpty,
   BASELINE_TABLES,
+  Executor,
+  migrationStates,
+  notAtHeadMessage,
+  pendingMigrationNames,
+  recordedNames,
   runPendingMigrations,
   withMigrationLock,
 } from '../database/migration-runner.js';
@@ -19,43 +24,8 @@ export interface CommandResult {
   lines: string[];
 }
 
-/** A migration known to the code, in order, and whether the database records it. */
-export interface MigrationState {
-  name: string;
-  timestamp: number;
-  applied: boolean;
-}
-
-/** Exposes the executor's protected helpers (migrations table creation, the ordered list). */
-class Executor extends MigrationExecutor {
-  ensureMigrationsTable(runner: QueryRunner): Promise<void> {
-    return this.createMigrationsTableIfNotExist(runner);
-  }
-  ordered(): Array<{ name: string; timestamp: number }> {
-    return this.getMigrations();
-  }
-}
-
 const ok = (lines: string[]): CommandResult => ({ exitCode: 0, lines });
 const fail = (lines: string[]): CommandResult => ({ exitCode: 1, lines });
-
-async function recordedNames(ds: DataSource): Promise<string[]> {
-  const runner = ds.createQueryRunner();
-  try {
-    if (!(await runner.hasTable(MIGRATIONS_TABLE))) return [];
-    const rows = (await runner.query(`SELECT name FROM ${MIGRATIONS_TABLE} ORDER BY id`)) as Array<{ name: string }>;
-    return rows.map((r) => r.name);
-  } finally {
-    await runner.release();
-  }
-}
-
-export async function migrationStates(ds: DataSource): Promise<MigrationState[]> {
-  const recorded = new Set(await recordedNames(ds));
-  return new Executor(ds)
-    .ordered()
-    .map((m) => ({ name: m.name, timestamp: m.timestamp, applied: recorded.has(m.name) }));
-}
 
 /**
  * Why a CLI that writes or reads the knowledge base (ingest, vector indexes) should not run on this
@@ -64,13 +34,11 @@ export async function migrationStates(ds: DataSource): Promise<MigrationState[]>
  * ("relation \"documents\" does not exist"), once per file, or was written in its older shape.
  */
 export async function schemaNotAtHead(ds: DataSource): Promise<string | null> {
-  const pending = (await migrationStates(ds)).filter((m) => !m.applied).map((m) => m.name);
-  if (pending.length === 0) return null;
-  return (
-    `The database is not at head: ${pending.length} migration(s) pending (${pending.join(', ')}). ` +
-    'Run `npm run db:migrate` first; a database the Python service created is adopted with ' +
-    '`npm run db:stamp` before it (docs/MIGRATIONS.md).'
-  );
+  const notAtHead = await notAtHeadMessage(ds);
+  return notAtHead === null
+    ? null
+    : `${notAtHead} Run \`npm run db:migrate\` first; a database the Python service created is adopted with ` +
+        '`npm run db:stamp` before it (docs/MIGRATIONS.md).';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -313,7 +281,7 @@ export async function stamp(ds: DataSource, target: string = BASELINE_MIGRATION)
     await runner.release();
   }
   // What is not recorded now: after a second stamp of a migrated database, nothing.
-  const pending = (await migrationStates(ds)).filter((m) => !m.applied).map((m) => m.name);
+  const pending = await pendingMigrationNames(ds);
   lines.push(
     pending.length > 0
       ? `Next: \`npm run db:migrate\` applies ${pending.join(', ')}; then \`npm run db:check\`.`
@@ -567,7 +535,7 @@ export async function schemaDifferences(ds: DataSource): Promise<string[]> {
 const quote = (s: string | null | undefined): string => (s == null ? 'empty' : `"${s}"`);
 
 export async function check(ds: DataSource): Promise<CommandResult> {
-  const pending = (await migrationStates(ds)).filter((m) => !m.applied).map((m) => m.name);
+  const pending = await pendingMigrationNames(ds);
   const differences = await schemaDifferences(ds);
   const lines: string[] = [];
   if (pending.length > 0) lines.push(`Pending migrations (run \`npm run db:migrate\`): ${pending.join(', ')}`);
@@ -717,10 +685,10 @@ export async function generate(
   // Against a database behind the code, the differences include what the pending migrations do,
   // in TypeORM's words: on an adopted database that was a DROP COLUMN "document" then ADD, which
   // would have emptied every chunk's text.
-  const pending = (await migrationStates(ds)).filter((m) => !m.applied).map((m) => m.name);
-  if (pending.length > 0) {
+  const notAtHead = await notAtHeadMessage(ds);
+  if (notAtHead !== null) {
     return fail([
-      `The database is not at head: ${pending.length} migration(s) pending (${pending.join(', ')}).`,
+      notAtHead,
       'Generate against a database at head: `npm run db:migrate` on a copy of it, or a new empty database',
       '(DB_MIGRATE_ON_START=true npm start, or db:migrate on it), then run migration:generate there.',
     ]);

@@ -3,9 +3,9 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
-import { sqlState } from './connection-errors.js';
-import { buildDataSourceOptions, MIGRATIONS_TABLE } from './data-source-options.js';
+import { buildDataSourceOptions } from './data-source-options.js';
 import { DatabaseRuntime, initializeDataSource } from './database-runtime.js';
+import { notAtHeadMessage } from './migration-runner.js';
 import { ReadReplicas } from './read-replicas.service.js';
 
 @Global()
@@ -62,20 +62,11 @@ export class DatabaseModule implements OnApplicationBootstrap, OnApplicationShut
    */
   async onApplicationBootstrap(): Promise<void> {
     if (!this.adapterHost.httpAdapter) return;
-    let recorded: Set<string>;
-    try {
-      const rows = await this.dataSource.query<Array<{ name: string }>>(`SELECT name FROM ${MIGRATIONS_TABLE}`);
-      recorded = new Set(rows.map((r) => r.name));
-    } catch (error) {
-      if (sqlState(error) !== '42P01') throw error; // undefined_table: nothing recorded
-      recorded = new Set();
-    }
-    const pending = this.dataSource.migrations.map((m) => m.name ?? m.constructor.name).filter((n) => !recorded.has(n));
-    if (pending.length === 0) return;
+    const notAtHead = await notAtHeadMessage(this.dataSource);
+    if (notAtHead === null) return;
     this.logger.warn(
-      `The database is not at head: ${pending.length} migration(s) pending (${pending.join(', ')}). ` +
-        'Run `npm run db:migrate` (or start with DB_MIGRATE_ON_START=true); a database the Python service ' +
-        'created is adopted with `npm run db:stamp` first (docs/MIGRATIONS.md).',
+      `${notAtHead} Run \`npm run db:migrate\` (or start with DB_MIGRATE_ON_START=true); a database the Python ` +
+        'service created is adopted with `npm run db:stamp` first (docs/MIGRATIONS.md).',
     );
   }
 

@@ -7,6 +7,58 @@ const MIGRATION_LOCK_KEY = 727_274_001;
 
 export const MIN_SERVER_VERSION_NUM = 130000;
 
+/** A migration known to the code, in order, and whether the database records it. */
+export interface MigrationState {
+  name: string;
+  timestamp: number;
+  applied: boolean;
+}
+
+/** Exposes the executor's protected helpers (migrations table creation, the ordered list). */
+export class Executor extends MigrationExecutor {
+  ensureMigrationsTable(runner: QueryRunner): Promise<void> {
+    return this.createMigrationsTableIfNotExist(runner);
+  }
+  ordered(): Array<{ name: string; timestamp: number }> {
+    return this.getMigrations();
+  }
+}
+
+/** The migrations the database records, in the order they were applied; none without the table. */
+export async function recordedNames(ds: DataSource): Promise<string[]> {
+  const runner = ds.createQueryRunner();
+  try {
+    if (!(await runner.hasTable(MIGRATIONS_TABLE))) return [];
+    const rows = (await runner.query(`SELECT name FROM ${MIGRATIONS_TABLE} ORDER BY id`)) as Array<{ name: string }>;
+    return rows.map((r) => r.name);
+  } finally {
+    await runner.release();
+  }
+}
+
+export async function migrationStates(ds: DataSource): Promise<MigrationState[]> {
+  const recorded = new Set(await recordedNames(ds));
+  return new Executor(ds)
+    .ordered()
+    .map((m) => ({ name: m.name, timestamp: m.timestamp, applied: recorded.has(m.name) }));
+}
+
+/** The names of the migrations this code has and the database does not record, in order. */
+export async function pendingMigrationNames(ds: DataSource): Promise<string[]> {
+  return (await migrationStates(ds)).filter((m) => !m.applied).map((m) => m.name);
+}
+
+/**
+ * "The database is not at head: …" naming the pending migrations, or null when there are none: the
+ * first sentence of the service's start-up warning and of the CLIs' refusals, each adding its advice.
+ */
+export async function notAtHeadMessage(ds: DataSource): Promise<string | null> {
+  const pending = await pendingMigrationNames(ds);
+  return pending.length === 0
+    ? null
+    : `The database is not at head: ${pending.length} migration(s) pending (${pending.join(', ')}).`;
+}
+
 export class DatabaseCompatibilityError extends Error {
   constructor(message: string) {
     super(message);
