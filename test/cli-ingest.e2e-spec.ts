@@ -1,9 +1,11 @@
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { corruptPdf, makeCorpus } from './support/corpus.js';
+import { startFakeOpenAIServer } from './support/fake-openai-server.js';
 import { persistentTestDatabase } from './support/legacy-schema.js';
+import { eventually } from './support/private-postgres.js';
 import { createTestDatabase, openRawDataSource, TEST_TARGET, testConfig } from './support/test-database.js';
 
 const SUMMARY = /^files: (\d+) ingested, (\d+) skipped, (\d+) failed; chunks: (\d+); seconds: \d+\.\d$/m;
@@ -13,6 +15,28 @@ function runIngest(env: Record<string, string>, ...args: string[]): { code: numb
   if (!env.DATABASE_URL) delete childEnv.DATABASE_URL;
   const result = spawnSync(process.execPath, ['dist/src/cli/ingest.js', ...args], { env: childEnv, encoding: 'utf8' });
   return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** The CLI as a child process that runs while this process goes on (answering as its provider, say). */
+function startIngest(
+  env: Record<string, string>,
+  ...args: string[]
+): {
+  child: ChildProcess;
+  stderr: () => string;
+  result: Promise<{ code: number | null; stdout: string; stderr: string }>;
+} {
+  const childEnv: Record<string, string | undefined> = { ...process.env, LOG_LEVEL: 'warn', ...env };
+  if (!env.DATABASE_URL) delete childEnv.DATABASE_URL;
+  const child = spawn(process.execPath, ['dist/src/cli/ingest.js', ...args], { env: childEnv });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
+  child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
+  const result = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code) => resolve({ code, stdout, stderr })),
+  );
+  return { child, stderr: () => stderr, result };
 }
 
 describe('ingest CLI', () => {
@@ -139,6 +163,47 @@ describe('ingest CLI', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toContain(`failed: ${fifo}: not a regular file or folder`);
     expect(SUMMARY.exec(run.stdout)!.slice(1, 4).map(Number)).toEqual([1, 0, 1]);
+  });
+
+  it('stops after the file being ingested on Ctrl-C, with its summary and exit code 130; a second run goes on', async () => {
+    const folder = join(dir, 'interrupted');
+    mkdirSync(folder);
+    for (const name of ['a', 'b', 'c']) writeFileSync(join(folder, `${name}.md`), `# ${name}\n\nVăn bản ${name}.\n`);
+    // A provider that holds its answers: the run is inside its first file when the signal comes.
+    const provider = await startFakeOpenAIServer({ dimensions: 64 });
+    const env: Record<string, string> = {
+      ...db.env,
+      EMBEDDINGS_PROVIDER: 'openai',
+      EMBEDDINGS_BASE_URL: provider.url,
+      EMBEDDINGS_MODEL: 'fake-embed',
+      EMBEDDINGS_DIMENSIONS: '64',
+    };
+    const args = [folder, '--collection', 'interrupted', '--category', 'interrupted'];
+    try {
+      provider.hold();
+      const first = startIngest(env, ...args);
+      expect(await eventually(() => Promise.resolve(provider.requests.length > 0), 600, 50)).toBe(true);
+      first.child.kill('SIGINT');
+      expect(await eventually(() => Promise.resolve(first.stderr().includes('SIGINT: stopping after')), 200, 25)).toBe(
+        true,
+      );
+      provider.release();
+      const interrupted = await first.result;
+      expect(interrupted.code).toBe(130);
+      expect(interrupted.stdout).toMatch(
+        /^files: 1 ingested, 0 skipped, 0 failed; chunks: 1; seconds: \d+\.\d; interrupted, 2 not started$/m,
+      );
+      // Not spawnSync: the provider answers from this process.
+      const second = await startIngest(env, ...args).result;
+      expect([second.code, SUMMARY.exec(second.stdout)?.slice(1, 5).map(Number), second.stderr]).toEqual([
+        0,
+        [2, 1, 0, 2],
+        '',
+      ]);
+    } finally {
+      provider.release();
+      await provider.close();
+    }
   });
 
   it('refuses options the API would refuse, naming the flag, before the database starts', () => {

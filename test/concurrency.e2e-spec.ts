@@ -668,5 +668,52 @@ describe('Concurrent document and chunk writes', () => {
         n: 2,
       });
     });
+
+    it('an ingest that PostgreSQL cancels in such a deadlock is run again with the vectors it computed, not a 409', async () => {
+      const ingestCollection = 'ingest-deadlock';
+      const ingestFields = { documentType: base.documentType, category: base.category };
+      await createDocuments('owner-dl-ingest');
+      // The collection exists before the race, holding vectors of the provider's dimension.
+      await request(t.server)
+        .post('/documents/ingest')
+        .send({
+          documentId: 'ingest-dl-neighbour',
+          ...ingestFields,
+          text: 'Điều 1. Láng giềng',
+          collection: ingestCollection,
+        })
+        .expect(201);
+      const other = t.dataSource.createQueryRunner();
+      await other.connect();
+      await other.startTransaction();
+      await other.query(`SELECT set_config('deadlock_timeout', '60s', true)`);
+      await other.query(
+        `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+         SELECT 'dl-ingest-held', e.collection_id, e.embedding, 'held', '{"document_id": "owner-dl-ingest"}'
+           FROM langchain_pg_embedding e WHERE e.cmetadata->>'document_id' = 'ingest-dl-neighbour'`,
+      );
+      const ingest = request(t.server)
+        .post('/documents/ingest')
+        .send({
+          documentId: 'owner-dl-ingest',
+          ...ingestFields,
+          text: 'Điều 1. Một\n\nĐiều 2. Hai',
+          collection: ingestCollection,
+        })
+        .then((r) => r);
+      const waiting = await eventually(upsertWaits, 200, 20);
+      expect(waiting).toBe(true);
+      await other.query(`UPDATE documents SET total_chunks = total_chunks + 1 WHERE document_id = 'owner-dl-ingest'`);
+      await other.commitTransaction();
+      await other.release();
+      const res = await ingest;
+      expect([res.status, res.body.message, res.body.chunks]).toEqual([201, undefined, 1]);
+      // The retry replaced the document's chunks, the one the other writer committed included.
+      expect((await countsByDocument()).find((r) => r.document_id === 'owner-dl-ingest')).toEqual({
+        document_id: 'owner-dl-ingest',
+        total_chunks: 1,
+        n: 1,
+      });
+    });
   },
 );

@@ -1,10 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { createApp } from '../src/app.factory.js';
 import { LocalEmbeddingProvider } from '../src/embeddings/providers/local-embedding.provider.js';
+import { INGEST_EMBED_FIRST_MAX_CHUNKS } from '../src/ingest/ingest.service.js';
+import { SPILL_DIRECTORY_PREFIX } from '../src/ingest/spilled-vectors.js';
 import { LogCapture } from './support/log-capture.js';
 import { openApiOperations } from './support/openapi.js';
 import { eventually } from './support/private-postgres.js';
@@ -144,6 +146,55 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
     server.release();
     const res = await ingested;
     expect([res.status, res.body.chunks]).toEqual([201, 300]);
+  });
+
+  it('POST /documents/ingest of a text too long to hold its vectors in memory also asks the provider before its transaction', async () => {
+    const spillDirectories = () => readdirSync(tmpdir()).filter((name) => name.startsWith(SPILL_DIRECTORY_PREFIX));
+    const before = spillDirectories();
+    server.hold();
+    // More chunks than INGEST_EMBED_FIRST_MAX_CHUNKS: their vectors used to be computed batch by
+    // batch inside the transaction; now they wait in a temporary file.
+    const count = INGEST_EMBED_FIRST_MAX_CHUNKS + 52;
+    const contents = Array.from({ length: count }, (_, i) => `Điều ${i + 1}. Phạm vi ${i + 1}`);
+    const ingested = request(t.server)
+      .post('/documents/ingest')
+      .send({
+        documentId: 'ingest-long-provider-first',
+        documentType: 'law',
+        category: 'c',
+        text: contents.join('\n\n'),
+        collection: 'ingest-long-first',
+      })
+      .then((r) => r);
+    expect(await eventually(() => Promise.resolve(server.requests.length > 0), 200, 5)).toBe(true);
+    expect(await whileProviderComputes('ingest-long-provider-first')).toEqual({ documents: 0, open: 0 });
+    const spills = spillDirectories().filter((name) => !before.includes(name));
+    expect(spills).toHaveLength(1);
+    const vector = Array.from({ length: 64 }, (_, i) => (i === 0 ? 1 : 0));
+    await request(t.server)
+      .post('/embeddings')
+      .send({ collection: 'ingest-long-first', items: [{ id: 'beside-long-ingest', content: 'x', embedding: vector }] })
+      .expect(201);
+    server.release();
+    const res = await ingested;
+    expect([res.status, res.body.chunks]).toEqual([201, count]);
+    expect(existsSync(join(tmpdir(), spills[0]))).toBe(false);
+    // Each chunk got its own text's vector, across the batches of the file (the fake server
+    // computes the local provider's vectors).
+    const local = new LocalEmbeddingProvider(64);
+    const indexes = [0, 255, 256, 2047, 2048, count - 1];
+    const stored = await t.dataSource.query<Array<{ i: number; document: string; embedding: string }>>(
+      `SELECT (cmetadata->>'chunk_index')::int AS i, document, embedding::text AS embedding
+         FROM langchain_pg_embedding
+        WHERE cmetadata->>'document_id' = 'ingest-long-provider-first' AND (cmetadata->>'chunk_index')::int = ANY($1)
+        ORDER BY 1`,
+      [indexes],
+    );
+    expect(stored.map((row) => [row.i, row.document])).toEqual(indexes.map((i) => [i, contents[i]]));
+    for (const row of stored) {
+      const expected = local.embedOne(row.document);
+      (JSON.parse(row.embedding) as number[]).forEach((x, d) => expect(x).toBeCloseTo(expected[d], 6));
+    }
   });
 
   it('answers 422 when the model refuses a text as too long for it (not 502), and writes nothing', async () => {

@@ -306,6 +306,18 @@ async function run(argv: string[]): Promise<number> {
         cliProgress.Presets.shades_classic,
       )
     : null;
+  // Ctrl-C (or SIGTERM) lets the file being ingested finish (its transaction commits or rolls back,
+  // its temporary files go) and ends the run with its summary; a second one stops at once.
+  let interrupted: NodeJS.Signals | null = null;
+  let startedFiles = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted !== null) process.exit(EXIT_INTERRUPTED);
+    interrupted = signal;
+    bar?.stop();
+    console.error(`${signal}: stopping after the file being ingested (again to stop at once)`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     const notAtHead = await schemaNotAtHead(app.get(DataSource));
     if (notAtHead !== null) {
@@ -315,6 +327,8 @@ async function run(argv: string[]): Promise<number> {
     const service = app.get(IngestService);
     bar?.start(jobs.length, 0, { file: '' });
     for (const job of jobs) {
+      if (interrupted !== null) break;
+      startedFiles += 1;
       bar?.update({ file: job.idPath });
       try {
         const info = await stat(job.path);
@@ -347,11 +361,21 @@ async function run(argv: string[]): Promise<number> {
     bar?.stop();
     await app.close();
     stopHeapLimit();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
   for (const failure of failures) console.error(`failed: ${failure}`);
-  console.log(summary(ingested, skipped, failures.length, chunks, started));
+  const notStarted = jobs.length - startedFiles;
+  console.log(
+    summary(ingested, skipped, failures.length, chunks, started) +
+      (interrupted !== null ? `; interrupted, ${notStarted} not started` : ''),
+  );
+  if (interrupted !== null) return EXIT_INTERRUPTED;
   return failures.length > 0 ? 1 : 0;
 }
+
+/** The exit code of a run stopped by a signal: 128 + SIGINT's number, as a shell reports Ctrl-C. */
+const EXIT_INTERRUPTED = 130;
 
 /** The run's last line. */
 function summary(ingested: number, skipped: number, failed: number, chunks: number, started: bigint): string {

@@ -1,4 +1,5 @@
 import {
+  BadGatewayException,
   BadRequestException,
   Inject,
   Injectable,
@@ -17,10 +18,11 @@ import {
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { DocumentEntity, type DocumentStatus, isDocumentIdConflict } from '../documents/document.entity.js';
 import { DocumentsService } from '../documents/documents.service.js';
-import { ChunkStore, type ChunkDraft } from '../embeddings/chunk.store.js';
+import { ChunkStore, type ChunkDraft, retryWriteConflicts } from '../embeddings/chunk.store.js';
 import { EMBEDDING_PROVIDER, type EmbeddingProvider } from '../embeddings/providers/embedding-provider.js';
 import { chunkText, type ChunkOptions } from './chunker.js';
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from './dto/ingest.dto.js';
+import { InconsistentVectorLengthError, SpilledVectors } from './spilled-vectors.js';
 import {
   detectFormat,
   ExtractionError,
@@ -35,6 +37,9 @@ import {
 /** Retry-After of the 503 of a file that waited its whole time budget for a reader: reads take seconds. */
 const READER_RETRY_AFTER_SECONDS = 5;
 
+/** Retry-After of the 503 of a long text whose vectors found no temporary disk space: space frees slowly. */
+const NO_SPILL_SPACE_RETRY_AFTER_SECONDS = 60;
+
 /**
  * The embedding provider's 422 (a text longer than its model takes), saying what an ingest can
  * change: the chunks are the service's cut of the text, at chunkSize (INGEST_CHUNK_SIZE by default).
@@ -48,6 +53,27 @@ function chunksTooLongForModel(error: unknown): never {
   throw error;
 }
 
+/**
+ * The vectors of a text's chunks, computed before its transaction: in memory for a text of at most
+ * INGEST_EMBED_FIRST_MAX_CHUNKS chunks, in a temporary file beyond.
+ */
+type PrecomputedVectors = number[][] | SpilledVectors;
+
+/**
+ * A 503 for a long text whose vectors found no room in the temporary directory (its disk or quota
+ * full); any other error as it is.
+ */
+function noSpillSpace(error: unknown, total: number): never {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    throw new ServiceUnavailableWithRetryAfter(
+      `The service has no temporary disk space for the vectors of this text's ${total} chunks; retry later`,
+      NO_SPILL_SPACE_RETRY_AFTER_SECONDS,
+    );
+  }
+  throw error;
+}
+
 /** What IngestService.write writes: the document, its text and how it is chunked, and the vectors computed before. */
 interface IngestTarget {
   documentId: string;
@@ -56,17 +82,21 @@ interface IngestTarget {
   contentHash: string;
   options: ChunkOptions;
   total: number;
-  /** One per chunk when computed before the transaction; otherwise each batch's are computed in it. */
-  vectors: number[][] | undefined;
+  /**
+   * One per chunk; none for a re-ingest that looked unchanged, whose vectors the transaction
+   * computes itself in the rare case that it is no longer unchanged under the lock.
+   */
+  vectors: PrecomputedVectors | undefined;
 }
 
 /** Chunks per provider call and per upsert: bounds the vectors held in memory at once. */
 export const INGEST_BATCH_SIZE = 256;
 
 /**
- * The most chunks of a text whose vectors are computed before its transaction opens: 2,048 chunks'
- * vectors are about 25 MB at 1,536 dimensions (50 MB at 3,072), held until they are written. A
- * longer text is embedded batch by batch inside the transaction, one batch of vectors at a time.
+ * The most chunks of a text whose vectors are held in memory from before its transaction opens
+ * until they are written: 2,048 chunks' vectors are about 25 MB at 1,536 dimensions (50 MB at
+ * 3,072). A longer text's vectors are also computed before the transaction, batch by batch, and kept
+ * in a temporary file (SpilledVectors) that the transaction reads one batch at a time.
  */
 export const INGEST_EMBED_FIRST_MAX_CHUNKS = 2048;
 
@@ -169,12 +199,15 @@ export class IngestService {
     const target: IngestTarget = { documentId, collectionName, text, contentHash, options, total, vectors: undefined };
     target.vectors = await this.vectorsBeforeTransaction(target);
     try {
+      // Run again on a deadlock or serialization failure: the vectors are computed before, so a retry
+      // pays the provider nothing.
+      const write = () => retryWriteConflicts(() => this.write(input, target));
       try {
-        return await this.write(input, target);
+        return await write();
       } catch (error) {
         // A concurrent first ingest of the same documentId committed first: now it is a re-ingest.
         if (!isDocumentIdConflict(error)) throw error;
-        return await this.write(input, target);
+        return await write();
       }
     } catch (error) {
       // An upload's or a text's sourceFile is its fileName: the 400 names the field the client sent.
@@ -182,6 +215,8 @@ export class IngestService {
         throw new BadRequestException(tooLargeToIndexMessage('fileName'));
       }
       throw error;
+    } finally {
+      if (target.vectors instanceof SpilledVectors) await target.vectors.close();
     }
   }
 
@@ -236,24 +271,47 @@ export class IngestService {
   }
 
   /**
-   * The vectors of a text of at most INGEST_EMBED_FIRST_MAX_CHUNKS chunks, computed before the
-   * transaction opens, as POST /documents computes its chunks': a slow provider then holds no
-   * connection and no lock (the document's; a new collection's uncommitted row and an empty
-   * collection's first-vectors lock, which every other writer of that collection waits for). A longer
-   * text is embedded batch by batch inside the transaction, so that one batch of vectors is in memory
-   * at a time (docs/INGESTION.md). None for a re-ingest that looks unchanged: it is going to be
-   * skipped (decided again under the lock).
+   * The vectors of the text's chunks, computed before the transaction opens, as POST /documents
+   * computes its chunks': a slow provider then holds no connection and no lock (the document's; a
+   * new collection's uncommitted row and an empty collection's first-vectors lock, which every other
+   * writer of that collection waits for). Beyond INGEST_EMBED_FIRST_MAX_CHUNKS they go to a
+   * temporary file batch by batch, so that one batch of vectors is in memory at a time
+   * (docs/INGESTION.md). None for a re-ingest that looks unchanged: it is going to be skipped
+   * (decided again under the lock).
    */
-  private async vectorsBeforeTransaction(target: IngestTarget): Promise<number[][] | undefined> {
+  private async vectorsBeforeTransaction(target: IngestTarget): Promise<PrecomputedVectors | undefined> {
     const { documentId, collectionName, text, contentHash, options, total } = target;
     const manager = this.dataSource.manager;
     const existing = await manager.findOne(DocumentEntity, { where: { documentId } });
     if (existing && (await this.isUnchanged(manager, existing, contentHash, collectionName, total))) return undefined;
     await this.assertProviderFitsCollection(manager, collectionName);
-    if (total > INGEST_EMBED_FIRST_MAX_CHUNKS) return undefined;
+    if (total > INGEST_EMBED_FIRST_MAX_CHUNKS) return this.spillVectors(text, options, total);
     return this.provider
       .embed(Array.from(chunkText(text, options), (chunk) => chunk.content))
       .catch(chunksTooLongForModel);
+  }
+
+  /** The vectors of a long text, computed INGEST_BATCH_SIZE chunks at a time into a temporary file. */
+  private async spillVectors(text: string, options: ChunkOptions, total: number): Promise<SpilledVectors> {
+    const spill = await SpilledVectors.create().catch((error: unknown) => noSpillSpace(error, total));
+    try {
+      let batch: string[] = [];
+      const flush = async (): Promise<void> => {
+        const vectors = await this.provider.embed(batch).catch(chunksTooLongForModel);
+        batch = [];
+        await spill.append(vectors);
+      };
+      for (const chunk of chunkText(text, options)) {
+        batch.push(chunk.content);
+        if (batch.length === INGEST_BATCH_SIZE) await flush();
+      }
+      if (batch.length > 0) await flush();
+      return spill;
+    } catch (error) {
+      await spill.close();
+      if (error instanceof InconsistentVectorLengthError) throw new BadGatewayException(error.message);
+      return noSpillSpace(error, total);
+    }
   }
 
   /**
@@ -328,6 +386,10 @@ export class IngestService {
       let index = 0;
       let batch: ChunkDraft[] = [];
       const flush = async (): Promise<void> => {
+        if (vectors instanceof SpilledVectors) {
+          const read = await vectors.read(index - batch.length, batch.length);
+          batch.forEach((draft, i) => (draft.embedding = read[i]));
+        }
         const rows = await this.chunks.complete(batch).catch(chunksTooLongForModel);
         batch = [];
         for (const row of rows) row.metadata = { ...row.metadata, chunk_id: row.id };
@@ -338,7 +400,7 @@ export class IngestService {
         batch.push({
           content: chunk.content,
           metadata: { ...base, chunk_index: index, ...chunk.metadata },
-          embedding: vectors?.[index],
+          embedding: Array.isArray(vectors) ? vectors[index] : undefined,
         });
         index += 1;
         if (batch.length === INGEST_BATCH_SIZE) await flush();
