@@ -13,6 +13,7 @@ import { documentUnknownQuery, useUnknownQueryCheck } from './common/unknown-que
 import { multipartForUploads } from './common/multipart.js';
 import {
   documentErrorResponses,
+  documentRequestIdHeader,
   documentRetryableConflict,
   documentServiceUnavailable,
 } from './common/openapi-errors.js';
@@ -94,7 +95,9 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
         .setDescription(
           'Documents, LangChain chunks and embeddings, statistics and semantic search over PostgreSQL + pgvector.',
         )
-        .setVersion('0.1.0'),
+        .setVersion('0.1.0')
+        // Relative: the document describes the server that serves it, whatever its address.
+        .addServer('/'),
     ).build(),
   );
   documentApiKeySecurity(document);
@@ -111,6 +114,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   documentServiceUnavailable(document);
   documentRetryableConflict(document);
   documentErrorResponses(document);
+  documentRequestIdHeader(document);
   // Swagger UI is not a controller route, so ApiKeyGuard never blocks it; Authorize keeps the key across reloads.
   SwaggerModule.setup('docs', app, document, {
     jsonDocumentUrl: 'docs-json',

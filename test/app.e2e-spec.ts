@@ -45,6 +45,54 @@ describe('the application', () => {
     await request(t.server).get('/docs').redirects(1).expect(200);
   });
 
+  it('types every count as an integer, names its server, and declares the request id header on every response', async () => {
+    const { body: document } = await request(t.server).get('/docs-json').expect(200);
+    // Every property typed "number" in the document: only measures and scores are fractional.
+    const numbers: string[] = [];
+    const walk = (where: string, schema: Record<string, unknown> | undefined): void => {
+      if (!schema) return;
+      if (schema.type === 'number') numbers.push(where);
+      const properties = (schema.properties ?? {}) as Record<string, Record<string, unknown>>;
+      for (const [name, property] of Object.entries(properties)) walk(`${where}.${name}`, property);
+      walk(`${where}[]`, schema.items as Record<string, unknown> | undefined);
+      for (const form of (schema.oneOf ?? []) as Array<Record<string, unknown>>) walk(where, form);
+    };
+    for (const [name, schema] of Object.entries(
+      document.components.schemas as Record<string, Record<string, unknown>>,
+    )) {
+      walk(name, schema);
+    }
+    expect(numbers.sort()).toEqual(
+      [
+        'AskRequestDto.minScore',
+        'AskRequestDto.queryEmbedding[]',
+        'AskResponseDto.tookMs',
+        'AskResultDto.fusedScore',
+        'AskResultDto.score',
+        'ChunkInputDto.embedding[]',
+        'DocumentChunkDto.embedding[]',
+        'EmbeddingItemDto.embedding[]',
+        'EmbeddingResponseDto.embedding[]',
+      ].sort(),
+    );
+    expect(document.components.schemas.DocumentListDto.properties.total).toEqual({ type: 'integer', example: 1 });
+    expect(document.servers).toEqual([{ url: '/' }]);
+    expect(document.components.securitySchemes.bearer).toMatchObject({ scheme: 'bearer', bearerFormat: 'API key' });
+    const operations = await openApiOperations(t.server);
+    for (const { name, operation } of operations) {
+      for (const [code, response] of Object.entries(operation.responses)) {
+        expect({ name, code, header: response?.headers?.['x-request-id'] }).toEqual({
+          name,
+          code,
+          header: { $ref: '#/components/headers/X-Request-Id' },
+        });
+      }
+    }
+    expect(document.components.headers['X-Request-Id'].schema).toMatchObject({ type: 'string' });
+    const sent = await request(t.server).get('/health/live').set('x-request-id', 'trace-42').expect(200);
+    expect(sent.headers['x-request-id']).toBe('trace-42');
+  });
+
   it('accepts every request-body example of the OpenAPI document, the bodies Swagger UI sends', async () => {
     const operations = await openApiOperations(t.server);
     const examples = operations.flatMap(({ name, operation }) =>

@@ -334,7 +334,7 @@ describe('Access control: API_KEYS set, reads public', () => {
       const [method, path] = route.split(' ');
       const operation = body.paths[path][method.toLowerCase()];
       expect({ route, scope: operation['x-required-scope'] }).toEqual({ route, scope });
-      expect(operation.responses['401']).toBeDefined();
+      expect(operation.responses['401'].headers['WWW-Authenticate']).toMatchObject({ schema: { type: 'string' } });
       // Every key can read: a read operation declares no 403.
       if (scope === 'read')
         expect({ route, forbidden: operation.responses['403'] }).toEqual({ route, forbidden: undefined });
@@ -358,7 +358,7 @@ describe('Access control: API_KEYS set, reads public', () => {
     expect(init.text).toContain('"persistAuthorization": true');
   });
 
-  it('answers CORS preflights for allowed origins only, and exposes x-request-id, Retry-After and Location', async () => {
+  it('answers CORS preflights for allowed origins only, and exposes x-request-id, Retry-After, Location and the rate limit', async () => {
     const allowed = await request(t.server)
       .options('/documents')
       .set('Origin', ALLOWED_ORIGIN)
@@ -381,7 +381,12 @@ describe('Access control: API_KEYS set, reads public', () => {
       'x-request-id',
       'Retry-After',
       'Location',
+      'X-RateLimit-Limit',
+      'X-RateLimit-Remaining',
+      'X-RateLimit-Reset',
     ]);
+    // A browser client reads what it was told it may read.
+    expect(actual.headers['x-ratelimit-remaining']).toMatch(/^\d+$/);
   });
 });
 

@@ -67,7 +67,7 @@ describe('Collections API', () => {
   });
 
   it.each([
-    [{}, 'name must be 1-500 characters, not all whitespace'],
+    [{}, 'name is required'],
     [{ name: ' \t ' }, 'name must be 1-500 characters, not all whitespace'],
     [{ name: '' }, 'name must be 1-500 characters, not all whitespace'],
     [{ name: 'x'.repeat(501) }, 'name must be 1-500 characters, not all whitespace'],

@@ -208,7 +208,7 @@ describe('Documents API', () => {
       [{ documentName: 'x', ...base, status: 'archived' }, 'status must be one of the following values'],
       [{ documentName: 'x', ...base, documentType: 'x'.repeat(51) }, 'documentType must be shorter'],
       [{ documentName: 'x', ...base, documentId: 'has space' }, 'documentId must be 1-255 characters'],
-      [{ documentName: 'x', ...base, chunks: [{ metadata: {} }] }, 'chunks.0.content must be a string'],
+      [{ documentName: 'x', ...base, chunks: [{ metadata: {} }] }, 'chunks.0.content is required'],
       [
         { documentName: 'x', ...base, chunks: [{ content: 'a', bogus: 1 }] },
         'chunks.0.property bogus should not exist',

@@ -270,7 +270,7 @@ describe('Embeddings API', () => {
       [{ ids: [] }, 'ids must contain at least 1 elements'],
       [{ ids: ['bulk-kept', ''] }, 'each value in ids must be longer than or equal to 1 characters'],
       [{ ids: Array.from({ length: 1001 }, (_, i) => `x${i}`) }, 'ids must contain no more than 1000 elements'],
-      [{}, 'ids must be an array'],
+      [{}, 'ids is required'],
     ] as const) {
       const refused = await request(t.server).post('/embeddings/delete').send(body).expect(400);
       expect([(refused.body as { message: unknown }).message].flat()).toContain(message);
@@ -334,12 +334,13 @@ describe('Embeddings API', () => {
   });
 
   it.each([
-    ['no items', {}, 'items must contain at least 1 elements'],
+    ['no items', {}, 'items is required'],
+    ['items not a list', { items: 5 }, 'items must be an array'],
     ['empty items', { items: [] }, 'items must contain at least 1 elements'],
     ['items not an array', { items: 'x' }, 'items must be an array'],
     ['unknown top-level field', { items: [{ content: 'a' }], extra: 1 }, 'property extra should not exist'],
     ['unknown item field', { items: [{ content: 'a', text: 'b' }] }, 'items.0.property text should not exist'],
-    ['missing content', { items: [{ id: 'x' }] }, 'items.0.content must be a string'],
+    ['missing content', { items: [{ id: 'x' }] }, 'items.0.content is required'],
     ['content not a string', { items: [{ content: 5 }] }, 'items.0.content must be a string'],
     [
       'content too long',

@@ -392,12 +392,34 @@ describe('Rate limiting', () => {
     }
     const limited = operations.filter((o) => !exempt.includes(o));
     expect(limited.length).toBeGreaterThan(15);
+    const rateLimitHeaders = {
+      'X-RateLimit-Limit': { $ref: '#/components/headers/X-RateLimit-Limit' },
+      'X-RateLimit-Remaining': { $ref: '#/components/headers/X-RateLimit-Remaining' },
+      'X-RateLimit-Reset': { $ref: '#/components/headers/X-RateLimit-Reset' },
+    };
+    for (const o of limited) {
+      const success = Object.entries(o.operation.responses).filter(([code]) => code.startsWith('2'));
+      expect(success.length).toBeGreaterThan(0);
+      for (const [code, response] of success) {
+        expect({ name: o.name, code, headers: response?.headers }).toEqual({
+          name: o.name,
+          code,
+          headers: expect.objectContaining(rateLimitHeaders),
+        });
+      }
+    }
+    for (const o of exempt) {
+      expect(JSON.stringify(o.operation.responses)).not.toContain('X-RateLimit');
+    }
     for (const o of limited) {
       expect({ name: o.name, response: o.operation.responses['429'] }).toEqual({
         name: o.name,
         response: {
           description: 'Over THROTTLE_LIMIT: 5 requests per 60 s from one client, across all routes',
-          headers: { 'Retry-After': expect.objectContaining({ schema: { type: 'integer', minimum: 0 } }) },
+          headers: {
+            'Retry-After': expect.objectContaining({ schema: { type: 'integer', minimum: 0 } }),
+            'x-request-id': { $ref: '#/components/headers/X-Request-Id' },
+          },
           content: {
             'application/json': {
               schema: { $ref: '#/components/schemas/ErrorResponse' },

@@ -5,6 +5,7 @@ import { IncomingMessage, type OutgoingHttpHeaders, ServerResponse } from 'node:
 import { Socket } from 'node:net';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { AppConfig } from '../config/app-config.js';
+import { RATE_LIMIT_HEADERS } from '../limits/throttling.module.js';
 
 export const OPEN_SERVICE_WARNING = 'API_KEYS is not set: every route is open to anyone who can reach this port';
 
@@ -99,7 +100,9 @@ export async function registerHttpSecurity(app: NestFastifyApplication, config: 
     app.enableCors({
       origin: origins.includes('*') ? true : [...origins],
       methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
-      exposedHeaders: ['x-request-id', 'Retry-After', 'Location'],
+      // What a browser client may read: the request id, when to retry, a new resource's URL, and the
+      // rate limit's counters (set while THROTTLE_LIMIT > 0).
+      exposedHeaders: ['x-request-id', 'Retry-After', 'Location', ...Object.values(RATE_LIMIT_HEADERS)],
       maxAge: 600,
     });
   }

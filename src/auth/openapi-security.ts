@@ -12,7 +12,12 @@ export const API_KEY_HEADER_SCHEME = 'x-api-key';
 export function withApiKeySecurity(builder: DocumentBuilder): DocumentBuilder {
   return builder
     .addBearerAuth(
-      { type: 'http', description: 'An API key from API_KEYS, as Authorization: Bearer <key>' },
+      // An opaque key, not a JWT (the builder's default format).
+      {
+        type: 'http',
+        bearerFormat: 'API key',
+        description: 'An API key from API_KEYS, as Authorization: Bearer <key>',
+      },
       BEARER_SCHEME,
     )
     .addApiKey(
@@ -55,12 +60,20 @@ export function documentApiKeySecurity(document: OpenAPIObject): OpenAPIObject {
     const extensions = operation as unknown as Record<string, unknown>;
     const when = scope === 'read' ? ' (reads need a key only with API_READS_PUBLIC=false)' : '';
     extensions[OPENAPI_SCOPE_EXTENSION] = scope;
-    operation.responses['401'] ??= errorResponse(
-      `API_KEYS is set and the request has no API key, or an unknown one${when}`,
-      401,
-      'Unauthorized',
-      MISSING_KEY_MESSAGE,
-    );
+    operation.responses['401'] ??= {
+      ...errorResponse(
+        `API_KEYS is set and the request has no API key, or an unknown one${when}`,
+        401,
+        'Unauthorized',
+        MISSING_KEY_MESSAGE,
+      ),
+      headers: {
+        'WWW-Authenticate': {
+          description: '`Bearer` without a key; `Bearer error="invalid_token"` with an unknown one (RFC 6750)',
+          schema: { type: 'string', example: 'Bearer error="invalid_token"' },
+        },
+      },
+    };
     // Every key holds "read" (write and admin include it): a read operation never answers 403.
     if (scope === 'read') continue;
     operation.responses['403'] ??= errorResponse(

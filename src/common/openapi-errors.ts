@@ -10,6 +10,7 @@ import type {
 } from '@nestjs/swagger';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyRequest } from 'fastify';
+import { REQUEST_ID_HEADER } from '../observability/logging.js';
 import { CONFLICT_RETRY_AFTER_SECONDS, DATABASE_RETRY_AFTER_SECONDS } from './database-exception.filter.js';
 
 export const ERROR_RESPONSE_SCHEMA_NAME = 'ErrorResponse';
@@ -175,6 +176,36 @@ export function documentRetryableConflict(document: OpenAPIObject): OpenAPIObjec
           'lasting one, and on a vector-index build still running (retry later)',
       ),
     };
+  }
+  return document;
+}
+
+/** The name, under components.headers, of the request id header every response carries. */
+const REQUEST_ID_HEADER_COMPONENT = 'X-Request-Id';
+
+/**
+ * Declares on every response the request id header that the logger sets (REQUEST_ID_HEADER): a
+ * client quotes it to find its request in the logs. Declared once under components.headers.
+ */
+export function documentRequestIdHeader(document: OpenAPIObject): OpenAPIObject {
+  document.components ??= {};
+  document.components.headers = {
+    ...document.components.headers,
+    [REQUEST_ID_HEADER_COMPONENT]: {
+      description:
+        "The request's id in the service's logs: the caller's own x-request-id when it is 1–128 characters of " +
+        'A–Z, a–z, 0–9, ".", "_" and "-", a new UUID otherwise',
+      schema: { type: 'string', example: '0b9e4c1e-3f4a-4d2b-9a57-2f1f6f0c8e11' },
+    },
+  };
+  for (const [operation] of documentOperations(document)) {
+    for (const response of Object.values(operation.responses)) {
+      if (!response || '$ref' in response) continue;
+      response.headers = {
+        [REQUEST_ID_HEADER]: { $ref: `#/components/headers/${REQUEST_ID_HEADER_COMPONENT}` },
+        ...response.headers,
+      };
+    }
   }
   return document;
 }

@@ -235,18 +235,35 @@ export class JsonPreservingValidationPipe extends ValidationPipe {
     }
   }
 
-  /** A null refused by IsOptionalNotNull is reported by that rule alone, not by every rule null fails besides. */
+  /**
+   * One reason per field, the one that says what to send: a missing field is "required"; a value of
+   * the wrong type names the type alone, not also every length or range rule it fails for having
+   * none (`?limit=abc` was "must not be greater than 500", "must not be less than 1" and "must be an
+   * integer number"); a null refused by IsOptionalNotNull names that rule alone.
+   */
   protected override flattenValidationErrors(validationErrors: ValidationError[]): string[] {
     const stack = [...validationErrors];
     while (stack.length > 0) {
       const error = stack.pop()!;
-      const notNull = error.constraints?.[IS_NOT_NULL];
-      if (notNull !== undefined) error.constraints = { [IS_NOT_NULL]: notNull };
       if (error.children) stack.push(...error.children);
+      const constraints = error.constraints;
+      if (constraints === undefined) continue;
+      const notNull = constraints[IS_NOT_NULL];
+      if (notNull !== undefined) {
+        error.constraints = { [IS_NOT_NULL]: notNull };
+      } else if (error.value === undefined) {
+        error.constraints = { isDefined: `${error.property} is required` };
+      } else {
+        const typeRules = Object.keys(constraints).filter((rule) => TYPE_RULES.has(rule));
+        if (typeRules.length > 0) error.constraints = Object.fromEntries(typeRules.map((r) => [r, constraints[r]]));
+      }
     }
     return super.flattenValidationErrors(validationErrors);
   }
 }
+
+/** class-validator's rules on a value's type: when one fails, the others (length, range, items) say nothing more. */
+const TYPE_RULES = new Set(['isString', 'isInt', 'isNumber', 'isArray', 'isBoolean', 'isObject']);
 
 /** The characters of a string as PostgreSQL counts them: code points (a surrogate pair is one). */
 export function codePointLength(text: string): number {

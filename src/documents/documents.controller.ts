@@ -142,8 +142,7 @@ export class DocumentsController {
       'service before adoption) leave totalChunks as it was; GET /stats counts the differences. Without ids, one ' +
       'scan of the chunk table (0.6-0.7 s at a million 384-dimension chunks). Each batch of 500 documents is locked and ' +
       'recounted in one transaction, as chunk writes lock them. dryRun reports the differences and changes nothing. ' +
-      'The body is optional: none (without a Content-Type), {} or null recounts every document; an empty body sent ' +
-      'as application/json is a 400, as on every JSON route.',
+      'The body is optional: none (with or without a Content-Type), {} or null recounts every document.',
   })
   @ApiBody({ type: RecountDocumentsDto, required: false })
   @ApiOkResponse({ type: RecountResultDto })

@@ -13,6 +13,13 @@ import { SkipThrottle, ThrottlerGuard, type ThrottlerLimitDetail, ThrottlerModul
 import { documentOperations, errorResponseContent, retryAfterHeader } from '../common/openapi-errors.js';
 import type { AppConfig } from '../config/app-config.js';
 
+/** The headers @nestjs/throttler sets on every request it counts (its default names, no throttler name). */
+export const RATE_LIMIT_HEADERS = {
+  limit: 'X-RateLimit-Limit',
+  remaining: 'X-RateLimit-Remaining',
+  reset: 'X-RateLimit-Reset',
+} as const;
+
 /** OpenAPI extension of an operation the rate limit does not apply to (`false`). */
 export const OPENAPI_RATE_LIMITED_EXTENSION = 'x-rate-limited';
 
@@ -43,16 +50,42 @@ export function tooManyRequestsBody(
 }
 
 /**
- * Declares the 429 (with Retry-After) on every operation the rate limit applies to, while
- * THROTTLE_LIMIT > 0; operations marked Unthrottled are left alone.
+ * Declares the 429 (with Retry-After) on every operation the rate limit applies to, and the
+ * X-RateLimit-* headers on its 2xx responses, while THROTTLE_LIMIT > 0; operations marked
+ * Unthrottled are left alone.
  */
 export function documentRateLimit(document: OpenAPIObject, config: AppConfig): OpenAPIObject {
   const { throttleLimit: limit, throttleTtlMs: ttlMs } = config.http;
   if (limit <= 0) return document;
+  const seconds = Math.ceil(ttlMs / 1000);
+  document.components ??= {};
+  document.components.headers = {
+    ...document.components.headers,
+    [RATE_LIMIT_HEADERS.limit]: {
+      description: `Requests one client may send per window (THROTTLE_LIMIT, here ${limit})`,
+      schema: { type: 'integer', minimum: 0, example: limit },
+    },
+    [RATE_LIMIT_HEADERS.remaining]: {
+      description: 'Requests this client has left in the current window',
+      schema: { type: 'integer', minimum: 0, example: limit - 1 },
+    },
+    [RATE_LIMIT_HEADERS.reset]: {
+      description: `Seconds until the current window ends (THROTTLE_TTL_MS, here ${seconds} s a window)`,
+      schema: { type: 'integer', minimum: 0, example: seconds },
+    },
+  };
+  const rateLimitHeaders = Object.fromEntries(
+    Object.values(RATE_LIMIT_HEADERS).map((name) => [name, { $ref: `#/components/headers/${name}` }]),
+  );
   for (const [operation] of documentOperations(document)) {
     if ((operation as unknown as Record<string, unknown>)[OPENAPI_RATE_LIMITED_EXTENSION] === false) continue;
+    // The counters of the window this request was counted in, on every answer that got past the limit.
+    for (const [code, response] of Object.entries(operation.responses)) {
+      if (!code.startsWith('2') || !response || '$ref' in response) continue;
+      response.headers = { ...response.headers, ...rateLimitHeaders };
+    }
     operation.responses['429'] ??= {
-      description: `Over THROTTLE_LIMIT: ${limit} requests per ${Math.ceil(ttlMs / 1000)} s from one client, across all routes`,
+      description: `Over THROTTLE_LIMIT: ${limit} requests per ${seconds} s from one client, across all routes`,
       headers: { 'Retry-After': retryAfterHeader('Seconds until the client may send again') },
       content: errorResponseContent({
         statusCode: 429,

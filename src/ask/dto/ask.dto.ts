@@ -187,10 +187,10 @@ export class AskResultDto {
   })
   fusedScore?: number;
 
-  @ApiPropertyOptional({ example: 1, nullable: true, type: Number, description: 'hybrid only: rank by vector' })
+  @ApiPropertyOptional({ example: 1, nullable: true, type: 'integer', description: 'hybrid only: rank by vector' })
   vectorRank?: number | null;
 
-  @ApiPropertyOptional({ example: 2, nullable: true, type: Number, description: 'hybrid only: rank by full text' })
+  @ApiPropertyOptional({ example: 2, nullable: true, type: 'integer', description: 'hybrid only: rank by full text' })
   textRank?: number | null;
 }
 

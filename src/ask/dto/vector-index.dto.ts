@@ -15,12 +15,16 @@ export class VectorIndexDto implements VectorIndexInfo {
   @ApiProperty({ enum: ['vector', 'halfvec'], description: 'halfvec above 2000 dimensions' })
   type: 'vector' | 'halfvec';
 
-  @ApiProperty({ example: 384, description: "The indexed dimension; 0 when the index's definition does not name one" })
+  @ApiProperty({
+    type: 'integer',
+    example: 384,
+    description: "The indexed dimension; 0 when the index's definition does not name one",
+  })
   dimensions: number;
 
   @ApiProperty({ description: 'False while a concurrent build runs or after one failed (build again to repair)' })
   valid: boolean;
 
-  @ApiProperty({ example: 1572864 })
+  @ApiProperty({ type: 'integer', example: 1572864 })
   sizeBytes: number;
 }

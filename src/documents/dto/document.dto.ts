@@ -326,7 +326,7 @@ export class DocumentDto {
   @ApiProperty({ example: 'luat-dat-dai-2024.pdf' })
   fileName: string;
 
-  @ApiProperty({ example: 12, type: Number, nullable: true })
+  @ApiProperty({ example: 12, type: 'integer', nullable: true })
   totalChunks: number | null;
 
   @ApiProperty({ example: 'active', type: String, nullable: true })
@@ -343,13 +343,13 @@ export class DocumentListDto {
   @ApiProperty({ type: [DocumentDto] })
   items: DocumentDto[];
 
-  @ApiProperty({ example: 1 })
+  @ApiProperty({ type: 'integer', example: 1 })
   total: number;
 
-  @ApiProperty({ example: 50 })
+  @ApiProperty({ type: 'integer', example: 50 })
   limit: number;
 
-  @ApiProperty({ example: 0 })
+  @ApiProperty({ type: 'integer', example: 0 })
   offset: number;
 }
 
@@ -374,14 +374,14 @@ export class DocumentChunkListDto {
   @ApiProperty({ type: [DocumentChunkDto] })
   items: DocumentChunkDto[];
 
-  @ApiProperty({ example: 3 })
+  @ApiProperty({ type: 'integer', example: 3 })
   total: number;
 
   /** The page, as GET /documents echoes its own. */
-  @ApiProperty({ example: 100 })
+  @ApiProperty({ type: 'integer', example: 100 })
   limit: number;
 
-  @ApiProperty({ example: 0 })
+  @ApiProperty({ type: 'integer', example: 0 })
   offset: number;
 }
 
@@ -419,10 +419,14 @@ export class RecountedDocumentDto {
   @ApiProperty({ example: 'luat-dat-dai-2024' })
   documentId: string;
 
-  @ApiProperty({ example: 12, type: Number, nullable: true, description: 'total_chunks before the recount' })
+  @ApiProperty({ example: 12, type: 'integer', nullable: true, description: 'total_chunks before the recount' })
   before: number | null;
 
-  @ApiProperty({ example: 14, description: 'The number of chunks that name the document, in any collection' })
+  @ApiProperty({
+    type: 'integer',
+    example: 14,
+    description: 'The number of chunks that name the document, in any collection',
+  })
   after: number;
 }
 
@@ -430,10 +434,14 @@ export class RecountResultDto {
   @ApiProperty({ example: false })
   dryRun: boolean;
 
-  @ApiProperty({ example: 2000, description: 'Documents compared' })
+  @ApiProperty({ type: 'integer', example: 2000, description: 'Documents compared' })
   checked: number;
 
-  @ApiProperty({ example: 1, description: 'Documents whose total_chunks was changed (would be, in a dry run)' })
+  @ApiProperty({
+    type: 'integer',
+    example: 1,
+    description: 'Documents whose total_chunks was changed (would be, in a dry run)',
+  })
   corrected: number;
 
   @ApiProperty({

@@ -54,12 +54,12 @@ export class CollectionResponseDto {
   })
   metadata: Record<string, unknown> | null;
 
-  @ApiProperty({ example: 42, description: 'Number of chunks in the collection' })
+  @ApiProperty({ type: 'integer', example: 42, description: 'Number of chunks in the collection' })
   chunkCount: number;
 
   @ApiProperty({
     example: 384,
-    type: Number,
+    type: 'integer',
     nullable: true,
     description: 'Dimension of the stored vectors; null when the collection holds none',
   })

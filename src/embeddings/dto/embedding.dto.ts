@@ -284,7 +284,7 @@ export class CreateEmbeddingsResponseDto {
   @ApiProperty({ example: ['b7e6a1c2-3f4d-4e5a-8b9c-0d1e2f3a4b5c'], type: [String] })
   ids: string[];
 
-  @ApiProperty({ example: 1 })
+  @ApiProperty({ type: 'integer', example: 1 })
   count: number;
 }
 

@@ -54,11 +54,7 @@ describe('VectorBodyPipe with the compiled item check', () => {
     body.items[3].content = 7;
     body.items[4].extra = true;
     const expected = await messages(pipe([]).transform(structuredClone(body)));
-    expect(expected).toEqual([
-      'items.3.content must be shorter than or equal to 100000 characters',
-      'items.3.content must be a string',
-      'items.4.property extra should not exist',
-    ]);
+    expect(expected).toEqual(['items.3.content must be a string', 'items.4.property extra should not exist']);
     expect(await messages(pipe(['items']).transform(body))).toEqual(expected);
   });
 

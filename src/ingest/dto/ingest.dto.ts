@@ -168,7 +168,11 @@ export class IngestResultDto {
   @ApiProperty({ example: 'Luật Đất đai 2024' })
   documentName: string;
 
-  @ApiProperty({ example: 42, description: 'Chunks of the document (when skipped: those already stored)' })
+  @ApiProperty({
+    type: 'integer',
+    example: 42,
+    description: 'Chunks of the document (when skipped: those already stored)',
+  })
   chunks: number;
 
   @ApiProperty({

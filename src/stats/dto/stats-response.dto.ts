@@ -3,7 +3,7 @@ import { ApiProperty } from '@nestjs/swagger';
 const COUNTS = { type: 'object', additionalProperties: { type: 'integer', minimum: 0 } } as const;
 
 export class DocumentsStatsDto {
-  @ApiProperty({ description: 'Rows in `documents`', example: 42, minimum: 0 })
+  @ApiProperty({ type: 'integer', description: 'Rows in `documents`', example: 42, minimum: 0 })
   total: number;
 
   @ApiProperty({ ...COUNTS, description: 'Documents per document_type', example: { law: 30, decree: 12 } })
@@ -21,7 +21,7 @@ export class DocumentsStatsDto {
 }
 
 export class EmbeddingsStatsDto {
-  @ApiProperty({ description: 'Rows in `langchain_pg_embedding` (chunks)', example: 1250, minimum: 0 })
+  @ApiProperty({ type: 'integer', description: 'Rows in `langchain_pg_embedding` (chunks)', example: 1250, minimum: 0 })
   total: number;
 
   @ApiProperty({
@@ -42,16 +42,18 @@ export class EmbeddingsStatsDto {
 
 export class OrphansStatsDto {
   @ApiProperty({
+    type: 'integer',
     description: "Chunks whose cmetadata->>'document_id' is missing or names no row of `documents`",
     example: 3,
     minimum: 0,
   })
   chunksWithoutDocument: number;
 
-  @ApiProperty({ description: 'Documents that no chunk names', example: 1, minimum: 0 })
+  @ApiProperty({ type: 'integer', description: 'Documents that no chunk names', example: 1, minimum: 0 })
   documentsWithoutChunks: number;
 
   @ApiProperty({
+    type: 'integer',
     description: 'Documents whose total_chunks (NULL counts as 0) differs from the number of chunks that name them',
     example: 2,
     minimum: 0,
@@ -60,10 +62,18 @@ export class OrphansStatsDto {
 }
 
 export class SchemaStatsDto {
-  @ApiProperty({ description: 'Rows of the TypeORM migrations table (0 when it does not exist)', example: 1 })
+  @ApiProperty({
+    type: 'integer',
+    description: 'Rows of the TypeORM migrations table (0 when it does not exist)',
+    example: 1,
+  })
   appliedMigrations: number;
 
-  @ApiProperty({ description: 'Migrations this build ships that the database has not applied', example: 0 })
+  @ApiProperty({
+    type: 'integer',
+    description: 'Migrations this build ships that the database has not applied',
+    example: 0,
+  })
   pendingMigrations: number;
 
   @ApiProperty({
@@ -102,7 +112,7 @@ export class StatsResponseDto {
   @ApiProperty({ type: EmbeddingsStatsDto })
   embeddings: EmbeddingsStatsDto;
 
-  @ApiProperty({ description: 'Rows in `langchain_pg_collection`', example: 2, minimum: 0 })
+  @ApiProperty({ type: 'integer', description: 'Rows in `langchain_pg_collection`', example: 2, minimum: 0 })
   collections: number;
 
   @ApiProperty({ type: OrphansStatsDto })
