@@ -140,6 +140,26 @@ describe('observability', () => {
       expect(all).not.toContain('secret-cookie-789');
     });
 
+    it('writes on the access line of an error response the reason its client was given', async () => {
+      await request(t.server).post('/collections').send({}).set('x-request-id', 'reason-400').expect(400);
+      await request(t.server)
+        .post('/collections')
+        .set('Content-Type', 'text/plain')
+        .send('x')
+        .set('x-request-id', 'reason-415')
+        .expect(415);
+      await request(t.server).get('/documents/x').set('x-request-id', 'reason-404').expect(404);
+      await request(t.server).get('/documents?limit=1').set('x-request-id', 'reason-200').expect(200);
+      const reasonOf = async (reqId: string): Promise<unknown> => {
+        const lines = await logs.forRequest(reqId, (l) => l.msg === 'request completed');
+        return lines.find((l) => l.msg === 'request completed')?.reason;
+      };
+      expect(await reasonOf('reason-400')).toBe('name is required');
+      expect(await reasonOf('reason-415')).toBe('Content-Type text/plain is not accepted here: send application/json');
+      expect(await reasonOf('reason-404')).toMatch(/^Document "x" (was )?not found/);
+      expect(await reasonOf('reason-200')).toBeUndefined();
+    });
+
     it('never logs a key sent in the query string by mistake, in url or query', async () => {
       await request(t.server)
         .get('/stats?api_key=secret-query-key-1&token=secret-query-token-2&verbose=1')
