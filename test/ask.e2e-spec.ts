@@ -507,6 +507,42 @@ describe('POST /ask', () => {
       for (const plan of plans) expect(plan).toContain(`Index Scan using ${built.body.name}`);
     });
 
+    it('takes build parameters in the body: kept when the built index has them, 409 naming both when not, 400 out of range', async () => {
+      // Built by the test before with the defaults, m 16 and ef_construction 128.
+      const same = await request(t.server).put('/collections/docs/vector-index').send({ m: 16, efConstruction: 128 });
+      expect(same.status).toBe(200);
+      const other = await request(t.server).put('/collections/docs/vector-index').send({ m: 24 });
+      expect([other.status, other.body.message]).toEqual([
+        409,
+        `Collection "docs" already has its HNSW index ${same.body.name}, built with m=16, ef_construction=128; ` +
+          'requested m=24. To rebuild it with the requested parameters, drop it first: ' +
+          'DELETE /collections/docs/vector-index, or npm run index:drop -- --collection docs',
+      ]);
+      for (const [body, message] of [
+        [{ m: 1 }, 'm must not be less than 2'],
+        [{ efConstruction: 2000 }, 'efConstruction must not be greater than 1000'],
+        [{ m: 'x' }, 'm must be an integer number'],
+        [{ mm: 16 }, 'property mm should not exist'],
+      ] as const) {
+        const refused = await request(t.server).put('/collections/docs/vector-index').send(body);
+        expect([refused.status, refused.body.message]).toEqual([400, [message]]);
+      }
+      // The rule between the two is the builder's: checked when a build would use them.
+      await request(t.server).delete('/collections/docs/vector-index').expect(204);
+      const under = await request(t.server).put('/collections/docs/vector-index').send({ m: 48, efConstruction: 64 });
+      expect([under.status, under.body.message]).toEqual([
+        400,
+        'ef_construction must be an integer from 4 to 1000 and at least 2 × m',
+      ]);
+      const rebuilt = await request(t.server).put('/collections/docs/vector-index').send({ m: 24 }).expect(200);
+      const [{ options }] = await t.dataSource.query<Array<{ options: string[] }>>(
+        `SELECT reloptions AS options FROM pg_class WHERE relname = $1`,
+        [rebuilt.body.name],
+      );
+      expect(options).toEqual(['m=24', 'ef_construction=128']);
+      expect((await request(t.server).put('/collections/docs/vector-index').send({ m: 24 })).status).toBe(200);
+    });
+
     it('still finds the right chunk at rank 1 through the index, with and without filters', async () => {
       for (const mode of ['vector', 'hybrid']) {
         for (const [question, documentId, chunkIndex] of QUESTIONS) {
@@ -652,7 +688,7 @@ describe('POST /ask', () => {
         message:
           `Collection "docs" already has its HNSW index ${index.name}, built with m=24, ef_construction=100; ` +
           'requested m=32, ef_construction=100. To rebuild it with the requested parameters, drop it first: ' +
-          'npm run index:drop -- --collection docs',
+          'DELETE /collections/docs/vector-index, or npm run index:drop -- --collection docs',
       });
       expect(await options(index.name)).toBe('m=24,ef_construction=100');
 

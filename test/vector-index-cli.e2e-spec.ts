@@ -55,7 +55,7 @@ describe('npm run index:create / index:drop', () => {
     expect(refused.stderr.trim()).toBe(
       'Collection "laws" already has its HNSW index ix_embedding_hnsw_2b0f3c559d1e4f7a8c3b6a5d4e3f2a10, built with ' +
         'm=16, ef_construction=128; requested m=48, ef_construction=200. To rebuild it with the requested ' +
-        'parameters, drop it first: npm run index:drop -- --collection laws',
+        'parameters, drop it first: DELETE /collections/laws/vector-index, or npm run index:drop -- --collection laws',
     );
     // One parameter that differs is enough; the one requested alone is named alone.
     expect(cli('create', '--collection', 'laws', '--ef-construction', '64').stderr).toContain(

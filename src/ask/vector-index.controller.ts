@@ -1,6 +1,7 @@
-import { Controller, Delete, Get, HttpCode, HttpStatus, Param, Put } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Put } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
+  ApiBody,
   ApiConflictResponse,
   ApiNoContentResponse,
   ApiNotFoundResponse,
@@ -10,7 +11,7 @@ import {
 } from '@nestjs/swagger';
 import { NO_NUL_PARAM } from '../common/validation.js';
 import { RequiredScope } from '../auth/auth.decorators.js';
-import { VectorIndexDto } from './dto/vector-index.dto.js';
+import { BuildVectorIndexDto, VectorIndexDto } from './dto/vector-index.dto.js';
 import { VectorIndexService } from './vector-index.service.js';
 
 const LOCK_WAIT_CONFLICT =
@@ -36,20 +37,28 @@ export class VectorIndexController {
     description:
       'A partial expression index for the dimension of the vectors the collection holds (halfvec above 2000 dimensions), ' +
       'built CONCURRENTLY on a server so writers are not blocked. The request lasts as long as the build. ' +
-      'It takes no build parameters: a new index gets m 16 and ef_construction 128, and an index already built is ' +
-      'kept as it is, whatever it was built with (npm run index:create -- --m … --ef-construction … chooses them, ' +
-      'and refuses ones the built index does not have).',
+      'The body is optional: {m, efConstruction}, as npm run index:create -- --m … --ef-construction … takes them. ' +
+      'A new index gets m 16 and ef_construction 128 unless the body says otherwise. An index already built is kept ' +
+      'as it is when it has the parameters the body names (none named: whatever it was built with); one built with ' +
+      'others is a 409 (drop it first).',
   })
+  @ApiBody({ type: BuildVectorIndexDto, required: false })
   @ApiOkResponse({ type: VectorIndexDto })
   @ApiBadRequestResponse({
     description:
       'The collection holds no vectors, mixes dimensions, or has more than 4000; above 2000 dimensions, a component ' +
-      'beyond ±65504 (halfvec cannot hold it); or name contains a NUL character',
+      'beyond ±65504 (halfvec cannot hold it); name contains a NUL character; m or efConstruction out of range, ' +
+      'or efConstruction under 2 × m',
   })
   @ApiNotFoundResponse({ description: 'No collection with this name' })
-  @ApiConflictResponse({ description: LOCK_WAIT_CONFLICT })
-  async create(@Param('name', NO_NUL_PARAM) name: string): Promise<VectorIndexDto> {
-    return (await this.indexes.create(name)).index;
+  @ApiConflictResponse({
+    description: `${LOCK_WAIT_CONFLICT}; or the index is built, with other parameters than the body names`,
+  })
+  async create(
+    @Param('name', NO_NUL_PARAM) name: string,
+    @Body() parameters: BuildVectorIndexDto,
+  ): Promise<VectorIndexDto> {
+    return (await this.indexes.create(name, { m: parameters.m, efConstruction: parameters.efConstruction })).index;
   }
 
   @Delete('collections/:name/vector-index')

@@ -210,7 +210,8 @@ export class VectorIndexService implements OnModuleInit {
     throw new ConflictException(
       `Collection "${collectionName}" already has its HNSW index ${indexName}, built with m=${built.m}, ` +
         `ef_construction=${built.efConstruction}; requested ${asked.join(', ')}. To rebuild it with the requested ` +
-        `parameters, drop it first: npm run index:drop -- ${collectionOption(collectionName)}`,
+        `parameters, drop it first: DELETE /collections/${encodeURIComponent(collectionName)}/vector-index, or ` +
+        `npm run index:drop -- ${collectionOption(collectionName)}`,
     );
   }
 
