@@ -212,6 +212,83 @@ describe('chunkText: markdown', () => {
   });
 });
 
+describe('chunkText: code fences', () => {
+  const guide = [
+    '# Khởi động dịch vụ',
+    '',
+    '## Bước 1. Cài đặt',
+    '',
+    'Chạy các lệnh sau trên máy chủ, theo đúng thứ tự, bằng tài khoản có quyền quản trị hệ thống:',
+    '',
+    '```bash',
+    '# cài đặt thư viện',
+    'npm install',
+    '',
+    '## không phải tiêu đề',
+    '1. không phải khoản',
+    '```',
+    '',
+    `${'Sau đó kiểm tra phiên bản. '.repeat(6)}`,
+    '',
+    '## Bước 2. Cấu hình',
+    '',
+    `${'Sửa tệp cấu hình cho đúng cổng. '.repeat(6)}`,
+    '',
+    '## Bước 3. Chạy',
+    '',
+    'Chạy dịch vụ.',
+  ].join('\n');
+  const block = '```bash\n# cài đặt thư viện\nnpm install\n\n## không phải tiêu đề\n1. không phải khoản\n```';
+
+  it('takes no line inside a fence for a heading: later sections keep their hierarchy', () => {
+    const list = chunks(guide, { chunkSize: 200, chunkOverlap: 40 });
+    expect(find(list, 'cài đặt thư viện').metadata).toEqual({
+      hierarchy: 'Khởi động dịch vụ > Bước 1. Cài đặt',
+      level: 'heading2',
+      section_title: 'Bước 1. Cài đặt',
+    });
+    expect(find(list, 'cổng').metadata).toEqual({
+      hierarchy: 'Khởi động dịch vụ > Bước 2. Cấu hình',
+      level: 'heading2',
+      section_title: 'Bước 2. Cấu hình',
+    });
+    expect(find(list, 'Chạy dịch vụ').metadata.hierarchy).toBe('Khởi động dịch vụ > Bước 3. Chạy');
+    // The block fits: one chunk holds it whole, though it has a blank line and the section is split.
+    expect(find(list, 'npm install').content).toContain(block);
+  });
+
+  it('cuts a fence that does not fit between its lines, and ends it at a fence of the same character at least as long', () => {
+    const code = Array.from({ length: 40 }, (_, i) => `# bước ${i}\necho "dòng ${i}"`).join('\n');
+    // A ~~~~ fence is not closed by ``` nor by ~~~ (shorter); the info string may follow the opening.
+    const text = `## Triển khai\n\n~~~~ sh title="deploy"\n${code}\n\`\`\`\n~~~\n~~~~~\n\n# Phụ lục\n\nHết.`;
+    const list = chunks(text, { chunkSize: 150, chunkOverlap: 30 });
+    for (const chunk of list) expect(chunk.content.length).toBeLessThanOrEqual(150);
+    const inCode = list.filter((c) => c.content.includes('echo'));
+    expect(inCode.length).toBeGreaterThan(3);
+    for (const chunk of inCode) {
+      expect(chunk.metadata).toEqual({ hierarchy: 'Triển khai', level: 'heading2', section_title: 'Triển khai' });
+      // Whole lines of the block, not the sentences or words of a line.
+      for (const line of chunk.content.split('\n')) expect(`\n${text}\n`).toContain(`\n${line}\n`);
+    }
+    expect(find(list, 'Hết.').metadata).toEqual({ hierarchy: 'Phụ lục', level: 'heading1', section_title: 'Phụ lục' });
+  });
+
+  it('runs a fence left open to the end of the text, and no legal unit starts inside one', () => {
+    const legal = `Điều 1. Mẫu tệp\n\`\`\`text\nĐiều 9. Không phải điều\n1. Không phải khoản\na) không phải điểm\n${'Dòng mẫu. '.repeat(20)}\nChương II\n# Không phải tiêu đề`;
+    const list = chunks(legal, { chunkSize: 100, chunkOverlap: 0 });
+    expect(list.length).toBeGreaterThan(2);
+    for (const chunk of list) {
+      expect(chunk.metadata).toEqual({ hierarchy: 'Điều 1', level: 'article', section_title: 'Điều 1. Mẫu tệp' });
+    }
+    // Code in a line ("```x```") opens no fence: the heading after it is one.
+    const inline = chunks(`# Một\n\`\`\`x\`\`\` là mã\n${'Câu. '.repeat(30)}\n# Hai\nNội dung hai.`, {
+      chunkSize: 100,
+      chunkOverlap: 0,
+    });
+    expect(find(inline, 'Nội dung hai').metadata.hierarchy).toBe('Hai');
+  });
+});
+
 describe('chunkText and splitText: sizes and overlap', () => {
   it('splits a long paragraph on sentences, then words, then characters, within chunkSize', () => {
     const sentences = Array.from({ length: 30 }, (_, i) => `Câu số ${i} nói về mật ong rừng U Minh.`).join(' ');
@@ -265,6 +342,8 @@ describe('chunkText and splitText: sizes and overlap', () => {
         'đ) điểm',
         '# Tiêu đề',
         '###',
+        '```',
+        '~~~~ sh',
       ),
       fc.constantFrom('\n', '\n\n', ' ', '. ', '\t'),
       fc.string({ unit: fc.constantFrom('a', 'ă', 'ệ', 'Đ', ' ', '.', '\n', 'x', '😀'), maxLength: 300 }),
