@@ -307,17 +307,30 @@ function* chunkUnit(unit: Unit, path: Path, options: ChunkOptions, prefix = ''):
   const headingOnly = unit.heading !== null && unit.lines.slice(unit.headingLines).every((line) => line.trim() === '');
   let carry = '';
   if (own !== '') {
-    if (headingOnly && children.length > 0 && !isPackable(children[0].child, children[0].text, options)) {
+    const [first] = children;
+    // A heading alone opens its first sub-unit's chunk: packed with it when both fit, carried into it
+    // (which splits to make room) when they do not.
+    if (
+      headingOnly &&
+      first !== undefined &&
+      (!isPackable(first.child, first.text, options) || own.length + 1 + first.text.length > options.chunkSize)
+    ) {
       carry = own;
     } else if (own.length <= options.chunkSize) {
       packed.push({ text: own, path });
       packedLength = own.length;
     } else {
-      for (const content of splitText(own, options)) yield { content, metadata: metadataOf(path) };
+      // The heading lines (a clause's or point's line is its text, not a heading) open the first piece.
+      const heading = joinLines(
+        prefix,
+        unit.title !== null ? unit.lines.slice(0, unit.headingLines).join('\n').trim() : '',
+      );
+      const headLength = own.startsWith(heading) ? heading.length : 0;
+      for (const content of splitText(own, options, headLength)) yield { content, metadata: metadataOf(path) };
     }
   }
   for (const { child, text } of children) {
-    const packable = isPackable(child, text, options);
+    const packable = isPackable(child, text, options) && carry === '';
     if (packable && packedLength + (packed.length > 0 ? 1 : 0) + text.length <= options.chunkSize) {
       packedLength += (packed.length > 0 ? 1 : 0) + text.length;
       packed.push({ text, path: childPath(path, child) });
@@ -369,7 +382,7 @@ export function* chunkText(text: string, options: ChunkOptions): Generator<TextC
 const SEPARATORS: RegExp[] = [
   /(?<=\n[ \t]*\n)(?=[^\n])/u, // paragraphs (after a blank line)
   /(?<=\n)/u, // lines
-  /(?<=[.!?…;:]["'”’)\]]*\s)/u, // sentences
+  /(?<=[.!?…;:]["'”’)\]]*\s)(?<!(?:^|\n)[ \t]*\d{1,3}\.\s)/u, // sentences; a clause's "1. " ends none
   /(?<=\s)(?=\S)/u, // words
 ];
 
@@ -431,13 +444,37 @@ function textAtoms(text: string, size: number): string[] {
 }
 
 /**
+ * The atoms of `text` whose first `headLength` characters are headings: they make one atom, and the
+ * first atom of the text after them is cut finer when it does not fit beside it, so that the first
+ * piece holds the headings and the start of their text, never the headings alone. Headings that
+ * leave no room (nearly `size` long) are split like text.
+ */
+function headedAtoms(text: string, size: number, headLength: number): string[] {
+  const blank = /\s*/uy;
+  blank.lastIndex = headLength;
+  blank.exec(text);
+  const bodyStart = blank.lastIndex;
+  // At least 2 left: a surrogate pair must fit.
+  const room = size - bodyStart;
+  if (headLength === 0 || bodyStart >= text.length || room < 2) return textAtoms(text, size);
+  const body = textAtoms(text.slice(bodyStart), size);
+  const first = body[0];
+  const isFence = fenceOpening(first.slice(0, first.indexOf('\n') + 1 || first.length).trimEnd()) !== null;
+  const atoms = [text.slice(0, bodyStart)];
+  for (const atom of first.length <= room ? [first] : atomize(first, room, isFence ? 1 : 0)) atoms.push(atom);
+  for (let i = 1; i < body.length; i++) atoms.push(body[i]);
+  return atoms;
+}
+
+/**
  * Splits a text that may exceed `chunkSize` into trimmed, non-empty pieces of at most `chunkSize`
  * characters. Consecutive pieces share whole atoms (paragraphs, code blocks, lines, sentences or
- * words) at their seam, at most `chunkOverlap` characters of them.
+ * words) at their seam, at most `chunkOverlap` characters of them. The first `headLength`
+ * characters, a unit's heading, open the first piece together with the start of the text after them.
  */
-export function splitText(text: string, options: ChunkOptions): string[] {
+export function splitText(text: string, options: ChunkOptions, headLength = 0): string[] {
   const { chunkSize, chunkOverlap } = options;
-  const atoms = textAtoms(text, chunkSize);
+  const atoms = headedAtoms(text, chunkSize, headLength);
   const chunks: string[] = [];
   // The window is atoms[head..] of this array: dropping its first atom moves `head` instead of
   // shift(), which copies the array each time (beyond about 16,000 atoms, with a chunkSize of
