@@ -212,6 +212,170 @@ describe('chunkText: markdown', () => {
   });
 });
 
+describe('chunkText: a heading opens a chunk of its text, never one of its own', () => {
+  const service = { chunkSize: 1000, chunkOverlap: 200 }; // INGEST_CHUNK_SIZE, INGEST_CHUNK_OVERLAP defaults
+  const heading = 'Điều 7. Thu hồi đất vì mục đích quốc phòng, an ninh';
+
+  it('joins an article heading to the start of a first clause that fits alone but not beside it', () => {
+    const sentence = 'Nhà nước thu hồi đất để làm nơi đóng quân, trụ sở làm việc của đơn vị vũ trang. ';
+    const clause = `1. ${sentence.repeat(12)}`.slice(0, 993).trimEnd();
+    const text = `Chương VI\nTHU HỒI ĐẤT\n${heading}\n${clause}\n2. Khoản thứ hai ngắn.\n\nĐiều 8. Bồi thường\nNội dung.`;
+    const list = chunks(text, service);
+    expect(clause.length).toBeGreaterThan(1000 - heading.length);
+    expect(list[0].content).toMatch(
+      /^Chương VI\nTHU HỒI ĐẤT\nĐiều 7\. Thu hồi đất vì mục đích quốc phòng, an ninh\n1\. Nhà nước/,
+    );
+    expect(list[0].metadata).toMatchObject({ hierarchy: 'Chương VI > Điều 7 > Khoản 1', section_title: heading });
+    for (const chunk of list) {
+      expect(chunk.content.length).toBeLessThanOrEqual(1000);
+      expect(skeleton(text)).toContain(skeleton(chunk.content));
+    }
+    // The clause is cut between its sentences, the rest of it in the next chunk.
+    expect(list[0].content).toMatch(/\.$/);
+    expect(find(list, 'Khoản thứ hai').metadata.hierarchy).toBe('Chương VI > Điều 7 > Khoản 2');
+    expect(skeleton(list.map((c) => c.content).join(''))).toContain(skeleton(clause.slice(-300)));
+  });
+
+  it('joins a heading to the start of its own text when that text is split', () => {
+    const body = 'Người sử dụng đất được Nhà nước giao đất có quyền chuyển nhượng. '.repeat(15).slice(0, 990);
+    for (const text of [`${heading}\n${body}`, `# Quyền của người sử dụng đất\n\n${body}`]) {
+      const list = chunks(text, service);
+      expect(list.length).toBe(2);
+      expect(list[0].content).toMatch(/\n+Người sử dụng đất/);
+    }
+    // Room for all but the last word of the clause: the heading takes what fits of it, not just its
+    // "1." (which ends no sentence).
+    const tight = `Chương I\nTHU HỒI ĐẤT\nĐiều 2. Đất thu hồi.\n1. Nhà nước thu hồi đất vì an ninh, bồi thường người dùng đất\n2. Đất.`;
+    const [first] = chunks(tight, { chunkSize: 100, chunkOverlap: 0 });
+    expect(first.content).toMatch(/\n1\. Nhà nước thu hồi đất vì an ninh, bồi thường người dùng$/);
+  });
+
+  it('never yields a chunk of headings alone when a text follows them (property)', () => {
+    const words = (max: number): fc.Arbitrary<string> =>
+      fc
+        .array(fc.constantFrom('đất', 'quyền', 'người sử dụng', 'Nhà nước', 'thu hồi.', 'an ninh,', 'bồi thường'), {
+          minLength: 1,
+          maxLength: max,
+        })
+        .map((w) => w.join(' '));
+    const body = fc.oneof(
+      fc.array(words(60), { minLength: 1, maxLength: 3 }).map((cs) => cs.map((c, i) => `${i + 1}. ${c}`)),
+      fc.array(words(80), { minLength: 1, maxLength: 3 }).map((ps) => ps.flatMap((p) => [p, ''])),
+    );
+    const article = fc
+      .tuple(fc.nat({ max: 99 }), words(6), body)
+      .map(([n, title, lines]) => [`Điều ${n}. ${title}`, ...lines]);
+    const chapter = fc
+      .tuple(
+        fc.constantFrom('Chương I', 'Chương II'),
+        fc.constantFrom('QUY ĐỊNH CHUNG', 'THU HỒI ĐẤT'),
+        fc.array(article, { minLength: 1, maxLength: 3 }),
+      )
+      .map(([label, title, articles]) => [label, title, ...articles.flat()]);
+    const section = fc
+      .tuple(fc.integer({ min: 1, max: 3 }), words(6), body)
+      .map(([n, title, lines]) => [`${'#'.repeat(n)} ${title}`, '', ...lines]);
+    const document = fc.oneof(
+      fc.array(chapter, { minLength: 1, maxLength: 3 }),
+      fc.array(section, { minLength: 1, maxLength: 4 }),
+    );
+    const isHeading = (line: string): boolean =>
+      /^(Chương |Điều \d+\. |#+ )/u.test(line) || line === line.toLocaleUpperCase('vi');
+    fc.assert(
+      fc.property(
+        document.map((parts) => parts.flat().join('\n')),
+        fc.integer({ min: 120, max: 500 }),
+        fc.integer({ min: 0, max: 49 }),
+        (text, chunkSize, overlapPercent) => {
+          const list = chunks(text, { chunkSize, chunkOverlap: Math.floor((chunkSize * overlapPercent) / 100) });
+          for (const chunk of list) {
+            expect(chunk.content.length).toBeLessThanOrEqual(chunkSize);
+            expect(chunk.content.split('\n').every((line) => line === '' || isHeading(line))).toBe(false);
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('chunkText: code fences', () => {
+  const guide = [
+    '# Khởi động dịch vụ',
+    '',
+    '## Bước 1. Cài đặt',
+    '',
+    'Chạy các lệnh sau trên máy chủ, theo đúng thứ tự, bằng tài khoản có quyền quản trị hệ thống:',
+    '',
+    '```bash',
+    '# cài đặt thư viện',
+    'npm install',
+    '',
+    '## không phải tiêu đề',
+    '1. không phải khoản',
+    '```',
+    '',
+    `${'Sau đó kiểm tra phiên bản. '.repeat(6)}`,
+    '',
+    '## Bước 2. Cấu hình',
+    '',
+    `${'Sửa tệp cấu hình cho đúng cổng. '.repeat(6)}`,
+    '',
+    '## Bước 3. Chạy',
+    '',
+    'Chạy dịch vụ.',
+  ].join('\n');
+  const block = '```bash\n# cài đặt thư viện\nnpm install\n\n## không phải tiêu đề\n1. không phải khoản\n```';
+
+  it('takes no line inside a fence for a heading: later sections keep their hierarchy', () => {
+    const list = chunks(guide, { chunkSize: 200, chunkOverlap: 40 });
+    expect(find(list, 'cài đặt thư viện').metadata).toEqual({
+      hierarchy: 'Khởi động dịch vụ > Bước 1. Cài đặt',
+      level: 'heading2',
+      section_title: 'Bước 1. Cài đặt',
+    });
+    expect(find(list, 'cổng').metadata).toEqual({
+      hierarchy: 'Khởi động dịch vụ > Bước 2. Cấu hình',
+      level: 'heading2',
+      section_title: 'Bước 2. Cấu hình',
+    });
+    expect(find(list, 'Chạy dịch vụ').metadata.hierarchy).toBe('Khởi động dịch vụ > Bước 3. Chạy');
+    // The block fits: one chunk holds it whole, though it has a blank line and the section is split.
+    expect(find(list, 'npm install').content).toContain(block);
+  });
+
+  it('cuts a fence that does not fit between its lines, and ends it at a fence of the same character at least as long', () => {
+    const code = Array.from({ length: 40 }, (_, i) => `# bước ${i}\necho "dòng ${i}"`).join('\n');
+    // A ~~~~ fence is not closed by ``` nor by ~~~ (shorter); the info string may follow the opening.
+    const text = `## Triển khai\n\n~~~~ sh title="deploy"\n${code}\n\`\`\`\n~~~\n~~~~~\n\n# Phụ lục\n\nHết.`;
+    const list = chunks(text, { chunkSize: 150, chunkOverlap: 30 });
+    for (const chunk of list) expect(chunk.content.length).toBeLessThanOrEqual(150);
+    const inCode = list.filter((c) => c.content.includes('echo'));
+    expect(inCode.length).toBeGreaterThan(3);
+    for (const chunk of inCode) {
+      expect(chunk.metadata).toEqual({ hierarchy: 'Triển khai', level: 'heading2', section_title: 'Triển khai' });
+      // Whole lines of the block, not the sentences or words of a line.
+      for (const line of chunk.content.split('\n')) expect(`\n${text}\n`).toContain(`\n${line}\n`);
+    }
+    expect(find(list, 'Hết.').metadata).toEqual({ hierarchy: 'Phụ lục', level: 'heading1', section_title: 'Phụ lục' });
+  });
+
+  it('runs a fence left open to the end of the text, and no legal unit starts inside one', () => {
+    const legal = `Điều 1. Mẫu tệp\n\`\`\`text\nĐiều 9. Không phải điều\n1. Không phải khoản\na) không phải điểm\n${'Dòng mẫu. '.repeat(20)}\nChương II\n# Không phải tiêu đề`;
+    const list = chunks(legal, { chunkSize: 100, chunkOverlap: 0 });
+    expect(list.length).toBeGreaterThan(2);
+    for (const chunk of list) {
+      expect(chunk.metadata).toEqual({ hierarchy: 'Điều 1', level: 'article', section_title: 'Điều 1. Mẫu tệp' });
+    }
+    // Code in a line ("```x```") opens no fence: the heading after it is one.
+    const inline = chunks(`# Một\n\`\`\`x\`\`\` là mã\n${'Câu. '.repeat(30)}\n# Hai\nNội dung hai.`, {
+      chunkSize: 100,
+      chunkOverlap: 0,
+    });
+    expect(find(inline, 'Nội dung hai').metadata.hierarchy).toBe('Hai');
+  });
+});
+
 describe('chunkText and splitText: sizes and overlap', () => {
   it('splits a long paragraph on sentences, then words, then characters, within chunkSize', () => {
     const sentences = Array.from({ length: 30 }, (_, i) => `Câu số ${i} nói về mật ong rừng U Minh.`).join(' ');
@@ -265,6 +429,8 @@ describe('chunkText and splitText: sizes and overlap', () => {
         'đ) điểm',
         '# Tiêu đề',
         '###',
+        '```',
+        '~~~~ sh',
       ),
       fc.constantFrom('\n', '\n\n', ' ', '. ', '\t'),
       fc.string({ unit: fc.constantFrom('a', 'ă', 'ệ', 'Đ', ' ', '.', '\n', 'x', '😀'), maxLength: 300 }),

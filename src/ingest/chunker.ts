@@ -115,6 +115,30 @@ export function markdownHeading(text: string): { hashes: string; inner: string }
   return rest === '' ? null : { hashes: opening[1], inner: rest };
 }
 
+/** An open code fence: its character (` or ~) and how many of them opened it. */
+interface Fence {
+  char: string;
+  length: number;
+}
+
+// CommonMark code fences: three or more backticks or tildes, then an info string ("```bash"). Any
+// indentation, not only CommonMark's three spaces: a fence inside a list item is indented by the
+// item, and the chunker does not track list items.
+const FENCE = /^[ \t]*(`{3,}|~{3,})([^\n]*)$/u;
+
+/** The fence a line opens, if it does: a backtick fence's info string has no backtick ("```x```" is code in a line). */
+function fenceOpening(line: string): Fence | null {
+  const m = FENCE.exec(line);
+  if (!m || (m[1][0] === '`' && m[2].includes('`'))) return null;
+  return { char: m[1][0], length: m[1].length };
+}
+
+/** Whether a line closes `fence`: the same character, at least as many, nothing after them. */
+function closesFence(line: string, fence: Fence): boolean {
+  const m = FENCE.exec(line);
+  return m !== null && m[1][0] === fence.char && m[1].length >= fence.length && m[2].trim() === '';
+}
+
 /** The longest label of a unit in a chunk's `hierarchy` (at most a dozen units are open at once). */
 const LABEL_MAX = 80;
 
@@ -175,12 +199,22 @@ function shorten(text: string, max: number): string {
  */
 const SECTION_TITLE_MAX = 300;
 
-/** Builds the unit tree; the root holds the text before the first heading. */
+/**
+ * Builds the unit tree; the root holds the text before the first heading. Nothing inside a code
+ * fence is a unit ("# cài đặt" in a bash block is a comment, "1." a line of code); a fence left
+ * open runs to the end of the text, as in CommonMark.
+ */
 function parse(text: string): Unit {
   const root: Unit = { heading: null, title: null, lines: [], headingLines: 0, children: [] };
   const open: Unit[] = [root];
   let awaitingTitle: Unit | null = null;
+  let fence: Fence | null = null;
   for (const line of text.split('\n')) {
+    if (fence) {
+      open[open.length - 1].lines.push(line);
+      if (closesFence(line, fence)) fence = null;
+      continue;
+    }
     const heading = detectHeading(line, open);
     if (heading) {
       while (open.length > 1 && open[open.length - 1].heading!.rank >= heading.rank) open.pop();
@@ -192,8 +226,9 @@ function parse(text: string): Unit {
     }
     const current = open[open.length - 1];
     current.lines.push(line);
+    fence = fenceOpening(line);
     if (awaitingTitle && line.trim() !== '') {
-      if (awaitingTitle === current && current.lines.length === 2 && isCapitalTitle(line)) {
+      if (!fence && awaitingTitle === current && current.lines.length === 2 && isCapitalTitle(line)) {
         current.title = `${current.title}. ${line.trim()}`;
         current.headingLines = 2;
       }
@@ -272,17 +307,30 @@ function* chunkUnit(unit: Unit, path: Path, options: ChunkOptions, prefix = ''):
   const headingOnly = unit.heading !== null && unit.lines.slice(unit.headingLines).every((line) => line.trim() === '');
   let carry = '';
   if (own !== '') {
-    if (headingOnly && children.length > 0 && !isPackable(children[0].child, children[0].text, options)) {
+    const [first] = children;
+    // A heading alone opens its first sub-unit's chunk: packed with it when both fit, carried into it
+    // (which splits to make room) when they do not.
+    if (
+      headingOnly &&
+      first !== undefined &&
+      (!isPackable(first.child, first.text, options) || own.length + 1 + first.text.length > options.chunkSize)
+    ) {
       carry = own;
     } else if (own.length <= options.chunkSize) {
       packed.push({ text: own, path });
       packedLength = own.length;
     } else {
-      for (const content of splitText(own, options)) yield { content, metadata: metadataOf(path) };
+      // The heading lines (a clause's or point's line is its text, not a heading) open the first piece.
+      const heading = joinLines(
+        prefix,
+        unit.title !== null ? unit.lines.slice(0, unit.headingLines).join('\n').trim() : '',
+      );
+      const headLength = own.startsWith(heading) ? heading.length : 0;
+      for (const content of splitText(own, options, headLength)) yield { content, metadata: metadataOf(path) };
     }
   }
   for (const { child, text } of children) {
-    const packable = isPackable(child, text, options);
+    const packable = isPackable(child, text, options) && carry === '';
     if (packable && packedLength + (packed.length > 0 ? 1 : 0) + text.length <= options.chunkSize) {
       packedLength += (packed.length > 0 ? 1 : 0) + text.length;
       packed.push({ text, path: childPath(path, child) });
@@ -334,7 +382,7 @@ export function* chunkText(text: string, options: ChunkOptions): Generator<TextC
 const SEPARATORS: RegExp[] = [
   /(?<=\n[ \t]*\n)(?=[^\n])/u, // paragraphs (after a blank line)
   /(?<=\n)/u, // lines
-  /(?<=[.!?…;:]["'”’)\]]*\s)/u, // sentences
+  /(?<=[.!?…;:]["'”’)\]]*\s)(?<!(?:^|\n)[ \t]*\d{1,3}\.\s)/u, // sentences; a clause's "1. " ends none
   /(?<=\s)(?=\S)/u, // words
 ];
 
@@ -358,14 +406,75 @@ function atomize(text: string, size: number, depth = 0): string[] {
   return parts.flatMap((part) => atomize(part, size, depth + 1));
 }
 
+/** The stretches of `text` in and out of code fences (a fenced one from its opening line to its closing line's end). */
+function* fencedSegments(text: string): Generator<{ text: string; fenced: boolean }> {
+  let start = 0;
+  let fence: Fence | null = null;
+  for (let at = 0; at < text.length;) {
+    const newline = text.indexOf('\n', at);
+    const end = newline === -1 ? text.length : newline + 1;
+    const line = text.slice(at, newline === -1 ? text.length : newline);
+    if (fence === null) {
+      const opening = fenceOpening(line);
+      if (opening) {
+        if (at > start) yield { text: text.slice(start, at), fenced: false };
+        [start, fence] = [at, opening];
+      }
+    } else if (closesFence(line, fence)) {
+      yield { text: text.slice(start, end), fenced: true };
+      [start, fence] = [end, null];
+    }
+    at = end;
+  }
+  if (start < text.length) yield { text: text.slice(start), fenced: fence !== null };
+}
+
+/**
+ * Splits `text` into atoms of at most `size` characters, as `atomize`, but a fenced code block is one
+ * atom when it fits (like a paragraph; a blank line inside it is no paragraph break), and is cut
+ * between its lines when it does not.
+ */
+function textAtoms(text: string, size: number): string[] {
+  if (text.length <= size) return [text];
+  const atoms: string[] = [];
+  for (const segment of fencedSegments(text)) {
+    for (const atom of atomize(segment.text, size, segment.fenced ? 1 : 0)) atoms.push(atom);
+  }
+  return atoms;
+}
+
+/**
+ * The atoms of `text` whose first `headLength` characters are headings: they make one atom, and the
+ * first atom of the text after them is cut finer when it does not fit beside it, so that the first
+ * piece holds the headings and the start of their text, never the headings alone. Headings that
+ * leave no room (nearly `size` long) are split like text.
+ */
+function headedAtoms(text: string, size: number, headLength: number): string[] {
+  const blank = /\s*/uy;
+  blank.lastIndex = headLength;
+  blank.exec(text);
+  const bodyStart = blank.lastIndex;
+  // At least 2 left: a surrogate pair must fit.
+  const room = size - bodyStart;
+  if (headLength === 0 || bodyStart >= text.length || room < 2) return textAtoms(text, size);
+  const body = textAtoms(text.slice(bodyStart), size);
+  const first = body[0];
+  const isFence = fenceOpening(first.slice(0, first.indexOf('\n') + 1 || first.length).trimEnd()) !== null;
+  const atoms = [text.slice(0, bodyStart)];
+  for (const atom of first.length <= room ? [first] : atomize(first, room, isFence ? 1 : 0)) atoms.push(atom);
+  for (let i = 1; i < body.length; i++) atoms.push(body[i]);
+  return atoms;
+}
+
 /**
  * Splits a text that may exceed `chunkSize` into trimmed, non-empty pieces of at most `chunkSize`
- * characters. Consecutive pieces share whole atoms (paragraphs, lines, sentences or words) at their
- * seam, at most `chunkOverlap` characters of them.
+ * characters. Consecutive pieces share whole atoms (paragraphs, code blocks, lines, sentences or
+ * words) at their seam, at most `chunkOverlap` characters of them. The first `headLength`
+ * characters, a unit's heading, open the first piece together with the start of the text after them.
  */
-export function splitText(text: string, options: ChunkOptions): string[] {
+export function splitText(text: string, options: ChunkOptions, headLength = 0): string[] {
   const { chunkSize, chunkOverlap } = options;
-  const atoms = atomize(text, chunkSize);
+  const atoms = headedAtoms(text, chunkSize, headLength);
   const chunks: string[] = [];
   // The window is atoms[head..] of this array: dropping its first atom moves `head` instead of
   // shift(), which copies the array each time (beyond about 16,000 atoms, with a chunkSize of
