@@ -13,6 +13,7 @@ import { documentUnknownQuery, useUnknownQueryCheck } from './common/unknown-que
 import { multipartForUploads } from './common/multipart.js';
 import {
   documentErrorResponses,
+  documentClosedRequestBodies,
   documentRequestIdHeader,
   documentRetryableConflict,
   documentServiceUnavailable,
@@ -115,6 +116,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   documentRetryableConflict(document);
   documentErrorResponses(document);
   documentRequestIdHeader(document);
+  documentClosedRequestBodies(document);
   // Swagger UI is not a controller route, so ApiKeyGuard never blocks it; Authorize keeps the key across reloads.
   SwaggerModule.setup('docs', app, document, {
     jsonDocumentUrl: 'docs-json',

@@ -119,6 +119,49 @@ describe('the application', () => {
     }
   });
 
+  it('declares request bodies closed to undeclared fields, as it refuses them; free-form metadata and filters stay open', async () => {
+    const { body: document } = await request(t.server).get('/docs-json').expect(200);
+    const schemas = document.components.schemas as Record<
+      string,
+      { additionalProperties?: unknown; properties?: object }
+    >;
+    for (const name of [
+      'CreateDocumentDto',
+      'ChunkInputDto',
+      'CreateEmbeddingsDto',
+      'EmbeddingItemDto',
+      'AskRequestDto',
+    ]) {
+      expect({ name, additionalProperties: schemas[name].additionalProperties }).toEqual({
+        name,
+        additionalProperties: false,
+      });
+    }
+    expect(schemas.IngestFileDto.additionalProperties).toBe(false);
+    expect(schemas.BuildVectorIndexDto.additionalProperties).toBe(false);
+    expect(schemas.ChunkInputDto.properties).toMatchObject({ metadata: { additionalProperties: true } });
+    expect(schemas.AskRequestDto.properties).toMatchObject({ filter: { additionalProperties: true } });
+    // Response schemas say nothing of it.
+    expect(schemas.DocumentDto.additionalProperties).toBeUndefined();
+    // And the service refuses what the document closes: each example with one field more.
+    const operations = await openApiOperations(t.server);
+    for (const { name, operation } of operations) {
+      const examples = (
+        operation.requestBody?.content['application/json'] as { examples?: Record<string, { value: object }> }
+      )?.examples;
+      for (const { value } of Object.values(examples ?? {})) {
+        const res = await request(t.server)
+          .post(name.slice('post '.length))
+          .send({ ...value, undeclaredField: 1 });
+        expect({ name, status: res.status, message: res.body.message }).toEqual({
+          name,
+          status: 400,
+          message: ['property undeclaredField should not exist'],
+        });
+      }
+    }
+  });
+
   it('gives every error response of the OpenAPI document a body: ErrorResponse, or its own', async () => {
     const res = await request(t.server).get('/docs-json').expect(200);
     expect(res.body.components.schemas.ErrorResponse).toMatchObject({

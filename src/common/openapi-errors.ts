@@ -180,6 +180,42 @@ export function documentRetryableConflict(document: OpenAPIObject): OpenAPIObjec
   return document;
 }
 
+/**
+ * Marks every object schema a request body uses (its own and those it nests, through $ref, items and
+ * oneOf) `additionalProperties: false`, as the ValidationPipe enforces (forbidNonWhitelisted: an
+ * undeclared field is a 400). Free-form objects (metadata, filter) declare additionalProperties
+ * themselves and keep it. Without it a client, a validator or a mock server built from the document
+ * took extra fields for allowed.
+ */
+export function documentClosedRequestBodies(document: OpenAPIObject): OpenAPIObject {
+  const schemas = (document.components?.schemas ?? {}) as Record<string, SchemaObject>;
+  const seen = new Set<string>();
+  const close = (schema: unknown): void => {
+    if (typeof schema !== 'object' || schema === null) return;
+    const ref = (schema as { $ref?: unknown }).$ref;
+    if (typeof ref === 'string') {
+      const name = ref.slice(ref.lastIndexOf('/') + 1);
+      if (seen.has(name) || schemas[name] === undefined) return;
+      seen.add(name);
+      close(schemas[name]);
+      return;
+    }
+    const object = schema as SchemaObject;
+    if (object.properties !== undefined) {
+      object.additionalProperties ??= false;
+      for (const property of Object.values(object.properties)) close(property);
+    }
+    close(object.items);
+    for (const form of object.oneOf ?? []) close(form);
+  };
+  for (const [operation] of documentOperations(document)) {
+    const body = operation.requestBody;
+    if (!body || '$ref' in body) continue;
+    for (const media of Object.values(body.content)) close(media.schema);
+  }
+  return document;
+}
+
 /** The name, under components.headers, of the request id header every response carries. */
 const REQUEST_ID_HEADER_COMPONENT = 'X-Request-Id';
 
