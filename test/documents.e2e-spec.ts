@@ -369,6 +369,22 @@ describe('Documents API', () => {
       expect(ids(res).sort()).toEqual(expected);
     });
 
+    it('finds a name stored decomposed (a macOS file name, a row another writer stored) by its composed words too', async () => {
+      await request(t.server)
+        .post('/documents')
+        .send({ ...base, documentId: 'nfd-name', documentName: 'Nghị định đất đai.txt'.normalize('NFD') })
+        .expect(201);
+      try {
+        for (const search of ['nghị định đất', 'Nghị định đất'.normalize('NFD')]) {
+          const res = await request(t.server).get('/documents').query({ search }).expect(200);
+          expect({ search, ids: ids(res) }).toEqual({ search, ids: ['nfd-name'] });
+          expect(res.body.total).toBe(1);
+        }
+      } finally {
+        await request(t.server).delete('/documents/nfd-name').expect(204);
+      }
+    });
+
     it('sorts by documentId in both orders', async () => {
       const asc = ids(await request(t.server).get('/documents?sort=documentId&order=asc&limit=500').expect(200));
       const desc = ids(await request(t.server).get('/documents?sort=documentId&order=desc&limit=500').expect(200));

@@ -55,12 +55,22 @@ export function listDocumentsStatement(q: ListQuery): {
   filter(q.documentType !== undefined, () => `document_type = ${bind(q.documentType)}`);
   filter(q.category !== undefined, () => `category = ${bind(q.category)}`);
   filter(q.status !== undefined, () => `status = ${bind(q.status)}`);
-  filter(q.search !== undefined && q.search !== '', () => {
-    // NFC, as chunk text is stored and as keyboards type: a decomposed term ("Lua\u0323\u0302t", as
-    // some macOS tools send) finds "Luật".
-    const search = bind(likeContains(q.search!.normalize('NFC')));
-    return `(document_name ILIKE ${search} ESCAPE '\\' OR document_id ILIKE ${search} ESCAPE '\\')`;
-  });
+  // NFC, as chunk text is stored and as keyboards type: a decomposed term ("Lua\u0323\u0302t", as
+  // some macOS tools send) finds "Luật". And NFD too when it differs: names are stored as their
+  // writer sent them, and a file name from macOS (or a row the Python service wrote) may be
+  // decomposed. The number of forms is the search's digit of the shape: each form is a parameter.
+  const searchForms =
+    q.search === undefined || q.search === ''
+      ? []
+      : [...new Set([q.search.normalize('NFC'), q.search.normalize('NFD')])];
+  shape.push(String(searchForms.length));
+  if (searchForms.length > 0) {
+    const matches = searchForms.map((form) => {
+      const search = bind(likeContains(form));
+      return `document_name ILIKE ${search} ESCAPE '\\' OR document_id ILIKE ${search} ESCAPE '\\'`;
+    });
+    conditions.push(`(${matches.join(' OR ')})`);
+  }
   const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
   const direction = q.order === 'asc' ? 'ASC' : 'DESC';
   const sort = SORT_COLUMNS[q.sort];

@@ -232,7 +232,9 @@ export class ListDocumentsQueryDto {
   @ApiPropertyOptional({
     example: 'luật đất',
     maxLength: 255,
-    description: 'Case-insensitive substring of documentName or documentId',
+    description:
+      'Case-insensitive substring of documentName or documentId; composed or decomposed Unicode (NFC, NFD) finds ' +
+      'names stored either way',
   })
   @IsOptionalNotNull()
   @IsString()
