@@ -1,4 +1,5 @@
 import http from 'node:http';
+import JSZip from 'jszip';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { EXTRACTION_LIMITS, extractText, READERS_AT_ONCE } from '../src/ingest/text-extraction.js';
@@ -338,6 +339,17 @@ describe('POST /documents/ingest', () => {
       { documentType: 'x', category: 'y' },
     ).expect(422);
     expect((corrupt.body as { message: string }).message).toMatch(/not a readable PDF/);
+    // Relationships that are not XML: the bounds check read them before the conversion, and its error was a 500.
+    const docx = await JSZip.loadAsync(corpus.find((f) => f.fileName.endsWith('.docx'))!.buffer);
+    docx.file('_rels/.rels', '<Relationships><broken');
+    const brokenDocx = await upload(
+      t,
+      { buffer: await docx.generateAsync({ type: 'nodebuffer' }), fileName: 'broken.docx', mimeType: 'text/plain' },
+      { documentType: 'x', category: 'y' },
+    ).expect(422);
+    expect((brokenDocx.body as { message: string }).message).toMatch(
+      /^The file is not a readable \.docx document \(error: \[xmldom error\] element parse error: [^\n\t]+\)$/,
+    );
     await upload(
       t,
       { buffer: Buffer.from('  \n\n'), fileName: 'blank.md', mimeType: 'text/markdown' },

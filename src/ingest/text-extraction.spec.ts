@@ -96,6 +96,43 @@ describe('text extraction', () => {
     });
     await expect(extractText(Buffer.from(' \n\n '), 'md')).rejects.toMatchObject({ reason: 'empty' });
   });
+
+  it('refuses a .docx without a main part, or whose relationships or document are not XML, as unreadable, in one line', async () => {
+    const real = corpus.find((f) => f.fileName.endsWith('.docx'))!.buffer;
+    const damaged = async (part: string): Promise<Buffer> => {
+      const zip = await JSZip.loadAsync(real);
+      zip.file(part, '<Relationships><broken');
+      return zip.generateAsync({ type: 'nodebuffer' });
+    };
+    const onlyText = new JSZip().file('hello.txt', 'xin chào');
+    // The relationships were parsed by the bounds check before mammoth's conversion: their errors were 500s.
+    const xmlError =
+      'error: [xmldom error] element parse error: Error: Hierarchy request error: Only one element can be added and only after doctype';
+    const cases: Array<[string, Buffer, string]> = [
+      [
+        'a zip of one text file',
+        await onlyText.generateAsync({ type: 'nodebuffer' }),
+        'Could not find main document part. Are you sure this is a valid .docx file?',
+      ],
+      ['broken _rels/.rels', await damaged('_rels/.rels'), xmlError],
+      ['broken word/_rels/document.xml.rels', await damaged('word/_rels/document.xml.rels'), xmlError],
+      ['broken word/document.xml', await damaged('word/document.xml'), xmlError],
+    ];
+    for (const [label, docx, reason] of cases) {
+      const refused = await extractText(docx, 'docx').then(
+        () => 'read',
+        (error: unknown) => error,
+      );
+      expect({ label, refused }).toEqual({
+        label,
+        refused: expect.objectContaining({
+          name: 'ExtractionError',
+          reason: 'unreadable',
+          message: `The file is not a readable .docx document (${reason})`,
+        }),
+      });
+    }
+  });
 });
 
 describe('text extraction on hostile input', () => {

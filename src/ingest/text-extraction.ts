@@ -381,13 +381,20 @@ async function docxXmlParts(zip: import('jszip'), read: (path: string) => Promis
     import('mammoth/lib/docx/docx-reader.js'),
     import('mammoth/lib/zipfile.js'),
   ]);
-  const paths = await findPartPaths({
-    exists: (path) => zip.file(path) !== null,
-    read: async (path, encoding) => {
-      const xml = (await read(path)) ?? Buffer.alloc(0);
-      return encoding ? new TextDecoder(encoding).decode(xml) : new Uint8Array(xml);
-    },
-  });
+  let paths: Awaited<ReturnType<typeof findPartPaths>>;
+  try {
+    paths = await findPartPaths({
+      exists: (path) => zip.file(path) !== null,
+      read: async (path, encoding) => {
+        const xml = (await read(path)) ?? Buffer.alloc(0);
+        return encoding ? new TextDecoder(encoding).decode(xml) : new Uint8Array(xml);
+      },
+    });
+  } catch (err) {
+    // No main part, or relationships that are not XML: the file's fault, as mammoth would say it.
+    if (err instanceof ExtractionError) throw err;
+    throw notReadableDocx(errorText(err));
+  }
   for (const path of Object.values(paths)) {
     await read(path);
     const { dirname, basename } = splitPath(path);
@@ -432,6 +439,21 @@ async function assertDocxWithinBounds(buffer: Buffer): Promise<void> {
   }
 }
 
+/**
+ * A .docx that mammoth cannot read, its reason on one line: xmldom's messages hold a tab, a newline
+ * and where it stopped (`@#[line:undefined,col:undefined]`, often without numbers), which broke the
+ * CLI's one line per failed file.
+ */
+function notReadableDocx(detail: string): ExtractionError {
+  const reason = detail
+    .replace(/@[^#\s]*#\[line:([^,\]]*),col:([^\]]*)\]/g, (_, line: string, column: string) =>
+      /^\d+$/.test(line) && /^\d+$/.test(column) ? ` (line ${line}, column ${column})` : '',
+    )
+    .replace(/\s+/g, ' ')
+    .trim();
+  return new ExtractionError(`The file is not a readable .docx document (${reason})`, 'unreadable');
+}
+
 /** What the .docx converter's worker (docx-html.worker.mjs) posts. */
 type DocxConverterMessage = { kind: 'html'; html: string } | { kind: 'not-a-docx'; detail: string };
 
@@ -456,7 +478,7 @@ async function docxToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): P
           case 'html':
             return { text: message.html };
           case 'not-a-docx':
-            return new ExtractionError(`The file is not a readable .docx document (${message.detail})`, 'unreadable');
+            return notReadableDocx(message.detail);
         }
       },
     },
