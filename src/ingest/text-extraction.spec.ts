@@ -1,6 +1,8 @@
 import { corruptPdf, type CorpusFile, makeCorpus, pdfOfOneLongPage } from '../../test/support/corpus.js';
+import { Document, HeadingLevel, Packer, Paragraph, TextRun } from 'docx';
 import JSZip from 'jszip';
 import { PDFDocument, StandardFonts } from 'pdf-lib';
+import { chunkText } from './chunker.js';
 import {
   detectFormat,
   DOCX_ELEMENTS_MAX,
@@ -95,6 +97,49 @@ describe('text extraction', () => {
       reason: 'empty',
     });
     await expect(extractText(Buffer.from(' \n\n '), 'md')).rejects.toMatchObject({ reason: 'empty' });
+  });
+
+  it('keeps a line break inside a heading (HTML <br>, a .docx break run) as one: no glued words, a chapter titled as in plain text', async () => {
+    const plain = 'Chương I\nQUY ĐỊNH CHUNG\nChương này quy định chung.\n\nChương II\nTHI HÀNH';
+    const chapters = (text: string) =>
+      [...chunkText(text, { chunkSize: 60, chunkOverlap: 0 })].map((chunk) => chunk.metadata);
+    const expected = [
+      { hierarchy: 'Chương I', level: 'chapter', section_title: 'Chương I. QUY ĐỊNH CHUNG' },
+      { hierarchy: 'Chương II', level: 'chapter', section_title: 'Chương II. THI HÀNH' },
+    ];
+    expect(chapters(plain)).toEqual(expected);
+    const html = await textOf(
+      '<h2>Chương I<br>QUY ĐỊNH\n  CHUNG</h2><p>Chương này quy định chung.</p><h2>Chương II<br/>THI HÀNH</h2>',
+      'html',
+    );
+    expect(html).toBe('## Chương I\nQUY ĐỊNH CHUNG\n\nChương này quy định chung.\n\n## Chương II\nTHI HÀNH');
+    expect(chapters(html)).toEqual(expected);
+    // Inside <pre> too; a block inside a heading is a space.
+    expect(await textOf('<pre>a<br>b</pre><h1><div>Điều</div><div>khoản</div></h1>', 'html')).toBe(
+      'a\nb\n\n# Điều khoản',
+    );
+    // mammoth writes a Word line break (w:br) as <br />.
+    const heading = (first: string, second: string) =>
+      new Paragraph({
+        heading: HeadingLevel.HEADING_2,
+        children: [new TextRun(first), new TextRun({ text: second, break: 1 })],
+      });
+    const docx = await Packer.toBuffer(
+      new Document({
+        sections: [
+          {
+            children: [
+              heading('Chương I', 'QUY ĐỊNH CHUNG'),
+              new Paragraph('Chương này quy định chung.'),
+              heading('Chương II', 'THI HÀNH'),
+            ],
+          },
+        ],
+      }),
+    );
+    const docxText = await extractText(docx, 'docx');
+    expect(docxText).toBe(html);
+    expect(chapters(docxText)).toEqual(expected);
   });
 
   it('refuses a .docx without a main part, or whose relationships or document are not XML, as unreadable, in one line', async () => {

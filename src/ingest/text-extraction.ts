@@ -244,10 +244,14 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
         }
         if (heading !== null) {
           heading.open += 1;
+          // A line break stays one (the words either side were glued); a block inside, a space.
+          if (tag === 'br') heading.parts.push('\n');
+          else if (BLOCK_ELEMENTS.has(tag)) heading.parts.push(' ');
           return;
         }
         if (pre !== null) {
           pre.open += 1;
+          if (tag === 'br') pre.parts.push('\n');
           return;
         }
         const level = /^h([1-6])$/.exec(tag);
@@ -258,7 +262,7 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
       },
       ontext(text) {
         if (skipped > 0) return;
-        if (heading !== null) heading.parts.push(text);
+        if (heading !== null) heading.parts.push(text.replace(/\s+/g, ' '));
         else if (pre !== null) pre.parts.push(text);
         else out.push(text.replace(/\s+/g, ' '));
       },
@@ -271,8 +275,15 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
         if (heading !== null) {
           heading.open -= 1;
           if (heading.open > 0) return;
-          const title = heading.parts.join('').replace(/\s+/g, ' ').trim();
-          if (title !== '') out.push(`\n\n${'#'.repeat(heading.level)} ${title}\n\n`);
+          // A line break ends the heading's line; what follows it is the next line, as in a text file
+          // ("Chương I" then "QUY ĐỊNH CHUNG": the chunker takes a capital line after a bare legal
+          // label for its title, "Chương I. QUY ĐỊNH CHUNG").
+          const lines = heading.parts
+            .join('')
+            .split('\n')
+            .map((line) => line.replace(/ {2,}/g, ' ').trim())
+            .filter((line) => line !== '');
+          if (lines.length > 0) out.push(`\n\n${'#'.repeat(heading.level)} ${lines.join('\n')}\n\n`);
           heading = null;
           return;
         }
