@@ -227,6 +227,29 @@ describe('POST /documents/ingest', () => {
     expect(doc.body).toMatchObject({ sourceFile: 'inline', fileName: 'inline' });
   });
 
+  it('stores each table row of an upload on one line with all of its cells, in whichever chunk holds it', async () => {
+    const numbers = Array.from({ length: 80 }, (_, i) => i + 1);
+    const line = (n: number) => `${n} | Phí thẩm định hồ sơ loại ${n} | ${n * 10}.000 đồng`;
+    const html = Buffer.from(
+      `<h1>Biểu phí</h1><table><tr><th>STT</th><th>Loại phí</th><th>Mức thu</th></tr>${numbers
+        .map((n) => `<tr><td>${n}</td><td>Phí thẩm định hồ sơ loại ${n}</td><td>${n * 10}.000 đồng</td></tr>`)
+        .join('')}</table>`,
+    );
+    const res = await upload(
+      t,
+      { buffer: html, fileName: 'bieu-phi.html', mimeType: 'text/html' },
+      { documentType: 'fee', category: 'phi', chunkSize: '300', chunkOverlap: '60' },
+    ).expect(201);
+    const chunks = await storedChunks(t, (res.body as IngestBody).documentId);
+    expect(chunks.length).toBeGreaterThan(10);
+    const lines = chunks.flatMap((chunk) => chunk.document.split('\n'));
+    for (const n of numbers) {
+      const rows = lines.filter((row) => row.includes(`loại ${n} `));
+      expect({ n, rows: [...new Set(rows)] }).toEqual({ n, rows: [line(n)] });
+    }
+    expect(chunks.every((chunk) => chunk.cmetadata.hierarchy === 'Biểu phí')).toBe(true);
+  });
+
   it('rejects an unsupported file type with 415 naming the allowed formats', async () => {
     const before = await counts(t);
     const res = await upload(

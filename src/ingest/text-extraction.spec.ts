@@ -1,5 +1,5 @@
 import { corruptPdf, type CorpusFile, makeCorpus, pdfOfOneLongPage } from '../../test/support/corpus.js';
-import { Document, HeadingLevel, Packer, Paragraph, TextRun } from 'docx';
+import { Document, HeadingLevel, Packer, Paragraph, Table, TableCell, TableRow, TextRun } from 'docx';
 import JSZip from 'jszip';
 import { PDFDocument, StandardFonts } from 'pdf-lib';
 import { chunkText } from './chunker.js';
@@ -140,6 +140,62 @@ describe('text extraction', () => {
     const docxText = await extractText(docx, 'docx');
     expect(docxText).toBe(html);
     expect(chapters(docxText)).toEqual(expected);
+  });
+
+  it('reads a table row (HTML or .docx) as one line of its cells joined by " | ", so a chunk keeps every row whole', async () => {
+    const cells = (n: number) => [`${n}`, `Phí thẩm định hồ sơ loại ${n}`, `${n * 10}.000 đồng`];
+    const line = (n: number) => cells(n).join(' | ');
+    const numbers = Array.from({ length: 80 }, (_, i) => i + 1);
+    // Empty cells are left out; a cell's paragraphs and a table inside it are its text, on the row's line.
+    const html =
+      '<p>Biểu phí</p><table><thead><tr><th>STT</th><th>Loại phí</th><th>Mức thu</th><th></th></tr></thead>\n<tbody>' +
+      numbers
+        .map(
+          (n) =>
+            `<tr>\n  <td>${n}</td><td><p>Phí thẩm định</p><p>hồ sơ loại ${n}</p></td><td>${n * 10}.000 đồng</td><td> </td></tr>`,
+        )
+        .join('\n') +
+      '</tbody></table><p>Ghi chú <table><tr><td>a</td><td>b</td></tr></table></p>' +
+      '<table><tr><td>Điều 1</td><td>x<table><tr><td>y</td><td>z</td></tr></table></td></tr></table>';
+    const text = await textOf(html, 'html');
+    expect(text).toBe(
+      `Biểu phí\n\nSTT | Loại phí | Mức thu\n${numbers.map(line).join('\n')}\n\nGhi chú\n\na | b\n\nĐiều 1 | x y z`,
+    );
+    const tableCell = (children: Paragraph[]) => new TableCell({ children });
+    const docx = await Packer.toBuffer(
+      new Document({
+        sections: [
+          {
+            children: [
+              new Paragraph('Biểu phí'),
+              new Table({
+                rows: numbers.map(
+                  (n) =>
+                    new TableRow({
+                      children: [
+                        tableCell([new Paragraph(`${n}`)]),
+                        tableCell([new Paragraph('Phí thẩm định'), new Paragraph(`hồ sơ loại ${n}`)]),
+                        tableCell([new Paragraph(`${n * 10}.000 đồng`)]),
+                      ],
+                    }),
+                ),
+              }),
+            ],
+          },
+        ],
+      }),
+    );
+    const docxText = await extractText(docx, 'docx');
+    expect(docxText).toBe(`Biểu phí\n\n${numbers.map(line).join('\n')}`);
+    for (const extracted of [text, docxText]) {
+      const chunks = [...chunkText(extracted, { chunkSize: 300, chunkOverlap: 60 })].map((chunk) => chunk.content);
+      expect(chunks.length).toBeGreaterThan(10);
+      for (const n of numbers) {
+        const rows = chunks.flatMap((chunk) => chunk.split('\n')).filter((row) => row.includes(`loại ${n} `));
+        expect(rows.length).toBeGreaterThan(0);
+        expect(new Set(rows)).toEqual(new Set([line(n)]));
+      }
+    }
   });
 
   it('refuses a .docx without a main part, or whose relationships or document are not XML, as unreadable, in one line', async () => {

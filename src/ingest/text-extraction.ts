@@ -141,6 +141,7 @@ function withoutTrailingBlanks(line: string): string {
 }
 
 const SKIPPED_ELEMENTS = new Set(['script', 'style', 'noscript', 'template', 'head', 'svg', 'iframe', 'object']);
+/** Elements that end a paragraph. */
 const BLOCK_ELEMENTS = new Set([
   'address',
   'article',
@@ -148,11 +149,9 @@ const BLOCK_ELEMENTS = new Set([
   'blockquote',
   'body',
   'caption',
-  'dd',
   'details',
   'div',
   'dl',
-  'dt',
   'fieldset',
   'figcaption',
   'figure',
@@ -161,7 +160,6 @@ const BLOCK_ELEMENTS = new Set([
   'header',
   'hr',
   'html',
-  'li',
   'main',
   'nav',
   'ol',
@@ -170,14 +168,27 @@ const BLOCK_ELEMENTS = new Set([
   'section',
   'summary',
   'table',
-  'tbody',
-  'td',
-  'tfoot',
-  'th',
-  'thead',
-  'tr',
   'ul',
 ]);
+/** Elements that end a line. */
+const LINE_ELEMENTS = new Set(['li', 'dt', 'dd']);
+
+/** A table's rows and cells: each row is one line, its cells joined by TABLE_CELL_SEPARATOR. */
+const TABLE_PARTS = new Set(['tr', 'td', 'th']);
+const TABLE_CELL_SEPARATOR = ' | ';
+
+/**
+ * Where htmlToText's elements end a line or a paragraph, until the text is put together: an element's
+ * start and its end each ask for one, and a run of them makes one line break (one blank line if any
+ * asked for a paragraph), where pushing "\n" for each made a blank line between two list items or
+ * table rows. Two Unicode noncharacters (kept for a program's internal use, never text): the
+ * document's own, if any, are dropped.
+ */
+const LINE_BREAK = '\uFDD0';
+const PARAGRAPH_BREAK = '\uFDD1';
+const BREAK_MARKS = /[\uFDD0\uFDD1]/g;
+/** A run of break marks and the blanks between them; linear: each attempt starts at a mark. */
+const BREAK_RUN = /(?:[\uFDD0\uFDD1][ \t\n]*)+/g;
 
 /** Deepest element nesting an HTML document may have (real documents stay under a hundred). */
 export const HTML_MAX_DEPTH = 10_000;
@@ -204,8 +215,9 @@ interface HtmlReadBudget {
 const HTML_SLICE_CHARS = 64 * 1024;
 
 /**
- * Visible text of an HTML document: block elements become paragraphs, list items lines, and
- * h1–h6 markdown headings, so the chunker sees the same structure as in a markdown file.
+ * Visible text of an HTML document: block elements become paragraphs, list items lines, table rows
+ * lines of their cells (`a | b | c`, so that a chunk does not part a row from its cells), and h1–h6
+ * markdown headings, so the chunker sees the same structure as in a markdown file.
  *
  * Streamed through htmlparser2's parser, which builds no tree: node-html-parser's clean-up of
  * unclosed elements was quadratic (a 0.64 MB cascade of `<p><font>…</p>` took 19.5 s, held the
@@ -229,8 +241,32 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
   // A heading or <pre> being read: its text is collected until its own end tag.
   let heading: { level: number; parts: string[]; open: number } | null = null;
   let pre: { parts: string[]; open: number } | null = null;
-  const separator = (tag: string): string =>
-    tag === 'li' || tag === 'tr' || tag === 'dt' || tag === 'dd' ? '\n' : '\n\n';
+  // The table row being read, opened at element depth `depth`; `cell`, the text of its cell being
+  // read (opened at `cellDepth`; 0 between cells, where stray text makes a cell of its own). Only the
+  // outermost row is one: a table inside a cell is that cell's text, so each text is copied once
+  // (collecting each nested row's line into its parent's took time of the text times the nesting).
+  let row: { depth: number; cells: string[]; cell: string[] | null; cellDepth: number } | null = null;
+  // Where text goes: the row's cell being read, else the document.
+  const target = (): string[] => (row === null ? out : (row.cell ??= []));
+  const endCell = (): void => {
+    if (row === null) return;
+    if (row.cell !== null)
+      row.cells.push(
+        row.cell
+          .join('')
+          .replace(/[\s\uFDD0\uFDD1]+/g, ' ')
+          .trim(),
+      );
+    [row.cell, row.cellDepth] = [null, 0];
+  };
+  const endRow = (): void => {
+    endCell();
+    const line = row!.cells.filter((cell) => cell !== '').join(TABLE_CELL_SEPARATOR);
+    row = null;
+    if (line !== '') out.push(LINE_BREAK, line, LINE_BREAK);
+  };
+  const breakOf = (tag: string): string | null =>
+    BLOCK_ELEMENTS.has(tag) ? PARAGRAPH_BREAK : LINE_ELEMENTS.has(tag) ? LINE_BREAK : null;
   const parser = new Parser(
     {
       onopentag(tag) {
@@ -246,7 +282,7 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
           heading.open += 1;
           // A line break stays one (the words either side were glued); a block inside, a space.
           if (tag === 'br') heading.parts.push('\n');
-          else if (BLOCK_ELEMENTS.has(tag)) heading.parts.push(' ');
+          else if (breakOf(tag) !== null || TABLE_PARTS.has(tag)) heading.parts.push(' ');
           return;
         }
         if (pre !== null) {
@@ -257,16 +293,34 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
         const level = /^h([1-6])$/.exec(tag);
         if (level) heading = { level: Number(level[1]), parts: [], open: 1 };
         else if (tag === 'pre') pre = { parts: [], open: 1 };
-        else if (tag === 'br') out.push('\n');
-        else if (BLOCK_ELEMENTS.has(tag)) out.push(separator(tag));
+        else if (TABLE_PARTS.has(tag)) {
+          if (row !== null && row.cellDepth > 0) {
+            target().push(' '); // a table inside a cell
+          } else if (tag === 'tr') {
+            if (row !== null) endRow();
+            row = { depth, cells: [], cell: null, cellDepth: 0 };
+          } else {
+            // A cell outside a row is a row of its own.
+            row ??= { depth, cells: [], cell: null, cellDepth: 0 };
+            endCell();
+            [row.cell, row.cellDepth] = [[], depth];
+          }
+        } else if (tag === 'br') target().push('\n');
+        else {
+          const mark = breakOf(tag);
+          if (mark !== null) target().push(mark);
+        }
       },
-      ontext(text) {
+      ontext(raw) {
         if (skipped > 0) return;
+        const text = raw.replace(BREAK_MARKS, '');
         if (heading !== null) heading.parts.push(text.replace(/\s+/g, ' '));
         else if (pre !== null) pre.parts.push(text);
-        else out.push(text.replace(/\s+/g, ' '));
+        else target().push(text.replace(/\s+/g, ' '));
       },
       onclosetag(tag) {
+        // The depth at which the element opened.
+        const at = depth;
         depth -= 1;
         if (skipped > 0) {
           skipped -= 1;
@@ -283,19 +337,27 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
             .split('\n')
             .map((line) => line.replace(/ {2,}/g, ' ').trim())
             .filter((line) => line !== '');
-          if (lines.length > 0) out.push(`\n\n${'#'.repeat(heading.level)} ${lines.join('\n')}\n\n`);
+          // In a table's cell, its text only: the row stays one line.
+          if (row !== null) target().push(` ${lines.join(' ')} `);
+          else if (lines.length > 0) {
+            out.push(PARAGRAPH_BREAK, `${'#'.repeat(heading.level)} ${lines.join('\n')}`, PARAGRAPH_BREAK);
+          }
           heading = null;
           return;
         }
         if (pre !== null) {
           pre.open -= 1;
           if (pre.open > 0) return;
-          out.push(`\n\n${pre.parts.join('')}\n\n`);
+          target().push(PARAGRAPH_BREAK, pre.parts.join(''), PARAGRAPH_BREAK);
           pre = null;
           return;
         }
-        if (tag === 'td' || tag === 'th') out.push(' ');
-        if (BLOCK_ELEMENTS.has(tag)) out.push(separator(tag));
+        if (row !== null && at === row.cellDepth) endCell();
+        if (row !== null && at === row.depth) endRow();
+        else {
+          const mark = breakOf(tag);
+          if (mark !== null) target().push(mark);
+        }
       },
     },
     { decodeEntities: true },
@@ -314,6 +376,7 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
   // Spaces around the newlines come from the source's indentation.
   return out
     .join('')
+    .replace(BREAK_RUN, (run) => (run.includes(PARAGRAPH_BREAK) ? '\n\n' : '\n'))
     .split('\n')
     .map((line) => line.trim())
     .join('\n');
