@@ -1,5 +1,5 @@
 import { corruptPdf, type CorpusFile, makeCorpus, pdfOfOneLongPage } from '../../test/support/corpus.js';
-import { Document, HeadingLevel, Packer, Paragraph, Table, TableCell, TableRow, TextRun } from 'docx';
+import { Document, HeadingLevel, LevelFormat, Packer, Paragraph, Table, TableCell, TableRow, TextRun } from 'docx';
 import JSZip from 'jszip';
 import { PDFDocument, StandardFonts } from 'pdf-lib';
 import { chunkText } from './chunker.js';
@@ -40,7 +40,7 @@ describe('text extraction', () => {
     const html = await extractText(corpus.find((f) => f.fileName.endsWith('.html'))!.buffer, 'html');
     expect(html).toMatch(/^# Quy trình pha cà phê phin$/m);
     expect(html).toMatch(/^## Nhiệt độ nước$/m);
-    expect(html).toMatch(/^Ủ cà phê ba mươi giây\.$/m);
+    expect(html).toMatch(/^- Ủ cà phê ba mươi giây\.$/m);
     expect(html).not.toMatch(/console|color: red|Pha cà phê\n/);
     const docx = await extractText(corpus.find((f) => f.fileName.endsWith('.docx'))!.buffer, 'docx');
     expect(docx).toMatch(/^# Canh tác lúa trên đất phèn$/m);
@@ -196,6 +196,61 @@ describe('text extraction', () => {
         expect(new Set(rows)).toEqual(new Set([line(n)]));
       }
     }
+  });
+
+  it('numbers ordered list items (from start, nested after their item) and marks unordered ones, in HTML and .docx', async () => {
+    expect(
+      await textOf(
+        '<p>Hồ sơ gồm:</p><ul><li>Tờ khai;</li><li><p>Sơ đồ.</p></li></ul>' +
+          '<ol start="3"><li>Ba<ol><li>Ba một</li><li>Ba hai<ul><li>gạch</li></ul></li></ol></li><li value="7">Bảy</li><li>Tám</li></ol>',
+        'html',
+      ),
+    ).toBe('Hồ sơ gồm:\n\n- Tờ khai;\n- Sơ đồ.\n\n3. Ba\n3.1. Ba một\n3.2. Ba hai\n- gạch\n7. Bảy\n8. Tám');
+    // Word's automatic numbering, which mammoth writes as <ol><li> without the numbers: in a law, the
+    // clauses of an article. Its second level (a), b)…) is numbered after its clause: no clause of its own.
+    const numbered = (text: string, level: number) => new Paragraph({ text, numbering: { reference: 'khoan', level } });
+    const docx = await Packer.toBuffer(
+      new Document({
+        numbering: {
+          config: [
+            {
+              reference: 'khoan',
+              levels: [
+                { level: 0, format: LevelFormat.DECIMAL, text: '%1.' },
+                { level: 1, format: LevelFormat.LOWER_LETTER, text: '%2)' },
+              ],
+            },
+          ],
+        },
+        sections: [
+          {
+            children: [
+              new Paragraph('Điều 3. Đăng ký đàn ong'),
+              numbered('Người nuôi ong mật phải đăng ký đàn ong với Ủy ban nhân dân cấp xã.', 0),
+              numbered('Hồ sơ đăng ký gồm:', 0),
+              numbered('Tờ khai số lượng thùng ong;', 1),
+              numbered('Sơ đồ vị trí đặt trại ong.', 1),
+            ],
+          },
+        ],
+      }),
+    );
+    const text = await extractText(docx, 'docx');
+    expect(text).toBe(
+      'Điều 3. Đăng ký đàn ong\n\n1. Người nuôi ong mật phải đăng ký đàn ong với Ủy ban nhân dân cấp xã.\n' +
+        '2. Hồ sơ đăng ký gồm:\n2.1. Tờ khai số lượng thùng ong;\n2.2. Sơ đồ vị trí đặt trại ong.',
+    );
+    // The article's heading opens its first clause's chunk; the second clause keeps its sub-items.
+    expect([...chunkText(text, { chunkSize: 100, chunkOverlap: 0 })]).toEqual([
+      {
+        content: 'Điều 3. Đăng ký đàn ong\n1. Người nuôi ong mật phải đăng ký đàn ong với Ủy ban nhân dân cấp xã.',
+        metadata: { hierarchy: 'Điều 3', level: 'article', section_title: 'Điều 3. Đăng ký đàn ong' },
+      },
+      {
+        content: '2. Hồ sơ đăng ký gồm:\n2.1. Tờ khai số lượng thùng ong;\n2.2. Sơ đồ vị trí đặt trại ong.',
+        metadata: { hierarchy: 'Điều 3 > Khoản 2', level: 'clause', section_title: 'Điều 3. Đăng ký đàn ong' },
+      },
+    ]);
   });
 
   it('refuses a .docx without a main part, or whose relationships or document are not XML, as unreadable, in one line', async () => {

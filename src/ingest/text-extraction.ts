@@ -190,6 +190,17 @@ const BREAK_MARKS = /[\uFDD0\uFDD1]/g;
 /** A run of break marks and the blanks between them; linear: each attempt starts at a mark. */
 const BREAK_RUN = /(?:[\uFDD0\uFDD1][ \t\n]*)+/g;
 
+/** A list htmlToText is reading. */
+interface OpenList {
+  ordered: boolean;
+  /** The number of its next item. */
+  next: number;
+  /** Before its items' numbers: the number of the ordered list item it is in, and a dot ("2."). */
+  prefix: string;
+  /** The innermost ordered list it is in, itself excepted. */
+  nearestOrdered: OpenList | null;
+}
+
 /** Deepest element nesting an HTML document may have (real documents stay under a hundred). */
 export const HTML_MAX_DEPTH = 10_000;
 
@@ -265,11 +276,44 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
     row = null;
     if (line !== '') out.push(LINE_BREAK, line, LINE_BREAK);
   };
+  // The lists being read, innermost last. An ordered list's items are numbered from its `start`
+  // ("1. ", "2. ", as Word's automatic numbering shows them, which mammoth leaves out), an ordered
+  // list's inside an item of another after that item's number ("2.1. ": the chunker takes a "1." line
+  // inside an article for a clause, which a nested item is not); an unordered list's items "- ".
+  const lists: OpenList[] = [];
+  // The marker of the list item being read, until its first text: breaks before it (an item's <p>)
+  // are left out, so that the marker and the text stay on one line.
+  let marker: string | null = null;
+  const integer = (value: string | undefined): number | null =>
+    value !== undefined && /^\s*-?\d{1,15}\s*$/.test(value) ? Number(value) : null;
+  const openList = (tag: string, start: string | undefined): void => {
+    const top = lists.at(-1);
+    const nearestOrdered = top === undefined ? null : top.ordered ? top : top.nearestOrdered;
+    const prefix = tag === 'ol' && nearestOrdered !== null ? `${nearestOrdered.next - 1}.` : '';
+    lists.push({ ordered: tag === 'ol', next: integer(start) ?? 1, prefix, nearestOrdered });
+  };
+  const markerOf = (value: string | undefined): string => {
+    const list = lists.at(-1);
+    if (list === undefined || !list.ordered) return '- ';
+    const number = integer(value) ?? list.next;
+    list.next = number + 1;
+    return `${list.prefix}${number}. `;
+  };
   const breakOf = (tag: string): string | null =>
-    BLOCK_ELEMENTS.has(tag) ? PARAGRAPH_BREAK : LINE_ELEMENTS.has(tag) ? LINE_BREAK : null;
+    (tag === 'ol' || tag === 'ul') && lists.length > 0
+      ? LINE_BREAK // a list inside a list item
+      : BLOCK_ELEMENTS.has(tag)
+        ? PARAGRAPH_BREAK
+        : LINE_ELEMENTS.has(tag)
+          ? LINE_BREAK
+          : null;
+  const pushBreak = (tag: string): void => {
+    const mark = breakOf(tag);
+    if (mark !== null && marker === null) target().push(mark);
+  };
   const parser = new Parser(
     {
-      onopentag(tag) {
+      onopentag(tag, attributes) {
         depth += 1;
         if (depth > HTML_MAX_DEPTH) {
           throw new ExtractionError(`${what} nests elements more than ${HTML_MAX_DEPTH} deep${advice}`, 'unreadable');
@@ -307,8 +351,9 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
           }
         } else if (tag === 'br') target().push('\n');
         else {
-          const mark = breakOf(tag);
-          if (mark !== null) target().push(mark);
+          pushBreak(tag);
+          if (tag === 'ol' || tag === 'ul') openList(tag, attributes.start);
+          else if (tag === 'li') marker = markerOf(attributes.value);
         }
       },
       ontext(raw) {
@@ -316,7 +361,14 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
         const text = raw.replace(BREAK_MARKS, '');
         if (heading !== null) heading.parts.push(text.replace(/\s+/g, ' '));
         else if (pre !== null) pre.parts.push(text);
-        else target().push(text.replace(/\s+/g, ' '));
+        else {
+          const words = text.replace(/\s+/g, ' ');
+          if (marker !== null && words.trim() !== '') {
+            target().push(marker);
+            marker = null;
+          }
+          target().push(words);
+        }
       },
       onclosetag(tag) {
         // The depth at which the element opened.
@@ -355,8 +407,9 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
         if (row !== null && at === row.cellDepth) endCell();
         if (row !== null && at === row.depth) endRow();
         else {
-          const mark = breakOf(tag);
-          if (mark !== null) target().push(mark);
+          if (tag === 'li') marker = null;
+          if (tag === 'ol' || tag === 'ul') lists.pop();
+          pushBreak(tag);
         }
       },
     },
