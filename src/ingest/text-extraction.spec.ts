@@ -92,7 +92,7 @@ describe('text extraction', () => {
       reason: 'unreadable',
     });
     await expect(extractText(Buffer.from('not a zip'), 'docx')).rejects.toMatchObject({ reason: 'unreadable' });
-    await expect(extractText(Buffer.from([0xff, 0xfe, 0x00, 0x41]), 'txt')).rejects.toBeInstanceOf(ExtractionError);
+    await expect(extractText(Buffer.from([0x41, 0xc3, 0x28]), 'txt')).rejects.toBeInstanceOf(ExtractionError);
     await expect(extractText(Buffer.from('<html><script>x</script></html>'), 'html')).rejects.toMatchObject({
       reason: 'empty',
     });
@@ -251,6 +251,63 @@ describe('text extraction', () => {
         metadata: { hierarchy: 'Điều 3 > Khoản 2', level: 'clause', section_title: 'Điều 3. Đăng ký đàn ong' },
       },
     ]);
+  });
+
+  it('reads UTF-16 text after its byte order mark, and HTML in the encoding its <meta> names, as NFC', async () => {
+    const law = 'Điều 1. Phạm vi điều chỉnh\nLuật này quy định về đất đai.';
+    const utf16le = (text: string) => Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]);
+    const utf16be = (text: string) => utf16le(text).swap16();
+    for (const format of ['txt', 'md'] as const) {
+      expect(await extractText(utf16le(law), format)).toBe(law);
+      expect(await extractText(utf16be(law), format)).toBe(law);
+    }
+    const page = (text: string) => `<html><body><p>${text.replace('\n', '</p><p>')}</p></body></html>`;
+    expect(await extractText(utf16be(page(law)), 'html')).toBe(law.replace('\n', '\n\n'));
+    // windows-1258 writes Vietnamese with some letters composed and the tone marks as combining ones.
+    const windows1258 = new TextDecoder('windows-1258');
+    const byteOf = new Map(Array.from({ length: 256 }, (_, byte) => [windows1258.decode(Uint8Array.of(byte)), byte]));
+    const tones = /[\u0300\u0301\u0303\u0309\u0323]/gu;
+    const encode1258 = (text: string): Buffer => {
+      const bytes: number[] = [];
+      for (const letter of text) {
+        // A letter it has not as one character: the letter without its tone mark, then the mark.
+        const [base, marks] = [letter.normalize('NFD').replace(tones, '').normalize('NFC'), letter.normalize('NFD')];
+        if (byteOf.has(letter)) bytes.push(byteOf.get(letter)!);
+        else bytes.push(byteOf.get(base)!, ...Array.from(marks.matchAll(tones), ([mark]) => byteOf.get(mark)!));
+      }
+      return Buffer.from(bytes);
+    };
+    const meta = '<meta http-equiv="Content-Type" content="text/html; charset=windows-1258">';
+    const legacy = encode1258(`<html><head>${meta}</head><body>${page(law)}</body></html>`);
+    expect(legacy.toString('latin1')).toContain('\xcc'); // a combining grave accent: decomposed text
+    const read = await extractText(legacy, 'html');
+    expect(read).toBe(law.replace('\n', '\n\n'));
+    expect(read).toBe(read.normalize('NFC'));
+    const latin = Buffer.from('<meta charset="ISO-8859-1"><p>Caf\xe9 cr\xe8me</p>', 'latin1');
+    expect(await extractText(latin, 'html')).toBe('Café crème');
+    // A page saved as UTF-8 that kept the <meta> of its source: valid UTF-8 is read as UTF-8.
+    expect(await extractText(Buffer.from(`<meta charset="windows-1258"><p>${law}</p>`), 'html')).toBe(
+      law.replace('\n', ' '),
+    );
+    await expect(
+      extractText(Buffer.from('<meta charset="x-klingon"><p>Caf\xe9</p>', 'latin1'), 'html'),
+    ).rejects.toMatchObject({
+      reason: 'unreadable',
+      message:
+        'The HTML document declares the character encoding "x-klingon", which is not supported: convert it to UTF-8',
+    });
+    // Without a byte order mark or a <meta>, text that is not UTF-8 is refused, saying what to do.
+    for (const format of ['txt', 'md', 'html'] as const) {
+      await expect(extractText(Buffer.from('Caf\xe9', 'latin1'), format)).rejects.toMatchObject({
+        reason: 'unreadable',
+        message:
+          'The file is not valid UTF-8 text: convert it to UTF-8 (a UTF-16 file needs its byte order mark; an HTML file may name its encoding in <meta charset>)',
+      });
+    }
+    // UTF-16 whose byte order mark is followed by half of a surrogate pair is not UTF-16.
+    await expect(extractText(Buffer.from([0xff, 0xfe, 0x00, 0xd8, 0x41, 0x00]), 'txt')).rejects.toMatchObject({
+      message: 'The file is not valid utf-16le text: convert it to UTF-8',
+    });
   });
 
   it('refuses a .docx without a main part, or whose relationships or document are not XML, as unreadable, in one line', async () => {

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { extname } from 'node:path';
 import { Parser } from 'htmlparser2';
 import { availableParallelism } from 'node:os';
@@ -76,7 +77,7 @@ export async function extractText(
     case 'txt':
     case 'md':
     case 'html':
-      return textOf(decodeUtf8(buffer), format, limits.readTimeoutMs);
+      return textOf(decodeText(buffer, format), format, limits.readTimeoutMs);
     case 'docx':
       return finish(await docxToText(buffer, limits), format);
     case 'pdf':
@@ -107,12 +108,53 @@ function finish(raw: string, format: IngestFormat): string {
   return text;
 }
 
-function decodeUtf8(buffer: Buffer): string {
+/** How far into an HTML file a `<meta charset>` is looked for (as browsers do: the first 1024 bytes). */
+const HTML_CHARSET_PREFIX_BYTES = 1024;
+
+/**
+ * `<meta charset="…">` or `<meta http-equiv="Content-Type" content="text/html; charset=…">`: the
+ * label. Run over at most HTML_CHARSET_PREFIX_BYTES characters, so its backtracking is bounded.
+ */
+const HTML_META_CHARSET = /<meta\s[^>]*?charset\s*=\s*["']?\s*([^\s"';>/]+)/i;
+
+/**
+ * The characters of a text file: UTF-16 (little or big endian) after its byte order mark; else
+ * UTF-8, or for an HTML file that is not valid UTF-8, the encoding its `<meta charset>` names
+ * (windows-1258, windows-1252…: Node's TextDecoder knows the WHATWG encodings). Valid UTF-8 comes
+ * first: a page saved as UTF-8 often keeps the `<meta>` of its source, and legacy text is almost
+ * never valid UTF-8 by chance. A legacy encoding's text may come out decomposed (windows-1258 writes
+ * tone marks as combining characters): finish makes it NFC.
+ */
+function decodeText(buffer: Buffer, format: TextFormat): string {
+  let encoding = 'utf-8';
+  if (buffer[0] === 0xff && buffer[1] === 0xfe) encoding = 'utf-16le';
+  else if (buffer[0] === 0xfe && buffer[1] === 0xff) encoding = 'utf-16be';
+  else if (format === 'html' && !isUtf8(buffer)) {
+    const label = HTML_META_CHARSET.exec(buffer.toString('latin1', 0, HTML_CHARSET_PREFIX_BYTES))?.[1];
+    if (label !== undefined) {
+      try {
+        encoding = new TextDecoder(label).encoding;
+      } catch {
+        throw new ExtractionError(
+          `The HTML document declares the character encoding "${label}", which is not supported: convert it to UTF-8`,
+          'unreadable',
+        );
+      }
+      // A file whose <meta> can be read byte by byte is not UTF-16 (the HTML standard reads it as UTF-8).
+      if (encoding === 'utf-16le' || encoding === 'utf-16be') encoding = 'utf-8';
+    }
+  }
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(buffer);
+    // The byte order mark, if any, is left out (ignoreBOM: false).
+    text = new TextDecoder(encoding, { fatal: true, ignoreBOM: false }).decode(buffer);
   } catch {
-    throw new ExtractionError('The file is not valid UTF-8 text', 'unreadable');
+    throw new ExtractionError(
+      encoding === 'utf-8'
+        ? 'The file is not valid UTF-8 text: convert it to UTF-8 (a UTF-16 file needs its byte order mark; an HTML file may name its encoding in <meta charset>)'
+        : `The file is not valid ${encoding} text: convert it to UTF-8`,
+      'unreadable',
+    );
   }
   // PostgreSQL text cannot hold NUL; a NUL byte also means "binary file".
   if (text.includes('\u0000')) throw new ExtractionError('The file contains NUL bytes: not a text file', 'unreadable');
