@@ -95,8 +95,27 @@ describe('text extraction', () => {
     await expect(extractText(Buffer.from([0x41, 0xc3, 0x28]), 'txt')).rejects.toBeInstanceOf(ExtractionError);
     await expect(extractText(Buffer.from('<html><script>x</script></html>'), 'html')).rejects.toMatchObject({
       reason: 'empty',
+      message: 'The HTML document contains no text',
     });
-    await expect(extractText(Buffer.from(' \n\n '), 'md')).rejects.toMatchObject({ reason: 'empty' });
+    await expect(extractText(Buffer.from(' \n\n '), 'md')).rejects.toMatchObject({
+      reason: 'empty',
+      message: 'The markdown document contains no text',
+    });
+    await expect(extractText(Buffer.from(' '), 'txt')).rejects.toMatchObject({
+      message: 'The document contains no text',
+    });
+    // Named as the other messages name them ("The pdf document", "The docx document" before).
+    const blank = await PDFDocument.create();
+    blank.addPage([100, 100]);
+    await expect(extractText(Buffer.from(await blank.save()), 'pdf')).rejects.toMatchObject({
+      reason: 'empty',
+      message: 'The PDF contains no text (a scanned PDF needs OCR, which is not supported)',
+    });
+    const noText = await Packer.toBuffer(new Document({ sections: [{ children: [new Paragraph('')] }] }));
+    await expect(extractText(noText, 'docx')).rejects.toMatchObject({
+      reason: 'empty',
+      message: 'The .docx document contains no text',
+    });
   });
 
   it('keeps a line break inside a heading (HTML <br>, a .docx break run) as one: no glued words, a chapter titled as in plain text', async () => {

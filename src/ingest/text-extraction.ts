@@ -94,6 +94,15 @@ export async function textOf(
   return finish(format === 'html' ? await htmlToText(source, { readTimeoutMs }) : source, format);
 }
 
+/** Each format in the message refusing a file of it without text, as the other messages name it. */
+const EMPTY_WHAT: Record<IngestFormat, string> = {
+  txt: 'The document',
+  md: 'The markdown document',
+  html: 'The HTML document',
+  docx: 'The .docx document',
+  pdf: 'The PDF',
+};
+
 function finish(raw: string, format: IngestFormat): string {
   // PostgreSQL text cannot hold U+0000: a .docx may spell it `&#0;`, and pdf.js may give it for a
   // glyph its font maps to no character. The rest of the text is readable: the character goes.
@@ -103,7 +112,7 @@ function finish(raw: string, format: IngestFormat): string {
   const text = tidy(normalizeText(raw.replaceAll('\u0000', '').toWellFormed()));
   if (text === '') {
     const hint = format === 'pdf' ? ' (a scanned PDF needs OCR, which is not supported)' : '';
-    throw new ExtractionError(`The ${format} document contains no text${hint}`, 'empty');
+    throw new ExtractionError(`${EMPTY_WHAT[format]} contains no text${hint}`, 'empty');
   }
   return text;
 }
