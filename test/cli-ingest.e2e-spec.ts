@@ -2,6 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import JSZip from 'jszip';
 import { corruptPdf, makeCorpus } from './support/corpus.js';
 import { startFakeOpenAIServer } from './support/fake-openai-server.js';
 import { persistentTestDatabase } from './support/legacy-schema.js';
@@ -51,6 +52,10 @@ describe('ingest CLI', () => {
     const corpus = await makeCorpus();
     corpus.forEach((file, i) => writeFileSync(join(folder, i % 2 ? 'nested' : '', file.fileName), file.buffer));
     writeFileSync(join(folder, 'nested', 'broken.pdf'), corruptPdf());
+    // Relationships that are not XML: xmldom's message holds a newline, which split the failure's line.
+    const docx = await JSZip.loadAsync(corpus.find((f) => f.fileName.endsWith('.docx'))!.buffer);
+    docx.file('_rels/.rels', '<Relationships><broken');
+    writeFileSync(join(folder, 'broken.docx'), await docx.generateAsync({ type: 'nodebuffer' }));
     writeFileSync(join(folder, 'ignored.exe'), 'not a document');
   });
   afterAll(async () => {
@@ -61,14 +66,16 @@ describe('ingest CLI', () => {
   it('ingests a folder, reports the bad file and exits 1; a second run skips what is unchanged', async () => {
     const first = runIngest(db.env, join(dir, 'kho'), '--type', 'guide', '--category', 'corpus', '--chunk-size', '400');
     expect(first.stderr).toMatch(/failed: .*broken\.pdf: The file is not a readable PDF document/);
+    expect(first.stderr).toMatch(/^failed: .*broken\.docx: The file is not a readable \.docx document \(.+\)$/m);
+    expect(first.stderr.split('\n').filter((line) => line.includes('xmldom'))).toHaveLength(1);
     expect(first.code).toBe(1);
     const [, ingested, skipped, failed, chunks] = SUMMARY.exec(first.stdout)!.map(Number);
-    expect([ingested, skipped, failed]).toEqual([5, 0, 1]);
+    expect([ingested, skipped, failed]).toEqual([5, 0, 2]);
     expect(chunks).toBeGreaterThanOrEqual(5);
 
     const second = runIngest(db.env, join(dir, 'kho'), '--type=guide', '--category=corpus', '--chunk-size=400');
     expect(second.code).toBe(1);
-    expect(SUMMARY.exec(second.stdout)!.slice(1, 5).map(Number)).toEqual([0, 5, 1, 0]);
+    expect(SUMMARY.exec(second.stdout)!.slice(1, 5).map(Number)).toEqual([0, 5, 2, 0]);
 
     const { dataSource, close } = await openRawDataSource(testConfig(db));
     try {

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import JSZip from 'jszip';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { EXTRACTION_LIMITS, extractText, READERS_AT_ONCE } from '../src/ingest/text-extraction.js';
@@ -226,6 +227,29 @@ describe('POST /documents/ingest', () => {
     expect(doc.body).toMatchObject({ sourceFile: 'inline', fileName: 'inline' });
   });
 
+  it('stores each table row of an upload on one line with all of its cells, in whichever chunk holds it', async () => {
+    const numbers = Array.from({ length: 80 }, (_, i) => i + 1);
+    const line = (n: number) => `${n} | Phí thẩm định hồ sơ loại ${n} | ${n * 10}.000 đồng`;
+    const html = Buffer.from(
+      `<h1>Biểu phí</h1><table><tr><th>STT</th><th>Loại phí</th><th>Mức thu</th></tr>${numbers
+        .map((n) => `<tr><td>${n}</td><td>Phí thẩm định hồ sơ loại ${n}</td><td>${n * 10}.000 đồng</td></tr>`)
+        .join('')}</table>`,
+    );
+    const res = await upload(
+      t,
+      { buffer: html, fileName: 'bieu-phi.html', mimeType: 'text/html' },
+      { documentType: 'fee', category: 'phi', chunkSize: '300', chunkOverlap: '60' },
+    ).expect(201);
+    const chunks = await storedChunks(t, (res.body as IngestBody).documentId);
+    expect(chunks.length).toBeGreaterThan(10);
+    const lines = chunks.flatMap((chunk) => chunk.document.split('\n'));
+    for (const n of numbers) {
+      const rows = lines.filter((row) => row.includes(`loại ${n} `));
+      expect({ n, rows: [...new Set(rows)] }).toEqual({ n, rows: [line(n)] });
+    }
+    expect(chunks.every((chunk) => chunk.cmetadata.hierarchy === 'Biểu phí')).toBe(true);
+  });
+
   it('rejects an unsupported file type with 415 naming the allowed formats', async () => {
     const before = await counts(t);
     const res = await upload(
@@ -338,6 +362,17 @@ describe('POST /documents/ingest', () => {
       { documentType: 'x', category: 'y' },
     ).expect(422);
     expect((corrupt.body as { message: string }).message).toMatch(/not a readable PDF/);
+    // Relationships that are not XML: the bounds check read them before the conversion, and its error was a 500.
+    const docx = await JSZip.loadAsync(corpus.find((f) => f.fileName.endsWith('.docx'))!.buffer);
+    docx.file('_rels/.rels', '<Relationships><broken');
+    const brokenDocx = await upload(
+      t,
+      { buffer: await docx.generateAsync({ type: 'nodebuffer' }), fileName: 'broken.docx', mimeType: 'text/plain' },
+      { documentType: 'x', category: 'y' },
+    ).expect(422);
+    expect((brokenDocx.body as { message: string }).message).toMatch(
+      /^The file is not a readable \.docx document \(error: \[xmldom error\] element parse error: [^\n\t]+\)$/,
+    );
     await upload(
       t,
       { buffer: Buffer.from('  \n\n'), fileName: 'blank.md', mimeType: 'text/markdown' },

@@ -1,6 +1,8 @@
 import { corruptPdf, type CorpusFile, makeCorpus, pdfOfOneLongPage } from '../../test/support/corpus.js';
+import { Document, HeadingLevel, LevelFormat, Packer, Paragraph, Table, TableCell, TableRow, TextRun } from 'docx';
 import JSZip from 'jszip';
 import { PDFDocument, StandardFonts } from 'pdf-lib';
+import { chunkText } from './chunker.js';
 import {
   detectFormat,
   DOCX_ELEMENTS_MAX,
@@ -38,7 +40,7 @@ describe('text extraction', () => {
     const html = await extractText(corpus.find((f) => f.fileName.endsWith('.html'))!.buffer, 'html');
     expect(html).toMatch(/^# Quy trình pha cà phê phin$/m);
     expect(html).toMatch(/^## Nhiệt độ nước$/m);
-    expect(html).toMatch(/^Ủ cà phê ba mươi giây\.$/m);
+    expect(html).toMatch(/^- Ủ cà phê ba mươi giây\.$/m);
     expect(html).not.toMatch(/console|color: red|Pha cà phê\n/);
     const docx = await extractText(corpus.find((f) => f.fileName.endsWith('.docx'))!.buffer, 'docx');
     expect(docx).toMatch(/^# Canh tác lúa trên đất phèn$/m);
@@ -90,11 +92,278 @@ describe('text extraction', () => {
       reason: 'unreadable',
     });
     await expect(extractText(Buffer.from('not a zip'), 'docx')).rejects.toMatchObject({ reason: 'unreadable' });
-    await expect(extractText(Buffer.from([0xff, 0xfe, 0x00, 0x41]), 'txt')).rejects.toBeInstanceOf(ExtractionError);
+    await expect(extractText(Buffer.from([0x41, 0xc3, 0x28]), 'txt')).rejects.toBeInstanceOf(ExtractionError);
     await expect(extractText(Buffer.from('<html><script>x</script></html>'), 'html')).rejects.toMatchObject({
       reason: 'empty',
+      message: 'The HTML document contains no text',
     });
-    await expect(extractText(Buffer.from(' \n\n '), 'md')).rejects.toMatchObject({ reason: 'empty' });
+    await expect(extractText(Buffer.from(' \n\n '), 'md')).rejects.toMatchObject({
+      reason: 'empty',
+      message: 'The markdown document contains no text',
+    });
+    await expect(extractText(Buffer.from(' '), 'txt')).rejects.toMatchObject({
+      message: 'The document contains no text',
+    });
+    // Named as the other messages name them ("The pdf document", "The docx document" before).
+    const blank = await PDFDocument.create();
+    blank.addPage([100, 100]);
+    await expect(extractText(Buffer.from(await blank.save()), 'pdf')).rejects.toMatchObject({
+      reason: 'empty',
+      message: 'The PDF contains no text (a scanned PDF needs OCR, which is not supported)',
+    });
+    const noText = await Packer.toBuffer(new Document({ sections: [{ children: [new Paragraph('')] }] }));
+    await expect(extractText(noText, 'docx')).rejects.toMatchObject({
+      reason: 'empty',
+      message: 'The .docx document contains no text',
+    });
+  });
+
+  it('keeps a line break inside a heading (HTML <br>, a .docx break run) as one: no glued words, a chapter titled as in plain text', async () => {
+    const plain = 'Chương I\nQUY ĐỊNH CHUNG\nChương này quy định chung.\n\nChương II\nTHI HÀNH';
+    const chapters = (text: string) =>
+      [...chunkText(text, { chunkSize: 60, chunkOverlap: 0 })].map((chunk) => chunk.metadata);
+    const expected = [
+      { hierarchy: 'Chương I', level: 'chapter', section_title: 'Chương I. QUY ĐỊNH CHUNG' },
+      { hierarchy: 'Chương II', level: 'chapter', section_title: 'Chương II. THI HÀNH' },
+    ];
+    expect(chapters(plain)).toEqual(expected);
+    const html = await textOf(
+      '<h2>Chương I<br>QUY ĐỊNH\n  CHUNG</h2><p>Chương này quy định chung.</p><h2>Chương II<br/>THI HÀNH</h2>',
+      'html',
+    );
+    expect(html).toBe('## Chương I\nQUY ĐỊNH CHUNG\n\nChương này quy định chung.\n\n## Chương II\nTHI HÀNH');
+    expect(chapters(html)).toEqual(expected);
+    // Inside <pre> too; a block inside a heading is a space.
+    expect(await textOf('<pre>a<br>b</pre><h1><div>Điều</div><div>khoản</div></h1>', 'html')).toBe(
+      'a\nb\n\n# Điều khoản',
+    );
+    // mammoth writes a Word line break (w:br) as <br />.
+    const heading = (first: string, second: string) =>
+      new Paragraph({
+        heading: HeadingLevel.HEADING_2,
+        children: [new TextRun(first), new TextRun({ text: second, break: 1 })],
+      });
+    const docx = await Packer.toBuffer(
+      new Document({
+        sections: [
+          {
+            children: [
+              heading('Chương I', 'QUY ĐỊNH CHUNG'),
+              new Paragraph('Chương này quy định chung.'),
+              heading('Chương II', 'THI HÀNH'),
+            ],
+          },
+        ],
+      }),
+    );
+    const docxText = await extractText(docx, 'docx');
+    expect(docxText).toBe(html);
+    expect(chapters(docxText)).toEqual(expected);
+  });
+
+  it('reads a table row (HTML or .docx) as one line of its cells joined by " | ", so a chunk keeps every row whole', async () => {
+    const cells = (n: number) => [`${n}`, `Phí thẩm định hồ sơ loại ${n}`, `${n * 10}.000 đồng`];
+    const line = (n: number) => cells(n).join(' | ');
+    const numbers = Array.from({ length: 80 }, (_, i) => i + 1);
+    // Empty cells are left out; a cell's paragraphs and a table inside it are its text, on the row's line.
+    const html =
+      '<p>Biểu phí</p><table><thead><tr><th>STT</th><th>Loại phí</th><th>Mức thu</th><th></th></tr></thead>\n<tbody>' +
+      numbers
+        .map(
+          (n) =>
+            `<tr>\n  <td>${n}</td><td><p>Phí thẩm định</p><p>hồ sơ loại ${n}</p></td><td>${n * 10}.000 đồng</td><td> </td></tr>`,
+        )
+        .join('\n') +
+      '</tbody></table><p>Ghi chú <table><tr><td>a</td><td>b</td></tr></table></p>' +
+      '<table><tr><td>Điều 1</td><td>x<table><tr><td>y</td><td>z</td></tr></table></td></tr></table>';
+    const text = await textOf(html, 'html');
+    expect(text).toBe(
+      `Biểu phí\n\nSTT | Loại phí | Mức thu\n${numbers.map(line).join('\n')}\n\nGhi chú\n\na | b\n\nĐiều 1 | x y z`,
+    );
+    const tableCell = (children: Paragraph[]) => new TableCell({ children });
+    const docx = await Packer.toBuffer(
+      new Document({
+        sections: [
+          {
+            children: [
+              new Paragraph('Biểu phí'),
+              new Table({
+                rows: numbers.map(
+                  (n) =>
+                    new TableRow({
+                      children: [
+                        tableCell([new Paragraph(`${n}`)]),
+                        tableCell([new Paragraph('Phí thẩm định'), new Paragraph(`hồ sơ loại ${n}`)]),
+                        tableCell([new Paragraph(`${n * 10}.000 đồng`)]),
+                      ],
+                    }),
+                ),
+              }),
+            ],
+          },
+        ],
+      }),
+    );
+    const docxText = await extractText(docx, 'docx');
+    expect(docxText).toBe(`Biểu phí\n\n${numbers.map(line).join('\n')}`);
+    for (const extracted of [text, docxText]) {
+      const chunks = [...chunkText(extracted, { chunkSize: 300, chunkOverlap: 60 })].map((chunk) => chunk.content);
+      expect(chunks.length).toBeGreaterThan(10);
+      for (const n of numbers) {
+        const rows = chunks.flatMap((chunk) => chunk.split('\n')).filter((row) => row.includes(`loại ${n} `));
+        expect(rows.length).toBeGreaterThan(0);
+        expect(new Set(rows)).toEqual(new Set([line(n)]));
+      }
+    }
+  });
+
+  it('numbers ordered list items (from start, nested after their item) and marks unordered ones, in HTML and .docx', async () => {
+    expect(
+      await textOf(
+        '<p>Hồ sơ gồm:</p><ul><li>Tờ khai;</li><li><p>Sơ đồ.</p></li></ul>' +
+          '<ol start="3"><li>Ba<ol><li>Ba một</li><li>Ba hai<ul><li>gạch</li></ul></li></ol></li><li value="7">Bảy</li><li>Tám</li></ol>',
+        'html',
+      ),
+    ).toBe('Hồ sơ gồm:\n\n- Tờ khai;\n- Sơ đồ.\n\n3. Ba\n3.1. Ba một\n3.2. Ba hai\n- gạch\n7. Bảy\n8. Tám');
+    // Word's automatic numbering, which mammoth writes as <ol><li> without the numbers: in a law, the
+    // clauses of an article. Its second level (a), b)…) is numbered after its clause: no clause of its own.
+    const numbered = (text: string, level: number) => new Paragraph({ text, numbering: { reference: 'khoan', level } });
+    const docx = await Packer.toBuffer(
+      new Document({
+        numbering: {
+          config: [
+            {
+              reference: 'khoan',
+              levels: [
+                { level: 0, format: LevelFormat.DECIMAL, text: '%1.' },
+                { level: 1, format: LevelFormat.LOWER_LETTER, text: '%2)' },
+              ],
+            },
+          ],
+        },
+        sections: [
+          {
+            children: [
+              new Paragraph('Điều 3. Đăng ký đàn ong'),
+              numbered('Người nuôi ong mật phải đăng ký đàn ong với Ủy ban nhân dân cấp xã.', 0),
+              numbered('Hồ sơ đăng ký gồm:', 0),
+              numbered('Tờ khai số lượng thùng ong;', 1),
+              numbered('Sơ đồ vị trí đặt trại ong.', 1),
+            ],
+          },
+        ],
+      }),
+    );
+    const text = await extractText(docx, 'docx');
+    expect(text).toBe(
+      'Điều 3. Đăng ký đàn ong\n\n1. Người nuôi ong mật phải đăng ký đàn ong với Ủy ban nhân dân cấp xã.\n' +
+        '2. Hồ sơ đăng ký gồm:\n2.1. Tờ khai số lượng thùng ong;\n2.2. Sơ đồ vị trí đặt trại ong.',
+    );
+    // The article's heading opens its first clause's chunk; the second clause keeps its sub-items.
+    expect([...chunkText(text, { chunkSize: 100, chunkOverlap: 0 })]).toEqual([
+      {
+        content: 'Điều 3. Đăng ký đàn ong\n1. Người nuôi ong mật phải đăng ký đàn ong với Ủy ban nhân dân cấp xã.',
+        metadata: { hierarchy: 'Điều 3', level: 'article', section_title: 'Điều 3. Đăng ký đàn ong' },
+      },
+      {
+        content: '2. Hồ sơ đăng ký gồm:\n2.1. Tờ khai số lượng thùng ong;\n2.2. Sơ đồ vị trí đặt trại ong.',
+        metadata: { hierarchy: 'Điều 3 > Khoản 2', level: 'clause', section_title: 'Điều 3. Đăng ký đàn ong' },
+      },
+    ]);
+  });
+
+  it('reads UTF-16 text after its byte order mark, and HTML in the encoding its <meta> names, as NFC', async () => {
+    const law = 'Điều 1. Phạm vi điều chỉnh\nLuật này quy định về đất đai.';
+    const utf16le = (text: string) => Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]);
+    const utf16be = (text: string) => utf16le(text).swap16();
+    for (const format of ['txt', 'md'] as const) {
+      expect(await extractText(utf16le(law), format)).toBe(law);
+      expect(await extractText(utf16be(law), format)).toBe(law);
+    }
+    const page = (text: string) => `<html><body><p>${text.replace('\n', '</p><p>')}</p></body></html>`;
+    expect(await extractText(utf16be(page(law)), 'html')).toBe(law.replace('\n', '\n\n'));
+    // windows-1258 writes Vietnamese with some letters composed and the tone marks as combining ones.
+    const windows1258 = new TextDecoder('windows-1258');
+    const byteOf = new Map(Array.from({ length: 256 }, (_, byte) => [windows1258.decode(Uint8Array.of(byte)), byte]));
+    const tones = /[\u0300\u0301\u0303\u0309\u0323]/gu;
+    const encode1258 = (text: string): Buffer => {
+      const bytes: number[] = [];
+      for (const letter of text) {
+        // A letter it has not as one character: the letter without its tone mark, then the mark.
+        const [base, marks] = [letter.normalize('NFD').replace(tones, '').normalize('NFC'), letter.normalize('NFD')];
+        if (byteOf.has(letter)) bytes.push(byteOf.get(letter)!);
+        else bytes.push(byteOf.get(base)!, ...Array.from(marks.matchAll(tones), ([mark]) => byteOf.get(mark)!));
+      }
+      return Buffer.from(bytes);
+    };
+    const meta = '<meta http-equiv="Content-Type" content="text/html; charset=windows-1258">';
+    const legacy = encode1258(`<html><head>${meta}</head><body>${page(law)}</body></html>`);
+    expect(legacy.toString('latin1')).toContain('\xcc'); // a combining grave accent: decomposed text
+    const read = await extractText(legacy, 'html');
+    expect(read).toBe(law.replace('\n', '\n\n'));
+    expect(read).toBe(read.normalize('NFC'));
+    const latin = Buffer.from('<meta charset="ISO-8859-1"><p>Caf\xe9 cr\xe8me</p>', 'latin1');
+    expect(await extractText(latin, 'html')).toBe('Café crème');
+    // A page saved as UTF-8 that kept the <meta> of its source: valid UTF-8 is read as UTF-8.
+    expect(await extractText(Buffer.from(`<meta charset="windows-1258"><p>${law}</p>`), 'html')).toBe(
+      law.replace('\n', ' '),
+    );
+    await expect(
+      extractText(Buffer.from('<meta charset="x-klingon"><p>Caf\xe9</p>', 'latin1'), 'html'),
+    ).rejects.toMatchObject({
+      reason: 'unreadable',
+      message:
+        'The HTML document declares the character encoding "x-klingon", which is not supported: convert it to UTF-8',
+    });
+    // Without a byte order mark or a <meta>, text that is not UTF-8 is refused, saying what to do.
+    for (const format of ['txt', 'md', 'html'] as const) {
+      await expect(extractText(Buffer.from('Caf\xe9', 'latin1'), format)).rejects.toMatchObject({
+        reason: 'unreadable',
+        message:
+          'The file is not valid UTF-8 text: convert it to UTF-8 (a UTF-16 file needs its byte order mark; an HTML file may name its encoding in <meta charset>)',
+      });
+    }
+    // UTF-16 whose byte order mark is followed by half of a surrogate pair is not UTF-16.
+    await expect(extractText(Buffer.from([0xff, 0xfe, 0x00, 0xd8, 0x41, 0x00]), 'txt')).rejects.toMatchObject({
+      message: 'The file is not valid utf-16le text: convert it to UTF-8',
+    });
+  });
+
+  it('refuses a .docx without a main part, or whose relationships or document are not XML, as unreadable, in one line', async () => {
+    const real = corpus.find((f) => f.fileName.endsWith('.docx'))!.buffer;
+    const damaged = async (part: string): Promise<Buffer> => {
+      const zip = await JSZip.loadAsync(real);
+      zip.file(part, '<Relationships><broken');
+      return zip.generateAsync({ type: 'nodebuffer' });
+    };
+    const onlyText = new JSZip().file('hello.txt', 'xin chào');
+    // The relationships were parsed by the bounds check before mammoth's conversion: their errors were 500s.
+    const xmlError =
+      'error: [xmldom error] element parse error: Error: Hierarchy request error: Only one element can be added and only after doctype';
+    const cases: Array<[string, Buffer, string]> = [
+      [
+        'a zip of one text file',
+        await onlyText.generateAsync({ type: 'nodebuffer' }),
+        'Could not find main document part. Are you sure this is a valid .docx file?',
+      ],
+      ['broken _rels/.rels', await damaged('_rels/.rels'), xmlError],
+      ['broken word/_rels/document.xml.rels', await damaged('word/_rels/document.xml.rels'), xmlError],
+      ['broken word/document.xml', await damaged('word/document.xml'), xmlError],
+    ];
+    for (const [label, docx, reason] of cases) {
+      const refused = await extractText(docx, 'docx').then(
+        () => 'read',
+        (error: unknown) => error,
+      );
+      expect({ label, refused }).toEqual({
+        label,
+        refused: expect.objectContaining({
+          name: 'ExtractionError',
+          reason: 'unreadable',
+          message: `The file is not a readable .docx document (${reason})`,
+        }),
+      });
+    }
   });
 });
 

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { extname } from 'node:path';
 import { Parser } from 'htmlparser2';
 import { availableParallelism } from 'node:os';
@@ -76,7 +77,7 @@ export async function extractText(
     case 'txt':
     case 'md':
     case 'html':
-      return textOf(decodeUtf8(buffer), format, limits.readTimeoutMs);
+      return textOf(decodeText(buffer, format), format, limits.readTimeoutMs);
     case 'docx':
       return finish(await docxToText(buffer, limits), format);
     case 'pdf':
@@ -93,6 +94,15 @@ export async function textOf(
   return finish(format === 'html' ? await htmlToText(source, { readTimeoutMs }) : source, format);
 }
 
+/** Each format in the message refusing a file of it without text, as the other messages name it. */
+const EMPTY_WHAT: Record<IngestFormat, string> = {
+  txt: 'The document',
+  md: 'The markdown document',
+  html: 'The HTML document',
+  docx: 'The .docx document',
+  pdf: 'The PDF',
+};
+
 function finish(raw: string, format: IngestFormat): string {
   // PostgreSQL text cannot hold U+0000: a .docx may spell it `&#0;`, and pdf.js may give it for a
   // glyph its font maps to no character. The rest of the text is readable: the character goes.
@@ -102,17 +112,58 @@ function finish(raw: string, format: IngestFormat): string {
   const text = tidy(normalizeText(raw.replaceAll('\u0000', '').toWellFormed()));
   if (text === '') {
     const hint = format === 'pdf' ? ' (a scanned PDF needs OCR, which is not supported)' : '';
-    throw new ExtractionError(`The ${format} document contains no text${hint}`, 'empty');
+    throw new ExtractionError(`${EMPTY_WHAT[format]} contains no text${hint}`, 'empty');
   }
   return text;
 }
 
-function decodeUtf8(buffer: Buffer): string {
+/** How far into an HTML file a `<meta charset>` is looked for (as browsers do: the first 1024 bytes). */
+const HTML_CHARSET_PREFIX_BYTES = 1024;
+
+/**
+ * `<meta charset="…">` or `<meta http-equiv="Content-Type" content="text/html; charset=…">`: the
+ * label. Run over at most HTML_CHARSET_PREFIX_BYTES characters, so its backtracking is bounded.
+ */
+const HTML_META_CHARSET = /<meta\s[^>]*?charset\s*=\s*["']?\s*([^\s"';>/]+)/i;
+
+/**
+ * The characters of a text file: UTF-16 (little or big endian) after its byte order mark; else
+ * UTF-8, or for an HTML file that is not valid UTF-8, the encoding its `<meta charset>` names
+ * (windows-1258, windows-1252…: Node's TextDecoder knows the WHATWG encodings). Valid UTF-8 comes
+ * first: a page saved as UTF-8 often keeps the `<meta>` of its source, and legacy text is almost
+ * never valid UTF-8 by chance. A legacy encoding's text may come out decomposed (windows-1258 writes
+ * tone marks as combining characters): finish makes it NFC.
+ */
+function decodeText(buffer: Buffer, format: TextFormat): string {
+  let encoding = 'utf-8';
+  if (buffer[0] === 0xff && buffer[1] === 0xfe) encoding = 'utf-16le';
+  else if (buffer[0] === 0xfe && buffer[1] === 0xff) encoding = 'utf-16be';
+  else if (format === 'html' && !isUtf8(buffer)) {
+    const label = HTML_META_CHARSET.exec(buffer.toString('latin1', 0, HTML_CHARSET_PREFIX_BYTES))?.[1];
+    if (label !== undefined) {
+      try {
+        encoding = new TextDecoder(label).encoding;
+      } catch {
+        throw new ExtractionError(
+          `The HTML document declares the character encoding "${label}", which is not supported: convert it to UTF-8`,
+          'unreadable',
+        );
+      }
+      // A file whose <meta> can be read byte by byte is not UTF-16 (the HTML standard reads it as UTF-8).
+      if (encoding === 'utf-16le' || encoding === 'utf-16be') encoding = 'utf-8';
+    }
+  }
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(buffer);
+    // The byte order mark, if any, is left out (ignoreBOM: false).
+    text = new TextDecoder(encoding, { fatal: true, ignoreBOM: false }).decode(buffer);
   } catch {
-    throw new ExtractionError('The file is not valid UTF-8 text', 'unreadable');
+    throw new ExtractionError(
+      encoding === 'utf-8'
+        ? 'The file is not valid UTF-8 text: convert it to UTF-8 (a UTF-16 file needs its byte order mark; an HTML file may name its encoding in <meta charset>)'
+        : `The file is not valid ${encoding} text: convert it to UTF-8`,
+      'unreadable',
+    );
   }
   // PostgreSQL text cannot hold NUL; a NUL byte also means "binary file".
   if (text.includes('\u0000')) throw new ExtractionError('The file contains NUL bytes: not a text file', 'unreadable');
@@ -141,6 +192,7 @@ function withoutTrailingBlanks(line: string): string {
 }
 
 const SKIPPED_ELEMENTS = new Set(['script', 'style', 'noscript', 'template', 'head', 'svg', 'iframe', 'object']);
+/** Elements that end a paragraph. */
 const BLOCK_ELEMENTS = new Set([
   'address',
   'article',
@@ -148,11 +200,9 @@ const BLOCK_ELEMENTS = new Set([
   'blockquote',
   'body',
   'caption',
-  'dd',
   'details',
   'div',
   'dl',
-  'dt',
   'fieldset',
   'figcaption',
   'figure',
@@ -161,7 +211,6 @@ const BLOCK_ELEMENTS = new Set([
   'header',
   'hr',
   'html',
-  'li',
   'main',
   'nav',
   'ol',
@@ -170,14 +219,38 @@ const BLOCK_ELEMENTS = new Set([
   'section',
   'summary',
   'table',
-  'tbody',
-  'td',
-  'tfoot',
-  'th',
-  'thead',
-  'tr',
   'ul',
 ]);
+/** Elements that end a line. */
+const LINE_ELEMENTS = new Set(['li', 'dt', 'dd']);
+
+/** A table's rows and cells: each row is one line, its cells joined by TABLE_CELL_SEPARATOR. */
+const TABLE_PARTS = new Set(['tr', 'td', 'th']);
+const TABLE_CELL_SEPARATOR = ' | ';
+
+/**
+ * Where htmlToText's elements end a line or a paragraph, until the text is put together: an element's
+ * start and its end each ask for one, and a run of them makes one line break (one blank line if any
+ * asked for a paragraph), where pushing "\n" for each made a blank line between two list items or
+ * table rows. Two Unicode noncharacters (kept for a program's internal use, never text): the
+ * document's own, if any, are dropped.
+ */
+const LINE_BREAK = '\uFDD0';
+const PARAGRAPH_BREAK = '\uFDD1';
+const BREAK_MARKS = /[\uFDD0\uFDD1]/g;
+/** A run of break marks and the blanks between them; linear: each attempt starts at a mark. */
+const BREAK_RUN = /(?:[\uFDD0\uFDD1][ \t\n]*)+/g;
+
+/** A list htmlToText is reading. */
+interface OpenList {
+  ordered: boolean;
+  /** The number of its next item. */
+  next: number;
+  /** Before its items' numbers: the number of the ordered list item it is in, and a dot ("2."). */
+  prefix: string;
+  /** The innermost ordered list it is in, itself excepted. */
+  nearestOrdered: OpenList | null;
+}
 
 /** Deepest element nesting an HTML document may have (real documents stay under a hundred). */
 export const HTML_MAX_DEPTH = 10_000;
@@ -204,8 +277,9 @@ interface HtmlReadBudget {
 const HTML_SLICE_CHARS = 64 * 1024;
 
 /**
- * Visible text of an HTML document: block elements become paragraphs, list items lines, and
- * h1–h6 markdown headings, so the chunker sees the same structure as in a markdown file.
+ * Visible text of an HTML document: block elements become paragraphs, list items lines, table rows
+ * lines of their cells (`a | b | c`, so that a chunk does not part a row from its cells), and h1–h6
+ * markdown headings, so the chunker sees the same structure as in a markdown file.
  *
  * Streamed through htmlparser2's parser, which builds no tree: node-html-parser's clean-up of
  * unclosed elements was quadratic (a 0.64 MB cascade of `<p><font>…</p>` took 19.5 s, held the
@@ -229,11 +303,68 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
   // A heading or <pre> being read: its text is collected until its own end tag.
   let heading: { level: number; parts: string[]; open: number } | null = null;
   let pre: { parts: string[]; open: number } | null = null;
-  const separator = (tag: string): string =>
-    tag === 'li' || tag === 'tr' || tag === 'dt' || tag === 'dd' ? '\n' : '\n\n';
+  // The table row being read, opened at element depth `depth`; `cell`, the text of its cell being
+  // read (opened at `cellDepth`; 0 between cells, where stray text makes a cell of its own). Only the
+  // outermost row is one: a table inside a cell is that cell's text, so each text is copied once
+  // (collecting each nested row's line into its parent's took time of the text times the nesting).
+  let row: { depth: number; cells: string[]; cell: string[] | null; cellDepth: number } | null = null;
+  // Where text goes: the row's cell being read, else the document.
+  const target = (): string[] => (row === null ? out : (row.cell ??= []));
+  const endCell = (): void => {
+    if (row === null) return;
+    if (row.cell !== null)
+      row.cells.push(
+        row.cell
+          .join('')
+          .replace(/[\s\uFDD0\uFDD1]+/g, ' ')
+          .trim(),
+      );
+    [row.cell, row.cellDepth] = [null, 0];
+  };
+  const endRow = (): void => {
+    endCell();
+    const line = row!.cells.filter((cell) => cell !== '').join(TABLE_CELL_SEPARATOR);
+    row = null;
+    if (line !== '') out.push(LINE_BREAK, line, LINE_BREAK);
+  };
+  // The lists being read, innermost last. An ordered list's items are numbered from its `start`
+  // ("1. ", "2. ", as Word's automatic numbering shows them, which mammoth leaves out), an ordered
+  // list's inside an item of another after that item's number ("2.1. ": the chunker takes a "1." line
+  // inside an article for a clause, which a nested item is not); an unordered list's items "- ".
+  const lists: OpenList[] = [];
+  // The marker of the list item being read, until its first text: breaks before it (an item's <p>)
+  // are left out, so that the marker and the text stay on one line.
+  let marker: string | null = null;
+  const integer = (value: string | undefined): number | null =>
+    value !== undefined && /^\s*-?\d{1,15}\s*$/.test(value) ? Number(value) : null;
+  const openList = (tag: string, start: string | undefined): void => {
+    const top = lists.at(-1);
+    const nearestOrdered = top === undefined ? null : top.ordered ? top : top.nearestOrdered;
+    const prefix = tag === 'ol' && nearestOrdered !== null ? `${nearestOrdered.next - 1}.` : '';
+    lists.push({ ordered: tag === 'ol', next: integer(start) ?? 1, prefix, nearestOrdered });
+  };
+  const markerOf = (value: string | undefined): string => {
+    const list = lists.at(-1);
+    if (list === undefined || !list.ordered) return '- ';
+    const number = integer(value) ?? list.next;
+    list.next = number + 1;
+    return `${list.prefix}${number}. `;
+  };
+  const breakOf = (tag: string): string | null =>
+    (tag === 'ol' || tag === 'ul') && lists.length > 0
+      ? LINE_BREAK // a list inside a list item
+      : BLOCK_ELEMENTS.has(tag)
+        ? PARAGRAPH_BREAK
+        : LINE_ELEMENTS.has(tag)
+          ? LINE_BREAK
+          : null;
+  const pushBreak = (tag: string): void => {
+    const mark = breakOf(tag);
+    if (mark !== null && marker === null) target().push(mark);
+  };
   const parser = new Parser(
     {
-      onopentag(tag) {
+      onopentag(tag, attributes) {
         depth += 1;
         if (depth > HTML_MAX_DEPTH) {
           throw new ExtractionError(`${what} nests elements more than ${HTML_MAX_DEPTH} deep${advice}`, 'unreadable');
@@ -244,25 +375,55 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
         }
         if (heading !== null) {
           heading.open += 1;
+          // A line break stays one (the words either side were glued); a block inside, a space.
+          if (tag === 'br') heading.parts.push('\n');
+          else if (breakOf(tag) !== null || TABLE_PARTS.has(tag)) heading.parts.push(' ');
           return;
         }
         if (pre !== null) {
           pre.open += 1;
+          if (tag === 'br') pre.parts.push('\n');
           return;
         }
         const level = /^h([1-6])$/.exec(tag);
         if (level) heading = { level: Number(level[1]), parts: [], open: 1 };
         else if (tag === 'pre') pre = { parts: [], open: 1 };
-        else if (tag === 'br') out.push('\n');
-        else if (BLOCK_ELEMENTS.has(tag)) out.push(separator(tag));
+        else if (TABLE_PARTS.has(tag)) {
+          if (row !== null && row.cellDepth > 0) {
+            target().push(' '); // a table inside a cell
+          } else if (tag === 'tr') {
+            if (row !== null) endRow();
+            row = { depth, cells: [], cell: null, cellDepth: 0 };
+          } else {
+            // A cell outside a row is a row of its own.
+            row ??= { depth, cells: [], cell: null, cellDepth: 0 };
+            endCell();
+            [row.cell, row.cellDepth] = [[], depth];
+          }
+        } else if (tag === 'br') target().push('\n');
+        else {
+          pushBreak(tag);
+          if (tag === 'ol' || tag === 'ul') openList(tag, attributes.start);
+          else if (tag === 'li') marker = markerOf(attributes.value);
+        }
       },
-      ontext(text) {
+      ontext(raw) {
         if (skipped > 0) return;
-        if (heading !== null) heading.parts.push(text);
+        const text = raw.replace(BREAK_MARKS, '');
+        if (heading !== null) heading.parts.push(text.replace(/\s+/g, ' '));
         else if (pre !== null) pre.parts.push(text);
-        else out.push(text.replace(/\s+/g, ' '));
+        else {
+          const words = text.replace(/\s+/g, ' ');
+          if (marker !== null && words.trim() !== '') {
+            target().push(marker);
+            marker = null;
+          }
+          target().push(words);
+        }
       },
       onclosetag(tag) {
+        // The depth at which the element opened.
+        const at = depth;
         depth -= 1;
         if (skipped > 0) {
           skipped -= 1;
@@ -271,20 +432,36 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
         if (heading !== null) {
           heading.open -= 1;
           if (heading.open > 0) return;
-          const title = heading.parts.join('').replace(/\s+/g, ' ').trim();
-          if (title !== '') out.push(`\n\n${'#'.repeat(heading.level)} ${title}\n\n`);
+          // A line break ends the heading's line; what follows it is the next line, as in a text file
+          // ("Chương I" then "QUY ĐỊNH CHUNG": the chunker takes a capital line after a bare legal
+          // label for its title, "Chương I. QUY ĐỊNH CHUNG").
+          const lines = heading.parts
+            .join('')
+            .split('\n')
+            .map((line) => line.replace(/ {2,}/g, ' ').trim())
+            .filter((line) => line !== '');
+          // In a table's cell, its text only: the row stays one line.
+          if (row !== null) target().push(` ${lines.join(' ')} `);
+          else if (lines.length > 0) {
+            out.push(PARAGRAPH_BREAK, `${'#'.repeat(heading.level)} ${lines.join('\n')}`, PARAGRAPH_BREAK);
+          }
           heading = null;
           return;
         }
         if (pre !== null) {
           pre.open -= 1;
           if (pre.open > 0) return;
-          out.push(`\n\n${pre.parts.join('')}\n\n`);
+          target().push(PARAGRAPH_BREAK, pre.parts.join(''), PARAGRAPH_BREAK);
           pre = null;
           return;
         }
-        if (tag === 'td' || tag === 'th') out.push(' ');
-        if (BLOCK_ELEMENTS.has(tag)) out.push(separator(tag));
+        if (row !== null && at === row.cellDepth) endCell();
+        if (row !== null && at === row.depth) endRow();
+        else {
+          if (tag === 'li') marker = null;
+          if (tag === 'ol' || tag === 'ul') lists.pop();
+          pushBreak(tag);
+        }
       },
     },
     { decodeEntities: true },
@@ -303,6 +480,7 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
   // Spaces around the newlines come from the source's indentation.
   return out
     .join('')
+    .replace(BREAK_RUN, (run) => (run.includes(PARAGRAPH_BREAK) ? '\n\n' : '\n'))
     .split('\n')
     .map((line) => line.trim())
     .join('\n');
@@ -381,13 +559,20 @@ async function docxXmlParts(zip: import('jszip'), read: (path: string) => Promis
     import('mammoth/lib/docx/docx-reader.js'),
     import('mammoth/lib/zipfile.js'),
   ]);
-  const paths = await findPartPaths({
-    exists: (path) => zip.file(path) !== null,
-    read: async (path, encoding) => {
-      const xml = (await read(path)) ?? Buffer.alloc(0);
-      return encoding ? new TextDecoder(encoding).decode(xml) : new Uint8Array(xml);
-    },
-  });
+  let paths: Awaited<ReturnType<typeof findPartPaths>>;
+  try {
+    paths = await findPartPaths({
+      exists: (path) => zip.file(path) !== null,
+      read: async (path, encoding) => {
+        const xml = (await read(path)) ?? Buffer.alloc(0);
+        return encoding ? new TextDecoder(encoding).decode(xml) : new Uint8Array(xml);
+      },
+    });
+  } catch (err) {
+    // No main part, or relationships that are not XML: the file's fault, as mammoth would say it.
+    if (err instanceof ExtractionError) throw err;
+    throw notReadableDocx(errorText(err));
+  }
   for (const path of Object.values(paths)) {
     await read(path);
     const { dirname, basename } = splitPath(path);
@@ -432,6 +617,21 @@ async function assertDocxWithinBounds(buffer: Buffer): Promise<void> {
   }
 }
 
+/**
+ * A .docx that mammoth cannot read, its reason on one line: xmldom's messages hold a tab, a newline
+ * and where it stopped (`@#[line:undefined,col:undefined]`, often without numbers), which broke the
+ * CLI's one line per failed file.
+ */
+function notReadableDocx(detail: string): ExtractionError {
+  const reason = detail
+    .replace(/@[^#\s]*#\[line:([^,\]]*),col:([^\]]*)\]/g, (_, line: string, column: string) =>
+      /^\d+$/.test(line) && /^\d+$/.test(column) ? ` (line ${line}, column ${column})` : '',
+    )
+    .replace(/\s+/g, ' ')
+    .trim();
+  return new ExtractionError(`The file is not a readable .docx document (${reason})`, 'unreadable');
+}
+
 /** What the .docx converter's worker (docx-html.worker.mjs) posts. */
 type DocxConverterMessage = { kind: 'html'; html: string } | { kind: 'not-a-docx'; detail: string };
 
@@ -456,7 +656,7 @@ async function docxToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): P
           case 'html':
             return { text: message.html };
           case 'not-a-docx':
-            return new ExtractionError(`The file is not a readable .docx document (${message.detail})`, 'unreadable');
+            return notReadableDocx(message.detail);
         }
       },
     },
