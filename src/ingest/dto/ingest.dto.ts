@@ -116,7 +116,9 @@ export class IngestTextDto extends IngestOptionsDto {
     example: 'luat-dat-dai-2024.md',
     minLength: 1,
     maxLength: 1024,
-    description: "Stored as fileName; when absent, 'inline' (a re-ingest keeps the stored one)",
+    description:
+      "Stored as fileName and sourceFile, as sent (a path too); when absent, 'inline' (a re-ingest keeps the stored " +
+      'ones). A re-ingest that sends it replaces both, also when its chunks are kept (skipped: true)',
   })
   @IsOptionalNotNull()
   @IsString()
