@@ -221,6 +221,20 @@ describe('Concurrent document and chunk writes', () => {
       return blocked;
     }
 
+    /**
+     * Once the request's chunk upsert waits for `other`'s uncommitted chunk of `documentId`, closes
+     * the cycle: `other` updates the document's row, which the request holds, and waits until
+     * PostgreSQL cancels the request's transaction (its deadlock_timeout is the shorter); then commits.
+     */
+    async function closeDeadlockCycle(other: QueryRunner, documentId: string): Promise<void> {
+      // Polled every 20 ms for at most 4 s: the request looks for a deadlock once, 5 s
+      // (deadlock_timeout) after it starts waiting, so the UPDATE below must come before that.
+      expect(await eventually(upsertWaits, 200, 20)).toBe(true);
+      await other.query(`UPDATE documents SET total_chunks = total_chunks + 1 WHERE document_id = $1`, [documentId]);
+      await other.commitTransaction();
+      await other.release();
+    }
+
     async function countsByDocument(): Promise<Array<{ document_id: string; total_chunks: number; n: number }>> {
       return t.dataSource.query(
         `SELECT d.document_id, d.total_chunks, count(e.id)::int AS n
@@ -652,14 +666,7 @@ describe('Concurrent document and chunk writes', () => {
           items: [{ id: 'dl-1', content: 'd', embedding: [1, 2], metadata: { document_id: 'owner-dl' } }],
         })
         .then((r) => r);
-      // Polled every 20 ms for at most 4 s: the request looks for a deadlock once, 5 s
-      // (deadlock_timeout) after it starts waiting, so the UPDATE below must come before that.
-      const waiting = await eventually(upsertWaits, 200, 20);
-      expect(waiting).toBe(true);
-      // Waits for the request's row lock on owner-dl until PostgreSQL cancels the request's transaction.
-      await other.query(`UPDATE documents SET total_chunks = total_chunks + 1 WHERE document_id = 'owner-dl'`);
-      await other.commitTransaction();
-      await other.release();
+      await closeDeadlockCycle(other, 'owner-dl');
       const res = await post;
       expect([res.status, res.body.message]).toEqual([201, undefined]);
       expect((await countsByDocument()).find((r) => r.document_id === 'owner-dl')).toEqual({
@@ -701,11 +708,7 @@ describe('Concurrent document and chunk writes', () => {
           collection: ingestCollection,
         })
         .then((r) => r);
-      const waiting = await eventually(upsertWaits, 200, 20);
-      expect(waiting).toBe(true);
-      await other.query(`UPDATE documents SET total_chunks = total_chunks + 1 WHERE document_id = 'owner-dl-ingest'`);
-      await other.commitTransaction();
-      await other.release();
+      await closeDeadlockCycle(other, 'owner-dl-ingest');
       const res = await ingest;
       expect([res.status, res.body.message, res.body.chunks]).toEqual([201, undefined, 1]);
       // The retry replaced the document's chunks, the one the other writer committed included.
