@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import JSZip from 'jszip';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
-import { EXTRACTION_LIMITS, extractText, READERS_AT_ONCE } from '../src/ingest/text-extraction.js';
+import { EXTRACTION_LIMITS, extractText, READERS_AT_ONCE, textOf } from '../src/ingest/text-extraction.js';
 import { type CorpusFile, LEGAL_SENTENCE, LEGAL_TEXT, makeCorpus, pdfOfOneLongPage } from './support/corpus.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 
@@ -191,6 +192,22 @@ describe('POST /documents/ingest', () => {
     const repairedChunks = await storedChunks(t, 'luat-ong-json');
     expect(repairedChunks.map((c) => c.cmetadata.chunk_index)).toEqual(before.map((c) => c.cmetadata.chunk_index));
     expect((await request(t.server).get('/documents/luat-ong-json').expect(200)).body.totalChunks).toBe(created.chunks);
+
+    // Chunks stored by the release before CHUNKING_VERSION 2, which chunked the same text otherwise
+    // and hashed the text and options alone: the same text is chunked again once, then skipped.
+    const olderHash = createHash('sha256')
+      .update(await textOf(LEGAL_TEXT, 'md'))
+      .update('\u0000200\u000020')
+      .digest('hex');
+    await t.dataSource.query(
+      `UPDATE langchain_pg_embedding SET cmetadata = cmetadata || jsonb_build_object('content_hash', $2::text)
+        WHERE cmetadata->>'document_id' = $1`,
+      ['luat-ong-json', olderHash],
+    );
+    expect(olderHash).not.toBe(created.contentHash);
+    const rechunked = await request(t.server).post('/documents/ingest').send(body).expect(201);
+    expect(rechunked.body).toMatchObject({ skipped: false, contentHash: created.contentHash });
+    await request(t.server).post('/documents/ingest').send(body).expect(200);
 
     // Other chunking options make other chunks: not skipped.
     const resized = await request(t.server)

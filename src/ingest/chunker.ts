@@ -9,6 +9,14 @@ import { sliceWholeCharacters } from '../common/text.js';
  * words and finally characters, with `chunkOverlap` characters repeated between consecutive pieces.
  */
 
+/**
+ * The version of how text is extracted and chunked, part of every ingest's content hash. A change
+ * that makes other chunks of the same text (code fences, headings carried into their text, table
+ * rows…) bumps it, so that the next ingest of an unchanged file re-chunks it instead of keeping the
+ * old chunks as "unchanged". 1: until 2026-12-07; 2: fences, headings never alone, tables, lists.
+ */
+export const CHUNKING_VERSION = 2;
+
 export const CHUNK_LEVELS = [
   'part',
   'chapter',

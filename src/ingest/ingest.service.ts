@@ -20,7 +20,7 @@ import { DocumentEntity, type DocumentStatus, isDocumentIdConflict } from '../do
 import { DocumentsService } from '../documents/documents.service.js';
 import { ChunkStore, type ChunkDraft, retryWriteConflicts } from '../embeddings/chunk.store.js';
 import { EMBEDDING_PROVIDER, type EmbeddingProvider } from '../embeddings/providers/embedding-provider.js';
-import { chunkText, type ChunkOptions } from './chunker.js';
+import { CHUNKING_VERSION, chunkText, type ChunkOptions } from './chunker.js';
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from './dto/ingest.dto.js';
 import { InconsistentVectorLengthError, SpilledVectors } from './spilled-vectors.js';
 import {
@@ -190,9 +190,10 @@ export class IngestService {
         `The text makes ${total} chunks at chunkSize ${options.chunkSize}, more than the limit of ${MAX_INGEST_CHUNKS} per document: use a larger chunkSize, or split the document`,
       );
     }
+    // The chunking version too: a release that chunks the same text otherwise must not skip it.
     const contentHash = createHash('sha256')
       .update(text)
-      .update(`\u0000${options.chunkSize}\u0000${options.chunkOverlap}`)
+      .update(`\u0000${options.chunkSize}\u0000${options.chunkOverlap}\u0000${CHUNKING_VERSION}`)
       .digest('hex');
     const documentId = input.documentId ?? randomUUID();
     const collectionName = input.collection ?? this.config.embeddings.defaultCollection;
