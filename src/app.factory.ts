@@ -2,8 +2,8 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
-import type { LogLevel as NestLogLevel } from '@nestjs/common';
-import type { AppConfig, LogLevel } from './config/app-config.js';
+import type { AppConfig } from './config/app-config.js';
+import { StartupLogger } from './observability/startup-logger.js';
 import { logAccessControl, registerHttpSecurity } from './auth/http-security.js';
 import { useEarlyApiKeyCheck } from './auth/early-api-key-check.js';
 import { documentApiKeySecurity, documentConfiguredAccess, withApiKeySecurity } from './auth/openapi-security.js';
@@ -27,15 +27,6 @@ import {
 } from './limits/json-body.js';
 import { requestTimeoutOptions } from './limits/request-timeout.js';
 import { documentRateLimit } from './limits/throttling.module.js';
-
-const NEST_LOG_LEVELS: Record<LogLevel, NestLogLevel[]> = {
-  fatal: ['fatal'],
-  error: ['fatal', 'error'],
-  warn: ['fatal', 'error', 'warn'],
-  info: ['fatal', 'error', 'warn', 'log'],
-  debug: ['fatal', 'error', 'warn', 'log', 'debug'],
-  trace: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
-};
 
 /** TRUST_PROXY for Fastify: a number of hops as the function Fastify itself makes of one (its types take none). */
 function trustProxyOption(
@@ -68,9 +59,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
       ...requestTimeoutOptions(config.http.requestTimeoutMs),
     }),
     {
-      logger: NEST_LOG_LEVELS[config.logLevel],
-      // Start-up lines wait for the pino logger below instead of going to the console.
-      bufferLogs: true,
+      // Start-up lines as JSON as they happen, until the pino logger below takes over (StartupLogger).
+      logger: new StartupLogger(config.logLevel),
       // A start-up failure (database unreachable, DATA_DIR in use) is thrown to the caller, which
       // prints one line and exits 1, instead of Nest printing a stack trace and exiting itself.
       abortOnError: false,

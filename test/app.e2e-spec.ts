@@ -325,6 +325,32 @@ describe('configuration errors', () => {
   });
 });
 
+describe('start-up failures', () => {
+  it('a database that cannot be reached: JSON lines as they happen, then one line naming the failure, no stack or colour', () => {
+    // Nothing listens on port 9 (discard) of the loopback: the connection is refused at once.
+    const result = spawnSync(process.execPath, ['dist/src/main.js'], {
+      env: {
+        PATH: process.env.PATH,
+        ENV_FILE: '',
+        DATABASE_URL: 'postgresql://kb:secret-password@127.0.0.1:9/kb',
+      },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(result.status).toBe(1);
+    const out = `${result.stdout}${result.stderr}`;
+    // Nest's default console logger wrote coloured text and the error's stack trace before.
+    expect(out).not.toContain('\u001b[');
+    expect(out).not.toMatch(/^\s+at /m);
+    expect(out).not.toContain('secret-password');
+    for (const line of result.stdout.trim().split('\n').filter(Boolean)) {
+      expect(() => JSON.parse(line) as unknown).not.toThrow();
+    }
+    expect(result.stdout).toContain('"msg":"Starting Nest application..."');
+    expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^Start-up failed: /)]);
+  });
+});
+
 (TEST_TARGET === 'embedded' ? describe : describe.skip)('the embedded database on disk', () => {
   it('keeps the data of one start for the next', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kb-persist-'));

@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -61,6 +62,14 @@ export class EmbeddedPostgres {
   ): Promise<EmbeddedPostgres> {
     // A template only seeds a database that does not exist yet; existing data is never replaced.
     const isNew = inMemory || readdirSync(location).length === 0;
+    if (!inMemory) {
+      // Said before the wait: a new database takes seconds to create, and the start looked hung.
+      new Logger('Database').log(
+        isNew
+          ? `Creating the embedded database in ${location} (first start only)`
+          : `Opening the embedded database in ${location}`,
+      );
+    }
     const loadDataDir = templateFile && isNew ? new Blob([readFileSync(templateFile)]) : undefined;
     // relaxedDurability stays off (it only matters for filesystems that copy to storage after a query,
     // IndexedDB/OPFS; the Node filesystem writes through during the query anyway).
