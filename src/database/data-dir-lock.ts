@@ -1,5 +1,6 @@
 import { linkSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Logger } from '@nestjs/common';
 
 /** Name of the lock file in DATA_DIR (next to `pgdata/`). */
 export const DATA_DIR_LOCK_FILE = 'service.pid';
@@ -46,7 +47,15 @@ export class DataDirLock {
         );
       }
       // The owner is gone (or the file is unreadable): the lock is stale.
-      if (examined !== undefined) removeIfSame(path, { inode: examined, owner });
+      if (examined !== undefined) {
+        // Said once: the last run ended without shutting down (killed, crashed, power lost), which
+        // an operator wants to know; PGlite recovers the data from its WAL as it opens.
+        new Logger('Database').warn(
+          `DATA_DIR ${dataDir} was left locked by ${owner === undefined ? 'an unreadable lock file' : `process ${owner}, which is gone`}: ` +
+            'the last run did not shut down cleanly; taking the lock over (the database recovers as it opens)',
+        );
+        removeIfSame(path, { inode: examined, owner });
+      }
     }
     throw new DataDirInUseError(`DATA_DIR ${dataDir} is being opened by another process at the same time`);
   }
