@@ -71,7 +71,9 @@ export async function status(ds: DataSource): Promise<CommandResult> {
       `alembic_version: ${rows.map((r) => r.version_num).join(', ') || '(empty)'} (Alembic's record; ignored by this service, left untouched)`,
     );
   }
+  // Every entity's table is ours: a module added later (docs/EXTENDING.md) is not foreign.
   const ours = new Set<string>([
+    ...ds.entityMetadatas.map((m) => m.tableName),
     ...BASELINE_TABLES,
     'chunk_counts',
     MIGRATIONS_TABLE,
