@@ -117,6 +117,20 @@ describe('the application', () => {
         body: 'ok',
       });
     }
+    // They leave a consistent knowledge base: every chunk names a stored document, each example
+    // document keeps its own chunks.
+    const stats = await request(t.server).get('/stats').expect(200);
+    expect(stats.body.orphans).toEqual({ chunksWithoutDocument: 0, documentsWithoutChunks: 1, totalChunksMismatch: 0 });
+    const documents = await request(t.server).get('/documents?sort=documentId&order=asc').expect(200);
+    expect(
+      (documents.body.items as Array<{ documentId: string; totalChunks: number }>)
+        .filter((d) => !/^[0-9a-f-]{36}$/.test(d.documentId))
+        .map((d) => [d.documentId, d.totalChunks]),
+    ).toEqual([
+      ['huong-dan-nop-thue', 2],
+      ['luat-dat-dai-2013', 1],
+      ['luat-dat-dai-2024', 4],
+    ]);
   });
 
   it('declares request bodies closed to undeclared fields, as it refuses them; free-form metadata and filters stay open', async () => {

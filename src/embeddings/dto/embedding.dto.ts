@@ -249,7 +249,8 @@ export const CREATE_EMBEDDINGS_EXAMPLES = {
         {
           id: 'faq-thue-1',
           content: 'Hạn nộp tờ khai thuế tháng là ngày 20 của tháng sau.',
-          metadata: { document_id: 'faq-thue', chunk_index: 0 },
+          // The document of POST /documents/ingest's first example: a chunk names a stored document.
+          metadata: { document_id: 'huong-dan-nop-thue', chunk_index: 1 },
         },
       ],
     },

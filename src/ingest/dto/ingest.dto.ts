@@ -152,7 +152,8 @@ export const INGEST_TEXT_EXAMPLES = {
   law: {
     summary: 'A Vietnamese legal text, chunked by its units (Chương, Điều, khoản)',
     value: {
-      documentId: 'luat-dat-dai-2024',
+      // Not POST /documents' example document: ingesting it would replace that one's chunks.
+      documentId: 'luat-dat-dai-2013',
       documentType: 'law',
       category: 'dat-dai',
       text: 'Chương I\nQUY ĐỊNH CHUNG\nĐiều 1. Phạm vi điều chỉnh\nLuật này quy định về chế độ sở hữu đất đai.',
