@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +51,22 @@ describe('SpilledVectors', () => {
     } finally {
       await spill.close();
     }
+  });
+
+  it('removes the directory of a spill not closed when the process exits at once (process.exit runs no finally)', () => {
+    // The compiled module (npm test builds first), in a process of its own.
+    const compiled = join(process.cwd(), 'dist/src/ingest/spilled-vectors.js');
+    const script = `
+      import { SpilledVectors } from ${JSON.stringify(compiled)};
+      const spill = await SpilledVectors.create(${JSON.stringify(parent)});
+      await spill.append([[1, 2, 3]]);
+      process.exit(130);
+    `;
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+    });
+    expect(result.status).toBe(130);
+    expect(readdirSync(parent)).toEqual([]);
   });
 
   it('removes its file and directory on close', async () => {

@@ -1,9 +1,22 @@
+import { rmSync } from 'node:fs';
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** Prefix of the temporary directories that hold spilled vectors (one per ingest of a long text). */
 export const SPILL_DIRECTORY_PREFIX = 'kb-ingest-vectors-';
+
+/** The directories of the spills not closed yet, removed at exit if still there. */
+const openDirectories = new Set<string>();
+
+/**
+ * Removes what close() did not get to: a process that exits at once (the ingest CLI's second
+ * Ctrl-C calls process.exit) runs no finally block. Synchronous, as an exit listener must be. A
+ * killed process leaves its directory to the system's temporary-file cleanup.
+ */
+function removeOpenDirectories(): void {
+  for (const directory of openDirectories) rmSync(directory, { recursive: true, force: true });
+}
 
 /** The provider answered vectors of two different lengths for one text. */
 export class InconsistentVectorLengthError extends Error {
@@ -34,10 +47,12 @@ export class SpilledVectors {
   /** An empty spill in a new directory under the OS temporary directory (TMPDIR). */
   static async create(parent = tmpdir()): Promise<SpilledVectors> {
     const directory = await mkdtemp(join(parent, SPILL_DIRECTORY_PREFIX));
+    if (openDirectories.size === 0) process.on('exit', removeOpenDirectories);
+    openDirectories.add(directory);
     try {
       return new SpilledVectors(directory, await open(join(directory, 'vectors.f32'), 'w+', 0o600));
     } catch (error) {
-      await rm(directory, { recursive: true, force: true });
+      await SpilledVectors.forget(directory);
       throw error;
     }
   }
@@ -84,6 +99,12 @@ export class SpilledVectors {
   /** Closes and removes the file and its directory. */
   async close(): Promise<void> {
     await this.file.close().catch(() => undefined);
-    await rm(this.directory, { recursive: true, force: true });
+    await SpilledVectors.forget(this.directory);
+  }
+
+  private static async forget(directory: string): Promise<void> {
+    await rm(directory, { recursive: true, force: true });
+    openDirectories.delete(directory);
+    if (openDirectories.size === 0) process.off('exit', removeOpenDirectories);
   }
 }
