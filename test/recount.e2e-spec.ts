@@ -111,6 +111,14 @@ describe('POST /documents/recount', () => {
     // Nor with a JSON Content-Type and no body, as client generators send (Fastify's 400 for an empty JSON body).
     const typed = await request(t.server).post('/documents/recount').set('Content-Type', 'application/json');
     expect([typed.status, typed.body]).toEqual([200, { dryRun: false, checked: 5, corrected: 0, documents: [] }]);
+    // A body of another type is named as such, not as a missing field.
+    for (const body of [[], 5]) {
+      const wrong = await request(t.server)
+        .post('/documents/recount')
+        .set('Content-Type', 'application/json')
+        .send(JSON.stringify(body));
+      expect([wrong.status, wrong.body.message]).toEqual([400, ['Validation failed (object is expected)']]);
+    }
     // A route whose body is required still names what is missing.
     const create = await request(t.server).post('/documents').set('Content-Type', 'application/json');
     expect(create.status).toBe(400);

@@ -251,7 +251,9 @@ export class JsonPreservingValidationPipe extends ValidationPipe {
       const notNull = constraints[IS_NOT_NULL];
       if (notNull !== undefined) {
         error.constraints = { [IS_NOT_NULL]: notNull };
-      } else if (error.value === undefined) {
+      } else if (Object.hasOwn(error, 'value') && error.value === undefined) {
+        // A field the body lacks (class-validator records its value); not the pipe's own error for a
+        // body that is no object at all, which has no value.
         error.constraints = { isDefined: `${error.property} is required` };
       } else {
         const typeRules = Object.keys(constraints).filter((rule) => TYPE_RULES.has(rule));
