@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
@@ -6,7 +6,6 @@ import { DataSource } from 'typeorm';
 import { createApp } from '../src/app.factory.js';
 import { LocalEmbeddingProvider } from '../src/embeddings/providers/local-embedding.provider.js';
 import { INGEST_EMBED_FIRST_MAX_CHUNKS } from '../src/ingest/ingest.service.js';
-import { SPILL_DIRECTORY_PREFIX } from '../src/ingest/spilled-vectors.js';
 import { LogCapture } from './support/log-capture.js';
 import { openApiOperations } from './support/openapi.js';
 import { eventually } from './support/private-postgres.js';
@@ -35,10 +34,14 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
   let server: FakeOpenAIServer;
   let t: TestApp;
 
+  // INGEST_TEMP_DIR: the directory of this suite's own, where a long text's vectors wait.
+  const spillParent = mkdtempSync(join(tmpdir(), 'kb-spill-parent-'));
+
   beforeAll(async () => {
     server = await startFakeOpenAIServer({ dimensions: 64, maxInputChars: 8192, maxRequestChars: 12_000 });
     t = await startTestApp({
       ...openaiEnv(server.url),
+      INGEST_TEMP_DIR: spillParent,
       EMBEDDINGS_API_KEY: 'sk-e2e-secret',
       EMBEDDINGS_REQUEST_BATCH: '2',
       EMBEDDINGS_MAX_RETRIES: '1',
@@ -49,6 +52,7 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
   afterAll(async () => {
     await t?.close();
     await server?.close();
+    rmSync(spillParent, { recursive: true, force: true });
   });
   beforeEach(() => {
     server.release();
@@ -149,8 +153,6 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
   });
 
   it('POST /documents/ingest of a text too long to hold its vectors in memory also asks the provider before its transaction', async () => {
-    const spillDirectories = () => readdirSync(tmpdir()).filter((name) => name.startsWith(SPILL_DIRECTORY_PREFIX));
-    const before = spillDirectories();
     server.hold();
     // More chunks than INGEST_EMBED_FIRST_MAX_CHUNKS: their vectors used to be computed batch by
     // batch inside the transaction; now they wait in a temporary file.
@@ -168,17 +170,20 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
       .then((r) => r);
     expect(await eventually(() => Promise.resolve(server.requests.length > 0), 200, 5)).toBe(true);
     expect(await whileProviderComputes('ingest-long-provider-first')).toEqual({ documents: 0, open: 0 });
-    const spills = spillDirectories().filter((name) => !before.includes(name));
-    expect(spills).toHaveLength(1);
+    // The vectors wait in a file unlinked as soon as it was opened: nothing to see, nothing to leave.
+    expect(readdirSync(spillParent)).toEqual([]);
     const vector = Array.from({ length: 64 }, (_, i) => (i === 0 ? 1 : 0));
     await request(t.server)
       .post('/embeddings')
-      .send({ collection: 'ingest-long-first', items: [{ id: 'beside-long-ingest', content: 'x', embedding: vector }] })
+      .send({
+        collection: 'ingest-long-first',
+        items: [{ id: 'beside-long-ingest', content: 'x', embedding: vector }],
+      })
       .expect(201);
     server.release();
     const res = await ingested;
     expect([res.status, res.body.chunks]).toEqual([201, count]);
-    expect(existsSync(join(tmpdir(), spills[0]))).toBe(false);
+    expect(readdirSync(spillParent)).toEqual([]);
     // Each chunk got its own text's vector, across the batches of the file (the fake server
     // computes the local provider's vectors).
     const local = new LocalEmbeddingProvider(64);
@@ -194,6 +199,28 @@ describe('EMBEDDINGS_PROVIDER=openai against an OpenAI-compatible server', () =>
     for (const row of stored) {
       const expected = local.embedOne(row.document);
       (JSON.parse(row.embedding) as number[]).forEach((x, d) => expect(x).toBeCloseTo(expected[d], 6));
+    }
+  });
+
+  it('answers 503 naming the temporary directory when a long text cannot keep its vectors there, and writes nothing', async () => {
+    // A directory that cannot be written: gone here, read-only in a container without a writable /tmp.
+    const other = await startTestApp({ ...openaiEnv(server.url), INGEST_TEMP_DIR: join(spillParent, 'gone') });
+    try {
+      const before = await rowsSnapshot(other);
+      const count = INGEST_EMBED_FIRST_MAX_CHUNKS + 1;
+      const text = Array.from({ length: count }, (_, i) => `Điều ${i + 1}. Phạm vi ${i + 1}`).join('\n\n');
+      const refused = await request(other.server)
+        .post('/documents/ingest')
+        .send({ documentId: 'ingest-long-no-tmp', documentType: 'law', category: 'c', text });
+      expect([refused.status, refused.headers['retry-after'], refused.body.message]).toEqual([
+        503,
+        '60',
+        "The service's temporary directory (INGEST_TEMP_DIR or TMPDIR) cannot be written (ENOENT) for the vectors " +
+          `of this text's ${count} chunks; retry later`,
+      ]);
+      expect(await rowsSnapshot(other)).toEqual(before);
+    } finally {
+      await other.close();
     }
   });
 

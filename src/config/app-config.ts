@@ -339,6 +339,11 @@ class EnvironmentVariables {
   INGEST_READER_HEAP_MB = EXTRACTION_LIMITS.readerHeapMb;
 
   @IsOptional()
+  @IsString()
+  @Matches(/\S/, { message: 'INGEST_TEMP_DIR must name a directory' })
+  INGEST_TEMP_DIR?: string;
+
+  @IsOptional()
   @Transform(toInt)
   @IsInt()
   @Min(1024 * 1024)
@@ -582,6 +587,8 @@ export interface AppConfig {
     readonly readTimeoutMs: number;
     /** The heap of the worker that reads one .docx or PDF (a 413 beyond). */
     readonly readerHeapMb: number;
+    /** Where a text of more than 2,048 chunks keeps its vectors until they are written; the OS temporary directory when unset. */
+    readonly tempDir: string | undefined;
   };
   readonly http: {
     /** Largest JSON body; a bigger one is a 413. */
@@ -699,6 +706,7 @@ export function loadAppConfig(env: Record<string, string | undefined> = process.
       maxFileBytes: vars.INGEST_MAX_FILE_BYTES,
       readTimeoutMs: vars.INGEST_READ_TIMEOUT_MS,
       readerHeapMb: vars.INGEST_READER_HEAP_MB,
+      tempDir: vars.INGEST_TEMP_DIR,
     },
     http: {
       bodyLimitBytes: vars.BODY_LIMIT_BYTES,

@@ -83,7 +83,8 @@ export function listDocumentsStatement(q: ListQuery): {
   ) p ON true
   ORDER BY p.${sort.alias} ${direction}, p.id ${direction}`;
   // One prepared statement per shape of the text: which filters are present, the sort key (one of
-  // SORT_COLUMNS) and the direction; at most 16 × 4 × 2 names, none of them from the request.
+  // SORT_COLUMNS) and the direction; at most 2 × 2 × 2 × 3 × 4 × 2 = 192 names (three filters
+  // present or not, the search in 0, 1 or 2 forms), none of them from the request.
   const name = `${PREPARED_STATEMENTS.listDocuments}_${shape.join('')}_${q.sort}_${direction.toLowerCase()}` as const;
   return { sql, parameters, name };
 }

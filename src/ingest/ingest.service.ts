@@ -60,14 +60,21 @@ function chunksTooLongForModel(error: unknown): never {
 type PrecomputedVectors = number[][] | SpilledVectors;
 
 /**
- * A 503 for a long text whose vectors found no room in the temporary directory (its disk or quota
- * full); any other error as it is.
+ * The filesystem's refusals of the temporary directory: full (disk or quota), read-only (a container
+ * with readOnlyRootFilesystem and no writable /tmp), missing or not writable.
+ */
+const SPILL_DIRECTORY_REFUSALS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'ENOENT', 'EACCES', 'EPERM', 'ENOTDIR']);
+
+/**
+ * A 503 for a long text whose vectors the temporary directory (TMPDIR) could not take, naming why
+ * (the operator's to fix: docs/OPERATIONS.md); any other error as it is.
  */
 function noSpillSpace(error: unknown, total: number): never {
   const code = (error as NodeJS.ErrnoException | null)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
+  if (code !== undefined && SPILL_DIRECTORY_REFUSALS.has(code)) {
+    const why = code === 'ENOSPC' || code === 'EDQUOT' ? 'has no space left' : `cannot be written (${code})`;
     throw new ServiceUnavailableWithRetryAfter(
-      `The service has no temporary disk space for the vectors of this text's ${total} chunks; retry later`,
+      `The service's temporary directory (INGEST_TEMP_DIR or TMPDIR) ${why} for the vectors of this text's ${total} chunks; retry later`,
       NO_SPILL_SPACE_RETRY_AFTER_SECONDS,
     );
   }
@@ -294,11 +301,19 @@ export class IngestService {
 
   /** The vectors of a long text, computed INGEST_BATCH_SIZE chunks at a time into a temporary file. */
   private async spillVectors(text: string, options: ChunkOptions, total: number): Promise<SpilledVectors> {
-    const spill = await SpilledVectors.create().catch((error: unknown) => noSpillSpace(error, total));
+    const spill = await SpilledVectors.create(this.config.ingest.tempDir).catch((error: unknown) =>
+      noSpillSpace(error, total),
+    );
     try {
       let batch: string[] = [];
       const flush = async (): Promise<void> => {
         const vectors = await this.provider.embed(batch).catch(chunksTooLongForModel);
+        // Stored by position: one vector missing would give every later chunk another's vector.
+        if (vectors.length !== batch.length) {
+          throw new BadGatewayException(
+            `The embedding provider returned ${vectors.length} vectors for ${batch.length} texts`,
+          );
+        }
         batch = [];
         await spill.append(vectors);
       };

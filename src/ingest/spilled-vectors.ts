@@ -1,22 +1,9 @@
-import { rmSync } from 'node:fs';
-import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { mkdtemp, open, rm, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** Prefix of the temporary directories that hold spilled vectors (one per ingest of a long text). */
 export const SPILL_DIRECTORY_PREFIX = 'kb-ingest-vectors-';
-
-/** The directories of the spills not closed yet, removed at exit if still there. */
-const openDirectories = new Set<string>();
-
-/**
- * Removes what close() did not get to: a process that exits at once (the ingest CLI's second
- * Ctrl-C calls process.exit) runs no finally block. Synchronous, as an exit listener must be. A
- * killed process leaves its directory to the system's temporary-file cleanup.
- */
-function removeOpenDirectories(): void {
-  for (const directory of openDirectories) rmSync(directory, { recursive: true, force: true });
-}
 
 /** The provider answered vectors of two different lengths for one text. */
 export class InconsistentVectorLengthError extends Error {
@@ -32,28 +19,40 @@ export class InconsistentVectorLengthError extends Error {
  * The vectors of a text too long to hold in memory, computed before its transaction opens and kept
  * in a temporary file until the transaction writes them, one batch at a time. They are stored as
  * float32, which is what pgvector's `vector` stores, so nothing is lost on the way. Disk instead of
- * memory: 33,000 chunks (a 25 MB text) at 1,536 dimensions are 200 MB of float32. close() removes
- * the file; call it whatever happens.
+ * memory: 33,000 chunks (a 25 MB text) at 1,536 dimensions are 200 MB of float32.
+ *
+ * The file is unlinked (and its directory removed) as soon as it is open: the open handle is all
+ * that keeps it, so the system frees it when close() closes it or the process ends in any way, a
+ * SIGKILL or the OOM killer included. Where a system refuses to unlink an open file, close() removes
+ * what is left; call it whatever happens.
  */
 export class SpilledVectors {
   private count = 0;
   private dimensions: number | undefined;
 
   private constructor(
-    private readonly directory: string,
     private readonly file: FileHandle,
+    /** The directory still to remove at close(), when it could not be removed at once. */
+    private readonly leftover: string | undefined,
   ) {}
 
-  /** An empty spill in a new directory under the OS temporary directory (TMPDIR). */
-  static async create(parent = tmpdir()): Promise<SpilledVectors> {
+  /** An empty spill under `parent`, by default the OS temporary directory (TMPDIR). */
+  static async create(parent: string = tmpdir()): Promise<SpilledVectors> {
     const directory = await mkdtemp(join(parent, SPILL_DIRECTORY_PREFIX));
-    if (openDirectories.size === 0) process.on('exit', removeOpenDirectories);
-    openDirectories.add(directory);
+    const path = join(directory, 'vectors.f32');
+    let file: FileHandle;
     try {
-      return new SpilledVectors(directory, await open(join(directory, 'vectors.f32'), 'w+', 0o600));
+      file = await open(path, 'w+', 0o600);
     } catch (error) {
-      await SpilledVectors.forget(directory);
+      await rm(directory, { recursive: true, force: true });
       throw error;
+    }
+    try {
+      await unlink(path);
+      await rmdir(directory);
+      return new SpilledVectors(file, undefined);
+    } catch {
+      return new SpilledVectors(file, directory);
     }
   }
 
@@ -96,15 +95,9 @@ export class SpilledVectors {
     return Array.from({ length: n }, (_, i) => floats.subarray(i * dimensions, (i + 1) * dimensions));
   }
 
-  /** Closes and removes the file and its directory. */
+  /** Closes the file, which frees it; removes its directory if it could not be removed at once. */
   async close(): Promise<void> {
     await this.file.close().catch(() => undefined);
-    await SpilledVectors.forget(this.directory);
-  }
-
-  private static async forget(directory: string): Promise<void> {
-    await rm(directory, { recursive: true, force: true });
-    openDirectories.delete(directory);
-    if (openDirectories.size === 0) process.off('exit', removeOpenDirectories);
+    if (this.leftover !== undefined) await rm(this.leftover, { recursive: true, force: true });
   }
 }

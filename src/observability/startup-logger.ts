@@ -3,6 +3,13 @@ import pino, { type Logger } from 'pino';
 import type { LogLevel } from '../config/app-config.js';
 import { redactConnectionStrings } from './redact.js';
 
+/** A log message as text: an Error's message, a string as it is, anything else as JSON (or its String()). */
+function textOf(message: unknown): string {
+  if (message instanceof Error) return message.message;
+  if (typeof message === 'string') return message;
+  return (JSON.stringify(message) as string | undefined) ?? String(message);
+}
+
 /** Nest's context for the error that aborted the application's initialization. */
 const INITIALIZATION_ERROR_CONTEXT = 'ExceptionHandler';
 
@@ -54,11 +61,9 @@ export class StartupLogger implements LoggerService {
     if (!this.logger.isLevelEnabled(level)) return;
     const context = rest.at(-1);
     const fields: Record<string, unknown> = typeof context === 'string' ? { context } : {};
-    if (stack !== undefined) fields.stack = redactConnectionStrings(stack);
+    const trace = stack ?? (message instanceof Error ? message.stack : undefined);
+    if (trace !== undefined) fields.stack = redactConnectionStrings(trace);
     // Redacted as loggerParams' hook redacts: a driver's message may quote DATABASE_URL.
-    this.logger[level](
-      fields,
-      redactConnectionStrings(typeof message === 'string' ? message : JSON.stringify(message)),
-    );
+    this.logger[level](fields, redactConnectionStrings(textOf(message)));
   }
 }
