@@ -7,7 +7,9 @@ import { redactConnectionStrings } from './redact.js';
 function textOf(message: unknown): string {
   if (message instanceof Error) return message.message;
   if (typeof message === 'string') return message;
-  return (JSON.stringify(message) as string | undefined) ?? String(message);
+  // JSON.stringify gives undefined for undefined and functions, whatever its declared type says.
+  const json: string | undefined = JSON.stringify(message);
+  return json ?? String(message);
 }
 
 /** Nest's context for the error that aborted the application's initialization. */
