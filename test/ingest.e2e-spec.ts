@@ -4,7 +4,14 @@ import JSZip from 'jszip';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { EXTRACTION_LIMITS, extractText, READERS_AT_ONCE, textOf } from '../src/ingest/text-extraction.js';
-import { type CorpusFile, LEGAL_SENTENCE, LEGAL_TEXT, makeCorpus, pdfOfOneLongPage } from './support/corpus.js';
+import {
+  type CorpusFile,
+  encryptedPdf,
+  LEGAL_SENTENCE,
+  LEGAL_TEXT,
+  makeCorpus,
+  pdfOfOneLongPage,
+} from './support/corpus.js';
 import { startTestApp, type TestApp } from './support/test-app.js';
 
 interface IngestBody {
@@ -379,6 +386,14 @@ describe('POST /documents/ingest', () => {
       { documentType: 'x', category: 'y' },
     ).expect(422);
     expect((corrupt.body as { message: string }).message).toMatch(/not a readable PDF/);
+    const locked = await upload(
+      t,
+      { buffer: encryptedPdf(), fileName: 'locked.pdf', mimeType: 'application/pdf' },
+      { documentType: 'x', category: 'y' },
+    ).expect(422);
+    expect((locked.body as { message: string }).message).toBe(
+      'The PDF is password-protected: upload a copy saved without the password',
+    );
     // Relationships that are not XML: the bounds check read them before the conversion, and its error was a 500.
     const docx = await JSZip.loadAsync(corpus.find((f) => f.fileName.endsWith('.docx'))!.buffer);
     docx.file('_rels/.rels', '<Relationships><broken');

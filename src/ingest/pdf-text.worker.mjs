@@ -14,13 +14,15 @@ const detail = (err) => (err instanceof Error ? err.message : String(err));
 
 /**
  * @param {{ bytes: Uint8Array, maxPages: number }} input
- * @returns {Promise<{ kind: 'text', text: string } | { kind: 'not-a-pdf' | 'page-failed', detail: string } | { kind: 'too-many-pages', pages: number }>}
+ * @returns {Promise<{ kind: 'text', text: string } | { kind: 'not-a-pdf' | 'page-failed', detail: string } | { kind: 'too-many-pages', pages: number } | { kind: 'password-protected' }>}
  */
 async function read({ bytes, maxPages }) {
   let pdf;
   try {
     pdf = await getDocumentProxy(bytes, { verbosity: 0 });
   } catch (err) {
+    // No password is ever given: pdf.js's own words for it were only "(No password given)".
+    if (err instanceof Error && err.name === 'PasswordException') return { kind: 'password-protected' };
     return { kind: 'not-a-pdf', detail: detail(err) };
   }
   try {

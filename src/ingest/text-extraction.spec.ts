@@ -1,4 +1,4 @@
-import { corruptPdf, type CorpusFile, makeCorpus, pdfOfOneLongPage } from '../../test/support/corpus.js';
+import { corruptPdf, type CorpusFile, encryptedPdf, makeCorpus, pdfOfOneLongPage } from '../../test/support/corpus.js';
 import { Document, HeadingLevel, LevelFormat, Packer, Paragraph, Table, TableCell, TableRow, TextRun } from 'docx';
 import JSZip from 'jszip';
 import { PDFDocument, StandardFonts } from 'pdf-lib';
@@ -115,6 +115,31 @@ describe('text extraction', () => {
     await expect(extractText(noText, 'docx')).rejects.toMatchObject({
       reason: 'empty',
       message: 'The .docx document contains no text',
+    });
+  });
+
+  it('refuses a password-protected PDF as such; a truncated or image-only one as before', async () => {
+    // pdf.js's own words were all the message said: "The file is not a readable PDF document (No password given)".
+    await expect(extractText(encryptedPdf(), 'pdf')).rejects.toMatchObject({
+      reason: 'unreadable',
+      message: 'The PDF is password-protected: upload a copy saved without the password',
+    });
+    const whole = corpus.find((f) => f.fileName.endsWith('.pdf'))!.buffer;
+    await expect(extractText(whole.subarray(0, whole.length / 2), 'pdf')).rejects.toMatchObject({
+      reason: 'unreadable',
+      message: 'The file is not a readable PDF document (Invalid PDF structure.)',
+    });
+    const scan = await PDFDocument.create();
+    const pixel = await scan.embedPng(
+      Buffer.from(
+        'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
+        'base64',
+      ),
+    );
+    scan.addPage([100, 100]).drawImage(pixel, { x: 0, y: 0, width: 100, height: 100 });
+    await expect(extractText(Buffer.from(await scan.save()), 'pdf')).rejects.toMatchObject({
+      reason: 'empty',
+      message: 'The PDF contains no text (a scanned PDF needs OCR, which is not supported)',
     });
   });
 

@@ -821,7 +821,8 @@ type PdfReaderMessage =
   | { kind: 'page'; number: number; of: number }
   | { kind: 'text'; text: string }
   | { kind: 'not-a-pdf' | 'page-failed'; detail: string }
-  | { kind: 'too-many-pages'; pages: number };
+  | { kind: 'too-many-pages'; pages: number }
+  | { kind: 'password-protected' };
 
 const PDF_READER = new URL('./pdf-text.worker.mjs', import.meta.url);
 
@@ -846,6 +847,13 @@ async function pdfToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): Pr
             return { text: message.text };
           case 'not-a-pdf':
             return new ExtractionError(`The file is not a readable PDF document (${message.detail})`, 'unreadable');
+          case 'password-protected':
+            // Its text is encrypted with a password to open it (one that only restricts printing
+            // or copying opens without it, and is read).
+            return new ExtractionError(
+              'The PDF is password-protected: upload a copy saved without the password',
+              'unreadable',
+            );
           case 'page-failed':
             return new ExtractionError(`The PDF's text could not be read (${message.detail})`, 'unreadable');
           case 'too-many-pages':

@@ -138,18 +138,42 @@ export function pdfOfOneLongPage(lines: number): Buffer {
   const content = deflateSync(
     Buffer.from(`BT /F1 12 Tf 10 700 Td ${'0 -14 Td (ab) Tj 0 14 Td (cd) Tj '.repeat(lines / 2)}ET`),
   );
-  const objects = [
+  const stream = Buffer.concat([
+    Buffer.from(`<< /Length ${content.length} /Filter /FlateDecode >>\nstream\n`, 'latin1'),
+    content,
+    Buffer.from('\nendstream', 'latin1'),
+  ]);
+  return pdfOfObjects([
     '<< /Type /Catalog /Pages 2 0 R >>',
     '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
     '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>',
     '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>',
-  ].map((body, i) => Buffer.from(`${i + 1} 0 obj\n${body}\nendobj\n`, 'latin1'));
-  objects.push(
-    Buffer.concat([
-      Buffer.from(`5 0 obj\n<< /Length ${content.length} /Filter /FlateDecode >>\nstream\n`, 'latin1'),
-      content,
-      Buffer.from('\nendstream\nendobj\n', 'latin1'),
-    ]),
+    stream,
+  ]);
+}
+
+/**
+ * A one-page PDF encrypted with a password to open it (the standard security handler, RC4 40-bit):
+ * its /U entry matches no empty password, so pdf.js asks for one. Nothing else in it is encrypted:
+ * it holds no string or stream pdf.js reads before asking.
+ */
+export function encryptedPdf(): Buffer {
+  const hex = (byte: string, count: number): string => `<${byte.repeat(count)}>`;
+  return pdfOfObjects(
+    [
+      '<< /Type /Catalog /Pages 2 0 R >>',
+      '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
+      '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>',
+      `<< /Filter /Standard /V 1 /R 2 /O ${hex('11', 32)} /U ${hex('22', 32)} /P -4 >>`,
+    ],
+    `/Encrypt 4 0 R /ID [${hex('ab', 16)} ${hex('ab', 16)}]`,
+  );
+}
+
+/** A PDF of these objects (numbered from 1, the first the catalog) with its cross-reference table. */
+function pdfOfObjects(bodies: Array<string | Buffer>, trailer = ''): Buffer {
+  const objects = bodies.map((body, i) =>
+    Buffer.concat([Buffer.from(`${i + 1} 0 obj\n`, 'latin1'), Buffer.from(body), Buffer.from('\nendobj\n', 'latin1')]),
   );
   const header = Buffer.from('%PDF-1.4\n', 'latin1');
   const offsets: number[] = [];
@@ -158,9 +182,10 @@ export function pdfOfOneLongPage(lines: number): Buffer {
     offsets.push(at);
     at += object.length;
   }
+  const size = objects.length + 1;
   const xref = Buffer.from(
-    `xref\n0 6\n0000000000 65535 f \n${offsets.map((o) => `${String(o).padStart(10, '0')} 00000 n \n`).join('')}` +
-      `trailer\n<< /Size 6 /Root 1 0 R >>\nstartxref\n${at}\n%%EOF\n`,
+    `xref\n0 ${size}\n0000000000 65535 f \n${offsets.map((o) => `${String(o).padStart(10, '0')} 00000 n \n`).join('')}` +
+      `trailer\n<< /Size ${size} /Root 1 0 R ${trailer}>>\nstartxref\n${at}\n%%EOF\n`,
     'latin1',
   );
   return Buffer.concat([header, ...objects, xref]);
