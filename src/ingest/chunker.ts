@@ -190,6 +190,22 @@ function detectLegalUnit(text: string, open: readonly Unit[]): Heading | null {
   return null;
 }
 
+/** Open units inside an article, where every kind of unit opens (a clause, a point too). */
+const IN_AN_ARTICLE: readonly Unit[] = [
+  {
+    heading: { level: 'article', rank: RANK.article, label: '', title: null, bare: false },
+    title: null,
+    lines: [],
+    headingLines: 0,
+    children: [],
+  },
+];
+
+/** Whether a line opens a unit of some kind: a heading, a legal unit, or a clause or point inside an article. */
+export function opensUnit(line: string): boolean {
+  return detectHeading(line, IN_AN_ARTICLE) !== null;
+}
+
 /** A line of capitals (the title of a bare "Chương I"), e.g. "QUY ĐỊNH CHUNG". */
 function isCapitalTitle(line: string): boolean {
   const letters = line.replace(/[^\p{L}]/gu, '');

@@ -14,7 +14,7 @@ const detail = (err) => (err instanceof Error ? err.message : String(err));
 
 /**
  * @param {{ bytes: Uint8Array, maxPages: number }} input
- * @returns {Promise<{ kind: 'text', text: string } | { kind: 'not-a-pdf' | 'page-failed', detail: string } | { kind: 'too-many-pages', pages: number } | { kind: 'password-protected' }>}
+ * @returns {Promise<{ kind: 'pages', pages: string[] } | { kind: 'not-a-pdf' | 'page-failed', detail: string } | { kind: 'too-many-pages', pages: number } | { kind: 'password-protected' }>}
  */
 async function read({ bytes, maxPages }) {
   let pdf;
@@ -37,7 +37,8 @@ async function read({ bytes, maxPages }) {
       pages.push(content.items.map((item) => ('str' in item ? item.str + (item.hasEOL ? '\n' : '') : '')).join(''));
       page.cleanup();
     }
-    return { kind: 'text', text: pages.join('\n\n') };
+    // Joined by text-extraction.ts's joinPdfPages, which drops running headers and footers first.
+    return { kind: 'pages', pages };
   } catch (err) {
     return { kind: 'page-failed', detail: detail(err) };
   } finally {

@@ -16,6 +16,7 @@ import {
   extractText,
   HTML_MAX_DEPTH,
   htmlToText,
+  joinPdfPages,
   textOf,
 } from './text-extraction.js';
 
@@ -67,6 +68,117 @@ describe('text extraction', () => {
     await expect(extractText(Buffer.from(await many.save()), 'pdf')).rejects.toMatchObject({
       reason: 'too-large',
       message: `The PDF has ${PDF_PAGES_MAX + 1} pages, more than the ${PDF_PAGES_MAX} read from one file: split the document or send its text`,
+    });
+  });
+
+  describe('a PDF of 3 pages or more', () => {
+    const HEADER = 'CÔNG BÁO/Số 45 + 46/Ngày 20-01-2024';
+    // A decree's pages as pdf.js read the probe's: its running header and footer after the body.
+    const BODIES = [
+      'Điều 1. Phạm vi điều chỉnh\nNghị định này quy định chi tiết một số điều của Luật Đất đai.\nĐiều 2. Đối tượng áp dụng\nCơ quan nhà nước, người sử dụng đất.',
+      'Điều 3. Giải thích từ ngữ\nTrong Nghị định này, các từ ngữ dưới đây được hiểu như sau:\n1. Thửa đất là phần diện tích đất được giới hạn bởi ranh giới.',
+      'Điều 4. Nguyên tắc giao đất\nViệc giao đất phải theo Điều 5 của Nghị định này và theo quy định',
+      'đó, bảo đảm công khai, minh bạch.\nĐiều 5. Thời hạn\nThời hạn sử dụng đất là 50 năm.',
+      'Điều 6. Hồ sơ\nHồ sơ gồm:\na) Đơn đề nghị;\nb) Bản sao giấy tờ về quyền sử dụng đất.',
+      'Điều 7. Hiệu lực thi hành\nNghị định này có hiệu lực từ ngày 01 tháng 3 năm 2024.',
+    ];
+    const decree = BODIES.map((body, i) => `${body}\n${HEADER}\nTrang ${i + 1}/6\n`);
+
+    it('drops running headers and footers, keeps every body line, and rejoins a sentence across pages', async () => {
+      // Before, "…theo quy định\nCÔNG BÁO/Số 45 + 46/Ngày 20-01-2024\nTrang 3/6\n\nđó, bảo đảm…".
+      const text = joinPdfPages(decree);
+      expect(text).toBe(`${BODIES.slice(0, 3).join('\n\n')}\n${BODIES.slice(3).join('\n\n')}`);
+      // A line break, not a paragraph: the chunker keeps the sentence in one piece, as within a page.
+      const chunks = [...chunkText(await textOf(text, 'txt'), { chunkSize: 200, chunkOverlap: 0 })];
+      expect(chunks.map((chunk) => chunk.content)).toContainEqual(
+        expect.stringContaining('và theo quy định\nđó, bảo đảm công khai, minh bạch.'),
+      );
+      expect(chunks.every((chunk) => !/CÔNG BÁO|Trang \d/.test(chunk.content))).toBe(true);
+    });
+
+    it('drops a bare page number, and a header on most pages whose page number changes sides', () => {
+      const pages = [
+        'CÔNG BÁO\nSố 45 + 46\nLời nói đầu của số này.\n1',
+        `${HEADER} 2\nĐiều 1. Phạm vi\nNội dung trang hai.\n2`,
+        `3 ${HEADER}\nĐiều 2. Đối tượng\nNội dung trang ba.\n3`,
+        `${HEADER} 4\nĐiều 3. Giải thích\nNội dung trang bốn.\n4`,
+      ];
+      expect(joinPdfPages(pages)).toBe(
+        'CÔNG BÁO\nSố 45 + 46\nLời nói đầu của số này.\n\nĐiều 1. Phạm vi\nNội dung trang hai.\n\n' +
+          'Điều 2. Đối tượng\nNội dung trang ba.\n\nĐiều 3. Giải thích\nNội dung trang bốn.',
+      );
+    });
+
+    it('keeps a line repeated in the body, at the edge of too few pages, or opening a unit', () => {
+      const words = ['một', 'hai', 'ba', 'bốn', 'năm', 'sáu'];
+      const pages = words.map(
+        (word, i) =>
+          `Điều ${i + 1}\n${i < 3 ? 'Mục lục' : 'Quy định'} số ${i + 1}\nNội dung.\nXem Điều 5.\nHết phần ${word}.\n- ${i + 1} -`,
+      );
+      // "Xem Điều 5." is on every page, but never at its edge; "Mục lục số N" at the top of 3 pages of
+      // 6, less than 60%; "Điều N" at the top of all of them, but a heading; "- N -" a footer.
+      expect(joinPdfPages(pages)).toBe(pages.map((page) => page.slice(0, page.lastIndexOf('\n'))).join('\n\n'));
+      // At least 3 pages: a line at the bottom of 2 pages of 3, or of 2 of 4, stays.
+      expect(joinPdfPages(['A\nB\nTrang 1', 'C\nD\nTrang 2', 'E\nF\nG'])).toBe(
+        'A\nB\nTrang 1\n\nC\nD\nTrang 2\n\nE\nF\nG',
+      );
+      // Nor is a PDF's every line dropped: one line a page, alike but for its number.
+      expect(joinPdfPages(['Bảng 1', 'Bảng 2', 'Bảng 3'])).toBe('Bảng 1\n\nBảng 2\n\nBảng 3');
+      const twice = [...decree.slice(0, 2), 'G\nH', 'I\nJ'];
+      expect(joinPdfPages(twice)).toBe(twice.map((page) => page.trim()).join('\n\n'));
+    });
+
+    it('runs a page on only when its last line ends no sentence and the next page starts in lower case', () => {
+      const cases: Array<[last: string, first: string, join: string]> = [
+        ['các khoản sau', 'đ) Khoản tiền', '\n'],
+        ['theo quy định', '“đó” là', '\n\n'],
+        ['các khoản sau:', 'a) Khoản tiền', '\n\n'],
+        ['theo quy định của', 'Luật Đất đai', '\n\n'],
+        ['(xem Điều 5.)', 'và theo', '\n\n'],
+        ['“Đất ở.”', 'và theo', '\n\n'],
+        ['vân vân…', 'và theo', '\n\n'],
+      ];
+      for (const [last, first, join] of cases) {
+        expect(joinPdfPages([`Đầu\n${last}`, `${first}\nGiữa`, 'Cuối'])).toBe(
+          `Đầu\n${last}${join}${first}\nGiữa\n\nCuối`,
+        );
+      }
+    });
+
+    it('leaves a PDF of 1 or 2 pages as it was', () => {
+      expect(joinPdfPages(decree.slice(0, 2))).toBe(decree.slice(0, 2).join('\n\n'));
+      expect(joinPdfPages(decree.slice(2, 4))).toBe(decree.slice(2, 4).join('\n\n'));
+    });
+
+    it('reads a PDF that way, through its worker, and a 2-page one as it was', async () => {
+      // The standard fonts encode no Vietnamese beyond Latin-1: "So", "Ngay".
+      const header = 'CÔNG BÁO/So 45 + 46/Ngay 20-01-2024';
+      const bodies = [
+        ['Article 1. Scope', 'This decree details the land law.'],
+        ['Article 2. Principles', 'Land is allocated as Article 5 provides and as provided'],
+        ['therein, publicly and openly.', 'Article 3. Term'],
+        ['Land is used for 50 years.'],
+      ];
+      const pdfOf = async (pages: string[][]): Promise<Buffer> => {
+        const pdf = await PDFDocument.create();
+        const font = await pdf.embedFont(StandardFonts.Helvetica);
+        pages.forEach((body, p) => {
+          const page = pdf.addPage([400, 400]);
+          [header, ...body, `Trang ${p + 1}/${pages.length}`].forEach((line, i) =>
+            page.drawText(line, { x: 20, y: 370 - i * 20, size: 10, font }),
+          );
+        });
+        return Buffer.from(await pdf.save());
+      };
+      expect(await extractText(await pdfOf(bodies), 'pdf')).toBe(
+        'Article 1. Scope\nThis decree details the land law.\n\n' +
+          'Article 2. Principles\nLand is allocated as Article 5 provides and as provided\n' +
+          'therein, publicly and openly.\nArticle 3. Term\n\nLand is used for 50 years.',
+      );
+      expect(await extractText(await pdfOf(bodies.slice(0, 2)), 'pdf')).toBe(
+        `${header}\nArticle 1. Scope\nThis decree details the land law.\nTrang 1/2\n\n` +
+          `${header}\nArticle 2. Principles\nLand is allocated as Article 5 provides and as provided\nTrang 2/2`,
+      );
     });
   });
 
@@ -415,6 +527,19 @@ describe('text extraction on hostile input', () => {
 
   it('tidies a line with a million spaces inside at once (a regular expression took minutes)', async () => {
     expect(await textOf(`a${' '.repeat(1_000_000)}b \t`, 'txt')).toBe(`a${' '.repeat(1_000_000)}b`);
+  });
+
+  it("joins a PDF's pages in time linear in their text, whatever their lines hold", () => {
+    const million = 1_000_000;
+    const pages = [
+      `${'\n'.repeat(million)}a${' '.repeat(million)}`,
+      `B ${' \t'.repeat(million)}.${')'.repeat(million)}`,
+      `${' '.repeat(million)}c${'0 '.repeat(million)}`,
+      ...Array.from({ length: 10_000 }, (_, i) => `Header\nTop ${i}\nBody ${i}.\nEnd ${i}\n${i + 1}`),
+    ];
+    const text = joinPdfPages(pages);
+    expect(text.startsWith(`a${' '.repeat(million)}\n\nB `)).toBe(true);
+    expect(text.endsWith('\n\nBody 9998.\n\nBody 9999.')).toBe(true);
   });
 
   it('reads HTML nested up to HTML_MAX_DEPTH deep, and refuses deeper nesting as unreadable', async () => {

@@ -4,7 +4,7 @@ import { Parser } from 'htmlparser2';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
-import { normalizeText } from './chunker.js';
+import { normalizeText, opensUnit } from './chunker.js';
 import { EXTRACTION_LIMITS, type ExtractionLimits } from './extraction-limits.js';
 
 export { EXTRACTION_LIMITS, type ExtractionLimits } from './extraction-limits.js';
@@ -819,7 +819,7 @@ export const PDF_PAGES_MAX = 10_000;
 /** What the PDF reader's worker (pdf-text.worker.mjs) posts. */
 type PdfReaderMessage =
   | { kind: 'page'; number: number; of: number }
-  | { kind: 'text'; text: string }
+  | { kind: 'pages'; pages: string[] }
   | { kind: 'not-a-pdf' | 'page-failed'; detail: string }
   | { kind: 'too-many-pages'; pages: number }
   | { kind: 'password-protected' };
@@ -830,7 +830,7 @@ const PDF_READER = new URL('./pdf-text.worker.mjs', import.meta.url);
  * The text of a PDF, read by pdf.js in a worker thread of its own (pdf-text.worker.mjs). pdf.js
  * parses a page's content in one go: on the request's thread, one hostile page held the event loop,
  * and with it every request of the service, for as long as it took (between pages only could the
- * time budget be checked), and its heap for all it needed.
+ * time budget be checked), and its heap for all it needed. Its pages are joined by joinPdfPages.
  */
 async function pdfToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): Promise<string> {
   return readInWorker(
@@ -843,8 +843,8 @@ async function pdfToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): Pr
         switch (message.kind) {
           case 'page':
             return { at: ` (page ${message.number} of ${message.of})` };
-          case 'text':
-            return { text: message.text };
+          case 'pages':
+            return { text: joinPdfPages(message.pages) };
           case 'not-a-pdf':
             return new ExtractionError(`The file is not a readable PDF document (${message.detail})`, 'unreadable');
           case 'password-protected':
@@ -866,6 +866,97 @@ async function pdfToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): Pr
     },
     limits,
   );
+}
+
+/**
+ * Pages a PDF needs for its running headers to be looked for; fewer are joined as they are: a line
+ * on both of two pages is too little to call it a running header.
+ */
+const RUNNING_LINES_MIN_PAGES = 3;
+/** Non-blank lines at the top and at the bottom of a page where running headers, footers and page numbers are looked for. */
+const PAGE_EDGE_LINES = 2;
+/**
+ * Share of the pages at whose edge (top or bottom) a line must be, digits aside, to be a running
+ * header or footer: not all of them, as a first page often has its own masthead, and a page may be
+ * blank, a scanned image, or a chapter's title page. Never fewer pages than RUNNING_LINES_MIN_PAGES.
+ */
+const RUNNING_LINE_SHARE = 0.6;
+
+/**
+ * A line's text as running headers are compared: blanks collapsed, each run of digits one "0"
+ * ("Trang 4/6" as "Trang 5/6", "4" as "5"), and a page number set apart at either end left out (it
+ * changes sides on facing pages: "4 CÔNG BÁO…", "CÔNG BÁO… 5").
+ */
+function runningLineKey(line: string): string {
+  return line
+    .trim()
+    .replace(/\s+/g, ' ')
+    .replace(/\d+/g, '0')
+    .replace(/^0 (?=\S)|(?<=\S) 0$/g, '');
+}
+
+/** The indices of a page's first and last PAGE_EDGE_LINES non-blank lines. */
+function pageEdges(lines: readonly string[]): { top: number[]; bottom: number[] } {
+  const filled = lines.flatMap((line, i) => (line.trim() === '' ? [] : [i]));
+  return { top: filled.slice(0, PAGE_EDGE_LINES), bottom: filled.slice(-PAGE_EDGE_LINES) };
+}
+
+/** The end of a sentence: . : ; ! ? or …, then any closing quotes or brackets. */
+const SENTENCE_END = /[.:;!?…]["'”’»)\]]*$/u;
+
+/**
+ * A PDF's text from its pages' text. In a PDF of RUNNING_LINES_MIN_PAGES pages or more, running
+ * headers, footers and page numbers are dropped: a line among the first or last PAGE_EDGE_LINES
+ * non-blank lines of its page whose text, digits aside, is at that edge of RUNNING_LINE_SHARE of the
+ * pages (at least RUNNING_LINES_MIN_PAGES). Kept, they landed in the middle of articles ("…theo quy
+ * định\nCÔNG BÁO/Số 45 + 46…\nTrang 4/6\n\nđó, bảo đảm…"). A line that opens a unit (`Điều 5`
+ * heading every page) is kept, and so is one repeated anywhere but at a page's edge. Pages are
+ * paragraphs, except that a page whose last line ends no sentence, followed by one whose first line
+ * starts in lower case, goes on with a line break: the sentence runs on, as over a line break within
+ * a page, and a line it opens (`a) …`) still opens it. A PDF of fewer pages is joined as it was.
+ */
+export function joinPdfPages(pages: readonly string[]): string {
+  if (pages.length < RUNNING_LINES_MIN_PAGES) return pages.join('\n\n');
+  const lines = pages.map((page) => page.split('\n'));
+  const edges = lines.map(pageEdges);
+  const pagesAt = { top: new Map<string, number>(), bottom: new Map<string, number>() };
+  lines.forEach((page, p) => {
+    for (const edge of ['top', 'bottom'] as const) {
+      for (const key of new Set(edges[p][edge].map((i) => runningLineKey(page[i])))) {
+        pagesAt[edge].set(key, (pagesAt[edge].get(key) ?? 0) + 1);
+      }
+    }
+  });
+  const needed = Math.max(RUNNING_LINES_MIN_PAGES, Math.ceil(pages.length * RUNNING_LINE_SHARE));
+  const kept = lines.map((page, p) => {
+    const dropped = new Set<number>();
+    for (const edge of ['top', 'bottom'] as const) {
+      for (const i of edges[p][edge]) {
+        if (pagesAt[edge].get(runningLineKey(page[i]))! >= needed && !opensUnit(page[i])) dropped.add(i);
+      }
+    }
+    // Without the blank lines around it, which the join puts back as it sees fit (tidy would squash them).
+    const filled = page.flatMap((line, i) => (line.trim() === '' || dropped.has(i) ? [] : [i]));
+    if (filled.length === 0) return '';
+    return page
+      .slice(filled[0], filled[filled.length - 1] + 1)
+      .filter((_, i) => !dropped.has(i + filled[0]))
+      .join('\n');
+  });
+  let text = '';
+  let last = '';
+  for (const page of kept) {
+    if (page === '') continue;
+    if (text !== '') {
+      const runsOn = !SENTENCE_END.test(last.trimEnd()) && /^\s*\p{Ll}/u.test(page);
+      text += runsOn ? '\n' : '\n\n';
+    }
+    text += page;
+    last = page.slice(page.lastIndexOf('\n') + 1);
+  }
+  // Every line was at an edge and alike ("Page 1", "Page 2"…, one line a page): none was a header to
+  // the rest, and the text is not taken away.
+  return text === '' ? pages.join('\n\n') : text;
 }
 
 function errorText(err: unknown): string {
