@@ -360,13 +360,26 @@ describe('chunkText: code fences', () => {
     expect(find(list, 'Hết.').metadata).toEqual({ hierarchy: 'Phụ lục', level: 'heading1', section_title: 'Phụ lục' });
   });
 
-  it('runs a fence left open to the end of the text, and no legal unit starts inside one', () => {
-    const legal = `Điều 1. Mẫu tệp\n\`\`\`text\nĐiều 9. Không phải điều\n1. Không phải khoản\na) không phải điểm\n${'Dòng mẫu. '.repeat(20)}\nChương II\n# Không phải tiêu đề`;
+  it('starts no legal unit inside a fence, and takes a fence that never closes for text', () => {
+    const sample = `Điều 9. Không phải điều\n1. Không phải khoản\na) không phải điểm\n${'Dòng mẫu. '.repeat(20)}\nChương II\n# Không phải tiêu đề`;
+    const legal = `Điều 1. Mẫu tệp\n\`\`\`text\n${sample}\n\`\`\`\nHết mẫu.`;
     const list = chunks(legal, { chunkSize: 100, chunkOverlap: 0 });
     expect(list.length).toBeGreaterThan(2);
     for (const chunk of list) {
       expect(chunk.metadata).toEqual({ hierarchy: 'Điều 1', level: 'article', section_title: 'Điều 1. Mẫu tệp' });
     }
+    // A row of tildes or backticks that nothing closes (a rule line in a law, a PDF's ornament) hides
+    // nothing after it: CommonMark would run it to the end of the text.
+    const ruled = chunks(
+      `Chương I\nQUY ĐỊNH CHUNG\n~~~~~~~~~~~~~~~~~~~~\nĐiều 1. Phạm vi\nNội dung một.\nĐiều 2. Đối tượng\nNội dung hai.\nChương II\nĐiều 3. Hiệu lực\nNội dung ba.`,
+      { chunkSize: 100, chunkOverlap: 0 },
+    );
+    expect(ruled.map((c) => c.metadata.hierarchy)).toEqual([
+      'Chương I',
+      'Chương I > Điều 1',
+      'Chương I > Điều 2',
+      'Chương II > Điều 3',
+    ]);
     // Code in a line ("```x```") opens no fence: the heading after it is one.
     const inline = chunks(`# Một\n\`\`\`x\`\`\` là mã\n${'Câu. '.repeat(30)}\n# Hai\nNội dung hai.`, {
       chunkSize: 100,

@@ -141,10 +141,42 @@ function fenceOpening(line: string): Fence | null {
   return { char: m[1][0], length: m[1].length };
 }
 
-/** Whether a line closes `fence`: the same character, at least as many, nothing after them. */
-function closesFence(line: string, fence: Fence): boolean {
+/** A line that may close a fence: its character and length, when it is fence characters alone. */
+function closingFence(line: string): Fence | null {
   const m = FENCE.exec(line);
-  return m !== null && m[1][0] === fence.char && m[1].length >= fence.length && m[2].trim() === '';
+  return m !== null && m[2].trim() === '' ? { char: m[1][0], length: m[1].length } : null;
+}
+
+/** Fences longer than this count as this long when matched (a 40-backtick fence is closed by 16 or more). */
+const FENCE_LENGTH_CAP = 16;
+
+/**
+ * Which lines are code, in one linear pass each way: `true` for the lines of every fence that closes,
+ * from its opening line to its closing line. A fence that never closes is no fence: CommonMark runs
+ * it to the end of the text, but a stray row of "~~~~" in a law (a PDF's or a text's rule line) then
+ * hid every article after it from the chunker.
+ */
+function codeLines(lines: string[]): boolean[] {
+  // closer[i]: the nearest line after i that closes the fence line i opens, if any. Found backwards,
+  // with, for each fence character and length, the nearest closing line below.
+  const nearest: Record<string, number[]> = { '`': [], '~': [] };
+  const closer = new Array<number>(lines.length).fill(-1);
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const opening = fenceOpening(lines[i]);
+    if (opening) closer[i] = nearest[opening.char][Math.min(opening.length, FENCE_LENGTH_CAP)] ?? -1;
+    const closing = closingFence(lines[i]);
+    if (closing) {
+      const below = nearest[closing.char];
+      for (let length = 3; length <= Math.min(closing.length, FENCE_LENGTH_CAP); length++) below[length] = i;
+    }
+  }
+  const code = new Array<boolean>(lines.length).fill(false);
+  for (let i = 0; i < lines.length; i++) {
+    if (closer[i] === -1) continue;
+    for (let j = i; j <= closer[i]; j++) code[j] = true;
+    i = closer[i];
+  }
+  return code;
 }
 
 /** The longest label of a unit in a chunk's `hierarchy` (at most a dozen units are open at once). */
@@ -225,18 +257,20 @@ const SECTION_TITLE_MAX = 300;
 
 /**
  * Builds the unit tree; the root holds the text before the first heading. Nothing inside a code
- * fence is a unit ("# cài đặt" in a bash block is a comment, "1." a line of code); a fence left
- * open runs to the end of the text, as in CommonMark.
+ * fence is a unit ("# cài đặt" in a bash block is a comment, "1." a line of code); a fence that never
+ * closes is plain text (codeLines).
  */
 function parse(text: string): Unit {
   const root: Unit = { heading: null, title: null, lines: [], headingLines: 0, children: [] };
   const open: Unit[] = [root];
   let awaitingTitle: Unit | null = null;
-  let fence: Fence | null = null;
-  for (const line of text.split('\n')) {
-    if (fence) {
+  const lines = text.split('\n');
+  const code = codeLines(lines);
+  for (const [index, line] of lines.entries()) {
+    if (code[index]) {
       open[open.length - 1].lines.push(line);
-      if (closesFence(line, fence)) fence = null;
+      // A bare heading's title is the line after it, never a fence line.
+      awaitingTitle = null;
       continue;
     }
     const heading = detectHeading(line, open);
@@ -250,9 +284,8 @@ function parse(text: string): Unit {
     }
     const current = open[open.length - 1];
     current.lines.push(line);
-    fence = fenceOpening(line);
     if (awaitingTitle && line.trim() !== '') {
-      if (!fence && awaitingTitle === current && current.lines.length === 2 && isCapitalTitle(line)) {
+      if (awaitingTitle === current && current.lines.length === 2 && isCapitalTitle(line)) {
         current.title = `${current.title}. ${line.trim()}`;
         current.headingLines = 2;
       }
@@ -430,27 +463,20 @@ function atomize(text: string, size: number, depth = 0): string[] {
   return parts.flatMap((part) => atomize(part, size, depth + 1));
 }
 
-/** The stretches of `text` in and out of code fences (a fenced one from its opening line to its closing line's end). */
+/** The stretches of `text` in and out of code fences (codeLines), each from its first line to its last line's end. */
 function* fencedSegments(text: string): Generator<{ text: string; fenced: boolean }> {
+  const lines = text.split('\n');
+  const code = codeLines(lines);
   let start = 0;
-  let fence: Fence | null = null;
-  for (let at = 0; at < text.length;) {
-    const newline = text.indexOf('\n', at);
-    const end = newline === -1 ? text.length : newline + 1;
-    const line = text.slice(at, newline === -1 ? text.length : newline);
-    if (fence === null) {
-      const opening = fenceOpening(line);
-      if (opening) {
-        if (at > start) yield { text: text.slice(start, at), fenced: false };
-        [start, fence] = [at, opening];
-      }
-    } else if (closesFence(line, fence)) {
-      yield { text: text.slice(start, end), fenced: true };
-      [start, fence] = [end, null];
+  let at = 0;
+  for (let i = 0; i < lines.length; i++) {
+    if (i > 0 && code[i] !== code[i - 1]) {
+      yield { text: text.slice(start, at), fenced: code[i - 1] };
+      start = at;
     }
-    at = end;
+    at += lines[i].length + 1;
   }
-  if (start < text.length) yield { text: text.slice(start), fenced: fence !== null };
+  if (start < text.length) yield { text: text.slice(start), fenced: code[lines.length - 1] };
 }
 
 /**
