@@ -386,6 +386,10 @@ describe('text extraction', () => {
               numbered('Hồ sơ đăng ký gồm:', 0),
               numbered('Tờ khai số lượng thùng ong;', 1),
               numbered('Sơ đồ vị trí đặt trại ong.', 1),
+              // A clause's second paragraph, unnumbered: Word goes on counting after it, and so do we
+              // (mammoth writes the list as two <ol>).
+              new Paragraph('Hồ sơ nộp trực tiếp hoặc qua bưu điện.'),
+              numbered('Ủy ban nhân dân cấp xã cấp giấy xác nhận.', 0),
             ],
           },
         ],
@@ -394,7 +398,12 @@ describe('text extraction', () => {
     const text = await extractText(docx, 'docx');
     expect(text).toBe(
       'Điều 3. Đăng ký đàn ong\n\n1. Người nuôi ong mật phải đăng ký đàn ong với Ủy ban nhân dân cấp xã.\n' +
-        '2. Hồ sơ đăng ký gồm:\n2.1. Tờ khai số lượng thùng ong;\n2.2. Sơ đồ vị trí đặt trại ong.',
+        '2. Hồ sơ đăng ký gồm:\n2.1. Tờ khai số lượng thùng ong;\n2.2. Sơ đồ vị trí đặt trại ong.\n\n' +
+        'Hồ sơ nộp trực tiếp hoặc qua bưu điện.\n\n3. Ủy ban nhân dân cấp xã cấp giấy xác nhận.',
+    );
+    // In an HTML page, two lists are two lists.
+    expect(await extractText(Buffer.from('<ol><li>a</li></ol><p>b</p><ol><li>c</li></ol>'), 'html')).toBe(
+      '1. a\n\nb\n\n1. c',
     );
     // The article's heading opens its first clause's chunk; the second clause keeps its sub-items.
     expect([...chunkText(text, { chunkSize: 100, chunkOverlap: 0 })]).toEqual([
@@ -405,6 +414,14 @@ describe('text extraction', () => {
       {
         content: '2. Hồ sơ đăng ký gồm:\n2.1. Tờ khai số lượng thùng ong;\n2.2. Sơ đồ vị trí đặt trại ong.',
         metadata: { hierarchy: 'Điều 3 > Khoản 2', level: 'clause', section_title: 'Điều 3. Đăng ký đàn ong' },
+      },
+      {
+        content: 'Hồ sơ nộp trực tiếp hoặc qua bưu điện.',
+        metadata: { hierarchy: 'Điều 3 > Khoản 2', level: 'clause', section_title: 'Điều 3. Đăng ký đàn ong' },
+      },
+      {
+        content: '3. Ủy ban nhân dân cấp xã cấp giấy xác nhận.',
+        metadata: { hierarchy: 'Điều 3 > Khoản 3', level: 'clause', section_title: 'Điều 3. Đăng ký đàn ong' },
       },
     ]);
   });

@@ -271,6 +271,13 @@ interface HtmlReadBudget {
   what?: string;
   /** What the messages end with, after "took more than N s to read" or "nests elements more than N deep". */
   advice?: string;
+  /**
+   * Word's numbering (.docx): a numbered list that only paragraphs interrupt goes on counting.
+   * mammoth writes a Word list broken by an unnumbered paragraph (a clause's second paragraph) as
+   * two <ol>, and counting the second from 1 made two different clauses "1.". In an HTML page two
+   * lists are two lists.
+   */
+  continueNumbering?: boolean;
 }
 
 /** Characters of HTML parsed between two turns of the event loop. */
@@ -332,6 +339,8 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
   // list's inside an item of another after that item's number ("2.1. ": the chunker takes a "1." line
   // inside an article for a clause, which a nested item is not); an unordered list's items "- ".
   const lists: OpenList[] = [];
+  // Where the last top-level numbered list stopped, while only paragraphs follow it (continueNumbering).
+  let resumable: number | null = null;
   // The marker of the list item being read, until its first text: breaks before it (an item's <p>)
   // are left out, so that the marker and the text stay on one line.
   let marker: string | null = null;
@@ -341,7 +350,13 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
     const top = lists.at(-1);
     const nearestOrdered = top === undefined ? null : top.ordered ? top : top.nearestOrdered;
     const prefix = tag === 'ol' && nearestOrdered !== null ? `${nearestOrdered.next - 1}.` : '';
-    lists.push({ ordered: tag === 'ol', next: integer(start) ?? 1, prefix, nearestOrdered });
+    const resumed = tag === 'ol' && top === undefined && budget.continueNumbering === true ? resumable : null;
+    lists.push({ ordered: tag === 'ol', next: integer(start) ?? resumed ?? 1, prefix, nearestOrdered });
+    if (top === undefined) resumable = null;
+  };
+  const closeList = (): void => {
+    const list = lists.pop();
+    if (list !== undefined && lists.length === 0) resumable = list.ordered ? list.next : null;
   };
   const markerOf = (value: string | undefined): string => {
     const list = lists.at(-1);
@@ -386,6 +401,8 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
           return;
         }
         const level = /^h([1-6])$/.exec(tag);
+        // A heading, a table or code between two numbered lists: the second starts anew.
+        if (level || tag === 'pre' || TABLE_PARTS.has(tag)) resumable = null;
         if (level) heading = { level: Number(level[1]), parts: [], open: 1 };
         else if (tag === 'pre') pre = { parts: [], open: 1 };
         else if (TABLE_PARTS.has(tag)) {
@@ -459,7 +476,7 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
         if (row !== null && at === row.depth) endRow();
         else {
           if (tag === 'li') marker = null;
-          if (tag === 'ol' || tag === 'ul') lists.pop();
+          if (tag === 'ol' || tag === 'ul') closeList();
           pushBreak(tag);
         }
       },
@@ -668,6 +685,7 @@ async function docxToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): P
     startedAt,
     what: DOCX_WHAT,
     advice: SPLIT_ADVICE,
+    continueNumbering: true,
   });
 }
 
