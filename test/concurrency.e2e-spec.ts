@@ -221,6 +221,16 @@ describe('Concurrent document and chunk writes', () => {
       return blocked;
     }
 
+    /** Another writer's open transaction, which outwaits the request's session in a deadlock (that one is cancelled). */
+    async function deadlockPartner(): Promise<QueryRunner> {
+      const other = t.dataSource.createQueryRunner();
+      await other.connect();
+      await other.startTransaction();
+      // The request's session detects the deadlock (after its 5 s deadlock_timeout) and is the one cancelled.
+      await other.query(`SELECT set_config('deadlock_timeout', '60s', true)`);
+      return other;
+    }
+
     /**
      * Once the request's chunk upsert waits for `other`'s uncommitted chunk of `documentId`, closes
      * the cycle: `other` updates the document's row, which the request holds, and waits until
@@ -649,11 +659,7 @@ describe('Concurrent document and chunk writes', () => {
       await createDocuments('owner-dl');
       // The Python service's order: the chunk first (its trigger takes the document's chunk_counts
       // row), then documents. The service takes the document's row first, then the counts'.
-      const other = t.dataSource.createQueryRunner();
-      await other.connect();
-      await other.startTransaction();
-      // The request's session detects the deadlock (after its 5 s deadlock_timeout) and is the one cancelled.
-      await other.query(`SELECT set_config('deadlock_timeout', '60s', true)`);
+      const other = await deadlockPartner();
       await other.query(
         `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
          SELECT 'dl-held', uuid, '[0,1]', 'held', '{"document_id": "owner-dl"}' FROM langchain_pg_collection WHERE name = $1`,
@@ -690,10 +696,7 @@ describe('Concurrent document and chunk writes', () => {
           collection: ingestCollection,
         })
         .expect(201);
-      const other = t.dataSource.createQueryRunner();
-      await other.connect();
-      await other.startTransaction();
-      await other.query(`SELECT set_config('deadlock_timeout', '60s', true)`);
+      const other = await deadlockPartner();
       await other.query(
         `INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
          SELECT 'dl-ingest-held', e.collection_id, e.embedding, 'held', '{"document_id": "owner-dl-ingest"}'
