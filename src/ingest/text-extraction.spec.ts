@@ -401,6 +401,10 @@ describe('text extraction', () => {
         '2. Hồ sơ đăng ký gồm:\n2.1. Tờ khai số lượng thùng ong;\n2.2. Sơ đồ vị trí đặt trại ong.\n\n' +
         'Hồ sơ nộp trực tiếp hoặc qua bưu điện.\n\n3. Ủy ban nhân dân cấp xã cấp giấy xác nhận.',
     );
+    // An item that opens with code or a heading keeps its marker.
+    expect(await extractText(Buffer.from('<ol><li><pre>only code</pre></li><li>b</li></ol>'), 'html')).toBe(
+      '1.\n\nonly code\n\n2. b',
+    );
     // In an HTML page, two lists are two lists.
     expect(await extractText(Buffer.from('<ol><li>a</li></ol><p>b</p><ol><li>c</li></ol>'), 'html')).toBe(
       '1. a\n\nb\n\n1. c',

@@ -403,6 +403,12 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
         const level = /^h([1-6])$/.exec(tag);
         // A heading, a table or code between two numbered lists: the second starts anew.
         if (level || tag === 'pre' || TABLE_PARTS.has(tag)) resumable = null;
+        // A list item that opens with a heading or code: its marker goes before them, not onto the
+        // next text after them (the next item's, when the item holds nothing else).
+        if ((level || tag === 'pre') && marker !== null) {
+          target().push(marker);
+          marker = null;
+        }
         if (level) heading = { level: Number(level[1]), parts: [], open: 1 };
         else if (tag === 'pre') pre = { parts: [], open: 1 };
         else if (TABLE_PARTS.has(tag)) {
