@@ -12,7 +12,6 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
-import { Logger } from '@nestjs/common';
 import { DATA_DIR_LOCK_FILE, DataDirInUseError, DataDirLock, removeIfSame } from './data-dir-lock.js';
 
 describe('DataDirLock', () => {
@@ -50,20 +49,15 @@ describe('DataDirLock', () => {
   it('takes over the lock of a process that is gone (a crash must not block the restart), and says so', () => {
     const gone = spawnSync(process.execPath, ['-e', '0']).pid;
     writeFileSync(lockFile, `${gone}\n`);
-    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
-    let lock: DataDirLock;
-    try {
-      lock = DataDirLock.acquire(dir);
-      expect(warn.mock.calls).toEqual([
-        [
-          expect.stringContaining(
-            `was left locked by process ${gone}, which is gone: the last run did not shut down cleanly`,
-          ),
-        ],
-      ]);
-    } finally {
-      warn.mockRestore();
-    }
+    const notices = { log: jest.fn<(message: string) => void>(), warn: jest.fn<(message: string) => void>() };
+    const lock = DataDirLock.acquire(dir, notices);
+    expect(notices.warn.mock.calls).toEqual([
+      [
+        expect.stringContaining(
+          `was left locked by process ${gone}, which is gone: the last run did not shut down cleanly`,
+        ),
+      ],
+    ]);
     expect(readFileSync(lockFile, 'utf8').trim()).toBe(String(process.pid));
     lock.release();
   });

@@ -1,6 +1,5 @@
 import { linkSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Logger } from '@nestjs/common';
 
 /** Name of the lock file in DATA_DIR (next to `pgdata/`). */
 export const DATA_DIR_LOCK_FILE = 'service.pid';
@@ -11,6 +10,15 @@ export class DataDirInUseError extends Error {
     super(message);
     this.name = 'DataDirInUseError';
   }
+}
+
+/**
+ * Where the embedded database says what it is doing while it opens: the service's logger. The CLIs
+ * pass none, so that their output is theirs alone.
+ */
+export interface EmbeddedNotices {
+  log(message: string): void;
+  warn(message: string): void;
 }
 
 /** Lock files held by this process: a second open in the same process is refused too. */
@@ -27,7 +35,7 @@ const heldLocks = new Set<string>();
 export class DataDirLock {
   private constructor(private readonly path: string) {}
 
-  static acquire(dataDir: string): DataDirLock {
+  static acquire(dataDir: string, notices?: EmbeddedNotices): DataDirLock {
     const path = join(dataDir, DATA_DIR_LOCK_FILE);
     if (heldLocks.has(path)) {
       throw new DataDirInUseError(`DATA_DIR ${dataDir} is already open in this process`);
@@ -50,7 +58,7 @@ export class DataDirLock {
       if (examined !== undefined) {
         // Said once: the last run ended without shutting down (killed, crashed, power lost), which
         // an operator wants to know; PGlite recovers the data from its WAL as it opens.
-        new Logger('Database').warn(
+        notices?.warn(
           `DATA_DIR ${dataDir} was left locked by ${owner === undefined ? 'an unreadable lock file' : `process ${owner}, which is gone`}: ` +
             'the last run did not shut down cleanly; taking the lock over (the database recovers as it opens)',
         );

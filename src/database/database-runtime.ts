@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import type { AppConfig, DatabaseMode } from '../config/app-config.js';
 import { searchSessionSettings, type DatabaseEndpoint } from './data-source-options.js';
+import type { EmbeddedNotices } from './data-dir-lock.js';
 import { EmbeddedPostgres } from './embedded-postgres.js';
 import { runPendingMigrations } from './migration-runner.js';
 import { readTimestampsInSessionTimeZone } from './pg-types.js';
@@ -17,12 +18,14 @@ export class DatabaseRuntime {
     private readonly embedded?: EmbeddedPostgres,
   ) {}
 
-  static async open(config: AppConfig): Promise<DatabaseRuntime> {
+  /** `notices`: where the embedded database says it opens or creates its files (the service's log). */
+  static async open(config: AppConfig, notices?: EmbeddedNotices): Promise<DatabaseRuntime> {
     if (config.database.url) return new DatabaseRuntime('server', { url: config.database.url });
     const embedded = await EmbeddedPostgres.start(
       config.database.dataDir,
       config.database.embeddedTemplate,
       searchSessionSettings(config),
+      notices,
     );
     return new DatabaseRuntime('embedded', { host: embedded.host, port: embedded.port }, embedded);
   }

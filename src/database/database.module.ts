@@ -14,7 +14,8 @@ import { ReadReplicas } from './read-replicas.service.js';
     {
       provide: DatabaseRuntime,
       inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) => DatabaseRuntime.open(config),
+      // The service says what its embedded database is doing; the ingest CLI's logger keeps only warnings.
+      useFactory: (config: AppConfig) => DatabaseRuntime.open(config, new Logger('Database')),
     },
   ],
   exports: [DatabaseRuntime],

@@ -1,10 +1,9 @@
-import { Logger } from '@nestjs/common';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
-import { DataDirLock } from './data-dir-lock.js';
+import { DataDirLock, type EmbeddedNotices } from './data-dir-lock.js';
 
 /**
  * PostgreSQL 18 in-process (PGlite + pgvector), served on a loopback port through the wire
@@ -39,14 +38,15 @@ export class EmbeddedPostgres {
     dataDir: string,
     templateFile?: string,
     sessionSettings: Record<string, string> = {},
+    notices?: EmbeddedNotices,
   ): Promise<EmbeddedPostgres> {
     const inMemory = dataDir.startsWith('memory://');
     const location = inMemory ? dataDir : resolve(dataDir, 'pgdata');
     if (!inMemory) mkdirSync(location, { recursive: true });
     // One process per directory: a second PGlite on the same files would corrupt them.
-    const lock = inMemory ? undefined : DataDirLock.acquire(resolve(dataDir));
+    const lock = inMemory ? undefined : DataDirLock.acquire(resolve(dataDir), notices);
     try {
-      return await EmbeddedPostgres.open(location, inMemory, templateFile, sessionSettings, lock);
+      return await EmbeddedPostgres.open(location, inMemory, templateFile, sessionSettings, lock, notices);
     } catch (err) {
       lock?.release();
       throw err;
@@ -59,12 +59,13 @@ export class EmbeddedPostgres {
     templateFile: string | undefined,
     sessionSettings: Record<string, string>,
     lock: DataDirLock | undefined,
+    notices: EmbeddedNotices | undefined,
   ): Promise<EmbeddedPostgres> {
     // A template only seeds a database that does not exist yet; existing data is never replaced.
     const isNew = inMemory || readdirSync(location).length === 0;
+    // Said before the wait: a new database takes seconds to create, and the start looked hung.
     if (!inMemory) {
-      // Said before the wait: a new database takes seconds to create, and the start looked hung.
-      new Logger('Database').log(
+      notices?.log(
         isNew
           ? `Creating the embedded database in ${location} (first start only)`
           : `Opening the embedded database in ${location}`,
