@@ -337,6 +337,14 @@ describe('POST /documents/ingest', () => {
     expect((noFile.body as { message: string }).message).toMatch(/file is required/);
     await upload(t, { ...txt, buffer: Buffer.alloc(0) }, { documentType: 'x', category: 'y' }).expect(400);
     await request(t.server).post('/documents/ingest').send({ documentType: 'x', category: 'y', text: '' }).expect(400);
+    // A form sends its integers as text; JSON sends numbers, and a string there is refused, as on every JSON route.
+    for (const options of [{ chunkSize: '1000' }, { chunkOverlap: '20' }]) {
+      const [field] = Object.keys(options);
+      const json = await request(t.server)
+        .post('/documents/ingest')
+        .send({ documentType: 'x', category: 'y', text: 'Nội dung.', ...options });
+      expect([json.status, json.body.message]).toEqual([400, [`${field} must be an integer`]]);
+    }
     // Multipart bodies as browsers and other clients write them.
     const raw = (...parts: string[]) =>
       request(t.server)

@@ -28,7 +28,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import {
   IngestFileDto,
-  IngestOptionsDto,
+  IngestFormFieldsDto,
   IngestResultDto,
   IngestTextDto,
   INGEST_TEXT_EXAMPLES,
@@ -200,7 +200,10 @@ export class IngestController {
       discardRestOfBody(request);
       throw multipartError(error, maxFileBytes);
     }
-    const dto = (await validation.transform(fields, { type: 'body', metatype: IngestOptionsDto })) as IngestOptionsDto;
+    const dto = (await validation.transform(fields, {
+      type: 'body',
+      metatype: IngestFormFieldsDto,
+    })) as IngestFormFieldsDto;
     if (!file) throw new BadRequestException('file is required: send the document in the multipart field "file"');
     // The upload's name becomes the document's fileName (and its name by default): the same rules as in JSON.
     if (file.fileName !== '') {

@@ -66,7 +66,6 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
     description: 'Largest chunk in characters; INGEST_CHUNK_SIZE when absent',
   })
   @IsOptionalNotNull()
-  @DecimalInteger()
   @IsInt({ message: 'chunkSize must be an integer' })
   @Min(MIN_CHUNK_SIZE)
   @Max(MAX_CHUNK_SIZE)
@@ -82,11 +81,23 @@ export class IngestOptionsDto extends PickType(CreateDocumentDto, [
       'or half of chunkSize if that is less',
   })
   @IsOptionalNotNull()
-  @DecimalInteger()
   @IsInt({ message: 'chunkOverlap must be an integer' })
   @Min(0)
   @Max(MAX_CHUNK_OVERLAP)
   chunkOverlap?: number;
+}
+
+/**
+ * The text fields of a `multipart/form-data` upload, as IngestOptionsDto checks them: a form sends
+ * every value as text, so its integers are read from their decimal digits. A JSON body sends numbers,
+ * and "1000" there is a 400, as on every JSON route.
+ */
+export class IngestFormFieldsDto extends IngestOptionsDto {
+  @DecimalInteger()
+  declare chunkSize?: number;
+
+  @DecimalInteger()
+  declare chunkOverlap?: number;
 }
 
 /** `multipart/form-data`: the file plus the fields of IngestOptionsDto (documented for OpenAPI). */
