@@ -20,7 +20,7 @@ import { DocumentEntity, type DocumentStatus, isDocumentIdConflict } from '../do
 import { DocumentsService } from '../documents/documents.service.js';
 import { ChunkStore, type ChunkDraft, retryWriteConflicts } from '../embeddings/chunk.store.js';
 import { EMBEDDING_PROVIDER, type EmbeddingProvider } from '../embeddings/providers/embedding-provider.js';
-import { CHUNKING_VERSION, chunkText, type ChunkOptions } from './chunker.js';
+import { CHUNKING_VERSION, chunkText, type ChunkOptions, type TextChunk } from './chunker.js';
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from './dto/ingest.dto.js';
 import { InconsistentVectorLengthError, SpilledVectors } from './spilled-vectors.js';
 import {
@@ -98,6 +98,21 @@ interface IngestTarget {
 
 /** Chunks per provider call and per upsert: bounds the vectors held in memory at once. */
 export const INGEST_BATCH_SIZE = 256;
+
+/** The text's chunks, INGEST_BATCH_SIZE at a time, each batch with the index of its first chunk. */
+function* chunkBatches(text: string, options: ChunkOptions): Generator<{ start: number; chunks: TextChunk[] }> {
+  let batch: TextChunk[] = [];
+  let start = 0;
+  for (const chunk of chunkText(text, options)) {
+    batch.push(chunk);
+    if (batch.length === INGEST_BATCH_SIZE) {
+      yield { start, chunks: batch };
+      start += batch.length;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield { start, chunks: batch };
+}
 
 /**
  * The most chunks of a text whose vectors are held in memory from before its transaction opens
@@ -305,23 +320,16 @@ export class IngestService {
       noSpillSpace(error, total),
     );
     try {
-      let batch: string[] = [];
-      const flush = async (): Promise<void> => {
-        const vectors = await this.provider.embed(batch).catch(chunksTooLongForModel);
+      for (const { chunks } of chunkBatches(text, options)) {
+        const vectors = await this.provider.embed(chunks.map((chunk) => chunk.content)).catch(chunksTooLongForModel);
         // Stored by position: one vector missing would give every later chunk another's vector.
-        if (vectors.length !== batch.length) {
+        if (vectors.length !== chunks.length) {
           throw new BadGatewayException(
-            `The embedding provider returned ${vectors.length} vectors for ${batch.length} texts`,
+            `The embedding provider returned ${vectors.length} vectors for ${chunks.length} texts`,
           );
         }
-        batch = [];
         await spill.append(vectors);
-      };
-      for (const chunk of chunkText(text, options)) {
-        batch.push(chunk.content);
-        if (batch.length === INGEST_BATCH_SIZE) await flush();
       }
-      if (batch.length > 0) await flush();
       return spill;
     } catch (error) {
       await spill.close();
@@ -399,29 +407,21 @@ export class IngestService {
         // Which model made the vectors: a re-ingest after a model change must not keep them.
         embedding_model: this.provider.model,
       };
-      let index = 0;
-      let batch: ChunkDraft[] = [];
-      const flush = async (): Promise<void> => {
-        if (vectors instanceof SpilledVectors) {
-          const read = await vectors.read(index - batch.length, batch.length);
-          batch.forEach((draft, i) => (draft.embedding = read[i]));
-        }
-        const rows = await this.chunks.complete(batch).catch(chunksTooLongForModel);
-        batch = [];
+      for (const { start, chunks } of chunkBatches(text, options)) {
+        const computed =
+          vectors instanceof SpilledVectors
+            ? await vectors.read(start, chunks.length)
+            : vectors?.slice(start, start + chunks.length);
+        const drafts: ChunkDraft[] = chunks.map((chunk, i) => ({
+          content: chunk.content,
+          metadata: { ...base, chunk_index: start + i, ...chunk.metadata },
+          embedding: computed?.[i],
+        }));
+        const rows = await this.chunks.complete(drafts).catch(chunksTooLongForModel);
         for (const row of rows) row.metadata = { ...row.metadata, chunk_id: row.id };
         await this.chunks.assertWritable(manager, collection, rows);
         await this.chunks.upsert(manager, collection.uuid, rows, [documentId]);
-      };
-      for (const chunk of chunkText(text, options)) {
-        batch.push({
-          content: chunk.content,
-          metadata: { ...base, chunk_index: index, ...chunk.metadata },
-          embedding: Array.isArray(vectors) ? vectors[index] : undefined,
-        });
-        index += 1;
-        if (batch.length === INGEST_BATCH_SIZE) await flush();
       }
-      if (batch.length > 0) await flush();
       await this.chunks.recountDocuments(manager, [documentId]);
       return {
         documentId,
