@@ -5,6 +5,7 @@ import type {
   HeaderObject,
   OpenAPIObject,
   OperationObject,
+  ReferenceObject,
   ResponseObject,
   SchemaObject,
 } from '@nestjs/swagger';
@@ -216,6 +217,19 @@ export function documentClosedRequestBodies(document: OpenAPIObject): OpenAPIObj
   return document;
 }
 
+/**
+ * Declares headers once under components.headers, and gives the references that responses use:
+ * declared inline, each header would be repeated in every response of every operation.
+ */
+export function declareComponentHeaders(
+  document: OpenAPIObject,
+  headers: Record<string, HeaderObject>,
+): Record<string, ReferenceObject> {
+  document.components ??= {};
+  document.components.headers = { ...document.components.headers, ...headers };
+  return Object.fromEntries(Object.keys(headers).map((name) => [name, { $ref: `#/components/headers/${name}` }]));
+}
+
 /** The name, under components.headers, of the request id header every response carries. */
 const REQUEST_ID_HEADER_COMPONENT = 'X-Request-Id';
 
@@ -224,23 +238,18 @@ const REQUEST_ID_HEADER_COMPONENT = 'X-Request-Id';
  * client quotes it to find its request in the logs. Declared once under components.headers.
  */
 export function documentRequestIdHeader(document: OpenAPIObject): OpenAPIObject {
-  document.components ??= {};
-  document.components.headers = {
-    ...document.components.headers,
+  const { [REQUEST_ID_HEADER_COMPONENT]: requestId } = declareComponentHeaders(document, {
     [REQUEST_ID_HEADER_COMPONENT]: {
       description:
         "The request's id in the service's logs: the caller's own x-request-id when it is 1–128 characters of " +
         'A–Z, a–z, 0–9, ".", "_" and "-", a new UUID otherwise',
       schema: { type: 'string', example: '0b9e4c1e-3f4a-4d2b-9a57-2f1f6f0c8e11' },
     },
-  };
+  });
   for (const [operation] of documentOperations(document)) {
     for (const response of Object.values(operation.responses)) {
       if (!response || '$ref' in response) continue;
-      response.headers = {
-        [REQUEST_ID_HEADER]: { $ref: `#/components/headers/${REQUEST_ID_HEADER_COMPONENT}` },
-        ...response.headers,
-      };
+      response.headers = { [REQUEST_ID_HEADER]: requestId, ...response.headers };
     }
   }
   return document;

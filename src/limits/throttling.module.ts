@@ -10,7 +10,12 @@ import {
 import { APP_GUARD } from '@nestjs/core';
 import { ApiExtension, type OpenAPIObject } from '@nestjs/swagger';
 import { SkipThrottle, ThrottlerGuard, type ThrottlerLimitDetail, ThrottlerModule } from '@nestjs/throttler';
-import { documentOperations, errorResponseContent, retryAfterHeader } from '../common/openapi-errors.js';
+import {
+  declareComponentHeaders,
+  documentOperations,
+  errorResponseContent,
+  retryAfterHeader,
+} from '../common/openapi-errors.js';
 import type { AppConfig } from '../config/app-config.js';
 
 /** The headers @nestjs/throttler sets on every request it counts (its default names, no throttler name). */
@@ -58,9 +63,7 @@ export function documentRateLimit(document: OpenAPIObject, config: AppConfig): O
   const { throttleLimit: limit, throttleTtlMs: ttlMs } = config.http;
   if (limit <= 0) return document;
   const seconds = Math.ceil(ttlMs / 1000);
-  document.components ??= {};
-  document.components.headers = {
-    ...document.components.headers,
+  const rateLimitHeaders = declareComponentHeaders(document, {
     [RATE_LIMIT_HEADERS.limit]: {
       description: `Requests one client may send per window (THROTTLE_LIMIT, here ${limit})`,
       schema: { type: 'integer', minimum: 0, example: limit },
@@ -73,10 +76,7 @@ export function documentRateLimit(document: OpenAPIObject, config: AppConfig): O
       description: `Seconds until the current window ends (THROTTLE_TTL_MS, here ${seconds} s a window)`,
       schema: { type: 'integer', minimum: 0, example: seconds },
     },
-  };
-  const rateLimitHeaders = Object.fromEntries(
-    Object.values(RATE_LIMIT_HEADERS).map((name) => [name, { $ref: `#/components/headers/${name}` }]),
-  );
+  });
   for (const [operation] of documentOperations(document)) {
     if ((operation as unknown as Record<string, unknown>)[OPENAPI_RATE_LIMITED_EXTENSION] === false) continue;
     // The counters of the window this request was counted in, on every answer that got past the limit.
