@@ -94,8 +94,8 @@ export async function textOf(
   return finish(format === 'html' ? await htmlToText(source, { readTimeoutMs }) : source, format);
 }
 
-/** Each format in the message refusing a file of it without text, as the other messages name it. */
-const EMPTY_WHAT: Record<IngestFormat, string> = {
+/** Each format as the messages refusing a file of it name it (no text, too slow, too large, unreadable). */
+const FORMAT_WHAT: Record<IngestFormat, string> = {
   txt: 'The document',
   md: 'The markdown document',
   html: 'The HTML document',
@@ -112,7 +112,7 @@ function finish(raw: string, format: IngestFormat): string {
   const text = tidy(normalizeText(raw.replaceAll('\u0000', '').toWellFormed()));
   if (text === '') {
     const hint = format === 'pdf' ? ' (a scanned PDF needs OCR, which is not supported)' : '';
-    throw new ExtractionError(`${EMPTY_WHAT[format]} contains no text${hint}`, 'empty');
+    throw new ExtractionError(`${FORMAT_WHAT[format]} contains no text${hint}`, 'empty');
   }
   return text;
 }
@@ -258,9 +258,6 @@ export const HTML_MAX_DEPTH = 10_000;
 /** What a message refusing a file too large or too slow for a reader advises. */
 const SPLIT_ADVICE = ': split the document or send its text';
 
-/** A .docx in the messages refusing it. */
-const DOCX_WHAT = 'The .docx document';
-
 /** How long htmlToText may take, and how its refusals (too slow, nested too deep) name the document. */
 interface HtmlReadBudget {
   /** The budget (default EXTRACTION_LIMITS.readTimeoutMs), counted from startedAt. */
@@ -300,7 +297,7 @@ export async function htmlToText(html: string, budget: HtmlReadBudget = {}): Pro
   const {
     readTimeoutMs = EXTRACTION_LIMITS.readTimeoutMs,
     startedAt = performance.now(),
-    what = 'The HTML document',
+    what = FORMAT_WHAT.html,
     advice = ' (malformed markup?): convert it to text first',
   } = budget;
   const out: string[] = [];
@@ -613,7 +610,7 @@ async function assertDocxWithinBounds(buffer: Buffer): Promise<void> {
     return; // not a zip: mammoth says so in its own words
   }
   const tooLarge = (what: string): ExtractionError =>
-    new ExtractionError(`${DOCX_WHAT} ${what}${SPLIT_ADVICE}`, 'too-large');
+    new ExtractionError(`${FORMAT_WHAT.docx} ${what}${SPLIT_ADVICE}`, 'too-large');
   let bytes = 0;
   let paragraphs = 0;
   let elements = 0;
@@ -673,7 +670,7 @@ async function docxToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): P
       script: DOCX_CONVERTER,
       buffer,
       workerData: {},
-      what: DOCX_WHAT,
+      what: FORMAT_WHAT.docx,
       interpret: (message: DocxConverterMessage) => {
         switch (message.kind) {
           case 'html':
@@ -689,7 +686,7 @@ async function docxToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): P
   return await htmlToText(html, {
     readTimeoutMs: limits.readTimeoutMs,
     startedAt,
-    what: DOCX_WHAT,
+    what: FORMAT_WHAT.docx,
     advice: SPLIT_ADVICE,
     continueNumbering: true,
   });
@@ -862,7 +859,7 @@ async function pdfToText(buffer: Buffer, limits: Readonly<ExtractionLimits>): Pr
       script: PDF_READER,
       buffer,
       workerData: { maxPages: PDF_PAGES_MAX },
-      what: 'The PDF',
+      what: FORMAT_WHAT.pdf,
       interpret: (message: PdfReaderMessage) => {
         switch (message.kind) {
           case 'page':
