@@ -17,27 +17,20 @@ export function hasBody(request: FastifyRequest): boolean {
 }
 
 /**
- * Per route (`POST /documents/:documentId`, as Fastify names it), the media types its OpenAPI
- * operation takes a body in; a route that takes none is absent.
+ * Per route (`POST /documents/:documentId`, as Fastify names it), the request body its OpenAPI
+ * operation takes: its media types, and whether it is required. A route that takes none is absent.
  */
-export function consumedMediaTypes(document: OpenAPIObject): Map<string, string[]> {
-  const consumed = new Map<string, string[]>();
+function requestBodies(document: OpenAPIObject): Map<string, { mediaTypes: string[]; required: boolean }> {
+  const bodies = new Map<string, { mediaTypes: string[]; required: boolean }>();
   for (const [operation, method, path] of documentOperations(document)) {
     const body = operation.requestBody;
     if (!body || '$ref' in body) continue;
-    consumed.set(documentRouteKey(method, path), Object.keys(body.content));
+    bodies.set(documentRouteKey(method, path), {
+      mediaTypes: Object.keys(body.content),
+      required: body.required === true,
+    });
   }
-  return consumed;
-}
-
-/** The routes whose OpenAPI operation takes a body but does not require one (`POST /documents/recount`). */
-function optionalBodyRoutes(document: OpenAPIObject): Set<string> {
-  const optional = new Set<string>();
-  for (const [operation, method, path] of documentOperations(document)) {
-    const body = operation.requestBody;
-    if (body && !('$ref' in body) && body.required !== true) optional.add(documentRouteKey(method, path));
-  }
-  return optional;
+  return bodies;
 }
 
 /**
@@ -50,17 +43,19 @@ function optionalBodyRoutes(document: OpenAPIObject): Set<string> {
  * Call before init.
  */
 export function useContentTypeCheck(app: NestFastifyApplication, document: OpenAPIObject): void {
-  const consumed = consumedMediaTypes(document);
-  const optional = optionalBodyRoutes(document);
+  const bodies = requestBodies(document);
   refuseOnRequest(app, (request) => {
     const contentType = request.headers['content-type'];
+    // The route's body is looked up only when the request says something of one: not on every read.
     if (!hasBody(request)) {
       // No body, though a Content-Type says what it would be (client generators send one always): on a
       // route whose body is optional that is the request without one, not Fastify's 400 for an empty JSON body.
-      if (contentType !== undefined && optional.has(requestRouteKey(request))) delete request.headers['content-type'];
+      if (contentType !== undefined && bodies.get(requestRouteKey(request))?.required === false) {
+        delete request.headers['content-type'];
+      }
       return undefined;
     }
-    const takes = consumed.get(requestRouteKey(request));
+    const takes = bodies.get(requestRouteKey(request))?.mediaTypes;
     if (contentType === undefined) {
       // Fastify refuses it too, but with a bare "Unsupported Media Type" that says nothing of what to send.
       return takes === undefined
